@@ -1,0 +1,28 @@
+# Thin aliases. A fresh machine needs only Python 3.11, pip and make: uv is installed on
+# first use, and the lock file decides every package version.
+PYTHON ?= python3
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test lint format uv
+
+run: uv  ## start the platform on http://localhost:3000 (embedded: SQLite + in-process)
+	$(UV) run --frozen botplatform serve
+
+test: uv  ## the whole test suite, on every backend that is reachable (all of them in CI)
+	$(UV) run --frozen pytest
+
+lint: uv
+	$(UV) run --frozen ruff check src tests
+	$(UV) run --frozen ruff format --check src tests
+	$(UV) run --frozen mypy
+
+format: uv
+	$(UV) run --frozen ruff format src tests
+	$(UV) run --frozen ruff check --fix src tests
+
+uv:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
+	  || $(PYTHON) -m pip install --quiet --user uv 2>/dev/null \
+	  || $(PYTHON) -m pip install --quiet uv 2>/dev/null \
+	  || $(PYTHON) -m pip install --quiet --user --break-system-packages uv

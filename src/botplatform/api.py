@@ -1,0 +1,15 @@
+"""Includes every domain's router; nothing else."""
+
+from fastapi import APIRouter
+
+from botplatform.auth.endpoints import router as auth_router
+from botplatform.invitation.endpoints import router as invitation_router
+from botplatform.kit.envelope import ERROR_RESPONSES
+from botplatform.member.endpoints import router as member_router
+from botplatform.workspace.endpoints import router as workspace_router
+
+api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
+api_router.include_router(auth_router)
+api_router.include_router(workspace_router)
+api_router.include_router(member_router)
+api_router.include_router(invitation_router)

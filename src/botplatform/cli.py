@@ -1,0 +1,184 @@
+"""The `botplatform` command: the Python counterpart of the original npm scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from botplatform.bootstrap import NewCredentials, first_start, generate_password, seed_demo_members
+from botplatform.config import Settings, load_settings
+from botplatform.kit.errors import AppError
+from botplatform.runtime import Runtime
+
+app = typer.Typer(help="WhatsApp Bot Platform", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database: migrate, seed, reset, ping", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+T = TypeVar("T")
+
+
+def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def run() -> T:
+        runtime = Runtime.create(settings)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(run())
+
+
+def _print_credentials(created: list[NewCredentials]) -> None:
+    if not created:
+        return
+    typer.echo("\n  Credentials (shown only this once — keep them safe):")
+    for item in created:
+        typer.echo(f"    {item.role:<11} {item.email:<34} {item.password}")
+    typer.echo("")
+
+
+def _setup(settings: Settings) -> None:
+    from botplatform import migrate
+
+    migrate.upgrade(settings)
+    _print_credentials(_with_runtime(settings, first_start))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (PORT, default 3000)")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+) -> None:
+    """Run the platform. On the embedded default it migrates and creates the first
+    superadmin and demo workspace first (AUTO_MIGRATE overrides)."""
+    import uvicorn
+
+    settings = load_settings()
+    if settings.should_auto_migrate:
+        _setup(settings)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    typer.echo(f"WhatsApp Bot Platform on http://{_display_host(bind_host)}:{bind_port}")
+    uvicorn.run(
+        "botplatform.main:app_factory",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        reload=reload,
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or "127.0.0.1",
+        log_config=None,
+        access_log=False,
+    )
+
+
+def _display_host(host: str) -> str:
+    wildcard_or_loopback = ("127.0.0.1", "0.0.0.0", "::")  # noqa: S104 - compared, not bound
+    return "localhost" if host in wildcard_or_loopback else host
+
+
+@app.command()
+def worker() -> None:
+    """Run background job workers."""
+    typer.echo(
+        "not available: the background job system has not landed yet (issue 3); "
+        "nothing is queued until it does.",
+        err=True,
+    )
+    raise typer.Exit(2)
+
+
+@app.command()
+def setup() -> None:
+    """Migrate the database and create the first superadmin and a demo workspace if absent."""
+    _setup(load_settings())
+    typer.echo("Setup complete.")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str, typer.Option(prompt=True, help="Email of the new superadmin")],
+    name: Annotated[str, typer.Option(help="Display name")] = "Administrator",
+    password: Annotated[
+        str | None, typer.Option(help="Password; generated and printed when omitted")
+    ] = None,
+) -> None:
+    """Create a platform superadmin (or promote an existing user)."""
+    from botplatform.auth.service import create_user, find_by_email
+
+    chosen = password or generate_password()
+
+    async def work(runtime: Runtime) -> list[NewCredentials]:
+        async with runtime.db.unit_of_work() as db:
+            user = await find_by_email(db, email)
+            if user is not None:
+                user.is_superadmin = True
+                typer.echo(f"{user.email} is now a superadmin.")
+                return []
+            user = await create_user(db, runtime, email, chosen, name, is_superadmin=True)
+            return [NewCredentials(user.email, chosen, "superadmin")] if not password else []
+
+    try:
+        _print_credentials(_with_runtime(load_settings(), work))
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo("Superadmin ready.")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply every pending migration."""
+    from botplatform import migrate
+
+    migrate.upgrade(load_settings())
+    typer.echo("Database is at the latest migration.")
+
+
+@db_app.command("seed")
+def db_seed() -> None:
+    """Create the demo workspace and one demo user per role (migrating first if needed)."""
+    from botplatform import migrate
+
+    settings = load_settings()
+    migrate.upgrade(settings)
+    _print_credentials(_with_runtime(settings, seed_demo_members))
+    typer.echo("Demo data ready.")
+
+
+@db_app.command("reset")
+def db_reset(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Drop every table and migrate again. Refused when APP_ENV=production."""
+    from botplatform import migrate
+
+    settings = load_settings()
+    if settings.env == "production":
+        typer.echo("error: db reset is refused when APP_ENV=production.", err=True)
+        raise typer.Exit(1)
+    if not yes:
+        typer.confirm("This deletes all data. Continue?", abort=True)
+    migrate.downgrade(settings)
+    migrate.upgrade(settings)
+    typer.echo("Database reset.")
+
+
+@db_app.command("ping")
+def db_ping() -> None:
+    """Report database and Redis reachability; exit 1 when one is down."""
+    from botplatform.health.service import readiness
+
+    checks = _with_runtime(load_settings(), readiness)
+    for name, state in checks.items():
+        typer.echo(f"{name}: {state}")
+    if "down" in checks.values():
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

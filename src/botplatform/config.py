@@ -1,0 +1,159 @@
+"""Every setting of the platform, read once from the environment (and `.env`).
+
+The names are the ones SPEC.md and the original description use, so an existing `.env` keeps
+working. Nothing else in the code reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
+    )
+
+    # --- core -------------------------------------------------------------------------------
+    env: Literal["development", "production", "test"] = Field("development", alias="APP_ENV")
+    # The original's NEXTAUTH_URL / NEXTAUTH_SECRET are accepted too, so its .env works.
+    app_url: str = Field(
+        "http://localhost:3000", validation_alias=AliasChoices("APP_URL", "NEXTAUTH_URL")
+    )
+    secret_key: str = Field("", validation_alias=AliasChoices("SECRET_KEY", "NEXTAUTH_SECRET"))
+    data_dir: Path = Field(DEFAULT_DATA_DIR, alias="DATA_DIR")
+    log_dir: Path = Field(Path("logs"), alias="LOG_DIR")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_to_stdout: bool = Field(True, alias="LOG_TO_STDOUT")
+
+    # --- storage backends -------------------------------------------------------------------
+    # Empty DATABASE_URL means the embedded SQLite file under DATA_DIR; empty REDIS_URL means
+    # in-process cache, sessions, rate limits and queue (one process only).
+    database_url: str = Field("", alias="DATABASE_URL")
+    database_replica_url: str = Field("", alias="DATABASE_REPLICA_URL")
+    database_pool_size: int = Field(10, alias="DATABASE_POOL_SIZE")
+    database_pgbouncer: bool = Field(False, alias="DATABASE_PGBOUNCER")
+    redis_url: str = Field("", alias="REDIS_URL")
+    auto_migrate: bool | None = Field(None, alias="AUTO_MIGRATE")
+
+    # --- HTTP -------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", alias="HOST")
+    port: int = Field(3000, alias="PORT")
+    max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES")
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CORS_ORIGINS")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="TRUSTED_PROXIES"
+    )
+
+    # --- authentication ---------------------------------------------------------------------
+    session_idle_seconds: int = Field(7 * 24 * 3600, alias="SESSION_IDLE_SECONDS")
+    session_max_seconds: int = Field(30 * 24 * 3600, alias="SESSION_MAX_SECONDS")
+    invitation_ttl_seconds: int = Field(7 * 24 * 3600, alias="INVITATION_TTL_SECONDS")
+    password_min_length: int = Field(12, alias="PASSWORD_MIN_LENGTH")
+    password_min_score: int = Field(2, ge=0, le=4, alias="PASSWORD_MIN_SCORE")
+    argon2_time_cost: int = Field(3, alias="ARGON2_TIME_COST")
+    argon2_memory_cost_kib: int = Field(65536, alias="ARGON2_MEMORY_COST_KIB")
+    argon2_parallelism: int = Field(4, alias="ARGON2_PARALLELISM")
+
+    # --- first start ------------------------------------------------------------------------
+    admin_email: str = Field("admin@example.com", alias="ADMIN_EMAIL")
+    admin_password: str = Field("", alias="ADMIN_PASSWORD")
+
+    # --- email (used by the job system) -----------------------------------------------------
+    smtp_host: str = Field("", alias="SMTP_HOST")
+    smtp_port: int = Field(587, alias="SMTP_PORT")
+    smtp_user: str = Field("", alias="SMTP_USER")
+    smtp_pass: str = Field("", alias="SMTP_PASS")
+    smtp_from: str = Field("WhatsApp Bot Platform <noreply@localhost>", alias="SMTP_FROM")
+    smtp_starttls: bool = Field(True, alias="SMTP_STARTTLS")
+    smtp_ssl: bool = Field(False, alias="SMTP_SSL")
+
+    # --- media storage ----------------------------------------------------------------------
+    aws_access_key_id: str = Field("", alias="AWS_ACCESS_KEY_ID")
+    aws_secret_access_key: str = Field("", alias="AWS_SECRET_ACCESS_KEY")
+    aws_s3_bucket: str = Field("", alias="AWS_S3_BUCKET")
+    aws_region: str = Field("us-east-1", alias="AWS_REGION")
+    aws_endpoint_url: str = Field("", alias="AWS_ENDPOINT_URL")
+
+    # --- providers --------------------------------------------------------------------------
+    whatsapp_api_key: str = Field("", alias="WHATSAPP_API_KEY")
+    facebook_app_secret: str = Field("", alias="FACEBOOK_APP_SECRET")
+    openai_api_key: str = Field("", alias="OPENAI_API_KEY")
+    whatsapp_api_base_url: str = Field("https://graph.facebook.com", alias="WHATSAPP_API_BASE_URL")
+    whatsapp_api_version: str = Field("v21.0", alias="WHATSAPP_API_VERSION")
+    messenger_api_base_url: str = Field(
+        "https://graph.facebook.com", alias="MESSENGER_API_BASE_URL"
+    )
+    telegram_api_base_url: str = Field("https://api.telegram.org", alias="TELEGRAM_API_BASE_URL")
+    slack_api_base_url: str = Field("https://slack.com/api", alias="SLACK_API_BASE_URL")
+    openai_base_url: str = Field("https://api.openai.com/v1", alias="OPENAI_BASE_URL")
+
+    # --- monitoring -------------------------------------------------------------------------
+    sentry_dsn: str = Field("", alias="SENTRY_DSN")
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def is_embedded(self) -> bool:
+        """Embedded mode: SQLite and in-process everything, one process."""
+        return not self.redis_url
+
+    @cached_property
+    def database_dsn(self) -> str:
+        """The SQLAlchemy async URL for DATABASE_URL (plain postgres:// URLs are accepted)."""
+        url = self.database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{self.data_dir / 'botplatform.db'}"
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_dsn.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        # Several app replicas migrating at once is a footgun, so only the embedded SQLite
+        # default migrates on start unless told otherwise.
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+    @cached_property
+    def signing_key(self) -> str:
+        """SECRET_KEY, or in development a key generated once and kept under DATA_DIR."""
+        if self.secret_key:
+            return self.secret_key
+        if self.env == "production":
+            raise RuntimeError("SECRET_KEY must be set in production")
+        key_file = self.data_dir / "secret_key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

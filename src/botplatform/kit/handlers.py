@@ -1,0 +1,81 @@
+"""One place turns every failure into the envelope; nothing escapes as a bare 500 page."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from botplatform.kit.envelope import error_from, error_response
+from botplatform.kit.errors import AppError
+from botplatform.kit.logging import get_logger
+
+log = get_logger("botplatform.errors")
+
+_CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+    if exc.status_code >= 500:
+        log.error("request_failed", code=exc.code, error=exc.message)
+    return error_from(exc)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return error_response(
+            400, "malformed_json", "The request body is not valid JSON.", _describe(errors)
+        )
+    return error_response(422, "validation_error", "The request is not valid.", _describe(errors))
+
+
+def _describe(errors: Any) -> list[dict[str, Any]]:
+    # Only plain fields: pydantic's ctx may hold exception objects that are not JSON.
+    return [
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ())),
+            "message": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
+        for error in errors
+    ]
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    status = exc.status_code
+    code = _CODES_BY_STATUS.get(status, "error")
+    if status == 404 and exc.detail == "Not Found":
+        message = f"No route {request.method} {request.url.path}."
+    elif status == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}."
+    else:
+        message = str(exc.detail) if exc.detail else HTTPStatus(status).phrase
+    return error_response(status, code, message, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path)
+    return error_response(500, "internal_error", "An unexpected error occurred.")

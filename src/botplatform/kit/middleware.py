@@ -1,0 +1,150 @@
+"""Pure ASGI middleware: request id and access log, body size limit and content type.
+
+Pure ASGI (not BaseHTTPMiddleware) so they add no task hop and keep contextvars intact.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import structlog
+
+from botplatform.kit.envelope import error_from, error_response
+from botplatform.kit.errors import PayloadTooLarge, UnsupportedMediaType
+from botplatform.kit.logging import get_logger
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+access_log = get_logger("botplatform.access")
+error_log = get_logger("botplatform.errors")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (the caller's X-Request-ID when well-formed), binds it to
+    every log line of the request, returns it as a header and writes one access line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Caught here rather than by Starlette's outermost handler so that the 500 also
+            # carries the request id; internals go to the log, never to the client.
+            error_log.exception("unhandled_error", path=scope.get("path"))
+            if scope["type"] != "http" or status != 500 or response_started:
+                raise
+            response = error_response(500, "internal_error", "An unexpected error occurred.")
+            await response(scope, receive, send_with_id)
+        finally:
+            if scope["type"] == "http":
+                access_log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    client=(scope.get("client") or ("", 0))[0],
+                )
+            structlog.contextvars.clear_contextvars()
+
+
+class BodyGuardMiddleware:
+    """Refuses bodies over the size limit (413) and non-JSON bodies on the JSON API (415),
+    in the envelope, before any route runs. The body is read once and replayed downstream,
+    so a handler that needs the raw bytes (webhook signatures) still gets them."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, json_prefix: str = "/api/") -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.json_prefix = json_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body.extend(message.get("body", b""))
+            more = message.get("more_body", False)
+            if len(body) > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        if body and scope["path"].startswith(self.json_prefix) and not _is_json(scope):
+            await error_from(UnsupportedMediaType())(scope, receive, send)
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        too_large = PayloadTooLarge(
+            f"The request body is larger than {self.max_body_bytes} bytes.",
+            details={"max_bytes": self.max_body_bytes},
+        )
+        await error_from(too_large, headers={"connection": "close"})(scope, receive, send)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,0 +1,76 @@
+"""Alembic environment: one history for SQLite and PostgreSQL, run on our own async engine
+(so SQLite gets its pragmas) and, on PostgreSQL, under an advisory lock so that several
+replicas starting at once migrate one after another."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from alembic import context
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from botplatform.config import load_settings
+from botplatform.db import create_engine
+from botplatform.models import Base
+from botplatform.models.base import UTCDateTime
+
+MIGRATION_LOCK_ID = 727_465_001
+
+
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
+    # Migrations must not import application types: UTCDateTime is DateTime(timezone=True)
+    # in the database, and that is what the migration files say.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        render_item=render_item,
+        compare_type=True,
+    )
+
+
+def _run(connection: Connection) -> None:
+    _configure(connection)
+    is_postgres = connection.dialect.name == "postgresql"
+    if is_postgres:
+        connection.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if is_postgres:
+            connection.execute(text(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+
+
+async def _run_online() -> None:
+    url = context.config.get_main_option("sqlalchemy.url")
+    settings = load_settings()
+    engine = create_engine(settings, url or None)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(
+        url=context.config.get_main_option("sqlalchemy.url") or load_settings().database_dsn,
+        target_metadata=Base.metadata,
+        literal_binds=True,
+        render_item=render_item,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_online())

@@ -1,0 +1,9 @@
+"""Every model, imported here so the metadata (and Alembic) sees all tables."""
+
+from botplatform.models.base import Base, WorkspaceScoped
+from botplatform.models.invitation import Invitation
+from botplatform.models.membership import Membership
+from botplatform.models.user import User
+from botplatform.models.workspace import Workspace
+
+__all__ = ["Base", "Invitation", "Membership", "User", "Workspace", "WorkspaceScoped"]

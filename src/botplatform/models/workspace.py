@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from botplatform.models.base import Base, IdMixin, TimestampMixin, UTCDateTime
+
+
+class Workspace(IdMixin, TimestampMixin, Base):
+    """The tenant. Every tenant row points here through `workspace_id`."""
+
+    __tablename__ = "workspaces"
+
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    plan: Mapped[str] = mapped_column(String(20), default="starter")
+    # A deleted workspace disappears for everyone at once; its rows are purged after the
+    # grace period (SPEC §8) by the privacy jobs.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

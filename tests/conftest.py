@@ -1,0 +1,206 @@
+"""One suite, two backends: every test that uses the app runs on SQLite + in-process and on
+PostgreSQL + Redis. A backend whose service is missing fails the run when CI=true (or
+BOTPLATFORM_REQUIRE_BACKENDS=1); elsewhere it is skipped with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import redis
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import delete
+
+from botplatform import migrate
+from botplatform.config import Settings
+from botplatform.kit.kv import MemoryStore, RedisStore
+from botplatform.main import create_app
+from botplatform.models import Base
+from botplatform.runtime import Runtime
+
+PG_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/botplatform_test"
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+BACKENDS = [
+    name.strip()
+    for name in os.environ.get("BOTPLATFORM_TEST_BACKENDS", "sqlite,postgres").split(",")
+    if name.strip()
+]
+REQUIRE_BACKENDS = (
+    os.environ.get("CI", "").lower() == "true"
+    or os.environ.get("BOTPLATFORM_REQUIRE_BACKENDS") == "1"
+)
+
+
+def _missing(reason: str) -> None:
+    if REQUIRE_BACKENDS:
+        pytest.fail(f"required test backend unavailable: {reason}", pytrace=False)
+    pytest.skip(f"backend unavailable: {reason}")
+
+
+async def _recreate_postgres_database(url: str) -> None:
+    base, name = url.rsplit("/", 1)
+    connection = await asyncpg.connect(f"{base}/postgres", timeout=5)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+def base_settings(tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "secret_key": "test-secret-key-not-for-production",
+        "data_dir": tmp / "data",
+        "log_dir": tmp / "logs",
+        "log_to_stdout": False,
+        "log_level": "INFO",
+        # Cheap hashing keeps the suite fast; production defaults are in config.py.
+        "argon2_time_cost": 1,
+        "argon2_memory_cost_kib": 1024,
+        "argon2_parallelism": 1,
+        "max_body_bytes": 64 * 1024,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def _prepare_postgres(tmp: Path) -> Settings:
+    try:
+        asyncio.run(_recreate_postgres_database(PG_URL))
+    except (OSError, asyncpg.PostgresError) as exc:
+        _missing(f"PostgreSQL at {PG_URL}: {exc}")
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        client.ping()
+        client.flushdb()
+        client.close()
+    except redis.RedisError as exc:
+        _missing(f"Redis at {REDIS_URL}: {exc}")
+    return base_settings(tmp, database_url=PG_URL, redis_url=REDIS_URL)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for one backend, its database created fresh and migrated to head."""
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "postgres":
+        settings = _prepare_postgres(tmp)
+    elif request.param == "sqlite":
+        settings = base_settings(tmp, database_url=f"sqlite:///{tmp / 'test.db'}", redis_url="")
+    else:
+        raise pytest.UsageError(f"unknown backend {request.param!r}")
+    migrate.upgrade(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture(scope="session")
+def runtime(app: FastAPI) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+async def _clean(runtime: Runtime) -> None:
+    async with runtime.db.unit_of_work() as db:
+        for table in reversed(Base.metadata.sorted_tables):
+            await db.execute(delete(table))
+    if isinstance(runtime.kv, MemoryStore):
+        await runtime.kv.close()
+    elif isinstance(runtime.kv, RedisStore):
+        await runtime.kv.client.flushdb()
+
+
+@pytest.fixture
+async def client(app: FastAPI, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app; every row and key is gone again after the test."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+    await _clean(runtime)
+
+
+@dataclass
+class Account:
+    email: str
+    password: str
+    token: str
+    user_id: uuid.UUID
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+STRONG_PASSWORD = "violet-harbour-lantern-42"
+
+
+class Api:
+    """Small helpers over the HTTP API so that tests read as what a user does."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def register(self, email: str | None = None, name: str = "Test User") -> Account:
+        email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+        response = await self.http.post(
+            "/api/v1/auth/register",
+            json={"email": email, "password": STRONG_PASSWORD, "name": name},
+        )
+        assert response.status_code == 201, response.text
+        data = response.json()["data"]
+        return Account(email, STRONG_PASSWORD, data["access_token"], uuid.UUID(data["user"]["id"]))
+
+    async def create_workspace(self, owner: Account, name: str = "Acme") -> str:
+        response = await self.http.post(
+            "/api/v1/workspaces", json={"name": name}, headers=owner.headers
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["data"]["id"])
+
+    async def invite(self, inviter: Account, ws: str, email: str, role: str) -> dict[str, Any]:
+        response = await self.http.post(
+            f"/api/v1/workspaces/{ws}/invitations",
+            json={"email": email, "role": role},
+            headers=inviter.headers,
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json()["data"])
+
+    async def add_member(self, owner: Account, ws: str, role: str) -> Account:
+        """A new user who joined `ws` with `role` through a real invitation."""
+        member = await self.register()
+        created = await self.invite(owner, ws, member.email, role)
+        token = created["link"].split("token=", 1)[1]
+        response = await self.http.post(
+            "/api/v1/invitations/accept", json={"token": token}, headers=member.headers
+        )
+        assert response.status_code == 200, response.text
+        return member
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient) -> Api:
+    return Api(client)
+
+
+@pytest.fixture
+def tmp_settings(tmp_path: Path) -> Iterator[Settings]:
+    return base_settings(tmp_path)

@@ -1,0 +1,162 @@
+"""Tenant isolation across every workspace-scoped route, and mass assignment."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from tests.conftest import Account, Api
+
+# A body each route accepts, so a 404 cannot be a validation artefact.
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/api/v1/workspaces/{ws}"): {"name": "Renamed"},
+    ("PATCH", "/api/v1/workspaces/{ws}/members/{user_id}"): {"role": "viewer"},
+    ("POST", "/api/v1/workspaces/{ws}/invitations"): {"email": "x@example.com", "role": "viewer"},
+}
+
+
+def workspace_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) under a workspace, read from the OpenAPI document: a new route
+    is walked by this test the day it is added."""
+    return sorted(
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if "{ws}" in path
+        for method in operations
+    )
+
+
+async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account, str]:
+    """Owner A of workspace A; workspace B with a member and an invitation, and the ids a
+    route of B could be asked about."""
+    owner_a = await api.register()
+    ws_a = await api.create_workspace(owner_a, "Tenant A")
+    owner_b = await api.register()
+    ws_b = await api.create_workspace(owner_b, "Tenant B")
+    member_b = await api.add_member(owner_b, ws_b, "agent")
+    invitation_b = await api.invite(owner_b, ws_b, "someone@example.com", "viewer")
+    ids_of_b = {
+        "user_id": str(member_b.user_id),
+        "invitation_id": invitation_b["invitation"]["id"],
+    }
+    return owner_a, ws_a, ids_of_b, owner_b, ws_b
+
+
+async def _snapshot(client: httpx.AsyncClient, owner: Account, ws: str) -> list[Any]:
+    paths = ["", "/members", "/invitations"]
+    return [
+        (await client.get(f"/api/v1/workspaces/{ws}{p}", headers=owner.headers)).json()["data"]
+        for p in paths
+    ]
+
+
+async def test_every_workspace_route_answers_404_across_tenants(
+    app: FastAPI, client: httpx.AsyncClient, api: Api
+) -> None:
+    owner_a, ws_a, ids_of_b, owner_b, ws_b = await _two_tenants(api)
+    before = await _snapshot(client, owner_b, ws_b)
+    routes = workspace_routes(app)
+    assert len(routes) >= 10
+    checked = []
+    for method, path in routes:
+        params = set(re.findall(r"{(\w+)}", path)) - {"ws"}
+        assert params <= set(ids_of_b), f"no cross-tenant id for {params} in {path}"
+        body = BODIES.get((method, path))
+        # B's workspace itself, and B's objects under A's workspace: both must be invisible.
+        for ws in (ws_b, ws_a) if params else (ws_b,):
+            url = path.replace("{ws}", ws)
+            for name in params:
+                url = url.replace("{" + name + "}", ids_of_b[name])
+            response = await client.request(method, url, json=body, headers=owner_a.headers)
+            assert response.status_code == 404, (method, url, response.text)
+            assert response.json()["success"] is False
+            checked.append((method, url))
+    assert len(checked) > len(routes)
+    assert await _snapshot(client, owner_b, ws_b) == before
+
+
+async def test_non_member_cannot_tell_a_workspace_exists(
+    client: httpx.AsyncClient, api: Api
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    stranger = await api.register()
+    exists = await client.get(f"/api/v1/workspaces/{ws}", headers=stranger.headers)
+    missing = await client.get(
+        "/api/v1/workspaces/00000000-0000-4000-8000-000000000000", headers=stranger.headers
+    )
+    assert exists.status_code == missing.status_code == 404
+    assert exists.json()["error"] == missing.json()["error"]
+
+
+async def test_register_refuses_superadmin_and_role_fields(
+    client: httpx.AsyncClient, api: Api
+) -> None:
+    for extra in ({"is_superadmin": True}, {"role": "owner"}, {"workspace_id": "x"}):
+        response = await client.post(
+            "/api/v1/auth/register",
+            json={"email": "sneaky@example.com", "password": "violet-harbour-lantern-42", **extra},
+        )
+        assert response.status_code == 422, extra
+        assert response.json()["error"]["code"] == "validation_error"
+    account = await api.register("sneaky@example.com")
+    me = (await client.get("/api/v1/me", headers=account.headers)).json()["data"]
+    assert me["user"]["is_superadmin"] is False
+
+
+async def test_workspace_body_cannot_set_id_plan_or_owner(
+    client: httpx.AsyncClient, api: Api
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner, "Original")
+    other = await api.register()
+    other_ws = await api.create_workspace(other, "Other")
+    attempts = [
+        ("POST", "/api/v1/workspaces", {"name": "X", "plan": "enterprise"}),
+        ("POST", "/api/v1/workspaces", {"name": "X", "id": other_ws}),
+        ("PATCH", f"/api/v1/workspaces/{ws}", {"name": "Y", "plan": "enterprise"}),
+        ("PATCH", f"/api/v1/workspaces/{ws}", {"name": "Y", "workspace_id": other_ws}),
+        ("PATCH", f"/api/v1/workspaces/{ws}", {"role": "owner"}),
+    ]
+    for method, url, body in attempts:
+        response = await client.request(method, url, json=body, headers=owner.headers)
+        assert response.status_code == 422, (method, body)
+    workspace = (await client.get(f"/api/v1/workspaces/{ws}", headers=owner.headers)).json()
+    assert workspace["data"]["name"] == "Original"
+    assert workspace["data"]["plan"] == "starter"
+    listed = (await client.get("/api/v1/workspaces", headers=owner.headers)).json()["data"]
+    assert [item["id"] for item in listed] == [ws]
+
+
+async def test_member_and_invitation_bodies_cannot_move_tenants(
+    client: httpx.AsyncClient, api: Api
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    other_ws = await api.create_workspace(await api.register(), "Other")
+    agent = await api.add_member(owner, ws, "agent")
+    patch = await client.patch(
+        f"/api/v1/workspaces/{ws}/members/{agent.user_id}",
+        json={"role": "viewer", "workspace_id": other_ws},
+        headers=owner.headers,
+    )
+    assert patch.status_code == 422
+    invite = await client.post(
+        f"/api/v1/workspaces/{ws}/invitations",
+        json={"email": "new@example.com", "role": "viewer", "workspace_id": other_ws},
+        headers=owner.headers,
+    )
+    assert invite.status_code == 422
+    member = await client.get(
+        f"/api/v1/workspaces/{ws}/members/{agent.user_id}", headers=owner.headers
+    )
+    assert member.json()["data"]["role"] == "agent"
+    accept = await client.post(
+        "/api/v1/invitations/accept",
+        json={"token": "x" * 20, "role": "owner"},
+        headers=agent.headers,
+    )
+    assert accept.status_code == 422
