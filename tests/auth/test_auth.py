@@ -161,3 +161,30 @@ async def test_session_slides_but_never_outlives_its_lifetime(runtime: Runtime) 
     assert found.expires_at == created.expires_at
     await runtime.sessions.revoke_hash(created.user_id, created.session_hash)
     assert await runtime.sessions.get(session_id) is None
+
+
+async def test_each_use_extends_the_idle_expiry(runtime: Runtime) -> None:
+    import asyncio
+    import uuid
+
+    session_id, created = await runtime.sessions.create(uuid.uuid4())
+    key = f"session:{created.session_hash}"
+    await runtime.kv.expire(key, 1)  # as if the session were about to go idle
+    assert await runtime.sessions.get(session_id) is not None  # this use slides it forward
+    await asyncio.sleep(1.3)
+    assert await runtime.sessions.get(session_id) is not None
+
+
+async def test_a_session_never_outlives_its_absolute_lifetime(
+    runtime: Runtime, tmp_settings: Settings
+) -> None:
+    import asyncio
+    import uuid
+
+    from botplatform.auth.sessions import SessionStore
+
+    short = SessionStore(runtime.kv, tmp_settings.model_copy(update={"session_max_seconds": 1}))
+    session_id, _ = await short.create(uuid.uuid4())
+    assert await short.get(session_id) is not None
+    await asyncio.sleep(1.2)
+    assert await short.get(session_id) is None

@@ -8,6 +8,7 @@ expiry forward, never past the absolute lifetime.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,11 +69,11 @@ class SessionStore:
             datetime.fromisoformat(record["created_at"]),
             datetime.fromisoformat(record["expires_at"]),
         )
-        remaining = int((data.expires_at - utcnow()).total_seconds())
+        remaining = (data.expires_at - utcnow()).total_seconds()
         if remaining <= 0:
             await self.revoke_hash(data.user_id, session_hash)
             return None
-        await self._kv.expire(self._key(session_hash), min(self._idle, remaining))
+        await self._kv.expire(self._key(session_hash), min(self._idle, math.ceil(remaining)))
         return data
 
     async def revoke_hash(self, user_id: uuid.UUID, session_hash: str) -> None:
