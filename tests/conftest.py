@@ -5,7 +5,12 @@ BOTPLATFORM_REQUIRE_BACKENDS=1); elsewhere it is skipped with the reason."""
 from __future__ import annotations
 
 import asyncio
+import email
+import email.message
+import email.policy
 import os
+import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -16,6 +21,7 @@ import asyncpg
 import httpx
 import pytest
 import redis
+from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import delete
@@ -58,6 +64,70 @@ async def _recreate_postgres_database(url: str) -> None:
         await connection.close()
 
 
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives. `rcpt_delay`
+    stalls the conversation at RCPT TO, before any message data has been sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.rcpt_delay = 0.0
+        self.rcpt_seen = threading.Event()
+        self.port = 0
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        self.rcpt_seen.set()
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+    def reset(self) -> None:
+        self.messages.clear()
+        self.rcpt_delay = 0.0
+        self.rcpt_seen.clear()
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    sink.port = controller.port
+    yield sink
+    controller.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def eventually(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Polls `predicate` (sync or async) until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
 def base_settings(tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "env": "test",
@@ -71,12 +141,18 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "argon2_memory_cost_kib": 1024,
         "argon2_parallelism": 1,
         "max_body_bytes": 64 * 1024,
+        # Tests run a worker inside the app on both backends; schedulers are tested alone.
+        "worker_in_process": True,
+        "worker_threads": 4,
+        "scheduler_in_process": False,
+        "smtp_host": "127.0.0.1",
+        "smtp_starttls": False,
     }
     values.update(overrides)
     return Settings(**values)
 
 
-def _prepare_postgres(tmp: Path) -> Settings:
+def _prepare_postgres(tmp: Path, **overrides: Any) -> Settings:
     try:
         asyncio.run(_recreate_postgres_database(PG_URL))
     except (OSError, asyncpg.PostgresError) as exc:
@@ -88,17 +164,22 @@ def _prepare_postgres(tmp: Path) -> Settings:
         client.close()
     except redis.RedisError as exc:
         _missing(f"Redis at {REDIS_URL}: {exc}")
-    return base_settings(tmp, database_url=PG_URL, redis_url=REDIS_URL)
+    return base_settings(tmp, database_url=PG_URL, redis_url=REDIS_URL, **overrides)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, smtp: SmtpSink
+) -> Settings:
     """Settings for one backend, its database created fresh and migrated to head."""
     tmp = tmp_path_factory.mktemp(request.param)
+    smtp_port = smtp.port
     if request.param == "postgres":
-        settings = _prepare_postgres(tmp)
+        settings = _prepare_postgres(tmp, smtp_port=smtp_port)
     elif request.param == "sqlite":
-        settings = base_settings(tmp, database_url=f"sqlite:///{tmp / 'test.db'}", redis_url="")
+        settings = base_settings(
+            tmp, database_url=f"sqlite:///{tmp / 'test.db'}", redis_url="", smtp_port=smtp_port
+        )
     else:
         raise pytest.UsageError(f"unknown backend {request.param!r}")
     migrate.upgrade(settings)
@@ -129,12 +210,15 @@ async def _clean(runtime: Runtime) -> None:
 
 
 @pytest.fixture
-async def client(app: FastAPI, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the app; every row and key is gone again after the test."""
+async def client(
+    app: FastAPI, runtime: Runtime, smtp: SmtpSink
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app; every row, key and received email is gone after the test."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
     await _clean(runtime)
+    smtp.reset()
 
 
 @dataclass

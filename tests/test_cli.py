@@ -92,7 +92,8 @@ def test_db_ping_down_exits_non_zero(tmp_path: Path, extra: dict[str, str], down
     assert down in result.output
 
 
-def test_worker_says_not_available(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["worker"], env=_env(tmp_path))
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+def test_separate_processes_need_redis(tmp_path: Path, command: str) -> None:
+    result = runner.invoke(app, [command], env=_env(tmp_path))
     assert result.exit_code == 2
-    assert "not available" in result.output
+    assert "runs inside `botplatform serve`" in result.output

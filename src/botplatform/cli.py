@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
 from botplatform.bootstrap import NewCredentials, first_start, generate_password, seed_demo_members
 from botplatform.config import Settings, load_settings
 from botplatform.kit.errors import AppError
-from botplatform.runtime import Runtime
+from botplatform.runtime import Runtime, run_with_runtime
+from botplatform.worker.cli import queue_app
 
 app = typer.Typer(help="WhatsApp Bot Platform", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database: migrate, seed, reset, ping", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-T = TypeVar("T")
-
-
-def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
-    async def run() -> T:
-        runtime = Runtime.create(settings)
-        try:
-            return await work(runtime)
-        finally:
-            await runtime.close()
-
-    return asyncio.run(run())
+app.add_typer(queue_app, name="queue")
 
 
 def _print_credentials(created: list[NewCredentials]) -> None:
@@ -45,7 +32,7 @@ def _setup(settings: Settings) -> None:
     from botplatform import migrate
 
     migrate.upgrade(settings)
-    _print_credentials(_with_runtime(settings, first_start))
+    _print_credentials(run_with_runtime(settings, first_start))
 
 
 @app.command()
@@ -81,15 +68,36 @@ def _display_host(host: str) -> str:
     return "localhost" if host in wildcard_or_loopback else host
 
 
+def _require_redis(settings: Settings, what: str) -> None:
+    if not settings.redis_url:
+        typer.echo(
+            f"error: in embedded mode (no REDIS_URL) the {what} runs inside `botplatform serve`;"
+            f" set REDIS_URL to run it as a separate process.",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
 @app.command()
-def worker() -> None:
-    """Run background job workers."""
-    typer.echo(
-        "not available: the background job system has not landed yet (issue 3); "
-        "nothing is queued until it does.",
-        err=True,
-    )
-    raise typer.Exit(2)
+def worker(
+    processes: Annotated[int | None, typer.Option(help="Processes (WORKER_PROCESSES)")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads each (WORKER_THREADS)")] = None,
+) -> None:
+    """Run background job workers (production mode, REDIS_URL set)."""
+    from botplatform.worker.runner import run_workers
+
+    settings = load_settings()
+    _require_redis(settings, "worker")
+    run_workers(processes or settings.worker_processes, threads or settings.worker_threads)
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the cron scheduler; of several, one leads and fires (production mode)."""
+    from botplatform.worker.runner import run_scheduler
+
+    _require_redis(load_settings(), "scheduler")
+    run_scheduler()
 
 
 @app.command()
@@ -123,7 +131,7 @@ def create_admin(
             return [NewCredentials(user.email, chosen, "superadmin")] if not password else []
 
     try:
-        _print_credentials(_with_runtime(load_settings(), work))
+        _print_credentials(run_with_runtime(load_settings(), work))
     except AppError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
@@ -146,7 +154,7 @@ def db_seed() -> None:
 
     settings = load_settings()
     migrate.upgrade(settings)
-    _print_credentials(_with_runtime(settings, seed_demo_members))
+    _print_credentials(run_with_runtime(settings, seed_demo_members))
     typer.echo("Demo data ready.")
 
 
@@ -173,7 +181,7 @@ def db_ping() -> None:
     """Report database and Redis reachability; exit 1 when one is down."""
     from botplatform.health.service import readiness
 
-    checks = _with_runtime(load_settings(), readiness)
+    checks = run_with_runtime(load_settings(), readiness)
     for name, state in checks.items():
         typer.echo(f"{name}: {state}")
     if "down" in checks.values():

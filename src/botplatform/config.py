@@ -57,6 +57,21 @@ class Settings(BaseSettings):
         default_factory=list, alias="TRUSTED_PROXIES"
     )
 
+    # --- jobs, scheduler, metrics -----------------------------------------------------------
+    # Default: in embedded mode the app process also runs the worker and the scheduler.
+    worker_in_process: bool | None = Field(None, alias="WORKER_IN_PROCESS")
+    scheduler_in_process: bool | None = Field(None, alias="SCHEDULER_IN_PROCESS")
+    worker_processes: int = Field(1, ge=1, alias="WORKER_PROCESSES")
+    worker_threads: int = Field(8, ge=1, alias="WORKER_THREADS")
+    queue_heartbeat_timeout_ms: int = Field(60_000, ge=1000, alias="QUEUE_HEARTBEAT_TIMEOUT_MS")
+    queue_maintenance_chance: int = Field(
+        1000, ge=0, le=1_000_000, alias="QUEUE_MAINTENANCE_CHANCE"
+    )
+    sweep_after_seconds: int = Field(300, ge=0, alias="SWEEP_AFTER_SECONDS")
+    scheduler_lock_seconds: int = Field(10, ge=2, alias="SCHEDULER_LOCK_SECONDS")
+    metrics_token: str = Field("", alias="METRICS_TOKEN")
+    worker_metrics_port: int = Field(0, ge=0, alias="WORKER_METRICS_PORT")
+
     # --- authentication ---------------------------------------------------------------------
     session_idle_seconds: int = Field(7 * 24 * 3600, alias="SESSION_IDLE_SECONDS")
     session_max_seconds: int = Field(30 * 24 * 3600, alias="SESSION_MAX_SECONDS")
@@ -79,6 +94,7 @@ class Settings(BaseSettings):
     smtp_from: str = Field("WhatsApp Bot Platform <noreply@localhost>", alias="SMTP_FROM")
     smtp_starttls: bool = Field(True, alias="SMTP_STARTTLS")
     smtp_ssl: bool = Field(False, alias="SMTP_SSL")
+    smtp_timeout_seconds: float = Field(30, gt=0, alias="SMTP_TIMEOUT_SECONDS")
 
     # --- media storage ----------------------------------------------------------------------
     aws_access_key_id: str = Field("", alias="AWS_ACCESS_KEY_ID")
@@ -102,6 +118,7 @@ class Settings(BaseSettings):
 
     # --- monitoring -------------------------------------------------------------------------
     sentry_dsn: str = Field("", alias="SENTRY_DSN")
+    sentry_traces_sample_rate: float = Field(0.0, ge=0, le=1, alias="SENTRY_TRACES_SAMPLE_RATE")
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
@@ -131,6 +148,16 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_dsn.startswith("sqlite")
+
+    @property
+    def runs_worker_in_process(self) -> bool:
+        return self.is_embedded if self.worker_in_process is None else self.worker_in_process
+
+    @property
+    def runs_scheduler_in_process(self) -> bool:
+        if self.scheduler_in_process is None:
+            return self.is_embedded
+        return self.scheduler_in_process
 
     @property
     def should_auto_migrate(self) -> bool:

@@ -3,7 +3,7 @@ the end, or rolls back on error; services only flush."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from botplatform.config import Settings
+from botplatform.worker.jobs import PendingJob, take_pending
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
@@ -55,10 +56,15 @@ def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
     )
 
 
+AfterCommit = Callable[[list[PendingJob]], Awaitable[None]]
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: Receives the jobs a unit of work queued, once it has committed (the job queue).
+        self.after_commit: AfterCommit | None = None
 
     @property
     def dialect(self) -> str:
@@ -77,14 +83,19 @@ class Database:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
-        """A session committed when the block ends, rolled back if it raises (CLI, jobs)."""
+        """A session committed when the block ends, rolled back if it raises. Jobs queued
+        with `worker.jobs.enqueue` leave after the commit, and are dropped on rollback."""
         async with self.sessionmaker() as session:
             try:
                 yield session
                 await session.commit()
             except BaseException:
+                take_pending(session)
                 await session.rollback()
                 raise
+            pending = take_pending(session)
+            if pending and self.after_commit is not None:
+                await self.after_commit(pending)
 
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,12 +13,36 @@ from botplatform import __version__
 from botplatform.api import api_router
 from botplatform.config import Settings, load_settings
 from botplatform.health.endpoints import router as health_router
+from botplatform.kit import metrics
 from botplatform.kit.handlers import install_error_handlers
 from botplatform.kit.logging import configure_logging, get_logger
 from botplatform.kit.middleware import BodyGuardMiddleware, RequestContextMiddleware
 from botplatform.runtime import Runtime
+from botplatform.worker.scheduler import SCHEDULES, Scheduler
 
 log = get_logger("botplatform.app")
+
+
+@asynccontextmanager
+async def _background(runtime: Runtime) -> AsyncIterator[None]:
+    """The worker and scheduler that run inside the app process (embedded mode default)."""
+    settings = runtime.settings
+    if settings.runs_worker_in_process:
+        runtime.jobs.start_worker(asyncio.get_running_loop(), settings.worker_threads)
+    stop = asyncio.Event()
+    scheduler_task = None
+    if settings.runs_scheduler_in_process:
+        scheduler = Scheduler(
+            runtime.kv, runtime.jobs.send, SCHEDULES, lock_seconds=settings.scheduler_lock_seconds
+        )
+        scheduler_task = asyncio.create_task(scheduler.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        if scheduler_task is not None:
+            await scheduler_task
+        await runtime.jobs.stop_worker()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,13 +53,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_dir, settings.log_level, settings.log_to_stdout)
         runtime = Runtime.create(settings)
         app.state.runtime = runtime
+        metrics.watch_queue_depth(runtime.jobs.depths)
         log.info("started", database=runtime.db.dialect, embedded=settings.is_embedded)
         try:
-            yield
+            async with _background(runtime):
+                yield
         finally:
             await runtime.close()
             log.info("stopped")
 
+    metrics.init_sentry(settings.sentry_dsn, settings.env, settings.sentry_traces_sample_rate)
     app = FastAPI(
         title="WhatsApp Bot Platform",
         version=__version__,
@@ -55,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
 

@@ -3,8 +3,10 @@ services built on them. Created in the app's lifespan (or by the CLI), closed at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -14,6 +16,7 @@ from botplatform.config import Settings
 from botplatform.db import Database
 from botplatform.kit.kv import KeyValueStore, create_store
 from botplatform.kit.tokens import SessionTokenCodec
+from botplatform.worker.queue import JobQueue
 
 
 @dataclass
@@ -24,11 +27,12 @@ class Runtime:
     sessions: SessionStore
     passwords: PasswordService
     session_tokens: SessionTokenCodec
+    jobs: JobQueue = field(init=False)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
         kv = create_store(settings.redis_url)
-        return cls(
+        runtime = cls(
             settings=settings,
             db=Database(settings),
             kv=kv,
@@ -36,8 +40,13 @@ class Runtime:
             passwords=PasswordService(settings),
             session_tokens=SessionTokenCodec(settings.signing_key),
         )
+        runtime.jobs = JobQueue(settings, runtime)
+        runtime.db.after_commit = runtime.jobs.dispatch
+        return runtime
 
     async def close(self) -> None:
+        await self.jobs.stop_worker()
+        self.jobs.close()
         await self.kv.close()
         await self.db.dispose()
 
@@ -48,3 +57,18 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+T = TypeVar("T")
+
+
+def run_with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Runs `work` with a fresh Runtime on a new event loop (for commands), then closes it."""
+
+    async def run() -> T:
+        runtime = Runtime.create(settings)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(run())

@@ -15,6 +15,7 @@ async def test_live_and_ready(client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200
     assert ready.json()["data"]["database"] == "up"
     assert ready.json()["data"]["redis"] in {"up", "in-process"}
+    assert ready.json()["data"]["queue"] in {"up", "in-process"}
 
 
 async def test_ready_is_503_naming_what_is_down(tmp_path: Path) -> None:
@@ -33,7 +34,7 @@ async def test_ready_is_503_naming_what_is_down(tmp_path: Path) -> None:
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "not_ready"
-    assert error["details"]["checks"] == {"database": "down", "redis": "down"}
+    assert error["details"]["checks"] == {"database": "down", "redis": "down", "queue": "down"}
     assert "database" in error["message"]
     assert "redis" in error["message"]
     assert live.status_code == 200

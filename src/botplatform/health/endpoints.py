@@ -1,28 +1,34 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+import hmac
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from botplatform.health.service import readiness
 from botplatform.kit.envelope import Envelope, ErrorEnvelope, error_response, ok
+from botplatform.kit.errors import Unauthorized
 from botplatform.runtime import RuntimeDep
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(tags=["health"])
 
 
-@router.get("/live")
+@router.get("/health/live")
 async def live() -> Envelope[dict[str, str]]:
     """The process is up and serving."""
     return ok({"status": "alive"})
 
 
 @router.get(
-    "/ready",
+    "/health/ready",
     response_model=Envelope[dict[str, str]],
     responses={503: {"model": ErrorEnvelope, "description": "A dependency is down"}},
 )
 async def ready(runtime: RuntimeDep) -> Envelope[dict[str, str]] | JSONResponse:
-    """The process can serve traffic: database and Redis reachable. 503 names what is down."""
+    """The process can serve traffic: database, Redis and the job broker reachable. 503
+    names what is down."""
     checks = await readiness(runtime)
     down = [name for name, state in checks.items() if state == "down"]
     if down:
@@ -30,3 +36,15 @@ async def ready(runtime: RuntimeDep) -> Envelope[dict[str, str]] | JSONResponse:
             503, "not_ready", f"Not ready: {', '.join(down)} unreachable.", {"checks": checks}
         )
     return ok(checks, "Ready")
+
+
+@router.get("/metrics", response_class=Response, include_in_schema=False)
+async def metrics(request: Request, runtime: RuntimeDep) -> Response:
+    """Prometheus metrics. When METRICS_TOKEN is set, the scraper must send it as a bearer."""
+    token = runtime.settings.metrics_token
+    sent = request.headers.get("authorization", "")
+    if token and not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        raise Unauthorized("This endpoint needs the metrics token.", code="not_authenticated")
+    # Collecting reads queue depths from the broker: off the event loop.
+    body = await anyio.to_thread.run_sync(generate_latest)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -54,10 +54,9 @@ async def list_invitations(
 async def create_invitation(
     access: MembersManage, body: InvitationCreate, db: DbSession, runtime: RuntimeDep
 ) -> Envelope[InvitationCreated]:
-    """Invites someone by email. The answer carries the single-use link, valid for
-    INVITATION_TTL_SECONDS; inviting the same address again replaces the earlier link."""
-    invitation = await service.create(db, runtime.settings, access, body)
-    link = service.link_for(runtime.settings, invitation)
+    """Invites someone: the link is emailed to them, and returned here too. It works once,
+    for INVITATION_TTL_SECONDS; inviting the same address again replaces the earlier link."""
+    invitation, link = await service.create(db, runtime.settings, access, body)
     return ok(InvitationCreated(invitation=_out(invitation), link=link), "Invitation created")
 
 

@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.authz.dependencies import WorkspaceAccess
 from botplatform.authz.permissions import Role
 from botplatform.config import Settings
+from botplatform.email import templates
+from botplatform.email.service import queue_email
 from botplatform.invitation import repository
 from botplatform.invitation.schemas import InvitationCreate, InvitationStatus
 from botplatform.kit.clock import utcnow
@@ -43,7 +45,8 @@ def link_for(settings: Settings, invitation: Invitation) -> str:
 
 async def create(
     db: AsyncSession, settings: Settings, access: WorkspaceAccess, data: InvitationCreate
-) -> Invitation:
+) -> tuple[Invitation, str]:
+    """Creates the invitation and queues its email; returns it with its link."""
     ensure_may_assign(access, data.role)
     email = data.email.lower()
     if await member_repository.is_member_email(db, access.workspace_id, email):
@@ -60,7 +63,21 @@ async def create(
     )
     db.add(invitation)
     await db.flush()
-    return invitation
+    link = link_for(settings, invitation)
+    inviter = access.principal.user
+    subject, text, html = templates.invitation(
+        access.workspace.name, inviter.name or inviter.email, str(data.role), link
+    )
+    await queue_email(
+        db,
+        kind="invitation",
+        to=email,
+        subject=subject,
+        text=text,
+        html=html,
+        workspace_id=access.workspace_id,
+    )
+    return invitation, link
 
 
 async def revoke(db: AsyncSession, invitation: Invitation) -> None:

@@ -12,8 +12,9 @@ import redis.asyncio as redis
 class KeyValueStore(Protocol):
     async def get(self, key: str) -> str | None: ...
     async def put(self, key: str, value: str, ttl_seconds: int | None = None) -> None: ...
+    async def put_if_absent(self, key: str, value: str, ttl_seconds: float) -> bool: ...
     async def delete(self, *keys: str) -> int: ...
-    async def expire(self, key: str, ttl_seconds: int) -> bool: ...
+    async def expire(self, key: str, ttl_seconds: float) -> bool: ...
     async def set_add(self, key: str, *members: str) -> None: ...
     async def set_remove(self, key: str, *members: str) -> None: ...
     async def set_members(self, key: str) -> set[str]: ...
@@ -45,6 +46,13 @@ class MemoryStore:
         if ttl_seconds is not None:
             self._expires[key] = time.monotonic() + ttl_seconds
 
+    async def put_if_absent(self, key: str, value: str, ttl_seconds: float) -> bool:
+        if self._alive(key):
+            return False
+        self._values[key] = value
+        self._expires[key] = time.monotonic() + ttl_seconds
+        return True
+
     async def delete(self, *keys: str) -> int:
         removed = 0
         for key in keys:
@@ -54,7 +62,7 @@ class MemoryStore:
             self._expires.pop(key, None)
         return removed
 
-    async def expire(self, key: str, ttl_seconds: int) -> bool:
+    async def expire(self, key: str, ttl_seconds: float) -> bool:
         if not self._alive(key):
             return False
         self._expires[key] = time.monotonic() + ttl_seconds
@@ -96,11 +104,14 @@ class RedisStore:
     async def put(self, key: str, value: str, ttl_seconds: int | None = None) -> None:
         await self.client.set(key, value, ex=ttl_seconds)
 
+    async def put_if_absent(self, key: str, value: str, ttl_seconds: float) -> bool:
+        return bool(await self.client.set(key, value, px=int(ttl_seconds * 1000), nx=True))
+
     async def delete(self, *keys: str) -> int:
         return int(await self.client.delete(*keys)) if keys else 0
 
-    async def expire(self, key: str, ttl_seconds: int) -> bool:
-        return bool(await self.client.expire(key, ttl_seconds))
+    async def expire(self, key: str, ttl_seconds: float) -> bool:
+        return bool(await self.client.pexpire(key, int(ttl_seconds * 1000)))
 
     async def set_add(self, key: str, *members: str) -> None:
         await self.client.sadd(key, *members)

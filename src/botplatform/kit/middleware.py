@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import sentry_sdk
 import structlog
 
 from botplatform.kit.envelope import error_from, error_response
@@ -73,6 +74,9 @@ class RequestContextMiddleware:
             # Caught here rather than by Starlette's outermost handler so that the 500 also
             # carries the request id; internals go to the log, never to the client.
             error_log.exception("unhandled_error", path=scope.get("path"))
+            # Swallowed here, so Sentry's own hook never sees it: report it (no-op without
+            # SENTRY_DSN).
+            sentry_sdk.capture_exception()
             if scope["type"] != "http" or status != 500 or response_started:
                 raise
             response = error_response(500, "internal_error", "An unexpected error occurred.")

@@ -1,9 +1,20 @@
 """Every model, imported here so the metadata (and Alembic) sees all tables."""
 
 from botplatform.models.base import Base, WorkspaceScoped
+from botplatform.models.dead_job import DeadJob
+from botplatform.models.email import Email
 from botplatform.models.invitation import Invitation
 from botplatform.models.membership import Membership
 from botplatform.models.user import User
 from botplatform.models.workspace import Workspace
 
-__all__ = ["Base", "Invitation", "Membership", "User", "Workspace", "WorkspaceScoped"]
+__all__ = [
+    "Base",
+    "DeadJob",
+    "Email",
+    "Invitation",
+    "Membership",
+    "User",
+    "Workspace",
+    "WorkspaceScoped",
+]

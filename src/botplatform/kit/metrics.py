@@ -1,0 +1,115 @@
+"""Prometheus metrics: HTTP, jobs, queue depth. One registry per process (the client's
+default); `botplatform worker` serves its own on WORKER_METRICS_PORT."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from botplatform.kit.middleware import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests by route template and status",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency by route template",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+JOBS = Counter("jobs_total", "Background jobs processed, by outcome", ["job", "outcome"])
+JOB_DURATION = Histogram(
+    "job_duration_seconds",
+    "Time a job ran",
+    ["job"],
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+)
+
+
+class QueueDepthCollector(Collector):
+    """Reads queue depths at scrape time, so the figure is never stale."""
+
+    def __init__(self, depths: Callable[[], dict[str, dict[str, int]]]) -> None:
+        self._depths = depths
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "queue_depth", "Jobs per queue and state", labels=["queue", "state"]
+        )
+        try:
+            depths = self._depths()
+        except Exception:  # a broker outage must not break the scrape of everything else
+            depths = {}
+        for queue, states in depths.items():
+            for state, count in states.items():
+                family.add_metric([queue, state], count)
+        yield family
+
+
+_collector: QueueDepthCollector | None = None
+
+
+def watch_queue_depth(depths: Callable[[], dict[str, dict[str, int]]]) -> None:
+    """Points the process's queue-depth gauge at the current queue (replacing any earlier)."""
+    global _collector
+    if _collector is not None:
+        REGISTRY.unregister(_collector)
+    _collector = QueueDepthCollector(depths)
+    REGISTRY.register(_collector)
+
+
+def _route_of(scope: Scope) -> str:
+    """The route template (/api/v1/workspaces/{ws}), never the raw path, so label values stay
+    bounded. Rebuilt from the matched path parameters: the route object of an included
+    router knows only its own suffix."""
+    if scope.get("route") is None:
+        return "unmatched"
+    by_value = {str(value): name for name, value in scope.get("path_params", {}).items()}
+    segments = scope["path"].split("/")
+    return "/".join("{" + by_value[s] + "}" if s in by_value else s for s in segments)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            route, method = _route_of(scope), scope["method"]
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
+
+
+def init_sentry(dsn: str, environment: str, traces_sample_rate: float, **extra: Any) -> bool:
+    if not dsn:
+        return False
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=dsn,
+        environment=environment,
+        traces_sample_rate=traces_sample_rate,
+        **extra,
+    )
+    return True

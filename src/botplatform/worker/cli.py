@@ -1,0 +1,137 @@
+"""`botplatform queue …`: what is waiting, what died, and getting it going again."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, TypeVar
+
+import anyio.to_thread
+import typer
+from sqlalchemy import select
+
+from botplatform.config import load_settings
+from botplatform.kit.clock import utcnow
+from botplatform.models import DeadJob
+from botplatform.runtime import Runtime, run_with_runtime
+from botplatform.worker import dead_letters
+
+T = TypeVar("T")
+
+queue_app = typer.Typer(
+    help="Job queue: status, dead jobs, clean, retry-dead", no_args_is_help=True
+)
+
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise typer.BadParameter("use a number with s, m, h or d, e.g. 7d or 12h")
+    return timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+
+
+def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    return run_with_runtime(load_settings(), work)
+
+
+@queue_app.command("status")
+def status() -> None:
+    """Per queue: waiting, delayed, in flight, failed (broker) and dead (recorded) jobs."""
+
+    async def work(runtime: Runtime) -> tuple[dict[str, dict[str, int]], dict[str, int], bool]:
+        depths = (
+            await anyio.to_thread.run_sync(runtime.jobs.depths) if runtime.jobs.is_redis else {}
+        )
+        async with runtime.db.unit_of_work() as db:
+            dead = await dead_letters.count_by_queue(db)
+        return depths, dead, runtime.jobs.is_redis
+
+    depths, dead, live = _run(work)
+    if not live:
+        typer.echo(
+            "embedded mode: live queue counts exist only inside `botplatform serve`;"
+            " dead jobs come from the database."
+        )
+    queues = sorted(set(depths) | set(dead) | {"default"})
+    typer.echo(
+        f"{'queue':<16}{'waiting':>9}{'delayed':>9}{'in flight':>11}{'failed':>8}{'dead':>7}"
+    )
+    for queue in queues:
+        counts = depths.get(queue, {})
+        waiting, delayed, in_flight, failed = (
+            str(counts.get(k, "-")) for k in ("waiting", "delayed", "in_flight", "failed")
+        )
+        typer.echo(
+            f"{queue:<16}{waiting:>9}{delayed:>9}{in_flight:>11}{failed:>8}{dead.get(queue, 0):>7}"
+        )
+
+
+@queue_app.command("dead")
+def dead(limit: Annotated[int, typer.Option(help="How many to list")] = 50) -> None:
+    """List dead jobs, newest first."""
+
+    async def work(runtime: Runtime) -> list[dict[str, object]]:
+        async with runtime.db.unit_of_work() as db:
+            statement = select(DeadJob).order_by(DeadJob.failed_at.desc()).limit(limit)
+            return [dead_letters.describe(row) for row in (await db.execute(statement)).scalars()]
+
+    rows = _run(work)
+    if not rows:
+        typer.echo("no dead jobs")
+    for row in rows:
+        state = "retried" if row["retried"] else "dead"
+        typer.echo(
+            f"{row['id']}  {row['job']:<24} {row['attempts']:>3} attempts  "
+            f"{row['failed_at']}  {state}  {row['error']}"
+        )
+
+
+@queue_app.command("retry-dead")
+def retry_dead(
+    dead_job_id: Annotated[str | None, typer.Option("--id", help="Only this dead job")] = None,
+) -> None:
+    """Send dead jobs again (all, or one with --id); their retry count starts over."""
+    wanted = uuid.UUID(dead_job_id) if dead_job_id else None
+
+    async def work(runtime: Runtime) -> tuple[int, int]:
+        async with runtime.db.unit_of_work() as db:
+            marked = await dead_letters.request_retry(db, wanted)
+        sent = 0
+        if runtime.jobs.is_redis:
+            async with runtime.db.unit_of_work() as db:
+                sent = await dead_letters.send_requested(runtime, db)
+        return len(marked), sent
+
+    marked, sent = _run(work)
+    if dead_job_id and not marked:
+        typer.echo(f"error: no dead job {dead_job_id} waiting for a retry", err=True)
+        raise typer.Exit(1)
+    if sent:
+        typer.echo(f"{sent} dead job(s) sent again.")
+    else:
+        typer.echo(f"{marked} dead job(s) marked; the running server sends them within a minute.")
+
+
+@queue_app.command("clean")
+def clean(
+    older_than: Annotated[str, typer.Option(help="Age, e.g. 7d, 12h, 0 for all")] = "7d",
+) -> None:
+    """Delete dead jobs (recorded and broker dead letters) older than the given age."""
+    age = parse_duration(older_than)
+
+    async def work(runtime: Runtime) -> tuple[int, int]:
+        async with runtime.db.unit_of_work() as db:
+            removed = await dead_letters.clean(db, age)
+        dropped = await anyio.to_thread.run_sync(runtime.jobs.drop_dead_letters, age)
+        return removed, dropped
+
+    removed, dropped = _run(work)
+    typer.echo(
+        f"removed {removed} dead job(s) and {dropped} broker dead letter(s) older than "
+        f"{older_than} (before {(utcnow() - age).isoformat(timespec='seconds')})."
+    )

@@ -1,0 +1,261 @@
+"""The job queue of one process: a dramatiq broker (Redis in production, in-memory when
+embedded) with one actor per declared job, bound to this process's Runtime.
+
+Dramatiq keeps a global broker and a global event loop by default; we keep neither. Each
+Runtime builds its own broker and actors, and job coroutines run on the loop that owns the
+Runtime's database engine (the app's loop when embedded, a dedicated loop thread in
+`botplatform worker`), so one engine is never shared across loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
+from dramatiq.middleware import CurrentMessage, Middleware, default_middleware
+
+from botplatform.config import Settings
+from botplatform.kit import metrics
+from botplatform.kit.logging import get_logger
+from botplatform.worker.jobs import REGISTRY, JobContext, JobSpec, PendingJob, load_task_modules
+
+if TYPE_CHECKING:
+    from botplatform.runtime import Runtime
+
+log = get_logger("botplatform.jobs")
+NAMESPACE = "botplatform"
+
+
+class _Outcomes(Middleware):
+    """Counts outcomes and records dead jobs. Listed before Retries so that its `after` hook
+    runs after Retries has decided whether the message is dead (dramatiq runs `after` hooks
+    in reverse order)."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None:
+            metrics.JOBS.labels(message.actor_name, "succeeded").inc()
+        elif message.failed:
+            metrics.JOBS.labels(message.actor_name, "dead").inc()
+            self.queue.record_dead(message, exception)
+        else:
+            metrics.JOBS.labels(message.actor_name, "retried").inc()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        metrics.JOBS.labels(message.actor_name, "skipped").inc()
+
+
+class JobQueue:
+    def __init__(self, settings: Settings, runtime: Runtime) -> None:
+        load_task_modules()
+        self._runtime = runtime
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._worker: dramatiq.Worker | None = None
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        middleware = [_Outcomes(self), *(m() for m in default_middleware), CurrentMessage()]
+        self.broker: dramatiq.Broker
+        if settings.redis_url:
+            self.broker = RedisBroker(  # type: ignore[no-untyped-call]
+                url=settings.redis_url,
+                namespace=NAMESPACE,
+                middleware=middleware,
+                heartbeat_timeout=settings.queue_heartbeat_timeout_ms,
+                maintenance_chance=settings.queue_maintenance_chance,
+            )
+        else:
+            self.broker = StubBroker(middleware=middleware)
+        self._actors = {spec.name: self._declare(spec) for spec in REGISTRY.values()}
+
+    @property
+    def job_names(self) -> set[str]:
+        return set(self._actors)
+
+    @property
+    def is_redis(self) -> bool:
+        return isinstance(self.broker, RedisBroker)
+
+    def _declare(self, spec: JobSpec) -> dramatiq.Actor[Any, Any]:
+        return dramatiq.Actor(
+            self._runner(spec),
+            broker=self.broker,
+            actor_name=spec.name,
+            queue_name=spec.queue,
+            priority=0,
+            options={
+                "max_retries": spec.max_retries,
+                "min_backoff": spec.min_backoff_ms,
+                "max_backoff": spec.max_backoff_ms,
+                "time_limit": spec.time_limit_ms,
+            },
+        )
+
+    # --- sending -------------------------------------------------------------------------
+
+    def send(self, name: str, *args: Any, delay_ms: int | None = None) -> str:
+        """Sends a job now (outside any transaction). Returns the message id."""
+        message = self._actors[name].send_with_options(args=args, delay=delay_ms)
+        return str(message.message_id)
+
+    async def dispatch(self, pending: list[PendingJob]) -> None:
+        """Sends jobs whose transaction has committed. A failure here loses no work: the rows
+        stay pending and the sweeper sends their jobs again."""
+        try:
+            if self.is_redis:
+                await anyio.to_thread.run_sync(self._send_all, pending)
+            else:
+                self._send_all(pending)
+        except Exception:
+            log.exception("enqueue_failed", jobs=[job.name for job in pending])
+
+    def _send_all(self, pending: list[PendingJob]) -> None:
+        for job in pending:
+            self.send(job.name, *job.args, delay_ms=job.delay_ms)
+
+    # --- running -------------------------------------------------------------------------
+
+    def _runner(self, spec: JobSpec) -> Callable[..., None]:
+        def run(*args: Any) -> None:
+            message = CurrentMessage.get_current_message()
+            loop = self._loop
+            if loop is None:
+                raise RuntimeError("this process runs no worker")
+            future = asyncio.run_coroutine_threadsafe(self._execute(spec, args, message), loop)
+            try:
+                future.result()
+            except BaseException:
+                future.cancel()  # time limit or shutdown interrupted the waiting thread
+                raise
+
+        run.__name__ = spec.name
+        run.__module__ = spec.fn.__module__
+        return run
+
+    async def _execute(self, spec: JobSpec, args: tuple[Any, ...], message: Any) -> None:
+        retries = int(message.options.get("retries", 0)) if message is not None else 0
+        started = time.perf_counter()
+        with self._in_flight_lock:
+            self._in_flight += 1
+        try:
+            async with self._runtime.db.unit_of_work() as db:
+                context = JobContext(
+                    runtime=self._runtime,
+                    db=db,
+                    message_id=str(message.message_id) if message is not None else "",
+                    attempt=retries + 1,
+                    max_attempts=spec.max_retries + 1,
+                )
+                await spec.fn(context, *args)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+            metrics.JOB_DURATION.labels(spec.name).observe(time.perf_counter() - started)
+
+    def record_dead(self, message: dramatiq.MessageProxy, exception: BaseException) -> None:
+        from botplatform.worker import dead_letters
+
+        loop = self._loop
+        if loop is None:
+            return
+        coroutine = dead_letters.record(self._runtime, message, exception)
+        try:
+            asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
+        except Exception:
+            log.exception("dead_job_not_recorded", job=message.actor_name)
+
+    def start_worker(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
+        """Consumes every queue in this process; job coroutines run on `loop`."""
+        self._loop = loop
+        self._worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=200)
+        self._worker.start()
+        log.info("worker_started", threads=threads, broker=type(self.broker).__name__)
+
+    @property
+    def worker_running(self) -> bool:
+        return self._worker is not None
+
+    async def stop_worker(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            # In a thread: the worker waits for running jobs, whose coroutines need this loop.
+            await anyio.to_thread.run_sync(worker.stop)
+
+    def close(self) -> None:
+        self.broker.close()
+
+    # --- observing -----------------------------------------------------------------------
+
+    def queue_names(self) -> list[str]:
+        return sorted(q for q in self.broker.get_declared_queues() if not q.endswith(".DQ"))
+
+    def depths(self) -> dict[str, dict[str, int]]:
+        """Per queue: waiting, delayed, in flight and failed (dead-lettered by the broker)."""
+        if isinstance(self.broker, RedisBroker):
+            return {q: self._redis_depth(self.broker, q) for q in self.queue_names()}
+        stub = self.broker
+        assert isinstance(stub, StubBroker)
+        return {
+            q: {
+                "waiting": stub.queues[q].qsize(),
+                "delayed": stub.queues[dq_name(q)].qsize(),
+                "in_flight": self._in_flight,
+                "failed": len(stub.dead_letters_by_queue[q]),
+            }
+            for q in self.queue_names()
+        }
+
+    def drop_dead_letters(self, older_than: timedelta) -> int:
+        """Removes the broker's own dead letters older than `older_than`; returns how many.
+        (They expire by themselves after a week; the rows in `dead_jobs` are what we keep.)"""
+        cutoff_ms = int((time.time() - older_than.total_seconds()) * 1000)
+        if isinstance(self.broker, StubBroker):
+            dropped = 0
+            for messages in self.broker.dead_letters_by_queue.values():
+                keep = [m for m in messages if m.message_timestamp > cutoff_ms]
+                dropped += len(messages) - len(keep)
+                messages[:] = keep
+            return dropped
+        assert isinstance(self.broker, RedisBroker)
+        client, prefix, dropped = self.broker.client, f"{self.broker.namespace}:", 0
+        for queue in self.queue_names():
+            dead_key = f"{prefix}{queue}.XQ"
+            ids = client.zrangebyscore(dead_key, 0, cutoff_ms)
+            if ids:
+                client.zrem(dead_key, *ids)
+                client.hdel(f"{dead_key}.msgs", *ids)
+                dropped += len(ids)
+        return dropped
+
+    @staticmethod
+    def _redis_depth(broker: RedisBroker, queue: str) -> dict[str, int]:
+        client, prefix = broker.client, f"{broker.namespace}:"
+
+        def acked(name: str) -> int:
+            keys = client.scan_iter(match=f"{prefix}__acks__.*.{name}", count=500)
+            return sum(int(client.scard(key)) for key in keys)
+
+        delayed = dq_name(queue)
+        return {
+            "waiting": int(client.llen(prefix + queue)),
+            "delayed": int(client.llen(prefix + delayed)) + acked(delayed),
+            "in_flight": acked(queue),
+            "failed": int(client.zcard(f"{prefix}{queue}.XQ")),
+        }

@@ -1,0 +1,118 @@
+"""Jobs on both backends: retries with backoff, dead letters and their retry, and
+enqueue-after-commit."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from botplatform.models import DeadJob
+from botplatform.runtime import Runtime
+from botplatform.worker import dead_letters
+from botplatform.worker.jobs import JobContext, enqueue, job
+from tests.conftest import eventually
+
+RUNS: Counter[str] = Counter()
+
+
+@job("test_flaky", max_retries=5, min_backoff_ms=10, max_backoff_ms=40)
+async def flaky(ctx: JobContext, key: str, failures: int) -> None:
+    RUNS[key] += 1
+    if ctx.attempt <= failures:
+        raise RuntimeError(f"failure number {ctx.attempt}")
+    await ctx.runtime.kv.put(f"done:{key}", str(ctx.attempt))
+
+
+@job("test_doomed", max_retries=1, min_backoff_ms=10, max_backoff_ms=20)
+async def doomed(ctx: JobContext, key: str) -> None:
+    RUNS[key] += 1
+    if await ctx.runtime.kv.get(f"allow:{key}") is None:
+        raise ValueError("the remote end is still broken")
+    await ctx.runtime.kv.put(f"done:{key}", "yes")
+
+
+@job("test_parent", max_retries=0)
+async def parent(ctx: JobContext, key: str, fail_after_enqueue: bool) -> None:
+    enqueue(ctx.db, "test_flaky", key, 0)
+    if fail_after_enqueue:
+        raise RuntimeError("rolled back, so the child must not run")
+
+
+def _key() -> str:
+    return uuid.uuid4().hex
+
+
+async def _done(runtime: Runtime, key: str) -> str | None:
+    return await runtime.kv.get(f"done:{key}")
+
+
+@pytest.mark.usefixtures("client")
+async def test_job_fails_twice_then_succeeds(runtime: Runtime) -> None:
+    key = _key()
+    async with runtime.db.unit_of_work() as db:
+        enqueue(db, "test_flaky", key, 2)
+    assert await eventually(lambda: _done(runtime, key)) == "3"
+    assert RUNS[key] == 3
+
+
+@pytest.mark.usefixtures("client")
+async def test_rollback_drops_queued_jobs_and_commit_sends_them(runtime: Runtime) -> None:
+    dropped, sent = _key(), _key()
+    with pytest.raises(RuntimeError):
+        async with runtime.db.unit_of_work() as db:
+            enqueue(db, "test_flaky", dropped, 0)
+            raise RuntimeError("the request failed")
+    async with runtime.db.unit_of_work() as db:
+        enqueue(db, "test_flaky", sent, 0)
+    await eventually(lambda: _done(runtime, sent))
+    assert RUNS[dropped] == 0
+    assert await _done(runtime, dropped) is None
+
+
+@pytest.mark.usefixtures("client")
+async def test_a_job_enqueues_only_when_it_commits(runtime: Runtime) -> None:
+    kept, dropped = _key(), _key()
+    runtime.jobs.send("test_parent", dropped, True)
+    runtime.jobs.send("test_parent", kept, False)
+    await eventually(lambda: _done(runtime, kept))
+    assert RUNS[dropped] == 0
+
+
+async def _dead_rows(runtime: Runtime, key: str) -> list[DeadJob]:
+    async with runtime.db.unit_of_work() as db:
+        rows = (await db.execute(select(DeadJob).where(DeadJob.job == "test_doomed"))).scalars()
+        return [row for row in rows if row.args == [key]]
+
+
+@pytest.mark.usefixtures("client")
+async def test_exhausted_job_is_dead_then_retried(runtime: Runtime) -> None:
+    key = _key()
+    runtime.jobs.send("test_doomed", key)
+    (row,) = await eventually(lambda: _dead_rows(runtime, key))
+    assert row.attempts == 2
+    assert row.queue == "default"
+    assert "ValueError: the remote end is still broken" in row.last_error
+    assert "Traceback" in row.last_error
+    assert RUNS[key] == 2
+
+    await runtime.kv.put(f"allow:{key}", "1")  # the remote end recovered
+    async with runtime.db.unit_of_work() as db:
+        assert [r.id for r in await dead_letters.request_retry(db, row.id)] == [row.id]
+    async with runtime.db.unit_of_work() as db:
+        assert await dead_letters.send_requested(runtime, db) == 1
+    assert await eventually(lambda: _done(runtime, key)) == "yes"
+    (after,) = await _dead_rows(runtime, key)
+    assert after.retried_at is not None
+    async with runtime.db.unit_of_work() as db:
+        assert await dead_letters.count_by_queue(db) == {}
+
+
+async def test_queue_depth_is_reported(client: httpx.AsyncClient, runtime: Runtime) -> None:
+    depths = runtime.jobs.depths()
+    assert set(depths["default"]) == {"waiting", "delayed", "in_flight", "failed"}
+    text = (await client.get("/metrics")).text
+    assert 'queue_depth{queue="default",state="waiting"}' in text
