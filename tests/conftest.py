@@ -65,21 +65,21 @@ async def _recreate_postgres_database(url: str) -> None:
 
 
 class SmtpSink:
-    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives. `rcpt_delay`
-    stalls the conversation at RCPT TO, before any message data has been sent."""
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives. `stall` holds
+    the conversation for those addresses at RCPT TO, before any message data is sent."""
 
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
-        self.rcpt_delay = 0.0
-        self.rcpt_seen = threading.Event()
+        self.stall: dict[str, float] = {}
+        self.stalled = threading.Event()
         self.port = 0
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
-        self.rcpt_seen.set()
-        if self.rcpt_delay:
-            await asyncio.sleep(self.rcpt_delay)
+        if address in self.stall:
+            self.stalled.set()
+            await asyncio.sleep(self.stall[address])
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -94,8 +94,8 @@ class SmtpSink:
 
     def reset(self) -> None:
         self.messages.clear()
-        self.rcpt_delay = 0.0
-        self.rcpt_seen.clear()
+        self.stall.clear()
+        self.stalled.clear()
 
 
 @pytest.fixture(scope="session")
@@ -189,7 +189,7 @@ def settings(
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    async with LifespanManager(application):
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=60):
         yield application
 
 

@@ -65,19 +65,19 @@ async def test_killed_worker_job_runs_again_and_sends_once(
     sender = Runtime.create(
         settings.model_copy(update={"redis_url": ISOLATED_REDIS, "worker_in_process": False})
     )
-    smtp.rcpt_delay = 60  # the first worker gets stuck inside the SMTP conversation
+    address = f"crash-{uuid.uuid4().hex[:8]}@example.com"
+    smtp.stall[address] = 60  # the first worker gets stuck inside the SMTP conversation
     first = _start_worker(env)
     second = None
-    address = f"crash-{uuid.uuid4().hex[:8]}@example.com"
     try:
         async with sender.db.unit_of_work() as db:
             email = await queue_email(db, kind="test", to=address, subject="Once", text="x")
-        await eventually(smtp.rcpt_seen.is_set, timeout=30)
+        await eventually(smtp.stalled.is_set, timeout=30)
         first.send_signal(signal.SIGKILL)  # mid-job: leased, talking to SMTP, not sent
         first.wait(timeout=10)
         assert smtp.to(address) == []
 
-        smtp.rcpt_delay = 0
+        del smtp.stall[address]
         second = _start_worker(env)
         await eventually(lambda: smtp.to(address), timeout=45)
 

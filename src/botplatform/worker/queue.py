@@ -192,11 +192,13 @@ class JobQueue:
     def worker_running(self) -> bool:
         return self._worker is not None
 
-    async def stop_worker(self) -> None:
+    async def stop_worker(self, grace_seconds: float = 10) -> None:
+        """Stops consuming and waits up to `grace_seconds` for running jobs. A job cut short
+        is redelivered (Redis) or swept up later: its row still says what is left to do."""
         worker, self._worker = self._worker, None
         if worker is not None:
             # In a thread: the worker waits for running jobs, whose coroutines need this loop.
-            await anyio.to_thread.run_sync(worker.stop)
+            await anyio.to_thread.run_sync(lambda: worker.stop(timeout=int(grace_seconds * 1000)))
 
     def close(self) -> None:
         self.broker.close()
