@@ -24,18 +24,21 @@ import redis
 from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from botplatform import migrate
+from botplatform.audit.chain import GENESIS_HASH
 from botplatform.config import Settings
 from botplatform.kit.kv import MemoryStore, RedisStore
 from botplatform.main import create_app
-from botplatform.models import Base
+from botplatform.models import AuditHead, Base
 from botplatform.runtime import Runtime
 
 PG_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/botplatform_test"
 )
+# The app connects as this role — neither owner nor superuser — so row-level security binds it.
+APP_ROLE = os.environ.get("TEST_DATABASE_APP_ROLE", "botplatform_app")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = [
     name.strip()
@@ -60,8 +63,17 @@ async def _recreate_postgres_database(url: str) -> None:
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await connection.execute(f'CREATE DATABASE "{name}"')
+        exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", APP_ROLE)
+        if not exists:
+            await connection.execute(f'CREATE ROLE "{APP_ROLE}" LOGIN')
     finally:
         await connection.close()
+
+
+def app_role_url(owner_url: str) -> str:
+    """The same database, reached as the app role."""
+    scheme, rest = owner_url.split("://", 1)
+    return f"{scheme}://{APP_ROLE}@{rest.split('@', 1)[1]}"
 
 
 class SmtpSink:
@@ -146,6 +158,9 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "worker_threads": 4,
         "scheduler_in_process": False,
         "smtp_host": "127.0.0.1",
+        # Generous limits for the suite; tests of the limits themselves set their own.
+        "rate_limit_general": "100000/minute",
+        "rate_limit_auth": "100000/minute",
         "smtp_starttls": False,
     }
     values.update(overrides)
@@ -164,7 +179,13 @@ def _prepare_postgres(tmp: Path, **overrides: Any) -> Settings:
         client.close()
     except redis.RedisError as exc:
         _missing(f"Redis at {REDIS_URL}: {exc}")
-    return base_settings(tmp, database_url=PG_URL, redis_url=REDIS_URL, **overrides)
+    return base_settings(
+        tmp,
+        database_url=app_role_url(PG_URL),
+        database_owner_url=PG_URL,
+        redis_url=REDIS_URL,
+        **overrides,
+    )
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -200,9 +221,12 @@ def runtime(app: FastAPI) -> Runtime:
 
 
 async def _clean(runtime: Runtime) -> None:
-    async with runtime.db.unit_of_work() as db:
+    async with runtime.db.unit_of_work(system=True) as db:
         for table in reversed(Base.metadata.sorted_tables):
-            await db.execute(delete(table))
+            if table.name != "audit_head":
+                await db.execute(delete(table))
+        await db.execute(update(AuditHead).values(seq=0, hash=GENESIS_HASH))
+    await runtime.ratelimiter.reset()
     if isinstance(runtime.kv, MemoryStore):
         await runtime.kv.close()
     elif isinstance(runtime.kv, RedisStore):
@@ -264,6 +288,17 @@ class Api:
             f"/api/v1/workspaces/{ws}/invitations",
             json={"email": email, "role": role},
             headers=inviter.headers,
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json()["data"])
+
+    async def create_key(
+        self, owner: Account, ws: str, scopes: list[str], **extra: Any
+    ) -> dict[str, Any]:
+        response = await self.http.post(
+            f"/api/v1/workspaces/{ws}/api-keys",
+            json={"name": "test key", "scopes": scopes, **extra},
+            headers=owner.headers,
         )
         assert response.status_code == 201, response.text
         return dict(response.json()["data"])

@@ -15,6 +15,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/workspaces/{ws}"): {"name": "Renamed"},
     ("PATCH", "/api/v1/workspaces/{ws}/members/{user_id}"): {"role": "viewer"},
     ("POST", "/api/v1/workspaces/{ws}/invitations"): {"email": "x@example.com", "role": "viewer"},
+    ("POST", "/api/v1/workspaces/{ws}/api-keys"): {"name": "k", "scopes": ["workspace:read"]},
 }
 
 
@@ -38,9 +39,11 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
     ws_b = await api.create_workspace(owner_b, "Tenant B")
     member_b = await api.add_member(owner_b, ws_b, "agent")
     invitation_b = await api.invite(owner_b, ws_b, "someone@example.com", "viewer")
+    key_b = await api.create_key(owner_b, ws_b, ["workspace:read"])
     ids_of_b = {
         "user_id": str(member_b.user_id),
         "invitation_id": invitation_b["invitation"]["id"],
+        "key_id": key_b["api_key"]["id"],
     }
     return owner_a, ws_a, ids_of_b, owner_b, ws_b
 

@@ -2,6 +2,8 @@
 
 from fastapi import APIRouter
 
+from botplatform.api_key.endpoints import router as api_key_router
+from botplatform.audit.endpoints import router as audit_router
 from botplatform.auth.endpoints import router as auth_router
 from botplatform.invitation.endpoints import router as invitation_router
 from botplatform.kit.envelope import ERROR_RESPONSES
@@ -13,3 +15,5 @@ api_router.include_router(auth_router)
 api_router.include_router(workspace_router)
 api_router.include_router(member_router)
 api_router.include_router(invitation_router)
+api_router.include_router(api_key_router)
+api_router.include_router(audit_router)

@@ -63,7 +63,7 @@ async def ensure_demo_workspace(db: AsyncSession, owner: User) -> Workspace | No
 
 
 async def first_start(runtime: Runtime) -> list[NewCredentials]:
-    async with runtime.db.unit_of_work() as db:
+    async with runtime.db.unit_of_work(system=True) as db:
         admin, credentials = await ensure_superadmin(db, runtime)
         await ensure_demo_workspace(db, admin)
     return [credentials] if credentials else []
@@ -73,7 +73,7 @@ async def seed_demo_members(runtime: Runtime) -> list[NewCredentials]:
     """One demo user per workspace role below owner in the demo workspace, so each role can
     be tried; only users that did not exist yet are returned (with their passwords)."""
     created: list[NewCredentials] = []
-    async with runtime.db.unit_of_work() as db:
+    async with runtime.db.unit_of_work(system=True) as db:
         admin, credentials = await ensure_superadmin(db, runtime)
         if credentials:
             created.append(credentials)

@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from botplatform.audit.cli import audit_app
 from botplatform.bootstrap import NewCredentials, first_start, generate_password, seed_demo_members
 from botplatform.config import Settings, load_settings
 from botplatform.kit.errors import AppError
+from botplatform.kit.keys_cli import keys_app
 from botplatform.runtime import Runtime, run_with_runtime
 from botplatform.worker.cli import queue_app
 
@@ -17,6 +19,8 @@ app = typer.Typer(help="WhatsApp Bot Platform", no_args_is_help=True, add_comple
 db_app = typer.Typer(help="Database: migrate, seed, reset, ping", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 
 def _print_credentials(created: list[NewCredentials]) -> None:
@@ -56,8 +60,8 @@ def serve(
         host=bind_host,
         port=bind_port,
         reload=reload,
-        proxy_headers=True,
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or "127.0.0.1",
+        # X-Forwarded-For is read by our own middleware (TRUSTED_PROXIES), in one place.
+        proxy_headers=False,
         log_config=None,
         access_log=False,
     )

@@ -82,6 +82,26 @@ class Settings(BaseSettings):
     argon2_memory_cost_kib: int = Field(65536, alias="ARGON2_MEMORY_COST_KIB")
     argon2_parallelism: int = Field(4, alias="ARGON2_PARALLELISM")
 
+    # --- security ---------------------------------------------------------------------------
+    encryption_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="ENCRYPTION_KEYS"
+    )
+    login_max_failures: int = Field(5, ge=1, alias="LOGIN_MAX_FAILURES")
+    login_lockout_seconds: int = Field(60, ge=1, alias="LOGIN_LOCKOUT_SECONDS")
+    login_lockout_max_seconds: int = Field(3600, ge=1, alias="LOGIN_LOCKOUT_MAX_SECONDS")
+    password_reset_ttl_seconds: int = Field(3600, alias="PASSWORD_RESET_TTL_SECONDS")
+    two_factor_challenge_seconds: int = Field(300, alias="TWO_FACTOR_CHALLENGE_SECONDS")
+    rate_limit_enabled: bool = Field(True, alias="RATE_LIMIT_ENABLED")
+    rate_limit_general: str = Field("100/minute", alias="RATE_LIMIT_GENERAL")
+    rate_limit_auth: str = Field("5/minute", alias="RATE_LIMIT_AUTH")
+    rate_limit_webhooks: str = Field("1000/minute", alias="RATE_LIMIT_WEBHOOKS")
+    rate_limit_api_key_starter: str = Field("600/minute", alias="RATE_LIMIT_API_KEY_STARTER")
+    rate_limit_api_key_pro: str = Field("3000/minute", alias="RATE_LIMIT_API_KEY_PRO")
+    rate_limit_api_key_enterprise: str = Field(
+        "20000/minute", alias="RATE_LIMIT_API_KEY_ENTERPRISE"
+    )
+    database_owner_url: str = Field("", alias="DATABASE_OWNER_URL")
+
     # --- first start ------------------------------------------------------------------------
     admin_email: str = Field("admin@example.com", alias="ADMIN_EMAIL")
     admin_password: str = Field("", alias="ADMIN_PASSWORD")
@@ -120,12 +140,21 @@ class Settings(BaseSettings):
     sentry_dsn: str = Field("", alias="SENTRY_DSN")
     sentry_traces_sample_rate: float = Field(0.0, ge=0, le=1, alias="SENTRY_TRACES_SAMPLE_RATE")
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "encryption_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @property
+    def fernet_keys(self) -> list[str]:
+        """ENCRYPTION_KEYS (newest first), or one key derived from the signing key."""
+        if self.encryption_keys:
+            return self.encryption_keys
+        from botplatform.kit.crypto import derive_fernet_key
+
+        return [derive_fernet_key(self.signing_key)]
 
     @property
     def is_embedded(self) -> bool:
@@ -135,15 +164,14 @@ class Settings(BaseSettings):
     @cached_property
     def database_dsn(self) -> str:
         """The SQLAlchemy async URL for DATABASE_URL (plain postgres:// URLs are accepted)."""
-        url = self.database_url
-        if not url:
+        if not self.database_url:
             return f"sqlite+aiosqlite:///{self.data_dir / 'botplatform.db'}"
-        for prefix in ("postgres://", "postgresql://"):
-            if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix) :]
-        if url.startswith("sqlite:///"):
-            return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
-        return url
+        return _async_dsn(self.database_url)
+
+    @property
+    def owner_dsn(self) -> str:
+        """Who migrates: DATABASE_OWNER_URL, else the app's own connection."""
+        return _async_dsn(self.database_owner_url) if self.database_owner_url else self.database_dsn
 
     @property
     def is_sqlite(self) -> bool:
@@ -180,6 +208,15 @@ class Settings(BaseSettings):
         key_file.write_text(key)
         key_file.chmod(0o600)
         return key
+
+
+def _async_dsn(url: str) -> str:
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
 
 
 def load_settings(**overrides: object) -> Settings:

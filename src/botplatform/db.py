@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import event, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -20,10 +20,13 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from botplatform.config import Settings
+from botplatform.kit.scoping import enter_system
 from botplatform.worker.jobs import PendingJob, take_pending
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+    # We issue BEGIN ourselves (below), instead of the driver's implicit one.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the writer; foreign keys are off by default in SQLite.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -31,6 +34,17 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A transaction that will write takes the write lock up front (BEGIN IMMEDIATE): in WAL
+    # mode a deferred transaction that read first and writes later fails at once with
+    # SQLITE_BUSY when another writer committed in between, instead of waiting its turn.
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+WRITE = {"sqlite_begin": "IMMEDIATE"}
 
 
 def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
@@ -41,6 +55,7 @@ def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
             Path(database_path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(dsn, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     connect_args: dict[str, Any] = {}
     if settings.database_pgbouncer:
@@ -62,6 +77,9 @@ AfterCommit = Callable[[list[PendingJob]], Awaitable[None]]
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
+        # Same pool; on SQLite its transactions begin IMMEDIATE — lazily, at the first
+        # statement, so a job can commit a short transaction of its own before it starts.
+        self.write_engine = self.engine.execution_options(**WRITE)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         #: Receives the jobs a unit of work queued, once it has committed (the job queue).
         self.after_commit: AfterCommit | None = None
@@ -82,27 +100,46 @@ class Database:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+    async def unit_of_work(
+        self, *, write: bool = True, system: bool = False
+    ) -> AsyncIterator[AsyncSession]:
         """A session committed when the block ends, rolled back if it raises. Jobs queued
-        with `worker.jobs.enqueue` leave after the commit, and are dropped on rollback."""
-        async with self.sessionmaker() as session:
+        with `worker.jobs.enqueue` leave after the commit, and are dropped on rollback.
+        `system` work (commands, cross-tenant maintenance) is exempt from row-level security."""
+        async with self.sessionmaker(bind=self.write_engine if write else self.engine) as session:
             try:
+                if system:
+                    await enter_system(session)
                 yield session
                 await session.commit()
             except BaseException:
                 take_pending(session)
+                session.info.pop(AFTER_COMMIT, None)
                 await session.rollback()
                 raise
             pending = take_pending(session)
             if pending and self.after_commit is not None:
                 await self.after_commit(pending)
+            for callback in session.info.pop(AFTER_COMMIT, []):
+                callback()
+
+
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(db: AsyncSession, callback: Callable[[], None]) -> None:
+    """Runs `callback` once `db` has committed (never if it rolls back)."""
+    db.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed before the response is sent (the dependency is
     function-scoped), rolled back when the endpoint raises."""
     database: Database = request.app.state.runtime.db
-    async with database.unit_of_work() as session:
+    async with database.unit_of_work(write=request.method not in READ_METHODS) as session:
         yield session
 
 

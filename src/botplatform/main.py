@@ -16,7 +16,12 @@ from botplatform.health.endpoints import router as health_router
 from botplatform.kit import metrics
 from botplatform.kit.handlers import install_error_handlers
 from botplatform.kit.logging import configure_logging, get_logger
-from botplatform.kit.middleware import BodyGuardMiddleware, RequestContextMiddleware
+from botplatform.kit.middleware import (
+    BodyGuardMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
+from botplatform.kit.ratelimit import RateLimitMiddleware
 from botplatform.runtime import Runtime
 from botplatform.worker.scheduler import SCHEDULES, Scheduler
 
@@ -83,8 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
     app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.app_url.startswith("https://"))
+    app.add_middleware(RequestContextMiddleware, trusted_proxies=settings.trusted_proxies)
     return app
 
 

@@ -14,7 +14,9 @@ from botplatform.auth.passwords import PasswordService
 from botplatform.auth.sessions import SessionStore
 from botplatform.config import Settings
 from botplatform.db import Database
+from botplatform.kit import crypto
 from botplatform.kit.kv import KeyValueStore, create_store
+from botplatform.kit.ratelimit import RateLimiter
 from botplatform.kit.tokens import SessionTokenCodec
 from botplatform.worker.queue import JobQueue
 
@@ -27,10 +29,12 @@ class Runtime:
     sessions: SessionStore
     passwords: PasswordService
     session_tokens: SessionTokenCodec
+    ratelimiter: RateLimiter
     jobs: JobQueue = field(init=False)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
+        crypto.configure(settings.fernet_keys)
         kv = create_store(settings.redis_url)
         runtime = cls(
             settings=settings,
@@ -39,6 +43,7 @@ class Runtime:
             sessions=SessionStore(kv, settings),
             passwords=PasswordService(settings),
             session_tokens=SessionTokenCodec(settings.signing_key),
+            ratelimiter=RateLimiter(settings),
         )
         runtime.jobs = JobQueue(settings, runtime)
         runtime.db.after_commit = runtime.jobs.dispatch

@@ -99,7 +99,7 @@ async def test_expired_and_forged_links(
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "invitation_invalid"
 
-    async with runtime.db.unit_of_work() as db:
+    async with runtime.db.unit_of_work(system=True) as db:  # past row-level security
         await db.execute(update(Invitation).values(expires_at=utcnow() - timedelta(seconds=1)))
     late = await client.post(
         "/api/v1/invitations/accept", json={"token": token}, headers=invitee.headers

@@ -1,29 +1,99 @@
-"""Who is calling: the bearer token → its live session → the user."""
+"""Who is calling: a user's session (bearer JWT) or a workspace API key (bearer bp_live_…)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.api_key import keys
 from botplatform.db import DbSession
-from botplatform.kit.errors import Unauthorized
+from botplatform.kit.client_ip import ip_allowed
+from botplatform.kit.clock import utcnow
+from botplatform.kit.errors import Forbidden, Unauthorized
+from botplatform.kit.middleware import request_ip
+from botplatform.kit.scoping import allow_api_key_lookup, enter_user
 from botplatform.kit.tokens import InvalidToken
-from botplatform.models import User
-from botplatform.runtime import RuntimeDep
+from botplatform.models import ApiKey, User
+from botplatform.runtime import Runtime, RuntimeDep
 
 bearer_scheme = HTTPBearer(auto_error=False, description="Session token or API key")
+LAST_USED_EVERY = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller. `session_hash` identifies the session it came with."""
+    """An authenticated caller: a user with a session, or an API key of one workspace."""
 
+    user: User | None
+    session_hash: str | None
+    api_key: ApiKey | None
+    ip: str
+
+    @property
+    def actor_type(self) -> str:
+        return "api_key" if self.api_key is not None else "user"
+
+    @property
+    def actor_id(self) -> str:
+        subject = self.api_key if self.api_key is not None else self.user
+        return str(subject.id) if subject is not None else ""
+
+    @property
+    def actor_label(self) -> str:
+        if self.api_key is not None:
+            return f"{keys.PREFIX}{self.api_key.lookup}… ({self.api_key.name})"
+        return self.user.email if self.user is not None else ""
+
+
+@dataclass(frozen=True)
+class UserPrincipal(Principal):
     user: User
     session_hash: str
+
+
+async def _from_session(runtime: Runtime, db: AsyncSession, token: str, ip: str) -> Principal:
+    try:
+        claims = runtime.session_tokens.decode(token)
+    except InvalidToken as exc:
+        raise Unauthorized("The token is invalid or expired.", code="invalid_token") from exc
+    session = await runtime.sessions.get(claims["sid"])
+    if session is None or str(session.user_id) != claims["sub"]:
+        raise Unauthorized("The session has ended; log in again.", code="session_expired")
+    user = await db.get(User, uuid.UUID(claims["sub"]))
+    if user is None or not user.is_active:
+        await runtime.sessions.revoke_hash(session.user_id, session.session_hash)
+        raise Unauthorized("The session has ended; log in again.", code="session_expired")
+    await enter_user(db, user.id)
+    return UserPrincipal(user=user, session_hash=session.session_hash, api_key=None, ip=ip)
+
+
+async def _from_api_key(db: AsyncSession, token: str, ip: str) -> Principal:
+    invalid = Unauthorized("The API key is invalid, expired or revoked.", code="invalid_api_key")
+    lookup = keys.parse_lookup(token)
+    if lookup is None:
+        raise invalid
+    await allow_api_key_lookup(db, lookup)
+    api_key = (await db.execute(select(ApiKey).where(ApiKey.lookup == lookup))).scalar_one_or_none()
+    now = utcnow()
+    if (
+        api_key is None
+        or not keys.matches(token, api_key.key_hash)
+        or api_key.revoked_at is not None
+        or (api_key.expires_at is not None and api_key.expires_at <= now)
+    ):
+        raise invalid
+    if not ip_allowed(ip, api_key.allowed_ips):
+        raise Forbidden("This API key may not be used from your address.", code="ip_not_allowed")
+    if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_EVERY:
+        api_key.last_used_at, api_key.last_used_ip = now, ip  # at most once a minute
+    return Principal(user=None, session_hash=None, api_key=api_key, ip=ip)
 
 
 async def current_principal(
@@ -34,20 +104,25 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send `Authorization: Bearer <token>`.", code="not_authenticated")
-    try:
-        claims = runtime.session_tokens.decode(credentials.credentials)
-    except InvalidToken as exc:
-        raise Unauthorized("The token is invalid or expired.", code="invalid_token") from exc
-    session = await runtime.sessions.get(claims["sid"])
-    if session is None or str(session.user_id) != claims["sub"]:
-        raise Unauthorized("The session has ended; log in again.", code="session_expired")
-    user = await db.get(User, uuid.UUID(claims["sub"]))
-    if user is None or not user.is_active:
-        await runtime.sessions.revoke_hash(session.user_id, session.session_hash)
-        raise Unauthorized("The session has ended; log in again.", code="session_expired")
-    principal = Principal(user=user, session_hash=session.session_hash)
+    token, ip = credentials.credentials, request_ip(request.scope)
+    if keys.looks_like_key(token):
+        principal = await _from_api_key(db, token, ip)
+    else:
+        principal = await _from_session(runtime, db, token, ip)
     request.state.principal = principal
     return principal
 
 
+async def current_user(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> UserPrincipal:
+    if not isinstance(principal, UserPrincipal):
+        raise Forbidden(
+            "This endpoint acts for a person: log in; API keys cannot use it.",
+            code="user_session_required",
+        )
+    return principal
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentUser = Annotated[UserPrincipal, Depends(current_user)]

@@ -2,9 +2,10 @@
 
     async def invite(access: MembersManage, ...) -> ...
 
-`require(permission)` resolves the workspace in the path (`{ws}`), the caller's membership
-of it and the role's permissions. Not a member, or no such workspace → 404 (never reveal
-that another tenant's workspace exists); a member without the permission → 403.
+`require(permission)` resolves the workspace in the path (`{ws}`), what the caller may do
+there, and enters that workspace for row-level security. Not a member, another workspace's
+API key, or no such workspace → 404 (never reveal that another tenant's workspace exists);
+a member (or key) without the permission → 403.
 """
 
 from __future__ import annotations
@@ -15,18 +16,22 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.auth.dependencies import CurrentPrincipal, Principal
 from botplatform.authz.permissions import Permission, Role, permissions_of
 from botplatform.db import DbSession
 from botplatform.kit.errors import Forbidden
-from botplatform.models import Membership, Workspace
+from botplatform.kit.scoping import enter_workspace, scoped
+from botplatform.models import ApiKey, Membership, Workspace
+from botplatform.runtime import Runtime, RuntimeDep
 from botplatform.workspace import repository as workspace_repository
 
 
 @dataclass(frozen=True)
 class WorkspaceAccess:
-    """The caller, acting in one workspace, with the permissions its role grants there."""
+    """The caller, acting in one workspace, with the permissions it has there. For an API key,
+    `membership` and `role` are its creator's: a key never outranks the person behind it."""
 
     principal: Principal
     workspace: Workspace
@@ -42,22 +47,64 @@ class WorkspaceAccess:
         return permission in self.permissions
 
 
+_KNOWN = frozenset(permission.value for permission in Permission)
 WorkspaceId = Annotated[uuid.UUID, Path(description="Workspace id")]
+
+
+async def _user_access(
+    db: AsyncSession, principal: Principal, ws: uuid.UUID
+) -> tuple[Workspace, Membership, frozenset[Permission]]:
+    assert principal.user is not None
+    found = await workspace_repository.get_with_membership(db, ws, principal.user.id)
+    if found is None:
+        raise workspace_repository.workspace_not_found()
+    workspace, membership = found
+    await enter_workspace(db, workspace.id)
+    if workspace.require_2fa and not principal.user.has_two_factor:
+        raise Forbidden(
+            "This workspace requires two-factor authentication: enable it first.",
+            code="two_factor_required",
+        )
+    return workspace, membership, permissions_of(membership.role)
+
+
+async def _api_key_access(
+    db: AsyncSession, runtime: Runtime, api_key: ApiKey, ws: uuid.UUID
+) -> tuple[Workspace, Membership, frozenset[Permission]]:
+    workspace = await db.get(Workspace, ws) if api_key.workspace_id == ws else None
+    if workspace is None or workspace.deleted_at is not None:
+        raise workspace_repository.workspace_not_found()
+    await enter_workspace(db, workspace.id)
+    decision = await runtime.ratelimiter.hit(f"api_key:{workspace.plan}", str(api_key.id))
+    decision.raise_if_denied()
+    creator = (
+        await db.execute(
+            scoped(Membership, workspace.id).where(Membership.user_id == api_key.created_by_id)
+        )
+    ).scalar_one_or_none()
+    if creator is None:
+        raise Forbidden(
+            "This API key's creator has left the workspace; the key no longer works.",
+            code="api_key_inactive",
+        )
+    granted = frozenset(Permission(scope) for scope in api_key.scopes if scope in _KNOWN)
+    return workspace, creator, granted & permissions_of(creator.role)
 
 
 def require(permission: Permission) -> Callable[..., Awaitable[WorkspaceAccess]]:
     async def dependency(
-        ws: WorkspaceId, principal: CurrentPrincipal, db: DbSession
+        ws: WorkspaceId, principal: CurrentPrincipal, db: DbSession, runtime: RuntimeDep
     ) -> WorkspaceAccess:
-        found = await workspace_repository.get_with_membership(db, ws, principal.user.id)
-        if found is None:
-            raise workspace_repository.workspace_not_found()
-        workspace, membership = found
+        if principal.api_key is not None:
+            workspace, membership, permissions = await _api_key_access(
+                db, runtime, principal.api_key, ws
+            )
+        else:
+            workspace, membership, permissions = await _user_access(db, principal, ws)
         role = Role(membership.role)
-        permissions = permissions_of(role)
         if permission not in permissions:
             raise Forbidden(
-                f"Your role ({role}) does not allow {permission}.",
+                f"You may not {permission} here.",
                 code="permission_denied",
                 details={"permission": str(permission), "role": str(role)},
             )
@@ -76,3 +123,5 @@ WorkspaceUpdate = Annotated[WorkspaceAccess, _access(Permission.WORKSPACE_UPDATE
 WorkspaceDelete = Annotated[WorkspaceAccess, _access(Permission.WORKSPACE_DELETE)]
 MembersRead = Annotated[WorkspaceAccess, _access(Permission.MEMBERS_READ)]
 MembersManage = Annotated[WorkspaceAccess, _access(Permission.MEMBERS_MANAGE)]
+ApiKeysManage = Annotated[WorkspaceAccess, _access(Permission.API_KEYS_MANAGE)]
+AuditRead = Annotated[WorkspaceAccess, _access(Permission.AUDIT_READ)]

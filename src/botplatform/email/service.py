@@ -24,7 +24,6 @@ async def queue_email(
     subject: str,
     text: str,
     html: str | None = None,
-    workspace_id: uuid.UUID | None = None,
 ) -> Email:
     email = Email(
         kind=kind,
@@ -32,7 +31,6 @@ async def queue_email(
         subject=subject,
         text_body=text,
         html_body=html,
-        workspace_id=workspace_id,
         status="queued",
         attempts=0,
     )

@@ -20,3 +20,30 @@ def invitation(workspace_name: str, inviter: str, role: str, link: str) -> tuple
         "<p>The link works once and expires. If you did not expect this, ignore this email.</p>"
     )
     return subject, text, html
+
+
+def password_reset(link: str, minutes: int) -> tuple[str, str, str]:
+    subject = "Reset your password"
+    text = (
+        "Someone (hopefully you) asked to reset the password of your account.\n\n"
+        f"Choose a new password:\n{link}\n\n"
+        f"The link works once, for {minutes} minutes. If you did not ask, ignore this email:"
+        " your password stays as it is.\n"
+    )
+    html = (
+        "<p>Someone (hopefully you) asked to reset the password of your account.</p>"
+        f'<p><a href="{escape(link, quote=True)}">Choose a new password</a></p>'
+        f"<p>The link works once, for {minutes} minutes. If you did not ask, ignore this "
+        "email: your password stays as it is.</p>"
+    )
+    return subject, text, html
+
+
+def two_factor_changed(enabled: bool) -> tuple[str, str, str]:
+    state = "enabled" if enabled else "disabled"
+    subject = f"Two-factor authentication {state}"
+    text = (
+        f"Two-factor authentication was {state} on your account.\n\n"
+        "If this was not you, reset your password at once and contact your administrator.\n"
+    )
+    return subject, text, f"<p>{escape(text).replace(chr(10), '<br>')}</p>"

@@ -17,6 +17,7 @@ from botplatform.invitation import repository
 from botplatform.invitation.schemas import InvitationCreate, InvitationStatus
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import BadRequest, Conflict, Forbidden, Gone
+from botplatform.kit.scoping import enter_workspace
 from botplatform.kit.tokens import InvalidToken, LinkSigner
 from botplatform.member import repository as member_repository
 from botplatform.member.service import ensure_may_assign
@@ -58,15 +59,16 @@ async def create(
         workspace_id=access.workspace_id,
         email=email,
         role=data.role,
-        invited_by_id=access.principal.user.id,
+        invited_by_id=access.membership.user_id,  # for an API key: its creator
         expires_at=utcnow() + timedelta(seconds=settings.invitation_ttl_seconds),
     )
     db.add(invitation)
     await db.flush()
     link = link_for(settings, invitation)
     inviter = access.principal.user
+    inviter_name = (inviter.name or inviter.email) if inviter else access.workspace.name
     subject, text, html = templates.invitation(
-        access.workspace.name, inviter.name or inviter.email, str(data.role), link
+        access.workspace.name, inviter_name, str(data.role), link
     )
     await queue_email(
         db,
@@ -75,7 +77,6 @@ async def create(
         subject=subject,
         text=text,
         html=html,
-        workspace_id=access.workspace_id,
     )
     return invitation, link
 
@@ -88,6 +89,8 @@ async def revoke(db: AsyncSession, invitation: Invitation) -> None:
 
 
 async def _invitation_from_token(db: AsyncSession, settings: Settings, token: str) -> Invitation:
+    """The invitation a signed token names. The token is our own signature, so the workspace
+    it names is trusted enough to enter before reading the row."""
     try:
         payload = _signer(settings).load(token, settings.invitation_ttl_seconds)
         workspace_id, invitation_id = uuid.UUID(payload["w"]), uuid.UUID(payload["i"])
@@ -97,6 +100,7 @@ async def _invitation_from_token(db: AsyncSession, settings: Settings, token: st
         raise BadRequest("This invitation link is not valid.", code="invitation_invalid") from exc
     except (KeyError, ValueError, TypeError) as exc:
         raise BadRequest("This invitation link is not valid.", code="invitation_invalid") from exc
+    await enter_workspace(db, workspace_id)
     return await repository.get(db, workspace_id, invitation_id)
 
 

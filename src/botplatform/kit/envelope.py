@@ -52,7 +52,8 @@ def error_response(
 
 
 def error_from(exc: AppError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, headers)
+    merged = {**(exc.headers or {}), **(headers or {})}
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, merged or None)
 
 
 #: Shown in the OpenAPI document for every route.

@@ -11,11 +11,17 @@ class AppError(Exception):
     message = "The request could not be processed."
 
     def __init__(
-        self, message: str | None = None, *, code: str | None = None, details: Any = None
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.message = message or self.message
         self.code = code or self.code
         self.details = details
+        self.headers = headers
         super().__init__(self.message)
 
 
@@ -45,6 +51,12 @@ class Conflict(AppError):
     status_code = 409
     code = "conflict"
     message = "The request conflicts with the current state."
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "rate_limited"
+    message = "Too many requests; slow down."
 
 
 class Gone(AppError):

@@ -13,6 +13,7 @@ class KeyValueStore(Protocol):
     async def get(self, key: str) -> str | None: ...
     async def put(self, key: str, value: str, ttl_seconds: int | None = None) -> None: ...
     async def put_if_absent(self, key: str, value: str, ttl_seconds: float) -> bool: ...
+    async def incr(self, key: str, ttl_seconds: int) -> int: ...
     async def delete(self, *keys: str) -> int: ...
     async def expire(self, key: str, ttl_seconds: float) -> bool: ...
     async def set_add(self, key: str, *members: str) -> None: ...
@@ -52,6 +53,17 @@ class MemoryStore:
         self._values[key] = value
         self._expires[key] = time.monotonic() + ttl_seconds
         return True
+
+    async def incr(self, key: str, ttl_seconds: int) -> int:
+        """Adds one; the TTL starts with the first increment and is not extended."""
+        current = await self.get(key)
+        value = int(current or 0) + 1
+        deadline = self._expires.get(key)
+        self._values[key] = str(value)
+        self._expires[key] = (
+            deadline if current is not None and deadline else (time.monotonic() + ttl_seconds)
+        )
+        return value
 
     async def delete(self, *keys: str) -> int:
         removed = 0
@@ -106,6 +118,13 @@ class RedisStore:
 
     async def put_if_absent(self, key: str, value: str, ttl_seconds: float) -> bool:
         return bool(await self.client.set(key, value, px=int(ttl_seconds * 1000), nx=True))
+
+    async def incr(self, key: str, ttl_seconds: int) -> int:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, ttl_seconds, nx=True)
+            value, _ = await pipe.execute()
+        return int(value)
 
     async def delete(self, *keys: str) -> int:
         return int(await self.client.delete(*keys)) if keys else 0

@@ -49,6 +49,9 @@ def configure_logging(log_dir: Path, level: str = "INFO", to_stdout: bool = True
             logging.ERROR,
         ),
     ]
+    audit_file = logging.handlers.WatchedFileHandler(log_dir / "audit.log", encoding="utf-8")
+    audit_file.addFilter(lambda record: record.name == "botplatform.audit")
+    handlers.append(audit_file)
     if to_stdout:
         handlers.append(logging.StreamHandler(sys.stdout))
 

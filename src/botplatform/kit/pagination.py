@@ -65,15 +65,26 @@ async def paginate(
     created_column: InstrumentedAttribute[datetime],
     id_column: InstrumentedAttribute[uuid.UUID],
     params: PageParams,
+    *,
+    newest_first: bool = False,
 ) -> tuple[list[Any], str | None]:
     """Rows of one page (as returned by `execute`) and the cursor of the next, if any.
     The first entity of each row must be the one that owns the two ordering columns."""
     if params.cursor:
         created, row_id = decode_cursor(params.cursor)
-        statement = statement.where(
-            or_(created_column > created, and_(created_column == created, id_column > row_id))
-        )
-    statement = statement.order_by(created_column, id_column).limit(params.limit + 1)
+        if newest_first:
+            after = or_(
+                created_column < created, and_(created_column == created, id_column < row_id)
+            )
+        else:
+            after = or_(
+                created_column > created, and_(created_column == created, id_column > row_id)
+            )
+        statement = statement.where(after)
+    order = (
+        (created_column.desc(), id_column.desc()) if newest_first else (created_column, id_column)
+    )
+    statement = statement.order_by(*order).limit(params.limit + 1)
     rows = list((await db.execute(statement)).all())
     if len(rows) <= params.limit:
         return rows, None

@@ -1,13 +1,23 @@
-"""The one tenant-scoping helper. Every read of a workspace-scoped table goes through here,
-so "which workspace" is decided in exactly one place (and PostgreSQL RLS backs it up)."""
+"""Tenant scoping, in one place, at two levels.
+
+1. `scoped(Model, workspace_id)`: every read of a workspace-scoped table starts here, so
+   "which workspace" is decided in exactly one place in the application.
+2. On PostgreSQL, row-level security is the second wall: every tenant table has a forced
+   policy that shows only rows of the workspace named by the transaction-local setting
+   `app.workspace_id` (`enter_workspace`), plus, for memberships, the caller's own rows
+   (`enter_user`). A query that forgets (1) still cannot see another tenant's rows.
+   System work (commands, migrations, cross-tenant jobs) says so with `enter_system`.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.models.audit_log import AuditLog
 from botplatform.models.base import WorkspaceScoped
 
 M = TypeVar("M", bound=WorkspaceScoped)
@@ -16,3 +26,35 @@ M = TypeVar("M", bound=WorkspaceScoped)
 def scoped(model: type[M], workspace_id: uuid.UUID) -> Select[M]:
     """`SELECT model … WHERE workspace_id = :workspace_id`, ready for more filters."""
     return select(model).where(model.workspace_id == workspace_id)
+
+
+def scoped_audit(model: type[AuditLog], workspace_id: uuid.UUID) -> Select[AuditLog]:
+    """The same, for the audit log, whose platform entries have no workspace."""
+    return select(model).where(model.workspace_id == workspace_id)
+
+
+async def _set(db: AsyncSession, name: str, value: str) -> None:
+    if db.get_bind().dialect.name == "postgresql":
+        # set_config(..., true) is SET LOCAL: it ends with the transaction, so a pooled
+        # connection (PgBouncer in transaction mode too) never carries it to the next one.
+        await db.execute(
+            text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
+        )
+
+
+async def enter_workspace(db: AsyncSession, workspace_id: uuid.UUID) -> None:
+    await _set(db, "app.workspace_id", str(workspace_id))
+
+
+async def enter_user(db: AsyncSession, user_id: uuid.UUID) -> None:
+    await _set(db, "app.user_id", str(user_id))
+
+
+async def allow_api_key_lookup(db: AsyncSession, lookup: str) -> None:
+    """Lets this transaction read the one API key row with this lookup id (authentication
+    happens before the workspace is known)."""
+    await _set(db, "app.api_key_lookup", lookup)
+
+
+async def enter_system(db: AsyncSession) -> None:
+    await _set(db, "app.bypass_rls", "on")

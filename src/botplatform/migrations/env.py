@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from botplatform.config import load_settings
 from botplatform.db import create_engine
+from botplatform.kit.crypto import EncryptedText
 from botplatform.models import Base
 from botplatform.models.base import UTCDateTime
 
@@ -25,6 +26,8 @@ def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | 
     # in the database, and that is what the migration files say.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, EncryptedText):
+        return "sa.Text()"  # ciphertext
     return False
 
 

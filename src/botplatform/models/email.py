@@ -1,25 +1,21 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from botplatform.models.base import Base, IdMixin, TimestampMixin, UTCDateTime
 
 
 class Email(IdMixin, TimestampMixin, Base):
-    """The outbox: an email is a row first, then a job. The row's status is the truth; the
-    sweeper re-enqueues rows left `queued` too long, and a sent row is never sent again."""
+    """The platform's outbox (not a tenant table): an email is a row first, then a job. The
+    row's status is the truth; the sweeper re-enqueues rows left `queued` too long, and a sent
+    row is never sent again."""
 
     __tablename__ = "emails"
     __table_args__ = (Index("ix_emails_status_updated_at", "status", "updated_at"),)
 
-    # Attribution only: platform emails (password reset) belong to no workspace.
-    workspace_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("workspaces.id", ondelete="SET NULL"), nullable=True
-    )
     kind: Mapped[str] = mapped_column(String(50))
     to_address: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(300))

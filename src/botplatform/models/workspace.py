@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from botplatform.models.base import Base, IdMixin, TimestampMixin, UTCDateTime
@@ -16,6 +16,8 @@ class Workspace(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     plan: Mapped[str] = mapped_column(String(20), default="starter")
+    # Set by an owner: members without 2FA are refused on this workspace's routes.
+    require_2fa: Mapped[bool] = mapped_column(Boolean, default=False)
     # A deleted workspace disappears for everyone at once; its rows are purged after the
     # grace period (SPEC §8) by the privacy jobs.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

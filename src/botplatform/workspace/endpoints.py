@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from botplatform.auth.dependencies import CurrentPrincipal
+from botplatform.audit.dependencies import Audit
+from botplatform.auth.dependencies import CurrentUser
 from botplatform.authz.dependencies import (
     WorkspaceAccess,
     WorkspaceDelete,
@@ -27,6 +28,7 @@ def _out(workspace: Workspace, membership: Membership) -> WorkspaceOut:
         name=workspace.name,
         slug=workspace.slug,
         plan=workspace.plan,
+        require_2fa=workspace.require_2fa,
         created_at=workspace.created_at,
         role=role,
         permissions=sorted(permissions_of(role)),
@@ -38,9 +40,7 @@ def _access_out(access: WorkspaceAccess) -> WorkspaceOut:
 
 
 @router.get("")
-async def list_workspaces(
-    principal: CurrentPrincipal, db: DbSession
-) -> Envelope[list[WorkspaceOut]]:
+async def list_workspaces(principal: CurrentUser, db: DbSession) -> Envelope[list[WorkspaceOut]]:
     """The workspaces the caller belongs to, with its role in each."""
     rows = await repository.list_for_user(db, principal.user.id)
     return ok([_out(workspace, membership) for workspace, membership in rows])
@@ -48,12 +48,19 @@ async def list_workspaces(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_workspace(
-    body: WorkspaceCreate, principal: CurrentPrincipal, db: DbSession
+    body: WorkspaceCreate, principal: CurrentUser, db: DbSession, audit: Audit
 ) -> Envelope[WorkspaceOut]:
     """Creates a workspace; the caller becomes its owner."""
     membership = await service.create(db, principal.user, body)
     workspace = await db.get(Workspace, membership.workspace_id)
     assert workspace is not None
+    await audit.log(
+        "workspace.create",
+        workspace_id=workspace.id,
+        target_type="workspace",
+        target_id=workspace.id,
+        changes={"name": workspace.name},
+    )
     return ok(_out(workspace, membership), "Workspace created")
 
 
@@ -64,15 +71,28 @@ async def get_workspace(access: WorkspaceRead) -> Envelope[WorkspaceOut]:
 
 @router.patch("/{ws}")
 async def update_workspace(
-    body: WorkspaceUpdateBody, access: WorkspaceUpdate, db: DbSession
+    body: WorkspaceUpdateBody, access: WorkspaceUpdate, db: DbSession, audit: Audit
 ) -> Envelope[WorkspaceOut]:
-    """Renames the workspace or changes its slug."""
-    await service.update(db, access.workspace, body)
+    """Renames the workspace, changes its slug, or (owners) requires 2FA of its members."""
+    changes = await service.update(db, access, body)
+    await audit.log(
+        "workspace.update",
+        workspace_id=access.workspace_id,
+        target_type="workspace",
+        target_id=access.workspace_id,
+        changes=changes,
+    )
     return ok(_access_out(access), "Workspace updated")
 
 
 @router.delete("/{ws}")
-async def delete_workspace(access: WorkspaceDelete, db: DbSession) -> Envelope[None]:
+async def delete_workspace(access: WorkspaceDelete, db: DbSession, audit: Audit) -> Envelope[None]:
     """Deletes the workspace for every member at once (owners only)."""
     await service.delete(db, access.workspace)
+    await audit.log(
+        "workspace.delete",
+        workspace_id=access.workspace_id,
+        target_type="workspace",
+        target_id=access.workspace_id,
+    )
     return ok(None, "Workspace deleted")

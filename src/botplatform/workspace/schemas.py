@@ -28,6 +28,9 @@ class WorkspaceCreate(InputModel):
 class WorkspaceUpdate(InputModel):
     name: WorkspaceName | None = None
     slug: Slug | None = None
+    require_2fa: bool | None = Field(
+        None, description="Owners only: members without 2FA are refused until they enable it"
+    )
 
 
 class WorkspaceOut(BaseModel):
@@ -35,6 +38,7 @@ class WorkspaceOut(BaseModel):
     name: str
     slug: str
     plan: str
+    require_2fa: bool
     created_at: datetime
     role: Role = Field(description="The caller's role in this workspace")
     permissions: list[Permission] = Field(description="What the caller may do here")

@@ -5,14 +5,20 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.audit.service import diff
 from botplatform.authz.permissions import Role
 from botplatform.kit.clock import utcnow
-from botplatform.kit.errors import Conflict
+from botplatform.kit.errors import Conflict, Forbidden
+from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Membership, User, Workspace
 from botplatform.workspace import repository
+
+if TYPE_CHECKING:
+    from botplatform.authz.dependencies import WorkspaceAccess
 from botplatform.workspace.schemas import WorkspaceCreate, WorkspaceUpdate
 
 
@@ -37,20 +43,28 @@ async def create(db: AsyncSession, creator: User, data: WorkspaceCreate) -> Memb
     workspace = Workspace(name=data.name, slug=slug)
     db.add(workspace)
     await db.flush()
+    await enter_workspace(db, workspace.id)
     membership = Membership(workspace_id=workspace.id, user_id=creator.id, role=Role.OWNER)
     db.add(membership)
     await db.flush()
     return membership
 
 
-async def update(db: AsyncSession, workspace: Workspace, data: WorkspaceUpdate) -> Workspace:
+async def update(
+    db: AsyncSession, access: WorkspaceAccess, data: WorkspaceUpdate
+) -> dict[str, Any]:
+    """Applies the changes; returns the audit diff."""
+    workspace = access.workspace
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "require_2fa" in changes and access.role != Role.OWNER:
+        raise Forbidden("Only an owner can change the 2FA requirement.", code="owner_only")
+    before = {field: getattr(workspace, field) for field in changes}
     if "slug" in changes and await repository.slug_taken(db, changes["slug"], workspace.id):
         raise Conflict("That slug is taken.", code="slug_taken", details={"field": "slug"})
     for field, value in changes.items():
         setattr(workspace, field, value)
     await db.flush()
-    return workspace
+    return diff(before, changes)
 
 
 async def delete(db: AsyncSession, workspace: Workspace) -> None:

@@ -1,0 +1,404 @@
+"""The audit log: one entry per state-changing route (walked from the OpenAPI document),
+secrets redacted, hash-chained and verified, queryable by `audit:read`, and in audit.log."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import delete, func, select, update
+from typer.testing import CliRunner
+
+from botplatform.cli import app as cli
+from botplatform.config import Settings
+from botplatform.models import AuditLog
+from botplatform.runtime import Runtime
+from tests.auth.test_two_factor import codes, enable_2fa, login
+from tests.conftest import STRONG_PASSWORD, Api, SmtpSink, eventually
+
+Call = Callable[[], Awaitable[httpx.Response]]
+
+
+async def _entries(runtime: Runtime) -> list[AuditLog]:
+    async with runtime.db.unit_of_work(write=False, system=True) as db:
+        return list((await db.execute(select(AuditLog).order_by(AuditLog.seq))).scalars())
+
+
+class Scenarios:
+    """For each state-changing route: set the stage, then return the one call to audit."""
+
+    def __init__(self, client: httpx.AsyncClient, api: Api, smtp: SmtpSink) -> None:
+        self.client, self.api, self.smtp = client, api, smtp
+
+    async def _owner_ws(self) -> tuple[Any, str]:
+        owner = await self.api.register()
+        return owner, await self.api.create_workspace(owner)
+
+    async def register(self) -> Call:
+        return lambda: self.client.post(
+            "/api/v1/auth/register", json={"email": "new@example.com", "password": STRONG_PASSWORD}
+        )
+
+    async def login(self) -> Call:
+        account = await self.api.register()
+        return lambda: self.client.post(
+            "/api/v1/auth/login", json={"email": account.email, "password": STRONG_PASSWORD}
+        )
+
+    async def verify(self) -> Call:
+        account = await self.api.register()
+        secret, _ = await enable_2fa(self.client, account)
+        challenge = (await login(self.client, account.email))["challenge_token"]
+        return lambda: self.client.post(
+            "/api/v1/auth/2fa/verify", json={"challenge_token": challenge, "code": codes(secret)[2]}
+        )
+
+    async def logout(self) -> Call:
+        account = await self.api.register()
+        return lambda: self.client.post("/api/v1/auth/logout", headers=account.headers)
+
+    async def logout_all(self) -> Call:
+        account = await self.api.register()
+        return lambda: self.client.post("/api/v1/auth/logout-all", headers=account.headers)
+
+    async def setup_2fa(self) -> Call:
+        account = await self.api.register()
+        return lambda: self.client.post("/api/v1/auth/2fa/setup", headers=account.headers)
+
+    async def enable_2fa(self) -> Call:
+        account = await self.api.register()
+        setup = await self.client.post("/api/v1/auth/2fa/setup", headers=account.headers)
+        secret = setup.json()["data"]["secret"]
+        return lambda: self.client.post(
+            "/api/v1/auth/2fa/enable", json={"code": codes(secret)[1]}, headers=account.headers
+        )
+
+    async def disable_2fa(self) -> Call:
+        account = await self.api.register()
+        secret, _ = await enable_2fa(self.client, account)
+        return lambda: self.client.post(
+            "/api/v1/auth/2fa/disable",
+            json={"password": STRONG_PASSWORD, "code": codes(secret)[2]},
+            headers=account.headers,
+        )
+
+    async def forgot(self) -> Call:
+        account = await self.api.register()
+        return lambda: self.client.post(
+            "/api/v1/auth/password/forgot", json={"email": account.email}
+        )
+
+    async def reset(self) -> Call:
+        account = await self.api.register()
+        await self.client.post("/api/v1/auth/password/forgot", json={"email": account.email})
+        (mail,) = await eventually(lambda: self.smtp.to(account.email))
+        token = mail.get_body(("plain",)).get_content().split("token=", 1)[1].split()[0]
+        return lambda: self.client.post(
+            "/api/v1/auth/password/reset",
+            json={"token": token, "password": "amber-orchard-compass-77"},
+        )
+
+    async def create_workspace(self) -> Call:
+        account = await self.api.register()
+        return lambda: self.client.post(
+            "/api/v1/workspaces", json={"name": "W"}, headers=account.headers
+        )
+
+    async def update_workspace(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.patch(
+            f"/api/v1/workspaces/{ws}", json={"name": "Z"}, headers=owner.headers
+        )
+
+    async def delete_workspace(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.delete(f"/api/v1/workspaces/{ws}", headers=owner.headers)
+
+    async def update_member(self) -> Call:
+        owner, ws = await self._owner_ws()
+        agent = await self.api.add_member(owner, ws, "agent")
+        return lambda: self.client.patch(
+            f"/api/v1/workspaces/{ws}/members/{agent.user_id}",
+            json={"role": "viewer"},
+            headers=owner.headers,
+        )
+
+    async def remove_member(self) -> Call:
+        owner, ws = await self._owner_ws()
+        agent = await self.api.add_member(owner, ws, "agent")
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/members/{agent.user_id}", headers=owner.headers
+        )
+
+    async def leave(self) -> Call:
+        owner, ws = await self._owner_ws()
+        agent = await self.api.add_member(owner, ws, "agent")
+        return lambda: self.client.post(f"/api/v1/workspaces/{ws}/leave", headers=agent.headers)
+
+    async def invite(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/invitations",
+            json={"email": "i@example.com", "role": "agent"},
+            headers=owner.headers,
+        )
+
+    async def revoke_invitation(self) -> Call:
+        owner, ws = await self._owner_ws()
+        invitation = (await self.api.invite(owner, ws, "r@example.com", "agent"))["invitation"]
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/invitations/{invitation['id']}", headers=owner.headers
+        )
+
+    async def accept(self) -> Call:
+        owner, ws = await self._owner_ws()
+        guest = await self.api.register()
+        link = (await self.api.invite(owner, ws, guest.email, "agent"))["link"]
+        token = link.split("token=", 1)[1]
+        return lambda: self.client.post(
+            "/api/v1/invitations/accept", json={"token": token}, headers=guest.headers
+        )
+
+    async def create_key(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/api-keys",
+            json={"name": "k", "scopes": ["workspace:read"]},
+            headers=owner.headers,
+        )
+
+    async def revoke_key(self) -> Call:
+        owner, ws = await self._owner_ws()
+        key = (await self.api.create_key(owner, ws, ["workspace:read"]))["api_key"]
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/api-keys/{key['id']}", headers=owner.headers
+        )
+
+
+ROUTES: dict[tuple[str, str], tuple[str, str]] = {
+    ("POST", "/api/v1/auth/register"): ("register", "auth.register"),
+    ("POST", "/api/v1/auth/login"): ("login", "auth.login"),
+    ("POST", "/api/v1/auth/2fa/verify"): ("verify", "auth.login"),
+    ("POST", "/api/v1/auth/logout"): ("logout", "auth.logout"),
+    ("POST", "/api/v1/auth/logout-all"): ("logout_all", "auth.logout_all"),
+    ("POST", "/api/v1/auth/2fa/setup"): ("setup_2fa", "auth.2fa_setup"),
+    ("POST", "/api/v1/auth/2fa/enable"): ("enable_2fa", "auth.2fa_enabled"),
+    ("POST", "/api/v1/auth/2fa/disable"): ("disable_2fa", "auth.2fa_disabled"),
+    ("POST", "/api/v1/auth/password/forgot"): ("forgot", "auth.password_reset_requested"),
+    ("POST", "/api/v1/auth/password/reset"): ("reset", "auth.password_reset"),
+    ("POST", "/api/v1/workspaces"): ("create_workspace", "workspace.create"),
+    ("PATCH", "/api/v1/workspaces/{ws}"): ("update_workspace", "workspace.update"),
+    ("DELETE", "/api/v1/workspaces/{ws}"): ("delete_workspace", "workspace.delete"),
+    ("PATCH", "/api/v1/workspaces/{ws}/members/{user_id}"): ("update_member", "member.update"),
+    ("DELETE", "/api/v1/workspaces/{ws}/members/{user_id}"): ("remove_member", "member.remove"),
+    ("POST", "/api/v1/workspaces/{ws}/leave"): ("leave", "member.leave"),
+    ("POST", "/api/v1/workspaces/{ws}/invitations"): ("invite", "invitation.create"),
+    ("DELETE", "/api/v1/workspaces/{ws}/invitations/{invitation_id}"): (
+        "revoke_invitation",
+        "invitation.revoke",
+    ),
+    ("POST", "/api/v1/invitations/accept"): ("accept", "invitation.accept"),
+    ("POST", "/api/v1/workspaces/{ws}/api-keys"): ("create_key", "api_key.create"),
+    ("DELETE", "/api/v1/workspaces/{ws}/api-keys/{key_id}"): ("revoke_key", "api_key.revoke"),
+}
+
+
+def test_every_state_changing_route_has_a_scenario(app: FastAPI) -> None:
+    changing = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+        if method.upper() in {"POST", "PUT", "PATCH", "DELETE"}
+    }
+    assert changing == set(ROUTES)
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
+async def test_route_writes_exactly_one_entry(
+    route: tuple[str, str], client: httpx.AsyncClient, api: Api, smtp: SmtpSink, runtime: Runtime
+) -> None:
+    scenario, action = ROUTES[route]
+    call = await getattr(Scenarios(client, api, smtp), scenario)()
+    before = len(await _entries(runtime))
+    response = await call()
+    assert response.status_code < 300, response.text
+    after = await _entries(runtime)
+    assert len(after) == before + 1, [e.action for e in after[before:]]
+    entry = after[-1]
+    assert entry.action == action
+    assert entry.request_id == response.headers["x-request-id"]
+    assert entry.ip == "127.0.0.1"
+    assert entry.actor_type in {"user", "anonymous"}
+
+
+async def test_entries_name_actor_target_changes_and_redact_secrets(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    agent = await api.add_member(owner, ws, "agent")
+    await client.patch(
+        f"/api/v1/workspaces/{ws}/members/{agent.user_id}",
+        json={"role": "manager"},
+        headers={**owner.headers, "user-agent": "audit-test/1.0"},
+    )
+    entry = (await _entries(runtime))[-1]
+    assert (entry.actor_type, entry.actor_id, entry.actor_label) == (
+        "user",
+        str(owner.user_id),
+        owner.email,
+    )
+    assert (entry.target_type, entry.target_id) == ("user", str(agent.user_id))
+    assert entry.changes == {"role": {"before": "agent", "after": "manager"}}
+    assert entry.user_agent == "audit-test/1.0"
+
+    from botplatform.audit.service import diff, redact
+
+    assert redact({"password": "x", "token": "y", "name": "n"}) == {
+        "password": "[redacted]",
+        "token": "[redacted]",
+        "name": "n",
+    }
+    assert diff({"app_secret": "a"}, {"app_secret": "b"}) == {
+        "app_secret": {"before": "[redacted]", "after": "[redacted]"}
+    }
+
+
+async def test_api_key_actions_name_the_key(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    created = await api.create_key(owner, ws, ["members:manage", "members:read"])
+    response = await client.post(
+        f"/api/v1/workspaces/{ws}/invitations",
+        json={"email": "k@example.com", "role": "viewer"},
+        headers={"Authorization": f"Bearer {created['key']}"},
+    )
+    assert response.status_code == 201
+    entry = (await _entries(runtime))[-1]
+    assert entry.actor_type == "api_key"
+    assert entry.actor_id == created["api_key"]["id"]
+    assert created["key"] not in json.dumps(entry.changes) + (entry.actor_label or "")
+
+
+async def test_audit_logs_endpoint_filters_and_pages(client: httpx.AsyncClient, api: Api) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    other = await api.create_workspace(owner, "Other")
+    for index in range(3):
+        await client.patch(
+            f"/api/v1/workspaces/{ws}", json={"name": f"N{index}"}, headers=owner.headers
+        )
+    url = f"/api/v1/workspaces/{ws}/audit-logs"
+    page = (
+        await client.get(
+            url, params={"action": "workspace.update", "limit": 2}, headers=owner.headers
+        )
+    ).json()["data"]
+    assert [i["changes"]["name"]["after"] for i in page["items"]] == ["N2", "N1"]  # newest first
+    rest = (
+        await client.get(
+            url,
+            params={"action": "workspace.update", "cursor": page["next_cursor"]},
+            headers=owner.headers,
+        )
+    ).json()["data"]
+    assert [i["changes"]["name"]["after"] for i in rest["items"]] == ["N0"]
+    everything = (await client.get(url, headers=owner.headers)).json()["data"]["items"]
+    assert {i["action"] for i in everything} == {"workspace.create", "workspace.update"}
+    assert all(other not in json.dumps(i) for i in everything)  # only this workspace's entries
+    manager = await api.add_member(owner, ws, "manager")
+    assert (await client.get(url, headers=manager.headers)).status_code == 403
+    naive = await client.get(url, params={"since": "2020-01-01T00:00:00"}, headers=owner.headers)
+    assert naive.status_code == 200
+
+
+async def test_audit_log_file(client: httpx.AsyncClient, api: Api, settings: Settings) -> None:
+    owner = await api.register()
+    await api.create_workspace(owner, "Logged")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    lines = [json.loads(line) for line in (settings.log_dir / "audit.log").read_text().splitlines()]
+    mine = [line for line in lines if line.get("actor_id") == str(owner.user_id)]
+    assert [line["action"] for line in mine][-1] == "workspace.create"
+    assert all(line["logger"] == "botplatform.audit" for line in lines)
+
+
+def _verify(settings: Settings) -> Any:
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "DATABASE_OWNER_URL": settings.database_owner_url,
+        "REDIS_URL": settings.redis_url,
+        "SECRET_KEY": settings.signing_key,
+        "LOG_DIR": str(settings.log_dir),
+        "LOG_TO_STDOUT": "false",
+    }
+    return CliRunner().invoke(cli, ["audit", "verify"], env=env)
+
+
+async def test_verify_catches_an_edited_and_a_deleted_entry(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, settings: Settings
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    for index in range(3):
+        await client.patch(
+            f"/api/v1/workspaces/{ws}", json={"name": f"V{index}"}, headers=owner.headers
+        )
+    intact = await anyio.to_thread.run_sync(_verify, settings)
+    assert intact.exit_code == 0, intact.output
+    assert "5 entries verified" in intact.output
+
+    async with runtime.db.unit_of_work(system=True) as db:  # someone edits history
+        await db.execute(update(AuditLog).where(AuditLog.seq == 3).values(ip="10.9.9.9"))
+    edited = await anyio.to_thread.run_sync(_verify, settings)
+    assert edited.exit_code == 1
+    assert "BROKEN at entry 3" in edited.output and "hash does not match" in edited.output
+
+    async with runtime.db.unit_of_work(system=True) as db:
+        await db.execute(update(AuditLog).where(AuditLog.seq == 3).values(ip="127.0.0.1"))
+    assert (await anyio.to_thread.run_sync(_verify, settings)).exit_code == 0
+    async with runtime.db.unit_of_work(system=True) as db:  # someone removes an entry
+        await db.execute(delete(AuditLog).where(AuditLog.seq == 4))
+    deleted = await anyio.to_thread.run_sync(_verify, settings)
+    assert deleted.exit_code == 1
+    assert "entry 4 is missing" in deleted.output
+
+    async with runtime.db.unit_of_work(system=True) as db:  # or cuts off the tail
+        await db.execute(delete(AuditLog).where(AuditLog.seq >= 4))
+    truncated = await anyio.to_thread.run_sync(_verify, settings)
+    assert truncated.exit_code == 1
+    assert "missing" in truncated.output
+
+
+async def test_concurrent_writes_keep_one_chain(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    import asyncio
+
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    await asyncio.gather(
+        *(
+            client.patch(f"/api/v1/workspaces/{ws}", json={"name": f"C{i}"}, headers=owner.headers)
+            for i in range(10)
+        )
+    )
+    entries = await _entries(runtime)
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    async with runtime.db.unit_of_work(write=False, system=True) as db:
+        from botplatform.audit.service import verify
+
+        checked, broken = await verify(db)
+    assert broken is None and checked == len(entries)
+    async with runtime.db.unit_of_work(write=False, system=True) as db:
+        assert (await db.execute(select(func.count()).select_from(AuditLog))).scalar() == len(
+            entries
+        )

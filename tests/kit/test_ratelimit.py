@@ -1,0 +1,143 @@
+"""Rate limits: 429 with Retry-After and RateLimit-* headers, the client IP read only through
+trusted proxies, and one limit across two app processes sharing Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from botplatform.config import Settings
+from botplatform.kit.client_ip import client_ip, parse_networks
+from botplatform.main import create_app
+from tests.conftest import _free_port, base_settings, eventually
+
+
+@pytest.fixture
+async def strict_app(tmp_path: Path) -> AsyncIterator[FastAPI]:
+    settings = base_settings(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'rl.db'}",
+        worker_in_process=False,
+        rate_limit_auth="3/minute",
+        rate_limit_general="5/minute",
+        trusted_proxies=["127.0.0.1"],
+    )
+    from botplatform import migrate
+
+    await asyncio.to_thread(migrate.upgrade, settings)
+    app = create_app(settings)
+    async with LifespanManager(app):
+        yield app
+
+
+async def test_auth_tier_is_429_with_headers(strict_app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=strict_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        body = {"email": "a@example.com", "password": "x"}
+        first = await http.post("/api/v1/auth/login", json=body)
+        assert first.headers["RateLimit-Limit"] == "3"
+        assert first.headers["RateLimit-Remaining"] == "2"
+        statuses = [first.status_code] + [
+            (await http.post("/api/v1/auth/login", json=body)).status_code for _ in range(3)
+        ]
+        assert statuses == [401, 401, 401, 429]
+        limited = await http.post("/api/v1/auth/login", json=body)
+        assert limited.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        assert limited.headers["RateLimit-Remaining"] == "0"
+        # Other routes are in the general tier, counted separately.
+        assert (await http.get("/api/v1/me")).status_code == 401
+
+
+async def test_trusted_proxy_gives_each_client_its_own_limit(strict_app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=strict_app)  # its peer is 127.0.0.1, a trusted proxy
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        for client in ("198.51.100.1", "198.51.100.2"):
+            statuses = [
+                (await http.get("/api/v1/me", headers={"X-Forwarded-For": client})).status_code
+                for _ in range(6)
+            ]
+            assert statuses == [401] * 5 + [429]
+
+
+def test_client_ip_never_trusts_an_untrusted_peer() -> None:
+    trusted = parse_networks(["10.0.0.0/8"])
+    spoof = {"client": ("203.0.113.9", 1), "headers": [(b"x-forwarded-for", b"1.2.3.4")]}
+    assert client_ip(spoof, trusted) == "203.0.113.9"
+    proxied = {
+        "client": ("10.0.0.2", 1),
+        "headers": [(b"x-forwarded-for", b"1.2.3.4, 198.51.100.7, 10.0.0.5")],
+    }
+    # The left part is whatever the client wrote: the right-most untrusted hop is the client.
+    assert client_ip(proxied, trusted) == "198.51.100.7"
+    assert client_ip(proxied, []) == "10.0.0.2"
+    garbage = {"client": ("10.0.0.2", 1), "headers": [(b"x-forwarded-for", b"not-an-ip")]}
+    assert client_ip(garbage, trusted) == "10.0.0.2"
+
+
+SHARED_REDIS = "redis://127.0.0.1:6379/13"
+
+
+async def test_a_limit_holds_across_two_app_processes(settings: Settings, tmp_path: Path) -> None:
+    if not settings.redis_url:
+        pytest.skip("two app processes share limits through Redis (production mode)")
+    redis.Redis.from_url(SHARED_REDIS).flushdb()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=SHARED_REDIS,
+        SECRET_KEY=settings.signing_key,
+        AUTO_MIGRATE="false",
+        WORKER_IN_PROCESS="false",
+        SCHEDULER_IN_PROCESS="false",
+        RATE_LIMIT_AUTH="4/minute",
+        LOG_DIR=str(tmp_path / "logs"),
+        LOG_TO_STDOUT="false",
+    )
+    ports = [_free_port(), _free_port()]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "botplatform", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+
+            async def up(port: int) -> bool:
+                try:
+                    return (
+                        await http.get(f"http://127.0.0.1:{port}/health/live")
+                    ).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            for port in ports:
+                await eventually(lambda port=port: up(port), timeout=30)
+            statuses = []
+            for attempt in range(6):  # alternate between the two processes
+                response = await http.post(
+                    f"http://127.0.0.1:{ports[attempt % 2]}/api/v1/auth/login",
+                    json={"email": "shared@example.com", "password": "wrong-password-1"},
+                )
+                statuses.append(response.status_code)
+        assert statuses == [401, 401, 401, 401, 429, 429]
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=20)
+        redis.Redis.from_url(SHARED_REDIS).flushdb()
