@@ -1,0 +1,2 @@
+"""Messaging channels: one normalized message model, one adapter port, one adapter per
+provider."""

@@ -1,0 +1,210 @@
+"""The normalized message model every channel speaks, inbound and outbound.
+
+Adapters turn a provider's webhook payload into a list of `InboundEvent`s (`parse`), and an
+`OutboundMessage` into a provider request (`send`). Nothing outside `channels/<provider>/`
+knows a provider's payload shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class MessageType(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    VIDEO = "video"
+    AUDIO = "audio"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+    LOCATION = "location"
+    CONTACTS = "contacts"
+    INTERACTIVE = "interactive"  # buttons/lists sent, and their replies received
+    TEMPLATE = "template"
+    REACTION = "reaction"
+    UNSUPPORTED = "unsupported"
+
+
+MEDIA_TYPES = frozenset(
+    {MessageType.IMAGE, MessageType.VIDEO, MessageType.AUDIO, MessageType.DOCUMENT,
+     MessageType.STICKER}
+)  # fmt: skip
+
+
+class DeliveryStatus(StrEnum):
+    """Outbound message states, in order; `failed` can follow any of them."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    PLAYED = "played"  # voice notes: listened to
+    FAILED = "failed"
+
+
+STATUS_RANK = {
+    DeliveryStatus.QUEUED: 0,
+    DeliveryStatus.SENT: 1,
+    DeliveryStatus.DELIVERED: 2,
+    DeliveryStatus.READ: 3,
+    DeliveryStatus.PLAYED: 4,
+}
+
+
+@dataclass(frozen=True)
+class Media:
+    """Media as the provider describes it; the bytes are fetched later by a job."""
+
+    provider_media_id: str | None = None
+    url: str | None = None
+    mime_type: str | None = None
+    sha256: str | None = None
+    caption: str | None = None
+    filename: str | None = None
+    voice: bool = False
+    animated: bool = False
+
+
+@dataclass(frozen=True)
+class Reaction:
+    message_id: str  # the provider id of the message reacted to
+    emoji: str  # "" removes the reaction
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply to buttons or a list (inbound `interactive`)."""
+
+    kind: str  # "button_reply" | "list_reply" | "quick_reply"
+    id: str  # the payload / id the button or row was sent with
+    title: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Content:
+    """What a message says, whichever way it travels."""
+
+    type: MessageType
+    text: str | None = None
+    media: Media | None = None
+    location: dict[str, Any] | None = None  # latitude, longitude, name, address, url
+    contacts: list[dict[str, Any]] | None = None
+    reply: Reply | None = None
+    reaction: Reaction | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    provider_message_id: str
+    sender_id: str  # the contact's id on the channel (WhatsApp: wa_id)
+    sender_name: str | None
+    timestamp: datetime
+    content: Content
+    reply_to: str | None = None  # provider id of the message this one answers
+    forwarded: bool = False
+    frequently_forwarded: bool = False
+    referral: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderError:
+    code: int | str
+    title: str
+    message: str | None = None
+    details: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    provider_message_id: str
+    status: DeliveryStatus
+    timestamp: datetime
+    recipient_id: str | None = None
+    errors: tuple[ProviderError, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MessageEdited:
+    provider_message_id: str  # the id of the message that was edited
+    sender_id: str
+    timestamp: datetime
+    content: Content
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MessageDeleted:
+    provider_message_id: str  # the id of the message that was deleted
+    sender_id: str
+    timestamp: datetime
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SystemEvent:
+    """Anything about the account or a contact that is not a message: identity or number
+    changes, template status, marketing preferences, account updates."""
+
+    kind: str
+    timestamp: datetime | None
+    sender_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+InboundEvent = InboundMessage | StatusUpdate | MessageEdited | MessageDeleted | SystemEvent
+
+
+@dataclass(frozen=True)
+class Button:
+    id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class ListRow:
+    id: str
+    title: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ListSection:
+    title: str
+    rows: tuple[ListRow, ...]
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    language: str
+    components: tuple[dict[str, Any], ...] = ()  # the provider's component objects
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One logical send. `idempotency_key` is stable across retries of the same send."""
+
+    recipient_id: str
+    content: Content
+    idempotency_key: str
+    reply_to: str | None = None
+    preview_url: bool = False
+    buttons: tuple[Button, ...] = ()
+    list_button: str | None = None
+    sections: tuple[ListSection, ...] = ()
+    header: str | None = None
+    footer: str | None = None
+    template: Template | None = None
+    mark_read: str | None = None  # provider id of an inbound message to mark as read
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_message_id: str
+    raw: dict[str, Any] = field(default_factory=dict)
