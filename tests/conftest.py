@@ -8,6 +8,9 @@ import asyncio
 import email
 import email.message
 import email.policy
+import hashlib
+import hmac
+import json
 import os
 import socket
 import threading
@@ -21,6 +24,7 @@ import asyncpg
 import httpx
 import pytest
 import redis
+import uvicorn
 from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -33,6 +37,8 @@ from botplatform.kit.kv import MemoryStore, RedisStore
 from botplatform.main import create_app
 from botplatform.models import AuditHead, Base
 from botplatform.runtime import Runtime
+from botplatform.sandbox import FakeGraph
+from botplatform.sandbox import create_app as create_graph_app
 
 PG_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/botplatform_test"
@@ -45,6 +51,15 @@ BACKENDS = [
     for name in os.environ.get("BOTPLATFORM_TEST_BACKENDS", "sqlite,postgres").split(",")
     if name.strip()
 ]
+
+
+def _port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+GRAPH_PORT = _port()
 REQUIRE_BACKENDS = (
     os.environ.get("CI", "").lower() == "true"
     or os.environ.get("BOTPLATFORM_REQUIRE_BACKENDS") == "1"
@@ -158,6 +173,8 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "worker_threads": 4,
         "scheduler_in_process": False,
         "smtp_host": "127.0.0.1",
+        # The fake Graph API (botplatform.sandbox) listens here during the tests.
+        "whatsapp_api_base_url": f"http://127.0.0.1:{GRAPH_PORT}",
         # Generous limits for the suite; tests of the limits themselves set their own.
         "rate_limit_general": "100000/minute",
         "rate_limit_auth": "100000/minute",
@@ -215,6 +232,39 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 @pytest.fixture(scope="session")
+async def graph(app: FastAPI) -> AsyncIterator[FakeGraph]:
+    """The fake WhatsApp Graph API on a loopback port, posting its webhooks straight into the
+    app under test (same event loop)."""
+    fake = FakeGraph(
+        access_tokens={CHANNEL_TOKEN},
+        app_secret=APP_SECRET,
+        status_delay=0.01,
+        webhook_client=httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ),
+    )
+    config = uvicorn.Config(
+        create_graph_app(fake), host="127.0.0.1", port=GRAPH_PORT, log_config=None, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+        await asyncio.sleep(0.01)
+    yield fake
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def wa(graph: FakeGraph) -> AsyncIterator[FakeGraph]:
+    """The fake Graph API, reset for this test."""
+    graph.reset()
+    graph.webhook_url = None
+    yield graph
+    graph.reset()
+
+
+@pytest.fixture(scope="session")
 def runtime(app: FastAPI) -> Runtime:
     runtime: Runtime = app.state.runtime
     return runtime
@@ -258,6 +308,39 @@ class Account:
 
 
 STRONG_PASSWORD = "violet-harbour-lantern-42"
+CHANNEL_TOKEN = "EAAG-test-token-9876"
+APP_SECRET = "test-app-secret-0123456789"
+
+
+def meta_signature(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+
+
+def whatsapp_text_payload(wa_id: str, text: str, name: str, wamid: str) -> dict[str, Any]:
+    """A webhook of the shape Meta sends for one inbound text message."""
+    import time
+
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1122334455667"},
+        "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+        "messages": [
+            {
+                "from": wa_id,
+                "id": wamid,
+                "timestamp": str(int(time.time())),
+                "type": "text",
+                "text": {"body": text},
+            }
+        ],
+    }
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {"id": "1234567890987654321", "changes": [{"value": value, "field": "messages"}]}
+        ],
+    }
 
 
 class Api:
@@ -302,6 +385,50 @@ class Api:
         )
         assert response.status_code == 201, response.text
         return dict(response.json()["data"])
+
+    async def create_channel(self, owner: Account, ws: str, **extra: Any) -> dict[str, Any]:
+        body = {
+            "name": "Support",
+            "phone_number_id": "1122334455667",
+            "business_account_id": "1234567890987654321",
+            "access_token": "EAAG-test-token-9876",
+            "app_secret": APP_SECRET,
+            **extra,
+        }
+        response = await self.http.post(
+            f"/api/v1/workspaces/{ws}/channels", json=body, headers=owner.headers
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json()["data"])
+
+    async def inbound_text(
+        self,
+        channel_id: str,
+        wa_id: str,
+        text: str,
+        name: str = "Customer",
+        message_id: str | None = None,
+        secret: str = APP_SECRET,
+    ) -> str:
+        """Posts a signed WhatsApp webhook, as Meta does; returns the message's wamid."""
+        wamid = message_id or f"wamid.{uuid.uuid4().hex}"
+        payload = whatsapp_text_payload(wa_id, text, name, wamid)
+        body = json.dumps(payload).encode()
+        response = await self.http.post(
+            f"/webhooks/whatsapp/{channel_id}", content=body, headers=meta_signature(body, secret)
+        )
+        assert response.status_code == 200, response.text
+        return wamid
+
+    async def conversation_of(self, owner: Account, ws: str, contact_name: str) -> dict[str, Any]:
+        async def find() -> dict[str, Any] | None:
+            response = await self.http.get(
+                f"/api/v1/workspaces/{ws}/conversations", headers=owner.headers
+            )
+            items = response.json()["data"]["items"]
+            return next((c for c in items if c["contact_name"] == contact_name), None)
+
+        return dict(await eventually(find))
 
     async def add_member(self, owner: Account, ws: str, role: str) -> Account:
         """A new user who joined `ws` with `role` through a real invitation."""

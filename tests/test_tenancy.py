@@ -16,6 +16,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/workspaces/{ws}/members/{user_id}"): {"role": "viewer"},
     ("POST", "/api/v1/workspaces/{ws}/invitations"): {"email": "x@example.com", "role": "viewer"},
     ("POST", "/api/v1/workspaces/{ws}/api-keys"): {"name": "k", "scopes": ["workspace:read"]},
+    ("PATCH", "/api/v1/workspaces/{ws}/channels/{channel_id}"): {"name": "x"},
+    ("PATCH", "/api/v1/workspaces/{ws}/conversations/{conversation_id}"): {"status": "pending"},
+    ("POST", "/api/v1/workspaces/{ws}/conversations/{conversation_id}/messages"): {"text": "hi"},
+    ("POST", "/api/v1/workspaces/{ws}/messages"): {
+        "channel_id": "{channel_id}",
+        "to": "15550001234",
+        "text": "x",
+    },  # B's channel
 }
 
 
@@ -40,7 +48,13 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
     member_b = await api.add_member(owner_b, ws_b, "agent")
     invitation_b = await api.invite(owner_b, ws_b, "someone@example.com", "viewer")
     key_b = await api.create_key(owner_b, ws_b, ["workspace:read"])
+    channel_b = await api.create_channel(owner_b, ws_b)
+    await api.inbound_text(channel_b["id"], "15550009999", "hello", name="Bea")
+    conversation_b = await api.conversation_of(owner_b, ws_b, "Bea")
     ids_of_b = {
+        "channel_id": channel_b["id"],
+        "conversation_id": conversation_b["id"],
+        "contact_id": conversation_b["contact_id"],
         "user_id": str(member_b.user_id),
         "invitation_id": invitation_b["invitation"]["id"],
         "key_id": key_b["api_key"]["id"],
@@ -49,7 +63,7 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
 
 
 async def _snapshot(client: httpx.AsyncClient, owner: Account, ws: str) -> list[Any]:
-    paths = ["", "/members", "/invitations"]
+    paths = ["", "/members", "/invitations", "/channels", "/conversations", "/contacts"]
     return [
         (await client.get(f"/api/v1/workspaces/{ws}{p}", headers=owner.headers)).json()["data"]
         for p in paths
@@ -68,6 +82,8 @@ async def test_every_workspace_route_answers_404_across_tenants(
         params = set(re.findall(r"{(\w+)}", path)) - {"ws"}
         assert params <= set(ids_of_b), f"no cross-tenant id for {params} in {path}"
         body = BODIES.get((method, path))
+        if body and body.get("channel_id") == "{channel_id}":
+            body = {**body, "channel_id": ids_of_b["channel_id"]}
         # B's workspace itself, and B's objects under A's workspace: both must be invisible.
         for ws in (ws_b, ws_a) if params else (ws_b,):
             url = path.replace("{ws}", ws)

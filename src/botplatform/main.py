@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from botplatform import __version__
 from botplatform.api import api_router
+from botplatform.channels.inbound import router as webhooks_router
 from botplatform.config import Settings, load_settings
 from botplatform.health.endpoints import router as health_router
 from botplatform.kit import metrics
@@ -22,6 +23,7 @@ from botplatform.kit.middleware import (
     SecurityHeadersMiddleware,
 )
 from botplatform.kit.ratelimit import RateLimitMiddleware
+from botplatform.media.endpoints import router as media_router
 from botplatform.runtime import Runtime
 from botplatform.worker.scheduler import SCHEDULES, Scheduler
 
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router)
     app.include_router(health_router)
+    app.include_router(webhooks_router)
+    app.include_router(media_router)
     # Added last = outermost: the request id wraps everything, even a refused body.
     if settings.cors_origins:
         app.add_middleware(

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
+import httpx
 from fastapi import Depends, Request
 
 from botplatform.auth.passwords import PasswordService
@@ -15,9 +16,11 @@ from botplatform.auth.sessions import SessionStore
 from botplatform.config import Settings
 from botplatform.db import Database
 from botplatform.kit import crypto
+from botplatform.kit.http import create_http_client
 from botplatform.kit.kv import KeyValueStore, create_store
 from botplatform.kit.ratelimit import RateLimiter
 from botplatform.kit.tokens import SessionTokenCodec
+from botplatform.media.storage import MediaStorage, SignedMediaUrls, create_storage
 from botplatform.worker.queue import JobQueue
 
 
@@ -30,6 +33,9 @@ class Runtime:
     passwords: PasswordService
     session_tokens: SessionTokenCodec
     ratelimiter: RateLimiter
+    http: httpx.AsyncClient
+    media: MediaStorage
+    media_urls: SignedMediaUrls
     jobs: JobQueue = field(init=False)
 
     @classmethod
@@ -44,6 +50,9 @@ class Runtime:
             passwords=PasswordService(settings),
             session_tokens=SessionTokenCodec(settings.signing_key),
             ratelimiter=RateLimiter(settings),
+            http=create_http_client(),
+            media=create_storage(settings),
+            media_urls=SignedMediaUrls(settings.signing_key, settings.app_url.rstrip("/")),
         )
         runtime.jobs = JobQueue(settings, runtime)
         runtime.db.after_commit = runtime.jobs.dispatch
@@ -53,6 +62,7 @@ class Runtime:
         await self.jobs.stop_worker()
         self.jobs.close()
         await self.kv.close()
+        await self.http.aclose()
         await self.db.dispose()
 
 

@@ -56,5 +56,10 @@ async def allow_api_key_lookup(db: AsyncSession, lookup: str) -> None:
     await _set(db, "app.api_key_lookup", lookup)
 
 
+async def allow_channel_lookup(db: AsyncSession, channel_id: uuid.UUID) -> None:
+    """Lets this transaction read the one channel a provider webhook names."""
+    await _set(db, "app.channel_id", str(channel_id))
+
+
 async def enter_system(db: AsyncSession) -> None:
     await _set(db, "app.bypass_rls", "on")

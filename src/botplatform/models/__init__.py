@@ -3,10 +3,15 @@
 from botplatform.models.api_key import ApiKey
 from botplatform.models.audit_log import AuditHead, AuditLog
 from botplatform.models.base import Base, WorkspaceScoped
+from botplatform.models.channel import Channel
+from botplatform.models.contact import ConsentEvent, Contact, ContactIdentity
+from botplatform.models.conversation import Conversation
 from botplatform.models.dead_job import DeadJob
 from botplatform.models.email import Email
+from botplatform.models.inbound_event import InboundEvent
 from botplatform.models.invitation import Invitation
 from botplatform.models.membership import Membership
+from botplatform.models.message import Message
 from botplatform.models.recovery_code import RecoveryCode
 from botplatform.models.user import User
 from botplatform.models.workspace import Workspace
@@ -16,10 +21,17 @@ __all__ = [
     "AuditHead",
     "AuditLog",
     "Base",
+    "Channel",
+    "ConsentEvent",
+    "Contact",
+    "ContactIdentity",
+    "Conversation",
     "DeadJob",
     "Email",
+    "InboundEvent",
     "Invitation",
     "Membership",
+    "Message",
     "RecoveryCode",
     "User",
     "Workspace",

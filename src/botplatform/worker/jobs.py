@@ -13,7 +13,7 @@ so every job must be idempotent: it carries ids, and the rows decide what is lef
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,7 +56,7 @@ class JobSpec:
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 3_600_000
     time_limit_ms: int = 600_000
-    options: dict[str, Any] = field(default_factory=dict)
+    system: bool = False  # cross-tenant work: exempt from row-level security
 
 
 #: Every declared job, by name. Filled when the modules in `TASK_MODULES` are imported.
@@ -66,6 +66,7 @@ REGISTRY: dict[str, JobSpec] = {}
 TASK_MODULES = [
     "botplatform.email.tasks",
     "botplatform.worker.sweeper",
+    "botplatform.channels.tasks",
 ]
 
 
@@ -77,6 +78,7 @@ def job(
     min_backoff_ms: int = 1_000,
     max_backoff_ms: int = 3_600_000,
     time_limit_ms: int = 600_000,
+    system: bool = False,
 ) -> Callable[[JobFunction], JobFunction]:
     """Declares an async job. Retries back off exponentially with jitter between
     `min_backoff_ms` and `max_backoff_ms`; after `max_retries` it lands in `dead_jobs`."""
@@ -90,6 +92,7 @@ def job(
             min_backoff_ms,
             max_backoff_ms,
             time_limit_ms,
+            system,
         )
         if spec.name in REGISTRY and REGISTRY[spec.name].fn is not fn:
             raise ValueError(f"job {spec.name!r} is declared twice")

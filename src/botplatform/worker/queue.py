@@ -155,7 +155,7 @@ class JobQueue:
         with self._in_flight_lock:
             self._in_flight += 1
         try:
-            async with self._runtime.db.unit_of_work() as db:
+            async with self._runtime.db.unit_of_work(system=spec.system) as db:
                 context = JobContext(
                     runtime=self._runtime,
                     db=db,

@@ -33,6 +33,7 @@ class SweepTarget:
     is_pending: Callable[[], ColumnElement[bool]]
     touched_at: InstrumentedAttribute[Any]  # bumped on each re-enqueue, so it waits again
     job: str
+    with_workspace: bool = False  # tenant jobs take (workspace id, row id)
 
 
 TARGETS: list[SweepTarget] = []
@@ -58,7 +59,8 @@ async def sweep_once(ctx: JobContext, after_seconds: int | None = None) -> dict[
         rows = (await ctx.db.execute(statement)).scalars().all()
         for row in rows:
             setattr(row, target.touched_at.key, utcnow())
-            enqueue(ctx.db, target.job, str(row.id))
+            args = (str(row.workspace_id), str(row.id)) if target.with_workspace else (str(row.id),)
+            enqueue(ctx.db, target.job, *args)
         swept[target.name] = len(rows)
     swept["dead_jobs_retried"] = await dead_letters.send_requested(ctx.runtime, ctx.db)
     if any(swept.values()):
@@ -66,6 +68,6 @@ async def sweep_once(ctx: JobContext, after_seconds: int | None = None) -> dict[
     return swept
 
 
-@job("sweep_pending_work", max_retries=0)
+@job("sweep_pending_work", max_retries=0, system=True)
 async def sweep_pending_work(ctx: JobContext) -> None:
     await sweep_once(ctx)

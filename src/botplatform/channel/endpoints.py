@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from botplatform.audit.dependencies import Audit
+from botplatform.authz.dependencies import ChannelsManage, ChannelsRead
+from botplatform.authz.permissions import Permission
+from botplatform.channel import repository, service
+from botplatform.channel.schemas import ChannelOut, ChannelUpdate, WhatsAppChannelCreate
+from botplatform.db import DbSession
+from botplatform.kit.envelope import Envelope, ok
+from botplatform.kit.pagination import Page, PageQuery, paginate
+from botplatform.models import Channel
+from botplatform.runtime import RuntimeDep
+
+router = APIRouter(prefix="/workspaces/{ws}", tags=["channels"])
+
+
+@router.get("/channels")
+async def list_channels(
+    access: ChannelsRead, db: DbSession, page: PageQuery, runtime: RuntimeDep
+) -> Envelope[Page[ChannelOut]]:
+    rows, next_cursor = await paginate(
+        db, repository.list_statement(access.workspace_id), Channel.created_at, Channel.id, page
+    )
+    manage = access.can(Permission.CHANNELS_MANAGE)
+    items = [service.to_out(runtime.settings, row[0], show_verify_token=manage) for row in rows]
+    return ok(Page(items=items, next_cursor=next_cursor))
+
+
+@router.post("/channels", status_code=status.HTTP_201_CREATED)
+async def create_channel(
+    access: ChannelsManage,
+    body: WhatsAppChannelCreate,
+    db: DbSession,
+    runtime: RuntimeDep,
+    audit: Audit,
+) -> Envelope[ChannelOut]:
+    """Connects a WhatsApp Business number. The answer gives the webhook URL and verify token
+    to paste into Meta's console; tokens and secrets are stored encrypted and never shown."""
+    channel = await service.create(db, access.workspace_id, body)
+    await audit.log(
+        "channel.create",
+        workspace_id=access.workspace_id,
+        target_type="channel",
+        target_id=channel.id,
+        changes={"provider": channel.provider, "name": channel.name},
+    )
+    return ok(service.to_out(runtime.settings, channel, show_verify_token=True), "Channel created")
+
+
+@router.get("/channels/{channel_id}")
+async def get_channel(
+    access: ChannelsRead, channel_id: uuid.UUID, db: DbSession, runtime: RuntimeDep
+) -> Envelope[ChannelOut]:
+    channel = await repository.get(db, access.workspace_id, channel_id)
+    manage = access.can(Permission.CHANNELS_MANAGE)
+    return ok(service.to_out(runtime.settings, channel, show_verify_token=manage))
+
+
+@router.patch("/channels/{channel_id}")
+async def update_channel(
+    access: ChannelsManage,
+    channel_id: uuid.UUID,
+    body: ChannelUpdate,
+    db: DbSession,
+    runtime: RuntimeDep,
+    audit: Audit,
+) -> Envelope[ChannelOut]:
+    channel = await repository.get(db, access.workspace_id, channel_id)
+    changes = await service.update(db, channel, body)
+    await audit.log(
+        "channel.update",
+        workspace_id=access.workspace_id,
+        target_type="channel",
+        target_id=channel.id,
+        changes=changes,
+    )
+    return ok(service.to_out(runtime.settings, channel, show_verify_token=True), "Channel updated")
+
+
+@router.delete("/channels/{channel_id}")
+async def delete_channel(
+    access: ChannelsManage, channel_id: uuid.UUID, db: DbSession, audit: Audit
+) -> Envelope[None]:
+    """Disconnects the channel and deletes its conversations and messages."""
+    channel = await repository.get(db, access.workspace_id, channel_id)
+    await db.delete(channel)
+    await db.flush()
+    await audit.log(
+        "channel.delete",
+        workspace_id=access.workspace_id,
+        target_type="channel",
+        target_id=channel_id,
+    )
+    return ok(None, "Channel deleted")

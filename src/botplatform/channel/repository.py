@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botplatform.kit.errors import NotFound
+from botplatform.kit.scoping import allow_channel_lookup, scoped
+from botplatform.models import Channel
+
+
+def channel_not_found() -> NotFound:
+    return NotFound("Channel not found.", code="channel_not_found")
+
+
+def list_statement(workspace_id: uuid.UUID) -> Select[Any]:
+    return scoped(Channel, workspace_id)
+
+
+async def get(db: AsyncSession, workspace_id: uuid.UUID, channel_id: uuid.UUID) -> Channel:
+    found = (
+        await db.execute(scoped(Channel, workspace_id).where(Channel.id == channel_id))
+    ).scalar_one_or_none()
+    if found is None:
+        raise channel_not_found()
+    return found
+
+
+async def get_for_webhook(db: AsyncSession, channel_id: uuid.UUID) -> Channel | None:
+    """The channel a provider webhook names, before any workspace is known: its id in the
+    URL is the only key (row-level security admits exactly that row)."""
+    await allow_channel_lookup(db, channel_id)
+    return (await db.execute(select(Channel).where(Channel.id == channel_id))).scalar_one_or_none()

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from botplatform.kit.schemas import InputModel
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Secret = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+NumericId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{3,30}$")]
+
+
+class WhatsAppChannelCreate(InputModel):
+    provider: Literal["whatsapp"] = "whatsapp"
+    name: Name
+    phone_number_id: NumericId
+    business_account_id: NumericId
+    display_phone_number: Annotated[str, StringConstraints(max_length=30)] | None = None
+    access_token: Secret | None = Field(None, description="Defaults to WHATSAPP_API_KEY")
+    app_secret: Secret | None = Field(None, description="Defaults to FACEBOOK_APP_SECRET")
+    verify_token: Secret | None = Field(None, description="Generated when omitted")
+    send_rate_per_second: int = Field(80, ge=1, le=1000)
+
+
+class ChannelUpdate(InputModel):
+    name: Name | None = None
+    status: Literal["active", "disabled"] | None = None
+    display_phone_number: Annotated[str, StringConstraints(max_length=30)] | None = None
+    access_token: Secret | None = None
+    app_secret: Secret | None = None
+    verify_token: Secret | None = None
+    send_rate_per_second: int | None = Field(None, ge=1, le=1000)
+
+
+class ChannelOut(BaseModel):
+    id: uuid.UUID
+    provider: str
+    name: str
+    status: str
+    phone_number_id: str | None
+    business_account_id: str | None
+    display_phone_number: str | None
+    send_rate_per_second: int
+    webhook_url: str = Field(description="Paste into Meta's console as the callback URL")
+    verify_token: str | None = Field(description="Paste into Meta's console (channels:manage)")
+    access_token_hint: str | None = Field(description="Masked; the token itself is never shown")
+    app_secret_hint: str | None
+    created_at: datetime

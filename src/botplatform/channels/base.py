@@ -1,0 +1,56 @@
+"""The adapter port every channel implements. An adapter is built per channel connection,
+with that channel's decrypted credentials; it is never a shared mutable singleton."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, Protocol
+
+import httpx
+
+from botplatform.channels.messages import InboundEvent, Media, OutboundMessage, SendResult
+from botplatform.config import Settings
+from botplatform.kit.errors import AppError
+from botplatform.models import Channel
+
+
+class WebhookRejected(AppError):
+    """A webhook that fails verification: 401, and nothing is stored."""
+
+    status_code = 401
+    code = "invalid_signature"
+    message = "The webhook signature is missing or invalid."
+
+
+class ProviderSendError(Exception):
+    """A send the provider refused. `retryable` errors (throttling, outages) are tried again
+    with backoff; the others fail the message with the provider's code and title."""
+
+    def __init__(self, *, retryable: bool, code: str, title: str, http_status: int = 0) -> None:
+        super().__init__(f"{code}: {title}")
+        self.retryable = retryable
+        self.code = code
+        self.title = title
+        self.http_status = http_status
+
+
+class ChannelAdapter(Protocol):
+    provider: ClassVar[str]
+
+    def __init__(self, channel: Channel, settings: Settings, http: httpx.AsyncClient) -> None: ...
+
+    def handshake(self, params: Mapping[str, str]) -> str | None:
+        """The body to answer a provider's GET verification with, or None to refuse."""
+        ...
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Raises WebhookRejected unless the raw body is signed by the provider."""
+        ...
+
+    def parse(self, body: bytes) -> list[InboundEvent]: ...
+
+    async def send(self, message: OutboundMessage) -> SendResult: ...
+
+    async def fetch_media(self, media: Media) -> tuple[bytes, str]:
+        """The bytes and mime type of inbound media."""
+        ...

@@ -1,0 +1,33 @@
+"""Every channel provider in one place. A provider listed in PROVIDERS without an adapter
+answers a clear "not available" error; none is faked."""
+
+from __future__ import annotations
+
+import httpx
+
+from botplatform.channels.base import ChannelAdapter
+from botplatform.channels.whatsapp.adapter import WhatsAppAdapter
+from botplatform.config import Settings
+from botplatform.kit.errors import NotAvailable
+from botplatform.models import Channel
+
+ADAPTERS: dict[str, type[ChannelAdapter]] = {
+    "whatsapp": WhatsAppAdapter,
+}
+#: The channels of SPEC §3; those without an adapter yet are refused plainly.
+PROVIDERS = ("whatsapp", "messenger", "instagram", "webchat", "telegram", "slack")
+
+
+def not_available(provider: str) -> NotAvailable:
+    return NotAvailable(
+        f"The {provider} channel is not available yet.",
+        code="channel_not_available",
+        details={"provider": provider, "available": sorted(ADAPTERS)},
+    )
+
+
+def adapter_for(channel: Channel, settings: Settings, http: httpx.AsyncClient) -> ChannelAdapter:
+    adapter = ADAPTERS.get(channel.provider)
+    if adapter is None:
+        raise not_available(channel.provider)
+    return adapter(channel, settings, http)

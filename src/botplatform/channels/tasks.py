@@ -1,0 +1,280 @@
+"""The jobs of the message path: process a stored webhook, send an outbound message, fetch
+inbound media. Each carries a workspace id and a row id; the rows say what is left to do."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import timedelta
+
+from dramatiq import Retry
+from sqlalchemy import and_, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botplatform.channels import policy
+from botplatform.channels.base import ProviderSendError
+from botplatform.channels.messages import (
+    InboundMessage,
+    Media,
+    MessageDeleted,
+    MessageEdited,
+    OutboundMessage,
+    StatusUpdate,
+)
+from botplatform.channels.registry import adapter_for
+from botplatform.channels.whatsapp.parse import MalformedPayload
+from botplatform.conversation import service as conversations
+from botplatform.kit.clock import utcnow
+from botplatform.kit.logging import get_logger
+from botplatform.kit.scoping import enter_workspace, scoped
+from botplatform.media.storage import ALLOWED_MIME_TYPES, MediaRejected, check_media, media_key
+from botplatform.message.schemas import MessageBody
+from botplatform.message.service import to_outbound
+from botplatform.models import (
+    Channel,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    InboundEvent,
+    Message,
+)
+from botplatform.worker.jobs import JobContext, enqueue, job
+from botplatform.worker.sweeper import SweepTarget, sweep_target
+
+log = get_logger("botplatform.channels")
+SEND_LEASE = timedelta(seconds=60)
+
+
+async def _enter(ctx: JobContext, workspace_id: str) -> uuid.UUID:
+    ws = uuid.UUID(workspace_id)
+    await enter_workspace(ctx.db, ws)
+    return ws
+
+
+@job("process_inbound_event", max_retries=10, min_backoff_ms=1_000)
+async def process_inbound_event(ctx: JobContext, workspace_id: str, event_id: str) -> None:
+    ws = await _enter(ctx, workspace_id)
+    event = (
+        await ctx.db.execute(scoped(InboundEvent, ws).where(InboundEvent.id == uuid.UUID(event_id)))
+    ).scalar_one_or_none()
+    if event is None or event.status != "pending":
+        return
+    channel = await ctx.db.get(Channel, event.channel_id)
+    if channel is None:
+        return
+    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+    try:
+        events = adapter.parse(event.body.encode())
+    except MalformedPayload as exc:  # signed but unusable: kept for inspection, not retried
+        event.status, event.error = "failed", str(exc)[:2000]
+        log.warning("inbound_malformed", event_id=event_id, error=str(exc))
+        return
+    for item in events:
+        await _apply(ctx, channel, item)
+    event.status, event.processed_at = "processed", utcnow()
+
+
+async def _apply(ctx: JobContext, channel: Channel, item: object) -> None:
+    db = ctx.db
+    if isinstance(item, InboundMessage):
+        message = await conversations.record_inbound(db, channel, item)
+        if message is not None and message.media_status == "pending":
+            enqueue(db, FETCH_MEDIA_JOB, str(channel.workspace_id), str(message.id))
+    elif isinstance(item, StatusUpdate):
+        await conversations.apply_status(db, channel, item)
+    elif isinstance(item, MessageEdited):
+        await conversations.apply_edit(db, channel, item)
+    elif isinstance(item, MessageDeleted):
+        await conversations.apply_delete(db, channel, item)
+    else:  # system events: template status and account changes are logged for now
+        log.info("channel_event", channel_id=str(channel.id), kind=type(item).__name__)
+
+
+async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> bool:
+    """Leases the message to this worker with one conditional UPDATE (atomic on both
+    databases), in its own transaction: of several copies of the job, one sends."""
+    now = utcnow()
+    async with ctx.runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        result = await db.execute(
+            update(Message)
+            .where(
+                Message.workspace_id == ws,
+                Message.id == message_id,
+                or_(
+                    Message.status == "queued",
+                    and_(Message.status == "sending", Message.lease_until < now),
+                ),
+            )
+            .values(status="sending", lease_until=now + SEND_LEASE, attempts=Message.attempts + 1)
+        )
+        return getattr(result, "rowcount", 0) == 1
+
+
+async def _finish(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID, **values: object) -> None:
+    async with ctx.runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        await db.execute(
+            update(Message)
+            .where(Message.workspace_id == ws, Message.id == message_id)
+            .values(**values)
+        )
+
+
+async def _recipient(db: AsyncSession, channel: Channel, contact_id: uuid.UUID) -> str:
+    identity = (
+        await db.execute(
+            scoped(ContactIdentity, channel.workspace_id).where(
+                ContactIdentity.contact_id == contact_id,
+                ContactIdentity.provider == channel.provider,
+            )
+        )
+    ).scalar_one()
+    return identity.external_id
+
+
+@job("send_message", max_retries=8, min_backoff_ms=2_000, max_backoff_ms=600_000)
+async def send_message(ctx: JobContext, workspace_id: str, message_id: str) -> None:
+    """Sends one outbound message at most once: the row is leased before the provider call
+    and marked sent right after; a copy of this job finds it leased or sent."""
+    ws, row_id = await _enter(ctx, workspace_id), uuid.UUID(message_id)
+    if not await _claim(ctx, ws, row_id):
+        current = await ctx.db.get(Message, row_id)
+        if current is not None and current.status == "sending" and current.lease_until:
+            raise Retry(delay=int((current.lease_until - utcnow()).total_seconds() * 1000) + 500)
+        return
+    loaded = await _load_for_send(ctx, row_id)
+    # Reads done: end this transaction before any waiting or network I/O (on SQLite an open
+    # write transaction holds the database's single write lock).
+    await ctx.db.commit()
+    if loaded is None:
+        return
+    channel, outbound, refused = loaded
+    if refused is not None:
+        await _finish(
+            ctx,
+            ws,
+            row_id,
+            status="failed",
+            error_code=refused.code,
+            error_title=refused.message[:500],
+            lease_until=None,
+        )
+        return
+    if not await policy.take_send_slot(ctx.runtime.ratelimiter, channel):
+        await _finish(ctx, ws, row_id, status="queued", lease_until=None)
+        raise Retry(delay=1000)
+    await _deliver(ctx, ws, row_id, channel, outbound)
+
+
+async def _load_for_send(
+    ctx: JobContext, row_id: uuid.UUID
+) -> tuple[Channel, OutboundMessage, policy.PolicyRefused | None] | None:
+    message = await ctx.db.get(Message, row_id, populate_existing=True)
+    if message is None:
+        return None
+    conversation = await ctx.db.get(Conversation, message.conversation_id)
+    channel = await ctx.db.get(Channel, message.channel_id)
+    contact = await ctx.db.get(Contact, conversation.contact_id) if conversation else None
+    if conversation is None or channel is None or contact is None:
+        return None
+    refused = None
+    try:
+        policy.check(channel, contact, conversation, message.type)
+    except policy.PolicyRefused as exc:
+        refused = exc
+    body = MessageBody.model_validate(message.content["request"])
+    recipient = await _recipient(ctx.db, channel, contact.id)
+    key = message.idempotency_key or str(message.id)
+    return channel, to_outbound(body, recipient, key, message.reply_to_provider_id), refused
+
+
+async def _deliver(
+    ctx: JobContext, ws: uuid.UUID, row_id: uuid.UUID, channel: Channel, outbound: OutboundMessage
+) -> None:
+    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+    try:
+        result = await adapter.send(outbound)
+    except ProviderSendError as exc:
+        final = not exc.retryable or ctx.is_last_attempt
+        await _finish(
+            ctx,
+            ws,
+            row_id,
+            status="failed" if final else "queued",
+            lease_until=None,
+            error_code=exc.code,
+            error_title=exc.title[:500],
+        )
+        if final:
+            return
+        raise
+    await _finish(
+        ctx,
+        ws,
+        row_id,
+        status="sent",
+        provider_message_id=result.provider_message_id,
+        sent_at=utcnow(),
+        lease_until=None,
+        error_code=None,
+        error_title=None,
+    )
+
+
+FETCH_MEDIA_JOB = "fetch_media"
+
+
+@job(FETCH_MEDIA_JOB, max_retries=6, min_backoff_ms=2_000)
+async def fetch_media(ctx: JobContext, workspace_id: str, message_id: str) -> None:
+    """Inbound media: provider id → bytes → checked → stored under a content-addressed key."""
+    ws = await _enter(ctx, workspace_id)
+    message = await ctx.db.get(Message, uuid.UUID(message_id))
+    if message is None or message.media_status != "pending":
+        return
+    channel = await ctx.db.get(Channel, message.channel_id)
+    assert channel is not None
+    fields = message.content.get("media") or {}
+    media = Media(**{k: v for k, v in fields.items() if k in Media.__dataclass_fields__})
+    row_id = message.id
+    await ctx.db.commit()  # no transaction held across the download
+    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+    try:
+        data, mime = await adapter.fetch_media(media)
+        mime = check_media(data, mime or media.mime_type)
+    except ProviderSendError as exc:
+        if exc.retryable and not ctx.is_last_attempt:
+            raise
+        await _finish(ctx, ws, row_id, media_status="failed")
+        return
+    except MediaRejected as exc:
+        await _finish(ctx, ws, row_id, media_status="rejected", media_mime=str(exc)[:100])
+        return
+    key = media_key(ws, hashlib.sha256(data).hexdigest(), ALLOWED_MIME_TYPES[mime])
+    await ctx.runtime.media.put(key, data, mime)
+    await _finish(ctx, ws, row_id, media_key=key, media_mime=mime, media_status="stored")
+
+
+sweep_target(
+    SweepTarget(
+        name="inbound_events",
+        model=InboundEvent,
+        is_pending=lambda: InboundEvent.status == "pending",
+        touched_at=InboundEvent.updated_at,
+        job="process_inbound_event",
+        with_workspace=True,
+    )
+)
+sweep_target(
+    SweepTarget(
+        name="outbound_messages",
+        model=Message,
+        is_pending=lambda: or_(
+            Message.status == "queued",
+            and_(Message.status == "sending", Message.lease_until < utcnow()),
+        ),
+        touched_at=Message.updated_at,
+        job="send_message",
+        with_workspace=True,
+    )
+)

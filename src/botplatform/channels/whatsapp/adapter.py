@@ -1,0 +1,104 @@
+"""The WhatsApp Business Cloud API adapter."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import httpx
+
+from botplatform.channels.base import ProviderSendError, WebhookRejected
+from botplatform.channels.messages import InboundEvent, Media, OutboundMessage, SendResult
+from botplatform.channels.whatsapp.errors import classify
+from botplatform.channels.whatsapp.outbound import graph_body
+from botplatform.channels.whatsapp.parse import MalformedPayload, parse
+from botplatform.config import Settings
+from botplatform.models import Channel
+
+SIGNATURE_HEADER = "x-hub-signature-256"
+
+
+class WhatsAppAdapter:
+    provider: ClassVar[str] = "whatsapp"
+
+    def __init__(self, channel: Channel, settings: Settings, http: httpx.AsyncClient) -> None:
+        self.channel = channel
+        self.http = http
+        # Channels without their own Meta app use the platform-wide one.
+        self.app_secret = channel.app_secret or settings.facebook_app_secret
+        self.access_token = channel.access_token or settings.whatsapp_api_key
+        self.base = f"{settings.whatsapp_api_base_url.rstrip('/')}/{settings.whatsapp_api_version}"
+        self.phone_number_id = str(channel.config.get("phone_number_id", ""))
+
+    def handshake(self, params: Mapping[str, str]) -> str | None:
+        expected = self.channel.verify_token or ""
+        given = params.get("hub.verify_token", "")
+        if params.get("hub.mode") != "subscribe" or not expected:
+            return None
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return None
+        return params.get("hub.challenge", "")
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        signature = headers.get(SIGNATURE_HEADER, "")
+        if not self.app_secret or not signature.startswith("sha256="):
+            raise WebhookRejected()
+        expected = hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature[len("sha256=") :].lower(), expected):
+            raise WebhookRejected()
+
+    def parse(self, body: bytes) -> list[InboundEvent]:
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedPayload(f"not JSON: {exc}") from exc
+        return parse(payload)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        url = f"{self.base}/{self.phone_number_id}/messages"
+        try:
+            response = await self.http.post(url, json=graph_body(message), headers=self._auth())
+        except httpx.HTTPError as exc:  # timeouts, refused connections: try again later
+            raise ProviderSendError(
+                retryable=True, code="network", title=str(exc) or type(exc).__name__
+            ) from exc
+        body = _json(response)
+        if response.status_code >= 400:
+            raise classify(response.status_code, body)
+        if message.mark_read:
+            return SendResult(provider_message_id=message.mark_read, raw=body)
+        try:
+            return SendResult(provider_message_id=str(body["messages"][0]["id"]), raw=body)
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ProviderSendError(
+                retryable=False,
+                code="bad_response",
+                title="the Graph API answered without a message id",
+            ) from exc
+
+    async def fetch_media(self, media: Media) -> tuple[bytes, str]:
+        """Media id → its short-lived URL → the bytes, both calls with the channel's token."""
+        if not media.provider_media_id:
+            raise ProviderSendError(retryable=False, code="no_media_id", title="no media id")
+        meta = await self.http.get(f"{self.base}/{media.provider_media_id}", headers=self._auth())
+        if meta.status_code >= 400:
+            raise classify(meta.status_code, _json(meta))
+        info = _json(meta)
+        download = await self.http.get(str(info.get("url", "")), headers=self._auth())
+        if download.status_code >= 400:
+            raise classify(download.status_code, _json(download))
+        mime = str(info.get("mime_type") or download.headers.get("content-type", ""))
+        return download.content, mime.split(";")[0].strip()
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {}

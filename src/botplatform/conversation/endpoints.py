@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, status
+
+from botplatform.audit.dependencies import Audit
+from botplatform.authz.dependencies import (
+    ContactsRead,
+    ConversationsManage,
+    ConversationsRead,
+    ConversationsReply,
+    WorkspaceAccess,
+)
+from botplatform.channel import repository as channels
+from botplatform.channels.policy import WHATSAPP_WINDOW
+from botplatform.conversation import repository, service
+from botplatform.conversation.schemas import (
+    ConsentOut,
+    ContactOut,
+    ConversationOut,
+    ConversationStatus,
+    ConversationUpdate,
+    IdentityOut,
+)
+from botplatform.db import DbSession
+from botplatform.kit.clock import utcnow
+from botplatform.kit.envelope import Envelope, ok
+from botplatform.kit.pagination import Page, PageQuery, paginate
+from botplatform.media.storage import SignedMediaUrls
+from botplatform.member import repository as members
+from botplatform.message import service as messages
+from botplatform.message.schemas import MessageOut, ReplyIn, SendMessageIn
+from botplatform.models import Contact, Conversation, Message
+from botplatform.runtime import RuntimeDep
+
+router = APIRouter(prefix="/workspaces/{ws}", tags=["conversations"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def message_out(message: Message, urls: SignedMediaUrls | None = None) -> MessageOut:
+    out = MessageOut.model_validate(message, from_attributes=True)
+    if urls is not None and message.media_key:
+        out.media_url = urls.url_for(message.media_key)  # short-lived, for this reader
+    return out
+
+
+async def _conversation_out(db: DbSession, conversation: Conversation) -> ConversationOut:
+    contact = await db.get(Contact, conversation.contact_id)
+    last = conversation.last_inbound_at
+    return ConversationOut(
+        id=conversation.id,
+        channel_id=conversation.channel_id,
+        contact_id=conversation.contact_id,
+        contact_name=contact.name if contact else "",
+        status=conversation.status,
+        assignee_id=conversation.assignee_id,
+        unread_count=conversation.unread_count,
+        last_inbound_at=last,
+        last_message_at=conversation.last_message_at,
+        window_open=last is not None and utcnow() - last <= WHATSAPP_WINDOW,
+        created_at=conversation.created_at,
+    )
+
+
+@router.get("/conversations")
+async def list_conversations(
+    access: ConversationsRead,
+    db: DbSession,
+    page: PageQuery,
+    status_filter: Annotated[ConversationStatus | None, Query(alias="status")] = None,
+    channel_id: uuid.UUID | None = None,
+    assignee_id: uuid.UUID | None = None,
+) -> Envelope[Page[ConversationOut]]:
+    statement = repository.conversations(
+        access.workspace_id, status_filter, channel_id, assignee_id
+    )
+    rows, cursor = await paginate(db, statement, Conversation.created_at, Conversation.id, page)
+    return ok(Page(items=[await _conversation_out(db, r[0]) for r in rows], next_cursor=cursor))
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(
+    access: ConversationsRead, conversation_id: uuid.UUID, db: DbSession
+) -> Envelope[ConversationOut]:
+    conversation = await repository.get_conversation(db, access.workspace_id, conversation_id)
+    return ok(await _conversation_out(db, conversation))
+
+
+@router.patch("/conversations/{conversation_id}")
+async def update_conversation(
+    access: ConversationsManage,
+    conversation_id: uuid.UUID,
+    body: ConversationUpdate,
+    db: DbSession,
+    audit: Audit,
+) -> Envelope[ConversationOut]:
+    """Changes status (bot → open → pending → resolved), assigns or unassigns, marks read."""
+    conversation = await repository.get_conversation(db, access.workspace_id, conversation_id)
+    before = {"status": conversation.status, "assignee_id": conversation.assignee_id}
+    if body.assignee_id is not None:
+        await members.get(db, access.workspace_id, body.assignee_id)  # 404 unless a member
+        conversation.assignee_id = body.assignee_id
+    if body.unassign:
+        conversation.assignee_id = None
+    if body.status is not None:
+        conversation.status = body.status
+    if body.mark_read:
+        conversation.unread_count = 0
+    after = {"status": conversation.status, "assignee_id": conversation.assignee_id}
+    await audit.log(
+        "conversation.update",
+        workspace_id=access.workspace_id,
+        target_type="conversation",
+        target_id=conversation.id,
+        changes={
+            k: {"before": str(before[k]), "after": str(after[k])}
+            for k in before
+            if before[k] != after[k]
+        },
+    )
+    return ok(await _conversation_out(db, conversation), "Conversation updated")
+
+
+@router.get("/conversations/{conversation_id}/messages")
+async def list_messages(
+    access: ConversationsRead,
+    conversation_id: uuid.UUID,
+    db: DbSession,
+    page: PageQuery,
+    runtime: RuntimeDep,
+) -> Envelope[Page[MessageOut]]:
+    await repository.get_conversation(db, access.workspace_id, conversation_id)
+    statement = repository.messages(access.workspace_id, conversation_id)
+    rows, cursor = await paginate(db, statement, Message.created_at, Message.id, page)
+    items = [message_out(r[0], runtime.media_urls) for r in rows]
+    return ok(Page(items=items, next_cursor=cursor))
+
+
+def _user_id(access: WorkspaceAccess) -> uuid.UUID | None:
+    return access.principal.user.id if access.principal.user else access.membership.user_id
+
+
+@router.post("/conversations/{conversation_id}/messages", status_code=status.HTTP_201_CREATED)
+async def reply(
+    access: ConversationsReply,
+    conversation_id: uuid.UUID,
+    body: ReplyIn,
+    db: DbSession,
+    audit: Audit,
+    idempotency_key: IdempotencyKey = None,
+) -> Envelope[MessageOut]:
+    """An agent's reply (queued, then sent through the policy gate) or, with `note`, an
+    internal note that is never sent."""
+    conversation = await repository.get_conversation(db, access.workspace_id, conversation_id)
+    if body.note:
+        note = await messages.add_note(db, conversation, body.text or "", _user_id(access))
+        await audit.log(
+            "conversation.note",
+            workspace_id=access.workspace_id,
+            target_type="message",
+            target_id=note.id,
+        )
+        return ok(message_out(note), "Note added")
+    channel = await channels.get(db, access.workspace_id, conversation.channel_id)
+    contact = await repository.get_contact(db, access.workspace_id, conversation.contact_id)
+    message = await messages.queue_outbound(
+        db,
+        channel=channel,
+        contact=contact,
+        conversation=conversation,
+        body=body,
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
+        sender_user_id=_user_id(access),
+    )
+    if conversation.status == "bot":
+        conversation.status = "open"  # a human reply takes the conversation over
+    await audit.log(
+        "message.send",
+        workspace_id=access.workspace_id,
+        target_type="message",
+        target_id=message.id,
+        changes={"type": message.type},
+    )
+    return ok(message_out(message), "Message queued")
+
+
+@router.post("/messages", status_code=status.HTTP_201_CREATED)
+async def send_message(
+    access: ConversationsReply,
+    body: SendMessageIn,
+    db: DbSession,
+    audit: Audit,
+    idempotency_key: IdempotencyKey = None,
+) -> Envelope[MessageOut]:
+    """Sends to a phone number (or other channel id) through a channel. Outside WhatsApp's
+    24-hour window only a template is accepted (422 `window_closed`)."""
+    channel = await channels.get(db, access.workspace_id, body.channel_id)
+    contact = await service.contact_for(db, channel, body.to.lstrip("+"), None)
+    conversation = await service.conversation_for(db, channel, contact)
+    message = await messages.queue_outbound(
+        db,
+        channel=channel,
+        contact=contact,
+        conversation=conversation,
+        body=body,
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
+        sender_user_id=_user_id(access),
+    )
+    await audit.log(
+        "message.send",
+        workspace_id=access.workspace_id,
+        target_type="message",
+        target_id=message.id,
+        changes={"type": message.type},
+    )
+    return ok(message_out(message), "Message queued")
+
+
+@router.get("/contacts")
+async def list_contacts(
+    access: ContactsRead,
+    db: DbSession,
+    page: PageQuery,
+    search: Annotated[str | None, Query(max_length=100)] = None,
+) -> Envelope[Page[ContactOut]]:
+    statement = repository.contacts(access.workspace_id, search)
+    rows, cursor = await paginate(db, statement, Contact.created_at, Contact.id, page)
+    items = [ContactOut.model_validate(r[0], from_attributes=True) for r in rows]
+    return ok(Page(items=items, next_cursor=cursor))
+
+
+@router.get("/contacts/{contact_id}")
+async def get_contact(
+    access: ContactsRead, contact_id: uuid.UUID, db: DbSession
+) -> Envelope[ContactOut]:
+    """The contact with its channel identities and its consent ledger."""
+    contact = await repository.get_contact(db, access.workspace_id, contact_id)
+    out = ContactOut.model_validate(contact, from_attributes=True)
+    out.identities = [
+        IdentityOut.model_validate(i, from_attributes=True)
+        for i in await repository.identities(db, access.workspace_id, contact.id)
+    ]
+    out.consent = [
+        ConsentOut.model_validate(c, from_attributes=True)
+        for c in await repository.consent(db, access.workspace_id, contact.id)
+    ]
+    return ok(out)

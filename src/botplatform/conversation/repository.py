@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botplatform.kit.errors import NotFound
+from botplatform.kit.scoping import scoped
+from botplatform.models import ConsentEvent, Contact, ContactIdentity, Conversation, Message
+
+
+async def get_conversation(
+    db: AsyncSession, ws: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation:
+    found = (
+        await db.execute(scoped(Conversation, ws).where(Conversation.id == conversation_id))
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound("Conversation not found.", code="conversation_not_found")
+    return found
+
+
+async def get_contact(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) -> Contact:
+    found = (
+        await db.execute(scoped(Contact, ws).where(Contact.id == contact_id))
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound("Contact not found.", code="contact_not_found")
+    return found
+
+
+def conversations(
+    ws: uuid.UUID, status: str | None, channel_id: uuid.UUID | None, assignee_id: uuid.UUID | None
+) -> Select[Any]:
+    statement = scoped(Conversation, ws)
+    if status:
+        statement = statement.where(Conversation.status == status)
+    if channel_id:
+        statement = statement.where(Conversation.channel_id == channel_id)
+    if assignee_id:
+        statement = statement.where(Conversation.assignee_id == assignee_id)
+    return statement
+
+
+def messages(ws: uuid.UUID, conversation_id: uuid.UUID) -> Select[Any]:
+    return scoped(Message, ws).where(Message.conversation_id == conversation_id)
+
+
+def contacts(ws: uuid.UUID, search: str | None) -> Select[Any]:
+    statement = scoped(Contact, ws)
+    if search:
+        statement = statement.where(Contact.name.ilike(f"%{search}%"))
+    return statement
+
+
+async def identities(
+    db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID
+) -> list[ContactIdentity]:
+    statement = scoped(ContactIdentity, ws).where(ContactIdentity.contact_id == contact_id)
+    return list((await db.execute(statement)).scalars())
+
+
+async def consent(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentEvent]:
+    statement = (
+        scoped(ConsentEvent, ws)
+        .where(ConsentEvent.contact_id == contact_id)
+        .order_by(ConsentEvent.created_at)
+    )
+    return list((await db.execute(statement)).scalars())

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from botplatform.kit.schemas import InputModel
+
+
+class IdentityOut(BaseModel):
+    provider: str
+    external_id: str
+    profile_name: str | None
+
+
+class ConsentOut(BaseModel):
+    action: str
+    source: str
+    detail: str | None
+    created_at: datetime
+
+
+class ContactOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    attributes: dict[str, Any]
+    tags: list[str]
+    opted_out: bool
+    identities: list[IdentityOut] = []
+    consent: list[ConsentOut] = []
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    id: uuid.UUID
+    channel_id: uuid.UUID
+    contact_id: uuid.UUID
+    contact_name: str
+    status: str
+    assignee_id: uuid.UUID | None
+    unread_count: int
+    last_inbound_at: datetime | None
+    last_message_at: datetime | None
+    window_open: bool
+    created_at: datetime
+
+
+ConversationStatus = Literal["bot", "open", "pending", "resolved"]
+
+
+class ConversationUpdate(InputModel):
+    status: ConversationStatus | None = None
+    assignee_id: uuid.UUID | None = None
+    unassign: bool = False
+    mark_read: bool = False

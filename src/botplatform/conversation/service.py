@@ -1,0 +1,230 @@
+"""Contacts, conversations and messages as inbound events arrive. Flushes, never commits."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botplatform.channels.messages import (
+    MEDIA_TYPES,
+    STATUS_RANK,
+    Content,
+    DeliveryStatus,
+    InboundMessage,
+    MessageDeleted,
+    MessageEdited,
+    StatusUpdate,
+)
+from botplatform.conversation.consent import consent_keyword
+from botplatform.kit.clock import utcnow
+from botplatform.kit.scoping import scoped
+from botplatform.models import (
+    Channel,
+    ConsentEvent,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Message,
+)
+
+
+def content_json(content: Content) -> dict[str, Any]:
+    return dataclasses.asdict(content)
+
+
+async def contact_for(
+    db: AsyncSession, channel: Channel, external_id: str, name: str | None
+) -> Contact:
+    """The contact behind a channel identity, created on first contact; the profile name is
+    kept up to date (customers change it)."""
+    ws = channel.workspace_id
+    identity = (
+        await db.execute(
+            scoped(ContactIdentity, ws).where(
+                ContactIdentity.provider == channel.provider,
+                ContactIdentity.external_id == external_id,
+            )
+        )
+    ).scalar_one_or_none()
+    if identity is None:
+        contact = Contact(workspace_id=ws, name=name or external_id)
+        db.add(contact)
+        await db.flush()
+        identity = ContactIdentity(
+            workspace_id=ws,
+            contact_id=contact.id,
+            provider=channel.provider,
+            external_id=external_id,
+            profile_name=name,
+        )
+        db.add(identity)
+        await db.flush()
+        return contact
+    found = await db.get(Contact, identity.contact_id)
+    assert found is not None
+    contact = found
+    if name and identity.profile_name != name:
+        if contact.name in ("", identity.profile_name, external_id):
+            contact.name = name
+        identity.profile_name = name
+    return contact
+
+
+async def conversation_for(db: AsyncSession, channel: Channel, contact: Contact) -> Conversation:
+    found = (
+        await db.execute(
+            scoped(Conversation, channel.workspace_id).where(
+                Conversation.channel_id == channel.id, Conversation.contact_id == contact.id
+            )
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        found = Conversation(
+            workspace_id=channel.workspace_id,
+            channel_id=channel.id,
+            contact_id=contact.id,
+            status="open",
+            unread_count=0,
+        )
+        db.add(found)
+        await db.flush()
+    return found
+
+
+async def find_message(
+    db: AsyncSession, channel: Channel, provider_id: str, *, lock: bool = False
+) -> Message | None:
+    statement = scoped(Message, channel.workspace_id).where(
+        Message.channel_id == channel.id, Message.provider_message_id == provider_id
+    )
+    if lock:  # statuses race each other: the second waits and sees the first's result
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return (await db.execute(statement)).scalar_one_or_none()
+
+
+async def record_consent(
+    db: AsyncSession,
+    contact: Contact,
+    action: str,
+    source: str,
+    channel_id: uuid.UUID | None,
+    detail: str | None,
+) -> None:
+    contact.opted_out = action == "opt_out"
+    db.add(
+        ConsentEvent(
+            workspace_id=contact.workspace_id,
+            contact_id=contact.id,
+            action=action,
+            source=source,
+            channel_id=channel_id,
+            detail=(detail or "")[:500],
+        )
+    )
+    await db.flush()
+
+
+async def record_inbound(
+    db: AsyncSession, channel: Channel, event: InboundMessage
+) -> Message | None:
+    """Stores an inbound message once (providers redeliver); None for a duplicate."""
+    if await find_message(db, channel, event.provider_message_id) is not None:
+        return None
+    contact = await contact_for(db, channel, event.sender_id, event.sender_name)
+    conversation = await conversation_for(db, channel, contact)
+    content = event.content
+    message = Message(
+        workspace_id=channel.workspace_id,
+        conversation_id=conversation.id,
+        channel_id=channel.id,
+        direction="inbound",
+        type=content.type.value,
+        text=content.text or (content.media.caption if content.media else None),
+        content={
+            **content_json(content),
+            "forwarded": event.forwarded,
+            "referral": event.referral,
+            "raw": event.raw,
+        },
+        provider_message_id=event.provider_message_id,
+        reply_to_provider_id=event.reply_to,
+        status="received",
+        media_status="pending" if content.type in MEDIA_TYPES else None,
+        created_at=event.timestamp,
+    )
+    db.add(message)
+    conversation.last_inbound_at = max(
+        conversation.last_inbound_at or event.timestamp, event.timestamp
+    )
+    conversation.last_message_at = utcnow()
+    conversation.unread_count += 1
+    if conversation.status == "resolved":
+        conversation.status = "open"
+    keyword = consent_keyword(content.text)
+    if keyword and (keyword == "opt_out") != contact.opted_out:
+        await record_consent(db, contact, keyword, "keyword", channel.id, content.text)
+    await db.flush()
+    return message
+
+
+_TIME_FIELD = {
+    DeliveryStatus.SENT: "sent_at",
+    DeliveryStatus.DELIVERED: "delivered_at",
+    DeliveryStatus.READ: "read_at",
+}
+
+
+async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate) -> bool:
+    """Moves an outbound message forward; statuses arrive out of order, and a message never
+    goes back (read stays read when a late `delivered` comes)."""
+    message = await find_message(db, channel, update_.provider_message_id, lock=True)
+    if message is None or message.direction != "outbound":
+        return False
+    new = update_.status
+    if new == DeliveryStatus.FAILED:
+        if message.status in (DeliveryStatus.READ, DeliveryStatus.PLAYED):
+            return False
+        message.status = new.value
+        if update_.errors:
+            message.error_code = str(update_.errors[0].code)
+            message.error_title = update_.errors[0].title[:500]
+        return True
+    current = DeliveryStatus(message.status) if message.status in STATUS_RANK else None
+    if current is not None and STATUS_RANK[current] >= STATUS_RANK[new]:
+        return False
+    if message.status == DeliveryStatus.FAILED:
+        return False
+    message.status = new.value
+    for status, field in _TIME_FIELD.items():
+        if STATUS_RANK[new] >= STATUS_RANK[status] and getattr(message, field) is None:
+            setattr(message, field, update_.timestamp)
+    return True
+
+
+async def apply_edit(db: AsyncSession, channel: Channel, event: MessageEdited) -> bool:
+    message = await find_message(db, channel, event.provider_message_id)
+    if message is None:
+        return False
+    message.edited = True
+    message.text = event.content.text or (
+        event.content.media.caption if event.content.media else message.text
+    )
+    message.content = {**message.content, "edited_to": content_json(event.content)}
+    return True
+
+
+async def apply_delete(db: AsyncSession, channel: Channel, event: MessageDeleted) -> bool:
+    result = await db.execute(
+        update(Message)
+        .where(
+            Message.workspace_id == channel.workspace_id,
+            Message.channel_id == channel.id,
+            Message.provider_message_id == event.provider_message_id,
+        )
+        .values(deleted=True, text=None)
+    )
+    return bool(getattr(result, "rowcount", 0))

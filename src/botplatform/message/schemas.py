@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from botplatform.kit.schemas import InputModel
+
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=20)]
+
+
+class ButtonIn(InputModel):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    title: ShortText
+
+
+class RowIn(InputModel):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    title: Annotated[str, StringConstraints(min_length=1, max_length=24)]
+    description: Annotated[str, StringConstraints(max_length=72)] | None = None
+
+
+class SectionIn(InputModel):
+    title: Annotated[str, StringConstraints(max_length=24)] = ""
+    rows: list[RowIn] = Field(min_length=1, max_length=10)
+
+
+class MediaIn(InputModel):
+    link: Annotated[str, StringConstraints(pattern=r"^https://", max_length=2000)] | None = None
+    id: Annotated[str, StringConstraints(max_length=200)] | None = None
+    caption: Annotated[str, StringConstraints(max_length=1024)] | None = None
+    filename: Annotated[str, StringConstraints(max_length=240)] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MediaIn:
+        if bool(self.link) == bool(self.id):
+            raise ValueError("give exactly one of `link` or `id`")
+        return self
+
+
+class LocationIn(InputModel):
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    address: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+
+class TemplateIn(InputModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    language: Annotated[str, StringConstraints(min_length=2, max_length=15)]
+    components: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
+
+
+MessageKind = Literal[
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "template",
+    "interactive",
+    "reaction",
+]
+
+
+class MessageBody(InputModel):
+    """What to send. `type` says which of the other fields is used."""
+
+    type: MessageKind = "text"
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+    preview_url: bool = False
+    media: MediaIn | None = None
+    location: LocationIn | None = None
+    contacts: list[dict[str, Any]] | None = Field(None, max_length=20)
+    template: TemplateIn | None = None
+    buttons: list[ButtonIn] = Field(default_factory=list, max_length=3)
+    list_button: ShortText | None = None
+    sections: list[SectionIn] = Field(default_factory=list, max_length=10)
+    header: Annotated[str, StringConstraints(max_length=60)] | None = None
+    footer: Annotated[str, StringConstraints(max_length=60)] | None = None
+    reaction_to: Annotated[str, StringConstraints(max_length=200)] | None = None
+    emoji: Annotated[str, StringConstraints(max_length=10)] | None = None
+    reply_to: uuid.UUID | None = Field(None, description="Id of a message to answer")
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> MessageBody:
+        needs: dict[str, object] = {
+            "text": self.text,
+            "location": self.location,
+            "contacts": self.contacts,
+            "template": self.template,
+            "reaction": self.reaction_to,
+            "interactive": self.text and (self.buttons or self.sections),
+        }
+        if self.type in ("image", "video", "audio", "document", "sticker"):
+            needs[self.type] = self.media
+        if not needs.get(self.type):
+            raise ValueError(f"a {self.type} message needs its fields (see the API docs)")
+        return self
+
+
+class SendMessageIn(MessageBody):
+    channel_id: uuid.UUID
+    to: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?\d{6,20}$")]
+
+
+class ReplyIn(MessageBody):
+    note: bool = Field(False, description="An internal note: stored, never sent")
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    channel_id: uuid.UUID
+    direction: str
+    type: str
+    text: str | None
+    content: dict[str, Any]
+    is_note: bool
+    status: str
+    error_code: str | None
+    error_title: str | None
+    provider_message_id: str | None
+    reply_to_provider_id: str | None
+    media_status: str | None
+    media_url: str | None = None
+    edited: bool
+    deleted: bool
+    sender_user_id: uuid.UUID | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None

@@ -1,0 +1,166 @@
+"""Outbound messages: a row first (`queued`), then a send job that carries its id."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botplatform.channels import policy
+from botplatform.channels.messages import (
+    Button,
+    Content,
+    ListRow,
+    ListSection,
+    Media,
+    MessageType,
+    OutboundMessage,
+    Reaction,
+    Template,
+)
+from botplatform.kit.clock import utcnow
+from botplatform.kit.errors import NotFound
+from botplatform.kit.scoping import scoped
+from botplatform.message.schemas import MessageBody
+from botplatform.models import Channel, Contact, Conversation, Message
+from botplatform.worker.jobs import enqueue
+
+SEND_JOB = "send_message"
+
+
+def to_content(body: MessageBody) -> Content:
+    kind = MessageType(body.type)
+    media = None
+    if body.media is not None:
+        media = Media(
+            provider_media_id=body.media.id,
+            url=body.media.link,
+            caption=body.media.caption,
+            filename=body.media.filename,
+        )
+    reaction = Reaction(body.reaction_to, body.emoji or "") if body.reaction_to else None
+    return Content(
+        type=kind,
+        text=body.text,
+        media=media,
+        location=body.location.model_dump(exclude_none=True) if body.location else None,
+        contacts=body.contacts,
+        reaction=reaction,
+    )
+
+
+def to_outbound(
+    body: MessageBody, recipient: str, key: str, reply_to: str | None
+) -> OutboundMessage:
+    template = None
+    if body.template is not None:
+        template = Template(
+            body.template.name, body.template.language, tuple(body.template.components)
+        )
+    return OutboundMessage(
+        recipient_id=recipient,
+        content=to_content(body),
+        idempotency_key=key,
+        reply_to=reply_to,
+        preview_url=body.preview_url,
+        buttons=tuple(Button(b.id, b.title) for b in body.buttons),
+        list_button=body.list_button,
+        sections=tuple(
+            ListSection(s.title, tuple(ListRow(r.id, r.title, r.description) for r in s.rows))
+            for s in body.sections
+        ),
+        header=body.header,
+        footer=body.footer,
+        template=template,
+    )
+
+
+async def _reply_target(
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    message_id: uuid.UUID | None,
+    conversation: Conversation,
+) -> str | None:
+    if message_id is None:
+        return None
+    target = (
+        await db.execute(
+            scoped(Message, workspace_id).where(
+                Message.id == message_id, Message.conversation_id == conversation.id
+            )
+        )
+    ).scalar_one_or_none()
+    if target is None or not target.provider_message_id:
+        raise NotFound(
+            "The message to reply to is not in this conversation.", code="reply_target_not_found"
+        )
+    return target.provider_message_id
+
+
+async def existing(db: AsyncSession, workspace_id: uuid.UUID, key: str) -> Message | None:
+    statement = scoped(Message, workspace_id).where(Message.idempotency_key == key)
+    return (await db.execute(statement)).scalar_one_or_none()
+
+
+async def queue_outbound(
+    db: AsyncSession,
+    *,
+    channel: Channel,
+    contact: Contact,
+    conversation: Conversation,
+    body: MessageBody,
+    idempotency_key: str,
+    sender_user_id: uuid.UUID | None,
+) -> Message:
+    """Accepts a send: checks the policy now (a clear 422 instead of a failed message later),
+    stores the row and queues its job. The same idempotency key returns the first message."""
+    found = await existing(db, channel.workspace_id, idempotency_key)
+    if found is not None:
+        return found
+    policy.check(channel, contact, conversation, body.type)
+    reply_to = await _reply_target(db, channel.workspace_id, body.reply_to, conversation)
+    # Only the message itself: the send job rebuilds it from this (not channel, to, note).
+    request: dict[str, Any] = body.model_dump(
+        mode="json", exclude_none=True, include=set(MessageBody.model_fields)
+    )
+    message = Message(
+        workspace_id=channel.workspace_id,
+        conversation_id=conversation.id,
+        channel_id=channel.id,
+        direction="outbound",
+        type=body.type,
+        text=body.text or (body.media.caption if body.media else None),
+        content={"request": request},
+        status="queued",
+        idempotency_key=idempotency_key,
+        reply_to_provider_id=reply_to,
+        sender_user_id=sender_user_id,
+        attempts=0,
+    )
+    db.add(message)
+    conversation.last_message_at = utcnow()
+    await db.flush()
+    enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
+    return message
+
+
+async def add_note(
+    db: AsyncSession, conversation: Conversation, text: str, sender_user_id: uuid.UUID | None
+) -> Message:
+    note = Message(
+        workspace_id=conversation.workspace_id,
+        conversation_id=conversation.id,
+        channel_id=conversation.channel_id,
+        direction="outbound",
+        type="text",
+        text=text,
+        content={},
+        is_note=True,
+        status="note",
+        sender_user_id=sender_user_id,
+        attempts=0,
+    )
+    db.add(note)
+    await db.flush()
+    return note

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from botplatform.models.base import Base, IdMixin, TimestampMixin, WorkspaceScoped
+
+
+class Contact(IdMixin, TimestampMixin, WorkspaceScoped, Base):
+    """A person the workspace talks to; one person may have several channel identities."""
+
+    __tablename__ = "contacts"
+
+    name: Mapped[str] = mapped_column(String(200), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ContactIdentity(IdMixin, TimestampMixin, WorkspaceScoped, Base):
+    """The contact's id on one provider (WhatsApp: the wa_id, i.e. the phone number)."""
+
+    __tablename__ = "contact_identities"
+    __table_args__ = (UniqueConstraint("workspace_id", "provider", "external_id"),)
+
+    contact_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(100))
+    profile_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class ConsentEvent(IdMixin, TimestampMixin, WorkspaceScoped, Base):
+    """The consent ledger: every opt-out and opt-in, with where it came from."""
+
+    __tablename__ = "consent_events"
+
+    contact_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(20))  # opt_out | opt_in
+    source: Mapped[str] = mapped_column(String(30))  # keyword | api | agent | import
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("channels.id", ondelete="SET NULL"), nullable=True
+    )
+    detail: Mapped[str | None] = mapped_column(String(500), nullable=True)

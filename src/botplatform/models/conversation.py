@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from botplatform.models.base import Base, IdMixin, TimestampMixin, UTCDateTime, WorkspaceScoped
+
+
+class Conversation(IdMixin, TimestampMixin, WorkspaceScoped, Base):
+    """The thread between a contact and a channel. `last_inbound_at` drives WhatsApp's
+    24-hour customer-service window."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "contact_id"),
+        Index("ix_conversations_workspace_id_last_message_at", "workspace_id", "last_message_at"),
+    )
+
+    channel_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("channels.id", ondelete="CASCADE")
+    )
+    contact_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="open")  # bot|open|pending|resolved
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    unread_count: Mapped[int] = mapped_column(Integer, default=0)

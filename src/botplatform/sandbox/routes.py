@@ -1,0 +1,305 @@
+"""The HTTP face of the fake Graph API: Meta's endpoints, plus ``/_sandbox/`` controls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+from starlette.applications import Starlette
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from botplatform.sandbox import payloads
+from botplatform.sandbox.validation import MEDIA_LIMITS, InvalidParameter, validate
+
+if TYPE_CHECKING:
+    from botplatform.sandbox.whatsapp import FakeGraph
+
+VERSION = re.compile(r"v\d+\.\d+")
+UNKNOWN_OBJECT = (
+    "Unsupported {method} request. Object with ID '{id}' does not exist, cannot be loaded due "
+    "to missing permissions, or does not support this operation. Please read the Graph API "
+    "documentation at https://developers.facebook.com/docs/graph-api"
+)
+
+
+def _graph(request: Request) -> FakeGraph:
+    return cast("FakeGraph", request.app.state.graph)
+
+
+def _error(
+    status: int, code: int, message: str, *, details: str | None = None, subcode: int | None = None
+) -> JSONResponse:
+    body = payloads.graph_error(code, message, details=details, subcode=subcode)
+    headers = {"x-fb-trace-id": body["error"]["fbtrace_id"]}
+    if status == 401:
+        headers["www-authenticate"] = f'OAuth "Facebook Platform" "invalid_token" "{message}"'
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _invalid(details: str, code: int = 100) -> JSONResponse:
+    title = payloads.ERROR_TITLES.get(code, "Invalid parameter")
+    return _error(400, code, f"(#{code}) {title}", details=details)
+
+
+def _unknown_object(method: str, object_id: str, status: int = 400) -> JSONResponse:
+    message = UNKNOWN_OBJECT.format(method=method, id=object_id)
+    return _error(status, 100, message, subcode=33)
+
+
+def _bearer_error(request: Request, graph: FakeGraph) -> JSONResponse | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _error(401, 190, "An access token is required to request this resource.")
+    if token.strip() not in graph.access_tokens:
+        return _error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    return None
+
+
+async def _api_call(
+    request: Request, *, json_body: Any = None, form: dict[str, Any] | None = None
+) -> JSONResponse | None:
+    """Record the call, wait the injected latency, then check the path version and the
+    bearer token. Returns the error to answer with, if any."""
+    graph = _graph(request)
+    graph.received.append(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "headers": {key.lower(): value for key, value in request.headers.items()},
+            "json": json_body,
+            "form": form,
+            "time": time.time(),
+        }
+    )
+    if graph.latency > 0:
+        await asyncio.sleep(graph.latency)
+    version = request.path_params.get("version")
+    if version is not None and not VERSION.fullmatch(version):
+        return _error(400, 2500, f"Unknown path components: {request.url.path}")
+    return _bearer_error(request, graph)
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+async def send_message(request: Request) -> Response:
+    graph = _graph(request)
+    try:
+        body: Any = json.loads(await request.body())
+    except ValueError:
+        body = None  # recorded as such; validation then answers like Meta does
+    if (error := await _api_call(request, json_body=body)) is not None:
+        return error
+    if request.path_params["phone_number_id"] != graph.phone_number_id:
+        return _unknown_object("post", request.path_params["phone_number_id"])
+    try:
+        action, kind = validate(body)
+    except InvalidParameter as exc:
+        return _invalid(exc.details)
+    if action == "read":
+        graph.marked_read.append(body["message_id"])
+        return JSONResponse({"success": True})
+    # An injected failure stands in for acceptance: a broken body is still a 400 first.
+    if (failure := graph.take_failure()) is not None:
+        message = f"(#{failure.code}) {failure.title}"
+        return _error(failure.status, failure.code, message, details=failure.title)
+    wa_id, wamid = graph.accept(body, kind)
+    return JSONResponse(
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": body["to"], "wa_id": wa_id}],
+            "messages": [{"id": wamid}],
+        }
+    )
+
+
+# -- media -----------------------------------------------------------------------------------
+
+
+def _form_summary(form: FormData) -> dict[str, Any]:
+    """The form as recorded in ``received``: fields as-is, files described, not copied."""
+    summary: dict[str, Any] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            summary[key] = {
+                "filename": value.filename,
+                "content_type": value.content_type,
+                "size": value.size,
+            }
+        else:
+            summary[key] = value
+    return summary
+
+
+def _upload_problem(form: FormData) -> JSONResponse | None:
+    if form.get("messaging_product") != "whatsapp":
+        return _invalid("Param messaging_product is required and must be 'whatsapp'.")
+    if not isinstance(form.get("file"), UploadFile):
+        return _invalid("Param file is required and must be a file.")
+    mime = form.get("type")
+    if not isinstance(mime, str) or mime not in MEDIA_LIMITS:
+        types = ", ".join(MEDIA_LIMITS)
+        return _invalid(f"Param file must be a file with one of the following types: {types}.")
+    return None
+
+
+async def upload_media(request: Request) -> Response:
+    graph = _graph(request)
+    try:
+        async with request.form() as form:
+            if (error := await _api_call(request, form=_form_summary(form))) is not None:
+                return error
+            if request.path_params["phone_number_id"] != graph.phone_number_id:
+                return _unknown_object("post", request.path_params["phone_number_id"])
+            if (problem := _upload_problem(form)) is not None:
+                return problem
+            mime = str(form["type"])
+            data = await cast(UploadFile, form["file"]).read()
+    except HTTPException as exc:  # a malformed multipart body
+        return _invalid(f"Could not parse the upload: {exc.detail}")
+    if len(data) > MEDIA_LIMITS[mime]:
+        return _invalid(f"File too big for {mime}: max {MEDIA_LIMITS[mime]} bytes.", 131053)
+    return JSONResponse({"id": graph.add_media(data, mime)})
+
+
+async def media_object(request: Request) -> Response:
+    """``GET`` a media id's metadata (the download URL), or ``DELETE`` the media."""
+    graph = _graph(request)
+    if (error := await _api_call(request)) is not None:
+        return error
+    media_id = request.path_params["media_id"]
+    media = graph.media.get(media_id)
+    if media is None:
+        return _unknown_object(request.method.lower(), media_id, status=404)
+    if request.method == "DELETE":
+        del graph.media[media_id]
+        return JSONResponse({"success": True})
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse(
+        {
+            "messaging_product": "whatsapp",
+            "url": f"{base}/media-download/{media_id}",
+            "mime_type": media.mime_type,
+            "sha256": media.sha256,
+            "file_size": len(media.data),
+            "id": media_id,
+        }
+    )
+
+
+async def download_media(request: Request) -> Response:
+    """Stands in for Meta's lookaside URL, which also wants the bearer token."""
+    if (error := await _api_call(request)) is not None:
+        return error
+    media_id = request.path_params["media_id"]
+    media = _graph(request).media.get(media_id)
+    if media is None:
+        return _unknown_object("get", media_id, status=404)
+    return Response(media.data, media_type=media.mime_type)
+
+
+# -- /_sandbox/ controls ---------------------------------------------------------------------
+
+
+def _control_error(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+async def _control_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+async def sandbox_sent(request: Request) -> Response:
+    return JSONResponse({"sent": _graph(request).sent})
+
+
+async def sandbox_fail(request: Request) -> Response:
+    body = await _control_body(request)
+    status, code, times = body.get("status"), body.get("code"), body.get("times", 1)
+    if not all(isinstance(value, int) for value in (status, code, times)):
+        return _control_error("status, code and times must be integers")
+    try:
+        _graph(request).fail_next(
+            cast(int, status), cast(int, code), title=str(body.get("title", "")), times=times
+        )
+    except ValueError as exc:
+        return _control_error(str(exc))
+    return JSONResponse({"ok": True})
+
+
+async def sandbox_reset(request: Request) -> Response:
+    _graph(request).reset()
+    return JSONResponse({"ok": True})
+
+
+async def sandbox_inbound(request: Request) -> Response:
+    body = await _control_body(request)
+    wa_id, text = body.get("from"), body.get("text")
+    name = body.get("name") or "Sandbox User"
+    if not isinstance(wa_id, str) or not wa_id or not isinstance(text, str):
+        return _control_error('"from" (a wa_id) and "text" are required strings')
+    wamid = await _graph(request).post_inbound_text(wa_id, text, str(name))
+    return JSONResponse({"id": wamid})
+
+
+async def sandbox_status(request: Request) -> Response:
+    """Post a status for a sent message, e.g. ``{"id": wamid, "status": "failed"}``."""
+    graph = _graph(request)
+    body = await _control_body(request)
+    wamid, status = body.get("id"), body.get("status")
+    sent = next((item for item in graph.sent if item["wamid"] == wamid), None)
+    recipient = body.get("recipient") or (sent["to"] if sent else None)
+    if not isinstance(wamid, str) or not isinstance(status, str) or not recipient:
+        return _control_error('"id" and "status" are required; "recipient" when id is unknown')
+    errors = body.get("errors")
+    if status == "failed" and not errors:
+        errors = [payloads.failure_error(131026, payloads.ERROR_TITLES[131026])]
+    await graph.post_status(wamid, status, str(recipient), errors)
+    return JSONResponse({"ok": True})
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    # Graph answers an unknown path with a 400 and this error, not a bare 404.
+    return _error(400, 2500, f"Unknown path components: {request.url.path}")
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    await cast("FakeGraph", app.state.graph).aclose()
+
+
+def routes() -> list[Route]:
+    # Order matters: "/_sandbox/sent" and "/media-download/x" also fit "/{version}/{media_id}".
+    return [
+        Route("/_sandbox/sent", sandbox_sent, methods=["GET"]),
+        Route("/_sandbox/fail", sandbox_fail, methods=["POST"]),
+        Route("/_sandbox/reset", sandbox_reset, methods=["POST"]),
+        Route("/_sandbox/inbound", sandbox_inbound, methods=["POST"]),
+        Route("/_sandbox/status", sandbox_status, methods=["POST"]),
+        Route("/media-download/{media_id}", download_media, methods=["GET"]),
+        Route("/{version}/{phone_number_id}/messages", send_message, methods=["POST"]),
+        Route("/{version}/{phone_number_id}/media", upload_media, methods=["POST"]),
+        Route("/{version}/{media_id}", media_object, methods=["GET", "DELETE"]),
+    ]
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    object_id = request.url.path.strip("/").split("/", 1)[-1]
+    return _unknown_object(request.method.lower(), object_id)
+
+
+EXCEPTION_HANDLERS = {404: _not_found, 405: _not_allowed}

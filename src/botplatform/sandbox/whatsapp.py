@@ -1,0 +1,228 @@
+"""A fake WhatsApp Cloud (Graph) API on loopback.
+
+It answers the real endpoints (send, mark-as-read, media upload/metadata/download) with Meta's
+shapes and error JSON, and posts signed webhooks (delivery statuses, inbound messages) to the
+platform, so the platform can be run and tested end to end without a Meta account."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from botplatform.sandbox import payloads
+from botplatform.sandbox.routes import EXCEPTION_HANDLERS, lifespan, routes
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+AUTO_STATUSES = ("sent", "delivered", "read")
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    data: bytes
+    mime_type: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One injected answer to a message send, instead of accepting it."""
+
+    status: int
+    code: int
+    title: str
+
+
+class FakeGraph:
+    """The state behind the fake API: what it received and sent, media, injected failures."""
+
+    def __init__(
+        self,
+        *,
+        access_tokens: set[str],
+        app_secret: str,
+        webhook_url: str | None = None,
+        phone_number_id: str = "1122334455667",
+        display_phone_number: str = "15550001111",
+        waba_id: str = "102290129340398",
+        auto_status: bool = True,
+        status_delay: float = 0.05,
+        webhook_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.access_tokens = set(access_tokens)
+        self.app_secret = app_secret
+        self.webhook_url = webhook_url
+        self.phone_number_id = phone_number_id
+        self.display_phone_number = display_phone_number
+        self.waba_id = waba_id
+        self.auto_status = auto_status
+        self.status_delay = status_delay
+        self._injected_client = webhook_client
+        self._own_client: httpx.AsyncClient | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.sent: list[dict[str, Any]] = []
+        self.marked_read: list[str] = []
+        #: Every webhook payload posted (or attempted), in order.
+        self.webhooks: list[dict[str, Any]] = []
+        self.media: dict[str, StoredMedia] = {}
+        self.latency = 0.0
+        self._failures: deque[Failure] = deque()
+        self._wamids: set[str] = set()
+        # One conversation per recipient, as Meta opens one per 24-hour window.
+        self._conversations: dict[str, str] = {}
+
+    # -- test controls -------------------------------------------------------------------
+
+    def fail_next(self, status: int, code: int, *, title: str = "", times: int = 1) -> None:
+        """Answer the next ``times`` message sends with this Graph error instead of accepting.
+
+        ``title`` defaults to Meta's title for ``code``. Mark-as-read calls are not affected."""
+        if not 400 <= status <= 599:
+            raise ValueError("status must be an HTTP error status (400-599)")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        title = title or payloads.ERROR_TITLES.get(code, "Something went wrong")
+        self._failures.extend([Failure(status, code, title)] * times)
+
+    def take_failure(self) -> Failure | None:
+        return self._failures.popleft() if self._failures else None
+
+    def reset(self) -> None:
+        """Forget everything recorded, stored and injected; stop pending status chains."""
+        for task in self._tasks:
+            task.cancel()
+        self._init_state()
+
+    def add_media(self, data: bytes, mime_type: str) -> str:
+        """Store media (an upload, or a customer's photo for an inbound test); return its id."""
+        media_id = payloads.media_id()
+        while media_id in self.media:
+            media_id = payloads.media_id()
+        digest = hashlib.sha256(data).hexdigest()
+        self.media[media_id] = StoredMedia(data=data, mime_type=mime_type, sha256=digest)
+        return media_id
+
+    # -- the API's side effects ----------------------------------------------------------
+
+    def accept(self, body: dict[str, Any], kind: str) -> tuple[str, str]:
+        """Record an accepted message; return its (wa_id, wamid) and start its statuses."""
+        # Meta normalizes "+1 (555) 000-1111" to the digits-only WhatsApp id.
+        wa_id = "".join(char for char in str(body["to"]) if char.isdigit())
+        wamid = payloads.outbound_wamid(wa_id)
+        while wamid in self._wamids:
+            wamid = payloads.outbound_wamid(wa_id)
+        self._wamids.add(wamid)
+        self.sent.append({"wamid": wamid, "to": wa_id, "type": kind, "body": body})
+        if self.auto_status and self.webhook_url:
+            self._spawn(self._status_chain(wamid, wa_id, kind))
+        return wa_id, wamid
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        # Keep a reference: the loop only holds tasks weakly.
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sandbox status chain failed", exc_info=task.exception())
+
+    async def _status_chain(self, wamid: str, recipient: str, kind: str) -> None:
+        for status in AUTO_STATUSES:
+            await asyncio.sleep(self.status_delay)
+            await self._post_status(wamid, status, recipient, None, kind)
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    async def post_status(
+        self, wamid: str, status: str, recipient: str, errors: list[Any] | None = None
+    ) -> None:
+        """Post a status webhook (sent, delivered, read, failed ...) for a message."""
+        kind = next((item["type"] for item in self.sent if item["wamid"] == wamid), "text")
+        await self._post_status(wamid, status, recipient, errors, kind)
+
+    async def _post_status(
+        self, wamid: str, status: str, recipient: str, errors: list[Any] | None, kind: str
+    ) -> None:
+        category = "utility" if kind == "template" else "service"
+        conversation_id = self._conversations.setdefault(recipient, secrets.token_hex(16))
+        sent = status == "sent"
+        conversation = payloads.conversation(conversation_id, category, with_expiry=sent)
+        value = payloads.status_value(
+            wamid, status, recipient, conversation=conversation, category=category, errors=errors
+        )
+        await self.deliver(value)
+
+    async def post_inbound_text(self, wa_id: str, text: str, name: str = "Sandbox User") -> str:
+        """Simulate a customer writing to the business number; return the inbound wamid."""
+        wamid = payloads.inbound_wamid(wa_id)
+        await self.deliver(payloads.inbound_text_value(wa_id, wamid, text, name))
+        return wamid
+
+    async def deliver(self, value: dict[str, Any]) -> None:
+        """Wrap, sign and post a change value to the webhook URL; log, never raise, on failure."""
+        payload = payloads.envelope(
+            self.waba_id, self.display_phone_number, self.phone_number_id, value
+        )
+        self.webhooks.append(payload)
+        if not self.webhook_url:
+            log.warning("sandbox has no webhook_url; webhook dropped")
+            return
+        body = payloads.serialize(payload)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "facebookexternalua",
+            **payloads.sign(body, self.app_secret),
+        }
+        try:
+            response = await self._client().post(self.webhook_url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("sandbox webhook to %s failed: %r", self.webhook_url, exc)
+            return
+        if response.status_code >= 300:
+            log.warning("sandbox webhook to %s answered %s", self.webhook_url, response.status_code)
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._injected_client is not None:
+            return self._injected_client
+        if self._own_client is None:
+            # Created lazily so a FakeGraph can be built outside a running event loop.
+            self._own_client = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
+        return self._own_client
+
+    async def aclose(self) -> None:
+        """Stop pending status chains and close the webhook client this object created."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._own_client is not None:
+            await self._own_client.aclose()
+            self._own_client = None
+
+
+def create_app(graph: FakeGraph) -> Starlette:
+    app = Starlette(routes=routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app.state.graph = graph
+    return app
+
+
+def run(host: str, port: int, graph: FakeGraph) -> None:
+    """Serve the fake API with uvicorn until interrupted (for a CLI command)."""
+    uvicorn.run(create_app(graph), host=host, port=port, log_level="info")
