@@ -40,6 +40,13 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from botplatform.sandbox import create_app as create_graph_app
 
+# Real provider payloads, shared beside the checkout (never copied into it).
+PROVIDER_SAMPLES = Path(
+    os.environ.get(
+        "PROVIDER_SAMPLES_DIR",
+        Path(__file__).resolve().parents[1].parent / "shared" / "provider-samples",
+    )
+)
 PG_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/botplatform_test"
 )

@@ -104,6 +104,43 @@ def scheduler() -> None:
     run_scheduler()
 
 
+sandbox_app = typer.Typer(help="Fake providers to try the platform without their accounts")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("whatsapp")
+def sandbox_whatsapp(
+    webhook_url: Annotated[
+        str, typer.Option(help="The channel's webhook URL (shown when you create the channel)")
+    ],
+    port: Annotated[int, typer.Option(help="Port of the fake Graph API")] = 3100,
+    host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+    token: Annotated[str, typer.Option(help="Access token the fake accepts")] = (
+        "sandbox-token"  # noqa: S107 - a fake's well-known demo value
+    ),
+    app_secret: Annotated[str, typer.Option(help="App secret it signs webhooks with")] = (
+        "sandbox-app-secret"  # noqa: S107 - a fake's well-known demo value
+    ),
+) -> None:
+    """Run a fake WhatsApp Cloud API on loopback: it accepts the platform's sends, answers
+    with real-looking ids, posts signed status webhooks back, and lets you play the customer."""
+    from botplatform.sandbox import FakeGraph, run
+
+    base = f"http://{host}:{port}"
+    typer.echo(
+        f"Fake WhatsApp Graph API on {base}\n"
+        f"  1. Start the platform with WHATSAPP_API_BASE_URL={base}\n"
+        f"  2. Its channel must use access_token={token} and app_secret={app_secret}\n"
+        f"  3. Write as a customer:\n"
+        f"     curl -X POST {base}/_sandbox/inbound -H 'content-type: application/json' \\\n"
+        f'          -d \'{{"from": "15551234567", "text": "hello"}}\'\n'
+        f"  4. See what the platform sent: curl {base}/_sandbox/sent\n"
+    )
+    run(
+        host, port, FakeGraph(access_tokens={token}, app_secret=app_secret, webhook_url=webhook_url)
+    )
+
+
 @app.command()
 def setup() -> None:
     """Migrate the database and create the first superadmin and a demo workspace if absent."""

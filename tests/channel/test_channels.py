@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,9 +14,9 @@ from sqlalchemy import Text, select, type_coerce
 
 from botplatform.models import Channel, InboundEvent
 from botplatform.runtime import Runtime
-from tests.conftest import Account, Api, eventually
+from tests.conftest import PROVIDER_SAMPLES, Account, Api, eventually
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "provider-samples"
+SAMPLES = PROVIDER_SAMPLES
 APP_SECRET = "test-app-secret-0123456789"
 
 

@@ -22,6 +22,10 @@ class WebhookRejected(AppError):
     message = "The webhook signature is missing or invalid."
 
 
+class MalformedPayload(ValueError):
+    """A signed webhook whose body is unusable: kept for inspection, never retried."""
+
+
 class ProviderSendError(Exception):
     """A send the provider refused. `retryable` errors (throttling, outages) are tried again
     with backoff; the others fail the message with the provider's code and title."""

@@ -12,7 +12,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.channels import policy
-from botplatform.channels.base import ProviderSendError
+from botplatform.channels.base import MalformedPayload, ProviderSendError
 from botplatform.channels.messages import (
     InboundMessage,
     Media,
@@ -22,7 +22,6 @@ from botplatform.channels.messages import (
     StatusUpdate,
 )
 from botplatform.channels.registry import adapter_for
-from botplatform.channels.whatsapp.parse import MalformedPayload
 from botplatform.conversation import service as conversations
 from botplatform.kit.clock import utcnow
 from botplatform.kit.logging import get_logger

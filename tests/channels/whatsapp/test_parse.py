@@ -23,8 +23,9 @@ from botplatform.channels.messages import (
     SystemEvent,
 )
 from botplatform.channels.whatsapp.parse import MalformedPayload, parse
+from tests.conftest import PROVIDER_SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "provider-samples" / "whatsapp"
+SAMPLES = PROVIDER_SAMPLES / "whatsapp"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.json"))
 
 Expected = dict[str, Any]

@@ -10,11 +10,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from botplatform.channels.base import ProviderSendError, WebhookRejected
+from botplatform.channels.base import MalformedPayload, ProviderSendError, WebhookRejected
 from botplatform.channels.messages import InboundEvent, Media, OutboundMessage, SendResult
 from botplatform.channels.whatsapp.errors import classify
 from botplatform.channels.whatsapp.outbound import graph_body
-from botplatform.channels.whatsapp.parse import MalformedPayload, parse
+from botplatform.channels.whatsapp.parse import parse
 from botplatform.config import Settings
 from botplatform.models import Channel
 

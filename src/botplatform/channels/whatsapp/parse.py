@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from botplatform.channels.base import MalformedPayload
 from botplatform.channels.messages import (
     Content,
     DeliveryStatus,
@@ -49,10 +50,6 @@ DELIVERY_STATUSES = {
         DeliveryStatus.FAILED,
     )
 }
-
-
-class MalformedPayload(ValueError):
-    """The payload's structure is unusable; the webhook body is kept for inspection."""
 
 
 @dataclass(frozen=True)

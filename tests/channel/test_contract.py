@@ -1,0 +1,156 @@
+"""One contract for every registered channel adapter: verify, parse and send behave the same
+way behind the port, whatever the provider. Adding an adapter to the registry adds it here;
+a provider without a fixture below fails this test rather than slipping through."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from botplatform.channels.base import MalformedPayload, ProviderSendError, WebhookRejected
+from botplatform.channels.messages import Content, InboundMessage, MessageType, OutboundMessage
+from botplatform.channels.registry import ADAPTERS, PROVIDERS, adapter_for
+from botplatform.config import Settings
+from botplatform.kit.errors import NotAvailable
+from botplatform.models import Channel
+from botplatform.sandbox import FakeGraph
+from botplatform.sandbox import create_app as create_graph_app
+from tests.conftest import PROVIDER_SAMPLES, base_settings
+
+SAMPLES = PROVIDER_SAMPLES
+
+
+@dataclass
+class Case:
+    channel: Channel
+    signed: Callable[[bytes], dict[str, str]]
+    sample: bytes
+    fake: Callable[[], tuple[httpx.AsyncClient, Any]]
+
+
+def _whatsapp() -> Case:
+    secret = "contract-secret"
+    channel = Channel(
+        id=uuid.uuid4(),
+        workspace_id=uuid.uuid4(),
+        provider="whatsapp",
+        name="c",
+        config={"phone_number_id": "1122334455667"},
+        access_token="tok",
+        app_secret=secret,
+        verify_token="vt",
+        send_rate_per_second=80,
+    )
+
+    def signed(body: bytes) -> dict[str, str]:
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return {"x-hub-signature-256": f"sha256={digest}"}
+
+    def fake() -> tuple[httpx.AsyncClient, FakeGraph]:
+        graph = FakeGraph(access_tokens={"tok"}, app_secret=secret, auto_status=False)
+        transport = httpx.ASGITransport(app=create_graph_app(graph))
+        return httpx.AsyncClient(transport=transport), graph
+
+    return Case(channel, signed, (SAMPLES / "whatsapp" / "message__text.json").read_bytes(), fake)
+
+
+CASES: dict[str, Callable[[], Case]] = {"whatsapp": _whatsapp}
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return base_settings(tmp_path, whatsapp_api_base_url="http://graph.test")
+
+
+def test_every_registered_adapter_has_a_contract_case() -> None:
+    assert set(ADAPTERS) == set(CASES)
+    assert set(ADAPTERS) <= set(PROVIDERS)
+
+
+@pytest.mark.parametrize("provider", sorted(ADAPTERS))
+def test_verify_accepts_signed_and_rejects_the_rest(provider: str, tmp_path: Path) -> None:
+    case = CASES[provider]()
+    adapter = adapter_for(case.channel, _settings(tmp_path), httpx.AsyncClient())
+    adapter.verify(case.signed(case.sample), case.sample)
+    for headers in ({}, case.signed(b"another body")):
+        with pytest.raises(WebhookRejected):
+            adapter.verify(headers, case.sample)
+
+
+@pytest.mark.parametrize("provider", sorted(ADAPTERS))
+def test_parse_yields_normalized_events(provider: str, tmp_path: Path) -> None:
+    case = CASES[provider]()
+    adapter = adapter_for(case.channel, _settings(tmp_path), httpx.AsyncClient())
+    events = adapter.parse(case.sample)
+    assert events
+    assert all(isinstance(event, InboundMessage) for event in events)
+    assert events[0].content.type == MessageType.TEXT
+    with pytest.raises(MalformedPayload):
+        adapter.parse(b"\x00 not a payload")
+
+
+@pytest.mark.parametrize("provider", sorted(ADAPTERS))
+async def test_send_returns_the_provider_id_and_classifies_errors(
+    provider: str, tmp_path: Path
+) -> None:
+    case = CASES[provider]()
+    http, fake = case.fake()
+    adapter = adapter_for(case.channel, _settings(tmp_path), http)
+    message = OutboundMessage(
+        recipient_id="15550001234",
+        idempotency_key="k",
+        content=Content(type=MessageType.TEXT, text="hello"),
+    )
+    result = await adapter.send(message)
+    assert result.provider_message_id
+    fake.fail_next(429, 130429)
+    with pytest.raises(ProviderSendError) as throttled:
+        await adapter.send(message)
+    assert throttled.value.retryable is True
+    fake.fail_next(400, 131026)
+    with pytest.raises(ProviderSendError) as undeliverable:
+        await adapter.send(message)
+    assert (undeliverable.value.retryable, undeliverable.value.code) == (False, "131026")
+    await http.aclose()
+
+
+def test_providers_without_an_adapter_are_not_available(tmp_path: Path) -> None:
+    for provider in sorted(set(PROVIDERS) - set(ADAPTERS)):
+        channel = Channel(provider=provider, name="x", config={})
+        with pytest.raises(NotAvailable) as refused:
+            adapter_for(channel, _settings(tmp_path), httpx.AsyncClient())
+        assert refused.value.code == "channel_not_available"
+
+
+def test_error_classification_table() -> None:
+    from botplatform.channels.whatsapp.errors import classify
+
+    def kind(status: int, code: int | None) -> bool:
+        body = {"error": {"code": code, "message": "m"}} if code is not None else {}
+        return classify(status, body).retryable
+
+    for code in (4, 80007, 130429, 131048, 131056, 131000):
+        assert kind(400, code) is True, code
+    for code in (131026, 131047, 132001, 100):
+        assert kind(400, code) is False, code
+    assert kind(503, None) is True and kind(429, None) is True and kind(404, None) is False
+    assert json.dumps(
+        classify(
+            400,
+            {
+                "error": {
+                    "code": 132001,
+                    "message": "no such template",
+                    "error_data": {"details": "hello_world"},
+                }
+            },
+        ).title
+    )
