@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     queue_maintenance_chance: int = Field(
         1000, ge=0, le=1_000_000, alias="QUEUE_MAINTENANCE_CHANCE"
     )
+    send_lease_seconds: int = Field(60, ge=1, alias="SEND_LEASE_SECONDS")
     sweep_after_seconds: int = Field(300, ge=0, alias="SWEEP_AFTER_SECONDS")
     scheduler_lock_seconds: int = Field(10, ge=2, alias="SCHEDULER_LOCK_SECONDS")
     metrics_token: str = Field("", alias="METRICS_TOKEN")

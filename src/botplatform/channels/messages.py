@@ -202,6 +202,9 @@ class OutboundMessage:
     footer: str | None = None
     template: Template | None = None
     mark_read: str | None = None  # provider id of an inbound message to mark as read
+    # Our message id, echoed by the provider in status webhooks (WhatsApp:
+    # biz_opaque_callback_data): it ties a send whose answer was lost to its row.
+    callback_data: str | None = None
 
 
 @dataclass(frozen=True)

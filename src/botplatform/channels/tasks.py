@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 from dramatiq import Retry
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, case, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.channels import policy
@@ -41,7 +41,6 @@ from botplatform.worker.jobs import JobContext, enqueue, job
 from botplatform.worker.sweeper import SweepTarget, sweep_target
 
 log = get_logger("botplatform.channels")
-SEND_LEASE = timedelta(seconds=60)
 
 
 async def _enter(ctx: JobContext, workspace_id: str) -> uuid.UUID:
@@ -93,6 +92,9 @@ async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> bool:
     """Leases the message to this worker with one conditional UPDATE (atomic on both
     databases), in its own transaction: of several copies of the job, one sends."""
     now = utcnow()
+    # The lease outlives the provider call's timeout, and gives the status webhook of a send
+    # whose answer was lost (worker killed) time to arrive before anyone sends it again.
+    lease = timedelta(seconds=ctx.runtime.settings.send_lease_seconds)
     async with ctx.runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)
         result = await db.execute(
@@ -105,7 +107,7 @@ async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> bool:
                     and_(Message.status == "sending", Message.lease_until < now),
                 ),
             )
-            .values(status="sending", lease_until=now + SEND_LEASE, attempts=Message.attempts + 1)
+            .values(status="sending", lease_until=now + lease, attempts=Message.attempts + 1)
         )
         return getattr(result, "rowcount", 0) == 1
 
@@ -185,7 +187,8 @@ async def _load_for_send(
     body = MessageBody.model_validate(message.content["request"])
     recipient = await _recipient(ctx.db, channel, contact.id)
     key = message.idempotency_key or str(message.id)
-    return channel, to_outbound(body, recipient, key, message.reply_to_provider_id), refused
+    outbound = to_outbound(body, recipient, key, message.reply_to_provider_id, str(message.id))
+    return channel, outbound, refused
 
 
 async def _deliver(
@@ -208,13 +211,14 @@ async def _deliver(
         if final:
             return
         raise
+    # A status webhook may already have moved the row on (it carries our id): never back.
     await _finish(
         ctx,
         ws,
         row_id,
-        status="sent",
+        status=case((Message.status.in_(("queued", "sending")), "sent"), else_=Message.status),
         provider_message_id=result.provider_message_id,
-        sent_at=utcnow(),
+        sent_at=func.coalesce(Message.sent_at, utcnow()),
         lease_until=None,
         error_code=None,
         error_title=None,

@@ -171,6 +171,32 @@ async def record_inbound(
     return message
 
 
+async def _by_callback(db: AsyncSession, channel: Channel, update_: StatusUpdate) -> Message | None:
+    """The message a status names by our own id (biz_opaque_callback_data): a send whose
+    answer never reached us — the worker died, or the webhook beat the response. Its
+    provider id is learnt here, so the send is not repeated."""
+    try:
+        row_id = uuid.UUID(str(update_.raw.get("biz_opaque_callback_data", "")))
+    except ValueError:
+        return None
+    statement = (
+        scoped(Message, channel.workspace_id)
+        .where(
+            Message.id == row_id,
+            Message.channel_id == channel.id,
+            Message.provider_message_id.is_(None),
+        )
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    message = (await db.execute(statement)).scalar_one_or_none()
+    if message is not None:
+        message.provider_message_id = update_.provider_message_id
+        if message.status == "sending":
+            message.status, message.lease_until = "queued", None  # rank 0: the status moves it
+    return message
+
+
 _TIME_FIELD = {
     DeliveryStatus.SENT: "sent_at",
     DeliveryStatus.DELIVERED: "delivered_at",
@@ -182,6 +208,8 @@ async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate
     """Moves an outbound message forward; statuses arrive out of order, and a message never
     goes back (read stays read when a late `delivered` comes)."""
     message = await find_message(db, channel, update_.provider_message_id, lock=True)
+    if message is None:
+        message = await _by_callback(db, channel, update_)
     if message is None or message.direction != "outbound":
         return False
     new = update_.status

@@ -51,7 +51,11 @@ def to_content(body: MessageBody) -> Content:
 
 
 def to_outbound(
-    body: MessageBody, recipient: str, key: str, reply_to: str | None
+    body: MessageBody,
+    recipient: str,
+    key: str,
+    reply_to: str | None,
+    callback_data: str | None = None,
 ) -> OutboundMessage:
     template = None
     if body.template is not None:
@@ -73,6 +77,7 @@ def to_outbound(
         header=body.header,
         footer=body.footer,
         template=template,
+        callback_data=callback_data,
     )
 
 

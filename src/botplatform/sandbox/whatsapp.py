@@ -75,6 +75,7 @@ class FakeGraph:
 
     def _init_state(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self._callback_data: dict[str, str] = {}
         self.sent: list[dict[str, Any]] = []
         self.marked_read: list[str] = []
         #: Every webhook payload posted (or attempted), in order.
@@ -128,6 +129,9 @@ class FakeGraph:
             wamid = payloads.outbound_wamid(wa_id)
         self._wamids.add(wamid)
         self.sent.append({"wamid": wamid, "to": wa_id, "type": kind, "body": body})
+        # Meta echoes biz_opaque_callback_data in the message's status webhooks.
+        if body.get("biz_opaque_callback_data"):
+            self._callback_data[wamid] = str(body["biz_opaque_callback_data"])
         if self.auto_status and self.webhook_url:
             self._spawn(self._status_chain(wamid, wa_id, kind))
         return wa_id, wamid
@@ -167,6 +171,8 @@ class FakeGraph:
         value = payloads.status_value(
             wamid, status, recipient, conversation=conversation, category=category, errors=errors
         )
+        if wamid in self._callback_data:
+            value["statuses"][0]["biz_opaque_callback_data"] = self._callback_data[wamid]
         await self.deliver(value)
 
     async def post_inbound_text(self, wa_id: str, text: str, name: str = "Sandbox User") -> str:

@@ -102,4 +102,6 @@ def graph_body(message: OutboundMessage) -> dict[str, Any]:
     }
     if message.reply_to:
         body["context"] = {"message_id": message.reply_to}
+    if message.callback_data:
+        body["biz_opaque_callback_data"] = message.callback_data
     return body
