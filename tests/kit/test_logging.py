@@ -51,3 +51,24 @@ async def test_request_lines_carry_the_request_id(tmp_path: Path) -> None:
     assert crash[0]["request_id"] == "req-boom-1"
     assert "kaboom" in str(crash[0].get("exception"))
     assert all(line["level"] in ("error", "critical") for line in errors)
+
+
+async def test_a_busy_or_lost_database_is_503_not_500(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    settings = base_settings(
+        tmp_path, database_url=f"sqlite:///{tmp_path / 'y.db'}", worker_in_process=False
+    )
+    app = create_app(settings)
+
+    @app.get("/locked")
+    async def locked() -> None:
+        raise OperationalError("UPDATE x", {}, Exception("database is locked"))
+
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            response = await http.get("/locked")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert response.headers["Retry-After"] == "1"

@@ -9,20 +9,23 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.api_key import keys
-from botplatform.db import DbSession
+from botplatform.db import READ_METHODS, DbSession
 from botplatform.kit.client_ip import ip_allowed
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Forbidden, Unauthorized
+from botplatform.kit.logging import get_logger
 from botplatform.kit.middleware import request_ip
 from botplatform.kit.scoping import allow_api_key_lookup, enter_user
 from botplatform.kit.tokens import InvalidToken
 from botplatform.models import ApiKey, User
 from botplatform.runtime import Runtime, RuntimeDep
 
+log = get_logger("botplatform.auth")
 bearer_scheme = HTTPBearer(auto_error=False, description="Session token or API key")
 LAST_USED_EVERY = timedelta(seconds=60)
 
@@ -74,7 +77,9 @@ async def _from_session(runtime: Runtime, db: AsyncSession, token: str, ip: str)
     return UserPrincipal(user=user, session_hash=session.session_hash, api_key=None, ip=ip)
 
 
-async def _from_api_key(db: AsyncSession, token: str, ip: str) -> Principal:
+async def _from_api_key(
+    runtime: Runtime, db: AsyncSession, token: str, ip: str, writing: bool
+) -> Principal:
     invalid = Unauthorized("The API key is invalid, expired or revoked.", code="invalid_api_key")
     lookup = keys.parse_lookup(token)
     if lookup is None:
@@ -92,8 +97,29 @@ async def _from_api_key(db: AsyncSession, token: str, ip: str) -> Principal:
     if not ip_allowed(ip, api_key.allowed_ips):
         raise Forbidden("This API key may not be used from your address.", code="ip_not_allowed")
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_EVERY:
-        api_key.last_used_at, api_key.last_used_ip = now, ip  # at most once a minute
+        await _record_use(runtime, db if writing else None, api_key, ip)  # once a minute
     return Principal(user=None, session_hash=None, api_key=api_key, ip=ip)
+
+
+async def _record_use(
+    runtime: Runtime, request_db: AsyncSession | None, api_key: ApiKey, ip: str
+) -> None:
+    """`last_used_at`: inside a writing request's own transaction; for a read, in a short
+    transaction of its own — bookkeeping must never turn a read into a write (on SQLite a
+    read transaction cannot become one safely), nor fail the request."""
+    if request_db is not None:
+        api_key.last_used_at, api_key.last_used_ip = utcnow(), ip
+        return
+    try:
+        async with runtime.db.unit_of_work() as db:
+            await allow_api_key_lookup(db, api_key.lookup)
+            await db.execute(
+                update(ApiKey)
+                .where(ApiKey.id == api_key.id)
+                .values(last_used_at=utcnow(), last_used_ip=ip)
+            )
+    except SQLAlchemyError:
+        log.warning("api_key_use_not_recorded", api_key_id=str(api_key.id))
 
 
 async def current_principal(
@@ -106,7 +132,8 @@ async def current_principal(
         raise Unauthorized("Send `Authorization: Bearer <token>`.", code="not_authenticated")
     token, ip = credentials.credentials, request_ip(request.scope)
     if keys.looks_like_key(token):
-        principal = await _from_api_key(db, token, ip)
+        writing = request.method not in READ_METHODS
+        principal = await _from_api_key(runtime, db, token, ip, writing)
     else:
         principal = await _from_session(runtime, db, token, ip)
     request.state.principal = principal

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from botplatform.kit.envelope import error_from, error_response
@@ -34,6 +35,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -74,6 +76,18 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     else:
         message = str(exc.detail) if exc.detail else HTTPStatus(status).phrase
     return error_response(status, code, message, headers=getattr(exc, "headers", None))
+
+
+async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    # Lost connections, failovers, SQLite's write lock held past the busy timeout: the
+    # request did nothing (its transaction rolled back) and can simply be tried again.
+    log.warning("database_unavailable", path=request.url.path, error=str(exc.orig)[:200])
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is busy or unreachable; try again.",
+        headers={"Retry-After": "1"},
+    )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
