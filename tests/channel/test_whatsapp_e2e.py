@@ -398,3 +398,26 @@ async def test_conversation_status_and_assignment(
     assert bad.status_code == 404
     refused = await client.patch(url, json={"status": "resolved"}, headers=agent.headers)
     assert refused.status_code == 403  # agents reply; managers and up manage
+
+
+async def test_channel_auto_reply_answers_every_inbound_text(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws, auto_reply="Thanks! We answer within the hour.")
+    assert channel["auto_reply"] == "Thanks! We answer within the hour."
+    wa.webhook_url = f"http://testserver/webhooks/whatsapp/{channel['id']}"
+    await api.inbound_text(channel["id"], "15552220000", "Is the shop open?", name="Eve")
+    (sent,) = await eventually(lambda: wa.sent)
+    assert sent["to"] == "15552220000"
+    assert sent["body"]["text"]["body"] == "Thanks! We answer within the hour."
+    await api.inbound_text(channel["id"], "15552220000", "STOP", name="Eve")  # no reply to STOP
+    cleared = await client.patch(
+        f"/api/v1/workspaces/{ws}/channels/{channel['id']}",
+        json={"auto_reply": ""},
+        headers=owner.headers,
+    )
+    assert cleared.json()["data"]["auto_reply"] is None
+    await asyncio.sleep(0.5)
+    assert len(wa.sent) == 1

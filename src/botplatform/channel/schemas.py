@@ -10,6 +10,11 @@ from botplatform.kit.schemas import InputModel
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Secret = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+AutoReply = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=1000),
+    Field(description="Answer every inbound text with this (until bots take over); '' clears"),
+]
 NumericId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{3,30}$")]
 
 
@@ -23,6 +28,7 @@ class WhatsAppChannelCreate(InputModel):
     app_secret: Secret | None = Field(None, description="Defaults to FACEBOOK_APP_SECRET")
     verify_token: Secret | None = Field(None, description="Generated when omitted")
     send_rate_per_second: int = Field(80, ge=1, le=1000)
+    auto_reply: AutoReply | None = None
 
 
 class ChannelUpdate(InputModel):
@@ -33,6 +39,7 @@ class ChannelUpdate(InputModel):
     app_secret: Secret | None = None
     verify_token: Secret | None = None
     send_rate_per_second: int | None = Field(None, ge=1, le=1000)
+    auto_reply: AutoReply | None = None
 
 
 class ChannelOut(BaseModel):
@@ -44,6 +51,7 @@ class ChannelOut(BaseModel):
     business_account_id: str | None
     display_phone_number: str | None
     send_rate_per_second: int
+    auto_reply: str | None
     webhook_url: str = Field(description="Paste into Meta's console as the callback URL")
     verify_token: str | None = Field(description="Paste into Meta's console (channels:manage)")
     access_token_hint: str | None = Field(description="Masked; the token itself is never shown")

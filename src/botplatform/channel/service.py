@@ -15,6 +15,7 @@ from botplatform.kit.scoping import scoped
 from botplatform.models import Channel
 
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
+CONFIG_FIELDS = ("display_phone_number", "auto_reply")
 
 
 def webhook_url(settings: Settings, channel: Channel) -> str:
@@ -32,6 +33,7 @@ def to_out(settings: Settings, channel: Channel, *, show_verify_token: bool) -> 
         business_account_id=config.get("business_account_id"),
         display_phone_number=config.get("display_phone_number"),
         send_rate_per_second=channel.send_rate_per_second,
+        auto_reply=config.get("auto_reply"),
         webhook_url=webhook_url(settings, channel),
         verify_token=channel.verify_token if show_verify_token else mask(channel.verify_token),
         access_token_hint=mask(channel.access_token),
@@ -57,6 +59,7 @@ async def create(db: AsyncSession, workspace_id: uuid.UUID, data: WhatsAppChanne
             "phone_number_id": data.phone_number_id,
             "business_account_id": data.business_account_id,
             "display_phone_number": data.display_phone_number,
+            "auto_reply": data.auto_reply or None,
         },
         access_token=data.access_token,
         app_secret=data.app_secret,
@@ -72,9 +75,9 @@ async def update(db: AsyncSession, channel: Channel, data: ChannelUpdate) -> dic
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     before: dict[str, Any] = {}
     for field, value in changes.items():
-        if field == "display_phone_number":
+        if field in CONFIG_FIELDS:
             before[field] = channel.config.get(field)
-            channel.config = {**channel.config, field: value}
+            channel.config = {**channel.config, field: value or None}
         else:
             before[field] = getattr(channel, field)
             setattr(channel, field, value)

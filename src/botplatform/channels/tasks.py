@@ -23,12 +23,13 @@ from botplatform.channels.messages import (
 )
 from botplatform.channels.registry import adapter_for
 from botplatform.conversation import service as conversations
+from botplatform.conversation.consent import consent_keyword
 from botplatform.kit.clock import utcnow
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace, scoped
 from botplatform.media.storage import ALLOWED_MIME_TYPES, MediaRejected, check_media, media_key
 from botplatform.message.schemas import MessageBody
-from botplatform.message.service import to_outbound
+from botplatform.message.service import queue_outbound, to_outbound
 from botplatform.models import (
     Channel,
     Contact,
@@ -78,6 +79,8 @@ async def _apply(ctx: JobContext, channel: Channel, item: object) -> None:
         message = await conversations.record_inbound(db, channel, item)
         if message is not None and message.media_status == "pending":
             enqueue(db, FETCH_MEDIA_JOB, str(channel.workspace_id), str(message.id))
+        if message is not None:
+            await _auto_reply(db, channel, message)
     elif isinstance(item, StatusUpdate):
         await conversations.apply_status(db, channel, item)
     elif isinstance(item, MessageEdited):
@@ -86,6 +89,27 @@ async def _apply(ctx: JobContext, channel: Channel, item: object) -> None:
         await conversations.apply_delete(db, channel, item)
     else:  # system events: template status and account changes are logged for now
         log.info("channel_event", channel_id=str(channel.id), kind=type(item).__name__)
+
+
+async def _auto_reply(db: AsyncSession, channel: Channel, message: Message) -> None:
+    """The channel's fixed answer to every inbound text (an away message, or the minimal
+    keyword-free reply used until bots land). STOP/START and opted-out contacts get none."""
+    text = channel.config.get("auto_reply")
+    if not text or message.type != "text" or consent_keyword(message.text):
+        return
+    conversation = await db.get(Conversation, message.conversation_id)
+    contact = await db.get(Contact, conversation.contact_id) if conversation else None
+    if conversation is None or contact is None or contact.opted_out:
+        return
+    await queue_outbound(
+        db,
+        channel=channel,
+        contact=contact,
+        conversation=conversation,
+        body=MessageBody(text=text),
+        idempotency_key=f"auto:{message.id}",
+        sender_user_id=None,
+    )
 
 
 async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> bool:
