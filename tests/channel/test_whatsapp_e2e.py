@@ -421,3 +421,22 @@ async def test_channel_auto_reply_answers_every_inbound_text(
     assert cleared.json()["data"]["auto_reply"] is None
     await asyncio.sleep(0.5)
     assert len(wa.sent) == 1
+
+
+async def test_marking_a_conversation_read_sends_a_read_receipt(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    owner, ws, channel, conversation = await _setup(api, wa)
+    latest = await api.inbound_text(channel["id"], "15551230000", "anyone there?", name="Dana")
+    await eventually(lambda: _count(api, owner, ws, conversation["id"], 2))
+    response = await client.patch(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}",
+        json={"mark_read": True},
+        headers=owner.headers,
+    )
+    assert response.json()["data"]["unread_count"] == 0
+    assert await eventually(lambda: wa.marked_read) == [latest]
+
+
+async def _count(api: Api, owner: Account, ws: str, conversation_id: str, n: int) -> bool:
+    return len(await _messages(api, owner, ws, conversation_id)) >= n

@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.channels import policy
 from botplatform.channels.base import MalformedPayload, ProviderSendError
 from botplatform.channels.messages import (
+    Content,
     InboundMessage,
     Media,
     MessageDeleted,
     MessageEdited,
+    MessageType,
     OutboundMessage,
     StatusUpdate,
 )
@@ -247,6 +249,44 @@ async def _deliver(
         error_code=None,
         error_title=None,
     )
+
+
+MARK_READ_JOB = "mark_read"
+
+
+@job(MARK_READ_JOB, max_retries=3, min_backoff_ms=2_000)
+async def mark_read(ctx: JobContext, workspace_id: str, conversation_id: str) -> None:
+    """Tells the provider the business has read the conversation (WhatsApp: blue ticks on
+    the customer's latest message)."""
+    ws = await _enter(ctx, workspace_id)
+    latest = (
+        await ctx.db.execute(
+            scoped(Message, ws)
+            .where(
+                Message.conversation_id == uuid.UUID(conversation_id),
+                Message.direction == "inbound",
+                Message.provider_message_id.is_not(None),
+            )
+            .order_by(Message.created_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    channel = await ctx.db.get(Channel, latest.channel_id) if latest else None
+    if latest is None or channel is None or latest.provider_message_id is None:
+        return
+    receipt = OutboundMessage(
+        recipient_id="",
+        content=Content(type=MessageType.TEXT),
+        idempotency_key=f"read:{latest.id}",
+        mark_read=latest.provider_message_id,
+    )
+    await ctx.db.commit()  # nothing held open across the provider call
+    try:
+        await adapter_for(channel, ctx.runtime.settings, ctx.runtime.http).send(receipt)
+    except ProviderSendError as exc:
+        if exc.retryable and not ctx.is_last_attempt:
+            raise
+        log.info("mark_read_failed", code=exc.code)
 
 
 FETCH_MEDIA_JOB = "fetch_media"

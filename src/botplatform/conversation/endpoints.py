@@ -15,6 +15,7 @@ from botplatform.authz.dependencies import (
 )
 from botplatform.channel import repository as channels
 from botplatform.channels.policy import WHATSAPP_WINDOW
+from botplatform.channels.tasks import MARK_READ_JOB
 from botplatform.conversation import repository, service
 from botplatform.conversation.schemas import (
     ConsentOut,
@@ -34,6 +35,7 @@ from botplatform.message import service as messages
 from botplatform.message.schemas import MessageOut, ReplyIn, SendMessageIn
 from botplatform.models import Contact, Conversation, Message
 from botplatform.runtime import RuntimeDep
+from botplatform.worker.jobs import enqueue
 
 router = APIRouter(prefix="/workspaces/{ws}", tags=["conversations"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -108,6 +110,7 @@ async def update_conversation(
         conversation.status = body.status
     if body.mark_read:
         conversation.unread_count = 0
+        enqueue(db, MARK_READ_JOB, str(access.workspace_id), str(conversation.id))
     after = {"status": conversation.status, "assignee_id": conversation.assignee_id}
     await audit.log(
         "conversation.update",
