@@ -3,8 +3,6 @@ handshake, signature on the raw bytes, durable storage with deduplication."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -14,31 +12,16 @@ from sqlalchemy import Text, select, type_coerce
 
 from botplatform.models import Channel, InboundEvent
 from botplatform.runtime import Runtime
-from tests.conftest import PROVIDER_SAMPLES, Account, Api, eventually
+from tests.conftest import APP_SECRET, PROVIDER_SAMPLES, Account, Api, eventually, meta_signature
 
 SAMPLES = PROVIDER_SAMPLES
-APP_SECRET = "test-app-secret-0123456789"
 
 
 async def create_channel(api: Api, owner: Account, ws: str, **extra: Any) -> dict[str, Any]:
-    body = {
-        "name": "Support",
-        "phone_number_id": "1122334455667",
-        "business_account_id": "1234567890987654321",
-        "access_token": "EAAG-test-token-9876",
-        "app_secret": APP_SECRET,
-        **extra,
-    }
-    response = await api.http.post(
-        f"/api/v1/workspaces/{ws}/channels", json=body, headers=owner.headers
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json()["data"])
+    return await api.create_channel(owner, ws, **extra)
 
 
-def sign(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+sign = meta_signature
 
 
 async def test_create_shows_webhook_url_and_masks_secrets(

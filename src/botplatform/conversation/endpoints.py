@@ -32,8 +32,8 @@ from botplatform.kit.pagination import Page, PageQuery, paginate
 from botplatform.media.storage import SignedMediaUrls
 from botplatform.member import repository as members
 from botplatform.message import service as messages
-from botplatform.message.schemas import MessageOut, ReplyIn, SendMessageIn
-from botplatform.models import Contact, Conversation, Message
+from botplatform.message.schemas import MessageBody, MessageOut, ReplyIn, SendMessageIn
+from botplatform.models import Channel, Contact, Conversation, Message
 from botplatform.runtime import RuntimeDep
 from botplatform.worker.jobs import enqueue
 
@@ -145,6 +145,35 @@ def _user_id(access: WorkspaceAccess) -> uuid.UUID | None:
     return access.principal.user.id if access.principal.user else access.membership.user_id
 
 
+async def _queue(
+    db: DbSession,
+    audit: Audit,
+    access: WorkspaceAccess,
+    channel: Channel,
+    contact: Contact,
+    conversation: Conversation,
+    body: MessageBody,
+    idempotency_key: str | None,
+) -> Envelope[MessageOut]:
+    message = await messages.queue_outbound(
+        db,
+        channel=channel,
+        contact=contact,
+        conversation=conversation,
+        body=body,
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
+        sender_user_id=_user_id(access),
+    )
+    await audit.log(
+        "message.send",
+        workspace_id=access.workspace_id,
+        target_type="message",
+        target_id=message.id,
+        changes={"type": message.type},
+    )
+    return ok(message_out(message), "Message queued")
+
+
 @router.post("/conversations/{conversation_id}/messages", status_code=status.HTTP_201_CREATED)
 async def reply(
     access: ConversationsReply,
@@ -168,25 +197,9 @@ async def reply(
         return ok(message_out(note), "Note added")
     channel = await channels.get(db, access.workspace_id, conversation.channel_id)
     contact = await repository.get_contact(db, access.workspace_id, conversation.contact_id)
-    message = await messages.queue_outbound(
-        db,
-        channel=channel,
-        contact=contact,
-        conversation=conversation,
-        body=body,
-        idempotency_key=idempotency_key or str(uuid.uuid4()),
-        sender_user_id=_user_id(access),
-    )
     if conversation.status == "bot":
         conversation.status = "open"  # a human reply takes the conversation over
-    await audit.log(
-        "message.send",
-        workspace_id=access.workspace_id,
-        target_type="message",
-        target_id=message.id,
-        changes={"type": message.type},
-    )
-    return ok(message_out(message), "Message queued")
+    return await _queue(db, audit, access, channel, contact, conversation, body, idempotency_key)
 
 
 @router.post("/messages", status_code=status.HTTP_201_CREATED)
@@ -202,23 +215,7 @@ async def send_message(
     channel = await channels.get(db, access.workspace_id, body.channel_id)
     contact = await service.contact_for(db, channel, body.to.lstrip("+"), None)
     conversation = await service.conversation_for(db, channel, contact)
-    message = await messages.queue_outbound(
-        db,
-        channel=channel,
-        contact=contact,
-        conversation=conversation,
-        body=body,
-        idempotency_key=idempotency_key or str(uuid.uuid4()),
-        sender_user_id=_user_id(access),
-    )
-    await audit.log(
-        "message.send",
-        workspace_id=access.workspace_id,
-        target_type="message",
-        target_id=message.id,
-        changes={"type": message.type},
-    )
-    return ok(message_out(message), "Message queued")
+    return await _queue(db, audit, access, channel, contact, conversation, body, idempotency_key)
 
 
 @router.get("/contacts")
