@@ -89,7 +89,16 @@ async def test_every_workspace_route_answers_404_across_tenants(
             url = path.replace("{ws}", ws)
             for name in params:
                 url = url.replace("{" + name + "}", ids_of_b[name])
-            response = await client.request(method, url, json=body, headers=owner_a.headers)
+            if path.endswith("/media"):  # a file upload, not JSON
+                png = bytes.fromhex("89504e470d0a1a0a") + bytes(64)
+                response = await client.request(
+                    method,
+                    url,
+                    files={"file": ("a.png", png, "image/png")},
+                    headers=owner_a.headers,
+                )
+            else:
+                response = await client.request(method, url, json=body, headers=owner_a.headers)
             assert response.status_code == 404, (method, url, response.text)
             assert response.json()["success"] is False
             checked.append((method, url))

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", alias="HOST")
     port: int = Field(3000, alias="PORT")
     max_body_bytes: int = Field(1_048_576, alias="MAX_BODY_BYTES")
+    max_upload_bytes: int = Field(16 * 1_048_576, alias="MAX_UPLOAD_BYTES")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CORS_ORIGINS")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list, alias="TRUSTED_PROXIES"

@@ -91,7 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    app.add_middleware(BodyGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     app.add_middleware(RateLimitMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.app_url.startswith("https://"))

@@ -19,6 +19,7 @@ from botplatform.cli import app as cli
 from botplatform.config import Settings
 from botplatform.models import AuditLog
 from botplatform.runtime import Runtime
+from botplatform.sandbox import FakeGraph
 from tests.auth.test_two_factor import codes, enable_2fa, login
 from tests.conftest import STRONG_PASSWORD, Api, SmtpSink, eventually
 
@@ -227,6 +228,16 @@ class Scenarios:
             headers=owner.headers,
         )
 
+    async def upload(self) -> Call:
+        owner, ws = await self._owner_ws()
+        channel = await self.api.create_channel(owner, ws)
+        png = bytes.fromhex("89504e470d0a1a0a") + bytes(64)
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/channels/{channel['id']}/media",
+            files={"file": ("a.png", png, "image/png")},
+            headers=owner.headers,
+        )
+
     async def revoke_key(self) -> Call:
         owner, ws = await self._owner_ws()
         key = (await self.api.create_key(owner, ws, ["workspace:read"]))["api_key"]
@@ -278,6 +289,10 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "message.send",
     ),
     ("POST", "/api/v1/workspaces/{ws}/messages"): ("send", "message.send"),
+    ("POST", "/api/v1/workspaces/{ws}/channels/{channel_id}/media"): (
+        "upload",
+        "channel.media_upload",
+    ),
 }
 # Provider webhooks are not a person's action: the raw event itself is their record.
 NOT_AUDITED = {("POST", "/webhooks/{provider}/{channel_id}")}
@@ -295,7 +310,12 @@ def test_every_state_changing_route_has_a_scenario(app: FastAPI) -> None:
 
 @pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
 async def test_route_writes_exactly_one_entry(
-    route: tuple[str, str], client: httpx.AsyncClient, api: Api, smtp: SmtpSink, runtime: Runtime
+    route: tuple[str, str],
+    client: httpx.AsyncClient,
+    api: Api,
+    smtp: SmtpSink,
+    runtime: Runtime,
+    wa: FakeGraph,
 ) -> None:
     scenario, action = ROUTES[route]
     call = await getattr(Scenarios(client, api, smtp), scenario)()

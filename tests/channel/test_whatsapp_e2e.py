@@ -440,3 +440,31 @@ async def test_marking_a_conversation_read_sends_a_read_receipt(
 
 async def _count(api: Api, owner: Account, ws: str, conversation_id: str, n: int) -> bool:
     return len(await _messages(api, owner, ws, conversation_id)) >= n
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a") + bytes(64)
+
+
+async def test_uploaded_media_is_sent_by_id(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    owner, ws, channel, conversation = await _setup(api, wa)
+    url = f"/api/v1/workspaces/{ws}/channels/{channel['id']}/media"
+    uploaded = await client.post(
+        url, files={"file": ("receipt.png", PNG, "image/png")}, headers=owner.headers
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    media = uploaded.json()["data"]
+    assert (media["mime_type"], media["size"]) == ("image/png", len(PNG))
+    assert wa.media[media["id"]].data == PNG
+    await client.post(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/messages",
+        json={"type": "image", "media": {"id": media["id"], "caption": "here"}},
+        headers=owner.headers,
+    )
+    (sent,) = await eventually(lambda: wa.sent)
+    assert sent["body"]["image"] == {"id": media["id"], "caption": "here"}
+    fake = await client.post(
+        url, files={"file": ("x.png", b"MZ\x90\x00" * 10, "image/png")}, headers=owner.headers
+    )
+    assert fake.status_code == 422 and fake.json()["error"]["code"] == "media_rejected"

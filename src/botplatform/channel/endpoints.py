@@ -1,17 +1,23 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, File, UploadFile, status
+from pydantic import BaseModel, Field
 
 from botplatform.audit.dependencies import Audit
-from botplatform.authz.dependencies import ChannelsManage, ChannelsRead
+from botplatform.authz.dependencies import ChannelsManage, ChannelsRead, ConversationsReply
 from botplatform.authz.permissions import Permission
 from botplatform.channel import repository, service
 from botplatform.channel.schemas import ChannelOut, ChannelUpdate, WhatsAppChannelCreate
+from botplatform.channels.base import ProviderSendError
+from botplatform.channels.registry import adapter_for
 from botplatform.db import DbSession
 from botplatform.kit.envelope import Envelope, ok
+from botplatform.kit.errors import BadGateway, Unprocessable
 from botplatform.kit.pagination import Page, PageQuery, paginate
+from botplatform.media.storage import MAX_MEDIA_BYTES, MediaRejected, check_media
 from botplatform.models import Channel
 from botplatform.runtime import RuntimeDep
 
@@ -96,3 +102,46 @@ async def delete_channel(
         target_id=channel_id,
     )
     return ok(None, "Channel deleted")
+
+
+class UploadedMedia(BaseModel):
+    id: str = Field(description="Use as `media.id` when sending through this channel")
+    mime_type: str
+    size: int
+
+
+@router.post("/channels/{channel_id}/media", status_code=status.HTTP_201_CREATED)
+async def upload_media(
+    access: ConversationsReply,
+    channel_id: uuid.UUID,
+    file: Annotated[UploadFile, File(description="The media file")],
+    db: DbSession,
+    runtime: RuntimeDep,
+    audit: Audit,
+) -> Envelope[UploadedMedia]:
+    """Uploads a file to the provider (checked for size and type first) for sending by id."""
+    channel = await repository.get(db, access.workspace_id, channel_id)
+    data = await file.read(MAX_MEDIA_BYTES + 1)
+    try:
+        mime = check_media(data, file.content_type)
+    except MediaRejected as exc:
+        raise Unprocessable(
+            str(exc), code="media_rejected", details={"reason": exc.reason}
+        ) from exc
+    adapter = adapter_for(channel, runtime.settings, runtime.http)
+    try:
+        media_id = await adapter.upload_media(data, mime, file.filename or "upload")
+    except ProviderSendError as exc:
+        raise BadGateway(
+            f"The provider refused the upload: {exc.title}",
+            code="provider_error",
+            details={"provider_code": exc.code},
+        ) from exc
+    await audit.log(
+        "channel.media_upload",
+        workspace_id=access.workspace_id,
+        target_type="channel",
+        target_id=channel.id,
+        changes={"mime_type": mime, "size": len(data)},
+    )
+    return ok(UploadedMedia(id=media_id, mime_type=mime, size=len(data)), "Uploaded")

@@ -58,3 +58,7 @@ class ChannelAdapter(Protocol):
     async def fetch_media(self, media: Media) -> tuple[bytes, str]:
         """The bytes and mime type of inbound media."""
         ...
+
+    async def upload_media(self, data: bytes, mime_type: str, filename: str) -> str:
+        """Uploads media for later sends; the provider's media id."""
+        ...

@@ -74,13 +74,21 @@ class PayloadTooLarge(AppError):
 class UnsupportedMediaType(AppError):
     status_code = 415
     code = "unsupported_media_type"
-    message = "The request body must be JSON (Content-Type: application/json)."
+    message = "The request body must be JSON (Content-Type: application/json), or a file upload."
 
 
 class Unprocessable(AppError):
     status_code = 422
     code = "validation_error"
     message = "The request is not valid."
+
+
+class BadGateway(AppError):
+    """A provider we called refused or failed; the caller may try again later."""
+
+    status_code = 502
+    code = "provider_error"
+    message = "The provider refused the request."
 
 
 class NotAvailable(AppError):

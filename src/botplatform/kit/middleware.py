@@ -103,18 +103,26 @@ class BodyGuardMiddleware:
     in the envelope, before any route runs. The body is read once and replayed downstream,
     so a handler that needs the raw bytes (webhook signatures) still gets them."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, json_prefix: str = "/api/") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_upload_bytes: int | None = None,
+        json_prefix: str = "/api/",
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
         self.json_prefix = json_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        limit = self.max_upload_bytes if _is_multipart(scope) else self.max_body_bytes
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
             return
         body = bytearray()
         more = True
@@ -124,18 +132,18 @@ class BodyGuardMiddleware:
                 return
             body.extend(message.get("body", b""))
             more = message.get("more_body", False)
-            if len(body) > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+            if len(body) > limit:
+                await self._too_large(scope, receive, send, limit)
                 return
-        if body and scope["path"].startswith(self.json_prefix) and not _is_json(scope):
+        accepted = _is_json(scope) or _is_multipart(scope)
+        if body and scope["path"].startswith(self.json_prefix) and not accepted:
             await error_from(UnsupportedMediaType())(scope, receive, send)
             return
         await self.app(scope, _replay(bytes(body), receive), send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         too_large = PayloadTooLarge(
-            f"The request body is larger than {self.max_body_bytes} bytes.",
-            details={"max_bytes": self.max_body_bytes},
+            f"The request body is larger than {limit} bytes.", details={"max_bytes": limit}
         )
         await error_from(too_large, headers={"connection": "close"})(scope, receive, send)
 
@@ -143,6 +151,12 @@ class BodyGuardMiddleware:
 def _is_json(scope: Scope) -> bool:
     content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
     return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _is_multipart(scope: Scope) -> bool:
+    # File uploads (media); everything else under /api/ is JSON.
+    content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+    return content_type == "multipart/form-data"
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -82,6 +82,19 @@ class WhatsAppAdapter:
                 title="the Graph API answered without a message id",
             ) from exc
 
+    async def upload_media(self, data: bytes, mime_type: str, filename: str) -> str:
+        url = f"{self.base}/{self.phone_number_id}/media"
+        files = {"file": (filename, data, mime_type)}
+        form = {"messaging_product": "whatsapp", "type": mime_type}
+        try:
+            response = await self.http.post(url, files=files, data=form, headers=self._auth())
+        except httpx.HTTPError as exc:
+            raise ProviderSendError(retryable=True, code="network", title=str(exc)) from exc
+        body = _json(response)
+        if response.status_code >= 400 or not isinstance(body, dict) or "id" not in body:
+            raise classify(response.status_code, body)
+        return str(body["id"])
+
     async def fetch_media(self, media: Media) -> tuple[bytes, str]:
         """Media id → its short-lived URL → the bytes, both calls with the channel's token."""
         if not media.provider_media_id:
