@@ -29,6 +29,7 @@ from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import delete, update
+from sqlalchemy.exc import OperationalError
 
 from botplatform import migrate
 from botplatform.audit.chain import GENESIS_HASH
@@ -278,16 +279,28 @@ def runtime(app: FastAPI) -> Runtime:
 
 
 async def _clean(runtime: Runtime) -> None:
-    async with runtime.db.unit_of_work(system=True) as db:
-        for table in reversed(Base.metadata.sorted_tables):
-            if table.name != "audit_head":
-                await db.execute(delete(table))
-        await db.execute(update(AuditHead).values(seq=0, hash=GENESIS_HASH))
+    # A job of the finished test may still hold SQLite's write lock for a moment: try again.
+    for attempt in range(5):
+        try:
+            await _delete_everything(runtime)
+            break
+        except OperationalError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(1)
     await runtime.ratelimiter.reset()
     if isinstance(runtime.kv, MemoryStore):
         await runtime.kv.close()
     elif isinstance(runtime.kv, RedisStore):
         await runtime.kv.client.flushdb()
+
+
+async def _delete_everything(runtime: Runtime) -> None:
+    async with runtime.db.unit_of_work(system=True) as db:
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name != "audit_head":
+                await db.execute(delete(table))
+        await db.execute(update(AuditHead).values(seq=0, hash=GENESIS_HASH))
 
 
 @pytest.fixture
