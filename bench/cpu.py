@@ -11,6 +11,7 @@ from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DATABASE_COMMANDS = ("postgres", "redis-server")
+QUIET_WINDOW_SECONDS = 2.0
 
 
 def _stat_fields(pid: str) -> list[str] | None:
@@ -67,17 +68,41 @@ def snapshot() -> Snapshot:
 
 
 def usage(
-    before: Snapshot, after: Snapshot, sessions: dict[str, int], load_generator_seconds: float
+    before: Snapshot,
+    after: Snapshot,
+    sessions: dict[str, int],
+    load_generator_seconds: float,
+    harness_seconds: float,
 ) -> dict[str, float]:
     """CPU seconds per label over the interval: each named session (process under test), the
-    database services, the load generator, the rest of the machine, and the wall time."""
+    database services, the load generator, the harness's own checks (run.py counting rows),
+    the rest of the machine, and the wall time."""
     result = {
         label: after.by_session.get(sid, 0.0) - before.by_session.get(sid, 0.0)
         for label, sid in sessions.items()
     }
     result["postgres+redis"] = after.databases - before.databases
     result["load generator"] = load_generator_seconds
+    result["bench harness"] = harness_seconds
     busy = after.machine_busy - before.machine_busy
     result["other processes"] = max(0.0, busy - sum(result.values()))
     result["wall"] = after.at - before.at
     return {label: round(seconds, 2) for label, seconds in result.items()}
+
+
+def wait_for_quiet(
+    max_wait_seconds: float = 90.0,
+    threshold_cores: float = 0.15,
+    window_seconds: float = QUIET_WINDOW_SECONDS,
+) -> tuple[float, float]:
+    """Waits (bounded) until the machine is nearly idle before a phase starts, so that a
+    neighbour's burst (another job on the shared machine) does not land in the measurement.
+    Call it while the servers under test are idle. Returns (seconds waited, cores in use)."""
+    started = time.monotonic()
+    while True:
+        before = _machine_busy_seconds()
+        time.sleep(window_seconds)
+        cores = (_machine_busy_seconds() - before) / window_seconds
+        waited = time.monotonic() - started
+        if cores <= threshold_cores or waited >= max_wait_seconds:
+            return round(waited, 1), round(cores, 2)

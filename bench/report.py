@@ -76,6 +76,48 @@ def machine_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+# A neighbour using more than this share of a core during a phase is flagged in the report.
+NOISY_CORES = 0.10
+
+
+def _phases(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    phases = [
+        ("(a) bare", results["bare"]),
+        ("(a) pywa no-op", results["pywa"]["inbound"]),
+        ("(b) pywa echo", results["pywa"]["end_to_end"]),
+    ]
+    for name in BACKENDS:
+        phases += [
+            (f"(a) platform {name}, incl. processing the backlog", results[name]["inbound"]),
+            (f"(b) platform {name}", results[name]["end_to_end"]),
+        ]
+    return phases
+
+
+def conditions_section(results: dict[str, Any]) -> list[str]:
+    """The machine is shared: say how busy the rest of it was during each phase."""
+    noisy = []
+    for label, result in _phases(results):
+        usage = result["cpu"]
+        cores = usage["other processes"] / usage["wall"] if usage["wall"] else 0.0
+        if cores > NOISY_CORES:
+            noisy.append(f"{label} ({cores:.2f} cores)")
+    if not noisy:
+        return [
+            "Measurement conditions: no other process used more than "
+            f"{NOISY_CORES:.2f} cores on average during any phase.",
+            "",
+        ]
+    return [
+        "**Measurement conditions: the machine was shared.** Each phase waits (up to 90 s) "
+        "for the machine to be idle before it starts, but other processes (for example "
+        "another checkout's test run) were busy during: " + "; ".join(noisy) + ". Those "
+        "figures are lower than a quiet machine would give; the CPU table below shows how "
+        "much was taken.",
+        "",
+    ]
+
+
 def targets_section(results: dict[str, Any]) -> list[str]:
     pywa_in = results["pywa"]["inbound"]
     pywa_rate = sustained_rate(results["pywa"]["end_to_end"])
@@ -246,16 +288,6 @@ def _requests_of(result: dict[str, Any], warmup: int) -> int:
 
 def cpu_section(results: dict[str, Any]) -> list[str]:
     warmup = results["settings"]["warmup"]
-    phases = [
-        ("(a) bare", results["bare"]),
-        ("(a) pywa no-op", results["pywa"]["inbound"]),
-        ("(b) pywa echo", results["pywa"]["end_to_end"]),
-    ]
-    for name in BACKENDS:
-        phases += [
-            (f"(a) platform {name}, incl. processing the backlog", results[name]["inbound"]),
-            (f"(b) platform {name}", results[name]["end_to_end"]),
-        ]
     lines = [
         "## Where the CPU went",
         "",
@@ -267,7 +299,7 @@ def cpu_section(results: dict[str, Any]) -> list[str]:
         "| phase | wall s | requests | process | CPU s | CPU ms/request |",
         "|---|---|---|---|---|---|",
     ]
-    for label, result in phases:
+    for label, result in _phases(results):
         usage, requests = result["cpu"], _requests_of(result, warmup)
         first = True
         for process, seconds in usage.items():
@@ -411,6 +443,7 @@ def write_report(results: dict[str, Any], output: Path) -> None:
         "re-running the command measures again and rewrites this file.",
         "",
         *machine_section(results),
+        *conditions_section(results),
         *targets_section(results),
         *method_section(results),
         *inbound_section(results),

@@ -109,12 +109,17 @@ class Run:
 
 
 def measured(sessions: dict[str, Proc], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Runs `action` (a load run) and attaches where the CPU went meanwhile."""
-    before = cpu.snapshot()
+    """Runs `action` (a load run) on a quiet machine and attaches where the CPU went."""
+    waited, busy_cores = cpu.wait_for_quiet()
+    if waited > cpu.QUIET_WINDOW_SECONDS:
+        log(f"waited {waited} s for the machine to quieten (busy: {busy_cores} cores)")
+    before, harness_before = cpu.snapshot(), time.process_time()
     result = action()
-    after = cpu.snapshot()
+    after, harness = cpu.snapshot(), time.process_time() - harness_before
     pids = {label: proc.process.pid for label, proc in sessions.items()}
-    result["cpu"] = cpu.usage(before, after, pids, float(result.get("generator_cpu_s", 0.0)))
+    generator = float(result.get("generator_cpu_s", 0.0))
+    result["cpu"] = cpu.usage(before, after, pids, generator, harness)
+    result["quiet_wait"] = {"waited_s": waited, "busy_cores_at_start": busy_cores}
     return result
 
 
