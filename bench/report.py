@@ -77,7 +77,9 @@ def machine_section(results: dict[str, Any]) -> list[str]:
 
 
 # A neighbour using more than this share of a core during a phase is flagged in the report.
-NOISY_CORES = 0.10
+# Below it is what a quiet machine shows anyway: kernel threads (loopback networking, WAL
+# flushes) come to about 0.15 cores during the PostgreSQL phases.
+NOISY_CORES = 0.25
 
 
 def _phases(results: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -163,8 +165,8 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "generator are separate processes on 127.0.0.1, started on free ports and stopped "
         "afterwards.",
         "- Every request is a WhatsApp text webhook as Meta sends it (the sandbox's envelope "
-        "and escaping, plus the business-scoped `user_id` that 2026 payloads carry and pywa "
-        "4.5 requires), signed with `X-Hub-Signature-256` (and the legacy SHA-1 header). "
+        "and escaping, plus the business-scoped user id, `user_id`, that Meta has begun to add "
+        "and pywa 4.5 requires), signed with `X-Hub-Signature-256` (and the legacy SHA-1 header). "
         "Each body is unique (its own wa_id, wamid and text), all of the same size; bodies "
         "are built and signed before the clock starts.",
         f"- **(a)** closed loop: {s['concurrency']} connections, {num(s['warmup'])} "
@@ -429,6 +431,10 @@ def notes_section() -> list[str]:
         "- **Open loop in-flight cap**: the generator never holds more than 2,000 unanswered "
         "requests; beyond that, sends are counted as errors (never reached in a passing "
         "step).",
+        "- **Resolution and variation**: offered rates are about 1.25x apart, so a "
+        "sustainable rate is known to within one step; on this shared two-core machine "
+        "figures also move between runs (compare the CPU table's other processes), which "
+        "is why every ratio is taken within one run.",
         "",
     ]
 
