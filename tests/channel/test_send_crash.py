@@ -24,7 +24,7 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.conftest import GRAPH_PORT, Api, eventually
 
-ISOLATED_REDIS = "redis://127.0.0.1:6379/14"
+ISOLATED_REDIS = os.environ.get("TEST_REDIS_ISOLATED_URL", "redis://127.0.0.1:6379/14")
 BURST = 40
 
 

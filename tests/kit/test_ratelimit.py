@@ -85,7 +85,7 @@ def test_client_ip_never_trusts_an_untrusted_peer() -> None:
     assert client_ip(garbage, trusted) == "10.0.0.2"
 
 
-SHARED_REDIS = "redis://127.0.0.1:6379/13"
+SHARED_REDIS = os.environ.get("TEST_REDIS_SHARED_URL", "redis://127.0.0.1:6379/13")
 
 
 async def test_a_limit_holds_across_two_app_processes(settings: Settings, tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from botplatform.models import Email
 from botplatform.runtime import Runtime
 from tests.conftest import SmtpSink, eventually
 
-ISOLATED_REDIS = "redis://127.0.0.1:6379/14"  # not the queue the test app's worker consumes
+# Not the queue the test app's worker consumes.
+ISOLATED_REDIS = os.environ.get("TEST_REDIS_ISOLATED_URL", "redis://127.0.0.1:6379/14")
 
 
 def _worker_env(settings: Settings, smtp: SmtpSink, tmp_path: Path) -> dict[str, str]:
