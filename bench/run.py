@@ -279,12 +279,39 @@ def bench_platform(run: Run, backend: platform_target.Backend) -> dict[str, Any]
 
 # -- main -------------------------------------------------------------------------------------
 
+TARGETS = ("bare", "pywa", "sqlite", "postgres")
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of a partial run."""
+    out: dict[str, Any] = {}
+    for name in ("sqlite", "postgres"):
+        if name not in results:
+            continue
+        inbound, e2e = results[name]["inbound"], results[name]["end_to_end"]
+        out[name] = {
+            "inbound": {k: inbound.get(k) for k in ("rps", "p50_ms", "p99_ms", "durable")},
+            "drain_s": inbound.get("drain_s"),
+            "end_to_end": {
+                "best": {k: (e2e.get("best") or {}).get(k) for k in ("offered_rps", "e2e_p99_ms")},
+                "failed": [step["reasons"] for step in e2e.get("steps", []) if not step["passed"]],
+            },
+        }
+    return out
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--keep-data", action="store_true", help="keep the run's SQLite database")
+    parser.add_argument(
+        "--only",
+        default=",".join(TARGETS),
+        help="comma-separated subset of %(default)s, for a look while working: a partial run "
+        "prints its figures and leaves the report alone",
+    )
     args = parser.parse_args()
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
     settings = Settings()
     scratch = Path(tempfile.mkdtemp(prefix="botplatform-bench-"))
     run = Run(settings, scratch)
@@ -292,12 +319,18 @@ def main() -> None:
     log(f"scratch directory {scratch}")
     results: dict[str, Any] = {"machine": machine_info(), "settings": asdict(settings)}
     results["started_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    results["bare"] = bench_bare(run)
-    results["pywa"] = bench_pywa(run)
+    if "bare" in only:
+        results["bare"] = bench_bare(run)
+    if "pywa" in only:
+        results["pywa"] = bench_pywa(run)
     for backend in (platform_target.SQLITE, platform_target.POSTGRES):
-        results[backend.name] = bench_platform(run, backend)
+        if backend.name in only:
+            results[backend.name] = bench_platform(run, backend)
     results["duration_s"] = round(time.monotonic() - started)
     (scratch / "results.json").write_text(json.dumps(results, indent=2))
+    if set(only) != set(TARGETS):
+        print(json.dumps(summary(results), indent=2))
+        return
     write_report(results, args.output)
     log(f"wrote {args.output} in {results['duration_s']} s; raw results in {scratch}")
     if not args.keep_data:

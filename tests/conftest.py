@@ -29,7 +29,7 @@ from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import delete, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from botplatform import migrate
 from botplatform.audit.chain import GENESIS_HASH
@@ -279,12 +279,13 @@ def runtime(app: FastAPI) -> Runtime:
 
 
 async def _clean(runtime: Runtime) -> None:
-    # A job of the finished test may still hold SQLite's write lock for a moment: try again.
+    # A job of the finished test may still hold SQLite's write lock, or on PostgreSQL lock rows
+    # in the other order (a deadlock): try again.
     for attempt in range(5):
         try:
             await _delete_everything(runtime)
             break
-        except OperationalError:
+        except DBAPIError:
             if attempt == 4:
                 raise
             await asyncio.sleep(1)

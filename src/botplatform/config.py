@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     worker_processes: int = Field(1, ge=1, alias="WORKER_PROCESSES")
     worker_threads: int = Field(8, ge=1, alias="WORKER_THREADS")
     queue_heartbeat_timeout_ms: int = Field(60_000, ge=1000, alias="QUEUE_HEARTBEAT_TIMEOUT_MS")
+    # An idle Redis consumer polls with a growing pause, capped here: the cap is the latency a
+    # job waits on an idle worker (each hop of inbound → reply pays it), traded for idle polls.
+    queue_idle_poll_ms: int = Field(10, ge=1, le=1000, alias="QUEUE_IDLE_POLL_MS")
     queue_maintenance_chance: int = Field(
         1000, ge=0, le=1_000_000, alias="QUEUE_MAINTENANCE_CHANCE"
     )

@@ -3,6 +3,8 @@ the end, or rolls back on error; services only flush."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_only
 
 from botplatform.config import Settings
 from botplatform.kit.scoping import enter_system
@@ -36,14 +39,43 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -
     cursor.close()
 
 
-def _sqlite_begin(connection: Connection) -> None:
-    # A transaction that will write takes the write lock up front (BEGIN IMMEDIATE): in WAL
-    # mode a deferred transaction that read first and writes later fails at once with
-    # SQLITE_BUSY when another writer committed in between, instead of waiting its turn.
-    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-    connection.exec_driver_sql(f"BEGIN {mode}")
+class _WriteGate:
+    """SQLite admits one writer at a time, and a writer that finds the lock taken sleeps and
+    retries (the busy handler, in steps growing to 100 ms). Within this process the writers
+    instead queue here, on an asyncio lock taken at BEGIN IMMEDIATE and freed when the
+    connection goes back to the pool (after its COMMIT or ROLLBACK has completed, so the next
+    writer never meets the lock), and the next one starts at once. Other processes (commands)
+    still meet SQLite's own lock and its busy timeout."""
+
+    WAIT_SECONDS = 10.0  # as long as the busy timeout: then "database is locked", as before
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    def begin(self, connection: Connection) -> None:
+        # Called by SQLAlchemy's greenlet on behalf of a coroutine, so it may await.
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        if mode == "IMMEDIATE" and connection.info.get(_HOLDS_GATE) is not self:
+            try:
+                await_only(asyncio.wait_for(self._lock.acquire(), self.WAIT_SECONDS))
+            except TimeoutError:
+                raise sqlite3.OperationalError("database is locked") from None
+            connection.info[_HOLDS_GATE] = self
+        try:
+            connection.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            self._release(connection.info)
+            raise
+
+    def checkin(self, _: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+        self._release(record.info)
+
+    def _release(self, info: dict[Any, Any]) -> None:
+        if info.pop(_HOLDS_GATE, None) is self:
+            self._lock.release()
 
 
+_HOLDS_GATE = "holds_write_gate"
 WRITE = {"sqlite_begin": "IMMEDIATE"}
 
 
@@ -55,7 +87,13 @@ def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
             Path(database_path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(dsn, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        # We issue BEGIN ourselves: a transaction that will write takes the write lock up front
+        # (BEGIN IMMEDIATE): in WAL mode a deferred transaction that read first and writes
+        # later fails at once with SQLITE_BUSY when another writer committed in between,
+        # instead of waiting its turn.
+        gate = _WriteGate()
+        event.listen(engine.sync_engine, "begin", gate.begin)
+        event.listen(engine.sync_engine.pool, "checkin", gate.checkin)
         return engine
     connect_args: dict[str, Any] = {}
     if settings.database_pgbouncer:

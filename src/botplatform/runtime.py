@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from botplatform.auth.passwords import PasswordService
 from botplatform.auth.sessions import SessionStore
+from botplatform.channels.intake import WebhookIntake
 from botplatform.config import Settings
 from botplatform.db import Database
 from botplatform.kit import crypto
@@ -37,6 +38,7 @@ class Runtime:
     media: MediaStorage
     media_urls: SignedMediaUrls
     jobs: JobQueue = field(init=False)
+    intake: WebhookIntake = field(init=False)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -56,6 +58,7 @@ class Runtime:
         )
         runtime.jobs = JobQueue(settings, runtime)
         runtime.db.after_commit = runtime.jobs.dispatch
+        runtime.intake = WebhookIntake(runtime.db, settings, runtime.http)
         return runtime
 
     async def close(self) -> None:

@@ -13,7 +13,7 @@ from botplatform.channel import repository, service
 from botplatform.channel.schemas import ChannelOut, ChannelUpdate, WhatsAppChannelCreate
 from botplatform.channels.base import ProviderSendError
 from botplatform.channels.registry import adapter_for
-from botplatform.db import DbSession
+from botplatform.db import DbSession, after_commit
 from botplatform.kit.envelope import Envelope, ok
 from botplatform.kit.errors import BadGateway, Unprocessable
 from botplatform.kit.pagination import Page, PageQuery, paginate
@@ -77,6 +77,7 @@ async def update_channel(
 ) -> Envelope[ChannelOut]:
     channel = await repository.get(db, access.workspace_id, channel_id)
     changes = await service.update(db, channel, body)
+    after_commit(db, lambda: runtime.intake.forget(channel_id))
     await audit.log(
         "channel.update",
         workspace_id=access.workspace_id,
@@ -89,12 +90,17 @@ async def update_channel(
 
 @router.delete("/channels/{channel_id}")
 async def delete_channel(
-    access: ChannelsManage, channel_id: uuid.UUID, db: DbSession, audit: Audit
+    access: ChannelsManage,
+    channel_id: uuid.UUID,
+    db: DbSession,
+    runtime: RuntimeDep,
+    audit: Audit,
 ) -> Envelope[None]:
     """Disconnects the channel and deletes its conversations and messages."""
     channel = await repository.get(db, access.workspace_id, channel_id)
     await db.delete(channel)
     await db.flush()
+    after_commit(db, lambda: runtime.intake.forget(channel_id))
     await audit.log(
         "channel.delete",
         workspace_id=access.workspace_id,

@@ -51,18 +51,19 @@ async def contact_for(
         )
     ).scalar_one_or_none()
     if identity is None:
-        contact = Contact(workspace_id=ws, name=name or external_id)
+        # Ids are set here, not by the flush: the contact, its identity, its conversation and
+        # the first message then go to the database in one flush (the next query's autoflush).
+        contact = Contact(id=uuid.uuid4(), workspace_id=ws, name=name or external_id)
         db.add(contact)
-        await db.flush()
-        identity = ContactIdentity(
-            workspace_id=ws,
-            contact_id=contact.id,
-            provider=channel.provider,
-            external_id=external_id,
-            profile_name=name,
+        db.add(
+            ContactIdentity(
+                workspace_id=ws,
+                contact_id=contact.id,
+                provider=channel.provider,
+                external_id=external_id,
+                profile_name=name,
+            )
         )
-        db.add(identity)
-        await db.flush()
         return contact
     found = await db.get(Contact, identity.contact_id)
     assert found is not None
@@ -75,15 +76,18 @@ async def contact_for(
 
 
 async def conversation_for(db: AsyncSession, channel: Channel, contact: Contact) -> Conversation:
-    found = (
-        await db.execute(
-            scoped(Conversation, channel.workspace_id).where(
-                Conversation.channel_id == channel.id, Conversation.contact_id == contact.id
+    found = None
+    if contact not in db.new:  # a contact created just now has no conversation to find
+        found = (
+            await db.execute(
+                scoped(Conversation, channel.workspace_id).where(
+                    Conversation.channel_id == channel.id, Conversation.contact_id == contact.id
+                )
             )
-        )
-    ).scalar_one_or_none()
+        ).scalar_one_or_none()
     if found is None:
         found = Conversation(
+            id=uuid.uuid4(),
             workspace_id=channel.workspace_id,
             channel_id=channel.id,
             contact_id=contact.id,
@@ -91,7 +95,6 @@ async def conversation_for(db: AsyncSession, channel: Channel, contact: Contact)
             unread_count=0,
         )
         db.add(found)
-        await db.flush()
     return found
 
 

@@ -67,6 +67,7 @@ class JobQueue:
     def __init__(self, settings: Settings, runtime: Runtime) -> None:
         load_task_modules()
         self._runtime = runtime
+        self._idle_poll_ms = settings.queue_idle_poll_ms
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: dramatiq.Worker | None = None
         self._in_flight = 0
@@ -184,7 +185,11 @@ class JobQueue:
     def start_worker(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
         """Consumes every queue in this process; job coroutines run on `loop`."""
         self._loop = loop
-        self._worker = dramatiq.Worker(self.broker, worker_threads=threads, worker_timeout=200)
+        # worker_timeout caps the idle consumer's backoff between polls (dramatiq's Redis
+        # consumer polls; it does not block): the latency of each job hop on a quiet worker.
+        self._worker = dramatiq.Worker(
+            self.broker, worker_threads=threads, worker_timeout=self._idle_poll_ms
+        )
         self._worker.start()
         log.info("worker_started", threads=threads, broker=type(self.broker).__name__)
 

@@ -1,0 +1,128 @@
+"""Group commit on the webhook path: webhooks that arrive together share one transaction, yet
+each is acknowledged only once its own row is committed, a duplicate inside one group is
+still a duplicate, tenants stay apart, and a failed write fails every webhook of its group
+(none is acknowledged without its row)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
+
+from botplatform.models import InboundEvent
+from botplatform.runtime import Runtime
+from tests.conftest import Api, eventually, meta_signature, whatsapp_text_payload
+
+
+def _body(n: int) -> bytes:
+    payload = whatsapp_text_payload(f"1555000{n:04d}", f"hello {n}", "Customer", f"wamid.g{n}")
+    return json.dumps(payload).encode()
+
+
+async def _events(runtime: Runtime) -> list[InboundEvent]:
+    async with runtime.db.unit_of_work(write=False, system=True) as db:
+        return list((await db.execute(select(InboundEvent))).scalars().all())
+
+
+async def test_concurrent_webhooks_share_transactions_and_keep_duplicates_apart(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    owner = await api.register()
+    first_ws, second_ws = await api.create_workspace(owner), await api.create_workspace(owner)
+    first, second = (
+        await api.create_channel(owner, first_ws),
+        await api.create_channel(owner, second_ws, phone_number_id="9988776655"),
+    )
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO INBOUND_EVENTS"):
+            statements.append(statement)
+
+    bodies = [_body(n) for n in range(40)]
+    posts = [(first["id"], body) for body in bodies[:30]] + [
+        (second["id"], body) for body in bodies[30:]
+    ]
+    posts += [(first["id"], bodies[0]), (first["id"], bodies[1])]  # redelivered at once
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    f"/webhooks/whatsapp/{channel_id}", content=body, headers=meta_signature(body)
+                )
+                for channel_id, body in posts
+            )
+        )
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", count)
+
+    assert [a.status_code for a in answers] == [200] * len(posts)
+    duplicates = [a.json()["data"]["duplicate"] for a in answers]
+    assert duplicates.count(True) == 2 and duplicates.count(False) == 40
+    rows = await _events(runtime)
+    assert len(rows) == 40
+    assert sum(str(r.channel_id) == second["id"] for r in rows) == 10
+    for row in rows:
+        assert str(row.workspace_id) == (
+            first_ws if str(row.channel_id) == first["id"] else second_ws
+        )
+    # Fewer INSERTs than webhooks: they were grouped.
+    assert 0 < len(statements) < len(posts)
+
+    async def processed() -> bool:
+        return all(row.status == "processed" for row in await _events(runtime))
+
+    assert await eventually(processed)  # one job per new row, each ran
+
+
+async def test_a_failed_group_write_acknowledges_nothing(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws)
+    from botplatform.channels import intake
+
+    async def broken(*_: Any) -> set[int]:
+        raise OperationalError("INSERT INTO inbound_events", {}, Exception("disk full"))
+
+    monkeypatch.setattr(intake, "_insert", broken)
+    bodies = [_body(n) for n in range(5)]
+    answers = await asyncio.gather(
+        *(
+            client.post(f"/webhooks/whatsapp/{channel['id']}", content=b, headers=meta_signature(b))
+            for b in bodies
+        )
+    )
+    assert {a.status_code for a in answers} == {503}
+    assert {a.json()["error"]["code"] for a in answers} == {"database_unavailable"}
+    assert await _events(runtime) == []
+    monkeypatch.undo()
+    # The provider's retry then lands.
+    again = await client.post(
+        f"/webhooks/whatsapp/{channel['id']}", content=bodies[0], headers=meta_signature(bodies[0])
+    )
+    assert again.status_code == 200 and again.json()["data"]["duplicate"] is False
+
+
+async def test_a_deleted_channel_is_refused_at_once_by_this_process(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws)
+    body = _body(1)
+    url = f"/webhooks/whatsapp/{channel['id']}"
+    assert (await client.post(url, content=body, headers=meta_signature(body))).status_code == 200
+    deleted = await client.delete(
+        f"/api/v1/workspaces/{ws}/channels/{channel['id']}", headers=owner.headers
+    )
+    assert deleted.status_code == 200
+    body = _body(2)
+    assert (await client.post(url, content=body, headers=meta_signature(body))).status_code == 404
