@@ -79,9 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    # Routes are matched in order: the busiest route (provider webhooks) comes first.
+    app.include_router(webhooks_router)
     app.include_router(api_router)
     app.include_router(health_router)
-    app.include_router(webhooks_router)
     app.include_router(media_router)
     # Added last = outermost: the request id wraps everything, even a refused body.
     if settings.cors_origins:

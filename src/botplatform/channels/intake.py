@@ -37,6 +37,9 @@ PROCESS_JOB = "process_inbound_event"
 CHANNEL_CACHE_SECONDS = 5.0
 #: The most webhooks one transaction takes; the rest wait for the next.
 MAX_GROUP = 500
+#: Groups committing at once on PostgreSQL: while one waits for its COMMIT to reach the disk
+#: and its jobs to reach Redis, the next group is already being written. SQLite has one writer.
+CONCURRENT_GROUPS_POSTGRES = 4
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ class WebhookIntake:
         self._http = http
         self._channels: dict[uuid.UUID, WebhookChannel] = {}
         self._waiting: list[_Webhook] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
+        self._max_writers = CONCURRENT_GROUPS_POSTGRES if db.dialect == "postgresql" else 1
 
     # -- the channel ------------------------------------------------------------------------
 
@@ -125,8 +129,10 @@ class WebhookIntake:
             dedupe_key=hashlib.sha256(body).hexdigest(),
         )
         self._waiting.append(webhook)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_while_waiting())
+        if len(self._writers) < self._max_writers:
+            writer = asyncio.create_task(self._write_while_waiting())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         return await webhook.stored
 
     async def _write_while_waiting(self) -> None:
