@@ -19,11 +19,12 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from botplatform.ai import classifier, llm, repository, retrieval
+from botplatform.ai import classifier, llm, repository, retrieval, schemas
+from botplatform.audit.service import diff
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Conflict, Unprocessable
 from botplatform.kit.logging import get_logger
-from botplatform.models import AiIntentModel, AiUsage, KnowledgeEntry
+from botplatform.models import AiIntent, AiIntentModel, AiUsage, KnowledgeEntry
 from botplatform.worker.jobs import enqueue
 
 if TYPE_CHECKING:
@@ -317,3 +318,92 @@ def usage_summary(rows: list[tuple[str, int, int, int, int]]) -> dict[str, Any]:
         "total_tokens": sum(r[4] for r in rows),
         "by_outcome": by_outcome,
     }
+
+
+# --- CRUD ----------------------------------------------------------------------------------
+
+
+async def _ensure_name_free(
+    db: AsyncSession, workspace_id: uuid.UUID, name: str, keep: uuid.UUID | None = None
+) -> None:
+    found = await repository.intent_named(db, workspace_id, name)
+    if found is not None and found.id != keep:
+        raise Conflict(f"An intent named {name!r} exists already.", code="intent_exists")
+
+
+async def create_intent(
+    db: AsyncSession, workspace_id: uuid.UUID, data: schemas.IntentCreate
+) -> AiIntent:
+    await _ensure_name_free(db, workspace_id, data.name)
+    intent = AiIntent(
+        workspace_id=workspace_id,
+        name=data.name,
+        description=data.description or None,
+        examples=list(data.examples),
+    )
+    db.add(intent)
+    await db.flush()
+    return intent
+
+
+async def update_intent(
+    db: AsyncSession, intent: AiIntent, data: schemas.IntentUpdate
+) -> dict[str, Any]:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "name" in changes:
+        await _ensure_name_free(db, intent.workspace_id, changes["name"], keep=intent.id)
+    before = {name: getattr(intent, name) for name in changes}
+    for name, value in changes.items():
+        setattr(intent, name, value if value != "" else None)
+    await db.flush()
+    # Counts rather than the phrases themselves, which would bloat the audit log.
+    summary = {k: len(v) if k == "examples" else v for k, v in before.items()}
+    return diff(summary, {k: len(v) if k == "examples" else v for k, v in changes.items()})
+
+
+async def create_entry(
+    db: AsyncSession, workspace_id: uuid.UUID, data: schemas.KnowledgeCreate
+) -> KnowledgeEntry:
+    entry = KnowledgeEntry(
+        workspace_id=workspace_id,
+        question=data.question,
+        answer=data.answer,
+        content=data.content or None,
+    )
+    db.add(entry)
+    await db.flush()
+    return entry
+
+
+async def update_entry(
+    db: AsyncSession, entry: KnowledgeEntry, data: schemas.KnowledgeUpdate
+) -> dict[str, Any]:
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    before = {name: getattr(entry, name) for name in changes}
+    for name, value in changes.items():
+        setattr(entry, name, value or None if name == "content" else value)
+    await db.flush()
+    return diff(before, {name: getattr(entry, name) for name in changes})
+
+
+def intent_out(intent: AiIntent) -> schemas.IntentOut:
+    return schemas.IntentOut.model_validate(intent, from_attributes=True)
+
+
+def model_out(model: AiIntentModel) -> schemas.IntentModelOut:
+    return schemas.IntentModelOut(
+        id=model.id,
+        version=model.version,
+        status=model.status,
+        is_active=model.is_active,
+        accuracy=model.accuracy,
+        intents=sorted(model.dataset or {}),
+        metrics=model.metrics or {},
+        error=model.error,
+        trained_at=model.trained_at,
+        created_at=model.created_at,
+    )
+
+
+def entry_out(entry: KnowledgeEntry) -> schemas.KnowledgeOut:
+    return schemas.KnowledgeOut.model_validate(entry, from_attributes=True)
