@@ -4,14 +4,18 @@ knowledge entries and their retrieval, grounded answers and their metering."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import AiIntentModel
 from botplatform.runtime import Runtime
+from botplatform.worker.jobs import JobContext
+from botplatform.worker.sweeper import sweep_once
 from tests.ai.test_service import FAQ, support_dataset
 from tests.conftest import Account, Api, eventually
 from tests.fakes.openai import FakeOpenAI
@@ -252,3 +256,34 @@ async def test_answer_endpoint_grounds_meters_and_reports_usage(
     assert usage["monthly_token_limit"] is None
     denied = await client.post(url(ws, "/answer"), json={"question": "x"}, headers=agent.headers)
     assert denied.status_code == 403
+
+
+async def test_a_lost_training_job_is_swept_and_a_duplicate_trains_once(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    owner, ws = await owner_ws(api)
+    await add_intents(client, owner, ws, support_dataset())
+    async with runtime.db.unit_of_work() as db:  # requested, but its job never left
+        await enter_workspace(db, uuid.UUID(ws))
+        model = AiIntentModel(
+            workspace_id=uuid.UUID(ws), version=1, dataset=support_dataset(), status="queued"
+        )
+        db.add(model)
+        await db.flush()
+        model_id = model.id
+    async with runtime.db.unit_of_work(system=True) as db:
+        await db.execute(update(AiIntentModel).values(updated_at=utcnow() - timedelta(minutes=10)))
+    async with runtime.db.unit_of_work(system=True) as db:
+        swept = await sweep_once(JobContext(runtime, db, "manual", 1, 1), after_seconds=300)
+    assert swept["ai_intent_models"] == 1
+    runtime.jobs.send("train_intent_model", ws, str(model_id))  # and a duplicate delivery
+
+    async def ready() -> dict[str, Any] | None:
+        got = await client.get(url(ws, f"/models/{model_id}"), headers=owner.headers)
+        data: dict[str, Any] = got.json()["data"]
+        return data if data["status"] == "ready" else None
+
+    trained = await eventually(ready, timeout=60)
+    assert trained["is_active"] is True and trained["accuracy"] >= 0.9
+    models = (await client.get(url(ws, "/models"), headers=owner.headers)).json()["data"]
+    assert [m["version"] for m in models["items"]] == [1]

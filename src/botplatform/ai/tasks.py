@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import ColumnElement
+
 from botplatform.ai import classifier, repository, service
 from botplatform.kit.errors import NotFound
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace
+from botplatform.models import AiIntentModel
 from botplatform.worker.jobs import JobContext, job
+from botplatform.worker.sweeper import SweepTarget, sweep_target
 
 log = get_logger("botplatform.ai")
 
@@ -58,3 +62,20 @@ async def _fail(ctx: JobContext, ws: uuid.UUID, model_id: uuid.UUID, error: str)
         model = await repository.get_model(db, ws, model_id)
         model.status, model.error = "failed", error[:2000]
     log.warning("intent_model_failed", workspace_id=str(ws), version=model.version, error=error)
+
+
+def _unfinished() -> ColumnElement[bool]:
+    return AiIntentModel.status.in_(("queued", "training"))
+
+
+# A training job lost between commit and enqueue (or with its worker) is sent again.
+sweep_target(
+    SweepTarget(
+        name="ai_intent_models",
+        model=AiIntentModel,
+        is_pending=_unfinished,
+        touched_at=AiIntentModel.updated_at,
+        job=service.TRAIN_JOB,
+        with_workspace=True,
+    )
+)
