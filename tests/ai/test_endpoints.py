@@ -3,6 +3,8 @@ knowledge entries and their retrieval, grounded answers and their metering."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -287,3 +289,27 @@ async def test_a_lost_training_job_is_swept_and_a_duplicate_trains_once(
     assert trained["is_active"] is True and trained["accuracy"] >= 0.9
     models = (await client.get(url(ws, "/models"), headers=owner.headers)).json()["data"]
     assert [m["version"] for m in models["items"]] == [1]
+
+
+async def test_a_slow_model_does_not_block_other_writes(
+    client: httpx.AsyncClient, api: Api, openai: FakeOpenAI
+) -> None:
+    """On SQLite a request's transaction holds the write lock: the answer route lets go of it
+    before calling the model, so the rest of the platform keeps writing meanwhile."""
+    owner, ws = await owner_ws(api)
+    openai.delay = 1.5
+    asking = asyncio.create_task(
+        client.post(url(ws, "/answer"), json={"question": "hello?"}, headers=owner.headers)
+    )
+    await eventually(lambda: openai.requests)  # the model is thinking now
+    started = time.monotonic()
+    created = await client.post(
+        url(ws, "/knowledge"), json={"question": "q", "answer": "a"}, headers=owner.headers
+    )
+    assert created.status_code == 201
+    assert time.monotonic() - started < 1.0
+    assert not asking.done()
+    answered = await asking
+    assert answered.json()["data"]["outcome"] == "ok"
+    usage = (await client.get(url(ws, "/usage"), headers=owner.headers)).json()["data"]
+    assert usage["calls"] == 1 and usage["total_tokens"] > 0

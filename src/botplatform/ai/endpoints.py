@@ -277,9 +277,14 @@ async def answer_question(
     """Asks the language model, grounded on the top-k knowledge entries, as a bot's AI
     answer would; the tokens are metered to the workspace. On a timeout or provider failure
     the answer is the fallback message, with `fallback_used` and the reason in `outcome`."""
-    answer = await service.generate_answer(
+    prepared = await service.prepare_answer(
         runtime, db, access.workspace_id, body.question, instructions=body.instructions
     )
+    # Nothing is written yet: end the transaction so that on SQLite this request does not hold
+    # the database's write lock while the model thinks (up to OPENAI_TIMEOUT_SECONDS).
+    await db.commit()
+    reply = await service.ask_model(runtime, prepared)
+    answer = await service.record_answer(runtime, db, prepared, reply)
     await audit.log(
         "ai.answer",
         workspace_id=access.workspace_id,

@@ -24,6 +24,7 @@ from botplatform.audit.service import diff
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Conflict, Unprocessable
 from botplatform.kit.logging import get_logger
+from botplatform.kit.scoping import enter_workspace
 from botplatform.models import AiIntent, AiIntentModel, AiUsage, KnowledgeEntry
 from botplatform.worker.jobs import enqueue
 
@@ -264,6 +265,90 @@ async def _refusal(runtime: Runtime, db: AsyncSession, workspace_id: uuid.UUID) 
     return None
 
 
+@dataclass(frozen=True)
+class PreparedAnswer:
+    """What one answer needs, read from the database: the prompt, the entries it is grounded
+    on, and `refusal` when the model must not be called (`not_configured`,
+    `quota_exceeded`)."""
+
+    workspace_id: uuid.UUID
+    messages: list[dict[str, str]]
+    sources: tuple[uuid.UUID, ...]
+    refusal: str | None
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    outcome: str
+    completion: llm.Completion | None = None
+
+
+async def prepare_answer(
+    runtime: Runtime,
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    question: str,
+    *,
+    instructions: str | None = None,
+) -> PreparedAnswer:
+    """Reads only: retrieval, the quota, the prompt."""
+    hits = await search_knowledge(db, workspace_id, question, runtime.settings.ai_knowledge_top_k)
+    entries = [entry for entry, _ in hits]
+    return PreparedAnswer(
+        workspace_id,
+        build_messages(question, entries, instructions),
+        tuple(entry.id for entry in entries),
+        await _refusal(runtime, db, workspace_id),
+    )
+
+
+async def ask_model(runtime: Runtime, prepared: PreparedAnswer) -> ModelReply:
+    """The Chat Completions call; touches no database, so a caller on SQLite can commit
+    before it and not hold the write lock for up to OPENAI_TIMEOUT_SECONDS."""
+    settings, ws = runtime.settings, str(prepared.workspace_id)
+    if prepared.refusal is not None:
+        log.warning("ai_answer_skipped", workspace_id=ws, reason=prepared.refusal)
+        return ModelReply(prepared.refusal)
+    try:
+        completion = await llm.chat_completion(runtime.http, settings, prepared.messages)
+    except llm.LlmError as exc:
+        log.error(
+            "ai_answer_failed",
+            workspace_id=ws,
+            outcome=exc.outcome,
+            status=exc.status,
+            error=str(exc),
+            base_url=settings.openai_base_url,
+        )
+        return ModelReply(exc.outcome)
+    return ModelReply("ok", completion)
+
+
+async def record_answer(
+    runtime: Runtime, db: AsyncSession, prepared: PreparedAnswer, reply: ModelReply
+) -> GeneratedAnswer:
+    """Meters the call (a usage row, flushed with `db`) and shapes the answer. Re-enters the
+    workspace, so it also works in a transaction begun after `ask_model`."""
+    await enter_workspace(db, prepared.workspace_id)
+    completion = reply.completion
+    model = completion.model if completion else runtime.settings.openai_model
+    await _meter(db, prepared.workspace_id, model, reply.outcome, completion)
+    if completion is None:
+        return GeneratedAnswer(
+            runtime.settings.ai_fallback_message,
+            True,
+            outcome=reply.outcome,
+            sources=prepared.sources,
+        )
+    return GeneratedAnswer(
+        completion.text,
+        False,
+        completion.prompt_tokens,
+        completion.completion_tokens,
+        sources=prepared.sources,
+    )
+
+
 async def generate_answer(
     runtime: Runtime,
     db: AsyncSession,
@@ -274,39 +359,14 @@ async def generate_answer(
 ) -> GeneratedAnswer:
     """An answer from the language model grounded on the workspace's top-k knowledge
     entries; the fallback message when the model is not configured, the quota is spent, or
-    the call times out or fails. Every call is metered (a usage row, flushed with `db`)."""
-    settings = runtime.settings
-    hits = await search_knowledge(db, workspace_id, question, settings.ai_knowledge_top_k)
-    entries = [entry for entry, _ in hits]
-    sources = tuple(entry.id for entry in entries)
-    fallback = settings.ai_fallback_message
-    refusal = await _refusal(runtime, db, workspace_id)
-    if refusal is not None:
-        log.warning("ai_answer_skipped", workspace_id=str(workspace_id), reason=refusal)
-        await _meter(db, workspace_id, settings.openai_model, refusal)
-        return GeneratedAnswer(fallback, True, outcome=refusal, sources=sources)
-    messages = build_messages(question, entries, instructions)
-    try:
-        completion = await llm.chat_completion(runtime.http, settings, messages)
-    except llm.LlmError as exc:
-        log.error(
-            "ai_answer_failed",
-            workspace_id=str(workspace_id),
-            outcome=exc.outcome,
-            status=exc.status,
-            error=str(exc),
-            base_url=settings.openai_base_url,
-        )
-        await _meter(db, workspace_id, settings.openai_model, exc.outcome)
-        return GeneratedAnswer(fallback, True, outcome=exc.outcome, sources=sources)
-    await _meter(db, workspace_id, completion.model, "ok", completion)
-    return GeneratedAnswer(
-        completion.text,
-        False,
-        completion.prompt_tokens,
-        completion.completion_tokens,
-        sources=sources,
-    )
+    the call times out or fails. Every call is metered (a usage row, flushed with `db`).
+
+    On SQLite, a transaction that has written holds the database's write lock through the
+    model call; callers that can should run `prepare_answer`, commit, `ask_model`, then
+    `record_answer` instead (the three steps this function chains)."""
+    prepared = await prepare_answer(runtime, db, workspace_id, question, instructions=instructions)
+    reply = await ask_model(runtime, prepared)
+    return await record_answer(runtime, db, prepared, reply)
 
 
 def usage_summary(rows: list[tuple[str, int, int, int, int]]) -> dict[str, Any]:
