@@ -401,8 +401,14 @@ async def create_intent(
         description=data.description or None,
         examples=list(data.examples),
     )
-    db.add(intent)
-    await db.flush()
+    try:
+        async with db.begin_nested():  # the unique name, should a twin request win the race
+            db.add(intent)
+            await db.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"An intent named {data.name!r} exists already.", code="intent_exists"
+        ) from exc
     return intent
 
 
