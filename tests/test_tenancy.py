@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from tests.ai.helpers import ai_objects
 from tests.conftest import Account, Api
 
 # A body each route accepts, so a 404 cannot be a validation artefact.
@@ -24,6 +25,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "to": "15550001234",
         "text": "x",
     },  # B's channel
+    ("POST", "/api/v1/workspaces/{ws}/ai/intents"): {"name": "x", "examples": ["a"]},
+    ("PATCH", "/api/v1/workspaces/{ws}/ai/intents/{intent_id}"): {"name": "y"},
+    ("POST", "/api/v1/workspaces/{ws}/ai/knowledge"): {"question": "q", "answer": "a"},
+    ("PATCH", "/api/v1/workspaces/{ws}/ai/knowledge/{entry_id}"): {"answer": "b"},
+    ("POST", "/api/v1/workspaces/{ws}/ai/answer"): {"question": "q"},
 }
 
 
@@ -59,6 +65,7 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
         "invitation_id": invitation_b["invitation"]["id"],
         "key_id": key_b["api_key"]["id"],
     }
+    ids_of_b.update(await ai_objects(api, owner_b, ws_b))
     return owner_a, ws_a, ids_of_b, owner_b, ws_b
 
 

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from botplatform.ai.endpoints import router as ai_router
 from botplatform.api_key.endpoints import router as api_key_router
 from botplatform.audit.endpoints import router as audit_router
 from botplatform.auth.endpoints import router as auth_router
@@ -21,3 +22,4 @@ api_router.include_router(api_key_router)
 api_router.include_router(audit_router)
 api_router.include_router(channel_router)
 api_router.include_router(conversation_router)
+api_router.include_router(ai_router)

@@ -20,6 +20,7 @@ from botplatform.config import Settings
 from botplatform.models import AuditLog
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
+from tests.ai.helpers import ai_objects
 from tests.auth.test_two_factor import codes, enable_2fa, login
 from tests.conftest import STRONG_PASSWORD, Api, SmtpSink, eventually
 
@@ -245,6 +246,50 @@ class Scenarios:
             f"/api/v1/workspaces/{ws}/api-keys/{key['id']}", headers=owner.headers
         )
 
+    async def _ai(self) -> tuple[Any, str, dict[str, str]]:
+        owner, ws = await self._owner_ws()
+        return owner, ws, await ai_objects(self.api, owner, ws)
+
+    async def _ai_call(self, method: str, path: str, **kwargs: Any) -> Call:
+        owner, ws, ids = await self._ai()
+        url = f"/api/v1/workspaces/{ws}/ai{path.format(**ids)}"
+        return lambda: self.client.request(method, url, headers=owner.headers, **kwargs)
+
+    async def create_intent(self) -> Call:
+        return await self._ai_call("POST", "/intents", json={"name": "bye", "examples": ["bye"]})
+
+    async def update_intent(self) -> Call:
+        return await self._ai_call("PATCH", "/intents/{intent_id}", json={"examples": ["hey"]})
+
+    async def delete_intent(self) -> Call:
+        return await self._ai_call("DELETE", "/intents/{intent_id}")
+
+    async def train_intents(self) -> Call:
+        return await self._ai_call("POST", "/intents/train")
+
+    async def activate_model(self) -> Call:
+        owner, ws, ids = await self._ai()
+        model_url = f"/api/v1/workspaces/{ws}/ai/models/{ids['model_id']}"
+
+        async def ready() -> bool:
+            got = await self.client.get(model_url, headers=owner.headers)
+            return bool(got.json()["data"]["status"] == "ready")
+
+        await eventually(ready, timeout=60)
+        return lambda: self.client.post(f"{model_url}/activate", headers=owner.headers)
+
+    async def create_knowledge(self) -> Call:
+        return await self._ai_call("POST", "/knowledge", json={"question": "q", "answer": "a"})
+
+    async def update_knowledge(self) -> Call:
+        return await self._ai_call("PATCH", "/knowledge/{entry_id}", json={"answer": "b"})
+
+    async def delete_knowledge(self) -> Call:
+        return await self._ai_call("DELETE", "/knowledge/{entry_id}")
+
+    async def answer(self) -> Call:
+        return await self._ai_call("POST", "/answer", json={"question": "Do you ship abroad?"})
+
 
 ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/auth/register"): ("register", "auth.register"),
@@ -293,6 +338,30 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "upload",
         "channel.media_upload",
     ),
+    ("POST", "/api/v1/workspaces/{ws}/ai/intents"): ("create_intent", "ai_intent.create"),
+    ("PATCH", "/api/v1/workspaces/{ws}/ai/intents/{intent_id}"): (
+        "update_intent",
+        "ai_intent.update",
+    ),
+    ("DELETE", "/api/v1/workspaces/{ws}/ai/intents/{intent_id}"): (
+        "delete_intent",
+        "ai_intent.delete",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/ai/intents/train"): ("train_intents", "ai_model.train"),
+    ("POST", "/api/v1/workspaces/{ws}/ai/models/{model_id}/activate"): (
+        "activate_model",
+        "ai_model.activate",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/ai/knowledge"): ("create_knowledge", "knowledge.create"),
+    ("PATCH", "/api/v1/workspaces/{ws}/ai/knowledge/{entry_id}"): (
+        "update_knowledge",
+        "knowledge.update",
+    ),
+    ("DELETE", "/api/v1/workspaces/{ws}/ai/knowledge/{entry_id}"): (
+        "delete_knowledge",
+        "knowledge.delete",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/ai/answer"): ("answer", "ai.answer"),
 }
 # Provider webhooks are not a person's action: the raw event itself is their record.
 NOT_AUDITED = {("POST", "/webhooks/{provider}/{channel_id}")}
