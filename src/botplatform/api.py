@@ -10,6 +10,7 @@ from botplatform.conversation.endpoints import router as conversation_router
 from botplatform.invitation.endpoints import router as invitation_router
 from botplatform.kit.envelope import ERROR_RESPONSES
 from botplatform.member.endpoints import router as member_router
+from botplatform.webhook.endpoints import router as webhook_router
 from botplatform.workspace.endpoints import router as workspace_router
 
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
@@ -21,3 +22,4 @@ api_router.include_router(api_key_router)
 api_router.include_router(audit_router)
 api_router.include_router(channel_router)
 api_router.include_router(conversation_router)
+api_router.include_router(webhook_router)
