@@ -155,3 +155,11 @@ def test_schema_rejects_a_payload_that_drifts() -> None:
     good["data"]["contact"]["surprise"] = 1
     with pytest.raises(jsonschema.ValidationError):
         assert_valid(good)
+
+
+def test_docs_publish_every_event_type() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    for event_type, version in EVENT_TYPES.items():
+        assert f"| `{event_type}` | {version} |" in docs

@@ -23,6 +23,8 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from botplatform.webhook import schedule
 from botplatform.webhook.tasks import attempt_delivery
+from botplatform.worker.jobs import JobContext
+from botplatform.worker.sweeper import sweep_once
 from tests.conftest import Account, Api, SmtpSink, eventually
 from tests.events.test_events import assert_valid
 from tests.fakes.webhook_receiver import Receiver, Scripted, running_receiver
@@ -320,11 +322,15 @@ async def test_retry_after_is_honoured_and_4xx_is_not_retried(
     assert delivery.next_attempt_at is not None
     assert (delivery.next_attempt_at - fake.now).total_seconds() == pytest.approx(7200, abs=1)
 
+    # Two hours is past the broker's delay: the sweeper sends the job once it is due.
     receiver.answer(Scripted(408))
     fake.now = delivery.next_attempt_at
-    await attempt_delivery(runtime, uuid.UUID(ws), delivery.id)
-    (delivery,) = await _deliveries(runtime, ws)
-    assert delivery.status == "pending" and delivery.attempt_count == 2  # 408 is retried
+    async with runtime.db.unit_of_work(system=True) as db:
+        swept = await sweep_once(JobContext(runtime, db, "", 1, 1), after_seconds=0)
+    assert swept["webhook_deliveries"] == 1
+    (delivery,) = await eventually(lambda: _with_attempts(runtime, ws, 2))
+    assert delivery.status == "pending"  # 408 is retried
+    assert len(receiver.received) == 2
 
     receiver.answer(Scripted(400, body=b"bad payload"))
     assert delivery.next_attempt_at is not None

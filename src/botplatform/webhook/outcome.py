@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +21,8 @@ from botplatform.kit import clock
 from botplatform.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, Workspace
 from botplatform.webhook import repository, schedule
 from botplatform.worker.jobs import enqueue
+
+BROKER_DELAY_MAX = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,17 @@ def _schedule_next(
         delivery.status, delivery.next_attempt_at = "failed", None
         return
     delivery.next_attempt_at = now + delay
-    enqueue(
-        db,
-        "deliver_webhook",
-        str(delivery.workspace_id),
-        str(delivery.id),
-        delay_ms=int(delay.total_seconds() * 1000),
-    )
+    # Short waits ride on the broker's delay; longer ones are left to the sweeper, which
+    # sends the job of a due delivery within a minute (brokers keep delayed jobs in the
+    # worker's memory: thousands of 12-hour waits there would crowd out the short ones).
+    if delay <= BROKER_DELAY_MAX:
+        enqueue(
+            db,
+            "deliver_webhook",
+            str(delivery.workspace_id),
+            str(delivery.id),
+            delay_ms=int(delay.total_seconds() * 1000),
+        )
 
 
 async def disable(

@@ -42,7 +42,9 @@ def is_due() -> object:
     )
 
 
-@job(DELIVER_JOB, max_retries=3, min_backoff_ms=5_000)
+# Its own queue: a broker holds delayed jobs in the worker until they are due, a bounded
+# number per queue, so webhook retries never hold up other domains' delayed jobs.
+@job(DELIVER_JOB, queue="webhooks", max_retries=3, min_backoff_ms=5_000)
 async def deliver_webhook(ctx: JobContext, workspace_id: str, delivery_id: str) -> None:
     await ctx.db.commit()  # this job works in short transactions of its own
     await attempt_delivery(ctx.runtime, uuid.UUID(workspace_id), uuid.UUID(delivery_id))
