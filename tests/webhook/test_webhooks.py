@@ -458,3 +458,21 @@ def test_retry_after_forms() -> None:
     delay = schedule.next_delay(1, retry_after=10**9)
     assert delay == timedelta(seconds=schedule.MAX_RETRY_AFTER)
     assert schedule.next_delay(schedule.MAX_ATTEMPTS) is None
+
+
+async def test_a_workspace_has_a_bounded_number_of_endpoints(
+    client: httpx.AsyncClient, api: Api, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botplatform.webhook import service
+
+    monkeypatch.setattr(service, "MAX_ENDPOINTS", 2)
+    owner, ws = await _workspace(api)
+    await _endpoint(api, owner, ws, receiver.url)
+    await _endpoint(api, owner, ws, receiver.url)
+    third = await client.post(
+        f"/api/v1/workspaces/{ws}/webhook-endpoints",
+        json={"url": receiver.url, "event_types": ["*"]},
+        headers=owner.headers,
+    )
+    assert third.status_code == 409
+    assert third.json()["error"]["code"] == "too_many_webhook_endpoints"

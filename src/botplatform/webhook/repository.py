@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.authz.permissions import Role
@@ -30,6 +30,11 @@ async def get_endpoint(
 
 def endpoints(ws: uuid.UUID) -> Select[Any]:
     return scoped(WebhookEndpoint, ws)
+
+
+async def count_endpoints(db: AsyncSession, ws: uuid.UUID) -> int:
+    subquery = scoped(WebhookEndpoint, ws).subquery()
+    return int(await db.scalar(select(func.count()).select_from(subquery)) or 0)
 
 
 async def get_delivery(

@@ -25,6 +25,7 @@ RETRY_DELAYS: tuple[int, ...] = (
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
 JITTER = 0.1  # ±10%, so endpoints that failed together do not retry together
 MAX_RETRY_AFTER = 24 * 3600
+_RNG = random.Random()  # noqa: S311 - jitter, not security; its own state, not the module's
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> int | None:

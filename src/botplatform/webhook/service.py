@@ -15,12 +15,13 @@ from botplatform.kit import clock
 from botplatform.kit.errors import Conflict
 from botplatform.kit.safe_http import Allowlist, check_url, resolve_target
 from botplatform.models import WebhookDelivery, WebhookEndpoint
-from botplatform.webhook import signing
+from botplatform.webhook import repository, signing
 from botplatform.webhook.schemas import EndpointCreate, EndpointUpdate
 from botplatform.webhook.tasks import DELIVER_JOB
 from botplatform.worker.jobs import enqueue
 
 RESOLVE_TIMEOUT = 3.0
+MAX_ENDPOINTS = 50  # per workspace: every event costs one delivery per endpoint
 
 
 async def check_target(url: str, settings: Settings) -> None:
@@ -42,6 +43,11 @@ async def create(
     body: EndpointCreate,
     created_by: uuid.UUID | None,
 ) -> tuple[WebhookEndpoint, str]:
+    if await repository.count_endpoints(db, ws) >= MAX_ENDPOINTS:
+        raise Conflict(
+            f"A workspace has at most {MAX_ENDPOINTS} webhook endpoints.",
+            code="too_many_webhook_endpoints",
+        )
     await check_target(body.url, settings)
     secret = signing.new_secret()
     endpoint = WebhookEndpoint(
