@@ -476,3 +476,29 @@ async def test_a_workspace_has_a_bounded_number_of_endpoints(
     )
     assert third.status_code == 409
     assert third.json()["error"]["code"] == "too_many_webhook_endpoints"
+
+
+async def test_a_failing_endpoint_gets_the_event_once_it_recovers(
+    client: httpx.AsyncClient,
+    api: Api,
+    runtime: Runtime,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    owner, ws = await _workspace(api)
+    created = await _endpoint(api, owner, ws, receiver.url)
+    fake = FakeClock()
+    monkeypatch.setattr(clock, "utcnow", fake)
+    receiver.answer(Scripted(500), Scripted(502))
+    await _emit(runtime, ws)
+    for attempts in (1, 2):
+        (delivery,) = await eventually(lambda n=attempts: _with_attempts(runtime, ws, n))
+        assert (await _endpoint_row(runtime, ws, created["endpoint"]["id"])).failing_since
+        assert delivery.next_attempt_at is not None
+        fake.now = delivery.next_attempt_at
+        await attempt_delivery(runtime, uuid.UUID(ws), delivery.id)
+    (delivery,) = await _deliveries(runtime, ws)
+    assert delivery.status == "succeeded" and delivery.attempt_count == 3
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
+    endpoint = await _endpoint_row(runtime, ws, created["endpoint"]["id"])
+    assert endpoint.failing_since is None and endpoint.enabled
