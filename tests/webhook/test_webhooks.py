@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -99,6 +100,7 @@ def _verify(secret: str, received: Any) -> dict[str, Any]:
 async def test_real_message_reaches_the_endpoint_signed_and_schema_valid(
     client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime, receiver: Receiver
 ) -> None:
+    succeeded_before = REGISTRY.get_sample_value("webhook_attempts_total", {"result": "2xx"})
     owner, ws = await _workspace(api)
     created = await _endpoint(api, owner, ws, receiver.url, ["message.received"])
     secret = created["secret"]
@@ -134,6 +136,8 @@ async def test_real_message_reaches_the_endpoint_signed_and_schema_valid(
     assert attempt["status_code"] == 200 and attempt["succeeded"] and attempt["latency_ms"] >= 0
     assert attempt["response_body"] == "ok"
     assert detail["data"]["payload"] == payload
+    succeeded = REGISTRY.get_sample_value("webhook_attempts_total", {"result": "2xx"})
+    assert (succeeded or 0) == (succeeded_before or 0) + 1
     # Only subscribed types: the contact and conversation events went nowhere.
     assert len(receiver.received) == 1
     shown = (await client.get(base, headers=owner.headers)).json()["data"]

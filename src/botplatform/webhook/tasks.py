@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
+from prometheus_client import Counter, Histogram
 from sqlalchemy import and_, or_, update
 
 from botplatform.events.payloads import envelope
@@ -31,6 +32,16 @@ from botplatform.worker.sweeper import SweepTarget, sweep_target
 log = get_logger("botplatform.webhooks")
 DELIVER_JOB = "deliver_webhook"
 RESPONSE_KEPT = 4096  # characters of the customer's answer kept on the attempt
+ATTEMPTS = Counter(
+    "webhook_attempts_total",
+    "Webhook delivery attempts by result (2xx…5xx, timeout, error, blocked)",
+    ["result"],
+)
+ATTEMPT_LATENCY = Histogram(
+    "webhook_attempt_duration_seconds",
+    "Time a customer endpoint took to answer",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 
 
 def is_due() -> object:
@@ -64,6 +75,8 @@ async def attempt_delivery(runtime: Runtime, ws: uuid.UUID, delivery_id: uuid.UU
     if prepared is None:
         return
     outcome = await _post(runtime, prepared)
+    ATTEMPTS.labels(_result(outcome)).inc()
+    ATTEMPT_LATENCY.observe(outcome.latency_ms / 1000)
     async with runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)
         await record_outcome(db, runtime.settings, ws, delivery_id, prepared.number, outcome)
@@ -132,6 +145,15 @@ async def _post(runtime: Runtime, prepared: Prepared) -> Outcome:
         body=response.content.decode("utf-8", "replace")[:RESPONSE_KEPT],
         retry_after=response.headers.get("retry-after"),
     )
+
+
+def _result(outcome: Outcome) -> str:
+    if outcome.status_code is not None:
+        return f"{outcome.status_code // 100}xx"
+    error = outcome.error or ""
+    if error == "timeout":
+        return "timeout"
+    return "blocked" if error.startswith("blocked_destination") else "error"
 
 
 def _ms(started: float) -> int:
