@@ -464,3 +464,10 @@ async def test_tls_checks_the_certificate_against_the_host_name_not_the_ip(
                     resolver=resolver,
                 )
         assert server.seen.requests[0][1]["host"] == f"hooks.customer.test:{server.port}"
+
+
+@pytest.mark.parametrize("host", ["localhost", "LocalHost"])
+async def test_names_are_checked_after_real_resolution(host: str) -> None:
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(BlockedDestination):
+            await safe_request(client, "GET", f"http://{host}:9/", allowlist=[])

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from botplatform.audit.dependencies import Audit
 from botplatform.authz.dependencies import WebhooksManage, WebhooksRead
@@ -184,7 +185,7 @@ async def list_deliveries(
     db: DbSession,
     page: PageQuery,
     status: DeliveryStatus | None = None,
-    event_type: str | None = None,
+    event_type: Annotated[str | None, Query(max_length=60)] = None,
     event_id: uuid.UUID | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
