@@ -163,3 +163,15 @@ def test_docs_publish_every_event_type() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
     for event_type, version in EVENT_TYPES.items():
         assert f"| `{event_type}` | {version} |" in docs
+
+
+def test_docs_embed_the_shipped_schemas() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    blocks = dict(re.findall(r"### `([a-z_.]+)` v\d+\n\n```json\n(.*?)\n```", docs, re.S))
+    assert set(blocks) == set(EVENT_TYPES)
+    for event_type, text in blocks.items():
+        assert json.loads(text) == json_schema(event_type), event_type
