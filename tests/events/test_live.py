@@ -261,3 +261,18 @@ async def _owner_with_channel(http: httpx.AsyncClient, base: str) -> tuple[Accou
     )
     assert channel.status_code == 201, channel.text
     return owner, ws, channel.json()["data"]["id"]
+
+
+async def test_the_dashboard_cookie_works_from_the_platform_origin_only(
+    client: httpx.AsyncClient, api: Api, live_base: str
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    cookie = {"Cookie": f"{live_endpoints.SESSION_COOKIE}={owner.token}"}
+    own_origin = live_base.replace("ws://", "http://")
+    async with connect(_url(live_base, ws), additional_headers=cookie, origin=own_origin) as s:
+        assert (await _next(s))["type"] == "live.subscribed"
+    async with connect(
+        _url(live_base, ws), additional_headers=cookie, origin="http://evil.example"
+    ) as s:
+        assert await _close_code(s) == live_endpoints.CLOSE_FORBIDDEN

@@ -2,7 +2,8 @@
 as they happen, with the same payloads webhooks carry.
 
     GET /api/v1/workspaces/{ws}/events/ws    (WebSocket upgrade)
-    Authorization: Bearer <session token or API key>   — or ?access_token=<token>
+    Authorization: Bearer <session token or API key>   — or ?access_token=<token>, or the
+    dashboard's session cookie from one of the platform's own pages (Origin checked)
 
 Messages whose `type` starts with `live.` are the socket's own: `live.subscribed` once the
 stream is open, `live.ping` when idle, `live.overflow` before closing a socket that fell too
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
@@ -22,6 +24,7 @@ from starlette.websockets import WebSocketDisconnect
 from botplatform.auth.dependencies import authenticate
 from botplatform.authz.dependencies import WorkspaceAccess, workspace_access
 from botplatform.authz.permissions import Permission
+from botplatform.config import Settings
 from botplatform.events.catalog import CONTACT_EVENTS, EVENT_TYPES
 from botplatform.events.live import Subscription
 from botplatform.kit.errors import AppError, Forbidden, NotFound, Unauthorized
@@ -29,6 +32,8 @@ from botplatform.kit.middleware import request_ip
 from botplatform.runtime import Runtime
 
 router = APIRouter(prefix="/workspaces/{ws}", tags=["events"])
+# The dashboard's session cookie: it holds the same session token the API hands out.
+SESSION_COOKIE = "bp_session"
 PING_SECONDS = 25.0
 # Close codes: the 4000 range mirrors HTTP (RFC 6455 leaves it to applications).
 CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_RATE_LIMITED = 4401, 4403, 4404, 4429
@@ -57,18 +62,36 @@ def visible_channels(access: WorkspaceAccess) -> frozenset[str] | None:
     return None
 
 
-def _token(websocket: WebSocket) -> str | None:
+def _token(websocket: WebSocket, settings: Settings) -> str | None:
     header = websocket.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
-    return websocket.query_params.get("access_token") or None
+    if websocket.query_params.get("access_token"):
+        return websocket.query_params["access_token"]
+    cookie = websocket.cookies.get(SESSION_COOKIE)
+    if cookie and not _same_origin(websocket, settings):
+        # A browser sends the cookie wherever the page that opens the socket comes from:
+        # only pages of the platform itself (or CORS_ORIGINS) may use it.
+        raise Forbidden("This origin may not open the dashboard's event stream.")
+    return cookie or None
+
+
+def _same_origin(websocket: WebSocket, settings: Settings) -> bool:
+    origin = websocket.headers.get("origin")
+    if origin is None:  # not a browser: no ambient cookie to abuse
+        return True
+    allowed = {settings.app_url.rstrip("/"), *(o.rstrip("/") for o in settings.cors_origins)}
+    host = websocket.headers.get("host", "")
+    return origin.rstrip("/") in allowed or urlsplit(origin).netloc == host
 
 
 async def _authorize(runtime: Runtime, websocket: WebSocket, ws: uuid.UUID) -> WorkspaceAccess:
-    token = _token(websocket)
+    token = _token(websocket, runtime.settings)
     if token is None:
-        raise Unauthorized("Send `Authorization: Bearer <token>` or ?access_token=.")
+        raise Unauthorized(
+            "Send `Authorization: Bearer <token>`, ?access_token=, or the dashboard's cookie."
+        )
     ip = request_ip(websocket.scope)
     decision = await runtime.ratelimiter.hit("general", ip)
     decision.raise_if_denied()
