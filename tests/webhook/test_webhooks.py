@@ -506,3 +506,41 @@ async def test_a_failing_endpoint_gets_the_event_once_it_recovers(
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
     endpoint = await _endpoint_row(runtime, ws, created["endpoint"]["id"])
     assert endpoint.failing_since is None and endpoint.enabled
+
+
+async def test_a_name_that_later_resolves_inside_is_refused_at_delivery(
+    client: httpx.AsyncClient,
+    api: Api,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Registered while its name did not resolve (or resolved outside); by delivery time it
+    points at the metadata service: the attempt is refused, recorded, and not retried."""
+    import ipaddress
+
+    from botplatform.webhook import tasks
+
+    owner, ws = await _workspace(api)
+    created = await _endpoint(api, owner, ws, "https://hooks.rebinding.invalid/in")
+
+    async def inside(host: str, port: int) -> list[Any]:
+        assert host == "hooks.rebinding.invalid"
+        return [ipaddress.ip_address("169.254.169.254")]
+
+    real = tasks.safe_request
+
+    async def with_resolver(*args: Any, **kwargs: Any) -> httpx.Response:
+        return await real(*args, **kwargs, resolver=inside)
+
+    monkeypatch.setattr(tasks, "safe_request", with_resolver)
+    await _emit(runtime, ws)
+    (delivery,) = await eventually(lambda: _with_attempts(runtime, ws, 1))
+    assert delivery.status == "failed" and delivery.next_attempt_at is None
+    assert (delivery.last_error or "").startswith("blocked_destination")
+    detail = await client.get(
+        f"/api/v1/workspaces/{ws}/webhook-endpoints/{created['endpoint']['id']}"
+        f"/deliveries/{delivery.id}",
+        headers=owner.headers,
+    )
+    (attempt,) = detail.json()["data"]["attempts"]
+    assert attempt["status_code"] is None and "blocked_destination" in attempt["error"]
