@@ -192,6 +192,8 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "rate_limit_general": "100000/minute",
         "rate_limit_auth": "100000/minute",
         "smtp_starttls": False,
+        # The fake webhook receivers listen on loopback; everything else private stays refused.
+        "outbound_allowlist": ["127.0.0.1/32"],
     }
     values.update(overrides)
     return Settings(**values)

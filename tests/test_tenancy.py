@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from tests.ai.helpers import ai_objects
-from tests.conftest import Account, Api
+from tests.conftest import Account, Api, eventually
 
 # A body each route accepts, so a 404 cannot be a validation artefact.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -30,6 +30,11 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/workspaces/{ws}/ai/knowledge"): {"question": "q", "answer": "a"},
     ("PATCH", "/api/v1/workspaces/{ws}/ai/knowledge/{entry_id}"): {"answer": "b"},
     ("POST", "/api/v1/workspaces/{ws}/ai/answer"): {"question": "q"},
+    ("POST", "/api/v1/workspaces/{ws}/webhook-endpoints"): {
+        "url": "https://hooks.example.com/a",
+        "event_types": ["*"],
+    },
+    ("PATCH", "/api/v1/workspaces/{ws}/webhook-endpoints/{endpoint_id}"): {"enabled": False},
 }
 
 
@@ -54,9 +59,25 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
     member_b = await api.add_member(owner_b, ws_b, "agent")
     invitation_b = await api.invite(owner_b, ws_b, "someone@example.com", "viewer")
     key_b = await api.create_key(owner_b, ws_b, ["workspace:read"])
+    endpoint_b = await api.http.post(
+        f"/api/v1/workspaces/{ws_b}/webhook-endpoints",
+        json={"url": "https://hooks.example.com/b", "event_types": ["message.received"]},
+        headers=owner_b.headers,
+    )
+    endpoint_id = endpoint_b.json()["data"]["endpoint"]["id"]
     channel_b = await api.create_channel(owner_b, ws_b)
     await api.inbound_text(channel_b["id"], "15550009999", "hello", name="Bea")
     conversation_b = await api.conversation_of(owner_b, ws_b, "Bea")
+
+    async def delivery_of_b() -> str | None:
+        log = await api.http.get(
+            f"/api/v1/workspaces/{ws_b}/webhook-endpoints/{endpoint_id}/deliveries",
+            headers=owner_b.headers,
+        )
+        items = log.json()["data"]["items"]
+        return str(items[0]["id"]) if items else None
+
+    delivery_id = await eventually(delivery_of_b)
     ids_of_b = {
         "channel_id": channel_b["id"],
         "conversation_id": conversation_b["id"],
@@ -64,6 +85,8 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
         "user_id": str(member_b.user_id),
         "invitation_id": invitation_b["invitation"]["id"],
         "key_id": key_b["api_key"]["id"],
+        "endpoint_id": endpoint_id,
+        "delivery_id": delivery_id,
     }
     ids_of_b.update(await ai_objects(api, owner_b, ws_b))
     return owner_a, ws_a, ids_of_b, owner_b, ws_b

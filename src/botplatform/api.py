@@ -8,9 +8,11 @@ from botplatform.audit.endpoints import router as audit_router
 from botplatform.auth.endpoints import router as auth_router
 from botplatform.channel.endpoints import router as channel_router
 from botplatform.conversation.endpoints import router as conversation_router
+from botplatform.events.endpoints import router as events_router
 from botplatform.invitation.endpoints import router as invitation_router
 from botplatform.kit.envelope import ERROR_RESPONSES
 from botplatform.member.endpoints import router as member_router
+from botplatform.webhook.endpoints import router as webhook_router
 from botplatform.workspace.endpoints import router as workspace_router
 
 api_router = APIRouter(prefix="/api/v1", responses=ERROR_RESPONSES)
@@ -23,3 +25,5 @@ api_router.include_router(audit_router)
 api_router.include_router(channel_router)
 api_router.include_router(conversation_router)
 api_router.include_router(ai_router)
+api_router.include_router(webhook_router)
+api_router.include_router(events_router)

@@ -158,7 +158,24 @@ class Settings(BaseSettings):
     sentry_dsn: str = Field("", alias="SENTRY_DSN")
     sentry_traces_sample_rate: float = Field(0.0, ge=0, le=1, alias="SENTRY_TRACES_SAMPLE_RATE")
 
-    @field_validator("cors_origins", "trusted_proxies", "encryption_keys", mode="before")
+    # --- outbound calls to customer URLs (webhooks, bots' HTTP node) -------------------------
+    # Host names or CIDR ranges that may be called even though they are private or loopback.
+    outbound_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="OUTBOUND_ALLOWLIST"
+    )
+
+    # --- outgoing webhooks ------------------------------------------------------------------
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60, alias="WEBHOOK_TIMEOUT_SECONDS")
+    webhook_disable_after_seconds: int = Field(
+        3 * 24 * 3600, ge=60, alias="WEBHOOK_DISABLE_AFTER_SECONDS"
+    )
+    webhook_secret_overlap_seconds: int = Field(
+        24 * 3600, ge=0, alias="WEBHOOK_SECRET_OVERLAP_SECONDS"
+    )
+
+    @field_validator(
+        "cors_origins", "trusted_proxies", "encryption_keys", "outbound_allowlist", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

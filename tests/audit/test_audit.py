@@ -290,6 +290,55 @@ class Scenarios:
     async def answer(self) -> Call:
         return await self._ai_call("POST", "/answer", json={"question": "Do you ship abroad?"})
 
+    async def _webhook_endpoint(self) -> tuple[Any, str, str]:
+        owner, ws = await self._owner_ws()
+        response = await self.client.post(
+            f"/api/v1/workspaces/{ws}/webhook-endpoints",
+            json={"url": "https://hooks.example.com/in", "event_types": ["*"]},
+            headers=owner.headers,
+        )
+        assert response.status_code == 201, response.text
+        return (
+            owner,
+            ws,
+            f"/api/v1/workspaces/{ws}/webhook-endpoints/"
+            + str(response.json()["data"]["endpoint"]["id"]),
+        )
+
+    async def create_webhook_endpoint(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/webhook-endpoints",
+            json={"url": "https://hooks.example.com/in", "event_types": ["message.received"]},
+            headers=owner.headers,
+        )
+
+    async def update_webhook_endpoint(self) -> Call:
+        owner, _, path = await self._webhook_endpoint()
+        return lambda: self.client.patch(path, json={"enabled": False}, headers=owner.headers)
+
+    async def delete_webhook_endpoint(self) -> Call:
+        owner, _, path = await self._webhook_endpoint()
+        return lambda: self.client.delete(path, headers=owner.headers)
+
+    async def rotate_webhook_secret(self) -> Call:
+        owner, _, path = await self._webhook_endpoint()
+        return lambda: self.client.post(f"{path}/rotate-secret", headers=owner.headers)
+
+    async def replay_webhook_delivery(self) -> Call:
+        owner, ws, path = await self._webhook_endpoint()
+        channel = await self.api.create_channel(owner, ws)
+        await self.api.inbound_text(channel["id"], "15550007778", "hi", name="Rae")
+
+        async def first_delivery() -> str | None:
+            items = (await self.client.get(f"{path}/deliveries", headers=owner.headers)).json()
+            return str(items["data"]["items"][0]["id"]) if items["data"]["items"] else None
+
+        delivery = await eventually(first_delivery)
+        return lambda: self.client.post(
+            f"{path}/deliveries/{delivery}/replay", headers=owner.headers
+        )
+
 
 ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/auth/register"): ("register", "auth.register"),
@@ -362,6 +411,26 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "knowledge.delete",
     ),
     ("POST", "/api/v1/workspaces/{ws}/ai/answer"): ("answer", "ai.answer"),
+    ("POST", "/api/v1/workspaces/{ws}/webhook-endpoints"): (
+        "create_webhook_endpoint",
+        "webhook_endpoint.create",
+    ),
+    ("PATCH", "/api/v1/workspaces/{ws}/webhook-endpoints/{endpoint_id}"): (
+        "update_webhook_endpoint",
+        "webhook_endpoint.update",
+    ),
+    ("DELETE", "/api/v1/workspaces/{ws}/webhook-endpoints/{endpoint_id}"): (
+        "delete_webhook_endpoint",
+        "webhook_endpoint.delete",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/webhook-endpoints/{endpoint_id}/rotate-secret"): (
+        "rotate_webhook_secret",
+        "webhook_endpoint.rotate_secret",
+    ),
+    (
+        "POST",
+        "/api/v1/workspaces/{ws}/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/replay",
+    ): ("replay_webhook_delivery", "webhook_delivery.replay"),
 }
 # Provider webhooks are not a person's action: the raw event itself is their record.
 NOT_AUDITED = {("POST", "/webhooks/{provider}/{channel_id}")}

@@ -1,0 +1,1 @@
+"""Fake third-party servers that speak real HTTP on loopback."""

@@ -122,6 +122,16 @@ async def _record_use(
         log.warning("api_key_use_not_recorded", api_key_id=str(api_key.id))
 
 
+async def authenticate(
+    runtime: Runtime, db: AsyncSession, token: str, ip: str, *, writing: bool = False
+) -> Principal:
+    """The caller behind a bearer token (session token or API key), outside a request: the
+    live-events WebSocket uses it."""
+    if keys.looks_like_key(token):
+        return await _from_api_key(runtime, db, token, ip, writing)
+    return await _from_session(runtime, db, token, ip)
+
+
 async def current_principal(
     request: Request,
     runtime: RuntimeDep,

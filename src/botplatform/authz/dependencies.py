@@ -91,6 +91,20 @@ async def _api_key_access(
     return workspace, creator, granted & permissions_of(creator.role)
 
 
+async def workspace_access(
+    db: AsyncSession, runtime: Runtime, principal: Principal, ws: uuid.UUID
+) -> WorkspaceAccess:
+    """What `principal` may do in workspace `ws` (404 when it is not its workspace), for
+    callers that check permissions themselves (the live-events WebSocket)."""
+    if principal.api_key is not None:
+        workspace, membership, permissions = await _api_key_access(
+            db, runtime, principal.api_key, ws
+        )
+    else:
+        workspace, membership, permissions = await _user_access(db, principal, ws)
+    return WorkspaceAccess(principal, workspace, membership, Role(membership.role), permissions)
+
+
 def require(permission: Permission) -> Callable[..., Awaitable[WorkspaceAccess]]:
     async def dependency(
         ws: WorkspaceId, principal: CurrentPrincipal, db: DbSession, runtime: RuntimeDep
@@ -133,3 +147,5 @@ ContactsRead = Annotated[WorkspaceAccess, _access(Permission.CONTACTS_READ)]
 AuditRead = Annotated[WorkspaceAccess, _access(Permission.AUDIT_READ)]
 BotsRead = Annotated[WorkspaceAccess, _access(Permission.BOTS_READ)]
 BotsManage = Annotated[WorkspaceAccess, _access(Permission.BOTS_MANAGE)]
+WebhooksRead = Annotated[WorkspaceAccess, _access(Permission.WEBHOOKS_READ)]
+WebhooksManage = Annotated[WorkspaceAccess, _access(Permission.WEBHOOKS_MANAGE)]

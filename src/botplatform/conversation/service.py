@@ -20,6 +20,8 @@ from botplatform.channels.messages import (
     StatusUpdate,
 )
 from botplatform.conversation.consent import consent_keyword
+from botplatform.events import payloads
+from botplatform.events.service import emit, emit_message
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import (
@@ -51,8 +53,6 @@ async def contact_for(
         )
     ).scalar_one_or_none()
     if identity is None:
-        # Ids are set here, not by the flush: the contact, its identity, its conversation and
-        # the first message then go to the database in one flush (the next query's autoflush).
         contact = Contact(id=uuid.uuid4(), workspace_id=ws, name=name or external_id)
         db.add(contact)
         db.add(
@@ -64,6 +64,8 @@ async def contact_for(
                 profile_name=name,
             )
         )
+        await db.flush()  # the event carries the row as stored (timestamps included)
+        await emit(db, ws, "contact.created", payloads.contact_event(contact))
         return contact
     found = await db.get(Contact, identity.contact_id)
     assert found is not None
@@ -71,20 +73,20 @@ async def contact_for(
     if name and identity.profile_name != name:
         if contact.name in ("", identity.profile_name, external_id):
             contact.name = name
+            contact.updated_at = utcnow()
+            await emit(db, ws, "contact.updated", payloads.contact_event(contact, ["name"]))
         identity.profile_name = name
     return contact
 
 
 async def conversation_for(db: AsyncSession, channel: Channel, contact: Contact) -> Conversation:
-    found = None
-    if contact not in db.new:  # a contact created just now has no conversation to find
-        found = (
-            await db.execute(
-                scoped(Conversation, channel.workspace_id).where(
-                    Conversation.channel_id == channel.id, Conversation.contact_id == contact.id
-                )
+    found = (
+        await db.execute(
+            scoped(Conversation, channel.workspace_id).where(
+                Conversation.channel_id == channel.id, Conversation.contact_id == contact.id
             )
-        ).scalar_one_or_none()
+        )
+    ).scalar_one_or_none()
     if found is None:
         found = Conversation(
             id=uuid.uuid4(),
@@ -95,6 +97,10 @@ async def conversation_for(db: AsyncSession, channel: Channel, contact: Contact)
             unread_count=0,
         )
         db.add(found)
+        await db.flush()
+        await emit(
+            db, channel.workspace_id, "conversation.created", payloads.conversation_event(found)
+        )
     return found
 
 
@@ -117,7 +123,16 @@ async def record_consent(
     channel_id: uuid.UUID | None,
     detail: str | None,
 ) -> None:
+    changed = contact.opted_out != (action == "opt_out")
     contact.opted_out = action == "opt_out"
+    if changed:
+        contact.updated_at = utcnow()
+        await emit(
+            db,
+            contact.workspace_id,
+            "contact.updated",
+            payloads.contact_event(contact, ["opted_out"]),
+        )
     db.add(
         ConsentEvent(
             workspace_id=contact.workspace_id,
@@ -171,6 +186,7 @@ async def record_inbound(
     if keyword and (keyword == "opt_out") != contact.opted_out:
         await record_consent(db, contact, keyword, "keyword", channel.id, content.text)
     await db.flush()
+    await emit_message(db, "message.received", message)
     return message
 
 
@@ -223,6 +239,8 @@ async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate
         if update_.errors:
             message.error_code = str(update_.errors[0].code)
             message.error_title = update_.errors[0].title[:500]
+        await db.flush()
+        await emit_message(db, "message.failed", message)
         return True
     current = DeliveryStatus(message.status) if message.status in STATUS_RANK else None
     if current is not None and STATUS_RANK[current] >= STATUS_RANK[new]:
@@ -233,6 +251,8 @@ async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate
     for status, field in _TIME_FIELD.items():
         if STATUS_RANK[new] >= STATUS_RANK[status] and getattr(message, field) is None:
             setattr(message, field, update_.timestamp)
+    await db.flush()
+    await emit_message(db, "message.status_updated", message)
     return True
 
 

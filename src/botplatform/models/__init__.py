@@ -11,6 +11,7 @@ from botplatform.models.contact import ConsentEvent, Contact, ContactIdentity
 from botplatform.models.conversation import Conversation
 from botplatform.models.dead_job import DeadJob
 from botplatform.models.email import Email
+from botplatform.models.event import Event
 from botplatform.models.inbound_event import InboundEvent
 from botplatform.models.invitation import Invitation
 from botplatform.models.knowledge_entry import KnowledgeEntry
@@ -18,6 +19,7 @@ from botplatform.models.membership import Membership
 from botplatform.models.message import Message
 from botplatform.models.recovery_code import RecoveryCode
 from botplatform.models.user import User
+from botplatform.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from botplatform.models.workspace import Workspace
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "Conversation",
     "DeadJob",
     "Email",
+    "Event",
     "InboundEvent",
     "Invitation",
     "KnowledgeEntry",
@@ -42,6 +45,9 @@ __all__ = [
     "Message",
     "RecoveryCode",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
     "WorkspaceScoped",
 ]

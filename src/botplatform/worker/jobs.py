@@ -68,6 +68,7 @@ TASK_MODULES = [
     "botplatform.worker.sweeper",
     "botplatform.channels.tasks",
     "botplatform.ai.tasks",
+    "botplatform.webhook.tasks",
 ]
 
 
