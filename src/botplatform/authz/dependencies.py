@@ -131,3 +131,4 @@ ConversationsReply = Annotated[WorkspaceAccess, _access(Permission.CONVERSATIONS
 ConversationsManage = Annotated[WorkspaceAccess, _access(Permission.CONVERSATIONS_MANAGE)]
 ContactsRead = Annotated[WorkspaceAccess, _access(Permission.CONTACTS_READ)]
 AuditRead = Annotated[WorkspaceAccess, _access(Permission.AUDIT_READ)]
+AutomationsManage = Annotated[WorkspaceAccess, _access(Permission.AUTOMATIONS_MANAGE)]

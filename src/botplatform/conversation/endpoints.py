@@ -63,6 +63,8 @@ async def _conversation_out(db: DbSession, conversation: Conversation) -> Conver
         last_message_at=conversation.last_message_at,
         window_open=last is not None and utcnow() - last <= WHATSAPP_WINDOW,
         created_at=conversation.created_at,
+        team_id=conversation.team_id,
+        labels=list(conversation.labels or []),
     )
 
 
@@ -107,7 +109,7 @@ async def update_conversation(
     if body.unassign:
         conversation.assignee_id = None
     if body.status is not None:
-        conversation.status = body.status
+        await service.set_status(db, conversation, body.status)
     if body.mark_read:
         conversation.unread_count = 0
         enqueue(db, MARK_READ_JOB, str(access.workspace_id), str(conversation.id))

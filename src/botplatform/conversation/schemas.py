@@ -45,6 +45,8 @@ class ConversationOut(BaseModel):
     last_message_at: datetime | None
     window_open: bool
     created_at: datetime
+    team_id: uuid.UUID | None = None
+    labels: list[str] = []
 
 
 ConversationStatus = Literal["bot", "open", "pending", "resolved"]

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.automation import events as automation_events
 from botplatform.channels.messages import (
     MEDIA_TYPES,
     STATUS_RANK,
@@ -63,6 +64,9 @@ async def contact_for(
         )
         db.add(identity)
         await db.flush()
+        await automation_events.record(
+            db, ws, automation_events.CONTACT_CREATED, contact_id=contact.id, channel_id=channel.id
+        )
         return contact
     found = await db.get(Contact, identity.contact_id)
     assert found is not None
@@ -92,7 +96,29 @@ async def conversation_for(db: AsyncSession, channel: Channel, contact: Contact)
         )
         db.add(found)
         await db.flush()
+        await automation_events.record(
+            db,
+            channel.workspace_id,
+            automation_events.CONVERSATION_CREATED,
+            conversation_id=found.id,
+            contact_id=contact.id,
+            channel_id=channel.id,
+        )
     return found
+
+
+async def set_status(db: AsyncSession, conversation: Conversation, status: str) -> None:
+    """Moves the conversation to `status`; resolving it is an automation event."""
+    previous, conversation.status = conversation.status, status
+    if status == "resolved" and previous != "resolved":
+        await automation_events.record(
+            db,
+            conversation.workspace_id,
+            automation_events.CONVERSATION_RESOLVED,
+            conversation_id=conversation.id,
+            contact_id=conversation.contact_id,
+            channel_id=conversation.channel_id,
+        )
 
 
 async def find_message(
@@ -168,6 +194,15 @@ async def record_inbound(
     if keyword and (keyword == "opt_out") != contact.opted_out:
         await record_consent(db, contact, keyword, "keyword", channel.id, content.text)
     await db.flush()
+    await automation_events.record(
+        db,
+        channel.workspace_id,
+        automation_events.MESSAGE_CREATED,
+        message_id=message.id,
+        conversation_id=conversation.id,
+        contact_id=contact.id,
+        channel_id=channel.id,
+    )
     return message
 
 

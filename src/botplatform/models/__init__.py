@@ -2,6 +2,7 @@
 
 from botplatform.models.api_key import ApiKey
 from botplatform.models.audit_log import AuditHead, AuditLog
+from botplatform.models.automation import AutomationEvent, AutomationRule, AutomationRun
 from botplatform.models.base import Base, WorkspaceScoped
 from botplatform.models.channel import Channel
 from botplatform.models.contact import ConsentEvent, Contact, ContactIdentity
@@ -13,6 +14,7 @@ from botplatform.models.invitation import Invitation
 from botplatform.models.membership import Membership
 from botplatform.models.message import Message
 from botplatform.models.recovery_code import RecoveryCode
+from botplatform.models.team import Team, TeamMember
 from botplatform.models.user import User
 from botplatform.models.workspace import Workspace
 
@@ -20,6 +22,9 @@ __all__ = [
     "ApiKey",
     "AuditHead",
     "AuditLog",
+    "AutomationEvent",
+    "AutomationRule",
+    "AutomationRun",
     "Base",
     "Channel",
     "ConsentEvent",
@@ -33,6 +38,8 @@ __all__ = [
     "Membership",
     "Message",
     "RecoveryCode",
+    "Team",
+    "TeamMember",
     "User",
     "Workspace",
     "WorkspaceScoped",
