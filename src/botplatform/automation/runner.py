@@ -107,15 +107,6 @@ async def run_rule(
         message_id=event.message_id,
     )
     db.add(run)
-    if str(rule.id) in event.chain or len(event.chain) >= max_chain:
-        run.outcome = "skipped"
-        run.error = (
-            "loop guard: this event was caused by this rule's own actions"
-            if str(rule.id) in event.chain
-            else f"loop guard: a chain of {len(event.chain)} rules is the most allowed"
-        )
-        await db.flush()
-        return run
     try:
         condition = STORED_CONDITION.validate_python(rule.conditions)
         actions = STORED_ACTIONS.validate_python(rule.actions)
@@ -127,7 +118,14 @@ async def run_rule(
     run.matched = evaluate(condition, subject)
     if subject.notes:
         run.error = "; ".join(subject.notes)[:2000]
-    if run.matched:
+    if run.matched and (str(rule.id) in event.chain or len(event.chain) >= max_chain):
+        run.outcome = "skipped"
+        run.error = (
+            "loop guard: this event was caused by this rule's own actions"
+            if str(rule.id) in event.chain
+            else f"loop guard: this event comes at the end of a chain of {len(event.chain)} rules"
+        )
+    elif run.matched:
         outcomes = [
             await _run_action(db, event, rule, index, action, subject)
             for index, action in enumerate(actions)

@@ -293,7 +293,10 @@ class RunOut(BaseModel):
     event_id: uuid.UUID
     event: str
     matched: bool
-    outcome: str = Field(description="not_matched | skipped (loop guard) | succeeded | failed")
+    outcome: str = Field(
+        description="not_matched | skipped (matched, but the loop guard held it back) | "
+        "succeeded | failed (an action failed; the others ran)"
+    )
     actions: list[ActionOutcome]
     error: str | None
     conversation_id: uuid.UUID | None

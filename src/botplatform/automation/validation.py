@@ -48,7 +48,10 @@ class Problems:
 
 def webhooks_available() -> bool:
     """Outgoing webhook events come from the events domain, when it is installed."""
-    return importlib.util.find_spec("botplatform.events.service") is not None
+    try:
+        return importlib.util.find_spec("botplatform.events.service") is not None
+    except ModuleNotFoundError:  # no `botplatform.events` package at all
+        return False
 
 
 def _leaves(
