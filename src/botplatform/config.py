@@ -149,6 +149,15 @@ class Settings(BaseSettings):
         default_factory=list, alias="OUTBOUND_ALLOWLIST"
     )
 
+    # --- outgoing webhooks ------------------------------------------------------------------
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=60, alias="WEBHOOK_TIMEOUT_SECONDS")
+    webhook_disable_after_seconds: int = Field(
+        3 * 24 * 3600, ge=60, alias="WEBHOOK_DISABLE_AFTER_SECONDS"
+    )
+    webhook_secret_overlap_seconds: int = Field(
+        24 * 3600, ge=0, alias="WEBHOOK_SECRET_OVERLAP_SECONDS"
+    )
+
     @field_validator(
         "cors_origins", "trusted_proxies", "encryption_keys", "outbound_allowlist", mode="before"
     )

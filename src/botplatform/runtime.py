@@ -15,6 +15,7 @@ from botplatform.auth.passwords import PasswordService
 from botplatform.auth.sessions import SessionStore
 from botplatform.config import Settings
 from botplatform.db import Database
+from botplatform.events.live import LIVE_HUB, LiveHub
 from botplatform.kit import crypto
 from botplatform.kit.http import create_http_client
 from botplatform.kit.kv import KeyValueStore, create_store
@@ -37,6 +38,7 @@ class Runtime:
     media: MediaStorage
     media_urls: SignedMediaUrls
     jobs: JobQueue = field(init=False)
+    live: LiveHub = field(init=False)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -56,11 +58,15 @@ class Runtime:
         )
         runtime.jobs = JobQueue(settings, runtime)
         runtime.db.after_commit = runtime.jobs.dispatch
+        runtime.live = LiveHub(settings.redis_url)
+        # emit() finds the hub through its session, to stream events once they commit.
+        runtime.db.sessionmaker.configure(info={LIVE_HUB: runtime.live})
         return runtime
 
     async def close(self) -> None:
         await self.jobs.stop_worker()
         self.jobs.close()
+        await self.live.close()
         await self.kv.close()
         await self.http.aclose()
         await self.db.dispose()

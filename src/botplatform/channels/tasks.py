@@ -26,6 +26,7 @@ from botplatform.channels.messages import (
 from botplatform.channels.registry import adapter_for
 from botplatform.conversation import service as conversations
 from botplatform.conversation.consent import consent_keyword
+from botplatform.events.service import emit_message
 from botplatform.kit.clock import utcnow
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace, scoped
@@ -138,7 +139,14 @@ async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> bool:
         return getattr(result, "rowcount", 0) == 1
 
 
-async def _finish(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID, **values: object) -> None:
+async def _finish(
+    ctx: JobContext,
+    ws: uuid.UUID,
+    message_id: uuid.UUID,
+    *,
+    event: str | None = None,
+    **values: object,
+) -> None:
     async with ctx.runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)
         await db.execute(
@@ -146,6 +154,10 @@ async def _finish(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID, **value
             .where(Message.workspace_id == ws, Message.id == message_id)
             .values(**values)
         )
+        if event is not None:  # the outcome, to webhooks and live dashboards
+            message = await db.get(Message, message_id, populate_existing=True)
+            if message is not None:
+                await emit_message(db, event, message)
 
 
 async def _recipient(db: AsyncSession, channel: Channel, contact_id: uuid.UUID) -> str:
@@ -186,6 +198,7 @@ async def send_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
             error_code=refused.code,
             error_title=refused.message[:500],
             lease_until=None,
+            event="message.failed",
         )
         return
     if not await policy.take_send_slot(ctx.runtime.ratelimiter, channel):
@@ -233,6 +246,7 @@ async def _deliver(
             lease_until=None,
             error_code=exc.code,
             error_title=exc.title[:500],
+            event="message.failed" if final else None,
         )
         if final:
             return
@@ -248,6 +262,7 @@ async def _deliver(
         lease_until=None,
         error_code=None,
         error_title=None,
+        event="message.sent",
     )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, status
@@ -26,6 +27,8 @@ from botplatform.conversation.schemas import (
     IdentityOut,
 )
 from botplatform.db import DbSession
+from botplatform.events import payloads
+from botplatform.events.service import emit
 from botplatform.kit.clock import utcnow
 from botplatform.kit.envelope import Envelope, ok
 from botplatform.kit.pagination import Page, PageQuery, paginate
@@ -114,6 +117,7 @@ async def update_conversation(
         conversation.unread_count = 0
         enqueue(db, MARK_READ_JOB, str(access.workspace_id), str(conversation.id))
     after = {"status": conversation.status, "assignee_id": conversation.assignee_id}
+    await _emit_changes(db, conversation, before)
     await audit.log(
         "conversation.update",
         workspace_id=access.workspace_id,
@@ -126,6 +130,20 @@ async def update_conversation(
         },
     )
     return ok(await _conversation_out(db, conversation), "Conversation updated")
+
+
+async def _emit_changes(
+    db: DbSession, conversation: Conversation, before: Mapping[str, object]
+) -> None:
+    ws = conversation.workspace_id
+    if conversation.assignee_id != before["assignee_id"]:
+        previous = before["assignee_id"]
+        data = payloads.conversation_event(
+            conversation, previous_assignee_id=str(previous) if previous else None
+        )
+        await emit(db, ws, "conversation.assigned", data)
+    if conversation.status == "resolved" and before["status"] != "resolved":
+        await emit(db, ws, "conversation.resolved", payloads.conversation_event(conversation))
 
 
 @router.get("/conversations/{conversation_id}/messages")

@@ -21,6 +21,8 @@ from botplatform.channels.messages import (
     StatusUpdate,
 )
 from botplatform.conversation.consent import consent_keyword
+from botplatform.events import payloads
+from botplatform.events.service import emit, emit_message
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import (
@@ -64,6 +66,7 @@ async def contact_for(
         )
         db.add(identity)
         await db.flush()
+        await emit(db, ws, "contact.created", payloads.contact_event(contact))
         await automation_events.record(
             db, ws, automation_events.CONTACT_CREATED, contact_id=contact.id, channel_id=channel.id
         )
@@ -74,6 +77,8 @@ async def contact_for(
     if name and identity.profile_name != name:
         if contact.name in ("", identity.profile_name, external_id):
             contact.name = name
+            contact.updated_at = utcnow()
+            await emit(db, ws, "contact.updated", payloads.contact_event(contact, ["name"]))
         identity.profile_name = name
     return contact
 
@@ -96,6 +101,9 @@ async def conversation_for(db: AsyncSession, channel: Channel, contact: Contact)
         )
         db.add(found)
         await db.flush()
+        await emit(
+            db, channel.workspace_id, "conversation.created", payloads.conversation_event(found)
+        )
         await automation_events.record(
             db,
             channel.workspace_id,
@@ -140,7 +148,16 @@ async def record_consent(
     channel_id: uuid.UUID | None,
     detail: str | None,
 ) -> None:
+    changed = contact.opted_out != (action == "opt_out")
     contact.opted_out = action == "opt_out"
+    if changed:
+        contact.updated_at = utcnow()
+        await emit(
+            db,
+            contact.workspace_id,
+            "contact.updated",
+            payloads.contact_event(contact, ["opted_out"]),
+        )
     db.add(
         ConsentEvent(
             workspace_id=contact.workspace_id,
@@ -194,6 +211,7 @@ async def record_inbound(
     if keyword and (keyword == "opt_out") != contact.opted_out:
         await record_consent(db, contact, keyword, "keyword", channel.id, content.text)
     await db.flush()
+    await emit_message(db, "message.received", message)
     await automation_events.record(
         db,
         channel.workspace_id,
@@ -255,6 +273,8 @@ async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate
         if update_.errors:
             message.error_code = str(update_.errors[0].code)
             message.error_title = update_.errors[0].title[:500]
+        await db.flush()
+        await emit_message(db, "message.failed", message)
         return True
     current = DeliveryStatus(message.status) if message.status in STATUS_RANK else None
     if current is not None and STATUS_RANK[current] >= STATUS_RANK[new]:
@@ -265,6 +285,8 @@ async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate
     for status, field in _TIME_FIELD.items():
         if STATUS_RANK[new] >= STATUS_RANK[status] and getattr(message, field) is None:
             setattr(message, field, update_.timestamp)
+    await db.flush()
+    await emit_message(db, "message.status_updated", message)
     return True
 
 

@@ -47,3 +47,22 @@ def two_factor_changed(enabled: bool) -> tuple[str, str, str]:
         "If this was not you, reset your password at once and contact your administrator.\n"
     )
     return subject, text, f"<p>{escape(text).replace(chr(10), '<br>')}</p>"
+
+
+def webhook_endpoint_disabled(
+    workspace_name: str, url: str, reason: str, link: str
+) -> tuple[str, str, str]:
+    subject = f"Webhook endpoint disabled in {workspace_name}"
+    text = (
+        f"The webhook endpoint {url} of {workspace_name} was disabled: {reason}.\n\n"
+        "No more events are sent to it. Fix the endpoint, then enable it again and replay the "
+        f"deliveries it missed:\n{link}\n"
+    )
+    html = (
+        f"<p>The webhook endpoint <code>{escape(url)}</code> of "
+        f"<strong>{escape(workspace_name)}</strong> was disabled: {escape(reason)}.</p>"
+        "<p>No more events are sent to it. Fix the endpoint, then enable it again and replay "
+        f'the deliveries it missed: <a href="{escape(link, quote=True)}">webhook endpoints</a>'
+        "</p>"
+    )
+    return subject, text, html

@@ -9,6 +9,7 @@ from botplatform.models.contact import ConsentEvent, Contact, ContactIdentity
 from botplatform.models.conversation import Conversation
 from botplatform.models.dead_job import DeadJob
 from botplatform.models.email import Email
+from botplatform.models.event import Event
 from botplatform.models.inbound_event import InboundEvent
 from botplatform.models.invitation import Invitation
 from botplatform.models.membership import Membership
@@ -16,6 +17,7 @@ from botplatform.models.message import Message
 from botplatform.models.recovery_code import RecoveryCode
 from botplatform.models.team import Team, TeamMember
 from botplatform.models.user import User
+from botplatform.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from botplatform.models.workspace import Workspace
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "Conversation",
     "DeadJob",
     "Email",
+    "Event",
     "InboundEvent",
     "Invitation",
     "Membership",
@@ -41,6 +44,9 @@ __all__ = [
     "Team",
     "TeamMember",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "Workspace",
     "WorkspaceScoped",
 ]

@@ -1,0 +1,1 @@
+"""Domain events: recorded once, delivered to webhook endpoints and streamed to dashboards."""

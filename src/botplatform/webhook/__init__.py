@@ -1,0 +1,1 @@
+"""Outgoing webhooks: customer endpoints, signed deliveries with retries, the delivery log."""

@@ -1,0 +1,157 @@
+"""Domain events from the real message path, each payload checked against its published
+JSON schema."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from sqlalchemy import select
+
+from botplatform.events import payloads
+from botplatform.events.catalog import EVENT_TYPES, json_schema
+from botplatform.events.payloads import envelope
+from botplatform.events.service import emit
+from botplatform.kit.clock import utcnow
+from botplatform.kit.scoping import enter_workspace
+from botplatform.models import Conversation, Event
+from botplatform.runtime import Runtime
+from botplatform.sandbox import FakeGraph
+from tests.conftest import Api, eventually
+
+FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
+
+
+def assert_valid(payload: dict[str, Any]) -> None:
+    schema = json_schema(payload["type"], payload["version"])
+    jsonschema.Draft202012Validator(schema, format_checker=FORMATS).validate(payload)
+
+
+async def events_of(runtime: Runtime, ws: str) -> list[dict[str, Any]]:
+    async with runtime.db.unit_of_work(write=False, system=True) as db:
+        rows = (
+            await db.execute(
+                select(Event)
+                .where(Event.workspace_id == uuid.UUID(ws))
+                .order_by(Event.created_at, Event.id)
+            )
+        ).scalars()
+        return [
+            envelope(e.id, e.type, e.version, e.workspace_id, e.created_at, e.data) for e in rows
+        ]
+
+
+def test_every_event_type_has_a_valid_published_schema() -> None:
+    for event_type in EVENT_TYPES:
+        schema = json_schema(event_type)
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert schema["properties"]["type"] == {"const": event_type}
+
+
+async def test_the_message_path_emits_schema_valid_events(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    agent = await api.add_member(owner, ws, "agent")
+    channel = await api.create_channel(owner, ws)
+    wa.webhook_url = f"http://testserver/webhooks/whatsapp/{channel['id']}"
+    await api.inbound_text(channel["id"], "15551230000", "Hi there", name="Dana")
+    conversation = await api.conversation_of(owner, ws, "Dana")
+    base = f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}"
+
+    reply = await client.post(f"{base}/messages", json={"text": "Hello"}, headers=owner.headers)
+    assert reply.status_code == 201
+    await eventually(
+        lambda: _has(
+            runtime, ws, "message.status_updated", lambda d: d["message"]["status"] == "read"
+        )
+    )
+    wa.fail_next(400, 131026, title="Message undeliverable")
+    await client.post(f"{base}/messages", json={"text": "unlucky"}, headers=owner.headers)
+    await eventually(lambda: _has(runtime, ws, "message.failed"))
+    update = await client.patch(
+        base, json={"assignee_id": str(agent.user_id), "status": "resolved"}, headers=owner.headers
+    )
+    assert update.status_code == 200
+    await api.inbound_text(channel["id"], "15551230000", "STOP", name="Dana Q.")
+    await eventually(
+        lambda: _has(runtime, ws, "contact.updated", lambda d: "opted_out" in d["changed"])
+    )
+
+    events = await events_of(runtime, ws)
+    seen = {event["type"] for event in events}
+    assert seen >= set(EVENT_TYPES) - {"bot.handoff"}
+    for event in events:
+        assert_valid(event)
+        assert event["workspace_id"] == ws
+    received = next(e for e in events if e["type"] == "message.received")
+    assert received["data"]["message"]["text"] == "Hi there"
+    assert received["data"]["message"]["direction"] == "inbound"
+    assigned = next(e for e in events if e["type"] == "conversation.assigned")
+    assert assigned["data"]["conversation"]["assignee_id"] == str(agent.user_id)
+    assert assigned["data"]["previous_assignee_id"] is None
+    sent = next(e for e in events if e["type"] == "message.sent")
+    assert sent["data"]["message"]["provider_message_id"].startswith("wamid.")
+    failed = next(e for e in events if e["type"] == "message.failed")
+    assert failed["data"]["message"]["error"]["code"] == "131026"
+    renamed = [
+        e for e in events if e["type"] == "contact.updated" and "name" in e["data"]["changed"]
+    ]
+    assert renamed and renamed[0]["data"]["contact"]["name"] == "Dana Q."
+
+
+async def _has(runtime: Runtime, ws: str, event_type: str, where: Any = lambda data: True) -> bool:
+    return any(e["type"] == event_type and where(e["data"]) for e in await events_of(runtime, ws))
+
+
+async def test_bot_handoff_payload_matches_its_schema(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    """bot.handoff is emitted by the bots engine; its payload builder is checked here on a
+    real conversation row."""
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws)
+    await api.inbound_text(channel["id"], "15551230001", "agent please", name="Eve")
+    conversation = await api.conversation_of(owner, ws, "Eve")
+    async with runtime.db.unit_of_work() as db:
+        await enter_workspace(db, uuid.UUID(ws))
+        row = await db.get(Conversation, uuid.UUID(conversation["id"]))
+        assert row is not None
+        await emit(db, row.workspace_id, "bot.handoff", payloads.bot_handoff(row, None, "asked"))
+    (handoff,) = [e for e in await events_of(runtime, ws) if e["type"] == "bot.handoff"]
+    assert_valid(handoff)
+    assert handoff["data"]["reason"] == "asked"
+
+
+async def test_unknown_event_types_are_refused(runtime: Runtime) -> None:
+    async with runtime.db.unit_of_work() as db:
+        with pytest.raises(ValueError, match="unknown event type"):
+            await emit(db, uuid.uuid4(), "message.exploded", {})
+
+
+def test_schema_rejects_a_payload_that_drifts() -> None:
+    good = envelope(
+        uuid.uuid4(),
+        "contact.created",
+        1,
+        uuid.uuid4(),
+        utcnow(),
+        {
+            "contact": {
+                "id": str(uuid.uuid4()),
+                "name": "A",
+                "opted_out": False,
+                "created_at": "2026-01-01T00:00:00Z",
+                "updated_at": "2026-01-01T00:00:00Z",
+            }
+        },
+    )
+    assert_valid(good)
+    good["data"]["contact"]["surprise"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        assert_valid(good)
