@@ -16,6 +16,7 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.automation.helpers import runs_of, settle, shop
 from tests.conftest import Api, eventually
+from tests.events.test_events import assert_valid, events_of
 
 
 async def test_actions_run_in_order_and_are_recorded(
@@ -280,3 +281,36 @@ async def test_an_event_is_processed_once(
         )
     assert [str(r.rule_id) for r in runs] == [rule["id"]]
     assert len(await s.runs(rule["id"])) == 2
+
+
+async def test_send_webhook_emits_a_schema_valid_event(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    s = await shop(api)
+    on_message = await s.rule(
+        name="Escalate",
+        event="message.created",
+        conditions={"type": "message_content", "operator": "contains", "value": "urgent"},
+        actions=[{"type": "send_webhook", "data": {"priority": "high", "score": 3}}],
+    )
+    on_contact = await s.rule(event="contact.created", actions=[{"type": "send_webhook"}])
+    await api.inbound_text(s.channel["id"], "15550002007", "URGENT: call me", name="Hal")
+    await settle(runtime)
+    assert (await runs_of(s, on_message["id"]))[0]["actions"][0]["status"] == "succeeded"
+    assert (await runs_of(s, on_contact["id"]))[0]["outcome"] == "succeeded"
+    events = [e for e in await events_of(runtime, s.ws) if e["type"] == "automation.triggered"]
+    assert len(events) == 2
+    for event in events:
+        assert_valid(event)
+    by_rule = {e["data"]["rule"]["id"]: e["data"] for e in events}
+    message_event = by_rule[on_message["id"]]
+    conversation = await s.conversation("Hal")
+    assert message_event["rule"]["name"] == "Escalate"
+    assert message_event["trigger"]["type"] == "message.created"
+    assert message_event["conversation"]["id"] == conversation["id"]
+    assert message_event["message"]["text"] == "URGENT: call me"
+    assert message_event["data"] == {"priority": "high", "score": 3}
+    contact_event = by_rule[on_contact["id"]]
+    assert contact_event["trigger"]["type"] == "contact.created"
+    assert (contact_event["conversation"], contact_event["message"]) == (None, None)
+    assert contact_event["contact"]["id"] == conversation["contact_id"]

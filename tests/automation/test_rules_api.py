@@ -202,18 +202,3 @@ async def test_update_validates_the_whole_rule(client: httpx.AsyncClient, api: A
     assert cleared.json()["data"]["event"] == "conversation.created"
     unknown = await client.patch(url, json={"workspace_id": s.ws}, headers=s.owner.headers)
     assert unknown.status_code == 422
-
-
-async def test_send_webhook_needs_outgoing_webhooks(client: httpx.AsyncClient, api: Api) -> None:
-    from botplatform.automation.validation import webhooks_available
-
-    s = await shop(api)
-    response = await _post(
-        s, {"event": "message.created", "actions": [RESOLVE[0], {"type": "send_webhook"}]}
-    )
-    if webhooks_available():
-        assert response.status_code == 201, response.text
-    else:
-        assert response.status_code == 501
-        assert response.json()["error"]["code"] == "not_available"
-        assert _fields(response) == ["body.actions.1"]

@@ -3,7 +3,6 @@ record, or raises an `AppError` whose code and message the run record keeps."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,9 @@ from botplatform.automation.schemas import (
     SetAttribute,
 )
 from botplatform.conversation import service as conversations
-from botplatform.kit.errors import NotAvailable, Unprocessable
+from botplatform.events import payloads
+from botplatform.events.service import emit
+from botplatform.kit.errors import Unprocessable
 from botplatform.kit.scoping import scoped
 from botplatform.message import service as messages
 from botplatform.models import (
@@ -75,6 +76,15 @@ def _merge(current: list[str] | None, add: list[str], remove: list[str]) -> list
     return result
 
 
+async def _assigned(ctx: ActionContext, conversation: Conversation, previous: Any) -> None:
+    """Tells webhooks and dashboards, as an agent's own assignment does."""
+    if conversation.assignee_id != previous:
+        data = payloads.conversation_event(
+            conversation, previous_assignee_id=str(previous) if previous else None
+        )
+        await emit(ctx.db, conversation.workspace_id, "conversation.assigned", data)
+
+
 async def _assign_agent(ctx: ActionContext, action: AssignAgent) -> dict[str, Any]:
     conversation = ctx.conversation()
     membership = (
@@ -86,7 +96,8 @@ async def _assign_agent(ctx: ActionContext, action: AssignAgent) -> dict[str, An
         raise ActionFailed(
             "The agent is no longer a member who can work conversations.", code="agent_unavailable"
         )
-    conversation.assignee_id = action.user_id
+    previous, conversation.assignee_id = conversation.assignee_id, action.user_id
+    await _assigned(ctx, conversation, previous)
     return {"assignee_id": str(action.user_id)}
 
 
@@ -102,7 +113,8 @@ async def _assign_team(ctx: ActionContext, action: AssignTeam) -> dict[str, Any]
     detail: dict[str, Any] = {"team_id": str(team.id)}
     if action.round_robin:
         user_id = await teams.pick_round_robin(ctx.db, ws, team.id)
-        conversation.assignee_id = user_id
+        previous, conversation.assignee_id = conversation.assignee_id, user_id
+        await _assigned(ctx, conversation, previous)
         detail["assignee_id"] = str(user_id)
     return detail
 
@@ -140,26 +152,30 @@ async def _send_message(ctx: ActionContext, action: SendMessage) -> dict[str, An
 
 
 async def _send_webhook(ctx: ActionContext, action: SendWebhook) -> dict[str, Any]:
-    try:
-        events_service = importlib.import_module("botplatform.events.service")
-    except ModuleNotFoundError as exc:
-        raise NotAvailable("Outgoing webhooks are not available yet.") from exc
     subject = ctx.subject
+    conversation, contact, message = subject.conversation, subject.contact, subject.message
     data = {
         "rule": {"id": str(ctx.rule.id), "name": ctx.rule.name},
-        "event": {"id": str(ctx.event.id), "type": ctx.event.event},
-        "conversation_id": str(subject.conversation.id) if subject.conversation else None,
-        "contact_id": str(subject.contact.id) if subject.contact else None,
-        "message_id": str(subject.message.id) if subject.message else None,
+        "trigger": {"event_id": str(ctx.event.id), "type": ctx.event.event},
+        "conversation": payloads.conversation(conversation) if conversation else None,
+        "contact": payloads.contact(contact) if contact else None,
+        "message": payloads.message(message, contact.id if contact else None) if message else None,
         "data": action.data,
     }
-    await events_service.emit(ctx.db, ctx.event.workspace_id, WEBHOOK_EVENT, data)
+    await emit(ctx.db, ctx.event.workspace_id, WEBHOOK_EVENT, data)
     return {"event_type": WEBHOOK_EVENT}
 
 
 async def _resolve(ctx: ActionContext, action: Resolve) -> dict[str, Any]:
     conversation = ctx.conversation()
-    await conversations.set_status(ctx.db, conversation, "resolved")
+    if conversation.status != "resolved":
+        await conversations.set_status(ctx.db, conversation, "resolved")
+        await emit(
+            ctx.db,
+            conversation.workspace_id,
+            "conversation.resolved",
+            payloads.conversation_event(conversation),
+        )
     return {"status": conversation.status}
 
 

@@ -4,7 +4,6 @@ is reported at once, each pointing at the offending condition or action."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +23,8 @@ from botplatform.automation.schemas import (
     ConversationLabel,
     MessageContent,
     MessageDirection,
-    SendWebhook,
 )
-from botplatform.kit.errors import NotAvailable, Unprocessable
+from botplatform.kit.errors import Unprocessable
 from botplatform.kit.scoping import scoped
 from botplatform.models import Channel, Membership, Team
 
@@ -44,14 +42,6 @@ class Problems:
 
     def add(self, path: str, message: str, kind: str) -> None:
         self.items.append({"field": path, "message": message, "type": kind})
-
-
-def webhooks_available() -> bool:
-    """Outgoing webhook events come from the events domain, when it is installed."""
-    try:
-        return importlib.util.find_spec("botplatform.events.service") is not None
-    except ModuleNotFoundError:  # no `botplatform.events` package at all
-        return False
 
 
 def _leaves(
@@ -133,12 +123,6 @@ async def _check_actions(
             ).scalar_one_or_none()
             if team is None:
                 problems.add(f"{path}.team_id", "no such team", "unknown_team")
-        elif isinstance(action, SendWebhook) and not webhooks_available():
-            raise NotAvailable(
-                "The send_webhook action needs outgoing webhooks, which are not available yet.",
-                code="not_available",
-                details=[{"field": path, "message": "not available yet", "type": "not_available"}],
-            )
 
 
 async def check_rule(

@@ -1,7 +1,7 @@
 """automation rules teams business hours
 
 Revision ID: cc0efeb9c409
-Revises: 7da2b4e9f891
+Revises: 49e81fb7d777
 Create Date: 2026-11-24 20:13:01.596145
 """
 
@@ -16,7 +16,7 @@ _SYSTEM = "current_setting('app.bypass_rls', true) = 'on'"
 RLS_TABLES = ("automation_rules", "automation_events", "automation_runs", "teams", "team_members")
 
 revision: str = "cc0efeb9c409"
-down_revision: str | Sequence[str] | None = "7da2b4e9f891"
+down_revision: str | Sequence[str] | None = "49e81fb7d777"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
