@@ -24,6 +24,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "to": "15550001234",
         "text": "x",
     },  # B's channel
+    ("POST", "/api/v1/workspaces/{ws}/automations"): {
+        "name": "r",
+        "event": "conversation.created",
+        "actions": [{"type": "resolve"}],
+    },
+    ("PATCH", "/api/v1/workspaces/{ws}/automations/{rule_id}"): {"enabled": False},
+    ("POST", "/api/v1/workspaces/{ws}/teams"): {"name": "t"},
+    ("PATCH", "/api/v1/workspaces/{ws}/teams/{team_id}"): {"name": "u"},
+    ("PUT", "/api/v1/workspaces/{ws}/business-hours"): {"timezone": "UTC"},
 }
 
 
@@ -51,6 +60,14 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
     channel_b = await api.create_channel(owner_b, ws_b)
     await api.inbound_text(channel_b["id"], "15550009999", "hello", name="Bea")
     conversation_b = await api.conversation_of(owner_b, ws_b, "Bea")
+    rule_b = await api.http.post(
+        f"/api/v1/workspaces/{ws_b}/automations",
+        json={"name": "B", "event": "conversation.created", "actions": [{"type": "resolve"}]},
+        headers=owner_b.headers,
+    )
+    team_b = await api.http.post(
+        f"/api/v1/workspaces/{ws_b}/teams", json={"name": "B"}, headers=owner_b.headers
+    )
     ids_of_b = {
         "channel_id": channel_b["id"],
         "conversation_id": conversation_b["id"],
@@ -58,12 +75,15 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
         "user_id": str(member_b.user_id),
         "invitation_id": invitation_b["invitation"]["id"],
         "key_id": key_b["api_key"]["id"],
+        "rule_id": rule_b.json()["data"]["id"],
+        "team_id": team_b.json()["data"]["id"],
     }
     return owner_a, ws_a, ids_of_b, owner_b, ws_b
 
 
 async def _snapshot(client: httpx.AsyncClient, owner: Account, ws: str) -> list[Any]:
     paths = ["", "/members", "/invitations", "/channels", "/conversations", "/contacts"]
+    paths += ["/automations", "/teams", "/business-hours"]
     return [
         (await client.get(f"/api/v1/workspaces/{ws}{p}", headers=owner.headers)).json()["data"]
         for p in paths
