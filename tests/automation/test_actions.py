@@ -62,6 +62,13 @@ async def test_actions_run_in_order_and_are_recorded(
     sent = await eventually(lambda: [m for m in wa.sent if m["type"] == "text"])
     assert sent[0]["to"] == "15550002000"
     assert sent[0]["body"]["text"]["body"] == "Sorry! An agent is on it."
+    # What the rule did reaches webhooks as an agent's doing would.
+    events = {e["type"]: e for e in await events_of(runtime, s.ws)}
+    assigned = events["conversation.assigned"]["data"]
+    assert assigned["conversation"]["assignee_id"] == str(agent.user_id)
+    assert events["conversation.resolved"]["data"]["conversation"]["status"] == "resolved"
+    for event in events.values():
+        assert_valid(event)
     message_id = run["actions"][4]["detail"]["message_id"]
     messages = await s.messages(conversation["id"])
     assert [m["id"] for m in messages if m["direction"] == "outbound"] == [message_id]

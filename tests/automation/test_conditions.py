@@ -198,7 +198,16 @@ async def test_conversation_labels(client: httpx.AsyncClient, api: Api, runtime:
     await settle(runtime)
     assert (await runs_of(s, second["id"]))[0]["matched"] is True
     assert (await runs_of(s, third["id"]))[0]["matched"] is False
-    assert (await s.conversation("Lou"))["labels"] == ["refund"]
+    conversation = await s.conversation("Lou")
+    assert conversation["labels"] == ["refund"]
+    # Agents set labels by hand too (the list replaces the old one).
+    patched = await client.patch(
+        s.url(f"/conversations/{conversation['id']}"),
+        json={"labels": ["billing", " vip ", "billing"]},
+        headers=s.owner.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["data"]["labels"] == ["billing", "vip"]
 
 
 async def test_business_hours_condition(
