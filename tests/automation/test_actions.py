@@ -321,3 +321,18 @@ async def test_send_webhook_emits_a_schema_valid_event(
     assert contact_event["trigger"]["type"] == "contact.created"
     assert (contact_event["conversation"], contact_event["message"]) == (None, None)
     assert contact_event["contact"]["id"] == conversation["contact_id"]
+
+
+async def test_a_disabled_rule_does_not_run(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    s = await shop(api)
+    rule = await s.rule(
+        event="conversation.created",
+        enabled=False,
+        actions=[{"type": "add_label", "labels": ["never"]}],
+    )
+    await api.inbound_text(s.channel["id"], "15550002008", "hi", name="Ivy")
+    await settle(runtime)
+    assert await s.runs(rule["id"]) == []
+    assert (await s.conversation("Ivy"))["labels"] == []

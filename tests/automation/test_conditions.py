@@ -8,8 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
+from botplatform.automation.conditions import Subject, evaluate
+from botplatform.automation.schemas import MessageContent
 from botplatform.business_hours.schemas import BusinessHours
 from botplatform.business_hours.service import is_open
+from botplatform.models import Message
 from botplatform.runtime import Runtime
 from tests.automation.helpers import Shop, runs_of, settle, shop
 from tests.conftest import Api
@@ -290,3 +293,20 @@ def test_is_open_uses_the_workspace_time_zone() -> None:
     # Saturday 23:59 in Paris is Saturday 22:59 UTC; Sunday 00:30 is closed.
     assert is_open(hours, datetime(2026, 11, 28, 22, 59, tzinfo=UTC))
     assert not is_open(hours, datetime(2026, 11, 28, 23, 30, tzinfo=UTC))
+
+
+def test_a_pathological_regex_times_out_as_no_match() -> None:
+    subject = Subject(
+        event="message.created",
+        at=datetime.now(UTC),
+        hours=BusinessHours(),
+        channel_id=None,
+        message=Message(direction="inbound", text="a" * 40 + "!"),
+        conversation=None,
+        contact=None,
+    )
+    slow = MessageContent(type="message_content", operator="regex", value="(a|aa)+$")
+    assert evaluate(slow, subject) is False
+    assert subject.notes and "timed out" in subject.notes[0]
+    fine = MessageContent(type="message_content", operator="regex", value="A+!")
+    assert evaluate(fine, subject) is True
