@@ -22,6 +22,7 @@ async def test_team_crud_and_validation(client: httpx.AsyncClient, api: Api) -> 
     a = await api.add_member(s.owner, s.ws, "agent")
     b = await api.add_member(s.owner, s.ws, "agent")
     stranger = await api.register()
+    viewer = await api.add_member(s.owner, s.ws, "viewer")
     url = s.url("/teams")
     created = await client.post(
         url,
@@ -35,11 +36,17 @@ async def test_team_crud_and_validation(client: httpx.AsyncClient, api: Api) -> 
     assert duplicate.status_code == 409
     outsider = await client.post(
         url,
-        json={"name": "Other", "member_ids": [str(a.user_id), str(stranger.user_id)]},
+        json={
+            "name": "Other",
+            "member_ids": [str(a.user_id), str(stranger.user_id), str(viewer.user_id)],
+        },
         headers=s.owner.headers,
     )
     assert outsider.status_code == 422
-    assert [d["field"] for d in outsider.json()["error"]["details"]] == ["body.member_ids.1"]
+    assert [(d["field"], d["type"]) for d in outsider.json()["error"]["details"]] == [
+        ("body.member_ids.1", "unknown_member"),
+        ("body.member_ids.2", "not_an_agent"),
+    ]
     assert (await client.post(url, json={"name": "X"}, headers=a.headers)).status_code == 403
     assert (await client.get(url, headers=a.headers)).json()["data"]["items"][0]["id"] == team["id"]
     patched = await client.patch(

@@ -6,9 +6,15 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.authz.permissions import Permission, Role, permissions_of
 from botplatform.kit.errors import NotFound
 from botplatform.kit.scoping import scoped
 from botplatform.models import Membership, Team, TeamMember
+
+#: Roles that work conversations: the only ones a team hands conversations to.
+AGENT_ROLES = tuple(
+    role.value for role in Role if Permission.CONVERSATIONS_REPLY in permissions_of(role)
+)
 
 
 def team_not_found() -> NotFound:
@@ -44,23 +50,24 @@ async def members(
     return list((await db.execute(statement)).scalars())
 
 
-async def member_user_ids(
+async def member_roles(
     db: AsyncSession, workspace_id: uuid.UUID, user_ids: list[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Which of these users are members of the workspace."""
+) -> dict[uuid.UUID, str]:
+    """The workspace role of each of these users who is a member."""
     if not user_ids:
-        return set()
+        return {}
     statement = (
         scoped(Membership, workspace_id)
         .where(Membership.user_id.in_(user_ids))
-        .with_only_columns(Membership.user_id)
+        .with_only_columns(Membership.user_id, Membership.role)
     )
-    return set((await db.execute(statement)).scalars())
+    rows = (await db.execute(statement)).all()
+    return {row[0]: row[1] for row in rows}
 
 
 def next_in_line(workspace_id: uuid.UUID, team_id: uuid.UUID) -> Select[Any]:
     """The team member picked least recently (never picked first), who is still a member
-    of the workspace."""
+    of the workspace in a role that works conversations."""
     return (
         scoped(TeamMember, workspace_id)
         .join(
@@ -68,7 +75,7 @@ def next_in_line(workspace_id: uuid.UUID, team_id: uuid.UUID) -> Select[Any]:
             (Membership.user_id == TeamMember.user_id)
             & (Membership.workspace_id == TeamMember.workspace_id),
         )
-        .where(TeamMember.team_id == team_id)
+        .where(TeamMember.team_id == team_id, Membership.role.in_(AGENT_ROLES))
         .order_by(TeamMember.last_pick, TeamMember.created_at, TeamMember.user_id)
         .limit(1)
     )

@@ -31,16 +31,19 @@ async def to_out(db: AsyncSession, team: Team) -> TeamOut:
 
 
 async def _check_members(db: AsyncSession, workspace_id: uuid.UUID, ids: list[uuid.UUID]) -> None:
-    known = await repository.member_user_ids(db, workspace_id, ids)
-    bad = [
-        {"field": f"body.member_ids.{i}", "message": "not a member of this workspace"}
-        for i, user_id in enumerate(ids)
-        if user_id not in known
-    ]
+    roles = await repository.member_roles(db, workspace_id, ids)
+    bad = []
+    for index, user_id in enumerate(ids):
+        field = f"body.member_ids.{index}"
+        if user_id not in roles:
+            bad.append({"field": field, "message": "not a member", "type": "unknown_member"})
+        elif roles[user_id] not in repository.AGENT_ROLES:
+            message = f"a {roles[user_id]} cannot work conversations"
+            bad.append({"field": field, "message": message, "type": "not_an_agent"})
     if bad:
         raise Unprocessable(
-            "Every team member must be a member of the workspace.",
-            code="unknown_member",
+            "Every team member must be a workspace member who works conversations.",
+            code="invalid_members",
             details=bad,
         )
 
