@@ -7,9 +7,10 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import select
 
-from botplatform.automation import runner
+from botplatform.automation import actions, runner
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import AutomationEvent, AutomationRun
 from botplatform.runtime import Runtime
@@ -336,3 +337,28 @@ async def test_a_disabled_rule_does_not_run(
     await settle(runtime)
     assert await s.runs(rule["id"]) == []
     assert (await s.conversation("Ivy"))["labels"] == []
+
+
+async def test_an_action_that_crashes_is_recorded_not_retried_forever(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(ctx: object, action: object) -> dict[str, object]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(actions.HANDLERS, "remove_tag", broken)
+    s = await shop(api)
+    rule = await s.rule(
+        event="conversation.created",
+        actions=[
+            {"type": "remove_tag", "tags": ["x"]},
+            {"type": "add_label", "labels": ["still"]},
+        ],
+    )
+    await api.inbound_text(s.channel["id"], "15550002009", "hi", name="Jo")
+    await settle(runtime)
+    (run,) = await runs_of(s, rule["id"])
+    assert [(a["status"], (a["error"] or {}).get("code")) for a in run["actions"]] == [
+        ("failed", "internal_error"),
+        ("succeeded", None),
+    ]
+    assert (await s.conversation("Jo"))["labels"] == ["still"]

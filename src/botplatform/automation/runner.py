@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import actions as action_handlers
@@ -83,11 +84,18 @@ async def _run_action(
         with caused_by(db, [*event.chain, str(rule.id)]):
             detail = await action_handlers.execute(context, action)
         await savepoint.commit()
-    except AppError as exc:
+    except SQLAlchemyError:
+        raise  # the database itself failed: the whole event is retried
+    except Exception as exc:
         await savepoint.rollback()
         del pending[queued:]  # jobs the undone action queued must not leave
         await _refresh(db, subject)
-        return {**outcome, "status": "failed", "error": {"code": exc.code, "message": exc.message}}
+        if isinstance(exc, AppError):
+            error = {"code": exc.code, "message": exc.message}
+        else:  # a bug must not poison the event for the rules after it: logged, recorded
+            log.exception("automation_action_crashed", rule_id=str(rule.id), action=action.type)
+            error = {"code": "internal_error", "message": "The action failed unexpectedly."}
+        return {**outcome, "status": "failed", "error": error}
     return {**outcome, "status": "succeeded", "detail": detail}
 
 
