@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from pydantic import TypeAdapter
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import validation
@@ -18,7 +19,12 @@ from botplatform.automation.schemas import (
     RuleUpdate,
     RunOut,
 )
+from botplatform.kit.errors import Conflict
+from botplatform.kit.scoping import scoped
 from botplatform.models import AutomationRule, AutomationRun
+
+#: Every event is evaluated against every enabled rule of its type: keep that bounded.
+MAX_RULES = 200
 
 STORED_CONDITION: TypeAdapter[Condition | None] = TypeAdapter(Condition | None)
 STORED_ACTIONS: TypeAdapter[list[Action]] = TypeAdapter(list[Action])
@@ -63,6 +69,16 @@ def run_out(run: AutomationRun) -> RunOut:
 async def create(
     db: AsyncSession, workspace_id: uuid.UUID, body: RuleCreate, user_id: uuid.UUID | None
 ) -> AutomationRule:
+    count = (
+        await db.execute(
+            scoped(AutomationRule, workspace_id).with_only_columns(func.count(AutomationRule.id))
+        )
+    ).scalar_one()
+    if count >= MAX_RULES:
+        raise Conflict(
+            f"A workspace has at most {MAX_RULES} automation rules; delete one first.",
+            code="too_many_rules",
+        )
     await validation.check_rule(db, workspace_id, body.event, body.conditions, body.actions)
     rule = AutomationRule(
         workspace_id=workspace_id,
