@@ -202,3 +202,17 @@ async def test_update_validates_the_whole_rule(client: httpx.AsyncClient, api: A
     assert cleared.json()["data"]["event"] == "conversation.created"
     unknown = await client.patch(url, json={"workspace_id": s.ws}, headers=s.owner.headers)
     assert unknown.status_code == 422
+
+
+async def test_rules_per_workspace_are_bounded(
+    client: httpx.AsyncClient, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botplatform.automation import service
+
+    monkeypatch.setattr(service, "MAX_RULES", 2)
+    s = await shop(api)
+    body = {"event": "conversation.created", "actions": RESOLVE}
+    assert [(await _post(s, body)).status_code for _ in range(2)] == [201, 201]
+    third = await _post(s, body)
+    assert third.status_code == 409
+    assert third.json()["error"]["code"] == "too_many_rules"
