@@ -35,6 +35,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "event_types": ["*"],
     },
     ("PATCH", "/api/v1/workspaces/{ws}/webhook-endpoints/{endpoint_id}"): {"enabled": False},
+    ("POST", "/api/v1/workspaces/{ws}/automations"): {
+        "name": "r",
+        "event": "conversation.created",
+        "actions": [{"type": "resolve"}],
+    },
+    ("PATCH", "/api/v1/workspaces/{ws}/automations/{rule_id}"): {"enabled": False},
+    ("POST", "/api/v1/workspaces/{ws}/teams"): {"name": "t"},
+    ("PATCH", "/api/v1/workspaces/{ws}/teams/{team_id}"): {"name": "u"},
+    ("PUT", "/api/v1/workspaces/{ws}/business-hours"): {"timezone": "UTC"},
 }
 
 
@@ -78,6 +87,14 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
         return str(items[0]["id"]) if items else None
 
     delivery_id = await eventually(delivery_of_b)
+    rule_b = await api.http.post(
+        f"/api/v1/workspaces/{ws_b}/automations",
+        json={"name": "B", "event": "conversation.created", "actions": [{"type": "resolve"}]},
+        headers=owner_b.headers,
+    )
+    team_b = await api.http.post(
+        f"/api/v1/workspaces/{ws_b}/teams", json={"name": "B"}, headers=owner_b.headers
+    )
     ids_of_b = {
         "channel_id": channel_b["id"],
         "conversation_id": conversation_b["id"],
@@ -87,6 +104,8 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
         "key_id": key_b["api_key"]["id"],
         "endpoint_id": endpoint_id,
         "delivery_id": delivery_id,
+        "rule_id": rule_b.json()["data"]["id"],
+        "team_id": team_b.json()["data"]["id"],
     }
     ids_of_b.update(await ai_objects(api, owner_b, ws_b))
     return owner_a, ws_a, ids_of_b, owner_b, ws_b
@@ -94,6 +113,7 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
 
 async def _snapshot(client: httpx.AsyncClient, owner: Account, ws: str) -> list[Any]:
     paths = ["", "/members", "/invitations", "/channels", "/conversations", "/contacts"]
+    paths += ["/automations", "/teams", "/business-hours"]
     return [
         (await client.get(f"/api/v1/workspaces/{ws}{p}", headers=owner.headers)).json()["data"]
         for p in paths

@@ -6,12 +6,15 @@ from botplatform.ai.endpoints import router as ai_router
 from botplatform.api_key.endpoints import router as api_key_router
 from botplatform.audit.endpoints import router as audit_router
 from botplatform.auth.endpoints import router as auth_router
+from botplatform.automation.endpoints import router as automation_router
+from botplatform.business_hours.endpoints import router as business_hours_router
 from botplatform.channel.endpoints import router as channel_router
 from botplatform.conversation.endpoints import router as conversation_router
 from botplatform.events.endpoints import router as events_router
 from botplatform.invitation.endpoints import router as invitation_router
 from botplatform.kit.envelope import ERROR_RESPONSES
 from botplatform.member.endpoints import router as member_router
+from botplatform.team.endpoints import router as team_router
 from botplatform.webhook.endpoints import router as webhook_router
 from botplatform.workspace.endpoints import router as workspace_router
 
@@ -27,3 +30,6 @@ api_router.include_router(conversation_router)
 api_router.include_router(ai_router)
 api_router.include_router(webhook_router)
 api_router.include_router(events_router)
+api_router.include_router(team_router)
+api_router.include_router(business_hours_router)
+api_router.include_router(automation_router)

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     )
     send_lease_seconds: int = Field(60, ge=1, alias="SEND_LEASE_SECONDS")
     sweep_after_seconds: int = Field(300, ge=0, alias="SWEEP_AFTER_SECONDS")
+    automation_max_chain: int = Field(3, ge=1, le=20, alias="AUTOMATION_MAX_CHAIN")
     scheduler_lock_seconds: int = Field(10, ge=2, alias="SCHEDULER_LOCK_SECONDS")
     metrics_token: str = Field("", alias="METRICS_TOKEN")
     worker_metrics_port: int = Field(0, ge=0, alias="WORKER_METRICS_PORT")

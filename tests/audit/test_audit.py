@@ -239,6 +239,77 @@ class Scenarios:
             headers=owner.headers,
         )
 
+    async def _rule(self) -> tuple[Any, str, dict[str, Any]]:
+        owner, ws = await self._owner_ws()
+        response = await self.client.post(
+            f"/api/v1/workspaces/{ws}/automations",
+            json={"name": "R", "event": "conversation.created", "actions": [{"type": "resolve"}]},
+            headers=owner.headers,
+        )
+        return owner, ws, response.json()["data"]
+
+    async def create_automation(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/automations",
+            json={"name": "R", "event": "conversation.created", "actions": [{"type": "resolve"}]},
+            headers=owner.headers,
+        )
+
+    async def update_automation(self) -> Call:
+        owner, ws, rule = await self._rule()
+        return lambda: self.client.patch(
+            f"/api/v1/workspaces/{ws}/automations/{rule['id']}",
+            json={"enabled": False},
+            headers=owner.headers,
+        )
+
+    async def delete_automation(self) -> Call:
+        owner, ws, rule = await self._rule()
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/automations/{rule['id']}", headers=owner.headers
+        )
+
+    async def _team(self) -> tuple[Any, str, dict[str, Any]]:
+        owner, ws = await self._owner_ws()
+        response = await self.client.post(
+            f"/api/v1/workspaces/{ws}/teams", json={"name": "T"}, headers=owner.headers
+        )
+        return owner, ws, response.json()["data"]
+
+    async def create_team(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/teams",
+            json={"name": "T", "member_ids": [str(owner.user_id)]},
+            headers=owner.headers,
+        )
+
+    async def update_team(self) -> Call:
+        owner, ws, team = await self._team()
+        return lambda: self.client.patch(
+            f"/api/v1/workspaces/{ws}/teams/{team['id']}",
+            json={"name": "U"},
+            headers=owner.headers,
+        )
+
+    async def delete_team(self) -> Call:
+        owner, ws, team = await self._team()
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/teams/{team['id']}", headers=owner.headers
+        )
+
+    async def business_hours(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.put(
+            f"/api/v1/workspaces/{ws}/business-hours",
+            json={
+                "timezone": "Europe/Paris",
+                "days": {"mon": [{"start": "09:00", "end": "17:00"}]},
+            },
+            headers=owner.headers,
+        )
+
     async def revoke_key(self) -> Call:
         owner, ws = await self._owner_ws()
         key = (await self.api.create_key(owner, ws, ["workspace:read"]))["api_key"]
@@ -431,6 +502,22 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "POST",
         "/api/v1/workspaces/{ws}/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/replay",
     ): ("replay_webhook_delivery", "webhook_delivery.replay"),
+    ("POST", "/api/v1/workspaces/{ws}/automations"): ("create_automation", "automation.create"),
+    ("PATCH", "/api/v1/workspaces/{ws}/automations/{rule_id}"): (
+        "update_automation",
+        "automation.update",
+    ),
+    ("DELETE", "/api/v1/workspaces/{ws}/automations/{rule_id}"): (
+        "delete_automation",
+        "automation.delete",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/teams"): ("create_team", "team.create"),
+    ("PATCH", "/api/v1/workspaces/{ws}/teams/{team_id}"): ("update_team", "team.update"),
+    ("DELETE", "/api/v1/workspaces/{ws}/teams/{team_id}"): ("delete_team", "team.delete"),
+    ("PUT", "/api/v1/workspaces/{ws}/business-hours"): (
+        "business_hours",
+        "business_hours.update",
+    ),
 }
 # Provider webhooks are not a person's action: the raw event itself is their record.
 NOT_AUDITED = {("POST", "/webhooks/{provider}/{channel_id}")}

@@ -84,7 +84,7 @@ async def test_the_message_path_emits_schema_valid_events(
 
     events = await events_of(runtime, ws)
     seen = {event["type"] for event in events}
-    assert seen >= set(EVENT_TYPES) - {"bot.handoff"}
+    assert seen >= set(EVENT_TYPES) - {"bot.handoff", "automation.triggered"}
     for event in events:
         assert_valid(event)
         assert event["workspace_id"] == ws

@@ -282,7 +282,9 @@ async def mark_read(ctx: JobContext, workspace_id: str, conversation_id: str) ->
                 Message.direction == "inbound",
                 Message.provider_message_id.is_not(None),
             )
-            .order_by(Message.created_at.desc())
+            # The provider's timestamps have whole seconds: of two messages in one second, the
+            # one stored last is the customer's latest.
+            .order_by(Message.created_at.desc(), Message.updated_at.desc())
             .limit(1)
         )
     ).scalar_one_or_none()

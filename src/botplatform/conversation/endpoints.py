@@ -66,6 +66,8 @@ async def _conversation_out(db: DbSession, conversation: Conversation) -> Conver
         last_message_at=conversation.last_message_at,
         window_open=last is not None and utcnow() - last <= WHATSAPP_WINDOW,
         created_at=conversation.created_at,
+        team_id=conversation.team_id,
+        labels=list(conversation.labels or []),
     )
 
 
@@ -101,20 +103,31 @@ async def update_conversation(
     db: DbSession,
     audit: Audit,
 ) -> Envelope[ConversationOut]:
-    """Changes status (bot → open → pending → resolved), assigns or unassigns, marks read."""
+    """Changes status (bot → open → pending → resolved), assigns or unassigns, sets the
+    labels, marks read."""
     conversation = await repository.get_conversation(db, access.workspace_id, conversation_id)
-    before = {"status": conversation.status, "assignee_id": conversation.assignee_id}
+    before = {
+        "status": conversation.status,
+        "assignee_id": conversation.assignee_id,
+        "labels": list(conversation.labels or []),
+    }
     if body.assignee_id is not None:
         await members.get(db, access.workspace_id, body.assignee_id)  # 404 unless a member
         conversation.assignee_id = body.assignee_id
     if body.unassign:
         conversation.assignee_id = None
     if body.status is not None:
-        conversation.status = body.status
+        await service.set_status(db, conversation, body.status)
+    if body.labels is not None:
+        conversation.labels = list(dict.fromkeys(body.labels))
     if body.mark_read:
         conversation.unread_count = 0
         enqueue(db, MARK_READ_JOB, str(access.workspace_id), str(conversation.id))
-    after = {"status": conversation.status, "assignee_id": conversation.assignee_id}
+    after = {
+        "status": conversation.status,
+        "assignee_id": conversation.assignee_id,
+        "labels": list(conversation.labels or []),
+    }
     await _emit_changes(db, conversation, before)
     await audit.log(
         "conversation.update",

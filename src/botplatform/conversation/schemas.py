@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, StringConstraints
 
 from botplatform.kit.schemas import InputModel
 
@@ -45,8 +45,11 @@ class ConversationOut(BaseModel):
     last_message_at: datetime | None
     window_open: bool
     created_at: datetime
+    team_id: uuid.UUID | None = None
+    labels: list[str] = []
 
 
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 ConversationStatus = Literal["bot", "open", "pending", "resolved"]
 
 
@@ -55,3 +58,4 @@ class ConversationUpdate(InputModel):
     assignee_id: uuid.UUID | None = None
     unassign: bool = False
     mark_read: bool = False
+    labels: list[Label] | None = Field(None, max_length=50, description="Replaces the labels")

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.automation import events as automation_events
 from botplatform.channels.messages import (
     MEDIA_TYPES,
     STATUS_RANK,
@@ -66,6 +67,9 @@ async def contact_for(
         )
         await db.flush()  # the event carries the row as stored (timestamps included)
         await emit(db, ws, "contact.created", payloads.contact_event(contact))
+        await automation_events.record(
+            db, ws, automation_events.CONTACT_CREATED, contact_id=contact.id, channel_id=channel.id
+        )
         return contact
     found = await db.get(Contact, identity.contact_id)
     assert found is not None
@@ -101,7 +105,29 @@ async def conversation_for(db: AsyncSession, channel: Channel, contact: Contact)
         await emit(
             db, channel.workspace_id, "conversation.created", payloads.conversation_event(found)
         )
+        await automation_events.record(
+            db,
+            channel.workspace_id,
+            automation_events.CONVERSATION_CREATED,
+            conversation_id=found.id,
+            contact_id=contact.id,
+            channel_id=channel.id,
+        )
     return found
+
+
+async def set_status(db: AsyncSession, conversation: Conversation, status: str) -> None:
+    """Moves the conversation to `status`; resolving it is an automation event."""
+    previous, conversation.status = conversation.status, status
+    if status == "resolved" and previous != "resolved":
+        await automation_events.record(
+            db,
+            conversation.workspace_id,
+            automation_events.CONVERSATION_RESOLVED,
+            conversation_id=conversation.id,
+            contact_id=conversation.contact_id,
+            channel_id=conversation.channel_id,
+        )
 
 
 async def find_message(
@@ -187,6 +213,15 @@ async def record_inbound(
         await record_consent(db, contact, keyword, "keyword", channel.id, content.text)
     await db.flush()
     await emit_message(db, "message.received", message)
+    await automation_events.record(
+        db,
+        channel.workspace_id,
+        automation_events.MESSAGE_CREATED,
+        message_id=message.id,
+        conversation_id=conversation.id,
+        contact_id=contact.id,
+        channel_id=channel.id,
+    )
     return message
 
 

@@ -22,6 +22,7 @@ EVENT_TYPES: dict[str, int] = {
     "contact.created": 1,
     "contact.updated": 1,
     "bot.handoff": 1,
+    "automation.triggered": 1,
 }
 
 #: What an event is about decides who may see it live (and which permission reads it).

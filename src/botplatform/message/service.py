@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.automation import events as automation_events
 from botplatform.channels import policy
 from botplatform.channels.messages import (
     Button,
@@ -147,6 +148,15 @@ async def queue_outbound(
     conversation.last_message_at = utcnow()
     await db.flush()
     enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
+    await automation_events.record(
+        db,
+        channel.workspace_id,
+        automation_events.MESSAGE_CREATED,
+        message_id=message.id,
+        conversation_id=conversation.id,
+        contact_id=contact.id,
+        channel_id=channel.id,
+    )
     return message
 
 

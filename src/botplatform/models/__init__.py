@@ -5,6 +5,7 @@ from botplatform.models.ai_intent_model import AiIntentModel
 from botplatform.models.ai_usage import AiUsage
 from botplatform.models.api_key import ApiKey
 from botplatform.models.audit_log import AuditHead, AuditLog
+from botplatform.models.automation import AutomationEvent, AutomationRule, AutomationRun
 from botplatform.models.base import Base, WorkspaceScoped
 from botplatform.models.channel import Channel
 from botplatform.models.contact import ConsentEvent, Contact, ContactIdentity
@@ -18,6 +19,7 @@ from botplatform.models.knowledge_entry import KnowledgeEntry
 from botplatform.models.membership import Membership
 from botplatform.models.message import Message
 from botplatform.models.recovery_code import RecoveryCode
+from botplatform.models.team import Team, TeamMember
 from botplatform.models.user import User
 from botplatform.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from botplatform.models.workspace import Workspace
@@ -29,6 +31,9 @@ __all__ = [
     "ApiKey",
     "AuditHead",
     "AuditLog",
+    "AutomationEvent",
+    "AutomationRule",
+    "AutomationRun",
     "Base",
     "Channel",
     "ConsentEvent",
@@ -44,6 +49,8 @@ __all__ = [
     "Membership",
     "Message",
     "RecoveryCode",
+    "Team",
+    "TeamMember",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from botplatform.models.base import Base, IdMixin, TimestampMixin, UTCDateTime, WorkspaceScoped
@@ -32,3 +32,7 @@ class Conversation(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     unread_count: Mapped[int] = mapped_column(Integer, default=0)
+    # No foreign key (adding one to this table would rebuild it on SQLite): deleting a team
+    # clears it here in the team service.
+    team_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")

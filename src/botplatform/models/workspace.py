@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import JSON, Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from botplatform.models.base import Base, IdMixin, TimestampMixin, UTCDateTime
@@ -21,3 +22,7 @@ class Workspace(IdMixin, TimestampMixin, Base):
     # A deleted workspace disappears for everyone at once; its rows are purged after the
     # grace period (SPEC §8) by the privacy jobs.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Business hours: an IANA time zone and, per weekday ("mon".."sun"), a list of
+    # ["HH:MM", "HH:MM"] ranges; no entry for a day means closed all day.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    business_hours: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")

@@ -69,6 +69,7 @@ TASK_MODULES = [
     "botplatform.channels.tasks",
     "botplatform.ai.tasks",
     "botplatform.webhook.tasks",
+    "botplatform.automation.tasks",
 ]
 
 
