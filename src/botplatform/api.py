@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from botplatform.api_key.endpoints import router as api_key_router
 from botplatform.audit.endpoints import router as audit_router
 from botplatform.auth.endpoints import router as auth_router
+from botplatform.bot.endpoints import router as bot_router
 from botplatform.channel.endpoints import router as channel_router
 from botplatform.conversation.endpoints import router as conversation_router
 from botplatform.invitation.endpoints import router as invitation_router
@@ -21,3 +22,4 @@ api_router.include_router(api_key_router)
 api_router.include_router(audit_router)
 api_router.include_router(channel_router)
 api_router.include_router(conversation_router)
+api_router.include_router(bot_router)

@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     slack_api_base_url: str = Field("https://slack.com/api", alias="SLACK_API_BASE_URL")
     openai_base_url: str = Field("https://api.openai.com/v1", alias="OPENAI_BASE_URL")
 
+    # --- bots -------------------------------------------------------------------------------
+    # Minutes without an agent's message after which a handed-off conversation goes back to
+    # its bot (a bot may set its own); 0 = only resolving gives it back.
+    bot_handoff_idle_minutes: int = Field(60, ge=0, alias="BOT_HANDOFF_IDLE_MINUTES")
+
     # --- monitoring -------------------------------------------------------------------------
     sentry_dsn: str = Field("", alias="SENTRY_DSN")
     sentry_traces_sample_rate: float = Field(0.0, ge=0, le=1, alias="SENTRY_TRACES_SAMPLE_RATE")

@@ -131,3 +131,5 @@ ConversationsReply = Annotated[WorkspaceAccess, _access(Permission.CONVERSATIONS
 ConversationsManage = Annotated[WorkspaceAccess, _access(Permission.CONVERSATIONS_MANAGE)]
 ContactsRead = Annotated[WorkspaceAccess, _access(Permission.CONTACTS_READ)]
 AuditRead = Annotated[WorkspaceAccess, _access(Permission.AUDIT_READ)]
+BotsRead = Annotated[WorkspaceAccess, _access(Permission.BOTS_READ)]
+BotsManage = Annotated[WorkspaceAccess, _access(Permission.BOTS_MANAGE)]

@@ -13,6 +13,7 @@ from botplatform.authz.dependencies import (
     ConversationsReply,
     WorkspaceAccess,
 )
+from botplatform.bot import runner as bot_runner
 from botplatform.channel import repository as channels
 from botplatform.channels.policy import WHATSAPP_WINDOW
 from botplatform.channels.tasks import MARK_READ_JOB
@@ -108,6 +109,8 @@ async def update_conversation(
         conversation.assignee_id = None
     if body.status is not None:
         conversation.status = body.status
+        if body.status == "resolved":
+            await bot_runner.release(db, conversation)  # the bot answers the next message
     if body.mark_read:
         conversation.unread_count = 0
         enqueue(db, MARK_READ_JOB, str(access.workspace_id), str(conversation.id))
@@ -199,6 +202,7 @@ async def reply(
     contact = await repository.get_contact(db, access.workspace_id, conversation.contact_id)
     if conversation.status == "bot":
         conversation.status = "open"  # a human reply takes the conversation over
+    await bot_runner.pause_for_human(db, conversation)
     return await _queue(db, audit, access, channel, contact, conversation, body, idempotency_key)
 
 

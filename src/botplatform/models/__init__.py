@@ -3,6 +3,7 @@
 from botplatform.models.api_key import ApiKey
 from botplatform.models.audit_log import AuditHead, AuditLog
 from botplatform.models.base import Base, WorkspaceScoped
+from botplatform.models.bot import Bot, BotSession, BotVersion
 from botplatform.models.channel import Channel
 from botplatform.models.contact import ConsentEvent, Contact, ContactIdentity
 from botplatform.models.conversation import Conversation
@@ -21,6 +22,9 @@ __all__ = [
     "AuditHead",
     "AuditLog",
     "Base",
+    "Bot",
+    "BotSession",
+    "BotVersion",
     "Channel",
     "ConsentEvent",
     "Contact",

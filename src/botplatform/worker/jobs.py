@@ -67,6 +67,7 @@ TASK_MODULES = [
     "botplatform.email.tasks",
     "botplatform.worker.sweeper",
     "botplatform.channels.tasks",
+    "botplatform.bot.tasks",
 ]
 
 
