@@ -313,7 +313,8 @@ class Engine:
     async def _handoff(self, state: State, node: dict[str, Any]) -> str | None:
         if node.get("message"):
             await self._send(state, {"type": "text", "text": self._render(state, node["message"])})
-        await self.effects.handoff(node)
+        note = self._render(state, node["note"]) if node.get("note") else None
+        await self.effects.handoff({**node, "note": note})
         state.status, state.waiting, state.node_id = "handoff", None, None
         return None
 

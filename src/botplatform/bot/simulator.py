@@ -57,7 +57,8 @@ class SimulatedEffects:
 
     async def send(self, body: MessageBody) -> None:
         shown = degrade(body, self.capabilities)
-        self.add("send", message=shown.model_dump(mode="json", exclude_none=True))
+        dump = shown.model_dump(mode="json", exclude_none=True)
+        self.add("send", message={k: v for k, v in dump.items() if v not in ([], False)})
 
     async def set_attribute(self, name: str, value: Any) -> None:
         self.add("attribute", name=name, value=value)
