@@ -147,7 +147,15 @@ class Settings(BaseSettings):
     sentry_dsn: str = Field("", alias="SENTRY_DSN")
     sentry_traces_sample_rate: float = Field(0.0, ge=0, le=1, alias="SENTRY_TRACES_SAMPLE_RATE")
 
-    @field_validator("cors_origins", "trusted_proxies", "encryption_keys", mode="before")
+    # --- outbound calls to customer URLs (webhooks, bots' HTTP node) -------------------------
+    # Host names or CIDR ranges that may be called even though they are private or loopback.
+    outbound_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="OUTBOUND_ALLOWLIST"
+    )
+
+    @field_validator(
+        "cors_origins", "trusted_proxies", "encryption_keys", "outbound_allowlist", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
