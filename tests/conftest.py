@@ -40,6 +40,7 @@ from botplatform.models import AuditHead, Base
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from botplatform.sandbox import create_app as create_graph_app
+from tests.fakes import openai as fake_openai
 
 # Real provider payloads, shared beside the checkout (never copied into it).
 PROVIDER_SAMPLES = Path(
@@ -68,6 +69,7 @@ def _port() -> int:
 
 
 GRAPH_PORT = _port()
+OPENAI_PORT = _port()
 REQUIRE_BACKENDS = (
     os.environ.get("CI", "").lower() == "true"
     or os.environ.get("BOTPLATFORM_REQUIRE_BACKENDS") == "1"
@@ -183,6 +185,9 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "smtp_host": "127.0.0.1",
         # The fake Graph API (botplatform.sandbox) listens here during the tests.
         "whatsapp_api_base_url": f"http://127.0.0.1:{GRAPH_PORT}",
+        # The fake OpenAI-compatible API (tests/fakes/openai.py) listens here.
+        "openai_base_url": f"http://127.0.0.1:{OPENAI_PORT}/v1",
+        "openai_api_key": fake_openai.API_KEY,
         # Generous limits for the suite; tests of the limits themselves set their own.
         "rate_limit_general": "100000/minute",
         "rate_limit_auth": "100000/minute",
@@ -270,6 +275,30 @@ async def wa(graph: FakeGraph) -> AsyncIterator[FakeGraph]:
     graph.webhook_url = None
     yield graph
     graph.reset()
+
+
+@pytest.fixture(scope="session")
+async def openai_server() -> AsyncIterator[fake_openai.FakeOpenAI]:
+    """The fake OpenAI-compatible API on its loopback port, for the whole session."""
+    fake = fake_openai.FakeOpenAI()
+    config = uvicorn.Config(
+        fake_openai.create_app(fake), host="127.0.0.1", port=OPENAI_PORT, log_config=None
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
+        await asyncio.sleep(0.01)
+    yield fake
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def openai(openai_server: fake_openai.FakeOpenAI) -> AsyncIterator[fake_openai.FakeOpenAI]:
+    """The fake OpenAI-compatible API, reset for this test."""
+    openai_server.reset()
+    yield openai_server
+    openai_server.reset()
 
 
 @pytest.fixture(scope="session")

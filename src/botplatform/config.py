@@ -143,6 +143,19 @@ class Settings(BaseSettings):
     # its bot (a bot may set its own); 0 = only resolving gives it back.
     bot_handoff_idle_minutes: int = Field(60, ge=0, alias="BOT_HANDOFF_IDLE_MINUTES")
 
+    # --- AI (intents and generated answers) -------------------------------------------------
+    openai_model: str = Field("gpt-4o-mini", alias="OPENAI_MODEL")
+    openai_timeout_seconds: float = Field(15.0, gt=0, le=300, alias="OPENAI_TIMEOUT_SECONDS")
+    openai_max_tokens: int = Field(400, ge=1, le=16_000, alias="OPENAI_MAX_TOKENS")
+    openai_temperature: float = Field(0.2, ge=0, le=2, alias="OPENAI_TEMPERATURE")
+    ai_fallback_message: str = Field(
+        "Sorry, I can't answer that right now. A member of our team will get back to you.",
+        alias="AI_FALLBACK_MESSAGE",
+    )
+    ai_knowledge_top_k: int = Field(3, ge=1, le=20, alias="AI_KNOWLEDGE_TOP_K")
+    # Tokens one workspace may spend per calendar month (UTC); 0 = no limit.
+    ai_monthly_token_limit: int = Field(0, ge=0, alias="AI_MONTHLY_TOKEN_LIMIT")
+
     # --- monitoring -------------------------------------------------------------------------
     sentry_dsn: str = Field("", alias="SENTRY_DSN")
     sentry_traces_sample_rate: float = Field(0.0, ge=0, le=1, alias="SENTRY_TRACES_SAMPLE_RATE")

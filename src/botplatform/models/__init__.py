@@ -1,5 +1,8 @@
 """Every model, imported here so the metadata (and Alembic) sees all tables."""
 
+from botplatform.models.ai_intent import AiIntent
+from botplatform.models.ai_intent_model import AiIntentModel
+from botplatform.models.ai_usage import AiUsage
 from botplatform.models.api_key import ApiKey
 from botplatform.models.audit_log import AuditHead, AuditLog
 from botplatform.models.base import Base, WorkspaceScoped
@@ -11,6 +14,7 @@ from botplatform.models.dead_job import DeadJob
 from botplatform.models.email import Email
 from botplatform.models.inbound_event import InboundEvent
 from botplatform.models.invitation import Invitation
+from botplatform.models.knowledge_entry import KnowledgeEntry
 from botplatform.models.membership import Membership
 from botplatform.models.message import Message
 from botplatform.models.recovery_code import RecoveryCode
@@ -18,6 +22,9 @@ from botplatform.models.user import User
 from botplatform.models.workspace import Workspace
 
 __all__ = [
+    "AiIntent",
+    "AiIntentModel",
+    "AiUsage",
     "ApiKey",
     "AuditHead",
     "AuditLog",
@@ -34,6 +41,7 @@ __all__ = [
     "Email",
     "InboundEvent",
     "Invitation",
+    "KnowledgeEntry",
     "Membership",
     "Message",
     "RecoveryCode",

@@ -68,6 +68,7 @@ TASK_MODULES = [
     "botplatform.worker.sweeper",
     "botplatform.channels.tasks",
     "botplatform.bot.tasks",
+    "botplatform.ai.tasks",
 ]
 
 
