@@ -10,7 +10,7 @@ def edge(source: str, target: str, port: str = "next") -> dict[str, str]:
 
 
 def support_flow(keyword: str = "hi") -> dict[str, Any]:
-    """"hi" → buttons; "Sales" → ask the email → handoff; "Support" → end."""
+    """ "hi" → buttons; "Sales" → ask the email → handoff; "Support" → end."""
     return {
         "triggers": [{"type": "keyword", "keywords": [keyword, "hello"], "node": "menu"}],
         "nodes": [
@@ -18,7 +18,10 @@ def support_flow(keyword: str = "hi") -> dict[str, Any]:
                 "id": "menu",
                 "type": "send_buttons",
                 "text": "Hi {{contact.name}}! What do you need?",
-                "buttons": [{"id": "sales", "title": "Sales"}, {"id": "support", "title": "Support"}],
+                "buttons": [
+                    {"id": "sales", "title": "Sales"},
+                    {"id": "support", "title": "Support"},
+                ],
                 "save_as": "topic",
             },
             {

@@ -46,7 +46,9 @@ async def _button_reply(api: Api, channel_id: str, button_id: str, title: str) -
     }
     payload = {
         "object": "whatsapp_business_account",
-        "entry": [{"id": "1234567890987654321", "changes": [{"value": value, "field": "messages"}]}],
+        "entry": [
+            {"id": "1234567890987654321", "changes": [{"value": value, "field": "messages"}]}
+        ],
     }
     body = json.dumps(payload).encode()
     response = await api.http.post(
@@ -290,7 +292,7 @@ async def test_a_delay_survives_a_lost_job(
         ],
         "edges": [edge("ack", "wait"), edge("wait", "later")],
     }
-    owner, ws, channel, _ = await _setup(api, wa, flow)
+    _, _, channel, _ = await _setup(api, wa, flow)
     await api.inbound_text(channel["id"], WA_ID, "ping", name="Dana")
     await _nth_sent(wa, 1)
 
@@ -354,7 +356,7 @@ async def test_auto_reply_where_no_bot_answers(
 async def test_conversation_status_moves_with_the_bot(
     client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
 ) -> None:
-    owner, ws, channel, _ = await _setup(api, wa, support_flow())
+    _, _, channel, _ = await _setup(api, wa, support_flow())
     await api.inbound_text(channel["id"], WA_ID, "hi", name="Dana")
     await _nth_sent(wa, 1)
     async with runtime.db.unit_of_work(write=False, system=True) as db:

@@ -128,7 +128,12 @@ def _condition_flow(rules: list[dict[str, Any]], match: str = "all") -> dict[str
     return {
         "triggers": [{"type": "any_message", "node": "set"}],
         "nodes": [
-            {"id": "set", "type": "set_variable", "name": "order", "value": {"id": "{{input.text}}"}},
+            {
+                "id": "set",
+                "type": "set_variable",
+                "name": "order",
+                "value": {"id": "{{input.text}}"},
+            },
             {"id": "check", "type": "condition", "rules": rules, "match": match},
             {"id": "yes", "type": "end", "message": "yes {{vars.order.id}}"},
             {"id": "no", "type": "end", "message": "no"},
@@ -186,31 +191,6 @@ async def test_delay_is_reported_then_the_run_goes_on(api: Api) -> None:
     assert delay["data"] == {"node": "wait", "seconds": 3600}
     assert texts(result) == ["An hour later"]
     assert result["state"]["status"] == "finished"
-
-
-async def test_ai_answer_without_the_ai_domain_says_so_and_falls_back(api: Api) -> None:
-    from botplatform.bot import calls
-    from botplatform.kit.errors import NotAvailable
-
-    try:
-        calls._module("botplatform.ai.service", "AI answers")
-    except NotAvailable:
-        pass
-    else:  # the AI domain is merged: its own tests cover answers through this node
-        return
-    flow = {
-        "triggers": [{"type": "any_message", "node": "ai"}],
-        "nodes": [
-            {"id": "ai", "type": "ai_answer", "instructions": "Be brief"},
-            {"id": "sorry", "type": "end", "message": "Let me get a human."},
-        ],
-        "edges": [edge("ai", "sorry", "fallback")],
-    }
-    owner, ws, bot = await _bot(api, flow)
-    result = await simulate(api, owner, ws, bot, "What are your hours?")
-    error = next(e for e in result["events"] if e["kind"] == "error")
-    assert error["data"]["message"].startswith("not_available")
-    assert texts(result) == ["Let me get a human."]
 
 
 async def test_triggers_and_priority(api: Api) -> None:

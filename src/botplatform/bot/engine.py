@@ -214,12 +214,12 @@ class Engine:
         state.variables.update(outcome.variables)
         if outcome.error:
             state.last_error = outcome.error
-        if outcome.reply:
+        port = outcome.port
+        if port == "fallback" and self.flow.follow(str(state.node_id), port) is None:
+            port = "next"  # no fallback branch: the fallback message is the answer
+        if outcome.reply and port != "fallback":
             await self._send(state, {"type": "text", "text": outcome.reply})
-        node_id = str(state.node_id)
-        if outcome.port != "next" and self.flow.follow(node_id, outcome.port) is None:
-            return "next" if outcome.port == "fallback" else outcome.port
-        return outcome.port
+        return port
 
     async def _walk(self, state: State, node_id: str | None) -> None:
         for _ in range(MAX_STEPS):

@@ -21,7 +21,6 @@ from botplatform.bot.triggers import Candidate, IntentLike
 from botplatform.channels.policy import PolicyRefused
 from botplatform.conversation.consent import consent_keyword
 from botplatform.kit.clock import utcnow
-from botplatform.kit.errors import NotAvailable
 from botplatform.kit.logging import get_logger
 from botplatform.message.schemas import MessageBody
 from botplatform.message.service import add_note, queue_outbound
@@ -229,11 +228,7 @@ async def handle_inbound(
     ]
 
     async def intents(text: str) -> IntentLike | None:
-        try:
-            found: IntentLike | None = await calls.detect_intent(runtime, db, ws, text)
-        except NotAvailable:
-            return None
-        return found
+        return await calls.detect_intent(runtime, db, ws, text)
 
     async def pinned(version_id: str | None) -> Flow | None:
         return await _pinned(db, ws, version_id)

@@ -27,7 +27,7 @@ from botplatform.bot.triggers import Candidate, IntentLike
 from botplatform.channels.degrade import degrade
 from botplatform.channels.messages import Capability
 from botplatform.kit.clock import utcnow
-from botplatform.kit.errors import NotAvailable, Unprocessable
+from botplatform.kit.errors import Unprocessable
 from botplatform.message.schemas import MessageBody
 from botplatform.models import Bot
 
@@ -130,13 +130,7 @@ async def simulate(runtime: Runtime, db: AsyncSession, bot: Bot, body: SimulateI
     candidates = [Candidate(str(bot.id), version_id, flow, 0)]
 
     async def intents(text: str) -> IntentLike | None:
-        try:
-            found: IntentLike | None = await calls.detect_intent(
-                runtime, db, bot.workspace_id, text
-            )
-        except NotAvailable as exc:
-            effects.add("error", code=exc.code, message=exc.message)
-            return None
+        found = await calls.detect_intent(runtime, db, bot.workspace_id, text)
         if found is not None:
             effects.add("intent", name=found.name, confidence=found.confidence)
         return found

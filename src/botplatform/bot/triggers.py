@@ -25,8 +25,11 @@ REGEX_INPUT_LIMIT = 1000  # a customer's message is cut before matching: bounded
 
 
 class IntentLike(Protocol):
-    name: str
-    confidence: float
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def confidence(self) -> float: ...
 
 
 Intents = Callable[[str], Awaitable[IntentLike | None]]

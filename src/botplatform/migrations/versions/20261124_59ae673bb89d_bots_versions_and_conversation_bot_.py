@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = "59ae673bb89d"
-down_revision: str | Sequence[str] | None = "7da2b4e9f891"
+down_revision: str | Sequence[str] | None = "cfe1e56ffb29"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
