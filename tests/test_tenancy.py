@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from tests.bot.flows import support_flow
+from tests.bot.helpers import create_bot, publish
 from tests.conftest import Account, Api
 
 # A body each route accepts, so a 404 cannot be a validation artefact.
@@ -24,6 +26,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "to": "15550001234",
         "text": "x",
     },  # B's channel
+    ("POST", "/api/v1/workspaces/{ws}/bots"): {"name": "x"},
+    ("PATCH", "/api/v1/workspaces/{ws}/bots/{bot_id}"): {"name": "x"},
+    ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/versions"): {},
+    ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/simulate"): {"messages": [{"text": "hi"}]},
 }
 
 
@@ -51,6 +57,8 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
     channel_b = await api.create_channel(owner_b, ws_b)
     await api.inbound_text(channel_b["id"], "15550009999", "hello", name="Bea")
     conversation_b = await api.conversation_of(owner_b, ws_b, "Bea")
+    bot_b = await create_bot(api, owner_b, ws_b, support_flow())
+    version_b = await publish(api, owner_b, ws_b, bot_b["id"])
     ids_of_b = {
         "channel_id": channel_b["id"],
         "conversation_id": conversation_b["id"],
@@ -58,6 +66,8 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
         "user_id": str(member_b.user_id),
         "invitation_id": invitation_b["invitation"]["id"],
         "key_id": key_b["api_key"]["id"],
+        "bot_id": bot_b["id"],
+        "version_id": version_b["id"],
     }
     return owner_a, ws_a, ids_of_b, owner_b, ws_b
 
