@@ -266,3 +266,96 @@ async def test_simulating_a_version_or_a_broken_draft(api: Api) -> None:
     assert missing.status_code == 404
     empty = await api.http.post(url, json={"messages": [{}]}, headers=owner.headers)
     assert empty.status_code == 422
+
+
+async def test_ask_kinds_store_normalized_answers(api: Api) -> None:
+    flow = {
+        "triggers": [{"type": "any_message", "node": "colour"}],
+        "nodes": [
+            {
+                "id": "colour",
+                "type": "ask",
+                "question": "Which colour?",
+                "attribute": "colour",
+                "validation": "choice",
+                "choices": ["Red", "Green", "Blue"],
+            },
+            {
+                "id": "size",
+                "type": "ask",
+                "question": "How many?",
+                "attribute": "quantity",
+                "validation": "number",
+            },
+            {
+                "id": "phone",
+                "type": "ask",
+                "question": "Phone?",
+                "attribute": "phone",
+                "validation": "phone",
+            },
+            {
+                "id": "when",
+                "type": "ask",
+                "question": "Delivery date?",
+                "attribute": "delivery",
+                "validation": "date",
+                "retry_message": "A date like 2026-12-24, {{contact.name}}.",
+            },
+            {"id": "name", "type": "ask", "question": "Your name?", "attribute": "name"},
+            {
+                "id": "done",
+                "type": "end",
+                "message": "{{contact.name}}: {{contact.quantity}} {{contact.colour}}",
+            },
+        ],
+        "edges": [
+            edge("colour", "size"),
+            edge("size", "phone"),
+            edge("phone", "when"),
+            edge("when", "name"),
+            edge("name", "done"),
+        ],
+    }
+    owner, ws, bot = await _bot(api, flow)
+    result = await simulate(
+        api,
+        owner,
+        ws,
+        bot,
+        "start",
+        {"payload": "Green"},
+        "3",
+        "+1 555 010 9999",
+        "soon",
+        "24/12/2026",
+        "Ann Lee",
+    )
+    colour = sent(result)[0]
+    assert [b["id"] for b in colour["buttons"]] == ["Red", "Green", "Blue"]
+    assert "A date like 2026-12-24, Test Customer." in texts(result)
+    assert result["contact"] == {
+        "name": "Ann Lee",
+        "attributes": {
+            "colour": "Green",
+            "quantity": 3,
+            "phone": "+15550109999",
+            "delivery": "2026-12-24",
+        },
+    }
+    assert texts(result)[-1] == "Ann Lee: 3 Green"
+
+
+async def test_an_interrupting_trigger_restarts_a_waiting_run(api: Api) -> None:
+    flow = support_flow()
+    flow["triggers"].append(
+        {"type": "keyword", "keywords": ["menu"], "node": "menu", "interrupt": True}
+    )
+    owner, ws, bot = await _bot(api, flow)
+    result = await simulate(api, owner, ws, bot, "hi", "Sales", "menu", "hi")
+    kinds_sent = [m["type"] for m in sent(result)]
+    assert kinds_sent == ["interactive", "text", "interactive", "text", "interactive"]
+    # "menu" interrupted the question; "hi" (no interrupt) was then a wrong answer to the
+    # buttons: the retry message and the buttons again
+    assert texts(result)[-2] == "Sorry, I didn't get that."
+    assert result["state"]["node_id"] == "menu" and result["state"]["attempts"] == 1

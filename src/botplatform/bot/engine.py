@@ -347,7 +347,10 @@ class Engine:
             value = validate_answer(kind, given, node.get("choices"))
         except InvalidAnswer:
             return None
-        self.contact.attributes[node["attribute"]] = value
+        if node["attribute"] == "name":  # the contact's own name, not an attribute
+            self.contact.name = str(value)[:200]
+        else:
+            self.contact.attributes[node["attribute"]] = value
         await self.effects.set_attribute(node["attribute"], value)
         return "next"
 

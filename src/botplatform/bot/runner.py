@@ -206,13 +206,12 @@ async def handle_inbound(
     contact = await db.get(Contact, conversation.contact_id) if conversation else None
     if conversation is None or contact is None or contact.opted_out:
         return False
-    if consent_keyword(message.text):
-        return False
+    if message.type == "reaction" or consent_keyword(message.text):
+        return False  # a thumbs-up is not something to answer; STOP/START are handled apart
     live = await repository.live_bots(db, ws, channel.id)
-    existing = await repository.session_for(db, ws, conversation.id)
-    if not live and (existing is None or existing.status != "handoff"):
+    if not live:  # no bot on this channel: the plain auto-reply, as before bots
         return False
-    session = existing or await _session(db, conversation)
+    session = await _session(db, conversation)
     if session.status == "handoff":
         if not await idle_expired(runtime, db, session):
             return True

@@ -25,7 +25,7 @@ from botplatform.bot.runner import (
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import BotSession, Contact, Conversation
-from botplatform.worker.jobs import JobContext, job
+from botplatform.worker.jobs import JobContext, enqueue, job
 from botplatform.worker.sweeper import SweepTarget, sweep_target
 
 RELEASE_JOB = "release_idle_handoffs"
@@ -47,8 +47,6 @@ async def bot_resume(
         return
     early = (session.resume_at - utcnow()).total_seconds()
     if early > 1:  # the sweeper or a clock skew brought it too soon: wait the rest
-        from botplatform.worker.jobs import enqueue
-
         enqueue(ctx.db, RESUME_JOB, workspace_id, session_id, step, delay_ms=int(early * 1000))
         return
     await continue_run(ctx.runtime, ctx.db, ws, session.id, _step(step), "delay", None)
