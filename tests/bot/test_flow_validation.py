@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from botplatform.bot.flow import validate
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from botplatform.bot.flow import NODE_TYPES, validate
 from tests.bot.flows import edge, support_flow
 
 
@@ -144,3 +147,44 @@ def test_duplicates_and_shapes() -> None:
         "message": "a flow has no `wat`",
         "field": "wat",
     }
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_node_like = st.fixed_dictionaries(
+    {"id": st.sampled_from(["a", "b", "c"]), "type": st.sampled_from([*NODE_TYPES, "x"])},
+    optional=dict.fromkeys(
+        ("text", "buttons", "sections", "rules", "url", "seconds", "choices", "save"), _json
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    nodes=st.lists(_node_like, max_size=4),
+    edges=st.lists(
+        st.fixed_dictionaries(
+            {"from": st.sampled_from(["a", "b", "zz"]), "to": _json}, optional={"port": _json}
+        ),
+        max_size=4,
+    ),
+    triggers=st.lists(
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["keyword", "regex", "intent", "payload", "?"])},
+            optional={"node": _json, "keywords": _json, "pattern": _json, "priority": _json},
+        ),
+        max_size=3,
+    ),
+    anything=_json,
+)
+def test_validation_never_crashes(
+    nodes: list[Any], edges: list[Any], triggers: list[Any], anything: Any
+) -> None:
+    for flow in ({"nodes": nodes, "edges": edges, "triggers": triggers}, anything):
+        issues = validate(flow)
+        assert all(issue.code and issue.message for issue in issues)

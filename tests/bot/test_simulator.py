@@ -359,3 +359,26 @@ async def test_an_interrupting_trigger_restarts_a_waiting_run(api: Api) -> None:
     # buttons: the retry message and the buttons again
     assert texts(result)[-2] == "Sorry, I didn't get that."
     assert result["state"]["node_id"] == "menu" and result["state"]["attempts"] == 1
+
+
+async def test_a_state_that_does_not_fit_is_refused(api: Api) -> None:
+    owner, ws, bot = await _bot(api, support_flow())
+    url = f"/api/v1/workspaces/{ws}/bots/{bot}/simulate"
+    for state in (
+        {"status": "running", "version_id": "draft", "node_id": "nowhere", "waiting": "input"},
+        {"status": "running", "version_id": "draft", "node_id": "bye", "waiting": "input"},
+        {"status": "running", "version_id": "draft", "node_id": "menu", "waiting": "external"},
+        {"status": "running", "version_id": "other", "node_id": "menu", "waiting": "input"},
+    ):
+        response = await api.http.post(
+            url, json={"messages": [{"text": "x"}], "state": state}, headers=owner.headers
+        )
+        assert response.status_code == 422, state
+        assert response.json()["error"]["code"] == "state_invalid"
+    weird = support_flow()
+    weird["edges"][0]["port"] = ["sales"]
+    response = await api.http.patch(
+        f"/api/v1/workspaces/{ws}/bots/{bot}", json={"flow": weird}, headers=owner.headers
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["code"] == "invalid_edge"

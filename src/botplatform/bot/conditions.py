@@ -32,7 +32,7 @@ def _zone_problem(rule: dict[str, Any]) -> str | None:
     name = rule.get("timezone", "UTC")
     try:
         ZoneInfo(str(name))
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return f"unknown time zone {name!r}"
     return None
 

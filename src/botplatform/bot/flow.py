@@ -475,6 +475,9 @@ def _check_edges(
                 )
         if not isinstance(source, str) or source not in nodes:
             continue
+        if not isinstance(port, str):
+            check.add("invalid_edge", "an edge's `port` is a name", edge=where, field="port")
+            continue
         spec = NODE_TYPES.get(str(nodes[source].get("type")))
         ports = spec.ports(nodes[source]) if spec else set()
         if spec is not None and port not in ports:

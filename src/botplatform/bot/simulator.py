@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.bot import calls, repository
 from botplatform.bot.dispatch import dispatch
 from botplatform.bot.engine import Contact, Engine, Inbound, Outcome, State
-from botplatform.bot.flow import Flow
+from botplatform.bot.flow import NODE_TYPES, Flow
 from botplatform.bot.schemas import (
     SimulatedContact,
     SimulatedEvent,
@@ -99,9 +99,34 @@ async def _flow_of(db: AsyncSession, bot: Bot, version: str | int) -> tuple[str,
     return str(numbered.id), Flow.load(numbered.flow)
 
 
-def _state(given: SimulatedState | None, bot: Bot) -> State:
+def _consistent(given: SimulatedState, flow: Flow) -> bool:
+    """A handed-back state must fit the flow: a running state stands on one of its nodes,
+    waiting for what that node waits for."""
+    if given.status != "running":
+        return True
+    node = flow.nodes.get(given.node_id or "")
+    if node is None:
+        return False
+    kind = node["type"]
+    expected = {"delay": "delay", "http_request": "external", "ai_answer": "external"}.get(
+        kind, "input" if NODE_TYPES[kind].waits_for_input else None
+    )
+    return given.waiting == expected
+
+
+def _state(given: SimulatedState | None, bot: Bot, flow: Flow, version_id: str) -> State:
     if given is None:
         return State(bot_id=str(bot.id))
+    if given.status == "running" and given.version_id != version_id:
+        raise Unprocessable(
+            "The state belongs to another version of the bot; simulate that version.",
+            code="state_invalid",
+        )
+    if not _consistent(given, flow):
+        raise Unprocessable(
+            "The state does not fit this flow (node or what it waits for).",
+            code="state_invalid",
+        )
     return State(
         status=given.status,
         bot_id=str(bot.id),
@@ -124,7 +149,7 @@ async def simulate(runtime: Runtime, db: AsyncSession, bot: Bot, body: SimulateI
     contact = Contact(body.contact.name, dict(body.contact.attributes))
     moment: datetime = body.now or utcnow()
     engine = Engine(flow, contact, effects, lambda: moment)
-    state = _state(body.state, bot)
+    state = _state(body.state, bot, flow, version_id)
     if state.waiting in ("delay", "external"):  # a state from before: go on from there
         await engine.resume(state, None if state.waiting == "delay" else await engine.call(state))
     candidates = [Candidate(str(bot.id), version_id, flow, 0)]
