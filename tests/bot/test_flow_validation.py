@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from botplatform.bot.flow import NODE_TYPES, validate
+from botplatform.bot.flow import validate
+from botplatform.bot.nodes import NODE_TYPES
 from tests.bot.flows import edge, support_flow
 
 

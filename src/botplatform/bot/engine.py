@@ -17,8 +17,9 @@ from pydantic import ValidationError
 
 from botplatform.bot.answers import InvalidAnswer, validate_answer
 from botplatform.bot.conditions import evaluate_all
-from botplatform.bot.flow import Flow, options
+from botplatform.bot.flow import Flow
 from botplatform.bot.interpolate import dig, render, render_json
+from botplatform.bot.nodes import options
 from botplatform.message.schemas import MessageBody
 
 MAX_STEPS = 100  # nodes walked for one input: a loop in the graph ends here, not forever

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.bot import calls, repository
 from botplatform.bot.dispatch import dispatch
 from botplatform.bot.engine import Contact, Engine, Inbound, Outcome, State
-from botplatform.bot.flow import NODE_TYPES, Flow
+from botplatform.bot.flow import Flow
+from botplatform.bot.nodes import NODE_TYPES
 from botplatform.bot.schemas import (
     SimulatedContact,
     SimulatedEvent,
