@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, select
 
 from botplatform.bot import repository
 from botplatform.bot.engine import Contact as ContactView
-from botplatform.bot.engine import State, scope_of
+from botplatform.bot.engine import Outcome, State, scope_of
 from botplatform.bot.flow import Flow
 from botplatform.bot.runner import (
     EXTERNAL_JOB,
@@ -23,11 +23,13 @@ from botplatform.bot.runner import (
     to_state,
 )
 from botplatform.kit.clock import utcnow
+from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import BotSession, Contact, Conversation
 from botplatform.worker.jobs import JobContext, enqueue, job
 from botplatform.worker.sweeper import SweepTarget, sweep_target
 
+log = get_logger("botplatform.bot")
 RELEASE_JOB = "release_idle_handoffs"
 BATCH = 500
 
@@ -77,7 +79,14 @@ async def bot_external(
     scope = scope_of(view, state)
     node, row_id, at_step = flow.nodes[session.node_id], session.id, session.step
     await ctx.db.commit()  # nothing held open across the outside call
-    outcome = await make_call(ctx.runtime, ws, node, scope)
+    try:
+        outcome = await make_call(ctx.runtime, ws, node, scope)
+    except Exception as exc:  # whatever broke, the run goes on by its error/fallback port
+        log.exception("bot_call_failed", session_id=session_id)
+        if node["type"] == "http_request":
+            outcome = Outcome("error", {"http_status": 0, "http_error": "call failed"})
+        else:
+            outcome = Outcome("fallback", error=f"call failed: {type(exc).__name__}")
     async with ctx.runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)
         await continue_run(ctx.runtime, db, ws, row_id, at_step, "external", outcome)
