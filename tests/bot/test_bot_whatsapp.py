@@ -353,3 +353,21 @@ async def test_conversation_status_moves_with_the_bot(
         session = (await db.execute(select(BotSession))).scalar_one()
     assert statuses == ["bot"]
     assert (session.status, session.node_id, session.waiting) == ("running", "menu", "input")
+
+
+async def test_a_short_delay_runs_from_its_queued_job(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    flow = {
+        "triggers": [{"type": "any_message", "node": "wait"}],
+        "nodes": [
+            {"id": "wait", "type": "delay", "seconds": 1},
+            {"id": "later", "type": "send_text", "text": "A second later"},
+        ],
+        "edges": [edge("wait", "later")],
+    }
+    _, _, channel, _ = await _setup(api, wa, flow)
+    started = asyncio.get_running_loop().time()
+    await api.inbound_text(channel["id"], WA_ID, "ping", name="Dana")
+    assert _text(await _nth_sent(wa, 1)) == "A second later"
+    assert asyncio.get_running_loop().time() - started >= 1
