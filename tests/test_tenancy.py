@@ -9,6 +9,8 @@ import httpx
 from fastapi import FastAPI
 
 from tests.ai.helpers import ai_objects
+from tests.bot.flows import support_flow
+from tests.bot.helpers import create_bot, publish
 from tests.conftest import Account, Api, eventually
 
 # A body each route accepts, so a 404 cannot be a validation artefact.
@@ -44,6 +46,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/workspaces/{ws}/teams"): {"name": "t"},
     ("PATCH", "/api/v1/workspaces/{ws}/teams/{team_id}"): {"name": "u"},
     ("PUT", "/api/v1/workspaces/{ws}/business-hours"): {"timezone": "UTC"},
+    ("POST", "/api/v1/workspaces/{ws}/bots"): {"name": "x"},
+    ("PATCH", "/api/v1/workspaces/{ws}/bots/{bot_id}"): {"name": "x"},
+    ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/versions"): {},
+    ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/simulate"): {"messages": [{"text": "hi"}]},
 }
 
 
@@ -95,6 +101,8 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
     team_b = await api.http.post(
         f"/api/v1/workspaces/{ws_b}/teams", json={"name": "B"}, headers=owner_b.headers
     )
+    bot_b = await create_bot(api, owner_b, ws_b, support_flow())
+    version_b = await publish(api, owner_b, ws_b, bot_b["id"])
     ids_of_b = {
         "channel_id": channel_b["id"],
         "conversation_id": conversation_b["id"],
@@ -106,6 +114,8 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
         "delivery_id": delivery_id,
         "rule_id": rule_b.json()["data"]["id"],
         "team_id": team_b.json()["data"]["id"],
+        "bot_id": bot_b["id"],
+        "version_id": version_b["id"],
     }
     ids_of_b.update(await ai_objects(api, owner_b, ws_b))
     return owner_a, ws_a, ids_of_b, owner_b, ws_b

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     slack_api_base_url: str = Field("https://slack.com/api", alias="SLACK_API_BASE_URL")
     openai_base_url: str = Field("https://api.openai.com/v1", alias="OPENAI_BASE_URL")
 
+    # --- bots -------------------------------------------------------------------------------
+    # Minutes without an agent's message after which a handed-off conversation goes back to
+    # its bot (a bot may set its own); 0 = only resolving gives it back.
+    bot_handoff_idle_minutes: int = Field(60, ge=0, alias="BOT_HANDOFF_IDLE_MINUTES")
+
     # --- AI (intents and generated answers) -------------------------------------------------
     openai_model: str = Field("gpt-4o-mini", alias="OPENAI_MODEL")
     openai_timeout_seconds: float = Field(15.0, gt=0, le=300, alias="OPENAI_TIMEOUT_SECONDS")

@@ -310,6 +310,45 @@ class Scenarios:
             headers=owner.headers,
         )
 
+    async def _bot(self) -> tuple[Any, str, dict[str, Any]]:
+        from tests.bot.flows import support_flow
+        from tests.bot.helpers import create_bot
+
+        owner, ws = await self._owner_ws()
+        return owner, ws, await create_bot(self.api, owner, ws, support_flow())
+
+    async def create_bot(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/bots", json={"name": "B"}, headers=owner.headers
+        )
+
+    async def update_bot(self) -> Call:
+        owner, ws, bot = await self._bot()
+        return lambda: self.client.patch(
+            f"/api/v1/workspaces/{ws}/bots/{bot['id']}", json={"name": "C"}, headers=owner.headers
+        )
+
+    async def delete_bot(self) -> Call:
+        owner, ws, bot = await self._bot()
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/bots/{bot['id']}", headers=owner.headers
+        )
+
+    async def publish_bot(self) -> Call:
+        owner, ws, bot = await self._bot()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/bots/{bot['id']}/versions", json={}, headers=owner.headers
+        )
+
+    async def simulate_bot(self) -> Call:
+        owner, ws, bot = await self._bot()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/bots/{bot['id']}/simulate",
+            json={"messages": [{"text": "hi"}]},
+            headers=owner.headers,
+        )
+
     async def revoke_key(self) -> Call:
         owner, ws = await self._owner_ws()
         key = (await self.api.create_key(owner, ws, ["workspace:read"]))["api_key"]
@@ -518,6 +557,11 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "business_hours",
         "business_hours.update",
     ),
+    ("POST", "/api/v1/workspaces/{ws}/bots"): ("create_bot", "bot.create"),
+    ("PATCH", "/api/v1/workspaces/{ws}/bots/{bot_id}"): ("update_bot", "bot.update"),
+    ("DELETE", "/api/v1/workspaces/{ws}/bots/{bot_id}"): ("delete_bot", "bot.delete"),
+    ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/versions"): ("publish_bot", "bot.publish"),
+    ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/simulate"): ("simulate_bot", "bot.simulate"),
 }
 # Provider webhooks are not a person's action: the raw event itself is their record.
 NOT_AUDITED = {("POST", "/webhooks/{provider}/{channel_id}")}

@@ -8,7 +8,13 @@ from typing import ClassVar, Protocol
 
 import httpx
 
-from botplatform.channels.messages import InboundEvent, Media, OutboundMessage, SendResult
+from botplatform.channels.messages import (
+    Capability,
+    InboundEvent,
+    Media,
+    OutboundMessage,
+    SendResult,
+)
 from botplatform.config import Settings
 from botplatform.kit.errors import AppError
 from botplatform.models import Channel
@@ -40,6 +46,8 @@ class ProviderSendError(Exception):
 
 class ChannelAdapter(Protocol):
     provider: ClassVar[str]
+    #: What the channel shows besides text; anything else is degraded before it is queued.
+    capabilities: ClassVar[frozenset[Capability]]
 
     def __init__(self, channel: Channel, settings: Settings, http: httpx.AsyncClient) -> None: ...
 

@@ -34,6 +34,16 @@ MEDIA_TYPES = frozenset(
 )  # fmt: skip
 
 
+class Capability(StrEnum):
+    """What a channel can show besides text; a message using something its channel lacks is
+    degraded in one place (`channels.degrade`), e.g. buttons become numbered text."""
+
+    BUTTONS = "buttons"
+    LISTS = "lists"
+    MEDIA = "media"
+    TEMPLATES = "templates"
+
+
 class DeliveryStatus(StrEnum):
     """Outbound message states, in order; `failed` can follow any of them."""
 

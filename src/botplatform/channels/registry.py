@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from botplatform.channels.base import ChannelAdapter
+from botplatform.channels.messages import Capability
 from botplatform.channels.whatsapp.adapter import WhatsAppAdapter
 from botplatform.config import Settings
 from botplatform.kit.errors import NotAvailable
@@ -31,3 +32,9 @@ def adapter_for(channel: Channel, settings: Settings, http: httpx.AsyncClient) -
     if adapter is None:
         raise not_available(channel.provider)
     return adapter(channel, settings, http)
+
+
+def capabilities_of(provider: str) -> frozenset[Capability]:
+    """What a provider's channel can show besides text (nothing, for one without an adapter)."""
+    adapter = ADAPTERS.get(provider)
+    return adapter.capabilities if adapter is not None else frozenset()

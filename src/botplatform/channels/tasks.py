@@ -11,6 +11,7 @@ from dramatiq import Retry
 from sqlalchemy import and_, case, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.bot import runner as bot_runner
 from botplatform.channels import policy
 from botplatform.channels.base import MalformedPayload, ProviderSendError
 from botplatform.channels.messages import (
@@ -82,7 +83,9 @@ async def _apply(ctx: JobContext, channel: Channel, item: object) -> None:
         message = await conversations.record_inbound(db, channel, item)
         if message is not None and message.media_status == "pending":
             enqueue(db, FETCH_MEDIA_JOB, str(channel.workspace_id), str(message.id))
-        if message is not None:
+        if message is not None and not await bot_runner.handle_inbound(
+            ctx.runtime, db, channel, message
+        ):
             await _auto_reply(db, channel, message)
     elif isinstance(item, StatusUpdate):
         await conversations.apply_status(db, channel, item)

@@ -14,6 +14,7 @@ from botplatform.authz.dependencies import (
     ConversationsReply,
     WorkspaceAccess,
 )
+from botplatform.bot import runner as bot_runner
 from botplatform.channel import repository as channels
 from botplatform.channels.policy import WHATSAPP_WINDOW
 from botplatform.channels.tasks import MARK_READ_JOB
@@ -118,6 +119,8 @@ async def update_conversation(
         conversation.assignee_id = None
     if body.status is not None:
         await service.set_status(db, conversation, body.status)
+        if body.status == "resolved":
+            await bot_runner.release(db, conversation)  # the bot answers the next message
     if body.labels is not None:
         conversation.labels = list(dict.fromkeys(body.labels))
     if body.mark_read:
@@ -230,6 +233,7 @@ async def reply(
     contact = await repository.get_contact(db, access.workspace_id, conversation.contact_id)
     if conversation.status == "bot":
         conversation.status = "open"  # a human reply takes the conversation over
+    await bot_runner.pause_for_human(db, conversation)
     return await _queue(db, audit, access, channel, contact, conversation, body, idempotency_key)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.channels import policy
+from botplatform.channels.degrade import degrade
 from botplatform.channels.messages import (
     Button,
     Content,
@@ -20,6 +21,7 @@ from botplatform.channels.messages import (
     Reaction,
     Template,
 )
+from botplatform.channels.registry import capabilities_of
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import NotFound
 from botplatform.kit.scoping import scoped
@@ -124,6 +126,7 @@ async def queue_outbound(
     found = await existing(db, channel.workspace_id, idempotency_key)
     if found is not None:
         return found
+    body = degrade(body, capabilities_of(channel.provider))  # e.g. buttons → numbered text
     policy.check(channel, contact, conversation, body.type)
     reply_to = await _reply_target(db, channel.workspace_id, body.reply_to, conversation)
     # Only the message itself: the send job rebuilds it from this (not channel, to, note).

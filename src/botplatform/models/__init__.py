@@ -7,6 +7,7 @@ from botplatform.models.api_key import ApiKey
 from botplatform.models.audit_log import AuditHead, AuditLog
 from botplatform.models.automation import AutomationEvent, AutomationRule, AutomationRun
 from botplatform.models.base import Base, WorkspaceScoped
+from botplatform.models.bot import Bot, BotSession, BotVersion
 from botplatform.models.channel import Channel
 from botplatform.models.contact import ConsentEvent, Contact, ContactIdentity
 from botplatform.models.conversation import Conversation
@@ -35,6 +36,9 @@ __all__ = [
     "AutomationRule",
     "AutomationRun",
     "Base",
+    "Bot",
+    "BotSession",
+    "BotVersion",
     "Channel",
     "ConsentEvent",
     "Contact",

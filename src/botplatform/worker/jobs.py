@@ -70,6 +70,7 @@ TASK_MODULES = [
     "botplatform.ai.tasks",
     "botplatform.webhook.tasks",
     "botplatform.automation.tasks",
+    "botplatform.bot.tasks",
 ]
 
 

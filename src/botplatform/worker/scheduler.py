@@ -34,6 +34,7 @@ class Schedule:
 #: The platform's scheduled jobs.
 SCHEDULES = [
     Schedule("sweep_pending_work", "* * * * *"),
+    Schedule("release_idle_handoffs", "* * * * *"),
 ]
 
 Fire = Callable[[str], object]

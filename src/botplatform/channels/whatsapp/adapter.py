@@ -11,7 +11,13 @@ from typing import Any, ClassVar
 import httpx
 
 from botplatform.channels.base import MalformedPayload, ProviderSendError, WebhookRejected
-from botplatform.channels.messages import InboundEvent, Media, OutboundMessage, SendResult
+from botplatform.channels.messages import (
+    Capability,
+    InboundEvent,
+    Media,
+    OutboundMessage,
+    SendResult,
+)
 from botplatform.channels.whatsapp.errors import classify
 from botplatform.channels.whatsapp.outbound import graph_body
 from botplatform.channels.whatsapp.parse import parse
@@ -23,6 +29,7 @@ SIGNATURE_HEADER = "x-hub-signature-256"
 
 class WhatsAppAdapter:
     provider: ClassVar[str] = "whatsapp"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
 
     def __init__(self, channel: Channel, settings: Settings, http: httpx.AsyncClient) -> None:
         self.channel = channel

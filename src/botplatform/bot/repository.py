@@ -1,0 +1,127 @@
+"""Every query of the bot domain, through the one scoping helper."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botplatform.kit.errors import NotFound
+from botplatform.kit.scoping import scoped
+from botplatform.models import Bot, BotSession, BotVersion, Conversation, Message
+
+
+def list_statement(workspace_id: uuid.UUID) -> Select[Any]:
+    return scoped(Bot, workspace_id)
+
+
+async def get(db: AsyncSession, workspace_id: uuid.UUID, bot_id: uuid.UUID) -> Bot:
+    found = (
+        await db.execute(scoped(Bot, workspace_id).where(Bot.id == bot_id))
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound("Bot not found.", code="bot_not_found")
+    return found
+
+
+def versions_statement(workspace_id: uuid.UUID, bot_id: uuid.UUID) -> Select[Any]:
+    return scoped(BotVersion, workspace_id).where(BotVersion.bot_id == bot_id)
+
+
+async def get_version(
+    db: AsyncSession, workspace_id: uuid.UUID, bot_id: uuid.UUID, version_id: uuid.UUID
+) -> BotVersion:
+    statement = versions_statement(workspace_id, bot_id).where(BotVersion.id == version_id)
+    found: BotVersion | None = (await db.execute(statement)).scalar_one_or_none()
+    if found is None:
+        raise NotFound("Bot version not found.", code="bot_version_not_found")
+    return found
+
+
+async def version_by_number(
+    db: AsyncSession, workspace_id: uuid.UUID, bot_id: uuid.UUID, number: int
+) -> BotVersion:
+    statement = versions_statement(workspace_id, bot_id).where(BotVersion.number == number)
+    found: BotVersion | None = (await db.execute(statement)).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"This bot has no version {number}.", code="bot_version_not_found")
+    return found
+
+
+async def find_version(
+    db: AsyncSession, workspace_id: uuid.UUID, version_id: uuid.UUID
+) -> BotVersion | None:
+    statement = scoped(BotVersion, workspace_id).where(BotVersion.id == version_id)
+    return (await db.execute(statement)).scalar_one_or_none()
+
+
+async def last_number(db: AsyncSession, workspace_id: uuid.UUID, bot_id: uuid.UUID) -> int:
+    statement = select(func.max(BotVersion.number)).where(
+        BotVersion.workspace_id == workspace_id, BotVersion.bot_id == bot_id
+    )
+    return int((await db.execute(statement)).scalar() or 0)
+
+
+async def live_bots(
+    db: AsyncSession, workspace_id: uuid.UUID, channel_id: uuid.UUID
+) -> list[tuple[Bot, BotVersion]]:
+    """Enabled, published bots that serve this channel, oldest first."""
+    statement = (
+        scoped(Bot, workspace_id)
+        .where(Bot.enabled.is_(True), Bot.published_version_id.is_not(None))
+        .order_by(Bot.created_at, Bot.id)
+    )
+    bots = [
+        bot
+        for bot in (await db.execute(statement)).scalars()
+        if not bot.channel_ids or str(channel_id) in bot.channel_ids
+    ]
+    live = []
+    for bot in bots:
+        assert bot.published_version_id is not None
+        version = await find_version(db, workspace_id, bot.published_version_id)
+        if version is not None:
+            live.append((bot, version))
+    return live
+
+
+async def session_for(
+    db: AsyncSession, workspace_id: uuid.UUID, conversation_id: uuid.UUID
+) -> BotSession | None:
+    statement = scoped(BotSession, workspace_id).where(
+        BotSession.conversation_id == conversation_id
+    )
+    return (await db.execute(statement)).scalar_one_or_none()
+
+
+async def get_session(
+    db: AsyncSession, workspace_id: uuid.UUID, session_id: uuid.UUID
+) -> BotSession | None:
+    statement = scoped(BotSession, workspace_id).where(BotSession.id == session_id)
+    return (await db.execute(statement)).scalar_one_or_none()
+
+
+async def lock_conversation(
+    db: AsyncSession, workspace_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation | None:
+    """The conversation, row-locked on PostgreSQL: one bot step at a time per conversation."""
+    statement = (
+        scoped(Conversation, workspace_id)
+        .where(Conversation.id == conversation_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await db.execute(statement)).scalar_one_or_none()
+
+
+async def inbound_count(
+    db: AsyncSession, workspace_id: uuid.UUID, conversation_id: uuid.UUID, limit: int = 2
+) -> int:
+    statement = (
+        scoped(Message, workspace_id)
+        .where(Message.conversation_id == conversation_id, Message.direction == "inbound")
+        .limit(limit)
+    )
+    return len((await db.execute(statement)).scalars().all())
