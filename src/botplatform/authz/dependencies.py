@@ -91,24 +91,36 @@ async def _api_key_access(
     return workspace, creator, granted & permissions_of(creator.role)
 
 
+async def access_for(
+    principal: Principal,
+    ws: uuid.UUID,
+    db: AsyncSession,
+    runtime: Runtime,
+    permission: Permission,
+) -> WorkspaceAccess:
+    """What `require(permission)` decides, for callers that found the principal themselves
+    (the dashboard, from its session cookie)."""
+    if principal.api_key is not None:
+        workspace, membership, permissions = await _api_key_access(
+            db, runtime, principal.api_key, ws
+        )
+    else:
+        workspace, membership, permissions = await _user_access(db, principal, ws)
+    role = Role(membership.role)
+    if permission not in permissions:
+        raise Forbidden(
+            f"You may not {permission} here.",
+            code="permission_denied",
+            details={"permission": str(permission), "role": str(role)},
+        )
+    return WorkspaceAccess(principal, workspace, membership, role, permissions)
+
+
 def require(permission: Permission) -> Callable[..., Awaitable[WorkspaceAccess]]:
     async def dependency(
         ws: WorkspaceId, principal: CurrentPrincipal, db: DbSession, runtime: RuntimeDep
     ) -> WorkspaceAccess:
-        if principal.api_key is not None:
-            workspace, membership, permissions = await _api_key_access(
-                db, runtime, principal.api_key, ws
-            )
-        else:
-            workspace, membership, permissions = await _user_access(db, principal, ws)
-        role = Role(membership.role)
-        if permission not in permissions:
-            raise Forbidden(
-                f"You may not {permission} here.",
-                code="permission_denied",
-                details={"permission": str(permission), "role": str(role)},
-            )
-        return WorkspaceAccess(principal, workspace, membership, role, permissions)
+        return await access_for(principal, ws, db, runtime, permission)
 
     dependency.__name__ = f"require_{permission.value.replace(':', '_')}"
     return dependency
