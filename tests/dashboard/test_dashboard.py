@@ -154,13 +154,25 @@ async def test_password_reset_by_emailed_link(
     body = mail[0].get_body(("plain",)).get_content()
     link = re.search(r"(/app/password/reset\?token=\S+)", body)
     assert link
-    weak = await post_form(client, link[1], "/app/password/reset", {
-        "token": link[1].split("token=", 1)[1], "password": "short",
-    })  # fmt: skip
+    weak = await post_form(
+        client,
+        link[1],
+        "/app/password/reset",
+        {
+            "token": link[1].split("token=", 1)[1],
+            "password": "short",
+        },
+    )
     assert weak.status_code == 422
-    changed = await post_form(client, link[1], "/app/password/reset", {
-        "token": link[1].split("token=", 1)[1], "password": "a-brand-new-river-stone-77",
-    })  # fmt: skip
+    changed = await post_form(
+        client,
+        link[1],
+        "/app/password/reset",
+        {
+            "token": link[1].split("token=", 1)[1],
+            "password": "a-brand-new-river-stone-77",
+        },
+    )
     assert changed.headers["location"] == "/app/login?notice=password_changed"
     await browser_login(client, owner.email, "a-brand-new-river-stone-77")
 
@@ -172,19 +184,37 @@ async def test_register_and_accept_an_invitation(client: httpx.AsyncClient, api:
     path = created["link"].split("http://localhost:3000", 1)[1]
     first = await client.get(path)
     assert first.headers["location"].startswith("/app/login?next=")
-    joined = await post_form(client, "/app/register", "/app/register", {
-        "email": "newcomer@example.com", "password": STRONG_PASSWORD, "name": "New", "next": path,
-    })  # fmt: skip
+    joined = await post_form(
+        client,
+        "/app/register",
+        "/app/register",
+        {
+            "email": "newcomer@example.com",
+            "password": STRONG_PASSWORD,
+            "name": "New",
+            "next": path,
+        },
+    )
     assert joined.headers["location"] == path
-    accepted = await post_form(client, path, "/app/invitations/accept", {
-        "token": path.split("token=", 1)[1],
-    })  # fmt: skip
+    accepted = await post_form(
+        client,
+        path,
+        "/app/invitations/accept",
+        {
+            "token": path.split("token=", 1)[1],
+        },
+    )
     assert accepted.headers["location"] == f"/app/w/{ws}?notice=joined"
     inbox = await client.get(f"/app/w/{ws}", follow_redirects=True)
     assert "Invites Inc (agent)" in inbox.text
-    reused = await post_form(client, path, "/app/invitations/accept", {
-        "token": path.split("token=", 1)[1],
-    })  # fmt: skip
+    reused = await post_form(
+        client,
+        path,
+        "/app/invitations/accept",
+        {
+            "token": path.split("token=", 1)[1],
+        },
+    )
     assert reused.status_code >= 400 and "<h1>Join a workspace</h1>" in reused.text
 
 
@@ -248,8 +278,9 @@ async def test_assign_resolve_and_permissions_of_an_agent(
     assert assigned.status_code == 200 and 'id="thread"' in assigned.text
     resolved = await client.post(f"{base}/status", data={"status": "resolved", "csrf_token": token})
     assert resolved.status_code == 303
-    state = await client.get(f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}",
-                             headers=owner.headers)  # type: ignore[attr-defined]  # fmt: skip
+    state = await client.get(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}", headers=owner.headers
+    )  # type: ignore[attr-defined]
     assert state.json()["data"]["status"] == "resolved"
     assert state.json()["data"]["assignee_id"] == str(agent.user_id)
     mine = await client.get(f"/app/w/{ws}/inbox?assignee={agent.user_id}")
@@ -278,22 +309,44 @@ async def test_channels_connect_form_shows_webhook_and_health(
     owner = await api.register()
     ws = await api.create_workspace(owner)
     await browser_login(client, owner.email, owner.password)
-    bad = await post_form(client, f"/app/w/{ws}/channels/new", f"/app/w/{ws}/channels", {
-        "name": "Sales", "phone_number_id": "abc", "business_account_id": "123456",
-    })  # fmt: skip
+    bad = await post_form(
+        client,
+        f"/app/w/{ws}/channels/new",
+        f"/app/w/{ws}/channels",
+        {
+            "name": "Sales",
+            "phone_number_id": "abc",
+            "business_account_id": "123456",
+        },
+    )
     assert bad.status_code == 422 and 'aria-invalid="true"' in bad.text
-    made = await post_form(client, f"/app/w/{ws}/channels/new", f"/app/w/{ws}/channels", {
-        "name": "Sales", "phone_number_id": "109876543210", "business_account_id": "123456789",
-        "verify_token": "my-verify-token-1", "access_token": "EAAG-secret-abc",
-    })  # fmt: skip
+    made = await post_form(
+        client,
+        f"/app/w/{ws}/channels/new",
+        f"/app/w/{ws}/channels",
+        {
+            "name": "Sales",
+            "phone_number_id": "109876543210",
+            "business_account_id": "123456789",
+            "verify_token": "my-verify-token-1",
+            "access_token": "EAAG-secret-abc",
+        },
+    )
     assert made.status_code == 303
     detail = await client.get(made.headers["location"])
     assert "/webhooks/whatsapp/" in detail.text and "my-verify-token-1" in detail.text
     assert "EAAG-secret-abc" not in detail.text
     assert "never" in detail.text  # no webhook has arrived yet
-    duplicate = await post_form(client, f"/app/w/{ws}/channels/new", f"/app/w/{ws}/channels", {
-        "name": "Again", "phone_number_id": "109876543210", "business_account_id": "123456789",
-    })  # fmt: skip
+    duplicate = await post_form(
+        client,
+        f"/app/w/{ws}/channels/new",
+        f"/app/w/{ws}/channels",
+        {
+            "name": "Again",
+            "phone_number_id": "109876543210",
+            "business_account_id": "123456789",
+        },
+    )
     assert duplicate.status_code == 409 and "already connected" in duplicate.text
     listing = await client.get(f"/app/w/{ws}/channels")
     assert "healthy" in listing.text
@@ -311,8 +364,9 @@ async def test_members_invitations_keys_settings_and_audit(
         client, members, f"{members}/{viewer.user_id}/role", {"role": "manager"}
     )
     assert promoted.status_code == 303
-    invited = await post_form(client, members, f"/app/w/{ws}/invitations",
-                              {"email": "x@example.com", "role": "agent"})  # fmt: skip
+    invited = await post_form(
+        client, members, f"/app/w/{ws}/invitations", {"email": "x@example.com", "role": "agent"}
+    )
     assert invited.status_code == 201 and "/app/invitations/accept?token=" in invited.text
     keys = f"/app/w/{ws}/api-keys"
     no_scope = await post_form(client, keys, keys, {"name": "k"})
@@ -325,8 +379,9 @@ async def test_members_invitations_keys_settings_and_audit(
     key_id = re.search(r"/api-keys/([0-9a-f-]{36})/revoke", listing.text)
     assert key_id
     await post_form(client, keys, f"{keys}/{key_id[1]}/revoke", {})
-    used = await client.get(f"/api/v1/workspaces/{ws}/audit-logs",
-                            headers={"Authorization": f"Bearer {key[1]}"})  # fmt: skip
+    used = await client.get(
+        f"/api/v1/workspaces/{ws}/audit-logs", headers={"Authorization": f"Bearer {key[1]}"}
+    )
     assert used.status_code == 401
     settings = f"/app/w/{ws}/settings"
     saved = await post_form(client, settings, settings, {"name": "Renamed"})
@@ -350,9 +405,13 @@ async def test_account_two_factor_setup_in_the_browser(client: httpx.AsyncClient
     setup = await post_form(client, "/app/account", "/app/account/2fa/setup", {})
     secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', setup.text)
     assert secret and "<svg" in setup.text
-    on = await client.post("/app/account/2fa/enable", data={
-        "code": pyotp.TOTP(secret[1]).now(), "csrf_token": csrf_of(setup.text),
-    })  # fmt: skip
+    on = await client.post(
+        "/app/account/2fa/enable",
+        data={
+            "code": pyotp.TOTP(secret[1]).now(),
+            "csrf_token": csrf_of(setup.text),
+        },
+    )
     assert on.status_code == 200 and on.text.count("<li><code>") == 10
 
 
@@ -365,11 +424,18 @@ async def test_admin_panel_for_superadmins_with_dead_job_retry(
         user = await find_by_email(db, admin.email)
         assert user is not None
         user.is_superadmin = True
-        db.add(DeadJob(
-            job="send_email", queue="default", args=[str(uuid.uuid4())], message_id="m-1",
-            last_error="TimeoutError: smtp\ntrace", attempts=5, first_enqueued_at=utcnow(),
-            failed_at=utcnow(),
-        ))  # fmt: skip
+        db.add(
+            DeadJob(
+                job="send_email",
+                queue="default",
+                args=[str(uuid.uuid4())],
+                message_id="m-1",
+                last_error="TimeoutError: smtp\ntrace",
+                attempts=5,
+                first_enqueued_at=utcnow(),
+                failed_at=utcnow(),
+            )
+        )
     await browser_login(client, admin.email, admin.password)
     assert "Tenant One" in (await client.get("/admin/workspaces")).text
     assert admin.email in (await client.get(f"/admin/users?q={admin.email[:8]}")).text

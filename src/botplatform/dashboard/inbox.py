@@ -21,6 +21,7 @@ from botplatform.conversation.schemas import ConversationOut, ConversationUpdate
 from botplatform.dashboard.threads import bubbles, list_version, thread_version
 from botplatform.dashboard.web import Page, PageRoute, is_htmx, parse_form, ws_page
 from botplatform.kit.errors import Unprocessable
+from botplatform.media.storage import SignedMediaUrls
 from botplatform.member import repository as member_repository
 from botplatform.message.schemas import ReplyIn
 from botplatform.models import Channel, Conversation, Message
@@ -127,6 +128,12 @@ async def inbox_list(
     return page.render("fragments/conversation_list.html", **context)
 
 
+def _media_links(page: Page) -> SignedMediaUrls:
+    # Path-only links (same signer as the API's): the browser fetches them from the origin it
+    # is on, which the CSP allows, whatever APP_URL says.
+    return SignedMediaUrls(page.runtime.settings.signing_key, "")
+
+
 async def _thread_context(page: Page, conversation_id: uuid.UUID) -> dict[str, Any]:
     conversation = await conversation_repository.get_conversation(page.db, page.ws, conversation_id)
     summary = await conversation_api._conversation_out(page.db, conversation)
@@ -140,7 +147,7 @@ async def _thread_context(page: Page, conversation_id: uuid.UUID) -> dict[str, A
     return {
         "conversation": summary,
         "channel": channel,
-        "bubbles": bubbles(messages, page.runtime.media_urls),
+        "bubbles": bubbles(messages, _media_links(page)),
         "thread_version": thread_version(conversation, messages),
         "live_trigger": LIVE_TRIGGER,
         "reply_key": str(uuid.uuid4()),

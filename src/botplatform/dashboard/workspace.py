@@ -136,6 +136,9 @@ async def audit_log(
     }
     query = urlencode({k: v for k, v in filters.items() if v})
     return page.render(
-        "app/audit.html", entries=answer.data.items, next_cursor=answer.data.next_cursor,
-        filters=filters, filter_query=query,
-    )  # fmt: skip
+        "app/audit.html",
+        entries=answer.data.items,
+        next_cursor=answer.data.next_cursor,
+        filters=filters,
+        filter_query=query,
+    )
