@@ -102,6 +102,16 @@ class Tab:
         await self.page.wait_for_url("**/app/w/**")
 
 
+async def login_by_keyboard(tab: Tab, account: Account) -> None:
+    """Keyboard only: the email field has focus on arrival, Tab moves on, Enter submits."""
+    await tab.open("/app/login")
+    await tab.page.keyboard.type(account.email)
+    await tab.page.keyboard.press("Tab")
+    await tab.page.keyboard.type(account.password)
+    await tab.page.keyboard.press("Enter")
+    await tab.page.wait_for_url("**/app/w/**")
+
+
 def next_code(totp: pyotp.TOTP) -> str:
     # The current step's code may already be spent (codes work once); the next step's code is
     # accepted too (clock drift), and is unused.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -31,3 +32,38 @@ async def browser_login(http: httpx.AsyncClient, email: str, password: str) -> h
     )
     assert response.status_code == 303, response.text
     return response
+
+
+class _Controls(HTMLParser):
+    """Form controls of a page, and whether each has a label."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.label_for: set[str] = set()
+        self.inside_label = 0
+        self.controls: list[tuple[str, str | None, bool]] = []  # (tag, id, wrapped or aria)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "label":
+            self.inside_label += 1
+            if values.get("for"):
+                self.label_for.add(str(values["for"]))
+        kinds = {"input", "select", "textarea"}
+        if tag in kinds and values.get("type") not in ("hidden", "submit", "button"):
+            named = self.inside_label > 0 or bool(values.get("aria-label"))
+            self.controls.append((tag, values.get("id"), named))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self.inside_label -= 1
+
+
+def unlabelled_controls(html: str) -> list[str]:
+    parser = _Controls()
+    parser.feed(html)
+    return [
+        f"{tag}#{control_id}"
+        for tag, control_id, named in parser.controls
+        if not named and (control_id is None or control_id not in parser.label_for)
+    ]

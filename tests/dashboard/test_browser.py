@@ -11,7 +11,7 @@ from playwright.async_api import expect
 
 from botplatform.sandbox import FakeGraph
 from tests.conftest import Account, Api, eventually
-from tests.dashboard.conftest import Tab, enable_two_factor, unique_phone
+from tests.dashboard.conftest import Tab, enable_two_factor, login_by_keyboard, unique_phone
 
 
 async def _workspace_with_channel(api: Api, wa: FakeGraph) -> tuple[Account, str, dict[str, str]]:
@@ -76,8 +76,10 @@ async def test_api_key_created_in_the_browser_works_against_the_api(
     tab: Tab, api: Api, wa: FakeGraph, client: httpx.AsyncClient
 ) -> None:
     owner, ws, _ = await _workspace_with_channel(api, wa)
-    await tab.login(owner)
+    await login_by_keyboard(tab, owner)
     page = tab.page
+    await page.keyboard.press("Tab")  # the first stop on every page skips to the content
+    await expect(page.locator("a.skip")).to_be_focused()
     await tab.open(f"/app/w/{ws}/api-keys")
     await page.get_by_label("Name", exact=True).fill("CRM sync")
     await page.get_by_label("conversations:read").check()

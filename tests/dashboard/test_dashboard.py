@@ -18,7 +18,7 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.conftest import STRONG_PASSWORD, Api, SmtpSink, eventually
 from tests.dashboard.conftest import enable_two_factor, next_code, unique_phone
-from tests.dashboard.helpers import browser_login, csrf_of, post_form
+from tests.dashboard.helpers import browser_login, csrf_of, post_form, unlabelled_controls
 
 
 async def _owner_with_conversation(
@@ -459,3 +459,63 @@ async def test_malformed_ids_are_a_page_not_found(
     await browser_login(client, owner.email, owner.password)
     response = await client.get(path.format(ws=ws))
     assert response.status_code == 404 and "Not found" in response.text
+
+
+async def test_every_control_has_a_label_and_the_switcher_switches(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    owner, ws, channel, conversation = await _owner_with_conversation(api, wa)
+    second = await api.create_workspace(owner, "Second Shop")  # type: ignore[arg-type]
+    await browser_login(client, owner.email, owner.password)  # type: ignore[attr-defined]
+    pages = [
+        f"/app/w/{ws}/inbox",
+        f"/app/w/{ws}/inbox/{conversation['id']}",
+        f"/app/w/{ws}/contacts",
+        f"/app/w/{ws}/contacts/{conversation['contact_id']}",
+        f"/app/w/{ws}/channels",
+        f"/app/w/{ws}/channels/new",
+        f"/app/w/{ws}/channels/{channel['id']}",
+        f"/app/w/{ws}/api-keys",
+        f"/app/w/{ws}/members",
+        f"/app/w/{ws}/audit",
+        f"/app/w/{ws}/settings",
+        "/app/workspaces",
+        "/app/account",
+    ]
+    for path in pages:
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        assert unlabelled_controls(response.text) == [], path
+        assert 'class="skip" href="#main"' in response.text
+    switched = await client.get(f"/app/switch?ws={second}")
+    assert switched.headers["location"] == f"/app/w/{second}"
+    inbox = await client.get(f"/app/w/{second}", follow_redirects=True)
+    assert f'<option value="{second}" selected>Second Shop (owner)</option>' in inbox.text
+    client.cookies.clear()
+    for path in ("/app/login", "/app/register", "/app/password/forgot", "/app/password/reset"):
+        assert unlabelled_controls((await client.get(path)).text) == [], path
+
+
+async def test_another_workspaces_ids_are_not_found(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    _, other_ws, other_channel, other_conversation = await _owner_with_conversation(api, wa)
+    me = await api.register()
+    ws = await api.create_workspace(me, "Mine")
+    await browser_login(client, me.email, me.password)
+    for path in (
+        f"/app/w/{ws}/inbox/{other_conversation['id']}",
+        f"/app/w/{ws}/inbox/{other_conversation['id']}/thread",
+        f"/app/w/{ws}/contacts/{other_conversation['contact_id']}",
+        f"/app/w/{ws}/channels/{other_channel['id']}",
+        f"/app/w/{other_ws}/inbox",
+    ):
+        response = await client.get(path)
+        assert response.status_code == 404, path
+        assert "Ann Customer" not in response.text
+    page = await client.get(f"/app/w/{ws}/settings")
+    forged = await client.post(
+        f"/app/w/{ws}/inbox/{other_conversation['id']}/reply",
+        data={"text": "hi", "csrf_token": csrf_of(page.text)},
+    )
+    assert forged.status_code == 404

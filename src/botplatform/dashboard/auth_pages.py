@@ -5,6 +5,7 @@ and the audit entry are the API's."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -94,7 +95,8 @@ async def login(request: Request, db: DbSession) -> Response:
         )
     if isinstance(answer.data, LoginOut):
         return _start(request, answer.data, target)
-    response = redirect(request, f"/app/login/2fa?next={target}" if target else "/app/login/2fa")
+    second_step = f"/app/login/2fa?next={quote(target, safe='')}" if target else "/app/login/2fa"
+    response = redirect(request, second_step)
     ttl = runtime.settings.two_factor_challenge_seconds
     security.set_cookie(
         response, runtime.settings, security.CHALLENGE_COOKIE, answer.data.challenge_token, ttl

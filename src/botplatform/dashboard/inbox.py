@@ -21,10 +21,11 @@ from botplatform.conversation.schemas import ConversationOut, ConversationUpdate
 from botplatform.dashboard.threads import bubbles, list_version, thread_version
 from botplatform.dashboard.web import Page, PageRoute, is_htmx, parse_form, ws_page
 from botplatform.kit.errors import Unprocessable
+from botplatform.kit.scoping import scoped
 from botplatform.media.storage import SignedMediaUrls
 from botplatform.member import repository as member_repository
 from botplatform.message.schemas import ReplyIn
-from botplatform.models import Channel, Conversation, Message
+from botplatform.models import Channel, Contact, Conversation, Message
 
 router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schema=False)
 
@@ -73,8 +74,12 @@ async def _conversations(
     statement = statement.order_by(
         Conversation.last_message_at.desc().nulls_last(), Conversation.id
     ).limit(LIST_LIMIT)
-    rows = (await page.db.execute(statement)).scalars()
-    # The API's own view of a conversation (contact name, 24-hour window).
+    rows = list((await page.db.execute(statement)).scalars())
+    # One query loads their contacts into the session, so the API's own view of each
+    # conversation (contact name, 24-hour window) below finds them without another.
+    contact_ids = {row.contact_id for row in rows}
+    if contact_ids:
+        await page.db.execute(scoped(Contact, page.ws).where(Contact.id.in_(contact_ids)))
     return [await conversation_api._conversation_out(page.db, row) for row in rows]
 
 
