@@ -9,6 +9,8 @@ import re
 import httpx
 from playwright.async_api import expect
 
+from botplatform.auth.service import find_by_email
+from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.conftest import Account, Api, eventually
 from tests.dashboard.conftest import Tab, enable_two_factor, login_by_keyboard, unique_phone
@@ -151,7 +153,7 @@ async def test_a_forged_post_without_the_csrf_token_is_refused(
 
 
 async def test_screenshots_of_the_main_pages(
-    tab: Tab, api: Api, wa: FakeGraph, client: httpx.AsyncClient
+    tab: Tab, api: Api, wa: FakeGraph, client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     owner, ws, channel = await _workspace_with_channel(api, wa)
     await wa.post_inbound_text(unique_phone(), "STOP", "Priya Natarajan")
@@ -180,3 +182,12 @@ async def test_screenshots_of_the_main_pages(
     await expect(contact.get_by_role("heading", name="Consent ledger")).to_be_visible()
     await expect(contact.locator("table")).to_contain_text("opt_out")
     await tab.shot("contact-detail")
+
+    async with runtime.db.unit_of_work(system=True) as db:
+        user = await find_by_email(db, owner.email)
+        assert user is not None
+        user.is_superadmin = True
+    for name in ("workspaces", "users", "queue"):
+        await tab.open(f"/admin/{name}")
+        await expect(tab.page.get_by_role("heading", level=1)).to_be_visible()
+        await tab.shot(f"admin-{name}")

@@ -519,3 +519,41 @@ async def test_another_workspaces_ids_are_not_found(
         data={"text": "hi", "csrf_token": csrf_of(page.text)},
     )
     assert forged.status_code == 404
+
+
+async def _audit_count(runtime: Runtime) -> int:
+    return len(await _audit_actions(runtime))
+
+
+async def test_each_dashboard_action_writes_exactly_one_audit_entry(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    owner, ws, channel, conversation = await _owner_with_conversation(api, wa)
+    member = await api.add_member(owner, ws, "viewer")  # type: ignore[arg-type]
+    await browser_login(client, owner.email, owner.password)  # type: ignore[attr-defined]
+    thread = f"/app/w/{ws}/inbox/{conversation['id']}"
+    actions: list[tuple[str, str, dict[str, str]]] = [
+        (thread, f"{thread}/reply", {"text": "hello", "idempotency_key": "a-1"}),
+        (thread, f"{thread}/reply", {"text": "inside", "note": "on"}),
+        (thread, f"{thread}/assign", {"assignee_id": str(member.user_id)}),
+        (thread, f"{thread}/status", {"status": "pending"}),
+        (thread, f"{thread}/read", {}),
+        (f"/app/w/{ws}/settings", f"/app/w/{ws}/settings", {"name": "Audited"}),
+        (f"/app/w/{ws}/members", f"/app/w/{ws}/members/{member.user_id}/role", {"role": "agent"}),
+        (f"/app/w/{ws}/members", f"/app/w/{ws}/invitations", {"email": "z@example.com"}),
+        (f"/app/w/{ws}/api-keys", f"/app/w/{ws}/api-keys", {"name": "k", "scopes": "audit:read"}),
+        (
+            f"/app/w/{ws}/channels/{channel['id']}",
+            f"/app/w/{ws}/channels/{channel['id']}",
+            {"name": "Renamed", "status": "active", "auto_reply": ""},
+        ),
+        ("/app/workspaces", "/app/workspaces", {"name": "Another"}),
+        ("/app/account", "/app/account/2fa/setup", {}),
+        (f"/app/w/{ws}/members", f"/app/w/{ws}/members/{member.user_id}/remove", {}),
+        ("/app/account", "/app/logout", {}),
+    ]
+    for page, action, data in actions:
+        before = await _audit_count(runtime)
+        response = await post_form(client, page, action, data)
+        assert response.status_code in (200, 201, 303), (action, response.text[:500])
+        assert await _audit_count(runtime) == before + 1, action
