@@ -27,7 +27,7 @@ from botplatform.authz.dependencies import WorkspaceAccess, access_for
 from botplatform.authz.permissions import Permission
 from botplatform.dashboard import security
 from botplatform.dashboard.assets import STATIC_DIR
-from botplatform.db import READ_METHODS, DbSession
+from botplatform.db import DbSession
 from botplatform.kit.errors import AppError, NotFound, Unauthorized
 from botplatform.kit.middleware import request_ip
 from botplatform.models import Membership, Workspace
@@ -256,10 +256,6 @@ class PageRoute(APIRoute):
                 return error_page(request, NotFound("There is no such page."))
 
         return handle
-
-
-def method_writes(request: Request) -> bool:
-    return request.method not in READ_METHODS
 
 
 def ws_page(permission: Permission) -> Any:
