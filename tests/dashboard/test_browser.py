@@ -183,6 +183,14 @@ async def test_screenshots_of_the_main_pages(
     await expect(contact.locator("table")).to_contain_text("opt_out")
     await tab.shot("contact-detail")
 
+    await tab.page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    for name in ("inbox", "contacts", "channels", "members", "audit-log", "settings"):
+        await tab.open(pages[name])
+        width = await tab.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{name} scrolls sideways at phone width ({width}px)"
+        await tab.shot(f"{name}-phone")
+    await tab.page.set_viewport_size({"width": 1280, "height": 860})
+
     async with runtime.db.unit_of_work(system=True) as db:
         user = await find_by_email(db, owner.email)
         assert user is not None

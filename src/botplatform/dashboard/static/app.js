@@ -59,5 +59,10 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", toBottom);
+  document.addEventListener("DOMContentLoaded", function () {
+    toBottom();
+    // On a phone the menu scrolls sideways: bring the current page's entry into view.
+    var current = document.querySelector(".sidenav [aria-current=page]");
+    if (current && current.scrollIntoView) current.scrollIntoView({block: "nearest", inline: "center"});
+  });
 })();
