@@ -128,8 +128,12 @@ async def test_agent_sees_and_opens_no_admin_only_pages(
     await wa.post_inbound_text(unique_phone(), "hello", "Sam Agentcase")
     await tab.open(f"/app/w/{ws}/inbox")
     await page.locator("#conv-list a", has_text="Sam Agentcase").click()
-    await expect(page.get_by_label("Reply to Sam Agentcase")).to_be_visible()
     await expect(page.get_by_role("button", name="Resolve")).to_have_count(0)
+    await page.get_by_label("Reply to Sam Agentcase").fill("Hi Sam, how can I help?")
+    await page.keyboard.press("Enter")  # Enter sends; Shift+Enter would start a new line
+    await expect(page.locator("#messages")).to_contain_text("how can I help?")
+    sent = await eventually(lambda: [m for m in wa.sent if m["body"].get("text")])
+    assert sent[0]["body"]["text"]["body"] == "Hi Sam, how can I help?"
 
 
 async def test_a_forged_post_without_the_csrf_token_is_refused(

@@ -557,3 +557,37 @@ async def test_each_dashboard_action_writes_exactly_one_audit_entry(
         response = await post_form(client, page, action, data)
         assert response.status_code in (200, 201, 303), (action, response.text[:500])
         assert await _audit_count(runtime) == before + 1, action
+
+
+async def test_bad_input_is_a_clear_4xx_never_a_500(client: httpx.AsyncClient, api: Api) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    await browser_login(client, owner.email, owner.password)
+    nasty = "%00'\"<x>\u202e" + "é" * 300
+    for path in (
+        f"/app/w/{ws}/inbox?status={nasty}&assignee={nasty}&channel={nasty}",
+        f"/app/w/{ws}/inbox/list?v={nasty}&selected={nasty}",
+        f"/app/w/{ws}/contacts?q={nasty[:90]}&cursor=not-a-cursor",
+        f"/app/w/{ws}/audit?since={nasty[:50]}&until=2026-13-45&cursor=%%%",
+        f"/app/switch?ws={nasty[:50]}",
+        f"/admin/users?q={nasty[:50]}",
+        f"/app/password/reset?token={nasty[:500]}",
+    ):
+        response = await client.get(path)
+        assert response.status_code < 500, path
+        assert "<x>" not in response.text
+    keys, settings = f"/app/w/{ws}/api-keys", f"/app/w/{ws}/settings"
+    for page, action, data in (
+        (keys, keys, {"name": "k", "scopes": "audit:read", "expires_at": "2001-01-01"}),
+        (keys, keys, {"name": "k", "scopes": "nonsense:perm"}),
+        (keys, keys, {"name": "k", "scopes": "audit:read", "allowed_ips": "300.1.1.1/99"}),
+        (settings, settings, {"name": "", "slug": "Not A Slug!"}),
+        (f"/app/w/{ws}/channels/new", f"/app/w/{ws}/channels", {"send_rate_per_second": "x"}),
+        (settings, f"/app/w/{ws}/members/{uuid.uuid4()}/role", {"role": "emperor"}),
+        (settings, f"/app/w/{ws}/invitations", {"email": "not-an-email", "role": "owner"}),
+        ("/app/account", "/app/account/2fa/enable", {"code": "12"}),
+        ("/app/account", "/app/invitations/accept", {"token": nasty}),
+    ):
+        response = await post_form(client, page, action, data)
+        assert 400 <= response.status_code < 500, (action, data, response.status_code)
+        assert "<x>" not in response.text
