@@ -552,7 +552,10 @@ async def test_each_dashboard_action_writes_exactly_one_audit_entry(
         (f"/app/w/{ws}/members", f"/app/w/{ws}/members/{member.user_id}/remove", {}),
         ("/app/account", "/app/logout", {}),
     ]
+    actions.append(("/app/account", "/app/logout-all", {}))
     for page, action, data in actions:
+        if action == "/app/logout-all":
+            await browser_login(client, owner.email, owner.password)  # type: ignore[attr-defined]
         before = await _audit_count(runtime)
         response = await post_form(client, page, action, data)
         assert response.status_code in (200, 201, 303), (action, response.text[:500])

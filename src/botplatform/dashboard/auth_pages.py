@@ -148,6 +148,16 @@ async def logout(request: Request, page: UserPage) -> Response:
     return response
 
 
+@router.post("/logout-all")
+async def logout_everywhere(request: Request, page: UserPage) -> Response:
+    """Ends every session of the person, this browser's included."""
+    await page.form()
+    await auth_api.logout_all(page.principal, page.runtime, Auditor(request, page.db))
+    response = redirect(request, "/app/login", "logged_out")
+    security.clear_cookie(response, page.runtime.settings, security.SESSION_COOKIE)
+    return response
+
+
 @router.get("/register")
 async def register_form(
     request: Request, next_: Annotated[str, Query(alias="next")] = ""
