@@ -285,6 +285,8 @@ async def test_assign_resolve_and_permissions_of_an_agent(
     assert state.json()["data"]["assignee_id"] == str(agent.user_id)
     mine = await client.get(f"/app/w/{ws}/inbox?assignee={agent.user_id}")
     assert "Ann Customer" in mine.text
+    contact = await client.get(f"/app/w/{ws}/contacts/{conversation['contact_id']}")
+    assert f"/app/w/{ws}/inbox/{conversation['id']}" in contact.text
 
     client.cookies.clear()
     await browser_login(client, agent.email, agent.password)

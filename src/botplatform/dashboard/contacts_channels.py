@@ -15,10 +15,12 @@ from botplatform.channel import endpoints as channel_api
 from botplatform.channel import repository as channel_repository
 from botplatform.channel.schemas import ChannelUpdate, WhatsAppChannelCreate
 from botplatform.conversation import endpoints as conversation_api
+from botplatform.conversation import repository as conversation_repository
 from botplatform.dashboard.web import Page, PageRoute, attempt, parse_form, ws_page
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import AppError
 from botplatform.kit.pagination import PageParams
+from botplatform.models import Conversation
 
 router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schema=False)
 Text = Annotated[str, Query(max_length=100)]
@@ -42,7 +44,17 @@ async def contacts(page: ContactsPage, q: Text = "", cursor: Cursor = None) -> R
 @router.get("/contacts/{contact_id}")
 async def contact(page: ContactsPage, contact_id: uuid.UUID) -> Response:
     answer = await conversation_api.get_contact(page.granted, contact_id, page.db)
-    return page.render("app/contact.html", contact=answer.data)
+    conversations: list[Conversation] = []
+    if page.can(Permission.CONVERSATIONS_READ):
+        statement = conversation_repository.conversations(page.ws, None, None, None).where(
+            Conversation.contact_id == contact_id
+        )
+        conversations = list((await page.db.execute(statement)).scalars())
+    listed = await page.db.execute(channel_repository.list_statement(page.ws))
+    channels = {channel.id: channel.name for channel in listed.scalars()}
+    return page.render(
+        "app/contact.html", contact=answer.data, conversations=conversations, channels=channels
+    )
 
 
 # --- channels --------------------------------------------------------------------------------
