@@ -4,13 +4,18 @@ PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format uv
+.PHONY: run test lint format uv assets
 
 run: uv  ## start the platform on http://localhost:3000 (embedded: SQLite + in-process)
+	@# Without npm the platform still starts (and warns): the dashboard lacks htmx until then.
+	-$(UV) run --frozen botplatform assets
 	$(UV) run --frozen botplatform serve
 
-test: uv  ## the whole test suite, on every backend that is reachable (all of them in CI)
+test: uv assets  ## the whole test suite, on every backend that is reachable (all of them in CI)
 	$(UV) run --frozen pytest
+
+assets: uv  ## the dashboard's htmx, from the npm registry (digest-checked; git-ignored)
+	$(UV) run --frozen botplatform assets
 
 lint: uv
 	$(UV) run --frozen ruff check src tests

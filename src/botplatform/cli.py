@@ -53,6 +53,10 @@ def serve(
     if settings.should_auto_migrate:
         _setup(settings)
     bind_host, bind_port = host or settings.host, port or settings.port
+    from botplatform.dashboard import assets as dashboard_assets
+
+    if dashboard_assets.missing():
+        typer.echo("warning: the dashboard's htmx is not installed; run `botplatform assets`")
     typer.echo(f"WhatsApp Bot Platform on http://{_display_host(bind_host)}:{bind_port}")
     uvicorn.run(
         "botplatform.main:app_factory",
@@ -143,9 +147,24 @@ def sandbox_whatsapp(
 
 @app.command()
 def setup() -> None:
-    """Migrate the database and create the first superadmin and a demo workspace if absent."""
+    """Migrate the database, create the first superadmin and a demo workspace if absent, and
+    install the dashboard's browser assets."""
     _setup(load_settings())
+    assets()
     typer.echo("Setup complete.")
+
+
+@app.command()
+def assets() -> None:
+    """Install the dashboard's browser assets (htmx) from the npm registry, digest-checked."""
+    from botplatform.dashboard import assets as dashboard_assets
+
+    try:
+        for path in dashboard_assets.install_all():
+            typer.echo(f"installed {path}")
+    except dashboard_assets.AssetError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @app.command("create-admin")

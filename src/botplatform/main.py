@@ -13,6 +13,7 @@ from botplatform import __version__
 from botplatform.api import api_router
 from botplatform.channels.inbound import router as webhooks_router
 from botplatform.config import Settings, load_settings
+from botplatform.dashboard.router import dashboard_router, static_files
 from botplatform.health.endpoints import router as health_router
 from botplatform.kit import metrics
 from botplatform.kit.handlers import install_error_handlers
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(health_router)
     app.include_router(media_router)
+    app.include_router(dashboard_router)
+    app.mount("/app/static", static_files, name="static")
     # Added last = outermost: the request id wraps everything, even a refused body.
     if settings.cors_origins:
         app.add_middleware(

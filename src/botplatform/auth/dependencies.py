@@ -132,6 +132,16 @@ async def authenticate(
     return await _from_session(runtime, db, token, ip)
 
 
+async def principal_from_session_token(
+    runtime: Runtime, db: AsyncSession, token: str, ip: str
+) -> UserPrincipal:
+    """The user behind a session token the caller holds some other way (the dashboard's
+    cookie); 401 when the session is gone."""
+    principal = await _from_session(runtime, db, token, ip)
+    assert isinstance(principal, UserPrincipal)
+    return principal
+
+
 async def current_principal(
     request: Request,
     runtime: RuntimeDep,

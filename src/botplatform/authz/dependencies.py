@@ -105,24 +105,30 @@ async def workspace_access(
     return WorkspaceAccess(principal, workspace, membership, Role(membership.role), permissions)
 
 
+async def access_for(
+    principal: Principal,
+    ws: uuid.UUID,
+    db: AsyncSession,
+    runtime: Runtime,
+    permission: Permission,
+) -> WorkspaceAccess:
+    """What `require(permission)` decides, for callers that found the principal themselves
+    (the dashboard, from its session cookie)."""
+    access = await workspace_access(db, runtime, principal, ws)
+    if permission not in access.permissions:
+        raise Forbidden(
+            f"You may not {permission} here.",
+            code="permission_denied",
+            details={"permission": str(permission), "role": str(access.role)},
+        )
+    return access
+
+
 def require(permission: Permission) -> Callable[..., Awaitable[WorkspaceAccess]]:
     async def dependency(
         ws: WorkspaceId, principal: CurrentPrincipal, db: DbSession, runtime: RuntimeDep
     ) -> WorkspaceAccess:
-        if principal.api_key is not None:
-            workspace, membership, permissions = await _api_key_access(
-                db, runtime, principal.api_key, ws
-            )
-        else:
-            workspace, membership, permissions = await _user_access(db, principal, ws)
-        role = Role(membership.role)
-        if permission not in permissions:
-            raise Forbidden(
-                f"You may not {permission} here.",
-                code="permission_denied",
-                details={"permission": str(permission), "role": str(role)},
-            )
-        return WorkspaceAccess(principal, workspace, membership, role, permissions)
+        return await access_for(principal, ws, db, runtime, permission)
 
     dependency.__name__ = f"require_{permission.value.replace(':', '_')}"
     return dependency

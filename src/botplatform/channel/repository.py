@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.kit.errors import NotFound
 from botplatform.kit.scoping import allow_channel_lookup, scoped
-from botplatform.models import Channel
+from botplatform.models import Channel, InboundEvent, Message
 
 
 def channel_not_found() -> NotFound:
@@ -33,3 +34,30 @@ async def get_for_webhook(db: AsyncSession, channel_id: uuid.UUID) -> Channel | 
     URL is the only key (row-level security admits exactly that row)."""
     await allow_channel_lookup(db, channel_id)
     return (await db.execute(select(Channel).where(Channel.id == channel_id))).scalar_one_or_none()
+
+
+async def activity(
+    db: AsyncSession, workspace_id: uuid.UUID, channel_id: uuid.UUID, since: datetime
+) -> tuple[datetime | None, dict[str, int]]:
+    """For the channel's health: when its last webhook arrived, and its outbound messages
+    since `since` counted by status (notes excluded)."""
+    last_event = (
+        await db.execute(
+            scoped(InboundEvent, workspace_id)
+            .where(InboundEvent.channel_id == channel_id)
+            .with_only_columns(func.max(InboundEvent.created_at))
+        )
+    ).scalar_one_or_none()
+    statuses = (
+        scoped(Message, workspace_id)
+        .where(
+            Message.channel_id == channel_id,
+            Message.direction == "outbound",
+            Message.is_note.is_(False),
+            Message.created_at >= since,
+        )
+        .with_only_columns(Message.status, func.count())
+        .group_by(Message.status)
+    )
+    counts = {str(status): int(count) for status, count in (await db.execute(statuses)).all()}
+    return last_event, counts

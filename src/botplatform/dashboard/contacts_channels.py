@@ -1,0 +1,165 @@
+"""Contacts (search, detail with identities, attributes and the consent ledger) and channels
+(the guided WhatsApp connection, each channel's health)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from botplatform.audit.dependencies import Auditor
+from botplatform.authz.permissions import Permission
+from botplatform.channel import endpoints as channel_api
+from botplatform.channel import repository as channel_repository
+from botplatform.channel.schemas import ChannelUpdate, WhatsAppChannelCreate
+from botplatform.conversation import endpoints as conversation_api
+from botplatform.conversation import repository as conversation_repository
+from botplatform.dashboard.web import Page, PageRoute, attempt, parse_form, ws_page
+from botplatform.kit.clock import utcnow
+from botplatform.kit.errors import AppError
+from botplatform.kit.pagination import PageParams
+from botplatform.models import Conversation
+
+router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schema=False)
+Text = Annotated[str, Query(max_length=100)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+ContactsPage = Annotated[Page, ws_page(Permission.CONTACTS_READ)]
+ChannelsPage = Annotated[Page, ws_page(Permission.CHANNELS_READ)]
+ChannelsManagePage = Annotated[Page, ws_page(Permission.CHANNELS_MANAGE)]
+
+
+@router.get("/contacts")
+async def contacts(page: ContactsPage, q: Text = "", cursor: Cursor = None) -> Response:
+    answer = await conversation_api.list_contacts(
+        page.granted, page.db, PageParams(50, cursor), q or None
+    )
+    return page.render(
+        "app/contacts.html", contacts=answer.data.items, next_cursor=answer.data.next_cursor, q=q
+    )
+
+
+@router.get("/contacts/{contact_id}")
+async def contact(page: ContactsPage, contact_id: uuid.UUID) -> Response:
+    answer = await conversation_api.get_contact(page.granted, contact_id, page.db)
+    conversations: list[Conversation] = []
+    if page.can(Permission.CONVERSATIONS_READ):
+        statement = conversation_repository.conversations(page.ws, None, None, None).where(
+            Conversation.contact_id == contact_id
+        )
+        conversations = list((await page.db.execute(statement)).scalars())
+    listed = await page.db.execute(channel_repository.list_statement(page.ws))
+    channels = {channel.id: channel.name for channel in listed.scalars()}
+    return page.render(
+        "app/contact.html", contact=answer.data, conversations=conversations, channels=channels
+    )
+
+
+# --- channels --------------------------------------------------------------------------------
+
+HEALTH_WINDOW = timedelta(hours=24)
+
+
+async def _health(page: Page, channel_id: uuid.UUID) -> dict[str, Any]:
+    """What an operator wants to know at a glance: is anything arriving, is anything failing."""
+    last_event, counts = await channel_repository.activity(
+        page.db, page.ws, channel_id, utcnow() - HEALTH_WINDOW
+    )
+    failed, total = counts.get("failed", 0), sum(counts.values())
+    return {
+        "last_event_at": last_event,
+        "sent_24h": total,
+        "failed_24h": failed,
+        "waiting": counts.get("queued", 0) + counts.get("sending", 0),
+        "healthy": failed * 10 <= total,
+    }
+
+
+@router.get("/channels")
+async def channels(page: ChannelsPage) -> Response:
+    answer = await channel_api.list_channels(
+        page.granted, page.db, PageParams(200, None), page.runtime
+    )
+    health = {c.id: await _health(page, c.id) for c in answer.data.items}
+    return page.render("app/channels.html", channels=answer.data.items, health=health)
+
+
+@router.get("/channels/new")
+async def new_channel(page: ChannelsManagePage) -> Response:
+    return page.render("app/channel_new.html", values={})
+
+
+def _channel_fields(form: Any) -> dict[str, Any]:
+    names = (
+        "name",
+        "phone_number_id",
+        "business_account_id",
+        "display_phone_number",
+        "access_token",
+        "app_secret",
+        "verify_token",
+        "auto_reply",
+    )
+    fields: dict[str, Any] = {name: (form.get(name) or None) for name in names}
+    fields["send_rate_per_second"] = form.get("send_rate_per_second") or 80
+    return fields
+
+
+@router.post("/channels")
+async def create_channel(request: Request, page: ChannelsManagePage) -> Response:
+    form = await page.form()
+    fields = _channel_fields(form)
+    shown = {k: v for k, v in fields.items() if k not in ("access_token", "app_secret")}
+    body, errors = parse_form(WhatsAppChannelCreate, fields)
+    try:
+        if body is None:
+            return page.render("app/channel_new.html", 422, values=shown, errors=errors)
+        answer = await attempt(
+            page.db,
+            lambda: channel_api.create_channel(
+                page.granted, body, page.db, page.runtime, Auditor(request, page.db)
+            ),
+        )
+    except AppError as exc:
+        return page.render("app/channel_new.html", exc.status_code, values=shown, error=exc.message)
+    return page.redirect(page.url(f"channels/{answer.data.id}"), "channel_created")
+
+
+@router.get("/channels/{channel_id}")
+async def channel(page: ChannelsPage, channel_id: uuid.UUID) -> Response:
+    answer = await channel_api.get_channel(page.granted, channel_id, page.db, page.runtime)
+    return page.render(
+        "app/channel.html", channel=answer.data, health=await _health(page, channel_id)
+    )
+
+
+@router.post("/channels/{channel_id}")
+async def update_channel(
+    request: Request, page: ChannelsManagePage, channel_id: uuid.UUID
+) -> Response:
+    form = await page.form()
+    fields = {
+        "name": form.get("name") or None,
+        "status": form.get("status") or None,
+        "auto_reply": form.get("auto_reply", ""),
+    }
+    body, errors = parse_form(ChannelUpdate, fields)
+    if body is None:
+        raise AppError("That change is not valid.", code="validation_error", details=errors)
+    await channel_api.update_channel(
+        page.granted, channel_id, body, page.db, page.runtime, Auditor(request, page.db)
+    )
+    return page.redirect(page.url(f"channels/{channel_id}"), "saved")
+
+
+@router.post("/channels/{channel_id}/delete")
+async def delete_channel(
+    request: Request, page: ChannelsManagePage, channel_id: uuid.UUID
+) -> Response:
+    await page.form()
+    await channel_api.delete_channel(
+        page.granted, channel_id, page.db, page.runtime, Auditor(request, page.db)
+    )
+    return page.redirect(page.url("channels"), "removed")

@@ -1,0 +1,17 @@
+"""Every dashboard page router, and the static files (ours and the installed htmx)."""
+
+from fastapi import APIRouter
+from fastapi.staticfiles import StaticFiles
+
+from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
+from botplatform.dashboard.assets import STATIC_DIR
+
+dashboard_router = APIRouter(include_in_schema=False)
+dashboard_router.include_router(auth_pages.router)
+dashboard_router.include_router(workspace.router)
+dashboard_router.include_router(inbox.router)
+dashboard_router.include_router(contacts_channels.router)
+dashboard_router.include_router(access.router)
+dashboard_router.include_router(admin.router)
+
+static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)
