@@ -60,6 +60,17 @@ async def test_job_fails_twice_then_succeeds(runtime: Runtime) -> None:
 
 
 @pytest.mark.usefixtures("client")
+async def test_long_delayed_jobs_do_not_hold_up_a_short_one(runtime: Runtime) -> None:
+    """More jobs waiting out a long delay than a consumer prefetches must not keep a job
+    with a short delay (a retry's backoff, say) from running when it is due."""
+    for _ in range(3 * runtime.settings.worker_threads * 2):
+        runtime.jobs.send("test_flaky", _key(), 0, delay_ms=600_000)
+    key = _key()
+    runtime.jobs.send("test_flaky", key, 0, delay_ms=50)
+    assert await eventually(lambda: _done(runtime, key), timeout=5) == "1"
+
+
+@pytest.mark.usefixtures("client")
 async def test_rollback_drops_queued_jobs_and_commit_sends_them(runtime: Runtime) -> None:
     dropped, sent = _key(), _key()
     with pytest.raises(RuntimeError):

@@ -190,6 +190,12 @@ class JobQueue:
         self._worker = dramatiq.Worker(
             self.broker, worker_threads=threads, worker_timeout=self._idle_poll_ms
         )
+        if isinstance(self.broker, StubBroker):
+            # The in-memory broker lists its delay queues among its ordinary queues, so the
+            # worker consumes them with an ordinary queue's small prefetch: that many jobs
+            # waiting out a long delay would hold up every shorter one (a retry's backoff)
+            # behind them. One process consumes everything here, so prefetch costs nothing.
+            self._worker.queue_prefetch = self._worker.delay_prefetch
         self._worker.start()
         log.info("worker_started", threads=threads, broker=type(self.broker).__name__)
 
