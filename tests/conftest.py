@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,7 +23,6 @@ import asyncpg
 import httpx
 import pytest
 import redis
-import uvicorn
 from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -41,6 +39,7 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from botplatform.sandbox import create_app as create_graph_app
 from tests.fakes import openai as fake_openai
+from tests.serving import free_port, serving
 
 # Real provider payloads, shared beside the checkout (never copied into it).
 PROVIDER_SAMPLES = Path(
@@ -62,14 +61,8 @@ BACKENDS = [
 ]
 
 
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-GRAPH_PORT = _port()
-OPENAI_PORT = _port()
+GRAPH_PORT = free_port()
+OPENAI_PORT = free_port()
 REQUIRE_BACKENDS = (
     os.environ.get("CI", "").lower() == "true"
     or os.environ.get("BOTPLATFORM_REQUIRE_BACKENDS") == "1"
@@ -138,17 +131,11 @@ class SmtpSink:
 @pytest.fixture(scope="session")
 def smtp() -> Iterator[SmtpSink]:
     sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
     controller.start()
     sink.port = controller.port
     yield sink
     controller.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def eventually(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:
@@ -258,16 +245,8 @@ async def graph(app: FastAPI) -> AsyncIterator[FakeGraph]:
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         ),
     )
-    config = uvicorn.Config(
-        create_graph_app(fake), host="127.0.0.1", port=GRAPH_PORT, log_config=None, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.01)
-    yield fake
-    server.should_exit = True
-    await task
+    async with serving(create_graph_app(fake), GRAPH_PORT, lifespan="on"):
+        yield fake
 
 
 @pytest.fixture
@@ -283,16 +262,8 @@ async def wa(graph: FakeGraph) -> AsyncIterator[FakeGraph]:
 async def openai_server() -> AsyncIterator[fake_openai.FakeOpenAI]:
     """The fake OpenAI-compatible API on its loopback port, for the whole session."""
     fake = fake_openai.FakeOpenAI()
-    config = uvicorn.Config(
-        fake_openai.create_app(fake), host="127.0.0.1", port=OPENAI_PORT, log_config=None
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.01)
-    yield fake
-    server.should_exit = True
-    await task
+    async with serving(fake_openai.create_app(fake), OPENAI_PORT, lifespan="on"):
+        yield fake
 
 
 @pytest.fixture

@@ -5,13 +5,11 @@ simulator (inline) and over WhatsApp (in a job, outside the message's transactio
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +23,7 @@ from tests.bot.helpers import create_bot, publish, simulate, texts
 from tests.bot.test_bot_whatsapp import WA_ID, _nth_sent, _text
 from tests.conftest import Account, Api
 from tests.fakes.openai import FakeOpenAI
+from tests.serving import serving
 
 
 class OrderApi:
@@ -52,19 +51,9 @@ class OrderApi:
 @pytest.fixture
 async def order_api() -> AsyncIterator[OrderApi]:
     api = OrderApi()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        api.port = probe.getsockname()[1]
     app = Starlette(routes=[Route("/orders/{order_id}", api.order, methods=["GET", "POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=api.port, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.01)
-    yield api
-    server.should_exit = True
-    await task
+    async with serving(app) as api.port:
+        yield api
 
 
 @pytest.fixture

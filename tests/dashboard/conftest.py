@@ -6,10 +6,8 @@ is never downloaded by Playwright."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +15,6 @@ from typing import Any
 
 import pyotp
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, BrowserContext, async_playwright
 from playwright.async_api import Page as BrowserPage
@@ -25,6 +22,7 @@ from playwright.async_api import Page as BrowserPage
 from botplatform.config import Settings
 from botplatform.dashboard import assets
 from tests.conftest import Account, Api
+from tests.serving import serving
 
 BROWSER_PATH = os.environ.get("BROWSER_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -35,24 +33,11 @@ def sqlite_only(settings: Settings) -> None:
         pytest.skip("browser tests run on the SQLite backend only (docs/decisions.md)")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 async def live_url(app: FastAPI) -> AsyncIterator[str]:
     """The app under test (already started) served over real HTTP for the browser."""
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import uvicorn
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -23,23 +22,16 @@ from websockets.exceptions import ConnectionClosed
 from botplatform.config import Settings
 from botplatform.events import endpoints as live_endpoints
 from botplatform.runtime import Runtime
-from tests.conftest import Account, Api, _free_port, eventually
+from tests.conftest import Account, Api, eventually
 from tests.events.test_events import assert_valid, events_of
+from tests.serving import free_port, serving
 
 
 @pytest.fixture(scope="session")
 async def live_base(app: FastAPI) -> AsyncIterator[str]:
     """The app under test served on a loopback port, for real WebSocket clients."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.01)
-    yield f"ws://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(app) as port:
+        yield f"ws://127.0.0.1:{port}"
 
 
 def _url(base: str, ws: str) -> str:
@@ -171,7 +163,7 @@ async def test_an_event_from_one_process_reaches_a_socket_on_another(
         LOG_DIR=str(tmp_path / "logs"),
         LOG_TO_STDOUT="false",
     )
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "botplatform", "serve", "--port", str(port)],

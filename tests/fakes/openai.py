@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +24,6 @@ from starlette.routing import Route
 API_KEY = "sk-test-fake-openai-0123456789abcdef"
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def count_tokens(text: str) -> int:

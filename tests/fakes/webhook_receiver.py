@@ -4,16 +4,16 @@ raw body) and answers what the test scripted (status, headers, delay), 200 other
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.serving import serving
 
 
 @dataclass
@@ -63,18 +63,6 @@ class Receiver:
 @asynccontextmanager
 async def running_receiver() -> AsyncIterator[Receiver]:
     receiver = Receiver()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        receiver.port = probe.getsockname()[1]
     app = Starlette(routes=[Route("/{path:path}", receiver._handle, methods=["POST", "GET"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=receiver.port, log_config=None, lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-        await asyncio.sleep(0.01)
-    try:
+    async with serving(app) as receiver.port:
         yield receiver
-    finally:
-        server.should_exit = True
-        await task

@@ -19,7 +19,8 @@ from fastapi import FastAPI
 from botplatform.config import Settings
 from botplatform.kit.client_ip import client_ip, parse_networks
 from botplatform.main import create_app
-from tests.conftest import _free_port, base_settings, eventually
+from tests.conftest import base_settings, eventually
+from tests.serving import free_port
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ async def test_a_limit_holds_across_two_app_processes(settings: Settings, tmp_pa
         LOG_DIR=str(tmp_path / "logs"),
         LOG_TO_STDOUT="false",
     )
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "botplatform", "serve", "--port", str(port)],

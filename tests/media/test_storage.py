@@ -4,7 +4,6 @@ bytes, not by what they claim to be."""
 
 from __future__ import annotations
 
-import socket
 import struct
 import time
 import uuid
@@ -31,6 +30,7 @@ from botplatform.media.storage import (
     create_storage,
     media_key,
 )
+from tests.serving import free_port
 
 FAKE_KEY_ID = "testing-key-id"
 FAKE_SECRET = "testing-secret"
@@ -49,15 +49,9 @@ BAD_KEYS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
