@@ -4,12 +4,20 @@ providers, customer endpoints, and the app itself for real browsers and WebSocke
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal
 
+import httpx
+import redis
 import uvicorn
+
+from botplatform.config import Settings
 
 
 def free_port() -> int:
@@ -37,3 +45,69 @@ async def serving(
     finally:
         server.should_exit = True
         await task
+
+
+#: The Redis database that app processes started by `app_processes` share.
+SHARED_REDIS = os.environ.get("TEST_REDIS_SHARED_URL", "redis://127.0.0.1:6379/13")
+
+
+@asynccontextmanager
+async def app_processes(
+    settings: Settings, log_dir: Path, count: int = 2, **env: str
+) -> AsyncIterator[list[str]]:
+    """Starts `count` real `botplatform serve` processes on the test database and one shared
+    Redis database (emptied before and after), waits until each answers, and yields their
+    base URLs. `env` adds settings (e.g. RATE_LIMIT_AUTH="4/minute")."""
+    redis.Redis.from_url(SHARED_REDIS).flushdb()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    environment.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=SHARED_REDIS,
+        SECRET_KEY=settings.signing_key,
+        AUTO_MIGRATE="false",
+        WORKER_IN_PROCESS="false",
+        SCHEDULER_IN_PROCESS="false",
+        ARGON2_TIME_COST="1",
+        ARGON2_MEMORY_COST_KIB="1024",
+        ARGON2_PARALLELISM="1",
+        LOG_DIR=str(log_dir),
+        LOG_TO_STDOUT="false",
+        **env,
+    )
+    ports = [free_port() for _ in range(count)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "botplatform", "serve", "--port", str(port)],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+
+            async def up(base: str) -> bool:
+                try:
+                    return (await http.get(f"{base}/health/live")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            for base in bases:
+                await _until(lambda base=base: up(base), timeout=30)
+        yield bases
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        redis.Redis.from_url(SHARED_REDIS).flushdb()
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"an app process did not answer within {timeout}s")
+        await asyncio.sleep(0.1)

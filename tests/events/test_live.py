@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -22,9 +18,9 @@ from websockets.exceptions import ConnectionClosed
 from botplatform.config import Settings
 from botplatform.events import endpoints as live_endpoints
 from botplatform.runtime import Runtime
-from tests.conftest import Account, Api, eventually
+from tests.conftest import Account, Api
 from tests.events.test_events import assert_valid, events_of
-from tests.serving import free_port, serving
+from tests.serving import app_processes, serving
 
 
 @pytest.fixture(scope="session")
@@ -140,96 +136,49 @@ async def test_other_workspaces_events_never_arrive_and_logout_ends_the_stream(
         assert await _close_code(socket) == live_endpoints.CLOSE_UNAUTHORIZED
 
 
-SHARED_REDIS = os.environ.get("TEST_REDIS_SHARED_URL", "redis://127.0.0.1:6379/13")
-
-
 async def test_an_event_from_one_process_reaches_a_socket_on_another(
     settings: Settings, tmp_path: Path
 ) -> None:
     if not settings.redis_url:
         pytest.skip("fan-out across processes goes through Redis (production mode)")
-    redis.Redis.from_url(SHARED_REDIS).flushdb()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
-    env.update(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=SHARED_REDIS,
-        SECRET_KEY=settings.signing_key,
-        AUTO_MIGRATE="false",
-        WORKER_IN_PROCESS="false",
-        SCHEDULER_IN_PROCESS="false",
-        ARGON2_TIME_COST="1",
-        ARGON2_MEMORY_COST_KIB="1024",
-        ARGON2_PARALLELISM="1",
-        LOG_DIR=str(tmp_path / "logs"),
-        LOG_TO_STDOUT="false",
-    )
-    ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "botplatform", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    async with (
+        app_processes(settings, tmp_path / "logs") as (first, second),
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        owner, ws, channel_id = await _owner_with_channel(http, first)
+        on_second = connect(
+            _url(second.replace("http", "ws"), ws), additional_headers=owner.headers
         )
-        for port in ports
-    ]
-    first, second = (f"http://127.0.0.1:{port}" for port in ports)
-    try:
-        async with httpx.AsyncClient(timeout=10) as http:
-            for base in (first, second):
-                await eventually(lambda base=base: _up(http, base), timeout=30)
-            owner, ws, channel_id = await _owner_with_channel(http, first)
-            on_second = connect(
-                _url(second.replace("http", "ws"), ws), additional_headers=owner.headers
+        on_first = connect(_url(first.replace("http", "ws"), ws), additional_headers=owner.headers)
+        async with on_second as socket_b, on_first as socket_a:
+            assert (await _next(socket_b))["type"] == "live.subscribed"
+            assert (await _next(socket_a))["type"] == "live.subscribed"
+            # Produced by process 1, received by a socket held by process 2.
+            sent = await http.post(
+                f"{first}/api/v1/workspaces/{ws}/messages",
+                json={
+                    "channel_id": channel_id,
+                    "to": "+15550007878",
+                    "type": "template",
+                    "template": {"name": "hello_world", "language": "en_US"},
+                },
+                headers=owner.headers,
             )
-            on_first = connect(
-                _url(first.replace("http", "ws"), ws), additional_headers=owner.headers
+            assert sent.status_code == 201, sent.text
+            streamed = await _events_until(socket_b, {"contact.created", "conversation.created"})
+            conversation = next(e for e in streamed if e["type"] == "conversation.created")
+            # And the other way round.
+            resolved = await http.patch(
+                f"{second}/api/v1/workspaces/{ws}/conversations/"
+                f"{conversation['data']['conversation']['id']}",
+                json={"status": "resolved"},
+                headers=owner.headers,
             )
-            async with on_second as socket_b, on_first as socket_a:
-                assert (await _next(socket_b))["type"] == "live.subscribed"
-                assert (await _next(socket_a))["type"] == "live.subscribed"
-                # Produced by process 1, received by a socket held by process 2.
-                sent = await http.post(
-                    f"{first}/api/v1/workspaces/{ws}/messages",
-                    json={
-                        "channel_id": channel_id,
-                        "to": "+15550007878",
-                        "type": "template",
-                        "template": {"name": "hello_world", "language": "en_US"},
-                    },
-                    headers=owner.headers,
-                )
-                assert sent.status_code == 201, sent.text
-                streamed = await _events_until(
-                    socket_b, {"contact.created", "conversation.created"}
-                )
-                conversation = next(e for e in streamed if e["type"] == "conversation.created")
-                # And the other way round.
-                resolved = await http.patch(
-                    f"{second}/api/v1/workspaces/{ws}/conversations/"
-                    f"{conversation['data']['conversation']['id']}",
-                    json={"status": "resolved"},
-                    headers=owner.headers,
-                )
-                assert resolved.status_code == 200, resolved.text
-                on_a = await _events_until(
-                    socket_a, {"conversation.created", "conversation.resolved"}
-                )
-        for payload in streamed + on_a:
-            assert_valid(payload)
-        assert {e["id"] for e in streamed} <= {e["id"] for e in on_a}
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
-
-
-async def _up(http: httpx.AsyncClient, base: str) -> bool:
-    try:
-        return (await http.get(f"{base}/health/live")).status_code == 200
-    except httpx.HTTPError:
-        return False
+            assert resolved.status_code == 200, resolved.text
+            on_a = await _events_until(socket_a, {"conversation.created", "conversation.resolved"})
+    for payload in streamed + on_a:
+        assert_valid(payload)
+    assert {e["id"] for e in streamed} <= {e["id"] for e in on_a}
 
 
 async def _owner_with_channel(http: httpx.AsyncClient, base: str) -> tuple[Account, str, str]:

@@ -4,23 +4,19 @@ trusted proxies, and one limit across two app processes sharing Redis."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from botplatform.config import Settings
 from botplatform.kit.client_ip import client_ip, parse_networks
 from botplatform.main import create_app
-from tests.conftest import base_settings, eventually
-from tests.serving import free_port
+from tests.conftest import base_settings
+from tests.serving import app_processes
 
 
 @pytest.fixture
@@ -86,59 +82,18 @@ def test_client_ip_never_trusts_an_untrusted_peer() -> None:
     assert client_ip(garbage, trusted) == "10.0.0.2"
 
 
-SHARED_REDIS = os.environ.get("TEST_REDIS_SHARED_URL", "redis://127.0.0.1:6379/13")
-
-
 async def test_a_limit_holds_across_two_app_processes(settings: Settings, tmp_path: Path) -> None:
     if not settings.redis_url:
         pytest.skip("two app processes share limits through Redis (production mode)")
-    redis.Redis.from_url(SHARED_REDIS).flushdb()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
-    env.update(
-        DATABASE_URL=settings.database_url,
-        REDIS_URL=SHARED_REDIS,
-        SECRET_KEY=settings.signing_key,
-        AUTO_MIGRATE="false",
-        WORKER_IN_PROCESS="false",
-        SCHEDULER_IN_PROCESS="false",
-        RATE_LIMIT_AUTH="4/minute",
-        LOG_DIR=str(tmp_path / "logs"),
-        LOG_TO_STDOUT="false",
-    )
-    ports = [free_port(), free_port()]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "botplatform", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
-    try:
-        async with httpx.AsyncClient(timeout=5) as http:
-
-            async def up(port: int) -> bool:
-                try:
-                    return (
-                        await http.get(f"http://127.0.0.1:{port}/health/live")
-                    ).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            for port in ports:
-                await eventually(lambda port=port: up(port), timeout=30)
-            statuses = []
-            for attempt in range(6):  # alternate between the two processes
-                response = await http.post(
-                    f"http://127.0.0.1:{ports[attempt % 2]}/api/v1/auth/login",
-                    json={"email": "shared@example.com", "password": "wrong-password-1"},
-                )
-                statuses.append(response.status_code)
-        assert statuses == [401, 401, 401, 401, 429, 429]
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
-        redis.Redis.from_url(SHARED_REDIS).flushdb()
+    async with (
+        app_processes(settings, tmp_path / "logs", RATE_LIMIT_AUTH="4/minute") as bases,
+        httpx.AsyncClient(timeout=5) as http,
+    ):
+        statuses = []
+        for attempt in range(6):  # alternate between the two processes
+            response = await http.post(
+                f"{bases[attempt % 2]}/api/v1/auth/login",
+                json={"email": "shared@example.com", "password": "wrong-password-1"},
+            )
+            statuses.append(response.status_code)
+    assert statuses == [401, 401, 401, 401, 429, 429]
