@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.kit.memo import remember
 from botplatform.kit.scoping import scoped
 from botplatform.models import AutomationEvent, AutomationRule
 from botplatform.worker.jobs import enqueue
@@ -46,13 +47,16 @@ def caused_by(db: AsyncSession, chain: list[str]) -> Iterator[None]:
 
 
 async def has_rules(db: AsyncSession, workspace_id: uuid.UUID, event: str) -> bool:
-    statement = (
-        scoped(AutomationRule, workspace_id)
-        .where(AutomationRule.event == event, AutomationRule.enabled.is_(True))
-        .with_only_columns(AutomationRule.id)
-        .limit(1)
-    )
-    return (await db.execute(statement)).first() is not None
+    async def load() -> frozenset[str]:
+        statement = (
+            scoped(AutomationRule, workspace_id)
+            .where(AutomationRule.enabled.is_(True))
+            .with_only_columns(AutomationRule.event)
+            .distinct()
+        )
+        return frozenset((await db.execute(statement)).scalars().all())
+
+    return event in await remember(db, AutomationRule, workspace_id, load)
 
 
 async def record(

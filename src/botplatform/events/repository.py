@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.events.catalog import ALL
+from botplatform.kit.memo import remember
 from botplatform.kit.scoping import scoped
 from botplatform.models import WebhookEndpoint
 
@@ -16,6 +17,10 @@ async def subscribed_endpoints(
 ) -> list[WebhookEndpoint]:
     """Enabled endpoints of the workspace that take this event type (a workspace has few
     endpoints: the type filter runs here, the same on both databases)."""
-    statement = scoped(WebhookEndpoint, workspace_id).where(WebhookEndpoint.enabled.is_(True))
-    endpoints = (await db.execute(statement)).scalars().all()
+
+    async def load() -> list[WebhookEndpoint]:
+        statement = scoped(WebhookEndpoint, workspace_id).where(WebhookEndpoint.enabled.is_(True))
+        return list((await db.execute(statement)).scalars().all())
+
+    endpoints = await remember(db, WebhookEndpoint, workspace_id, load)
     return [e for e in endpoints if event_type in e.event_types or ALL in e.event_types]
