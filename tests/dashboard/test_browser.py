@@ -5,11 +5,13 @@ fake Graph API, an API key that works, what an agent may not see, and CSRF refus
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 from playwright.async_api import expect
 
 from botplatform.auth.service import find_by_email
+from botplatform.dashboard import inbox
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.conftest import Account, Api, eventually
@@ -41,11 +43,17 @@ async def test_login_with_2fa_then_live_inbox_and_reply(
     await expect(page.locator("#messages")).to_contain_text("where is my order?")
 
     # A new WhatsApp message, posted to the webhook by the fake Graph API, shows up in the
-    # open conversation without a reload.
+    # open conversation without a reload, pushed through the events socket: the page says the
+    # socket is subscribed, and the message arrives well before the fallback poll could fire.
+    await expect(page.locator("body")).to_have_attribute("data-live", "connected")
     navigations: list[str] = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     await wa.post_inbound_text(phone, "Order #4521, <b>please</b> hurry", "Maria Lopez")
-    await expect(page.locator("#messages")).to_contain_text("Order #4521, <b>please</b> hurry")
+    started = time.monotonic()
+    await expect(page.locator("#messages")).to_contain_text(
+        "Order #4521, <b>please</b> hurry", timeout=inbox.FALLBACK_POLL_SECONDS * 1000 / 3
+    )
+    assert time.monotonic() - started < inbox.FALLBACK_POLL_SECONDS / 3
     assert navigations == []
     await tab.shot("inbox-conversation")
 

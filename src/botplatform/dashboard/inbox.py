@@ -1,8 +1,10 @@
 """The inbox: conversations with filters, one conversation's thread, replies, notes,
-assignment and status. Live updates: the list and the thread are fragments that the page
-polls (`hx-trigger="every 2s"`) and that answer 204 when nothing changed; when the dashboard
-WebSocket lands, its "changed" event triggers the same fragment requests instead
-(`LIVE_TRIGGER` below is the one place to change)."""
+assignment and status. Live updates: the list and the thread are fragments that answer 204
+when nothing changed; `static/app.js` keeps the workspace's event socket open
+(`/api/v1/workspaces/{ws}/events/ws`, authenticated by the session cookie from this origin)
+and fires `bp:changed` on `<body>` for each event, which makes htmx fetch them
+(`LIVE_TRIGGER`). While the socket is down it reconnects with backoff and fires the same
+event every `FALLBACK_POLL_SECONDS` instead."""
 
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ ReplyPage = Annotated[Page, ws_page(Permission.CONVERSATIONS_REPLY)]
 ManagePage = Annotated[Page, ws_page(Permission.CONVERSATIONS_MANAGE)]
 Text = Annotated[str, Query(max_length=100)]
 
-LIVE_TRIGGER = "every 2s"
+LIVE_TRIGGER = "bp:changed from:body"
+FALLBACK_POLL_SECONDS = 15
 LIST_LIMIT = 100
 THREAD_LIMIT = 200
 STATUSES = ("open", "pending", "bot", "resolved")
@@ -99,6 +102,8 @@ async def _list_context(
         "filter_query": _query(status, assignee, channel),
         "selected": selected,
         "live_trigger": LIVE_TRIGGER,
+        "live_socket": f"/api/v1/workspaces/{page.ws}/events/ws",
+        "fallback_poll_ms": FALLBACK_POLL_SECONDS * 1000,
         **await _filters_context(page),
     }
 
