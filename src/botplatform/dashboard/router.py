@@ -4,6 +4,7 @@ from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
 from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
+from botplatform.dashboard import webhooks as webhook_pages
 from botplatform.dashboard.assets import STATIC_DIR
 
 dashboard_router = APIRouter(include_in_schema=False)
@@ -13,5 +14,6 @@ dashboard_router.include_router(inbox.router)
 dashboard_router.include_router(contacts_channels.router)
 dashboard_router.include_router(access.router)
 dashboard_router.include_router(admin.router)
+dashboard_router.include_router(webhook_pages.router)
 
 static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)
