@@ -71,6 +71,7 @@ NAV: list[NavItem] = [
     NavItem("Audit log", "audit", Permission.AUDIT_READ),
     NavItem("Settings", "settings", Permission.WORKSPACE_READ),
     NavItem("Webhooks", "webhooks", Permission.WEBHOOKS_READ),
+    NavItem("Automations", "automations", Permission.CONVERSATIONS_READ),
 ]
 
 NOTICES = {
