@@ -16,6 +16,7 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.conftest import Account, Api, eventually
 from tests.dashboard.conftest import Tab, enable_two_factor, login_by_keyboard, unique_phone
+from tests.fakes.webhook_receiver import running_receiver
 
 
 async def _workspace_with_channel(api: Api, wa: FakeGraph) -> tuple[Account, str, dict[str, str]]:
@@ -211,3 +212,73 @@ async def test_screenshots_of_the_main_pages(
         await tab.open(f"/admin/{name}")
         await expect(tab.page.get_by_role("heading", level=1)).to_be_visible()
         await tab.shot(f"admin-{name}")
+
+
+async def test_webhook_and_automation_pages_in_the_browser(
+    tab: Tab, api: Api, wa: FakeGraph, client: httpx.AsyncClient
+) -> None:
+    owner, ws, _ = await _workspace_with_channel(api, wa)
+    await tab.login(owner)
+    page = tab.page
+    page.on("dialog", lambda dialog: dialog.accept())  # the data-confirm questions
+    async with running_receiver() as receiver:
+        await tab.open(f"/app/w/{ws}/webhooks")
+        await page.get_by_label("URL (https://…)").fill(receiver.url)
+        await page.get_by_label("Description (optional)").fill("CRM sync")
+        await page.get_by_label("message.received").check()
+        await page.get_by_role("button", name="Create endpoint").click()
+        await expect(page.locator("#new-secret")).to_contain_text("whsec_")
+        await tab.shot("webhooks-created")
+        await page.get_by_role("link", name="Open the endpoint").click()
+        await expect(page.get_by_role("heading", name="Deliveries")).to_be_visible()
+
+        await wa.post_inbound_text(unique_phone(), "Is my parcel lost?", "Lena Fischer")
+        await eventually(lambda: receiver.received)
+        delivery = page.locator("table a").first
+        for _ in range(20):  # the log fills once the worker has delivered it
+            await page.reload()
+            if await delivery.count():
+                break
+            await page.wait_for_timeout(250)
+        await expect(page.locator("table")).to_contain_text("succeeded")
+        await tab.shot("webhook-endpoint")
+        await delivery.click()
+        await expect(page.get_by_role("heading", name="Attempts")).to_be_visible()
+        await expect(page.locator("table")).to_contain_text("HTTP 200")
+        await tab.shot("webhook-delivery")
+        await page.get_by_role("button", name="Replay now").click()
+        await expect(page.locator("#flash")).to_contain_text("Replay queued")
+        await eventually(lambda: len(receiver.received) >= 2 or None)
+        await page.get_by_role("link", name=receiver.url).click()
+        await page.get_by_role("button", name="Rotate secret").click()
+        await expect(page.locator("#new-secret")).to_contain_text("whsec_")
+
+    await tab.open(f"/app/w/{ws}/automations/new")
+    await page.get_by_label("Name").fill("Lost parcels")
+    await page.get_by_label("Actions (JSON list, run in order)").fill('[{"type": "explode"}]')
+    await page.get_by_role("button", name="Create rule").click()
+    await expect(page.locator("#rule-problems")).to_contain_text("actions.0")
+    await tab.shot("automation-invalid")
+    await page.get_by_label("Actions (JSON list, run in order)").fill(
+        '[{"type": "add_label", "labels": ["parcels"]}]'
+    )
+    await page.get_by_role("button", name="Create rule").click()
+    await expect(page.locator("#flash")).to_contain_text("Automation rule created")
+    await wa.post_inbound_text(unique_phone(), "Where is my refund?", "Omar Haddad")
+    for _ in range(20):
+        await page.reload()
+        if await page.locator("section table").count():
+            break
+        await page.wait_for_timeout(250)
+    await expect(page.locator("section table")).to_contain_text("add_label: succeeded")
+    await tab.shot("automation-rule")
+    await tab.open(f"/app/w/{ws}/automations")
+    await expect(page.locator("table")).to_contain_text("Lost parcels")
+    await tab.shot("automations")
+
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for name in ("webhooks", "automations"):
+        await tab.open(f"/app/w/{ws}/{name}")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{name} scrolls sideways at phone width ({width}px)"
+        await tab.shot(f"{name}-phone")
