@@ -31,7 +31,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 async def _audit_count(runtime: Runtime, ws: str, action: str) -> int:
-    async with runtime.db.unit_of_work(write=False) as db:
+    async with runtime.db.unit_of_work(system=True) as db:
         statement = select(func.count()).where(
             AuditLog.workspace_id == uuid.UUID(ws), AuditLog.action == action
         )
