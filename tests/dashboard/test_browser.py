@@ -275,9 +275,20 @@ async def test_webhook_and_automation_pages_in_the_browser(
     await tab.open(f"/app/w/{ws}/automations")
     await expect(page.locator("table")).to_contain_text("Lost parcels")
     await tab.shot("automations")
+    await tab.open(f"/app/w/{ws}/teams")
+    await page.get_by_label("Name", exact=True).fill("Billing")
+    await page.get_by_label("Olivia Owner").check()
+    await page.get_by_role("button", name="Create team").click()
+    await expect(page.locator("#flash")).to_contain_text("Team created")
+    await tab.shot("teams")
+    await tab.open(f"/app/w/{ws}/business-hours")
+    await page.get_by_label("Monday").fill("09:00-17:00")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_label("Monday")).to_have_value("09:00-17:00")
+    await tab.shot("business-hours")
 
     await page.set_viewport_size({"width": 390, "height": 844})
-    for name in ("webhooks", "automations"):
+    for name in ("webhooks", "automations", "teams", "business-hours"):
         await tab.open(f"/app/w/{ws}/{name}")
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{name} scrolls sideways at phone width ({width}px)"

@@ -5,6 +5,7 @@ from fastapi.staticfiles import StaticFiles
 
 from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
 from botplatform.dashboard import automations as automation_pages
+from botplatform.dashboard import teams_hours as team_pages
 from botplatform.dashboard import webhooks as webhook_pages
 from botplatform.dashboard.assets import STATIC_DIR
 
@@ -17,5 +18,6 @@ dashboard_router.include_router(access.router)
 dashboard_router.include_router(admin.router)
 dashboard_router.include_router(webhook_pages.router)
 dashboard_router.include_router(automation_pages.router)
+dashboard_router.include_router(team_pages.router)
 
 static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)

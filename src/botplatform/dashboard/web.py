@@ -72,6 +72,8 @@ NAV: list[NavItem] = [
     NavItem("Settings", "settings", Permission.WORKSPACE_READ),
     NavItem("Webhooks", "webhooks", Permission.WEBHOOKS_READ),
     NavItem("Automations", "automations", Permission.CONVERSATIONS_READ),
+    NavItem("Teams", "teams", Permission.MEMBERS_READ),
+    NavItem("Business hours", "business-hours", Permission.WORKSPACE_READ),
 ]
 
 NOTICES = {
