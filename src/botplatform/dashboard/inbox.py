@@ -13,6 +13,8 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import Select, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from botplatform.audit.dependencies import Auditor
 from botplatform.authz.permissions import Permission
@@ -62,8 +64,18 @@ async def _filters_context(page: Page) -> dict[str, Any]:
     }
 
 
+def _with_label(page: Page, statement: Select[Any], label: str) -> Select[Any]:
+    """Conversations carrying this exact label (the labels are a JSON list of strings)."""
+    if page.db.get_bind().dialect.name == "postgresql":
+        return statement.where(Conversation.labels.cast(JSONB).contains([label]))
+    elements = func.json_each(Conversation.labels).table_valued("value")
+    return statement.where(
+        exists(select(literal(1)).select_from(elements).where(elements.c.value == label))
+    )
+
+
 async def _conversations(
-    page: Page, status: str, assignee: str, channel: str
+    page: Page, status: str, assignee: str, channel: str, label: str = ""
 ) -> list[ConversationOut]:
     statement = conversation_repository.conversations(
         page.ws, status if status in STATUSES else None, _uuid(channel), None
@@ -74,6 +86,8 @@ async def _conversations(
         statement = statement.where(Conversation.assignee_id.is_(None))
     elif _uuid(assignee):
         statement = statement.where(Conversation.assignee_id == _uuid(assignee))
+    if label.strip():
+        statement = _with_label(page, statement, label.strip())
     statement = statement.order_by(
         Conversation.last_message_at.desc().nulls_last(), Conversation.id
     ).limit(LIST_LIMIT)
@@ -86,20 +100,27 @@ async def _conversations(
     return [await conversation_api._conversation_out(page.db, row) for row in rows]
 
 
-def _query(status: str, assignee: str, channel: str) -> str:
-    pairs = (("status", status), ("assignee", assignee), ("channel", channel))
+def _query(status: str, assignee: str, channel: str, label: str = "") -> str:
+    pairs = (("status", status), ("assignee", assignee), ("channel", channel), ("label", label))
     return urlencode({key: value for key, value in pairs if value})
 
 
 async def _list_context(
-    page: Page, status: str, assignee: str, channel: str, selected: uuid.UUID | None = None
+    page: Page,
+    status: str,
+    assignee: str,
+    channel: str,
+    selected: uuid.UUID | None = None,
+    label: str = "",
 ) -> dict[str, Any]:
-    conversations = await _conversations(page, status, assignee, channel)
+    conversations = await _conversations(page, status, assignee, channel, label)
     return {
         "conversations": conversations,
         "list_version": list_version(conversations),
-        "filters": {"status": status, "assignee": assignee, "channel": channel},
-        "filter_query": _query(status, assignee, channel),
+        "filters": {"status": status, "assignee": assignee, "channel": channel, "label": label},
+        "filter_query": _query(status, assignee, channel, label),
+        # Suggestions for the label filter: the labels on the conversations listed.
+        "known_labels": sorted({item for c in conversations for item in c.labels}),
         "selected": selected,
         "live_trigger": LIVE_TRIGGER,
         "live_socket": f"/api/v1/workspaces/{page.ws}/events/ws",
@@ -116,9 +137,9 @@ async def workspace_home(page: Annotated[Page, ws_page(Permission.WORKSPACE_READ
 
 @router.get("/inbox")
 async def inbox(
-    page: ReadPage, status: Text = "", assignee: Text = "", channel: Text = ""
+    page: ReadPage, status: Text = "", assignee: Text = "", channel: Text = "", label: Text = ""
 ) -> Response:
-    context = await _list_context(page, status, assignee, channel)
+    context = await _list_context(page, status, assignee, channel, label=label)
     return page.render("app/inbox.html", **context)
 
 
@@ -130,9 +151,10 @@ async def inbox_list(
     channel: Text = "",
     selected: Text = "",
     v: Text = "",
+    label: Text = "",
 ) -> Response:
     """The conversation list fragment; 204 when it is what the browser already shows."""
-    context = await _list_context(page, status, assignee, channel, _uuid(selected))
+    context = await _list_context(page, status, assignee, channel, _uuid(selected), label)
     if v and v == context["list_version"]:
         return Response(status_code=204)
     return page.render("fragments/conversation_list.html", **context)
@@ -171,8 +193,9 @@ async def conversation(
     status: Text = "",
     assignee: Text = "",
     channel: Text = "",
+    label: Text = "",
 ) -> Response:
-    context = await _list_context(page, status, assignee, channel, conversation_id)
+    context = await _list_context(page, status, assignee, channel, conversation_id, label)
     context.update(await _thread_context(page, conversation_id))
     return page.render("app/inbox.html", **context)
 
