@@ -8,7 +8,8 @@ import re
 import time
 
 import httpx
-from playwright.async_api import expect
+import pytest
+from playwright.async_api import WebSocketRoute, expect
 
 from botplatform.auth.service import find_by_email
 from botplatform.dashboard import inbox
@@ -293,3 +294,29 @@ async def test_webhook_and_automation_pages_in_the_browser(
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{name} scrolls sideways at phone width ({width}px)"
         await tab.shot(f"{name}-phone")
+
+
+async def test_the_inbox_falls_back_to_a_slow_poll_while_the_socket_is_down(
+    tab: Tab, api: Api, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox, "FALLBACK_POLL_SECONDS", 1)  # the app runs in this process
+    owner, ws, _ = await _workspace_with_channel(api, wa)
+    phone = unique_phone()
+    await wa.post_inbound_text(phone, "First message", "Kai Tanaka")
+    refused: list[str] = []
+
+    async def refuse(socket: WebSocketRoute) -> None:
+        refused.append(socket.url)
+        await socket.close(code=1011, reason="down for the test")
+
+    await tab.page.route_web_socket(re.compile(r".*/events/ws$"), refuse)
+    await tab.login(owner)
+    page = tab.page
+    await tab.open(f"/app/w/{ws}/inbox")
+    await page.locator("#conv-list a", has_text="Kai Tanaka").click()
+    await expect(page.locator("body")).to_have_attribute("data-live", "down")
+    await wa.post_inbound_text(phone, "Second message", "Kai Tanaka")
+    await expect(page.locator("#messages")).to_contain_text("Second message", timeout=8000)
+    assert refused and refused[0].startswith("ws://")  # it tried the socket, same origin
+    await page.wait_for_timeout(2500)
+    assert len(refused) >= 2  # and keeps trying to reconnect (1 s, then 2 s …)
