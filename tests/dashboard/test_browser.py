@@ -5,15 +5,19 @@ fake Graph API, an API key that works, what an agent may not see, and CSRF refus
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
-from playwright.async_api import expect
+import pytest
+from playwright.async_api import WebSocketRoute, expect
 
 from botplatform.auth.service import find_by_email
+from botplatform.dashboard import inbox
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.conftest import Account, Api, eventually
 from tests.dashboard.conftest import Tab, enable_two_factor, login_by_keyboard, unique_phone
+from tests.fakes.webhook_receiver import running_receiver
 
 
 async def _workspace_with_channel(api: Api, wa: FakeGraph) -> tuple[Account, str, dict[str, str]]:
@@ -41,11 +45,17 @@ async def test_login_with_2fa_then_live_inbox_and_reply(
     await expect(page.locator("#messages")).to_contain_text("where is my order?")
 
     # A new WhatsApp message, posted to the webhook by the fake Graph API, shows up in the
-    # open conversation without a reload.
+    # open conversation without a reload, pushed through the events socket: the page says the
+    # socket is subscribed, and the message arrives well before the fallback poll could fire.
+    await expect(page.locator("body")).to_have_attribute("data-live", "connected")
     navigations: list[str] = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     await wa.post_inbound_text(phone, "Order #4521, <b>please</b> hurry", "Maria Lopez")
-    await expect(page.locator("#messages")).to_contain_text("Order #4521, <b>please</b> hurry")
+    started = time.monotonic()
+    await expect(page.locator("#messages")).to_contain_text(
+        "Order #4521, <b>please</b> hurry", timeout=inbox.FALLBACK_POLL_SECONDS * 1000 / 3
+    )
+    assert time.monotonic() - started < inbox.FALLBACK_POLL_SECONDS / 3
     assert navigations == []
     await tab.shot("inbox-conversation")
 
@@ -203,3 +213,110 @@ async def test_screenshots_of_the_main_pages(
         await tab.open(f"/admin/{name}")
         await expect(tab.page.get_by_role("heading", level=1)).to_be_visible()
         await tab.shot(f"admin-{name}")
+
+
+async def test_webhook_and_automation_pages_in_the_browser(
+    tab: Tab, api: Api, wa: FakeGraph, client: httpx.AsyncClient
+) -> None:
+    owner, ws, _ = await _workspace_with_channel(api, wa)
+    await tab.login(owner)
+    page = tab.page
+    page.on("dialog", lambda dialog: dialog.accept())  # the data-confirm questions
+    async with running_receiver() as receiver:
+        await tab.open(f"/app/w/{ws}/webhooks")
+        await page.get_by_label("URL (https://…)").fill(receiver.url)
+        await page.get_by_label("Description (optional)").fill("CRM sync")
+        await page.get_by_label("message.received").check()
+        await page.get_by_role("button", name="Create endpoint").click()
+        await expect(page.locator("#new-secret")).to_contain_text("whsec_")
+        await tab.shot("webhooks-created")
+        await page.get_by_role("link", name="Open the endpoint").click()
+        await expect(page.get_by_role("heading", name="Deliveries")).to_be_visible()
+
+        await wa.post_inbound_text(unique_phone(), "Is my parcel lost?", "Lena Fischer")
+        await eventually(lambda: receiver.received)
+        delivery = page.locator("table a").first
+        for _ in range(20):  # the log fills once the worker has delivered it
+            await page.reload()
+            if await delivery.count():
+                break
+            await page.wait_for_timeout(250)
+        await expect(page.locator("table")).to_contain_text("succeeded")
+        await tab.shot("webhook-endpoint")
+        await delivery.click()
+        await expect(page.get_by_role("heading", name="Attempts")).to_be_visible()
+        await expect(page.locator("table")).to_contain_text("HTTP 200")
+        await tab.shot("webhook-delivery")
+        await page.get_by_role("button", name="Replay now").click()
+        await expect(page.locator("#flash")).to_contain_text("Replay queued")
+        await eventually(lambda: len(receiver.received) >= 2 or None)
+        await page.get_by_role("link", name=receiver.url).click()
+        await page.get_by_role("button", name="Rotate secret").click()
+        await expect(page.locator("#new-secret")).to_contain_text("whsec_")
+
+    await tab.open(f"/app/w/{ws}/automations/new")
+    await page.get_by_label("Name").fill("Lost parcels")
+    await page.get_by_label("Actions (JSON list, run in order)").fill('[{"type": "explode"}]')
+    await page.get_by_role("button", name="Create rule").click()
+    await expect(page.locator("#rule-problems")).to_contain_text("actions.0")
+    await tab.shot("automation-invalid")
+    await page.get_by_label("Actions (JSON list, run in order)").fill(
+        '[{"type": "add_label", "labels": ["parcels"]}]'
+    )
+    await page.get_by_role("button", name="Create rule").click()
+    await expect(page.locator("#flash")).to_contain_text("Automation rule created")
+    await wa.post_inbound_text(unique_phone(), "Where is my refund?", "Omar Haddad")
+    for _ in range(20):
+        await page.reload()
+        if await page.locator("section table").count():
+            break
+        await page.wait_for_timeout(250)
+    await expect(page.locator("section table")).to_contain_text("add_label: succeeded")
+    await tab.shot("automation-rule")
+    await tab.open(f"/app/w/{ws}/automations")
+    await expect(page.locator("table")).to_contain_text("Lost parcels")
+    await tab.shot("automations")
+    await tab.open(f"/app/w/{ws}/teams")
+    await page.get_by_label("Name", exact=True).fill("Billing")
+    await page.get_by_label("Olivia Owner").check()
+    await page.get_by_role("button", name="Create team").click()
+    await expect(page.locator("#flash")).to_contain_text("Team created")
+    await tab.shot("teams")
+    await tab.open(f"/app/w/{ws}/business-hours")
+    await page.get_by_label("Monday").fill("09:00-17:00")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_label("Monday")).to_have_value("09:00-17:00")
+    await tab.shot("business-hours")
+
+    await page.set_viewport_size({"width": 390, "height": 844})
+    for name in ("webhooks", "automations", "teams", "business-hours"):
+        await tab.open(f"/app/w/{ws}/{name}")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{name} scrolls sideways at phone width ({width}px)"
+        await tab.shot(f"{name}-phone")
+
+
+async def test_the_inbox_falls_back_to_a_slow_poll_while_the_socket_is_down(
+    tab: Tab, api: Api, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inbox, "FALLBACK_POLL_SECONDS", 1)  # the app runs in this process
+    owner, ws, _ = await _workspace_with_channel(api, wa)
+    phone = unique_phone()
+    await wa.post_inbound_text(phone, "First message", "Kai Tanaka")
+    refused: list[str] = []
+
+    async def refuse(socket: WebSocketRoute) -> None:
+        refused.append(socket.url)
+        await socket.close(code=1011, reason="down for the test")
+
+    await tab.page.route_web_socket(re.compile(r".*/events/ws$"), refuse)
+    await tab.login(owner)
+    page = tab.page
+    await tab.open(f"/app/w/{ws}/inbox")
+    await page.locator("#conv-list a", has_text="Kai Tanaka").click()
+    await expect(page.locator("body")).to_have_attribute("data-live", "down")
+    await wa.post_inbound_text(phone, "Second message", "Kai Tanaka")
+    await expect(page.locator("#messages")).to_contain_text("Second message", timeout=8000)
+    assert refused and refused[0].startswith("ws://")  # it tried the socket, same origin
+    await page.wait_for_timeout(2500)
+    assert len(refused) >= 2  # and keeps trying to reconnect (1 s, then 2 s …)

@@ -1,8 +1,10 @@
 """The inbox: conversations with filters, one conversation's thread, replies, notes,
-assignment and status. Live updates: the list and the thread are fragments that the page
-polls (`hx-trigger="every 2s"`) and that answer 204 when nothing changed; when the dashboard
-WebSocket lands, its "changed" event triggers the same fragment requests instead
-(`LIVE_TRIGGER` below is the one place to change)."""
+assignment and status. Live updates: the list and the thread are fragments that answer 204
+when nothing changed; `static/app.js` keeps the workspace's event socket open
+(`/api/v1/workspaces/{ws}/events/ws`, authenticated by the session cookie from this origin)
+and fires `bp:changed` on `<body>` for each event, which makes htmx fetch them
+(`LIVE_TRIGGER`). While the socket is down it reconnects with backoff and fires the same
+event every `FALLBACK_POLL_SECONDS` instead."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import Select, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from botplatform.audit.dependencies import Auditor
 from botplatform.authz.permissions import Permission
@@ -34,7 +38,8 @@ ReplyPage = Annotated[Page, ws_page(Permission.CONVERSATIONS_REPLY)]
 ManagePage = Annotated[Page, ws_page(Permission.CONVERSATIONS_MANAGE)]
 Text = Annotated[str, Query(max_length=100)]
 
-LIVE_TRIGGER = "every 2s"
+LIVE_TRIGGER = "bp:changed from:body"
+FALLBACK_POLL_SECONDS = 15
 LIST_LIMIT = 100
 THREAD_LIMIT = 200
 STATUSES = ("open", "pending", "bot", "resolved")
@@ -59,8 +64,18 @@ async def _filters_context(page: Page) -> dict[str, Any]:
     }
 
 
+def _with_label(page: Page, statement: Select[Any], label: str) -> Select[Any]:
+    """Conversations carrying this exact label (the labels are a JSON list of strings)."""
+    if page.db.get_bind().dialect.name == "postgresql":
+        return statement.where(Conversation.labels.cast(JSONB).contains([label]))
+    elements = func.json_each(Conversation.labels).table_valued("value")
+    return statement.where(
+        exists(select(literal(1)).select_from(elements).where(elements.c.value == label))
+    )
+
+
 async def _conversations(
-    page: Page, status: str, assignee: str, channel: str
+    page: Page, status: str, assignee: str, channel: str, label: str = ""
 ) -> list[ConversationOut]:
     statement = conversation_repository.conversations(
         page.ws, status if status in STATUSES else None, _uuid(channel), None
@@ -71,6 +86,8 @@ async def _conversations(
         statement = statement.where(Conversation.assignee_id.is_(None))
     elif _uuid(assignee):
         statement = statement.where(Conversation.assignee_id == _uuid(assignee))
+    if label.strip():
+        statement = _with_label(page, statement, label.strip())
     statement = statement.order_by(
         Conversation.last_message_at.desc().nulls_last(), Conversation.id
     ).limit(LIST_LIMIT)
@@ -83,22 +100,31 @@ async def _conversations(
     return [await conversation_api._conversation_out(page.db, row) for row in rows]
 
 
-def _query(status: str, assignee: str, channel: str) -> str:
-    pairs = (("status", status), ("assignee", assignee), ("channel", channel))
+def _query(status: str, assignee: str, channel: str, label: str = "") -> str:
+    pairs = (("status", status), ("assignee", assignee), ("channel", channel), ("label", label))
     return urlencode({key: value for key, value in pairs if value})
 
 
 async def _list_context(
-    page: Page, status: str, assignee: str, channel: str, selected: uuid.UUID | None = None
+    page: Page,
+    status: str,
+    assignee: str,
+    channel: str,
+    selected: uuid.UUID | None = None,
+    label: str = "",
 ) -> dict[str, Any]:
-    conversations = await _conversations(page, status, assignee, channel)
+    conversations = await _conversations(page, status, assignee, channel, label)
     return {
         "conversations": conversations,
         "list_version": list_version(conversations),
-        "filters": {"status": status, "assignee": assignee, "channel": channel},
-        "filter_query": _query(status, assignee, channel),
+        "filters": {"status": status, "assignee": assignee, "channel": channel, "label": label},
+        "filter_query": _query(status, assignee, channel, label),
+        # Suggestions for the label filter: the labels on the conversations listed.
+        "known_labels": sorted({item for c in conversations for item in c.labels}),
         "selected": selected,
         "live_trigger": LIVE_TRIGGER,
+        "live_socket": f"/api/v1/workspaces/{page.ws}/events/ws",
+        "fallback_poll_ms": FALLBACK_POLL_SECONDS * 1000,
         **await _filters_context(page),
     }
 
@@ -111,9 +137,9 @@ async def workspace_home(page: Annotated[Page, ws_page(Permission.WORKSPACE_READ
 
 @router.get("/inbox")
 async def inbox(
-    page: ReadPage, status: Text = "", assignee: Text = "", channel: Text = ""
+    page: ReadPage, status: Text = "", assignee: Text = "", channel: Text = "", label: Text = ""
 ) -> Response:
-    context = await _list_context(page, status, assignee, channel)
+    context = await _list_context(page, status, assignee, channel, label=label)
     return page.render("app/inbox.html", **context)
 
 
@@ -125,9 +151,10 @@ async def inbox_list(
     channel: Text = "",
     selected: Text = "",
     v: Text = "",
+    label: Text = "",
 ) -> Response:
     """The conversation list fragment; 204 when it is what the browser already shows."""
-    context = await _list_context(page, status, assignee, channel, _uuid(selected))
+    context = await _list_context(page, status, assignee, channel, _uuid(selected), label)
     if v and v == context["list_version"]:
         return Response(status_code=204)
     return page.render("fragments/conversation_list.html", **context)
@@ -166,8 +193,9 @@ async def conversation(
     status: Text = "",
     assignee: Text = "",
     channel: Text = "",
+    label: Text = "",
 ) -> Response:
-    context = await _list_context(page, status, assignee, channel, conversation_id)
+    context = await _list_context(page, status, assignee, channel, conversation_id, label)
     context.update(await _thread_context(page, conversation_id))
     return page.render("app/inbox.html", **context)
 

@@ -4,6 +4,9 @@ from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
 from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
+from botplatform.dashboard import automations as automation_pages
+from botplatform.dashboard import teams_hours as team_pages
+from botplatform.dashboard import webhooks as webhook_pages
 from botplatform.dashboard.assets import STATIC_DIR
 
 dashboard_router = APIRouter(include_in_schema=False)
@@ -13,5 +16,8 @@ dashboard_router.include_router(inbox.router)
 dashboard_router.include_router(contacts_channels.router)
 dashboard_router.include_router(access.router)
 dashboard_router.include_router(admin.router)
+dashboard_router.include_router(webhook_pages.router)
+dashboard_router.include_router(automation_pages.router)
+dashboard_router.include_router(team_pages.router)
 
 static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)

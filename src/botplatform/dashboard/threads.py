@@ -158,6 +158,6 @@ def list_version(rows: list[Any]) -> str:
     for row in rows:
         digest.update(
             f"{row.id}|{row.status}|{row.unread_count}|{row.last_message_at}|"
-            f"{row.assignee_id}|{row.contact_name}".encode()
+            f"{row.assignee_id}|{row.contact_name}|{','.join(getattr(row, 'labels', []))}".encode()
         )
     return digest.hexdigest()[:16]

@@ -70,6 +70,10 @@ NAV: list[NavItem] = [
     NavItem("Members", "members", Permission.MEMBERS_READ),
     NavItem("Audit log", "audit", Permission.AUDIT_READ),
     NavItem("Settings", "settings", Permission.WORKSPACE_READ),
+    NavItem("Webhooks", "webhooks", Permission.WEBHOOKS_READ),
+    NavItem("Automations", "automations", Permission.CONVERSATIONS_READ),
+    NavItem("Teams", "teams", Permission.MEMBERS_READ),
+    NavItem("Business hours", "business-hours", Permission.WORKSPACE_READ),
 ]
 
 NOTICES = {

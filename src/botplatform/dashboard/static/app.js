@@ -59,8 +59,81 @@
     }
   });
 
+
+  // Live updates: the workspace's event socket (same origin; the session cookie
+  // authenticates it). Each event fires `bp:changed` on <body>, which makes htmx fetch the
+  // inbox fragments (they answer 204 when nothing changed). When the socket drops we
+  // reconnect with growing pauses and, meanwhile, fire the same event on a slow timer.
+  function startLive(root) {
+    var path = root.getAttribute("data-live-socket");
+    var fallbackMs = parseInt(root.getAttribute("data-live-fallback-ms"), 10) || 15000;
+    var body = document.body;
+    var delay = 1000;
+    var poll = null;
+    var pending = null;
+
+    function changed() {
+      if (pending) return; // several events at once: one refresh
+      pending = setTimeout(function () {
+        pending = null;
+        body.dispatchEvent(new CustomEvent("bp:changed"));
+      }, 50);
+    }
+
+    function fallback(on) {
+      if (on && !poll) poll = setInterval(changed, fallbackMs);
+      if (!on && poll) { clearInterval(poll); poll = null; }
+    }
+
+    function connect() {
+      var scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      var socket;
+      try {
+        socket = new WebSocket(scheme + "//" + location.host + path);
+      } catch (error) {
+        retry();
+        return;
+      }
+      socket.addEventListener("message", function (message) {
+        var event;
+        try { event = JSON.parse(message.data); } catch (error) { return; }
+        if (!event || typeof event.type !== "string") return;
+        if (event.type === "live.subscribed") {
+          body.setAttribute("data-live", "connected");
+          delay = 1000;
+          fallback(false);
+          changed(); // catch up on anything missed while disconnected
+        } else if (event.type.indexOf("live.") !== 0) {
+          changed();
+        }
+      });
+      socket.addEventListener("close", function (close) {
+        body.setAttribute("data-live", "down");
+        fallback(true);
+        // 4401/4403/4404: not (or no longer) allowed; the slow poll shows the login page.
+        if (close.code === 4401 || close.code === 4403 || close.code === 4404) return;
+        retry();
+      });
+    }
+
+    function retry() {
+      body.setAttribute("data-live", "down");
+      fallback(true);
+      setTimeout(connect, delay + Math.floor(Math.random() * 500));
+      delay = Math.min(delay * 2, 30000);
+    }
+
+    if (!("WebSocket" in window)) {
+      fallback(true);
+      return;
+    }
+    connect();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     toBottom();
+    var live = document.querySelector("[data-live-socket]");
+    if (live) startLive(live);
     // On a phone the menu scrolls sideways: bring the current page's entry into view.
     var current = document.querySelector(".sidenav [aria-current=page]");
     if (current && current.scrollIntoView) current.scrollIntoView({block: "nearest", inline: "center"});
