@@ -29,7 +29,7 @@ async def list_channels(
     access: ChannelsRead, db: DbSession, page: PageQuery, runtime: RuntimeDep
 ) -> Envelope[Page[ChannelOut]]:
     rows, next_cursor = await paginate(
-        db, repository.list_statement(access.workspace_id), Channel.created_at, Channel.id, page
+        db, repository.list_statement(access), Channel.created_at, Channel.id, page
     )
     manage = access.can(Permission.CHANNELS_MANAGE)
     items = [service.to_out(runtime.settings, row[0], show_verify_token=manage) for row in rows]
@@ -61,7 +61,7 @@ async def create_channel(
 async def get_channel(
     access: ChannelsRead, channel_id: uuid.UUID, db: DbSession, runtime: RuntimeDep
 ) -> Envelope[ChannelOut]:
-    channel = await repository.get(db, access.workspace_id, channel_id)
+    channel = await repository.get_visible(db, access, channel_id)
     manage = access.can(Permission.CHANNELS_MANAGE)
     return ok(service.to_out(runtime.settings, channel, show_verify_token=manage))
 
@@ -126,7 +126,7 @@ async def upload_media(
     audit: Audit,
 ) -> Envelope[UploadedMedia]:
     """Uploads a file to the provider (checked for size and type first) for sending by id."""
-    channel = await repository.get(db, access.workspace_id, channel_id)
+    channel = await repository.get_visible(db, access, channel_id)
     data = await file.read(MAX_MEDIA_BYTES + 1)
     try:
         mime = check_media(data, file.content_type)

@@ -8,7 +8,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.kit.errors import NotFound
-from botplatform.kit.scoping import allow_channel_lookup, scoped
+from botplatform.kit.scoping import ChannelReader, allow_channel_lookup, scoped, visible
 from botplatform.models import Channel, InboundEvent, Message
 
 
@@ -16,13 +16,26 @@ def channel_not_found() -> NotFound:
     return NotFound("Channel not found.", code="channel_not_found")
 
 
-def list_statement(workspace_id: uuid.UUID) -> Select[Any]:
-    return scoped(Channel, workspace_id)
+def list_statement(reader: ChannelReader) -> Select[Any]:
+    """The channels this reader sees (an agent: the ones it is assigned to)."""
+    return visible(Channel, reader)
 
 
 async def get(db: AsyncSession, workspace_id: uuid.UUID, channel_id: uuid.UUID) -> Channel:
+    """Any channel of the workspace, for the platform's own work and channel managers."""
     found = (
         await db.execute(scoped(Channel, workspace_id).where(Channel.id == channel_id))
+    ).scalar_one_or_none()
+    if found is None:
+        raise channel_not_found()
+    return found
+
+
+async def get_visible(db: AsyncSession, reader: ChannelReader, channel_id: uuid.UUID) -> Channel:
+    """The channel if this reader sees it; 404 otherwise (an agent is not told that a
+    channel it is not assigned to exists)."""
+    found = (
+        await db.execute(visible(Channel, reader).where(Channel.id == channel_id))
     ).scalar_one_or_none()
     if found is None:
         raise channel_not_found()
