@@ -50,6 +50,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/workspaces/{ws}/bots/{bot_id}"): {"name": "x"},
     ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/versions"): {},
     ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/simulate"): {"messages": [{"text": "hi"}]},
+    ("PUT", "/api/v1/workspaces/{ws}/members/{user_id}/channels"): {
+        "channel_ids": ["{channel_id}"]
+    },  # B's member and B's channel
 }
 
 

@@ -48,7 +48,9 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 async def _filters_context(page: Page) -> dict[str, Any]:
-    channels = list((await page.db.execute(channel_repository.list_statement(page.granted))).scalars())
+    channels = list(
+        (await page.db.execute(channel_repository.list_statement(page.granted))).scalars()
+    )
     members = list((await page.db.execute(member_repository.members_with_users(page.ws))).all())
     return {
         "channels": channels,
@@ -140,7 +142,9 @@ def _media_links(page: Page) -> SignedMediaUrls:
 
 
 async def _thread_context(page: Page, conversation_id: uuid.UUID) -> dict[str, Any]:
-    conversation = await conversation_repository.get_conversation(page.db, page.granted, conversation_id)
+    conversation = await conversation_repository.get_conversation(
+        page.db, page.granted, conversation_id
+    )
     summary = await conversation_api._conversation_out(page.db, conversation)
     statement = (
         conversation_repository.messages(page.ws, conversation_id)

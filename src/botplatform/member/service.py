@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.authz.dependencies import WorkspaceAccess
 from botplatform.authz.permissions import Role
+from botplatform.channel.repository import channel_not_found
 from botplatform.kit.errors import Conflict, Forbidden
 from botplatform.member import repository
-from botplatform.channel.repository import channel_not_found
 from botplatform.models import ChannelMember, Membership
 
 
