@@ -264,8 +264,14 @@ async def test_inbox_escapes_filters_polls_and_replies_without_javascript(
 async def test_assign_resolve_and_permissions_of_an_agent(
     client: httpx.AsyncClient, api: Api, wa: FakeGraph
 ) -> None:
-    owner, ws, _, conversation = await _owner_with_conversation(api, wa)
+    owner, ws, channel, conversation = await _owner_with_conversation(api, wa)
     agent = await api.add_member(owner, ws, "agent")  # type: ignore[arg-type]
+    assigned_channel = await client.put(
+        f"/api/v1/workspaces/{ws}/members/{agent.user_id}/channels",
+        json={"channel_ids": [channel["id"]]},
+        headers=owner.headers,  # type: ignore[attr-defined]
+    )  # an agent sees only the channels it is assigned to
+    assert assigned_channel.status_code == 200
     await browser_login(client, owner.email, owner.password)  # type: ignore[attr-defined]
     view = await client.get(f"/app/w/{ws}/inbox/{conversation['id']}")
     token = csrf_of(view.text)
