@@ -130,6 +130,11 @@ async def test_assignment_is_shown_on_members_and_managed_by_members_manage(
     assert by_user[str(manager.user_id)]["channel_ids"] == [a["id"]]
     assert by_user[str(agent.user_id)]["channel_ids"] == []
     assert by_user[str(agent.user_id)]["channel_scoped"] is True
+    channel_url = f"/api/v1/workspaces/{ws}/channels"
+    shown_channel = await client.get(f"{channel_url}/{a['id']}", headers=owner.headers)
+    assert shown_channel.json()["data"]["member_ids"] == [str(manager.user_id)]
+    listed_channels = await client.get(channel_url, headers=owner.headers)
+    assert listed_channels.json()["data"]["items"][0]["member_ids"] == [str(manager.user_id)]
 
     # members:manage decides: neither the agent itself nor a manager may.
     for who in (agent, manager):

@@ -32,7 +32,12 @@ async def list_channels(
         db, repository.list_statement(access), Channel.created_at, Channel.id, page
     )
     manage = access.can(Permission.CHANNELS_MANAGE)
-    items = [service.to_out(runtime.settings, row[0], show_verify_token=manage) for row in rows]
+    channels = [row[0] for row in rows]
+    members = await repository.members_by_channel(db, access.workspace_id, [c.id for c in channels])
+    items = [
+        service.to_out(runtime.settings, c, show_verify_token=manage, member_ids=members[c.id])
+        for c in channels
+    ]
     return ok(Page(items=items, next_cursor=next_cursor))
 
 
@@ -63,7 +68,11 @@ async def get_channel(
 ) -> Envelope[ChannelOut]:
     channel = await repository.get_visible(db, access, channel_id)
     manage = access.can(Permission.CHANNELS_MANAGE)
-    return ok(service.to_out(runtime.settings, channel, show_verify_token=manage))
+    members = await repository.members_by_channel(db, access.workspace_id, [channel.id])
+    out = service.to_out(
+        runtime.settings, channel, show_verify_token=manage, member_ids=members[channel.id]
+    )
+    return ok(out)
 
 
 @router.patch("/channels/{channel_id}")

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.kit.errors import NotFound
 from botplatform.kit.scoping import ChannelReader, allow_channel_lookup, scoped, visible
-from botplatform.models import Channel, InboundEvent, Message
+from botplatform.models import Channel, ChannelMember, InboundEvent, Message
 
 
 def channel_not_found() -> NotFound:
@@ -39,6 +39,24 @@ async def get_visible(db: AsyncSession, reader: ChannelReader, channel_id: uuid.
     ).scalar_one_or_none()
     if found is None:
         raise channel_not_found()
+    return found
+
+
+async def members_by_channel(
+    db: AsyncSession, workspace_id: uuid.UUID, channel_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The members assigned to each of these channels (oldest assignment first)."""
+    found: dict[uuid.UUID, list[uuid.UUID]] = {channel_id: [] for channel_id in channel_ids}
+    if not channel_ids:
+        return found
+    statement = (
+        scoped(ChannelMember, workspace_id)
+        .where(ChannelMember.channel_id.in_(channel_ids))
+        .order_by(ChannelMember.created_at, ChannelMember.user_id)
+        .with_only_columns(ChannelMember.channel_id, ChannelMember.user_id)
+    )
+    for channel_id, user_id in (await db.execute(statement)).all():
+        found[channel_id].append(user_id)
     return found
 
 
