@@ -185,3 +185,24 @@ async def test_channel_deletion_drops_its_assignments(client: httpx.AsyncClient,
         f"/api/v1/workspaces/{ws}/members/{agent.user_id}", headers=owner.headers
     )
     assert shown.json()["data"]["channel_ids"] == []
+
+
+async def test_order_is_stable_and_nobody_manages_a_higher_role(
+    client: httpx.AsyncClient, api: Api
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    a = await api.create_channel(owner, ws, name="A")
+    b = await api.create_channel(owner, ws, name="B", phone_number_id="2233445566778")
+    agent = await api.add_member(owner, ws, "agent")
+    admin = await api.add_member(owner, ws, "admin")
+    assert (await _assign(client, admin, ws, agent, [a["id"]])).status_code == 200
+    both = await _assign(client, admin, ws, agent, [b["id"], a["id"]])
+    assert both.json()["data"]["channel_ids"] == [a["id"], b["id"]]  # oldest first, as GET
+    shown = await client.get(
+        f"/api/v1/workspaces/{ws}/members/{agent.user_id}", headers=owner.headers
+    )
+    assert shown.json()["data"]["channel_ids"] == [a["id"], b["id"]]
+    refused = await _assign(client, admin, ws, owner, [a["id"]])
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "role_too_high"

@@ -88,7 +88,7 @@ async def set_member_channels(
     sees only the conversations of its channels (any other answers 404); other roles see
     every channel, so for them the list only takes effect if they become agents."""
     membership, user = await repository.get(db, access.workspace_id, user_id)
-    before, after = await service.set_channels(db, membership, body.channel_ids)
+    before, after = await service.set_channels(db, access, membership, body.channel_ids)
     await audit.log(
         "member.channels",
         workspace_id=access.workspace_id,

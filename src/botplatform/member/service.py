@@ -74,10 +74,12 @@ async def _unassign_all(db: AsyncSession, target: Membership) -> None:
 
 
 async def set_channels(
-    db: AsyncSession, target: Membership, channel_ids: list[uuid.UUID]
+    db: AsyncSession, access: WorkspaceAccess, target: Membership, channel_ids: list[uuid.UUID]
 ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """Replaces the member's assigned channels; every id must be a channel of this workspace
-    (404 otherwise, as for any id of another tenant). Answers (before, after)."""
+    (404 otherwise, as for any id of another tenant). Answers (before, after), in the order
+    the member's answers list them (oldest assignment first)."""
+    _ensure_may_manage(access, target)
     ws = target.workspace_id
     wanted = list(dict.fromkeys(channel_ids))
     missing = set(wanted) - await repository.existing_channel_ids(db, ws, wanted)
@@ -94,4 +96,5 @@ async def set_channels(
         if channel_id not in before:
             db.add(ChannelMember(workspace_id=ws, channel_id=channel_id, user_id=target.user_id))
     await db.flush()
-    return before, wanted
+    kept = [channel_id for channel_id in before if channel_id in wanted]
+    return before, kept + [channel_id for channel_id in wanted if channel_id not in before]
