@@ -138,6 +138,16 @@ class Scenarios:
             f"/api/v1/workspaces/{ws}/members/{agent.user_id}", headers=owner.headers
         )
 
+    async def assign_channels(self) -> Call:
+        owner, ws = await self._owner_ws()
+        agent = await self.api.add_member(owner, ws, "agent")
+        channel = await self.api.create_channel(owner, ws)
+        return lambda: self.client.put(
+            f"/api/v1/workspaces/{ws}/members/{agent.user_id}/channels",
+            json={"channel_ids": [channel["id"]]},
+            headers=owner.headers,
+        )
+
     async def leave(self) -> Call:
         owner, ws = await self._owner_ws()
         agent = await self.api.add_member(owner, ws, "agent")
@@ -467,6 +477,10 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("PATCH", "/api/v1/workspaces/{ws}/members/{user_id}"): ("update_member", "member.update"),
     ("DELETE", "/api/v1/workspaces/{ws}/members/{user_id}"): ("remove_member", "member.remove"),
     ("POST", "/api/v1/workspaces/{ws}/leave"): ("leave", "member.leave"),
+    ("PUT", "/api/v1/workspaces/{ws}/members/{user_id}/channels"): (
+        "assign_channels",
+        "member.channels",
+    ),
     ("POST", "/api/v1/workspaces/{ws}/invitations"): ("invite", "invitation.create"),
     ("DELETE", "/api/v1/workspaces/{ws}/invitations/{invitation_id}"): (
         "revoke_invitation",

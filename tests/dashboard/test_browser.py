@@ -117,8 +117,14 @@ async def test_api_key_created_in_the_browser_works_against_the_api(
 async def test_agent_sees_and_opens_no_admin_only_pages(
     tab: Tab, api: Api, wa: FakeGraph, client: httpx.AsyncClient
 ) -> None:
-    owner, ws, _ = await _workspace_with_channel(api, wa)
+    owner, ws, channel = await _workspace_with_channel(api, wa)
     agent = await api.add_member(owner, ws, "agent")
+    assigned = await client.put(
+        f"/api/v1/workspaces/{ws}/members/{agent.user_id}/channels",
+        json={"channel_ids": [channel["id"]]},
+        headers=owner.headers,
+    )  # an agent sees only the channels it is assigned to
+    assert assigned.status_code == 200
     await tab.login(agent)
     page = tab.page
     nav = page.get_by_role("navigation", name="Workspace")

@@ -264,8 +264,14 @@ async def test_inbox_escapes_filters_polls_and_replies_without_javascript(
 async def test_assign_resolve_and_permissions_of_an_agent(
     client: httpx.AsyncClient, api: Api, wa: FakeGraph
 ) -> None:
-    owner, ws, _, conversation = await _owner_with_conversation(api, wa)
+    owner, ws, channel, conversation = await _owner_with_conversation(api, wa)
     agent = await api.add_member(owner, ws, "agent")  # type: ignore[arg-type]
+    assigned_channel = await client.put(
+        f"/api/v1/workspaces/{ws}/members/{agent.user_id}/channels",
+        json={"channel_ids": [channel["id"]]},
+        headers=owner.headers,  # type: ignore[attr-defined]
+    )  # an agent sees only the channels it is assigned to
+    assert assigned_channel.status_code == 200
     await browser_login(client, owner.email, owner.password)  # type: ignore[attr-defined]
     view = await client.get(f"/app/w/{ws}/inbox/{conversation['id']}")
     token = csrf_of(view.text)
@@ -596,3 +602,39 @@ async def test_bad_input_is_a_clear_4xx_never_a_500(client: httpx.AsyncClient, a
         response = await post_form(client, page, action, data)
         assert 400 <= response.status_code < 500, (action, data, response.status_code)
         assert "<x>" not in response.text
+
+
+async def test_members_page_assigns_channels_and_the_agents_inbox_follows(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    a = await api.create_channel(owner, ws, name="Alpha line")
+    b = await api.create_channel(owner, ws, name="Beta line", phone_number_id="2233445566778")
+    await api.inbound_text(a["id"], "15550000001", "hi from A", name="Ann Alpha")
+    await api.inbound_text(b["id"], "15550000002", "hi from B", name="Bob Beta")
+    conversation_b = await api.conversation_of(owner, ws, "Bob Beta")
+    agent = await api.add_member(owner, ws, "agent")
+    await browser_login(client, owner.email, owner.password)
+    members = f"/app/w/{ws}/members"
+    before = await _audit_count(runtime)
+    saved = await post_form(
+        client, members, f"{members}/{agent.user_id}/channels", {"channel_ids": a["id"]}
+    )
+    assert saved.status_code == 303, saved.text[:500]
+    assert await _audit_count(runtime) == before + 1
+    page = await client.get(members)
+    assert f'value="{a["id"]}" checked' in page.text
+    assert f'value="{b["id"]}" checked' not in page.text
+    wrong = await post_form(
+        client, members, f"{members}/{agent.user_id}/channels", {"channel_ids": "nope"}
+    )
+    assert wrong.status_code == 400 and "Choose channels" in wrong.text
+
+    await browser_login(client, agent.email, agent.password)
+    inbox = await client.get(f"/app/w/{ws}/inbox")
+    assert inbox.status_code == 200
+    assert "Ann Alpha" in inbox.text and "Bob Beta" not in inbox.text
+    assert "Beta line" not in inbox.text  # not even in the channel filter
+    hidden = await client.get(f"/app/w/{ws}/inbox/{conversation_b['id']}")
+    assert hidden.status_code == 404

@@ -217,3 +217,56 @@ async def test_the_dashboard_cookie_works_from_the_platform_origin_only(
         _url(live_base, ws), additional_headers=cookie, origin="http://evil.example"
     ) as s:
         assert await _close_code(s) == live_endpoints.CLOSE_FORBIDDEN
+
+
+def _channel_of(event: dict[str, Any]) -> str | None:
+    data = event["data"]
+    subject = data.get("message") or data.get("conversation") or {}
+    return subject.get("channel_id")
+
+
+async def test_an_agent_receives_only_its_channels_events_and_follows_reassignment(
+    client: httpx.AsyncClient,
+    api: Api,
+    live_base: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live_endpoints, "PING_SECONDS", 0.3)
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    a = await api.create_channel(owner, ws, name="A")
+    b = await api.create_channel(owner, ws, name="B", phone_number_id="2233445566778")
+    agent = await api.add_member(owner, ws, "agent")
+
+    async def assign(channel_id: str) -> None:
+        response = await client.put(
+            f"/api/v1/workspaces/{ws}/members/{agent.user_id}/channels",
+            json={"channel_ids": [channel_id]},
+            headers=owner.headers,
+        )
+        assert response.status_code == 200, response.text
+
+    async def until_message_from(socket: ClientConnection, channel_id: str) -> list[Any]:
+        seen: list[dict[str, Any]] = []
+        while not any(
+            m["type"] == "message.received" and _channel_of(m) == channel_id for m in seen
+        ):
+            seen.extend(await _events_until(socket, {"message.received"}))
+        return seen
+
+    await assign(a["id"])
+    async with connect(_url(live_base, ws), additional_headers=agent.headers) as socket:
+        await _next(socket)
+        await api.inbound_text(b["id"], "15550000002", "for B", name="Bob")
+        await api.inbound_text(a["id"], "15550000001", "for A", name="Ann")
+        streamed = await until_message_from(socket, a["id"])
+        assert {_channel_of(m) for m in streamed} - {None} == {a["id"]}
+
+        await assign(b["id"])  # reaches the open socket at its next ping
+        for _ in range(2):  # the second re-check surely started after the change committed
+            while (await _next(socket))["type"] != "live.ping":
+                pass
+        await api.inbound_text(a["id"], "15550000001", "A again", name="Ann")
+        await api.inbound_text(b["id"], "15550000002", "B again", name="Bob")
+        streamed = await until_message_from(socket, b["id"])
+        assert {_channel_of(m) for m in streamed} - {None} == {b["id"]}

@@ -19,10 +19,11 @@ from fastapi import Depends, Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.auth.dependencies import CurrentPrincipal, Principal
-from botplatform.authz.permissions import Permission, Role, permissions_of
+from botplatform.authz.permissions import CHANNEL_SCOPED_ROLES, Permission, Role, permissions_of
 from botplatform.db import DbSession
 from botplatform.kit.errors import Forbidden
 from botplatform.kit.scoping import enter_workspace, scoped
+from botplatform.member import repository as member_repository
 from botplatform.models import ApiKey, Membership, Workspace
 from botplatform.runtime import Runtime, RuntimeDep
 from botplatform.workspace import repository as workspace_repository
@@ -31,13 +32,16 @@ from botplatform.workspace import repository as workspace_repository
 @dataclass(frozen=True)
 class WorkspaceAccess:
     """The caller, acting in one workspace, with the permissions it has there. For an API key,
-    `membership` and `role` are its creator's: a key never outranks the person behind it."""
+    `membership` and `role` are its creator's: a key never outranks the person behind it.
+    `channel_ids`: the channels a channel-scoped role (an agent) is assigned to, read afresh on
+    every request so an assignment change takes effect at once; None for every channel."""
 
     principal: Principal
     workspace: Workspace
     membership: Membership
     role: Role
     permissions: frozenset[Permission]
+    channel_ids: frozenset[uuid.UUID] | None = None
 
     @property
     def workspace_id(self) -> uuid.UUID:
@@ -102,7 +106,13 @@ async def workspace_access(
         )
     else:
         workspace, membership, permissions = await _user_access(db, principal, ws)
-    return WorkspaceAccess(principal, workspace, membership, Role(membership.role), permissions)
+    role = Role(membership.role)
+    channel_ids = None
+    if role in CHANNEL_SCOPED_ROLES:  # an API key is scoped like the member who made it
+        channel_ids = await member_repository.assigned_channel_ids(
+            db, workspace.id, membership.user_id
+        )
+    return WorkspaceAccess(principal, workspace, membership, role, permissions, channel_ids)
 
 
 async def access_for(

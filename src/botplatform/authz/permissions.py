@@ -126,3 +126,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 def permissions_of(role: Role | str) -> frozenset[Permission]:
     return ROLE_PERMISSIONS[Role(role)]
+
+
+# Roles limited to the channels they are assigned to (SPEC §2: "An agent sees only
+# conversations of channels it is assigned to"); every other role sees every channel.
+CHANNEL_SCOPED_ROLES: frozenset[Role] = frozenset({Role.AGENT})

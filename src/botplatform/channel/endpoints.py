@@ -29,10 +29,15 @@ async def list_channels(
     access: ChannelsRead, db: DbSession, page: PageQuery, runtime: RuntimeDep
 ) -> Envelope[Page[ChannelOut]]:
     rows, next_cursor = await paginate(
-        db, repository.list_statement(access.workspace_id), Channel.created_at, Channel.id, page
+        db, repository.list_statement(access), Channel.created_at, Channel.id, page
     )
     manage = access.can(Permission.CHANNELS_MANAGE)
-    items = [service.to_out(runtime.settings, row[0], show_verify_token=manage) for row in rows]
+    channels = [row[0] for row in rows]
+    members = await repository.members_by_channel(db, access.workspace_id, [c.id for c in channels])
+    items = [
+        service.to_out(runtime.settings, c, show_verify_token=manage, member_ids=members[c.id])
+        for c in channels
+    ]
     return ok(Page(items=items, next_cursor=next_cursor))
 
 
@@ -61,9 +66,13 @@ async def create_channel(
 async def get_channel(
     access: ChannelsRead, channel_id: uuid.UUID, db: DbSession, runtime: RuntimeDep
 ) -> Envelope[ChannelOut]:
-    channel = await repository.get(db, access.workspace_id, channel_id)
+    channel = await repository.get_visible(db, access, channel_id)
     manage = access.can(Permission.CHANNELS_MANAGE)
-    return ok(service.to_out(runtime.settings, channel, show_verify_token=manage))
+    members = await repository.members_by_channel(db, access.workspace_id, [channel.id])
+    out = service.to_out(
+        runtime.settings, channel, show_verify_token=manage, member_ids=members[channel.id]
+    )
+    return ok(out)
 
 
 @router.patch("/channels/{channel_id}")
@@ -126,7 +135,7 @@ async def upload_media(
     audit: Audit,
 ) -> Envelope[UploadedMedia]:
     """Uploads a file to the provider (checked for size and type first) for sending by id."""
-    channel = await repository.get(db, access.workspace_id, channel_id)
+    channel = await repository.get_visible(db, access, channel_id)
     data = await file.read(MAX_MEDIA_BYTES + 1)
     try:
         mime = check_media(data, file.content_type)

@@ -57,3 +57,7 @@ class ChannelOut(BaseModel):
     access_token_hint: str | None = Field(description="Masked; the token itself is never shown")
     app_secret_hint: str | None
     created_at: datetime
+    member_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        description="Members assigned to this channel; agents see only their channels",
+    )

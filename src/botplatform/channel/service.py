@@ -22,7 +22,13 @@ def webhook_url(settings: Settings, channel: Channel) -> str:
     return f"{settings.app_url.rstrip('/')}/webhooks/{channel.provider}/{channel.id}"
 
 
-def to_out(settings: Settings, channel: Channel, *, show_verify_token: bool) -> ChannelOut:
+def to_out(
+    settings: Settings,
+    channel: Channel,
+    *,
+    show_verify_token: bool,
+    member_ids: list[uuid.UUID] | None = None,
+) -> ChannelOut:
     config = channel.config or {}
     return ChannelOut(
         id=channel.id,
@@ -39,6 +45,7 @@ def to_out(settings: Settings, channel: Channel, *, show_verify_token: bool) -> 
         access_token_hint=mask(channel.access_token),
         app_secret_hint=mask(channel.app_secret),
         created_at=channel.created_at,
+        member_ids=member_ids or [],
     )
 
 

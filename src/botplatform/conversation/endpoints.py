@@ -81,9 +81,7 @@ async def list_conversations(
     channel_id: uuid.UUID | None = None,
     assignee_id: uuid.UUID | None = None,
 ) -> Envelope[Page[ConversationOut]]:
-    statement = repository.conversations(
-        access.workspace_id, status_filter, channel_id, assignee_id
-    )
+    statement = repository.conversations(access, status_filter, channel_id, assignee_id)
     rows, cursor = await paginate(db, statement, Conversation.created_at, Conversation.id, page)
     return ok(Page(items=[await _conversation_out(db, r[0]) for r in rows], next_cursor=cursor))
 
@@ -92,7 +90,7 @@ async def list_conversations(
 async def get_conversation(
     access: ConversationsRead, conversation_id: uuid.UUID, db: DbSession
 ) -> Envelope[ConversationOut]:
-    conversation = await repository.get_conversation(db, access.workspace_id, conversation_id)
+    conversation = await repository.get_conversation(db, access, conversation_id)
     return ok(await _conversation_out(db, conversation))
 
 
@@ -106,7 +104,7 @@ async def update_conversation(
 ) -> Envelope[ConversationOut]:
     """Changes status (bot → open → pending → resolved), assigns or unassigns, sets the
     labels, marks read."""
-    conversation = await repository.get_conversation(db, access.workspace_id, conversation_id)
+    conversation = await repository.get_conversation(db, access, conversation_id)
     before = {
         "status": conversation.status,
         "assignee_id": conversation.assignee_id,
@@ -168,7 +166,7 @@ async def list_messages(
     page: PageQuery,
     runtime: RuntimeDep,
 ) -> Envelope[Page[MessageOut]]:
-    await repository.get_conversation(db, access.workspace_id, conversation_id)
+    await repository.get_conversation(db, access, conversation_id)
     statement = repository.messages(access.workspace_id, conversation_id)
     rows, cursor = await paginate(db, statement, Message.created_at, Message.id, page)
     items = [message_out(r[0], runtime.media_urls) for r in rows]
@@ -219,7 +217,7 @@ async def reply(
 ) -> Envelope[MessageOut]:
     """An agent's reply (queued, then sent through the policy gate) or, with `note`, an
     internal note that is never sent."""
-    conversation = await repository.get_conversation(db, access.workspace_id, conversation_id)
+    conversation = await repository.get_conversation(db, access, conversation_id)
     if body.note:
         note = await messages.add_note(db, conversation, body.text or "", _user_id(access))
         await audit.log(
@@ -247,7 +245,7 @@ async def send_message(
 ) -> Envelope[MessageOut]:
     """Sends to a phone number (or other channel id) through a channel. Outside WhatsApp's
     24-hour window only a template is accepted (422 `window_closed`)."""
-    channel = await channels.get(db, access.workspace_id, body.channel_id)
+    channel = await channels.get_visible(db, access, body.channel_id)
     contact = await service.contact_for(db, channel, body.to.lstrip("+"), None)
     conversation = await service.conversation_for(db, channel, contact)
     return await _queue(db, audit, access, channel, contact, conversation, body, idempotency_key)

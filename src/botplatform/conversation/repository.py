@@ -7,16 +7,17 @@ from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.kit.errors import NotFound
-from botplatform.kit.scoping import scoped
+from botplatform.kit.scoping import ChannelReader, scoped, visible
 from botplatform.models import ConsentEvent, Contact, ContactIdentity, Conversation, Message
 
 
 async def get_conversation(
-    db: AsyncSession, ws: uuid.UUID, conversation_id: uuid.UUID
+    db: AsyncSession, reader: ChannelReader, conversation_id: uuid.UUID
 ) -> Conversation:
-    found = (
-        await db.execute(scoped(Conversation, ws).where(Conversation.id == conversation_id))
-    ).scalar_one_or_none()
+    """The conversation if `reader` sees it: 404 for another workspace's and, for an agent,
+    for one of a channel it is not assigned to."""
+    statement = visible(Conversation, reader).where(Conversation.id == conversation_id)
+    found = (await db.execute(statement)).scalar_one_or_none()
     if found is None:
         raise NotFound("Conversation not found.", code="conversation_not_found")
     return found
@@ -32,9 +33,12 @@ async def get_contact(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) ->
 
 
 def conversations(
-    ws: uuid.UUID, status: str | None, channel_id: uuid.UUID | None, assignee_id: uuid.UUID | None
+    reader: ChannelReader,
+    status: str | None,
+    channel_id: uuid.UUID | None,
+    assignee_id: uuid.UUID | None,
 ) -> Select[Any]:
-    statement = scoped(Conversation, ws)
+    statement = visible(Conversation, reader)
     if status:
         statement = statement.where(Conversation.status == status)
     if channel_id:

@@ -12,13 +12,14 @@ from botplatform.api_key import endpoints as api_key_api
 from botplatform.api_key.schemas import ApiKeyCreate
 from botplatform.audit.dependencies import Auditor
 from botplatform.authz.permissions import Permission, Role
+from botplatform.channel import repository as channel_repository
 from botplatform.dashboard.web import Page, PageRoute, attempt, parse_form, ws_page
 from botplatform.invitation import endpoints as invitation_api
 from botplatform.invitation.schemas import InvitationCreate
 from botplatform.kit.errors import AppError
 from botplatform.kit.pagination import PageParams
 from botplatform.member import endpoints as member_api
-from botplatform.member.schemas import MemberUpdate
+from botplatform.member.schemas import MemberChannels, MemberUpdate
 
 router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schema=False)
 
@@ -92,8 +93,10 @@ async def _members_context(page: Page) -> dict[str, Any]:
         pending = await invitation_api.list_invitations(page.granted, page.db, ALL, "pending")
         invitations = pending.data.items
     assignable = [role for role in Role if page.granted.role.outranks_or_equals(role)]
+    listed = await page.db.execute(channel_repository.list_statement(page.granted))
     return {
         "members": members.data.items,
+        "channels": list(listed.scalars()),
         "invitations": invitations,
         "roles": assignable,
         "may_manage": page.can(Permission.MEMBERS_MANAGE),
@@ -115,6 +118,28 @@ async def change_role(request: Request, page: MembersManagePage, user_id: uuid.U
         await attempt(
             page.db,
             lambda: member_api.update_member(
+                page.granted, user_id, body, page.db, Auditor(request, page.db)
+            ),
+        )
+    except AppError as exc:
+        context = await _members_context(page)
+        return page.render("app/members.html", exc.status_code, error=exc.message, **context)
+    return page.redirect(page.url("members"), "saved")
+
+
+@router.post("/members/{user_id}/channels")
+async def assign_channels(
+    request: Request, page: MembersManagePage, user_id: uuid.UUID
+) -> Response:
+    """The member's channels (checkboxes); an agent sees only these channels' conversations."""
+    form = await page.form()
+    body, _errors = parse_form(MemberChannels, {"channel_ids": form.getlist("channel_ids")})
+    try:
+        if body is None:
+            raise AppError("Choose channels from the list.", code="validation_error")
+        await attempt(
+            page.db,
+            lambda: member_api.set_member_channels(
                 page.granted, user_id, body, page.db, Auditor(request, page.db)
             ),
         )

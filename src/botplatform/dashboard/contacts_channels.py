@@ -46,11 +46,11 @@ async def contact(page: ContactsPage, contact_id: uuid.UUID) -> Response:
     answer = await conversation_api.get_contact(page.granted, contact_id, page.db)
     conversations: list[Conversation] = []
     if page.can(Permission.CONVERSATIONS_READ):
-        statement = conversation_repository.conversations(page.ws, None, None, None).where(
+        statement = conversation_repository.conversations(page.granted, None, None, None).where(
             Conversation.contact_id == contact_id
         )
         conversations = list((await page.db.execute(statement)).scalars())
-    listed = await page.db.execute(channel_repository.list_statement(page.ws))
+    listed = await page.db.execute(channel_repository.list_statement(page.granted))
     channels = {channel.id: channel.name for channel in listed.scalars()}
     return page.render(
         "app/contact.html", contact=answer.data, conversations=conversations, channels=channels

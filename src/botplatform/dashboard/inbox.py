@@ -53,7 +53,9 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 async def _filters_context(page: Page) -> dict[str, Any]:
-    channels = list((await page.db.execute(channel_repository.list_statement(page.ws))).scalars())
+    channels = list(
+        (await page.db.execute(channel_repository.list_statement(page.granted))).scalars()
+    )
     members = list((await page.db.execute(member_repository.members_with_users(page.ws))).all())
     return {
         "channels": channels,
@@ -78,7 +80,7 @@ async def _conversations(
     page: Page, status: str, assignee: str, channel: str, label: str = ""
 ) -> list[ConversationOut]:
     statement = conversation_repository.conversations(
-        page.ws, status if status in STATUSES else None, _uuid(channel), None
+        page.granted, status if status in STATUSES else None, _uuid(channel), None
     )
     if assignee == "me":
         statement = statement.where(Conversation.assignee_id == page.user.id)
@@ -167,7 +169,9 @@ def _media_links(page: Page) -> SignedMediaUrls:
 
 
 async def _thread_context(page: Page, conversation_id: uuid.UUID) -> dict[str, Any]:
-    conversation = await conversation_repository.get_conversation(page.db, page.ws, conversation_id)
+    conversation = await conversation_repository.get_conversation(
+        page.db, page.granted, conversation_id
+    )
     summary = await conversation_api._conversation_out(page.db, conversation)
     statement = (
         conversation_repository.messages(page.ws, conversation_id)

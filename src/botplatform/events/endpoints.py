@@ -56,10 +56,11 @@ def readable_types(access: WorkspaceAccess) -> frozenset[str]:
 
 
 def visible_channels(access: WorkspaceAccess) -> frozenset[str] | None:
-    """Channels whose events the caller sees; None for all. Agents are meant to see only
-    the channels they are assigned to: the platform has no channel assignment yet, so every
-    member sees every channel of the workspace (docs/events.md says so)."""
-    return None
+    """Channels whose events the caller sees; None for all. An agent sees only the channels
+    it is assigned to (`access.channel_ids`, the same list the REST API narrows by)."""
+    if access.channel_ids is None:
+        return None
+    return frozenset(str(channel_id) for channel_id in access.channel_ids)
 
 
 def _token(websocket: WebSocket, settings: Settings) -> str | None:
@@ -158,8 +159,11 @@ async def _pump(
             )
             if getter not in done:
                 getter.cancel()
-                if closed.done() or not await _still_allowed(runtime, websocket, subscription):
+                allowed_still, access = await _still_allowed(runtime, websocket, subscription)
+                if closed.done() or not allowed_still:
                     return
+                if access is not None:  # an assignment change reaches an open socket too
+                    channels = visible_channels(access)
                 await websocket.send_json({"type": "live.ping"})
                 continue
             payload = getter.result()
@@ -179,16 +183,17 @@ async def _pump(
 
 async def _still_allowed(
     runtime: Runtime, websocket: WebSocket, subscription: Subscription
-) -> bool:
-    """A logout, a revoked key or a removed membership ends the stream within a ping."""
+) -> tuple[bool, WorkspaceAccess | None]:
+    """A logout, a revoked key or a removed membership ends the stream within a ping; the
+    fresh access (None when rate limited) carries the caller's current channels."""
     try:
-        await _authorize(runtime, websocket, subscription.workspace_id)
+        access = await _authorize(runtime, websocket, subscription.workspace_id)
     except AppError as exc:
         if exc.status_code == 429:
-            return True
+            return True, None
         await websocket.close(_close_code(exc), exc.message[:120])
-        return False
-    return True
+        return False, None
+    return True, access
 
 
 async def _until_disconnected(websocket: WebSocket) -> None:

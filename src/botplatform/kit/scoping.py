@@ -7,18 +7,26 @@
    `app.workspace_id` (`enter_workspace`), plus, for memberships, the caller's own rows
    (`enter_user`). A query that forgets (1) still cannot see another tenant's rows.
    System work (commands, migrations, cross-tenant jobs) says so with `enter_system`.
+
+Within a workspace, `visible(Model, reader)` narrows channels, conversations and messages to
+the channels a channel-scoped reader (an agent) is assigned to: the one place that rule is
+applied to queries.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from botplatform.models.audit_log import AuditLog
 from botplatform.models.base import WorkspaceScoped
+from botplatform.models.channel import Channel
+from botplatform.models.conversation import Conversation
+from botplatform.models.message import Message
 
 M = TypeVar("M", bound=WorkspaceScoped)
 
@@ -26,6 +34,34 @@ M = TypeVar("M", bound=WorkspaceScoped)
 def scoped(model: type[M], workspace_id: uuid.UUID) -> Select[M]:
     """`SELECT model … WHERE workspace_id = :workspace_id`, ready for more filters."""
     return select(model).where(model.workspace_id == workspace_id)
+
+
+class ChannelReader(Protocol):
+    """Who reads: a workspace, and the channels it is limited to (None: every channel).
+    `authz.dependencies.WorkspaceAccess` is one."""
+
+    @property
+    def workspace_id(self) -> uuid.UUID: ...
+
+    @property
+    def channel_ids(self) -> frozenset[uuid.UUID] | None: ...
+
+
+# The column naming each channel-bound table's channel.
+_CHANNEL_COLUMN: dict[type[WorkspaceScoped], InstrumentedAttribute[Any]] = {
+    Channel: Channel.id,
+    Conversation: Conversation.channel_id,
+    Message: Message.channel_id,
+}
+
+
+def visible(model: type[M], reader: ChannelReader) -> Select[M]:
+    """`scoped(model, …)`, narrowed to the reader's channels when it is limited to some
+    (an agent sees only the channels it is assigned to; anything else answers 404)."""
+    statement = scoped(model, reader.workspace_id)
+    if reader.channel_ids is None:
+        return statement
+    return statement.where(_CHANNEL_COLUMN[model].in_(reader.channel_ids))
 
 
 def scoped_audit(model: type[AuditLog], workspace_id: uuid.UUID) -> Select[AuditLog]:

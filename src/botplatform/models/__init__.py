@@ -9,6 +9,7 @@ from botplatform.models.automation import AutomationEvent, AutomationRule, Autom
 from botplatform.models.base import Base, WorkspaceScoped
 from botplatform.models.bot import Bot, BotSession, BotVersion
 from botplatform.models.channel import Channel
+from botplatform.models.channel_member import ChannelMember
 from botplatform.models.contact import ConsentEvent, Contact, ContactIdentity
 from botplatform.models.conversation import Conversation
 from botplatform.models.dead_job import DeadJob
@@ -40,6 +41,7 @@ __all__ = [
     "BotSession",
     "BotVersion",
     "Channel",
+    "ChannelMember",
     "ConsentEvent",
     "Contact",
     "ContactIdentity",
