@@ -1,4 +1,4 @@
-"""The inbox's label filter, on both backends (the labels are a JSON list: PostgreSQL and
+"""The label filter of the inbox and of the API's conversation list, on both backends (the labels are a JSON list: PostgreSQL and
 SQLite each answer "has this exact label" their own way)."""
 
 from __future__ import annotations
@@ -34,6 +34,20 @@ async def test_the_inbox_filters_by_exact_label(
                 headers=owner.headers,
             )
             assert response.status_code == 200, response.text
+    # The API's list filters the same way.
+    async def listed(label: str) -> set[str]:
+        got = await client.get(
+            f"/api/v1/workspaces/{ws}/conversations",
+            params={"label": label},
+            headers=owner.headers,
+        )
+        assert got.status_code == 200, got.text
+        return {c["contact_name"] for c in got.json()["data"]["items"]}
+
+    assert await listed("billing") == {"Ann Billing"}
+    assert await listed("billings") == {"Bo Billings"}
+    assert await listed('say "hi" 100%') == {"Cy Quote"}
+    assert await listed("%") == set()
     await browser_login(client, owner.email, owner.password)
 
     async def shown(label: str) -> set[str]:

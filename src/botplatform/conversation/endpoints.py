@@ -80,8 +80,11 @@ async def list_conversations(
     status_filter: Annotated[ConversationStatus | None, Query(alias="status")] = None,
     channel_id: uuid.UUID | None = None,
     assignee_id: uuid.UUID | None = None,
+    label: Annotated[str | None, Query(max_length=64, description="an exact label")] = None,
 ) -> Envelope[Page[ConversationOut]]:
-    statement = repository.conversations(access, status_filter, channel_id, assignee_id)
+    statement = repository.conversations(
+        access, status_filter, channel_id, assignee_id, label, dialect=db.get_bind().dialect.name
+    )
     rows, cursor = await paginate(db, statement, Conversation.created_at, Conversation.id, page)
     return ok(Page(items=[await _conversation_out(db, r[0]) for r in rows], next_cursor=cursor))
 

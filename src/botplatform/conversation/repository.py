@@ -3,7 +3,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import ColumnElement, Select, exists, func, literal, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.kit.errors import NotFound
@@ -37,6 +38,9 @@ def conversations(
     status: str | None,
     channel_id: uuid.UUID | None,
     assignee_id: uuid.UUID | None,
+    label: str | None = None,
+    *,
+    dialect: str = "sqlite",
 ) -> Select[Any]:
     statement = visible(Conversation, reader)
     if status:
@@ -45,7 +49,18 @@ def conversations(
         statement = statement.where(Conversation.channel_id == channel_id)
     if assignee_id:
         statement = statement.where(Conversation.assignee_id == assignee_id)
+    if label:
+        statement = statement.where(_has_label(label, dialect))
     return statement
+
+
+def _has_label(label: str, dialect: str) -> ColumnElement[bool]:
+    """Carries this exact label (`labels` is a JSON list of strings)."""
+    if dialect == "postgresql":
+        contains: ColumnElement[bool] = Conversation.labels.cast(JSONB).contains([label])
+        return contains
+    elements = func.json_each(Conversation.labels).table_valued("value")
+    return exists(select(literal(1)).select_from(elements).where(elements.c.value == label))
 
 
 def messages(ws: uuid.UUID, conversation_id: uuid.UUID) -> Select[Any]:

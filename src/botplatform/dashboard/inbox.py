@@ -13,8 +13,6 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import Select, exists, func, literal, select
-from sqlalchemy.dialects.postgresql import JSONB
 
 from botplatform.audit.dependencies import Auditor
 from botplatform.authz.permissions import Permission
@@ -66,21 +64,16 @@ async def _filters_context(page: Page) -> dict[str, Any]:
     }
 
 
-def _with_label(page: Page, statement: Select[Any], label: str) -> Select[Any]:
-    """Conversations carrying this exact label (the labels are a JSON list of strings)."""
-    if page.db.get_bind().dialect.name == "postgresql":
-        return statement.where(Conversation.labels.cast(JSONB).contains([label]))
-    elements = func.json_each(Conversation.labels).table_valued("value")
-    return statement.where(
-        exists(select(literal(1)).select_from(elements).where(elements.c.value == label))
-    )
-
-
 async def _conversations(
     page: Page, status: str, assignee: str, channel: str, label: str = ""
 ) -> list[ConversationOut]:
     statement = conversation_repository.conversations(
-        page.granted, status if status in STATUSES else None, _uuid(channel), None
+        page.granted,
+        status if status in STATUSES else None,
+        _uuid(channel),
+        None,
+        label.strip() or None,
+        dialect=page.db.get_bind().dialect.name,
     )
     if assignee == "me":
         statement = statement.where(Conversation.assignee_id == page.user.id)
@@ -88,8 +81,6 @@ async def _conversations(
         statement = statement.where(Conversation.assignee_id.is_(None))
     elif _uuid(assignee):
         statement = statement.where(Conversation.assignee_id == _uuid(assignee))
-    if label.strip():
-        statement = _with_label(page, statement, label.strip())
     statement = statement.order_by(
         Conversation.last_message_at.desc().nulls_last(), Conversation.id
     ).limit(LIST_LIMIT)
