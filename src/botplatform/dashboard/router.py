@@ -5,6 +5,7 @@ from fastapi.staticfiles import StaticFiles
 
 from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
 from botplatform.dashboard.assets import STATIC_DIR
+from botplatform.dashboard.bots import router as bots_router
 
 dashboard_router = APIRouter(include_in_schema=False)
 dashboard_router.include_router(auth_pages.router)
@@ -13,5 +14,6 @@ dashboard_router.include_router(inbox.router)
 dashboard_router.include_router(contacts_channels.router)
 dashboard_router.include_router(access.router)
 dashboard_router.include_router(admin.router)
+dashboard_router.include_router(bots_router)
 
 static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)

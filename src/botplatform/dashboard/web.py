@@ -70,6 +70,7 @@ NAV: list[NavItem] = [
     NavItem("Members", "members", Permission.MEMBERS_READ),
     NavItem("Audit log", "audit", Permission.AUDIT_READ),
     NavItem("Settings", "settings", Permission.WORKSPACE_READ),
+    NavItem("Bots", "bots", Permission.BOTS_READ),
 ]
 
 NOTICES = {
