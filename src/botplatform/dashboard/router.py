@@ -4,6 +4,7 @@ from fastapi import APIRouter
 from fastapi.staticfiles import StaticFiles
 
 from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
+from botplatform.dashboard.ai import router as ai_router
 from botplatform.dashboard.assets import STATIC_DIR
 from botplatform.dashboard.bots import router as bots_router
 
@@ -15,5 +16,6 @@ dashboard_router.include_router(contacts_channels.router)
 dashboard_router.include_router(access.router)
 dashboard_router.include_router(admin.router)
 dashboard_router.include_router(bots_router)
+dashboard_router.include_router(ai_router)
 
 static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)

@@ -71,6 +71,7 @@ NAV: list[NavItem] = [
     NavItem("Audit log", "audit", Permission.AUDIT_READ),
     NavItem("Settings", "settings", Permission.WORKSPACE_READ),
     NavItem("Bots", "bots", Permission.BOTS_READ),
+    NavItem("AI", "ai", Permission.BOTS_READ),
 ]
 
 NOTICES = {
