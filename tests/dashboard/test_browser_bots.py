@@ -90,3 +90,14 @@ async def test_a_bot_is_edited_fixed_published_and_simulated(
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the bot page scrolls sideways at phone width ({width}px)"
     await tab.shot("bot-phone")
+
+    # The AI page next to it (read with bots:read), for the screenshots.
+    await page.set_viewport_size({"width": 1280, "height": 860})
+    await api.http.post(
+        f"/api/v1/workspaces/{ws}/ai/intents",
+        json={"name": "order_status", "examples": ["where is my order", "track my parcel"]},
+        headers=owner.headers,
+    )
+    await page.get_by_role("navigation", name="Workspace").get_by_role("link", name="AI").click()
+    await expect(page.locator("#intents")).to_contain_text("track my parcel")
+    await tab.shot("ai")
