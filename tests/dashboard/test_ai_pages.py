@@ -27,6 +27,14 @@ PHRASES = {
 }
 
 
+async def _model(api: Api, headers: dict[str, str], ws: str, version: int) -> Any:
+    got = await api.http.get(f"/api/v1/workspaces/{ws}/ai/models", headers=headers)
+    for item in got.json()["data"]["items"]:
+        if item["version"] == version and item["status"] in ("ready", "failed"):
+            return item
+    return None
+
+
 async def test_intents_training_prediction_and_knowledge(
     client: httpx.AsyncClient, api: Api, runtime: Runtime
 ) -> None:
@@ -76,6 +84,17 @@ async def test_intents_training_prediction_and_knowledge(
     assert "v1" in models.group(0) and "active" in models.group(0)
     assert f"{model['accuracy'] * 100:.1f} %" in models.group(0)
 
+    # A second version, then back to the first: activation is the API's, audited once.
+    again = await post_form(client, path, f"{path}/train", {})
+    assert again.status_code == 303
+    second = await eventually(lambda: _model(api, owner.headers, ws, 2), timeout=60)
+    assert second["is_active"] is True
+    before = len(await _audit_actions(runtime))
+    activated = await post_form(client, path, f"{path}/models/{model['id']}/activate", {})
+    assert activated.status_code == 303, activated.text
+    assert (await _audit_actions(runtime))[before:] == ["ai_model.activate"]
+    assert (await _model(api, owner.headers, ws, 1) or {}).get("is_active") is True
+
     classified = await client.get(path, params={"predict": "good morning to you"})
     assert classified.status_code == 200
     assert "Intent <code>greeting</code>" in classified.text
@@ -93,8 +112,10 @@ async def test_intents_training_prediction_and_knowledge(
     (created,) = entries.json()["data"]["items"]
     blank = await post_form(client, path, f"{path}/knowledge", {"question": "", "answer": ""})
     assert blank.status_code == 422
+    before = len(await _audit_actions(runtime))
     removed = await post_form(client, path, f"{path}/knowledge/{created['id']}/delete", {})
     assert removed.status_code == 303
+    assert (await _audit_actions(runtime))[before:] == ["knowledge.delete"]
     after = await api.http.get(f"/api/v1/workspaces/{ws}/ai/knowledge", headers=owner.headers)
     assert after.json()["data"]["items"] == []
 

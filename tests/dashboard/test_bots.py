@@ -275,3 +275,27 @@ async def test_another_workspaces_bot_is_not_found_and_bad_input_is_4xx(
         assert 400 <= answer.status_code < 500, data["flow"][:50]
         assert "<x>" not in answer.text
     assert uuid.UUID(ws)
+
+
+async def test_each_bot_page_action_writes_exactly_one_audit_entry(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    owner, ws, bot = await _owner_with_bot(api)
+    await browser_login(client, owner.email, owner.password)
+    path = f"/app/w/{ws}/bots/{bot}"
+    flow = json.dumps(support_flow("hey"))
+    for page, action, data, expected in (
+        (f"/app/w/{ws}/bots", f"/app/w/{ws}/bots", {"name": "B", "flow": "{}"}, "bot.create"),
+        (path, path, {"name": "Support bot", "enabled": "on", "flow": flow}, "bot.update"),
+        (path, f"{path}/publish", {"note": "v1"}, "bot.publish"),
+        (path, f"{path}/simulate", {"text": "hey"}, "bot.simulate"),
+    ):
+        before = len(await _audit_actions(runtime))
+        response = await post_form(client, page, action, data)
+        assert response.status_code in (200, 303), (action, response.text[:300])
+        assert (await _audit_actions(runtime))[before:] == [expected], action
+    # A refused save writes nothing (the API's savepoint is rolled back).
+    before = len(await _audit_actions(runtime))
+    refused = await post_form(client, path, path, {"name": "x", "flow": '{"nodes": [1]}'})
+    assert refused.status_code == 422
+    assert len(await _audit_actions(runtime)) == before
