@@ -229,6 +229,7 @@ async def test_permissions_are_hidden_and_refused(client: httpx.AsyncClient, api
         (path, {"name": "Renamed", "flow": "{}"}),
         (f"{path}/publish", {"note": ""}),
         (f"{path}/simulate", {"text": "hi"}),
+        (f"{path}/delete", {}),
     ):
         refused = await client.post(action, data={**data, "csrf_token": token})
         assert refused.status_code == 403, action
@@ -299,3 +300,10 @@ async def test_each_bot_page_action_writes_exactly_one_audit_entry(
     refused = await post_form(client, path, path, {"name": "x", "flow": '{"nodes": [1]}'})
     assert refused.status_code == 422
     assert len(await _audit_actions(runtime)) == before
+    before = len(await _audit_actions(runtime))
+    deleted = await post_form(client, path, f"{path}/delete", {})
+    assert deleted.status_code == 303 and "bot_deleted" in deleted.headers["location"]
+    assert (await _audit_actions(runtime))[before:] == ["bot.delete"]
+    gone = await api.http.get(f"/api/v1/workspaces/{ws}/bots/{bot}", headers=owner.headers)
+    assert gone.status_code == 404
+    assert (await client.get(path)).status_code == 404

@@ -49,6 +49,7 @@ NOTICES.update(
         "bot_created": "Bot created. Edit its flow below, try it in the simulator, then publish.",
         "bot_saved": "Flow saved as a new draft; the live version changes when you publish.",
         "bot_published": "Published: new conversations start on this version.",
+        "bot_deleted": "Bot deleted.",
     }
 )
 
@@ -272,6 +273,14 @@ async def publish_bot(request: Request, page: ManagePage, bot_id: uuid.UUID) -> 
             context["problems"] = problems
         return page.render("app/bot.html", exc.status_code, **context)
     return page.redirect(page.url(f"bots/{bot_id}"), "bot_published")
+
+
+@router.post("/bots/{bot_id}/delete")
+async def delete_bot(request: Request, page: ManagePage, bot_id: uuid.UUID) -> Response:
+    """Deletes the bot and its versions (the API's delete; its conversations stop running it)."""
+    await page.form()
+    await bot_api.delete_bot(page.granted, bot_id, page.db, Auditor(request, page.db))
+    return page.redirect(page.url("bots"), "bot_deleted")
 
 
 def _carried(model: type[SimulatedState] | type[SimulatedContact], text: str) -> Any:
