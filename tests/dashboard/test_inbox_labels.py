@@ -1,5 +1,6 @@
-"""The label filter of the inbox and of the API's conversation list, on both backends (the labels are a JSON list: PostgreSQL and
-SQLite each answer "has this exact label" their own way)."""
+"""The label filter of the inbox and of the API's conversation list, on both backends (the
+labels are a JSON list: PostgreSQL and SQLite each answer "has this exact label" their own
+way)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ async def test_the_inbox_filters_by_exact_label(
                 headers=owner.headers,
             )
             assert response.status_code == 200, response.text
+
     # The API's list filters the same way.
     async def listed(label: str) -> set[str]:
         got = await client.get(

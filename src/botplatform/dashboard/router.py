@@ -7,7 +7,9 @@ from botplatform.dashboard import access, admin, auth_pages, contacts_channels, 
 from botplatform.dashboard import automations as automation_pages
 from botplatform.dashboard import teams_hours as team_pages
 from botplatform.dashboard import webhooks as webhook_pages
+from botplatform.dashboard.ai import router as ai_router
 from botplatform.dashboard.assets import STATIC_DIR
+from botplatform.dashboard.bots import router as bots_router
 
 dashboard_router = APIRouter(include_in_schema=False)
 dashboard_router.include_router(auth_pages.router)
@@ -19,5 +21,7 @@ dashboard_router.include_router(admin.router)
 dashboard_router.include_router(webhook_pages.router)
 dashboard_router.include_router(automation_pages.router)
 dashboard_router.include_router(team_pages.router)
+dashboard_router.include_router(bots_router)
+dashboard_router.include_router(ai_router)
 
 static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)

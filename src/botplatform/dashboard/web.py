@@ -74,6 +74,8 @@ NAV: list[NavItem] = [
     NavItem("Automations", "automations", Permission.CONVERSATIONS_READ),
     NavItem("Teams", "teams", Permission.MEMBERS_READ),
     NavItem("Business hours", "business-hours", Permission.WORKSPACE_READ),
+    NavItem("Bots", "bots", Permission.BOTS_READ),
+    NavItem("AI", "ai", Permission.BOTS_READ),
 ]
 
 NOTICES = {
