@@ -7,13 +7,23 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import Text, cast, func, select, update
 
 from botplatform.media.storage import media_key
-from botplatform.models import AuditLog, Base, Contact, Event, Message
+from botplatform.models import (
+    AuditLog,
+    AutomationEvent,
+    AutomationRun,
+    Base,
+    BotSession,
+    Contact,
+    Event,
+    Message,
+)
 from botplatform.runtime import Runtime
 from tests.conftest import Account, Api, eventually
 
@@ -49,6 +59,44 @@ async def _attach(runtime: Runtime, message_text: str, key: str) -> None:
         )
 
 
+async def _bot_and_automation_rows(
+    api: Api, runtime: Runtime, owner: Account, ws: str, conversation: dict[str, Any]
+) -> None:
+    """A bot session and an automation event and run about the conversation, as a bot and a
+    rule leave them."""
+    rule = await api.http.post(
+        f"/api/v1/workspaces/{ws}/automations",
+        json={"name": "R", "event": "conversation.resolved", "actions": [{"type": "resolve"}]},
+        headers=owner.headers,
+    )
+    assert rule.status_code == 201, rule.text
+    workspace_id = uuid.UUID(ws)
+    conversation_id = uuid.UUID(conversation["id"])
+    contact_id = uuid.UUID(conversation["contact_id"])
+    async with runtime.db.unit_of_work(system=True) as db:
+        db.add(BotSession(workspace_id=workspace_id, conversation_id=conversation_id))
+        event = AutomationEvent(
+            workspace_id=workspace_id,
+            event="message.created",
+            status="processed",
+            conversation_id=conversation_id,
+            contact_id=contact_id,
+        )
+        db.add(event)
+        await db.flush()
+        db.add(
+            AutomationRun(
+                workspace_id=workspace_id,
+                rule_id=uuid.UUID(rule.json()["data"]["id"]),
+                event_id=event.id,
+                event="message.created",
+                outcome="not_matched",
+                conversation_id=conversation_id,
+                contact_id=contact_id,
+            )
+        )
+
+
 async def _world(api: Api, runtime: Runtime) -> World:
     owner = await api.register()
     ws = await api.create_workspace(owner)
@@ -73,6 +121,7 @@ async def _world(api: Api, runtime: Runtime) -> World:
         return bool(response.json()["data"]["opted_out"])
 
     await eventually(opted_out)
+    await _bot_and_automation_rows(api, runtime, owner, ws, conversation)
     own_key = await _put_media(runtime, ws, b"\x89PNG only cleo")
     shared_key = await _put_media(runtime, ws, b"\x89PNG shared")
     await _attach(runtime, TEXT, own_key)
@@ -170,10 +219,14 @@ async def test_erase_leaves_no_row_of_the_contact_and_keeps_the_others(
     runtime: Runtime,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO)  # what production logs (driver debug lines echo SQL parameters)
     world = await _world(api, runtime)
     ids = {world.contact_id, world.conversation_id}
-    assert await _rows_naming(runtime, ids)  # the check below can see them
+    before = await _rows_naming(runtime, ids)  # the check below can see them
+    for table in ("bot_sessions", "automation_events", "automation_runs", "messages"):
+        assert f"{table}.conversation_id" in before, before
+    assert "consent_events.contact_id" in before and f"events:{world.contact_id}" in before
+    first_record = len(caplog.records)
     response = await client.delete(
         f"/api/v1/workspaces/{world.ws}/contacts/{world.contact_id}", headers=world.owner.headers
     )
@@ -224,9 +277,9 @@ async def test_erase_leaves_no_row_of_the_contact_and_keeps_the_others(
         ],
         default=str,
     )
-    logged = "\n".join(
-        record.getMessage() for record in caplog.records if "erase" in record.getMessage()
-    )
+    # Everything logged from the erasure on: the request, the audit line, the media job.
+    logged = "\n".join(record.getMessage() for record in caplog.records[first_record:])
+    assert "contact.erase" in logged and "erased_media_deleted" in logged
     assert "contact.erase" in dumped
     for secret in (NAME, PHONE, TEXT, NOTE):
         assert secret not in dumped
