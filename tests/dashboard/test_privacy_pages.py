@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
-
-import httpx
 from typing import Any
 
+import httpx
 from sqlalchemy import Select, func, select
 
 from botplatform.models import AuditLog, Contact
