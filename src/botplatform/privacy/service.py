@@ -81,14 +81,16 @@ async def erase(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) -> Erasu
     """Removes the contact and every row about it; the stored files no other message of the
     workspace uses are removed by a job once this transaction has committed."""
     contact = await conversations.get_contact(db, ws, contact_id)
-    external_ids = [i.external_id for i in await conversations.identities(db, ws, contact.id)]
+    identities = await conversations.identities(db, ws, contact.id)
     threads = await repository.conversations(db, ws, contact.id)
     conversation_ids = [c.id for c in threads]
-    keys = sorted(
-        {m.media_key for m in await repository.messages(db, ws, conversation_ids) if m.media_key}
+    rows = await repository.messages(db, ws, conversation_ids)
+    keys = sorted({m.media_key for m in rows if m.media_key})
+    counts = await repository.erase(
+        db, ws, contact, conversation_ids, [i.external_id for i in identities]
     )
-    counts = await repository.erase(db, ws, contact, conversation_ids, external_ids)
-    db.expunge_all()  # the deleted rows must not linger in the identity map
+    for loaded in [contact, *identities, *threads, *rows]:
+        db.expunge(loaded)  # deleted: they must not linger in the session's identity map
     orphaned = sorted(set(keys) - await repository.media_in_use(db, ws, keys))
     if orphaned:
         enqueue(db, DELETE_MEDIA_JOB, str(ws), *orphaned)
