@@ -15,6 +15,7 @@ from botplatform.events.endpoints import router as events_router
 from botplatform.invitation.endpoints import router as invitation_router
 from botplatform.kit.envelope import ERROR_RESPONSES
 from botplatform.member.endpoints import router as member_router
+from botplatform.privacy.endpoints import router as privacy_router
 from botplatform.team.endpoints import router as team_router
 from botplatform.webhook.endpoints import router as webhook_router
 from botplatform.workspace.endpoints import router as workspace_router
@@ -35,3 +36,4 @@ api_router.include_router(team_router)
 api_router.include_router(business_hours_router)
 api_router.include_router(automation_router)
 api_router.include_router(bot_router)
+api_router.include_router(privacy_router)

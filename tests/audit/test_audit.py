@@ -249,6 +249,13 @@ class Scenarios:
             headers=owner.headers,
         )
 
+    async def erase_contact(self) -> Call:
+        owner, ws, _, conversation = await self._conversation()
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/contacts/{conversation['contact_id']}",
+            headers=owner.headers,
+        )
+
     async def _rule(self) -> tuple[Any, str, dict[str, Any]]:
         owner, ws = await self._owner_ws()
         response = await self.client.post(
@@ -576,6 +583,10 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("DELETE", "/api/v1/workspaces/{ws}/bots/{bot_id}"): ("delete_bot", "bot.delete"),
     ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/versions"): ("publish_bot", "bot.publish"),
     ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/simulate"): ("simulate_bot", "bot.simulate"),
+    ("DELETE", "/api/v1/workspaces/{ws}/contacts/{contact_id}"): (
+        "erase_contact",
+        "contact.erase",
+    ),
 }
 # Provider webhooks are not a person's action: the raw event itself is their record.
 NOT_AUDITED = {("POST", "/webhooks/{provider}/{channel_id}")}

@@ -21,6 +21,7 @@ from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import AppError
 from botplatform.kit.pagination import PageParams
 from botplatform.models import Conversation
+from botplatform.privacy import endpoints as privacy_api
 
 router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schema=False)
 Text = Annotated[str, Query(max_length=100)]
@@ -29,6 +30,8 @@ Cursor = Annotated[str | None, Query(max_length=200)]
 ContactsPage = Annotated[Page, ws_page(Permission.CONTACTS_READ)]
 ChannelsPage = Annotated[Page, ws_page(Permission.CHANNELS_READ)]
 ChannelsManagePage = Annotated[Page, ws_page(Permission.CHANNELS_MANAGE)]
+ContactsExportPage = Annotated[Page, ws_page(Permission.CONTACTS_EXPORT)]
+PrivacyErasePage = Annotated[Page, ws_page(Permission.PRIVACY_ERASE)]
 
 
 @router.get("/contacts")
@@ -55,6 +58,33 @@ async def contact(page: ContactsPage, contact_id: uuid.UUID) -> Response:
     return page.render(
         "app/contact.html", contact=answer.data, conversations=conversations, channels=channels
     )
+
+
+@router.get("/contacts/{contact_id}/export")
+async def export_contact(
+    request: Request, page: ContactsExportPage, contact_id: uuid.UUID
+) -> Response:
+    """The API's export, as a file to download (audited there)."""
+    answer = await privacy_api.export_contact(
+        page.granted, contact_id, page.db, Auditor(request, page.db), page.runtime
+    )
+    return Response(
+        answer.data.model_dump_json(indent=2),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="contact-{contact_id}.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.post("/contacts/{contact_id}/erase")
+async def erase_contact(
+    request: Request, page: PrivacyErasePage, contact_id: uuid.UUID
+) -> Response:
+    await page.form()
+    await privacy_api.erase_contact(page.granted, contact_id, page.db, Auditor(request, page.db))
+    return page.redirect(page.url("contacts"), "removed")
 
 
 # --- channels --------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ TASK_MODULES = [
     "botplatform.webhook.tasks",
     "botplatform.automation.tasks",
     "botplatform.bot.tasks",
+    "botplatform.privacy.tasks",
 ]
 
 

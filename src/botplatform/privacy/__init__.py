@@ -1,0 +1,1 @@
+"""Privacy (GDPR): export everything about one contact, erase a contact."""
