@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-# Row-level security for the new tenant table (see the security migration for the rules).
-_TENANT = "workspace_id = NULLIF(current_setting('app.workspace_id', true), '')::uuid"
-_SYSTEM = "current_setting('app.bypass_rls', true) = 'on'"
+from botplatform.migrations import rls
+
+# Row-level security for the new tenant table (migrations/rls.py).
 RLS_TABLES = ("channel_members",)
 
 revision: str = "a3c5e7f90b12"
@@ -62,17 +62,11 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_channel_members_workspace_id"), ["workspace_id"], unique=False
         )
-    if op.get_bind().dialect.name == "postgresql":
-        for table in RLS_TABLES:
-            op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
-            op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
-            op.execute(f"CREATE POLICY tenant_isolation ON {table} USING ({_TENANT} OR {_SYSTEM})")
+    rls.protect(RLS_TABLES)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for table in RLS_TABLES:
-            op.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
+    rls.unprotect(RLS_TABLES)
     with op.batch_alter_table("channel_members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_channel_members_workspace_id"))
         batch_op.drop_index(batch_op.f("ix_channel_members_user_id"))
