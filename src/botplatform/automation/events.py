@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.kit.memo import remember
 from botplatform.kit.scoping import scoped
-from botplatform.models import AutomationEvent, AutomationRule
+from botplatform.models import AutomationEvent, AutomationRule, Message
 from botplatform.worker.jobs import enqueue
 
 MESSAGE_CREATED = "message.created"
@@ -87,3 +87,18 @@ async def record(
     await db.flush()
     enqueue(db, RUN_JOB, str(workspace_id), str(row.id))
     return row
+
+
+async def message_created(
+    db: AsyncSession, message: Message, contact_id: uuid.UUID
+) -> AutomationEvent | None:
+    """A message came in or is going out (notes are not messages to rules)."""
+    return await record(
+        db,
+        message.workspace_id,
+        MESSAGE_CREATED,
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        contact_id=contact_id,
+        channel_id=message.channel_id,
+    )

@@ -213,15 +213,7 @@ async def record_inbound(
         await record_consent(db, contact, keyword, "keyword", channel.id, content.text)
     await db.flush()
     await emit_message(db, "message.received", message)
-    await automation_events.record(
-        db,
-        channel.workspace_id,
-        automation_events.MESSAGE_CREATED,
-        message_id=message.id,
-        conversation_id=conversation.id,
-        contact_id=contact.id,
-        channel_id=channel.id,
-    )
+    await automation_events.message_created(db, message, contact.id)
     return message
 
 

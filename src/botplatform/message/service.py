@@ -151,15 +151,7 @@ async def queue_outbound(
     conversation.last_message_at = utcnow()
     await db.flush()
     enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
-    await automation_events.record(
-        db,
-        channel.workspace_id,
-        automation_events.MESSAGE_CREATED,
-        message_id=message.id,
-        conversation_id=conversation.id,
-        contact_id=contact.id,
-        channel_id=channel.id,
-    )
+    await automation_events.message_created(db, message, contact.id)
     return message
 
 
