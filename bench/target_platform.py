@@ -22,7 +22,7 @@ from servers import base_env, botplatform_command
 PG_ADMIN_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 PG_DATABASE = "botplatform_bench"
 PG_DSN = f"postgresql://postgres@{HOST}:5432/{PG_DATABASE}"
-REDIS_URL = f"redis://{HOST}:6379/12"
+REDIS_URL = f"redis://{HOST}:6379/5"  # apart from the test suites (15..13) and checkouts beside them
 AUTO_REPLY_TEXT = "Thanks, we got your message."
 # The highest send rate the API accepts per number; the default (80/s, Meta's standard
 # throughput) would cap end-to-end replies at 80/s whatever the platform could do.
@@ -88,7 +88,7 @@ async def _recreate_database(drop_only: bool) -> None:
 
 
 def reset_backing_services(backend: Backend, env: dict[str, str], cwd: Path) -> None:
-    """A fresh database (and Redis db 12) for each run, migrated before `serve` starts."""
+    """A fresh database (and Redis db 5) for each run, migrated before `serve` starts."""
     if not backend.is_postgres:
         return
     asyncio.run(_recreate_database(drop_only=False))

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     database_replica_url: str = Field("", alias="DATABASE_REPLICA_URL")
     database_pool_size: int = Field(10, alias="DATABASE_POOL_SIZE")
     database_pgbouncer: bool = Field(False, alias="DATABASE_PGBOUNCER")
+    database_pre_ping: bool = Field(False, alias="DATABASE_PRE_PING")
     redis_url: str = Field("", alias="REDIS_URL")
     auto_migrate: bool | None = Field(None, alias="AUTO_MIGRATE")
 
@@ -64,6 +65,9 @@ class Settings(BaseSettings):
     scheduler_in_process: bool | None = Field(None, alias="SCHEDULER_IN_PROCESS")
     worker_processes: int = Field(1, ge=1, alias="WORKER_PROCESSES")
     worker_threads: int = Field(8, ge=1, alias="WORKER_THREADS")
+    # A worker sharing a host with `serve` yields the CPU to it: webhooks must be acknowledged
+    # at once (the provider retries slow ones), their processing can wait a moment.
+    worker_nice: int = Field(10, ge=0, le=19, alias="WORKER_NICE")
     queue_heartbeat_timeout_ms: int = Field(60_000, ge=1000, alias="QUEUE_HEARTBEAT_TIMEOUT_MS")
     # An idle Redis consumer polls with a growing pause, capped here: the cap is the latency a
     # job waits on an idle worker (each hop of inbound → reply pays it), traded for idle polls.

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from botplatform import __version__
 from botplatform.api import api_router
+from botplatform.channels.inbound import WebhookLane
 from botplatform.channels.inbound import router as webhooks_router
 from botplatform.config import Settings, load_settings
 from botplatform.dashboard.router import dashboard_router, static_files
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    # Innermost: the fast door for provider webhooks, inside every check above it.
+    app.add_middleware(WebhookLane)
     app.add_middleware(
         BodyGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,

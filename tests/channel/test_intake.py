@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -126,3 +127,20 @@ async def test_a_deleted_channel_is_refused_at_once_by_this_process(
     assert deleted.status_code == 200
     body = _body(2)
     assert (await client.post(url, content=body, headers=meta_signature(body))).status_code == 404
+
+
+async def test_a_webhook_arriving_as_the_last_writer_finishes_is_written(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    """The writer that stored the previous webhook has just seen nothing waiting and is ending
+    (its task not yet marked finished) when the next webhook arrives: it must still be
+    written, not left waiting for a writer that is gone. A caller that stores again as soon
+    as its own store returns lands exactly in that moment."""
+    owner = await api.register()
+    workspace = await api.create_workspace(owner)
+    created = await api.create_channel(owner, workspace)
+    channel = await runtime.intake.channel("whatsapp", uuid.UUID(created["id"]))
+    async with asyncio.timeout(10):  # not wait_for: its extra task would hide the moment
+        for n in range(5):
+            assert await runtime.intake.store(channel, _body(n))
+    assert len(await _events(runtime)) == 5

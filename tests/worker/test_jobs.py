@@ -85,6 +85,34 @@ async def test_rollback_drops_queued_jobs_and_commit_sends_them(runtime: Runtime
 
 
 @pytest.mark.usefixtures("client")
+async def test_a_transactions_jobs_reach_the_queue_together_and_all_run(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit that queued many jobs (one delayed) sends them in one trip to Redis, and each
+    runs exactly as if it had been sent alone."""
+    keys, delayed = [_key() for _ in range(40)], _key()
+    trips = Counter[str]()
+    if runtime.jobs.is_redis:
+        client = runtime.jobs.broker.client  # type: ignore[attr-defined]
+        real_pipeline = client.pipeline
+
+        def counted_pipeline(*args: object, **kwargs: object) -> object:
+            trips["pipelines"] += 1
+            return real_pipeline(*args, **kwargs)
+
+        monkeypatch.setattr(client, "pipeline", counted_pipeline)
+    async with runtime.db.unit_of_work() as db:
+        for key in keys:
+            enqueue(db, "test_flaky", key, 0)
+        enqueue(db, "test_flaky", delayed, 0, delay_ms=50)
+    for key in [*keys, delayed]:
+        assert await eventually(lambda key=key: _done(runtime, key)) == "1"
+    assert all(RUNS[key] == 1 for key in [*keys, delayed])
+    if runtime.jobs.is_redis:
+        assert trips["pipelines"] == 1
+
+
+@pytest.mark.usefixtures("client")
 async def test_a_job_enqueues_only_when_it_commits(runtime: Runtime) -> None:
     kept, dropped = _key(), _key()
     runtime.jobs.send("test_parent", dropped, True)

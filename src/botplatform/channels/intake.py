@@ -16,9 +16,11 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Result, bindparam, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.channel import repository
@@ -26,9 +28,11 @@ from botplatform.channels.base import ChannelAdapter
 from botplatform.channels.registry import PROVIDERS, adapter_for
 from botplatform.config import Settings
 from botplatform.db import Database
+from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Forbidden
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Channel, InboundEvent
+from botplatform.models.base import UTCDateTime
 from botplatform.worker.jobs import enqueue
 
 PROCESS_JOB = "process_inbound_event"
@@ -81,6 +85,7 @@ class WebhookIntake:
         self._channels: dict[uuid.UUID, WebhookChannel] = {}
         self._waiting: list[_Webhook] = []
         self._writers: set[asyncio.Task[None]] = set()
+        self._writing = 0  # writers running: at most `_max_writers`
         self._max_writers = CONCURRENT_GROUPS_POSTGRES if db.dialect == "postgresql" else 1
 
     # -- the channel ------------------------------------------------------------------------
@@ -96,6 +101,16 @@ class WebhookIntake:
             raise repository.channel_not_found()
         if cached.channel.status != "active":
             raise Forbidden("This channel is disabled.", code="channel_disabled")
+        return cached
+
+    def cached(self, provider: str, channel_id: uuid.UUID) -> WebhookChannel | None:
+        """The channel when this process knows it (fresh), it is active and of `provider`;
+        None sends the caller the long way, through `channel`, which loads it or refuses."""
+        cached = self._channels.get(channel_id)
+        if cached is None or cached.expires_at < time.monotonic():
+            return None
+        if cached.channel.provider != provider or cached.channel.status != "active":
+            return None
         return cached
 
     async def _load(self, channel_id: uuid.UUID) -> WebhookChannel:
@@ -129,25 +144,35 @@ class WebhookIntake:
             dedupe_key=hashlib.sha256(body).hexdigest(),
         )
         self._waiting.append(webhook)
-        if len(self._writers) < self._max_writers:
+        if self._writing < self._max_writers:
+            self._writing += 1
             writer = asyncio.create_task(self._write_while_waiting())
-            self._writers.add(writer)
+            self._writers.add(writer)  # a reference, so the task is not collected midway
             writer.add_done_callback(self._writers.discard)
         return await webhook.stored
 
     async def _write_while_waiting(self) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
-            try:
-                created = await self._write(group)
-            except Exception as exc:  # each waiting request answers with the failure
-                for webhook in group:
-                    if not webhook.stored.done():
-                        webhook.stored.set_exception(exc)
-                continue
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
+                await self._write_group(group)
+        finally:
+            # Counted down in the same step that saw nothing waiting: a webhook queued after
+            # that step finds a free slot and starts a writer. (A done-callback would run a
+            # step later, and a webhook queued in between would wait for a writer that is gone.)
+            self._writing -= 1
+
+    async def _write_group(self, group: list[_Webhook]) -> None:
+        try:
+            created = await self._write(group)
+        except Exception as exc:  # each waiting request answers with the failure
             for webhook in group:
                 if not webhook.stored.done():
-                    webhook.stored.set_result(id(webhook) in created)
+                    webhook.stored.set_exception(exc)
+            return
+        for webhook in group:
+            if not webhook.stored.done():
+                webhook.stored.set_result(id(webhook) in created)
 
     async def _write(self, group: list[_Webhook]) -> set[int]:
         """One transaction for the group; the `id()`s of the webhooks that made a new row."""
@@ -169,6 +194,55 @@ async def _insert(db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Web
     first: dict[tuple[uuid.UUID, str], _Webhook] = {}
     for webhook in webhooks:
         first.setdefault((webhook.channel_id, webhook.dedupe_key), webhook)
+    if db.get_bind().dialect.name == "postgresql":
+        inserted = await _insert_postgres(db, workspace_id, list(first.values()))
+    else:
+        inserted = await _insert_sqlite(db, workspace_id, list(first.values()))
+    created: set[int] = set()
+    for event_id, channel_id, dedupe_key in inserted:
+        created.add(id(first[(channel_id, dedupe_key)]))
+        enqueue(db, PROCESS_JOB, str(workspace_id), str(event_id))
+    return created
+
+
+Inserted = list[tuple[uuid.UUID, uuid.UUID, str]]  # (event id, channel id, dedupe key)
+
+# One statement of one shape whatever the group's size (columns passed as arrays), so
+# PostgreSQL and asyncpg keep it prepared and SQLAlchemy never compiles it again: compiling a
+# multi-row VALUES of each new size cost more than the insert itself.
+_INSERT_POSTGRES = text(
+    """
+    INSERT INTO inbound_events
+        (id, workspace_id, channel_id, provider, dedupe_key, body, status, created_at, updated_at)
+    SELECT gen_random_uuid(), :workspace_id, new.channel_id, new.provider, new.dedupe_key,
+           new.body, 'pending', :now, :now
+    FROM unnest(
+        CAST(:channel_ids AS uuid[]), CAST(:providers AS varchar[]),
+        CAST(:dedupe_keys AS varchar[]), CAST(:bodies AS text[])
+    ) AS new (channel_id, provider, dedupe_key, body)
+    ON CONFLICT (channel_id, dedupe_key) DO NOTHING
+    RETURNING id, channel_id, dedupe_key
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+async def _insert_postgres(
+    db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Webhook]
+) -> Inserted:
+    parameters = {
+        "workspace_id": workspace_id,
+        "now": utcnow(),
+        "channel_ids": [webhook.channel_id for webhook in webhooks],
+        "providers": [webhook.provider for webhook in webhooks],
+        "dedupe_keys": [webhook.dedupe_key for webhook in webhooks],
+        "bodies": [_text(webhook.body) for webhook in webhooks],
+    }
+    return _inserted(await db.execute(_INSERT_POSTGRES, parameters))
+
+
+async def _insert_sqlite(
+    db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Webhook]
+) -> Inserted:
     rows = [
         {
             "id": uuid.uuid4(),
@@ -176,20 +250,23 @@ async def _insert(db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Web
             "channel_id": webhook.channel_id,
             "provider": webhook.provider,
             "dedupe_key": webhook.dedupe_key,
-            "body": webhook.body.decode("utf-8", errors="replace"),
+            "body": _text(webhook.body),
             "status": "pending",
         }
-        for webhook in first.values()
+        for webhook in webhooks
     ]
-    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(InboundEvent)
+        sqlite.insert(InboundEvent)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["channel_id", "dedupe_key"])
         .returning(InboundEvent.id, InboundEvent.channel_id, InboundEvent.dedupe_key)
     )
-    created: set[int] = set()
-    for event_id, channel_id, dedupe_key in (await db.execute(statement)).all():
-        created.add(id(first[(channel_id, dedupe_key)]))
-        enqueue(db, PROCESS_JOB, str(workspace_id), str(event_id))
-    return created
+    return _inserted(await db.execute(statement))
+
+
+def _inserted(result: Result[*tuple[Any, ...]]) -> Inserted:
+    return [(row[0], row[1], row[2]) for row in result]
+
+
+def _text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace")

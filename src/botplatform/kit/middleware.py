@@ -139,7 +139,7 @@ class BodyGuardMiddleware:
         if body and scope["path"].startswith(self.json_prefix) and not accepted:
             await error_from(UnsupportedMediaType())(scope, receive, send)
             return
-        await self.app(scope, _replay(bytes(body), receive), send)
+        await self.app(scope, replay_body(bytes(body), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         too_large = PayloadTooLarge(
@@ -159,7 +159,8 @@ def _is_multipart(scope: Scope) -> bool:
     return content_type == "multipart/form-data"
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives `body` (already read) first, then defers to the real one."""
     sent = False
 
     async def replay() -> Message:

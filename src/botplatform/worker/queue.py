@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ import anyio.to_thread
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import dq_name
+from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import CurrentMessage, Middleware, default_middleware
 
 from botplatform.config import Settings
@@ -63,6 +64,49 @@ class _Outcomes(Middleware):
         metrics.JOBS.labels(message.actor_name, "skipped").inc()
 
 
+class _PipelinedRedisBroker(RedisBroker):
+    """Dramatiq's Redis broker, plus `enqueue_many`: a transaction's jobs reach Redis in one
+    round trip instead of one per job (a group of webhooks queues dozens at once).
+
+    Each message is prepared exactly as `RedisBroker.enqueue` does (its own redis message id,
+    the delay queue and eta, the middleware hooks) and goes through the same `dispatch`
+    script, so consumers see nothing different."""
+
+    def enqueue_many(self, batch: list[tuple[dramatiq.Message[Any], int | None]]) -> None:
+        prepared = [self._prepare(message, delay) for message, delay in batch]
+        for message, delay in prepared:
+            self.emit_before("enqueue", message, delay)
+        dispatch, now = self.scripts["dispatch"], current_millis()
+        with self.client.pipeline(transaction=False) as pipeline:
+            for message, _ in prepared:
+                args = [
+                    "enqueue",
+                    now,
+                    message.queue_name,
+                    self.broker_id,
+                    self.heartbeat_timeout,
+                    self.dead_message_ttl,
+                    self._should_do_maintenance("enqueue"),
+                    self._max_unpack_size(),  # type: ignore[no-untyped-call]
+                    message.options["redis_message_id"],
+                    message.encode(),
+                ]
+                dispatch(keys=[self.namespace], args=args, client=pipeline)
+            pipeline.execute()
+        for message, delay in prepared:
+            self.emit_after("enqueue", message, delay)
+
+    @staticmethod
+    def _prepare(
+        message: dramatiq.Message[Any], delay: int | None
+    ) -> tuple[dramatiq.Message[Any], int | None]:
+        options: dict[str, Any] = {"redis_message_id": str(uuid.uuid4())}
+        if delay is None:
+            return message.copy(options=options), None
+        options["eta"] = current_millis() + delay
+        return message.copy(queue_name=dq_name(message.queue_name), options=options), delay
+
+
 class JobQueue:
     def __init__(self, settings: Settings, runtime: Runtime) -> None:
         load_task_modules()
@@ -75,7 +119,7 @@ class JobQueue:
         middleware = [_Outcomes(self), *(m() for m in default_middleware), CurrentMessage()]
         self.broker: dramatiq.Broker
         if settings.redis_url:
-            self.broker = RedisBroker(  # type: ignore[no-untyped-call]
+            self.broker = _PipelinedRedisBroker(  # type: ignore[no-untyped-call]
                 url=settings.redis_url,
                 namespace=NAMESPACE,
                 middleware=middleware,
@@ -128,6 +172,13 @@ class JobQueue:
             log.exception("enqueue_failed", jobs=[job.name for job in pending])
 
     def _send_all(self, pending: list[PendingJob]) -> None:
+        if isinstance(self.broker, _PipelinedRedisBroker):
+            batch = [
+                (self._actors[job.name].message_with_options(args=job.args), job.delay_ms)
+                for job in pending
+            ]
+            self.broker.enqueue_many(batch)
+            return
         for job in pending:
             self.send(job.name, *job.args, delay_ms=job.delay_ms)
 

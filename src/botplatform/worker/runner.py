@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import signal
 import threading
 from typing import Any
@@ -38,10 +39,18 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def lower_priority(niceness: int) -> None:
+    """Lowers this process's scheduling priority to `niceness` (never raises it)."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > current:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+
+
 def worker_process(threads: int, index: int = 0) -> None:
     """One worker process: job coroutines run on a dedicated event loop thread that owns
     this process's database engine; dramatiq's threads consume the queues."""
     settings = load_settings()
+    lower_priority(settings.worker_nice)
     port = settings.worker_metrics_port + index if settings.worker_metrics_port else 0
     _prepare(settings, port)
     stop = _stop_on_signals()
