@@ -72,6 +72,7 @@ TASK_MODULES = [
     "botplatform.automation.tasks",
     "botplatform.bot.tasks",
     "botplatform.privacy.tasks",
+    "botplatform.branding.tasks",
 ]
 
 
