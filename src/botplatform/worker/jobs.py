@@ -73,6 +73,7 @@ TASK_MODULES = [
     "botplatform.bot.tasks",
     "botplatform.privacy.tasks",
     "botplatform.branding.tasks",
+    "botplatform.retention.tasks",
 ]
 
 
