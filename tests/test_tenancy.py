@@ -126,7 +126,7 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
 
 async def _snapshot(client: httpx.AsyncClient, owner: Account, ws: str) -> list[Any]:
     paths = ["", "/members", "/invitations", "/channels", "/conversations", "/contacts"]
-    paths += ["/automations", "/teams", "/business-hours"]
+    paths += ["/automations", "/teams", "/business-hours", "/branding", "/retention"]
     return [
         (await client.get(f"/api/v1/workspaces/{ws}{p}", headers=owner.headers)).json()["data"]
         for p in paths

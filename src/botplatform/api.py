@@ -8,6 +8,7 @@ from botplatform.audit.endpoints import router as audit_router
 from botplatform.auth.endpoints import router as auth_router
 from botplatform.automation.endpoints import router as automation_router
 from botplatform.bot.endpoints import router as bot_router
+from botplatform.branding.endpoints import router as branding_router
 from botplatform.business_hours.endpoints import router as business_hours_router
 from botplatform.channel.endpoints import router as channel_router
 from botplatform.conversation.endpoints import router as conversation_router
@@ -16,6 +17,7 @@ from botplatform.invitation.endpoints import router as invitation_router
 from botplatform.kit.envelope import ERROR_RESPONSES
 from botplatform.member.endpoints import router as member_router
 from botplatform.privacy.endpoints import router as privacy_router
+from botplatform.retention.endpoints import router as retention_router
 from botplatform.team.endpoints import router as team_router
 from botplatform.webhook.endpoints import router as webhook_router
 from botplatform.workspace.endpoints import router as workspace_router
@@ -37,3 +39,5 @@ api_router.include_router(business_hours_router)
 api_router.include_router(automation_router)
 api_router.include_router(bot_router)
 api_router.include_router(privacy_router)
+api_router.include_router(branding_router)
+api_router.include_router(retention_router)

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from botplatform import __version__
 from botplatform.api import api_router
+from botplatform.branding.endpoints import public_router as branding_public_router
 from botplatform.channels.inbound import WebhookLane
 from botplatform.channels.inbound import router as webhooks_router
 from botplatform.config import Settings, load_settings
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(health_router)
     app.include_router(media_router)
+    app.include_router(branding_public_router)
     app.include_router(dashboard_router)
     app.mount("/app/static", static_files, name="static")
     # Added last = outermost: the request id wraps everything, even a refused body.

@@ -22,6 +22,7 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.ai.helpers import ai_objects
 from tests.auth.test_two_factor import codes, enable_2fa, login
+from tests.branding.test_branding import png
 from tests.conftest import STRONG_PASSWORD, Api, SmtpSink, eventually
 
 Call = Callable[[], Awaitable[httpx.Response]]
@@ -327,6 +328,40 @@ class Scenarios:
             headers=owner.headers,
         )
 
+    async def branding(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.put(
+            f"/api/v1/workspaces/{ws}/branding",
+            json={"name": "Acme Help", "primary_color": "#0b7a5a"},
+            headers=owner.headers,
+        )
+
+    async def upload_logo(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return await self.upload_logo_for(owner, ws)
+
+    async def delete_logo(self) -> Call:
+        owner, ws = await self._owner_ws()
+        await (await self.upload_logo_for(owner, ws))()
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/branding/logo", headers=owner.headers
+        )
+
+    async def upload_logo_for(self, owner: Any, ws: str) -> Call:
+        return lambda: self.client.put(
+            f"/api/v1/workspaces/{ws}/branding/logo",
+            files={"file": ("logo.png", png(), "image/png")},
+            headers=owner.headers,
+        )
+
+    async def retention(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.put(
+            f"/api/v1/workspaces/{ws}/retention",
+            json={"retention_days": 30, "archive_before_delete": True},
+            headers=owner.headers,
+        )
+
     async def _bot(self) -> tuple[Any, str, dict[str, Any]]:
         from tests.bot.flows import support_flow
         from tests.bot.helpers import create_bot
@@ -578,6 +613,10 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "business_hours",
         "business_hours.update",
     ),
+    ("PUT", "/api/v1/workspaces/{ws}/branding"): ("branding", "branding.update"),
+    ("PUT", "/api/v1/workspaces/{ws}/branding/logo"): ("upload_logo", "branding.logo"),
+    ("DELETE", "/api/v1/workspaces/{ws}/branding/logo"): ("delete_logo", "branding.logo"),
+    ("PUT", "/api/v1/workspaces/{ws}/retention"): ("retention", "retention.update"),
     ("POST", "/api/v1/workspaces/{ws}/bots"): ("create_bot", "bot.create"),
     ("PATCH", "/api/v1/workspaces/{ws}/bots/{bot_id}"): ("update_bot", "bot.update"),
     ("DELETE", "/api/v1/workspaces/{ws}/bots/{bot_id}"): ("delete_bot", "bot.delete"),

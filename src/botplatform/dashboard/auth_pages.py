@@ -21,6 +21,8 @@ from botplatform.auth.schemas import (
     TwoFactorEnableIn,
     TwoFactorVerifyIn,
 )
+from botplatform.branding import service as branding
+from botplatform.branding.service import HostBrand
 from botplatform.dashboard import security
 from botplatform.dashboard.web import (
     PageRoute,
@@ -69,9 +71,17 @@ def _start(request: Request, login: LoginOut, target: str) -> Response:
     return response
 
 
+async def _brand(request: Request, db: DbSession) -> HostBrand | None:
+    """The branding of the workspace whose custom domain this page was asked on."""
+    return await branding.for_host(db, request.headers.get("host", ""))
+
+
 @router.get("/login")
-async def login_form(request: Request, next_: Annotated[str, Query(alias="next")] = "") -> Response:
-    return render(request, runtime_of(request), "auth/login.html", {"next": next_})
+async def login_form(
+    request: Request, db: DbSession, next_: Annotated[str, Query(alias="next")] = ""
+) -> Response:
+    brand = await _brand(request, db)
+    return render(request, runtime_of(request), "auth/login.html", {"next": next_, "brand": brand})
 
 
 @router.post("/login")
@@ -79,7 +89,7 @@ async def login(request: Request, db: DbSession) -> Response:
     runtime = runtime_of(request)
     form = await security.verify_csrf(request, runtime.settings)
     target = str(form.get("next", ""))
-    context = {"next": target, "email": form.get("email", "")}
+    context = {"next": target, "email": form.get("email", ""), "brand": await _brand(request, db)}
     body, errors = parse_form(LoginIn, {k: form.get(k, "") for k in ("email", "password")})
     if body is None:
         return render(request, runtime, "auth/login.html", {**context, "errors": errors}, 422)

@@ -30,6 +30,8 @@ class Message(IdMixin, TimestampMixin, WorkspaceScoped, Base):
         UniqueConstraint("workspace_id", "idempotency_key"),
         Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at"),
         Index("ix_messages_status_updated_at", "status", "updated_at"),
+        # The retention job walks a workspace's oldest messages first.
+        Index("ix_messages_workspace_id_created_at", "workspace_id", "created_at"),
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(

@@ -72,6 +72,8 @@ TASK_MODULES = [
     "botplatform.automation.tasks",
     "botplatform.bot.tasks",
     "botplatform.privacy.tasks",
+    "botplatform.branding.tasks",
+    "botplatform.retention.tasks",
 ]
 
 

@@ -70,4 +70,6 @@ async def update(
 async def delete(db: AsyncSession, workspace: Workspace) -> None:
     """Hides the workspace from everyone at once; its data is purged after the grace period."""
     workspace.deleted_at = utcnow()
+    # Its host name is free at once for another workspace (a custom domain is unique).
+    workspace.custom_domain = None
     await db.flush()

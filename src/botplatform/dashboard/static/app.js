@@ -138,4 +138,24 @@
     var current = document.querySelector(".sidenav [aria-current=page]");
     if (current && current.scrollIntoView) current.scrollIntoView({block: "nearest", inline: "center"});
   });
+  // The settings page's logo: show the chosen image before it is uploaded (a data: URL,
+  // which the CSP's img-src allows; nothing leaves the browser until the form is sent).
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input || !input.getAttribute || !input.getAttribute("data-preview")) return;
+    var preview = document.getElementById(input.getAttribute("data-preview"));
+    var file = input.files && input.files[0];
+    if (!preview) return;
+    if (!file || !/^image\/(png|jpeg|webp)$/.test(file.type)) {
+      preview.hidden = true;
+      preview.removeAttribute("src");
+      return;
+    }
+    var reader = new FileReader();
+    reader.onload = function () {
+      preview.src = reader.result;
+      preview.hidden = false;
+    };
+    reader.readAsDataURL(file);
+  });
 })();

@@ -1,0 +1,1 @@
+"""Workspace branding (name, widget colours, logo) and custom domains (Host → workspace)."""
