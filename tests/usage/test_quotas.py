@@ -14,7 +14,7 @@ from botplatform.models import Bot, Channel, Invitation, Membership, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.bot.flows import support_flow
-from tests.bot.helpers import create_bot
+from tests.bot.helpers import create_bot, publish
 from tests.conftest import Account, Api, eventually, set_quota
 
 WA_ID = "15557770000"
@@ -216,3 +216,22 @@ async def test_api_keys_share_the_plans_rate_per_workspace(
     assert answer.status_code == 200
     await set_quota(runtime, "starter", api_requests_per_minute=None)  # unlimited
     assert (await client.get(url, headers=bearer(first))).status_code == 200
+
+
+async def test_a_bots_reply_over_the_quota_fails_in_the_worker(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, wa: FakeGraph
+) -> None:
+    await set_quota(runtime, "starter", messages_per_month=1)
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws)
+    wa.webhook_url = f"http://testserver/webhooks/whatsapp/{channel['id']}"
+    bot = await create_bot(api, owner, ws, support_flow(), channel_ids=[channel["id"]])
+    await publish(api, owner, ws, bot["id"])
+    await api.inbound_text(channel["id"], WA_ID, "hi", name="Sam")  # the quota's one message
+    await eventually(lambda: _outbound_failed(runtime, 1))
+    (reply,) = await _messages(runtime, "outbound")
+    assert reply.type in ("interactive", "text") and reply.error_code == "quota_exceeded"
+    assert len(await _messages(runtime, "inbound")) == 1
+    await asyncio.sleep(0.3)
+    assert wa.sent == []
