@@ -34,7 +34,8 @@ from botplatform.audit.chain import GENESIS_HASH
 from botplatform.config import Settings
 from botplatform.kit.kv import MemoryStore, RedisStore
 from botplatform.main import create_app
-from botplatform.models import AuditHead, Base
+from botplatform.models import AuditHead, Base, Plan, User
+from botplatform.plans.defaults import DEFAULT_PLANS
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from botplatform.sandbox import create_app as create_graph_app
@@ -304,6 +305,8 @@ async def _delete_everything(runtime: Runtime) -> None:
             if table.name != "audit_head":
                 await db.execute(delete(table))
         await db.execute(update(AuditHead).values(seq=0, hash=GENESIS_HASH))
+        # The plans the migration seeded, as they were before a test edited their quotas.
+        db.add_all(Plan(**values) for values in DEFAULT_PLANS)
 
 
 @pytest.fixture
@@ -473,3 +476,14 @@ def api(client: httpx.AsyncClient) -> Api:
 @pytest.fixture
 def tmp_settings(tmp_path: Path) -> Iterator[Settings]:
     return base_settings(tmp_path)
+
+
+async def set_quota(runtime: Runtime, plan: str, **quotas: int | None) -> None:
+    """Edits a plan's quotas for this test (the `client` fixture restores the defaults)."""
+    async with runtime.db.unit_of_work(system=True) as db:
+        await db.execute(update(Plan).where(Plan.name == plan).values(**quotas))
+
+
+async def make_superadmin(runtime: Runtime, account: Account) -> None:
+    async with runtime.db.unit_of_work(system=True) as db:
+        await db.execute(update(User).where(User.id == account.user_id).values(is_superadmin=True))

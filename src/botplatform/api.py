@@ -16,9 +16,11 @@ from botplatform.events.endpoints import router as events_router
 from botplatform.invitation.endpoints import router as invitation_router
 from botplatform.kit.envelope import ERROR_RESPONSES
 from botplatform.member.endpoints import router as member_router
+from botplatform.plans.endpoints import router as plans_router
 from botplatform.privacy.endpoints import router as privacy_router
 from botplatform.retention.endpoints import router as retention_router
 from botplatform.team.endpoints import router as team_router
+from botplatform.usage.endpoints import router as usage_router
 from botplatform.webhook.endpoints import router as webhook_router
 from botplatform.workspace.endpoints import router as workspace_router
 
@@ -41,3 +43,5 @@ api_router.include_router(bot_router)
 api_router.include_router(privacy_router)
 api_router.include_router(branding_router)
 api_router.include_router(retention_router)
+api_router.include_router(usage_router)
+api_router.include_router(plans_router)

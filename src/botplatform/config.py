@@ -105,11 +105,6 @@ class Settings(BaseSettings):
     rate_limit_general: str = Field("100/minute", alias="RATE_LIMIT_GENERAL")
     rate_limit_auth: str = Field("5/minute", alias="RATE_LIMIT_AUTH")
     rate_limit_webhooks: str = Field("1000/minute", alias="RATE_LIMIT_WEBHOOKS")
-    rate_limit_api_key_starter: str = Field("600/minute", alias="RATE_LIMIT_API_KEY_STARTER")
-    rate_limit_api_key_pro: str = Field("3000/minute", alias="RATE_LIMIT_API_KEY_PRO")
-    rate_limit_api_key_enterprise: str = Field(
-        "20000/minute", alias="RATE_LIMIT_API_KEY_ENTERPRISE"
-    )
     database_owner_url: str = Field("", alias="DATABASE_OWNER_URL")
 
     # --- first start ------------------------------------------------------------------------
@@ -161,8 +156,6 @@ class Settings(BaseSettings):
         alias="AI_FALLBACK_MESSAGE",
     )
     ai_knowledge_top_k: int = Field(3, ge=1, le=20, alias="AI_KNOWLEDGE_TOP_K")
-    # Tokens one workspace may spend per calendar month (UTC); 0 = no limit.
-    ai_monthly_token_limit: int = Field(0, ge=0, alias="AI_MONTHLY_TOKEN_LIMIT")
 
     # --- monitoring -------------------------------------------------------------------------
     sentry_dsn: str = Field("", alias="SENTRY_DSN")

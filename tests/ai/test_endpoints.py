@@ -255,7 +255,7 @@ async def test_answer_endpoint_grounds_meters_and_reports_usage(
     assert usage["calls"] == 2
     assert usage["total_tokens"] == data["prompt_tokens"] + data["completion_tokens"] > 0
     assert usage["by_outcome"]["provider_error"] == {"calls": 1, "total_tokens": 0}
-    assert usage["monthly_token_limit"] is None
+    assert usage["monthly_token_limit"] == 200_000  # the starter plan's
     denied = await client.post(url(ws, "/answer"), json={"question": "x"}, headers=agent.headers)
     assert denied.status_code == 403
 

@@ -15,7 +15,7 @@ from botplatform.ai import classifier, service
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import AiIntent, AiIntentModel, AiUsage, KnowledgeEntry
 from botplatform.runtime import Runtime
-from tests.conftest import Api
+from tests.conftest import Api, set_quota
 from tests.fakes.openai import FakeOpenAI
 
 DATASET = Path(service.__file__).parent / "datasets" / "support_intents.json"
@@ -181,12 +181,12 @@ async def test_not_configured_and_quota_fall_back_without_calling(
         first = await service.generate_answer(runtime, db, ws, "How can I return an item?")
     assert first.fallback_used is False
     spent = first.prompt_tokens + first.completion_tokens
-    monkeypatch.setattr(runtime.settings, "ai_monthly_token_limit", spent)
+    await set_quota(runtime, "starter", ai_tokens_per_month=spent)
     async with runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)
         capped = await service.generate_answer(runtime, db, ws, "How can I return an item?")
     assert (capped.fallback_used, capped.outcome) == (True, "quota_exceeded")
-    monkeypatch.setattr(runtime.settings, "ai_monthly_token_limit", 0)
+    await set_quota(runtime, "starter", ai_tokens_per_month=None)
     monkeypatch.setattr(runtime.settings, "openai_api_key", "")
     async with runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from botplatform.api_key import keys
 from botplatform.models import ApiKey
 from botplatform.runtime import Runtime
-from tests.conftest import Api
+from tests.conftest import Api, set_quota
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -176,18 +176,11 @@ async def test_keys_are_rate_limited_by_plan(
     owner = await api.register()
     ws = await api.create_workspace(owner)
     key = (await api.create_key(owner, ws, ["workspace:read"]))["key"]
-    from limits import parse
-
-    runtime.ratelimiter.tiers["api_key:starter"] = parse("3/minute")
-    try:
-        statuses = [
-            (await client.get(f"/api/v1/workspaces/{ws}", headers=bearer(key))).status_code
-            for _ in range(4)
-        ]
-        assert statuses == [200, 200, 200, 429]
-        limited = await client.get(f"/api/v1/workspaces/{ws}", headers=bearer(key))
-        assert limited.headers["Retry-After"] and limited.headers["RateLimit-Limit"] == "3"
-    finally:
-        runtime.ratelimiter.tiers["api_key:starter"] = parse(
-            runtime.settings.rate_limit_api_key_starter
-        )
+    await set_quota(runtime, "starter", api_requests_per_minute=3)
+    statuses = [
+        (await client.get(f"/api/v1/workspaces/{ws}", headers=bearer(key))).status_code
+        for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+    limited = await client.get(f"/api/v1/workspaces/{ws}", headers=bearer(key))
+    assert limited.headers["Retry-After"] and limited.headers["RateLimit-Limit"] == "3"

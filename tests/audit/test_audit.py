@@ -23,7 +23,7 @@ from botplatform.sandbox import FakeGraph
 from tests.ai.helpers import ai_objects
 from tests.auth.test_two_factor import codes, enable_2fa, login
 from tests.branding.test_branding import png
-from tests.conftest import STRONG_PASSWORD, Api, SmtpSink, eventually
+from tests.conftest import STRONG_PASSWORD, Api, SmtpSink, eventually, make_superadmin
 
 Call = Callable[[], Awaitable[httpx.Response]]
 
@@ -36,8 +36,10 @@ async def _entries(runtime: Runtime) -> list[AuditLog]:
 class Scenarios:
     """For each state-changing route: set the stage, then return the one call to audit."""
 
-    def __init__(self, client: httpx.AsyncClient, api: Api, smtp: SmtpSink) -> None:
-        self.client, self.api, self.smtp = client, api, smtp
+    def __init__(
+        self, client: httpx.AsyncClient, api: Api, smtp: SmtpSink, runtime: Runtime
+    ) -> None:
+        self.client, self.api, self.smtp, self.runtime = client, api, smtp, runtime
 
     async def _owner_ws(self) -> tuple[Any, str]:
         owner = await self.api.register()
@@ -248,6 +250,21 @@ class Scenarios:
             f"/api/v1/workspaces/{ws}/channels/{channel['id']}/media",
             files={"file": ("a.png", png, "image/png")},
             headers=owner.headers,
+        )
+
+    async def update_plan(self) -> Call:
+        admin = await self.api.register()
+        await make_superadmin(self.runtime, admin)
+        return lambda: self.client.patch(
+            "/api/v1/admin/plans/pro", json={"bots": 30}, headers=admin.headers
+        )
+
+    async def change_workspace_plan(self) -> Call:
+        admin = await self.api.register()
+        await make_superadmin(self.runtime, admin)
+        _, ws = await self._owner_ws()
+        return lambda: self.client.put(
+            f"/api/v1/admin/workspaces/{ws}/plan", json={"plan": "pro"}, headers=admin.headers
         )
 
     async def erase_contact(self) -> Call:
@@ -626,6 +643,11 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "erase_contact",
         "contact.erase",
     ),
+    ("PATCH", "/api/v1/admin/plans/{name}"): ("update_plan", "plan.update"),
+    ("PUT", "/api/v1/admin/workspaces/{workspace_id}/plan"): (
+        "change_workspace_plan",
+        "workspace.plan_change",
+    ),
 }
 # Provider webhooks are not a person's action: the raw event itself is their record.
 NOT_AUDITED = {("POST", "/webhooks/{provider}/{channel_id}")}
@@ -651,7 +673,7 @@ async def test_route_writes_exactly_one_entry(
     wa: FakeGraph,
 ) -> None:
     scenario, action = ROUTES[route]
-    call = await getattr(Scenarios(client, api, smtp), scenario)()
+    call = await getattr(Scenarios(client, api, smtp, runtime), scenario)()
     before = len(await _entries(runtime))
     response = await call()
     assert response.status_code < 300, response.text

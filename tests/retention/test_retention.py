@@ -21,7 +21,7 @@ from botplatform.media.storage import MediaStorage, media_key
 from botplatform.models import AuditLog, Contact, Conversation, Message
 from botplatform.retention import service
 from botplatform.runtime import Runtime
-from tests.conftest import Account, Api, eventually
+from tests.conftest import Account, Api, eventually, set_quota
 
 
 @dataclass
@@ -106,8 +106,12 @@ async def test_policy_is_validated_audited_and_refused_without_permission(
     assert first.json()["data"] == {
         "retention_days": None,
         "archive_before_delete": False,
-        "plan_ceiling_days": None,
+        "plan_ceiling_days": 90,  # the starter plan's
     }
+    above = await client.put(url, json={"retention_days": 91}, headers=owner.headers)
+    assert above.status_code == 422
+    assert above.json()["error"]["code"] == "retention_above_plan"
+    await set_quota(runtime, "starter", retention_days=None)  # a plan without a ceiling
     for days in (0, -1, 3651, "ten", 1.5):
         bad = await client.put(url, json={"retention_days": days}, headers=owner.headers)
         assert bad.status_code == 422, days
@@ -262,3 +266,13 @@ async def test_a_run_is_bounded_and_the_scheduled_sweep_finishes_the_rest(
 
     await eventually(swept)
     assert await _messages(runtime, b.ws) == b.old_ids | b.new_ids
+
+
+async def test_a_plan_lowered_after_the_policy_caps_the_next_run(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    tenant = await _tenant(api, runtime, "Lowered", "5550100", old=3, new=2)
+    await _policy(client, tenant, 60, archive=False)  # nothing is 60 days old
+    await set_quota(runtime, "starter", retention_days=20)  # the plan now keeps 20 days
+    await service.run(runtime, uuid.UUID(tenant.ws))
+    assert set(await _messages(runtime, tenant.ws)) == tenant.new_ids

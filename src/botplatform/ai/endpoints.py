@@ -29,6 +29,7 @@ from botplatform.kit.errors import Conflict
 from botplatform.kit.pagination import Page, PageQuery, paginate
 from botplatform.models import AiIntent, AiIntentModel, KnowledgeEntry
 from botplatform.runtime import RuntimeDep
+from botplatform.usage import service as usage
 
 router = APIRouter(prefix="/workspaces/{ws}/ai", tags=["ai"])
 
@@ -308,9 +309,9 @@ async def answer_question(
 
 
 @router.get("/usage")
-async def ai_usage(access: BotsRead, db: DbSession, runtime: RuntimeDep) -> Envelope[UsageOut]:
-    """AI calls and tokens of this calendar month (UTC), against the monthly limit."""
+async def ai_usage(access: BotsRead, db: DbSession) -> Envelope[UsageOut]:
+    """AI calls and tokens of this calendar month (UTC), against the plan's monthly limit."""
     since = service.month_start(utcnow())
     summary = service.usage_summary(await repository.usage_since(db, access.workspace_id, since))
-    limit = runtime.settings.ai_monthly_token_limit or None
+    limit = (await usage.plan_of(db, access.workspace)).ai_tokens_per_month
     return ok(UsageOut(period_start=since, monthly_token_limit=limit, **summary))

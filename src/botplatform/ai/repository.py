@@ -133,17 +133,6 @@ async def knowledge_base(db: AsyncSession, workspace_id: uuid.UUID) -> list[Know
     return list((await db.execute(statement)).scalars())
 
 
-async def tokens_since(db: AsyncSession, workspace_id: uuid.UUID, since: datetime) -> int:
-    total = (
-        await db.execute(
-            scoped(AiUsage, workspace_id)
-            .with_only_columns(func.coalesce(func.sum(AiUsage.total_tokens), 0))
-            .where(AiUsage.created_at >= since)
-        )
-    ).scalar_one()
-    return int(total)
-
-
 async def usage_since(
     db: AsyncSession, workspace_id: uuid.UUID, since: datetime
 ) -> list[tuple[str, int, int, int, int]]:

@@ -26,6 +26,7 @@ from botplatform.kit.errors import Conflict, Unprocessable
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import AiIntent, AiIntentModel, AiUsage, KnowledgeEntry
+from botplatform.usage import service as usage
 from botplatform.worker.jobs import enqueue
 
 if TYPE_CHECKING:
@@ -252,6 +253,7 @@ async def _meter(
             total_tokens=completion.total_tokens if completion else 0,
         )
     )
+    await usage.add_ai_tokens(db, workspace_id, completion.total_tokens if completion else 0)
     await db.flush()
 
 
@@ -259,8 +261,7 @@ async def _refusal(runtime: Runtime, db: AsyncSession, workspace_id: uuid.UUID) 
     settings = runtime.settings
     if not settings.openai_api_key:
         return "not_configured"
-    limit = settings.ai_monthly_token_limit
-    if limit and await repository.tokens_since(db, workspace_id, month_start(utcnow())) >= limit:
+    if await usage.ai_tokens_spent(db, workspace_id):  # the plan's tokens for this month
         return "quota_exceeded"
     return None
 

@@ -18,14 +18,15 @@ from typing import Annotated
 from fastapi import Depends, Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from botplatform.auth.dependencies import CurrentPrincipal, Principal
+from botplatform.auth.dependencies import CurrentPrincipal, CurrentUser, Principal, UserPrincipal
 from botplatform.authz.permissions import CHANNEL_SCOPED_ROLES, Permission, Role, permissions_of
 from botplatform.db import DbSession
 from botplatform.kit.errors import Forbidden
-from botplatform.kit.scoping import enter_workspace, scoped
+from botplatform.kit.scoping import enter_system, enter_workspace, scoped
 from botplatform.member import repository as member_repository
 from botplatform.models import ApiKey, Membership, Workspace
 from botplatform.runtime import Runtime, RuntimeDep
+from botplatform.usage import service as usage
 from botplatform.workspace import repository as workspace_repository
 
 
@@ -72,6 +73,16 @@ async def _user_access(
     return workspace, membership, permissions_of(membership.role)
 
 
+async def _plan_rate_limit(db: AsyncSession, runtime: Runtime, workspace: Workspace) -> None:
+    """Every API key of a workspace shares its plan's requests per minute (None: no limit
+    beyond the per-IP `general` tier). The plan is read per request, so a plan change or a
+    quota edit takes effect at once."""
+    per_minute = (await usage.plan_of(db, workspace)).api_requests_per_minute
+    if per_minute is not None:
+        decision = await runtime.ratelimiter.hit_per_minute("api", str(workspace.id), per_minute)
+        decision.raise_if_denied()
+
+
 async def _api_key_access(
     db: AsyncSession, runtime: Runtime, api_key: ApiKey, ws: uuid.UUID
 ) -> tuple[Workspace, Membership, frozenset[Permission]]:
@@ -79,8 +90,7 @@ async def _api_key_access(
     if workspace is None or workspace.deleted_at is not None:
         raise workspace_repository.workspace_not_found()
     await enter_workspace(db, workspace.id)
-    decision = await runtime.ratelimiter.hit(f"api_key:{workspace.plan}", str(api_key.id))
-    decision.raise_if_denied()
+    await _plan_rate_limit(db, runtime, workspace)
     creator = (
         await db.execute(
             scoped(Membership, workspace.id).where(Membership.user_id == api_key.created_by_id)
@@ -144,6 +154,18 @@ def require(permission: Permission) -> Callable[..., Awaitable[WorkspaceAccess]]
     return dependency
 
 
+async def require_superadmin(principal: CurrentUser, db: DbSession) -> UserPrincipal:
+    """A platform superadmin (not a workspace role: a person, never an API key). The routes
+    behind it work across tenants by purpose, so it enters the system scope."""
+    if not principal.user.is_superadmin:
+        raise Forbidden("Only platform superadmins may do this.", code="not_superadmin")
+    await enter_system(db)
+    return principal
+
+
+Superadmin = Annotated[UserPrincipal, Depends(require_superadmin)]
+
+
 def _access(permission: Permission) -> object:
     return Depends(require(permission))
 
@@ -167,4 +189,5 @@ WebhooksRead = Annotated[WorkspaceAccess, _access(Permission.WEBHOOKS_READ)]
 WebhooksManage = Annotated[WorkspaceAccess, _access(Permission.WEBHOOKS_MANAGE)]
 AutomationsManage = Annotated[WorkspaceAccess, _access(Permission.AUTOMATIONS_MANAGE)]
 ContactsExport = Annotated[WorkspaceAccess, _access(Permission.CONTACTS_EXPORT)]
+BillingRead = Annotated[WorkspaceAccess, _access(Permission.BILLING_READ)]
 PrivacyErase = Annotated[WorkspaceAccess, _access(Permission.PRIVACY_ERASE)]

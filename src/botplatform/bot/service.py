@@ -15,6 +15,7 @@ from botplatform.bot.schemas import BotCreate, BotOut, BotUpdate, VersionOut
 from botplatform.channel import repository as channels
 from botplatform.kit.errors import Unprocessable
 from botplatform.models import Bot, BotVersion
+from botplatform.usage import service as usage
 
 
 def check_flow(flow: dict[str, Any]) -> None:
@@ -38,6 +39,7 @@ async def _channel_ids(
 
 async def create(db: AsyncSession, workspace_id: uuid.UUID, body: BotCreate) -> Bot:
     check_flow(body.flow)
+    await usage.ensure_room(db, workspace_id, "bots")
     bot = Bot(
         workspace_id=workspace_id,
         name=body.name,

@@ -13,6 +13,7 @@ from botplatform.kit.crypto import mask
 from botplatform.kit.errors import Conflict
 from botplatform.kit.scoping import scoped
 from botplatform.models import Channel
+from botplatform.usage import service as usage
 
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
 CONFIG_FIELDS = ("display_phone_number", "auto_reply")
@@ -56,6 +57,7 @@ async def _ensure_number_free(db: AsyncSession, workspace_id: uuid.UUID, phone_i
 
 
 async def create(db: AsyncSession, workspace_id: uuid.UUID, data: WhatsAppChannelCreate) -> Channel:
+    await usage.ensure_room(db, workspace_id, "channels")
     await _ensure_number_free(db, workspace_id, data.phone_number_id)
     channel = Channel(
         workspace_id=workspace_id,

@@ -29,6 +29,7 @@ from botplatform.conversation import service as conversations
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events.service import emit_message
 from botplatform.kit.clock import utcnow
+from botplatform.kit.errors import AppError
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace, scoped
 from botplatform.media.storage import ALLOWED_MIME_TYPES, MediaRejected, check_media, media_key
@@ -42,6 +43,7 @@ from botplatform.models import (
     InboundEvent,
     Message,
 )
+from botplatform.usage import service as usage
 from botplatform.worker.jobs import JobContext, enqueue, job
 from botplatform.worker.sweeper import SweepTarget, sweep_target
 
@@ -72,22 +74,28 @@ async def process_inbound_event(ctx: JobContext, workspace_id: str, event_id: st
         event.status, event.error = "failed", str(exc)[:2000]
         log.warning("inbound_malformed", event_id=event_id, error=str(exc))
         return
+    received = 0
     for item in events:
-        await _apply(ctx, channel, item)
+        received += await _apply(ctx, channel, item)
+    # Counted last, in one statement, with the messages: the month's counter row stays locked
+    # only until this job commits, and a retried job never counts twice. Never refused.
+    await usage.count_inbound(ctx.db, ws, received)
     event.status, event.processed_at = "processed", utcnow()
 
 
-async def _apply(ctx: JobContext, channel: Channel, item: object) -> None:
+async def _apply(ctx: JobContext, channel: Channel, item: object) -> int:
+    """Applies one parsed event; 1 when it stored a new inbound message (to be counted)."""
     db = ctx.db
     if isinstance(item, InboundMessage):
         message = await conversations.record_inbound(db, channel, item)
-        if message is not None and message.media_status == "pending":
+        if message is None:  # a provider's redelivery
+            return 0
+        if message.media_status == "pending":
             enqueue(db, FETCH_MEDIA_JOB, str(channel.workspace_id), str(message.id))
-        if message is not None and not await bot_runner.handle_inbound(
-            ctx.runtime, db, channel, message
-        ):
+        if not await bot_runner.handle_inbound(ctx.runtime, db, channel, message):
             await _auto_reply(db, channel, message)
-    elif isinstance(item, StatusUpdate):
+        return 1
+    if isinstance(item, StatusUpdate):
         await conversations.apply_status(db, channel, item)
     elif isinstance(item, MessageEdited):
         await conversations.apply_edit(db, channel, item)
@@ -95,6 +103,7 @@ async def _apply(ctx: JobContext, channel: Channel, item: object) -> None:
         await conversations.apply_delete(db, channel, item)
     else:  # system events: template status and account changes are logged for now
         log.info("channel_event", channel_id=str(channel.id), kind=type(item).__name__)
+    return 0
 
 
 async def _auto_reply(db: AsyncSession, channel: Channel, message: Message) -> None:
@@ -118,9 +127,14 @@ async def _auto_reply(db: AsyncSession, channel: Channel, message: Message) -> N
     )
 
 
-async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> bool:
+CLAIMED, TAKEN, OVER_QUOTA = "claimed", "taken", "over_quota"
+
+
+async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> str:
     """Leases the message to this worker with one conditional UPDATE (atomic on both
-    databases), in its own transaction: of several copies of the job, one sends."""
+    databases), in its own transaction: of several copies of the job, one sends (CLAIMED),
+    the others find it TAKEN. The first claim also counts the message against the plan's
+    monthly quota in the same transaction; over it, the row ends `failed` (OVER_QUOTA)."""
     now = utcnow()
     # The lease outlives the provider call's timeout, and gives the status webhook of a send
     # whose answer was lost (worker killed) time to arrive before anyone sends it again.
@@ -138,8 +152,34 @@ async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> bool:
                 ),
             )
             .values(status="sending", lease_until=now + lease, attempts=Message.attempts + 1)
+            .returning(Message.attempts)
         )
-        return getattr(result, "rowcount", 0) == 1
+        attempts = result.scalar_one_or_none()
+        if attempts is None:
+            return TAKEN
+        # Counted once per message: a retry or a re-claimed lease has attempts > 1.
+        refused = await usage.reserve_outbound(db, ws) if attempts == 1 else None
+        if refused is None:
+            return CLAIMED
+        await _fail(db, ws, message_id, refused)
+        return OVER_QUOTA
+
+
+async def _fail(db: AsyncSession, ws: uuid.UUID, message_id: uuid.UUID, error: AppError) -> None:
+    """Final: the row is `failed` with the refusal's code, and never retried."""
+    await db.execute(
+        update(Message)
+        .where(Message.workspace_id == ws, Message.id == message_id)
+        .values(
+            status="failed",
+            error_code=error.code,
+            error_title=error.message[:500],
+            lease_until=None,
+        )
+    )
+    message = await db.get(Message, message_id, populate_existing=True)
+    if message is not None:
+        await emit_message(db, "message.failed", message)
 
 
 async def _finish(
@@ -180,7 +220,10 @@ async def send_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
     """Sends one outbound message at most once: the row is leased before the provider call
     and marked sent right after; a copy of this job finds it leased or sent."""
     ws, row_id = await _enter(ctx, workspace_id), uuid.UUID(message_id)
-    if not await _claim(ctx, ws, row_id):
+    claim = await _claim(ctx, ws, row_id)
+    if claim == OVER_QUOTA:
+        return
+    if claim == TAKEN:
         current = await ctx.db.get(Message, row_id)
         if current is not None and current.status == "sending" and current.lease_until:
             raise Retry(delay=int((current.lease_until - utcnow()).total_seconds() * 1000) + 500)

@@ -198,6 +198,7 @@ async def _queue(
         body=body,
         idempotency_key=idempotency_key or str(uuid.uuid4()),
         sender_user_id=_user_id(access),
+        check_quota=True,
     )
     await audit.log(
         "message.send",

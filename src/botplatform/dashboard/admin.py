@@ -1,4 +1,5 @@
-"""The superadmin panel: workspaces, users, the job queue and dead jobs (with retry)."""
+"""The superadmin panel: workspaces (and their plans), users, plans and their quotas, the job
+queue and dead jobs (with retry). Plan changes are the API's own endpoint functions."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from botplatform.admin import repository
 from botplatform.audit.dependencies import Auditor
-from botplatform.dashboard.web import Page, PageRoute, user_page
+from botplatform.dashboard.usage import QUOTA_LABELS
+from botplatform.dashboard.web import NOTICES, Page, PageRoute, attempt, parse_form, user_page
 from botplatform.db import DbSession
-from botplatform.kit.errors import Forbidden, NotFound
+from botplatform.kit.errors import AppError, Forbidden, NotFound
 from botplatform.kit.scoping import enter_system
+from botplatform.plans import endpoints as plans_api
+from botplatform.plans import repository as plans
+from botplatform.plans.defaults import QUOTA_FIELDS
+from botplatform.plans.schemas import PlanUpdate, WorkspacePlanChange
 from botplatform.worker import dead_letters
 
 router = APIRouter(prefix="/admin", route_class=PageRoute, include_in_schema=False)
@@ -31,15 +37,87 @@ async def _admin_page(request: Request, db: DbSession) -> Page:
 
 AdminPage = Annotated[Page, Depends(_admin_page)]
 
+NOTICES.setdefault("plan_saved", "Plan saved.")
+NOTICES.setdefault("plan_changed", "The workspace's plan is changed.")
+
 
 @router.get("")
 async def admin_home(page: AdminPage) -> Response:
     return page.redirect("/admin/workspaces")
 
 
+async def _workspaces(page: AdminPage, status: int = 200, error: str | None = None) -> Response:
+    return page.render(
+        "admin/workspaces.html",
+        status,
+        rows=await repository.workspaces(page.db),
+        plans=await plans.list_plans(page.db),
+        error=error,
+    )
+
+
 @router.get("/workspaces")
 async def workspaces(page: AdminPage) -> Response:
-    return page.render("admin/workspaces.html", rows=await repository.workspaces(page.db))
+    return await _workspaces(page)
+
+
+@router.post("/workspaces/{workspace_id}/plan")
+async def change_plan(request: Request, page: AdminPage, workspace_id: uuid.UUID) -> Response:
+    form = await page.form()
+    body, _ = parse_form(WorkspacePlanChange, {"plan": str(form.get("plan") or "")})
+    if body is None:
+        return await _workspaces(page, 422, "Choose a plan.")
+    audit = Auditor(request, page.db)
+    try:
+        await attempt(
+            page.db,
+            lambda: plans_api.change_workspace_plan(
+                page.principal, workspace_id, body, page.db, audit
+            ),
+        )
+    except AppError as exc:
+        return await _workspaces(page, exc.status_code, exc.message)
+    return page.redirect("/admin/workspaces", "plan_changed")
+
+
+async def _plans(page: AdminPage, status: int = 200, **context: object) -> Response:
+    return page.render(
+        "admin/plans.html",
+        status,
+        plans=await plans.list_plans(page.db),
+        fields=QUOTA_FIELDS,
+        labels=QUOTA_LABELS,
+        **context,
+    )
+
+
+@router.get("/plans")
+async def plan_list(page: AdminPage) -> Response:
+    return await _plans(page)
+
+
+def _quota_fields(form: dict[str, str]) -> dict[str, str | None]:
+    """Every quota of the form; an empty box means unlimited."""
+    return {name: (form.get(name) or "").strip() or None for name in QUOTA_FIELDS}
+
+
+@router.post("/plans/{name}")
+async def save_plan(request: Request, page: AdminPage, name: str) -> Response:
+    form = await page.form()
+    fields = _quota_fields({k: str(v) for k, v in form.items()})
+    body, errors = parse_form(PlanUpdate, fields)
+    if body is None:
+        return await _plans(page, 422, error="The plan is not valid.", errors=errors, editing=name)
+    audit = Auditor(request, page.db)
+    try:
+        await attempt(
+            page.db, lambda: plans_api.update_plan(page.principal, name, body, page.db, audit)
+        )
+    except AppError as exc:
+        if exc.status_code == 404:
+            raise
+        return await _plans(page, exc.status_code, error=exc.message, editing=name)
+    return page.redirect("/admin/plans", "plan_saved")
 
 
 @router.get("/users")

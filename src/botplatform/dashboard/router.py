@@ -10,6 +10,7 @@ from botplatform.dashboard import webhooks as webhook_pages
 from botplatform.dashboard.ai import router as ai_router
 from botplatform.dashboard.assets import STATIC_DIR
 from botplatform.dashboard.bots import router as bots_router
+from botplatform.dashboard.usage import router as usage_router
 
 dashboard_router = APIRouter(include_in_schema=False)
 dashboard_router.include_router(auth_pages.router)
@@ -23,5 +24,6 @@ dashboard_router.include_router(automation_pages.router)
 dashboard_router.include_router(team_pages.router)
 dashboard_router.include_router(bots_router)
 dashboard_router.include_router(ai_router)
+dashboard_router.include_router(usage_router)
 
 static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)

@@ -22,6 +22,7 @@ from botplatform.kit.tokens import InvalidToken, LinkSigner
 from botplatform.member import repository as member_repository
 from botplatform.member.service import ensure_may_assign
 from botplatform.models import Invitation, Membership, User, Workspace
+from botplatform.usage import service as usage
 from botplatform.workspace import repository as workspace_repository
 
 
@@ -52,6 +53,7 @@ async def create(
     email = data.email.lower()
     if await member_repository.is_member_email(db, access.workspace_id, email):
         raise Conflict("That person is already a member.", code="already_member")
+    await usage.ensure_member_room(db, access.workspace_id, inviting=email)
     # Inviting again replaces the earlier link rather than leaving two valid ones.
     for earlier in await repository.pending_for_email(db, access.workspace_id, email):
         earlier.revoked_at = utcnow()
@@ -121,6 +123,7 @@ async def accept(
         raise workspace_repository.workspace_not_found()
     if await member_repository.is_member_email(db, workspace.id, user.email):
         raise Conflict("You are already a member of this workspace.", code="already_member")
+    await usage.ensure_member_room(db, workspace.id)
     membership = Membership(workspace_id=workspace.id, user_id=user.id, role=Role(invitation.role))
     db.add(membership)
     invitation.accepted_at = utcnow()

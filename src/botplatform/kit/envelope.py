@@ -62,6 +62,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "Bad request",
         401: "Not authenticated",
+        402: "The plan's quota is spent (`quota_exceeded`)",
         403: "Not allowed",
         404: "Not found",
         413: "Body too large",

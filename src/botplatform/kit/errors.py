@@ -97,3 +97,11 @@ class NotAvailable(AppError):
     status_code = 501
     code = "not_available"
     message = "This feature is not available yet."
+
+
+class QuotaExceeded(AppError):
+    """The workspace's plan allows no more of this (docs/decisions.md: why 402)."""
+
+    status_code = 402
+    code = "quota_exceeded"
+    message = "This workspace's plan allows no more of this; upgrade the plan."

@@ -2,7 +2,8 @@
 every app process, in-process when embedded. Sliding-window counters from `limits`.
 
 Tiers: `general` per client IP on the API, `auth` per client IP on the login-type routes,
-`webhooks` per workspace on inbound provider webhooks, and API keys per key by plan.
+`webhooks` per workspace on inbound provider webhooks, and `api` per workspace for its API
+keys at its plan's rate (`hit_per_minute`: the rate comes from the plan's row, not a tier).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, RateLimitItemPerMinute, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
@@ -72,13 +73,16 @@ class RateLimiter:
             "general": parse(settings.rate_limit_general),
             "auth": parse(settings.rate_limit_auth),
             "webhooks": parse(settings.rate_limit_webhooks),
-            "api_key:starter": parse(settings.rate_limit_api_key_starter),
-            "api_key:pro": parse(settings.rate_limit_api_key_pro),
-            "api_key:enterprise": parse(settings.rate_limit_api_key_enterprise),
         }
 
     async def hit(self, tier: str, key: str) -> Decision:
-        item = self.tiers[tier]
+        return await self._hit(self.tiers[tier], tier, key)
+
+    async def hit_per_minute(self, namespace: str, key: str, per_minute: int) -> Decision:
+        """A limit whose rate is data (a plan's requests per minute), not a configured tier."""
+        return await self._hit(RateLimitItemPerMinute(per_minute), namespace, key)
+
+    async def _hit(self, item: RateLimitItem, tier: str, key: str) -> Decision:
         if not self.enabled:
             return Decision(True, item.amount, item.amount, 0)
         allowed = await self._strategy.hit(item, tier, key)

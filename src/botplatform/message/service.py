@@ -27,6 +27,7 @@ from botplatform.kit.errors import NotFound
 from botplatform.kit.scoping import scoped
 from botplatform.message.schemas import MessageBody
 from botplatform.models import Channel, Contact, Conversation, Message
+from botplatform.usage import service as usage
 from botplatform.worker.jobs import enqueue
 
 SEND_JOB = "send_message"
@@ -120,12 +121,17 @@ async def queue_outbound(
     body: MessageBody,
     idempotency_key: str,
     sender_user_id: uuid.UUID | None,
+    check_quota: bool = False,
 ) -> Message:
     """Accepts a send: checks the policy now (a clear 422 instead of a failed message later),
-    stores the row and queues its job. The same idempotency key returns the first message."""
+    stores the row and queues its job. The same idempotency key returns the first message.
+    `check_quota` (the API): a spent message quota answers 402 and stores nothing; sends from
+    workers skip it, and their send job fails the row with `quota_exceeded` instead."""
     found = await existing(db, channel.workspace_id, idempotency_key)
     if found is not None:
         return found
+    if check_quota:
+        await usage.ensure_can_send(db, channel.workspace_id)
     body = degrade(body, capabilities_of(channel.provider))  # e.g. buttons → numbered text
     policy.check(channel, contact, conversation, body.type)
     reply_to = await _reply_target(db, channel.workspace_id, body.reply_to, conversation)

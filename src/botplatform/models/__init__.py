@@ -20,8 +20,10 @@ from botplatform.models.invitation import Invitation
 from botplatform.models.knowledge_entry import KnowledgeEntry
 from botplatform.models.membership import Membership
 from botplatform.models.message import Message
+from botplatform.models.plan import Plan
 from botplatform.models.recovery_code import RecoveryCode
 from botplatform.models.team import Team, TeamMember
+from botplatform.models.usage_counter import UsageCounter
 from botplatform.models.user import User
 from botplatform.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from botplatform.models.workspace import Workspace
@@ -54,9 +56,11 @@ __all__ = [
     "KnowledgeEntry",
     "Membership",
     "Message",
+    "Plan",
     "RecoveryCode",
     "Team",
     "TeamMember",
+    "UsageCounter",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

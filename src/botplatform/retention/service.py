@@ -28,6 +28,7 @@ from botplatform.privacy.service import DELETE_MEDIA_JOB
 from botplatform.retention import archive, repository
 from botplatform.retention.repository import Position
 from botplatform.retention.schemas import RetentionIn, RetentionOut
+from botplatform.usage import service as usage
 from botplatform.worker.jobs import enqueue
 
 if TYPE_CHECKING:
@@ -41,15 +42,9 @@ RUN_LIMIT = 20_000  # messages per run, so one archive object stays of bounded s
 
 
 async def plan_retention_ceiling(db: AsyncSession, workspace: Workspace) -> int | None:
-    """The most retention days the workspace's plan allows.
-
-    NO CEILING YET: plans are built on another branch (a `plans` table with
-    `retention_days_max`). Until they are merged this returns None, meaning no ceiling is
-    applied, and `set_policy` checks only the absolute range 1..3650. MERGER: read the
-    workspace's plan here and return its `retention_days_max` (None for unlimited).
-    """
-    del db, workspace
-    return None
+    """The most retention days the workspace's plan allows (None: the plan sets no ceiling,
+    and only the absolute range 1..3650 applies)."""
+    return (await usage.plan_of(db, workspace)).retention_days
 
 
 async def policy_of(db: AsyncSession, workspace: Workspace) -> RetentionOut:
@@ -101,9 +96,9 @@ async def _policy(runtime: Runtime, ws: uuid.UUID, now: datetime) -> _Policy | N
         workspace = await db.get(Workspace, ws)
         if workspace is None or workspace.deleted_at is not None or not workspace.retention_days:
             return None
-        days = workspace.retention_days
-        # MERGER: when plans land, a plan lowered after the policy was set should cap `days`
-        # here too: min(days, await plan_retention_ceiling(db, workspace) or days).
+        # A plan lowered after the policy was set caps it from then on.
+        ceiling = await plan_retention_ceiling(db, workspace)
+        days = min(workspace.retention_days, ceiling or workspace.retention_days)
         return _Policy(now - timedelta(days=days), workspace.archive_before_delete)
 
 
