@@ -77,7 +77,11 @@ async def test_a_known_channels_webhooks_take_the_lane_and_answer_as_the_route_d
 
 
 async def test_what_the_lane_refuses_the_route_answers_and_nothing_is_stored(
-    client: httpx.AsyncClient, api: Api, runtime: Runtime, lane_answers: Counter[bool]
+    client: httpx.AsyncClient,
+    api: Api,
+    runtime: Runtime,
+    lane_answers: Counter[bool],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = await _known_channel(api, client)
     forged = await client.post(
@@ -88,8 +92,8 @@ async def test_what_the_lane_refuses_the_route_answers_and_nothing_is_stored(
     assert lane_answers == {False: 1}
     assert await _stored(runtime) == 1
 
-    runtime.ratelimiter.enabled = True
-    runtime.ratelimiter.tiers["webhooks"] = parse("1/minute")
+    monkeypatch.setattr(runtime.ratelimiter, "enabled", True)
+    monkeypatch.setitem(runtime.ratelimiter.tiers, "webhooks", parse("1/minute"))
     answers = [
         await client.post(url, content=_body(n), headers=meta_signature(_body(n))) for n in (3, 4)
     ]
