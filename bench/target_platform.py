@@ -22,7 +22,8 @@ from servers import base_env, botplatform_command
 PG_ADMIN_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 PG_DATABASE = "botplatform_bench"
 PG_DSN = f"postgresql://postgres@{HOST}:5432/{PG_DATABASE}"
-REDIS_URL = f"redis://{HOST}:6379/5"  # apart from the test suites (15..13) and checkouts beside them
+# Apart from the databases the test suites use (15..13, and more for checkouts beside them).
+REDIS_URL = f"redis://{HOST}:6379/5"
 AUTO_REPLY_TEXT = "Thanks, we got your message."
 # The highest send rate the API accepts per number; the default (80/s, Meta's standard
 # throughput) would cap end-to-end replies at 80/s whatever the platform could do.
