@@ -190,12 +190,17 @@ async def test_screenshots_of_the_main_pages(
         "members": f"/app/w/{ws}/members",
         "audit-log": f"/app/w/{ws}/audit",
         "settings": f"/app/w/{ws}/settings",
+        "usage": f"/app/w/{ws}/usage",
         "account": "/app/account",
     }
     for name, path in pages.items():
         await tab.open(path)
         await expect(tab.page.locator("h1")).to_be_visible()
         await tab.shot(name)
+    # A hidden element stays hidden whatever its class sets (the logo preview until a file
+    # is chosen).
+    await tab.open(pages["settings"])
+    await expect(tab.page.locator("#logo-preview")).to_be_hidden()
     contact = tab.page
     await tab.open(f"/app/w/{ws}/contacts")
     await contact.get_by_role("link", name="Priya Natarajan").click()
@@ -204,7 +209,7 @@ async def test_screenshots_of_the_main_pages(
     await tab.shot("contact-detail")
 
     await tab.page.set_viewport_size({"width": 390, "height": 844})  # a phone
-    for name in ("inbox", "contacts", "channels", "members", "audit-log", "settings"):
+    for name in ("inbox", "contacts", "channels", "members", "audit-log", "settings", "usage"):
         await tab.open(pages[name])
         width = await tab.page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{name} scrolls sideways at phone width ({width}px)"
@@ -215,7 +220,7 @@ async def test_screenshots_of_the_main_pages(
         user = await find_by_email(db, owner.email)
         assert user is not None
         user.is_superadmin = True
-    for name in ("workspaces", "users", "queue"):
+    for name in ("workspaces", "users", "plans", "queue"):
         await tab.open(f"/admin/{name}")
         await expect(tab.page.get_by_role("heading", level=1)).to_be_visible()
         await tab.shot(f"admin-{name}")
