@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
@@ -115,13 +116,34 @@ def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
 AfterCommit = Callable[[list[PendingJob]], Awaitable[None]]
 
 
+class UnitOfWorkSession(Session):
+    """A session that keeps what it loaded or stored until it closes.
+
+    SQLAlchemy's identity map holds clean objects weakly: once the code that loaded a row
+    lets go of it, a later `get` of the same row in the same unit of work reads it again.
+    Processing one message loaded the same contact and conversation three times that way.
+    Our sessions live for one request or one job, so holding their rows costs nothing, and
+    every later `get` of them is answered from memory."""
+
+
+_HELD = "held_rows"
+
+
+@event.listens_for(UnitOfWorkSession, "loaded_as_persistent")
+@event.listens_for(UnitOfWorkSession, "pending_to_persistent")
+def _hold(session: Session, instance: object) -> None:
+    session.info.setdefault(_HELD, []).append(instance)
+
+
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
         # Same pool; on SQLite its transactions begin IMMEDIATE — lazily, at the first
         # statement, so a job can commit a short transaction of its own before it starts.
         self.write_engine = self.engine.execution_options(**WRITE)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=UnitOfWorkSession
+        )
         #: Receives the jobs a unit of work queued, once it has committed (the job queue).
         self.after_commit: AfterCommit | None = None
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 from dramatiq import Retry
-from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.bot import runner as bot_runner
@@ -192,15 +192,22 @@ async def _finish(
 ) -> None:
     async with ctx.runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)
-        await db.execute(
+        change = (
             update(Message)
             .where(Message.workspace_id == ws, Message.id == message_id)
             .values(**values)
         )
-        if event is not None:  # the outcome, to webhooks and live dashboards
-            message = await db.get(Message, message_id, populate_existing=True)
-            if message is not None:
-                await emit_message(db, event, message)
+        if event is None:
+            await db.execute(change)
+            return
+        # The outcome, to webhooks and live dashboards: the row as updated, in the same
+        # statement (RETURNING) rather than read again.
+        returning = select(Message).from_statement(change.returning(Message))
+        message = (
+            await db.execute(returning, execution_options={"populate_existing": True})
+        ).scalar_one_or_none()
+        if message is not None:
+            await emit_message(db, event, message)
 
 
 async def _recipient(db: AsyncSession, channel: Channel, contact_id: uuid.UUID) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.kit.clock import utcnow
@@ -32,9 +33,16 @@ async def plan_of(db: AsyncSession, workspace: Workspace) -> Plan:
 
 
 async def plan_for(db: AsyncSession, workspace_id: uuid.UUID) -> Plan:
-    workspace = await db.get(Workspace, workspace_id)
-    assert workspace is not None
-    return await plan_of(db, workspace)
+    """The plan of a workspace known by id, in one query (every send asks)."""
+    statement = (
+        select(Plan)
+        .join(Workspace, Workspace.plan == Plan.name)
+        .where(Workspace.id == workspace_id)
+    )
+    plan = (await db.execute(statement)).scalar_one_or_none()
+    if plan is None:  # a name no plan has: the cheapest, as in `plan_of`
+        plan = (await plans.list_plans(db))[0]
+    return plan
 
 
 def exceeded(plan: Plan, quota: str, used: int) -> QuotaExceeded:
