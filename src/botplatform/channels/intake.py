@@ -94,9 +94,7 @@ class WebhookIntake:
         """The active channel of `provider` with this id; 404 or 403 otherwise."""
         if provider not in PROVIDERS:
             raise repository.channel_not_found()
-        cached = self._channels.get(channel_id)
-        if cached is None or cached.expires_at < time.monotonic():
-            cached = await self._load(channel_id)
+        cached = self._fresh(channel_id) or await self._load(channel_id)
         if cached.channel.provider != provider:
             raise repository.channel_not_found()
         if cached.channel.status != "active":
@@ -106,12 +104,14 @@ class WebhookIntake:
     def cached(self, provider: str, channel_id: uuid.UUID) -> WebhookChannel | None:
         """The channel when this process knows it (fresh), it is active and of `provider`;
         None sends the caller the long way, through `channel`, which loads it or refuses."""
+        cached = self._fresh(channel_id)
+        if cached is None or cached.channel.provider != provider:
+            return None
+        return cached if cached.channel.status == "active" else None
+
+    def _fresh(self, channel_id: uuid.UUID) -> WebhookChannel | None:
         cached = self._channels.get(channel_id)
-        if cached is None or cached.expires_at < time.monotonic():
-            return None
-        if cached.channel.provider != provider or cached.channel.status != "active":
-            return None
-        return cached
+        return cached if cached is not None and cached.expires_at >= time.monotonic() else None
 
     async def _load(self, channel_id: uuid.UUID) -> WebhookChannel:
         async with self._db.unit_of_work(write=False) as db:

@@ -26,10 +26,7 @@ MESSAGES_USED = UsageCounter.messages_inbound + UsageCounter.messages_outbound
 async def plan_of(db: AsyncSession, workspace: Workspace) -> Plan:
     """The workspace's plan; a name no plan has (edited by hand) falls back to the cheapest
     plan, never to "unlimited"."""
-    plan = await plans.find(db, workspace.plan)
-    if plan is None:
-        plan = (await plans.list_plans(db))[0]
-    return plan
+    return await plans.find(db, workspace.plan) or await _cheapest(db)
 
 
 async def plan_for(db: AsyncSession, workspace_id: uuid.UUID) -> Plan:
@@ -39,10 +36,12 @@ async def plan_for(db: AsyncSession, workspace_id: uuid.UUID) -> Plan:
         .join(Workspace, Workspace.plan == Plan.name)
         .where(Workspace.id == workspace_id)
     )
-    plan = (await db.execute(statement)).scalar_one_or_none()
-    if plan is None:  # a name no plan has: the cheapest, as in `plan_of`
-        plan = (await plans.list_plans(db))[0]
-    return plan
+    return (await db.execute(statement)).scalar_one_or_none() or await _cheapest(db)
+
+
+async def _cheapest(db: AsyncSession) -> Plan:
+    """The plan of a workspace whose plan name no plan has (edited by hand): never unlimited."""
+    return (await plans.list_plans(db))[0]
 
 
 def exceeded(plan: Plan, quota: str, used: int) -> QuotaExceeded:
