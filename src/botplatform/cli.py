@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from botplatform.audit.cli import audit_app
 from botplatform.bootstrap import NewCredentials, first_start, generate_password, seed_demo_members
-from botplatform.config import Settings, load_settings
+from botplatform.config import Settings, load_settings, public_host
 from botplatform.kit.errors import AppError
 from botplatform.kit.keys_cli import keys_app
 from botplatform.runtime import Runtime, run_with_runtime
@@ -53,11 +54,14 @@ def serve(
     if settings.should_auto_migrate:
         _setup(settings)
     bind_host, bind_port = host or settings.host, port or settings.port
+    # The app (built by uvicorn from the environment) derives its links and channels'
+    # webhook URLs from HOST and PORT when APP_URL is unset: tell it where it really listens.
+    os.environ["HOST"], os.environ["PORT"] = bind_host, str(bind_port)
     from botplatform.dashboard import assets as dashboard_assets
 
     if dashboard_assets.missing():
         typer.echo("warning: the dashboard's htmx is not installed; run `botplatform assets`")
-    typer.echo(f"WhatsApp Bot Platform on http://{_display_host(bind_host)}:{bind_port}")
+    typer.echo(f"WhatsApp Bot Platform on http://{public_host(bind_host)}:{bind_port}")
     uvicorn.run(
         "botplatform.main:app_factory",
         factory=True,
@@ -69,11 +73,6 @@ def serve(
         log_config=None,
         access_log=False,
     )
-
-
-def _display_host(host: str) -> str:
-    wildcard_or_loopback = ("127.0.0.1", "0.0.0.0", "::")  # noqa: S104 - compared, not bound
-    return "localhost" if host in wildcard_or_loopback else host
 
 
 def _require_redis(settings: Settings, what: str) -> None:
@@ -112,13 +111,23 @@ sandbox_app = typer.Typer(help="Fake providers to try the platform without their
 app.add_typer(sandbox_app, name="sandbox")
 
 
+SANDBOX_URL = "http://127.0.0.1:3100"
+
+
 @sandbox_app.command("whatsapp")
 def sandbox_whatsapp(
     webhook_url: Annotated[
-        str, typer.Option(help="The channel's webhook URL (shown when you create the channel)")
-    ],
+        str | None,
+        typer.Option(
+            help="A channel's webhook URL, for a channel you created by hand with the values "
+            "printed here (not needed with the dashboard's 'Connect the sandbox')"
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(help="Port of the fake Graph API")] = 3100,
     host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+    phone_number_id: Annotated[
+        str, typer.Option(help="The phone number id a hand-made channel uses")
+    ] = "1122334455667",
     token: Annotated[str, typer.Option(help="Access token the fake accepts")] = (
         "sandbox-token"  # noqa: S107 - a fake's well-known demo value
     ),
@@ -131,18 +140,84 @@ def sandbox_whatsapp(
     from botplatform.sandbox import FakeGraph, run
 
     base = f"http://{host}:{port}"
-    typer.echo(
-        f"Fake WhatsApp Graph API on {base}\n"
+    graph = FakeGraph(
+        access_tokens={token},
+        app_secret=app_secret,
+        webhook_url=webhook_url,
+        phone_number_id=phone_number_id,
+    )
+    typer.echo(sandbox_instructions(base, graph, token))
+    run(host, port, graph)
+
+
+def sandbox_instructions(base: str, graph: Any, token: str) -> str:
+    """What `sandbox whatsapp` prints: how to point the platform at it, the exact values of a
+    channel, and how to write as a customer."""
+    hooked = f"webhooks go to {graph.webhook_url}" if graph.webhook_url else "no webhook URL yet"
+    return (
+        f"Fake WhatsApp Cloud API on {base}\n"
         f"  1. Start the platform with WHATSAPP_API_BASE_URL={base}\n"
-        f"  2. Its channel must use access_token={token} and app_secret={app_secret}\n"
-        f"  3. Write as a customer:\n"
-        f"     curl -X POST {base}/_sandbox/inbound -H 'content-type: application/json' \\\n"
-        f'          -d \'{{"from": "15551234567", "text": "hello"}}\'\n'
-        f"  4. See what the platform sent: curl {base}/_sandbox/sent\n"
+        f"     e.g.  WHATSAPP_API_BASE_URL={base} uv run botplatform serve\n"
+        f"  2. Create the channel: in the dashboard, Channels -> 'Connect the sandbox'\n"
+        f"     (or POST /api/v1/workspaces/{{ws}}/channels/sandbox). Nothing to copy.\n"
+        f"     By hand instead, use exactly these values and pass its webhook URL with\n"
+        f"     --webhook-url ({hooked}):\n"
+        f"       phone_number_id      {graph.phone_number_id}\n"
+        f"       business_account_id  {graph.waba_id}\n"
+        f"       access_token         {token}\n"
+        f"       app_secret           {graph.app_secret}\n"
+        f"  3. Write as a customer (each number is its own customer and conversation):\n"
+        f'       uv run botplatform sandbox message "hello" --from 15551234567 --name Ada\n'
+        f"     or: curl -X POST {base}/_sandbox/inbound -H 'content-type: application/json' \\\n"
+        f'              -d \'{{"from": "15551234567", "name": "Ada", "text": "hello"}}\'\n'
+        f"  4. Reply from the inbox; see what reached 'Meta': curl {base}/_sandbox/sent\n"
     )
-    run(
-        host, port, FakeGraph(access_tokens={token}, app_secret=app_secret, webhook_url=webhook_url)
-    )
+
+
+@sandbox_app.command("message")
+def sandbox_message(
+    text: Annotated[str, typer.Argument(help="What the customer writes")],
+    from_: Annotated[
+        str, typer.Option("--from", help="The customer's WhatsApp number (digits)")
+    ] = "15551234567",
+    name: Annotated[
+        str | None,
+        typer.Option(help="The customer's profile name (default: one made from the number)"),
+    ] = None,
+    phone_number_id: Annotated[
+        str | None,
+        typer.Option(help="The business number written to (default: the latest connected)"),
+    ] = None,
+    sandbox_url: Annotated[
+        str, typer.Option(help="Where `botplatform sandbox whatsapp` runs")
+    ] = SANDBOX_URL,
+) -> None:
+    """Write to your sandbox channel as a WhatsApp customer."""
+    import httpx
+
+    body: dict[str, str] = {"from": from_, "text": text}
+    if name:
+        body["name"] = name
+    if phone_number_id:
+        body["phone_number_id"] = phone_number_id
+    try:
+        response = httpx.post(f"{sandbox_url.rstrip('/')}/_sandbox/inbound", json=body, timeout=15)
+    except httpx.HTTPError as exc:
+        typer.echo(
+            f"error: no sandbox at {sandbox_url} ({type(exc).__name__});"
+            " start it with `botplatform sandbox whatsapp`",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
+    answer = response.json() if response.headers.get("content-type", "").startswith("appl") else {}
+    if response.status_code != 200:
+        typer.echo(f"error: {answer.get('error') or response.text}", err=True)
+        raise typer.Exit(1)
+    line = f"{answer['name']} (+{answer['from']}) wrote {text!r}: {answer['delivery']}"
+    if not str(answer["delivery"]).endswith(" 200"):
+        typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(1)
+    typer.echo(line)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -29,9 +29,8 @@ class Settings(BaseSettings):
     # --- core -------------------------------------------------------------------------------
     env: Literal["development", "production", "test"] = Field("development", alias="APP_ENV")
     # The original's NEXTAUTH_URL / NEXTAUTH_SECRET are accepted too, so its .env works.
-    app_url: str = Field(
-        "http://localhost:3000", validation_alias=AliasChoices("APP_URL", "NEXTAUTH_URL")
-    )
+    # Empty: http://<HOST, or localhost>:<PORT>, so links follow where `serve` listens.
+    app_url: str = Field("", validation_alias=AliasChoices("APP_URL", "NEXTAUTH_URL"))
     secret_key: str = Field("", validation_alias=AliasChoices("SECRET_KEY", "NEXTAUTH_SECRET"))
     data_dir: Path = Field(DEFAULT_DATA_DIR, alias="DATA_DIR")
     log_dir: Path = Field(Path("logs"), alias="LOG_DIR")
@@ -185,6 +184,12 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _default_app_url(self) -> Settings:
+        if not self.app_url:
+            self.app_url = f"http://{public_host(self.host)}:{self.port}"
+        return self
+
     @property
     def fernet_keys(self) -> list[str]:
         """ENCRYPTION_KEYS (newest first), or one key derived from the signing key."""
@@ -246,6 +251,13 @@ class Settings(BaseSettings):
         key_file.write_text(key)
         key_file.chmod(0o600)
         return key
+
+
+def public_host(host: str) -> str:
+    """How a browser on this machine reaches a server bound to `host`."""
+    if host in ("", "127.0.0.1", "0.0.0.0", "::", "::1"):  # noqa: S104 - compared, not bound
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def _async_dsn(url: str) -> str:

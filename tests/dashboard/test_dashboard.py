@@ -356,8 +356,10 @@ async def test_channels_connect_form_shows_webhook_and_health(
         },
     )
     assert duplicate.status_code == 409 and "already connected" in duplicate.text
+    # Nothing has arrived yet: the page says so rather than calling the channel healthy.
     listing = await client.get(f"/app/w/{ws}/channels")
-    assert "healthy" in listing.text
+    assert "no webhook yet" in listing.text and "healthy" not in listing.text
+    assert "no webhook received yet" in detail.text and ">healthy<" not in detail.text
 
 
 async def test_members_invitations_keys_settings_and_audit(

@@ -358,7 +358,13 @@ async def test_each_message_type_is_accepted(
     assert answer["contacts"] == [{"input": CUSTOMER, "wa_id": CUSTOMER}]
     [sent] = graph.sent
     assert answer["messages"] == [{"id": sent["wamid"]}]
-    assert sent == {"wamid": sent["wamid"], "to": CUSTOMER, "type": body["type"], "body": body}
+    assert sent == {
+        "wamid": sent["wamid"],
+        "to": CUSTOMER,
+        "type": body["type"],
+        "body": body,
+        "phone_number_id": PHONE_ID,
+    }
 
 
 @pytest.mark.parametrize("name", list(BROKEN))

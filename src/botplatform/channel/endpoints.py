@@ -10,7 +10,12 @@ from botplatform.audit.dependencies import Audit
 from botplatform.authz.dependencies import ChannelsManage, ChannelsRead, ConversationsReply
 from botplatform.authz.permissions import Permission
 from botplatform.channel import repository, service
-from botplatform.channel.schemas import ChannelOut, ChannelUpdate, WhatsAppChannelCreate
+from botplatform.channel.schemas import (
+    ChannelOut,
+    ChannelUpdate,
+    SandboxChannelCreate,
+    WhatsAppChannelCreate,
+)
 from botplatform.channels.base import ProviderSendError
 from botplatform.channels.registry import adapter_for
 from botplatform.db import DbSession, after_commit
@@ -60,6 +65,52 @@ async def create_channel(
         changes={"provider": channel.provider, "name": channel.name},
     )
     return ok(service.to_out(runtime.settings, channel, show_verify_token=True), "Channel created")
+
+
+@router.post("/channels/sandbox", status_code=status.HTTP_201_CREATED)
+async def create_sandbox_channel(
+    access: ChannelsManage,
+    body: SandboxChannelCreate,
+    db: DbSession,
+    runtime: RuntimeDep,
+    audit: Audit,
+) -> Envelope[ChannelOut]:
+    """Creates a WhatsApp channel on the sandbox (`botplatform sandbox whatsapp`, where
+    WHATSAPP_API_BASE_URL points): the platform picks the ids, tells the sandbox the channel's
+    webhook URL and takes its credentials. 409 `sandbox_unavailable` when none answers."""
+    channel = await service.create_sandbox(
+        db, runtime.http, runtime.settings, access.workspace_id, body
+    )
+    await audit.log(
+        "channel.create",
+        workspace_id=access.workspace_id,
+        target_type="channel",
+        target_id=channel.id,
+        changes={"provider": channel.provider, "name": channel.name, "sandbox": True},
+    )
+    return ok(service.to_out(runtime.settings, channel, show_verify_token=True), "Channel created")
+
+
+@router.post("/channels/{channel_id}/sandbox")
+async def reconnect_sandbox_channel(
+    access: ChannelsManage,
+    channel_id: uuid.UUID,
+    db: DbSession,
+    runtime: RuntimeDep,
+    audit: Audit,
+) -> Envelope[ChannelOut]:
+    """Tells a (restarted) sandbox about this sandbox channel again."""
+    channel = await repository.get(db, access.workspace_id, channel_id)
+    await service.reconnect_sandbox(db, runtime.http, runtime.settings, channel)
+    after_commit(db, lambda: runtime.intake.forget(channel_id))
+    await audit.log(
+        "channel.sandbox_connect",
+        workspace_id=access.workspace_id,
+        target_type="channel",
+        target_id=channel.id,
+    )
+    out = service.to_out(runtime.settings, channel, show_verify_token=True)
+    return ok(out, "Connected to the sandbox")
 
 
 @router.get("/channels/{channel_id}")

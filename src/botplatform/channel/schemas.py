@@ -31,8 +31,17 @@ class WhatsAppChannelCreate(InputModel):
     auto_reply: AutoReply | None = None
 
 
+class SandboxChannelCreate(InputModel):
+    name: Name = "WhatsApp sandbox"
+    auto_reply: AutoReply | None = None
+
+
 class ChannelUpdate(InputModel):
     name: Name | None = None
+    phone_number_id: NumericId | None = Field(
+        None, description="Correct a mistyped id; the channel keeps its conversations"
+    )
+    business_account_id: NumericId | None = None
     status: Literal["active", "disabled"] | None = None
     display_phone_number: Annotated[str, StringConstraints(max_length=30)] | None = None
     access_token: Secret | None = None
@@ -52,6 +61,7 @@ class ChannelOut(BaseModel):
     display_phone_number: str | None
     send_rate_per_second: int
     auto_reply: str | None
+    sandbox: bool = Field(False, description="Connected to `botplatform sandbox whatsapp`")
     webhook_url: str = Field(description="Paste into Meta's console as the callback URL")
     verify_token: str | None = Field(description="Paste into Meta's console (channels:manage)")
     access_token_hint: str | None = Field(description="Masked; the token itself is never shown")

@@ -4,10 +4,17 @@ import secrets
 import uuid
 from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.audit.service import diff
-from botplatform.channel.schemas import ChannelOut, ChannelUpdate, WhatsAppChannelCreate
+from botplatform.channel import sandbox
+from botplatform.channel.schemas import (
+    ChannelOut,
+    ChannelUpdate,
+    SandboxChannelCreate,
+    WhatsAppChannelCreate,
+)
 from botplatform.config import Settings
 from botplatform.kit.crypto import mask
 from botplatform.kit.errors import Conflict
@@ -16,11 +23,15 @@ from botplatform.models import Channel
 from botplatform.usage import service as usage
 
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
-CONFIG_FIELDS = ("display_phone_number", "auto_reply")
+CONFIG_FIELDS = ("display_phone_number", "auto_reply", "phone_number_id", "business_account_id")
 
 
 def webhook_url(settings: Settings, channel: Channel) -> str:
-    return f"{settings.app_url.rstrip('/')}/webhooks/{channel.provider}/{channel.id}"
+    return _webhook_url(settings, channel.provider, channel.id)
+
+
+def _webhook_url(settings: Settings, provider: str, channel_id: uuid.UUID) -> str:
+    return f"{settings.app_url.rstrip('/')}/webhooks/{provider}/{channel_id}"
 
 
 def to_out(
@@ -41,6 +52,7 @@ def to_out(
         display_phone_number=config.get("display_phone_number"),
         send_rate_per_second=channel.send_rate_per_second,
         auto_reply=config.get("auto_reply"),
+        sandbox=bool(config.get("sandbox")),
         webhook_url=webhook_url(settings, channel),
         verify_token=channel.verify_token if show_verify_token else mask(channel.verify_token),
         access_token_hint=mask(channel.access_token),
@@ -50,9 +62,11 @@ def to_out(
     )
 
 
-async def _ensure_number_free(db: AsyncSession, workspace_id: uuid.UUID, phone_id: str) -> None:
+async def _ensure_number_free(
+    db: AsyncSession, workspace_id: uuid.UUID, phone_id: str, but: uuid.UUID | None = None
+) -> None:
     for channel in (await db.execute(scoped(Channel, workspace_id))).scalars():
-        if channel.config.get("phone_number_id") == phone_id:
+        if channel.id != but and channel.config.get("phone_number_id") == phone_id:
             raise Conflict("This phone number is already connected.", code="channel_exists")
 
 
@@ -80,8 +94,70 @@ async def create(db: AsyncSession, workspace_id: uuid.UUID, data: WhatsAppChanne
     return channel
 
 
+async def create_sandbox(
+    db: AsyncSession,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    workspace_id: uuid.UUID,
+    data: SandboxChannelCreate,
+) -> Channel:
+    """A channel on the sandbox, its ids and credentials chosen here and by the sandbox."""
+    await usage.ensure_room(db, workspace_id, "channels")
+    channel_id, phone_number_id = uuid.uuid4(), sandbox.new_phone_number_id()
+    number = await sandbox.connect(
+        http,
+        settings,
+        phone_number_id,
+        _webhook_url(settings, "whatsapp", channel_id),
+        # A number of its own (555: fictional), so two sandbox channels look different.
+        f"1555{phone_number_id[-7:]}",
+    )
+    channel = Channel(
+        id=channel_id,
+        workspace_id=workspace_id,
+        provider="whatsapp",
+        name=data.name,
+        status="active",
+        config={
+            "phone_number_id": number.phone_number_id,
+            "business_account_id": number.business_account_id,
+            "display_phone_number": f"+{number.display_phone_number}",
+            "auto_reply": data.auto_reply or None,
+            "sandbox": True,
+        },
+        access_token=number.access_token,
+        app_secret=number.app_secret,
+        verify_token=secrets.token_urlsafe(24),
+    )
+    db.add(channel)
+    await db.flush()
+    return channel
+
+
+async def reconnect_sandbox(
+    db: AsyncSession, http: httpx.AsyncClient, settings: Settings, channel: Channel
+) -> None:
+    """Tell a (restarted) sandbox about this sandbox channel again; take its credentials."""
+    if not channel.config.get("sandbox"):
+        raise Conflict(
+            "Only a channel created for the sandbox can be connected to it.",
+            code="not_a_sandbox_channel",
+        )
+    number = await sandbox.connect(
+        http,
+        settings,
+        str(channel.config.get("phone_number_id")),
+        webhook_url(settings, channel),
+        str(channel.config.get("display_phone_number") or "") or None,
+    )
+    channel.access_token, channel.app_secret = number.access_token, number.app_secret
+    await db.flush()
+
+
 async def update(db: AsyncSession, channel: Channel, data: ChannelUpdate) -> dict[str, Any]:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "phone_number_id" in changes:
+        await _ensure_number_free(db, channel.workspace_id, changes["phone_number_id"], channel.id)
     before: dict[str, Any] = {}
     for field, value in changes.items():
         if field in CONFIG_FIELDS:

@@ -52,14 +52,22 @@ def message_out(message: Message, urls: SignedMediaUrls | None = None) -> Messag
     return out
 
 
-async def _conversation_out(db: DbSession, conversation: Conversation) -> ConversationOut:
+async def _conversation_out(
+    db: DbSession, conversation: Conversation, handles: Mapping[uuid.UUID, str] | None = None
+) -> ConversationOut:
+    """`handles`: the contacts' numbers when the caller loaded them for a whole list."""
     contact = await db.get(Contact, conversation.contact_id)
+    if handles is None:
+        handles = await repository.handles(
+            db, conversation.workspace_id, {contact.id} if contact else set()
+        )
     last = conversation.last_inbound_at
     return ConversationOut(
         id=conversation.id,
         channel_id=conversation.channel_id,
         contact_id=conversation.contact_id,
         contact_name=contact.name if contact else "",
+        contact_handle=handles.get(conversation.contact_id),
         status=conversation.status,
         assignee_id=conversation.assignee_id,
         unread_count=conversation.unread_count,
@@ -86,7 +94,9 @@ async def list_conversations(
         access, status_filter, channel_id, assignee_id, label, dialect=db.get_bind().dialect.name
     )
     rows, cursor = await paginate(db, statement, Conversation.created_at, Conversation.id, page)
-    return ok(Page(items=[await _conversation_out(db, r[0]) for r in rows], next_cursor=cursor))
+    known = await repository.handles(db, access.workspace_id, {r[0].contact_id for r in rows})
+    items = [await _conversation_out(db, r[0], known) for r in rows]
+    return ok(Page(items=items, next_cursor=cursor))
 
 
 @router.get("/conversations/{conversation_id}")
@@ -264,7 +274,10 @@ async def list_contacts(
 ) -> Envelope[Page[ContactOut]]:
     statement = repository.contacts(access.workspace_id, search)
     rows, cursor = await paginate(db, statement, Contact.created_at, Contact.id, page)
+    known = await repository.handles(db, access.workspace_id, {r[0].id for r in rows})
     items = [ContactOut.model_validate(r[0], from_attributes=True) for r in rows]
+    for item in items:
+        item.handle = known.get(item.id)
     return ok(Page(items=items, next_cursor=cursor))
 
 
@@ -275,10 +288,10 @@ async def get_contact(
     """The contact with its channel identities and its consent ledger."""
     contact = await repository.get_contact(db, access.workspace_id, contact_id)
     out = ContactOut.model_validate(contact, from_attributes=True)
-    out.identities = [
-        IdentityOut.model_validate(i, from_attributes=True)
-        for i in await repository.identities(db, access.workspace_id, contact.id)
-    ]
+    found = await repository.identities(db, access.workspace_id, contact.id)
+    out.identities = [IdentityOut.model_validate(i, from_attributes=True) for i in found]
+    first = min(found, key=lambda i: (i.created_at, i.id), default=None)
+    out.handle = repository.handle(first.provider, first.external_id) if first else None
     out.consent = [
         ConsentOut.model_validate(c, from_attributes=True)
         for c in await repository.consent(db, access.workspace_id, contact.id)

@@ -81,6 +81,29 @@ async def identities(
     return list((await db.execute(statement)).scalars())
 
 
+def handle(provider: str, external_id: str) -> str:
+    """How people write a contact's address: a WhatsApp id is a phone number."""
+    return f"+{external_id}" if provider == "whatsapp" and external_id.isdigit() else external_id
+
+
+async def handles(
+    db: AsyncSession, ws: uuid.UUID, contact_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Each contact's number or handle (its oldest identity), in one query, so two
+    customers of the same name can be told apart."""
+    if not contact_ids:
+        return {}
+    statement = (
+        scoped(ContactIdentity, ws)
+        .where(ContactIdentity.contact_id.in_(contact_ids))
+        .order_by(ContactIdentity.created_at, ContactIdentity.id)
+    )
+    found: dict[uuid.UUID, str] = {}
+    for identity in (await db.execute(statement)).scalars():
+        found.setdefault(identity.contact_id, handle(identity.provider, identity.external_id))
+    return found
+
+
 async def consent(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) -> list[ConsentEvent]:
     statement = (
         scoped(ConsentEvent, ws)

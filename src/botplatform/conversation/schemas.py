@@ -28,6 +28,7 @@ class ContactOut(BaseModel):
     attributes: dict[str, Any]
     tags: list[str]
     opted_out: bool
+    handle: str | None = Field(None, description="Phone number (+digits) or handle")
     identities: list[IdentityOut] = []
     consent: list[ConsentOut] = []
     created_at: datetime
@@ -38,6 +39,9 @@ class ConversationOut(BaseModel):
     channel_id: uuid.UUID
     contact_id: uuid.UUID
     contact_name: str
+    contact_handle: str | None = Field(
+        None, description="The contact's phone number (+digits) or handle"
+    )
     status: str
     assignee_id: uuid.UUID | None
     unread_count: int

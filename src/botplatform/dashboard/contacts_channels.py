@@ -13,7 +13,8 @@ from botplatform.audit.dependencies import Auditor
 from botplatform.authz.permissions import Permission
 from botplatform.channel import endpoints as channel_api
 from botplatform.channel import repository as channel_repository
-from botplatform.channel.schemas import ChannelUpdate, WhatsAppChannelCreate
+from botplatform.channel import sandbox
+from botplatform.channel.schemas import ChannelUpdate, SandboxChannelCreate, WhatsAppChannelCreate
 from botplatform.conversation import endpoints as conversation_api
 from botplatform.conversation import repository as conversation_repository
 from botplatform.dashboard.web import Page, PageRoute, attempt, parse_form, ws_page
@@ -98,12 +99,17 @@ async def _health(page: Page, channel_id: uuid.UUID) -> dict[str, Any]:
         page.db, page.ws, channel_id, utcnow() - HEALTH_WINDOW
     )
     failed, total = counts.get("failed", 0), sum(counts.values())
+    healthy = failed * 10 <= total
+    # Nothing has ever arrived: the webhook is not set up (or not yet used), which is
+    # not "healthy" — unless sending works, which then says more than silence does.
+    verdict = "failing" if not healthy else ("no_webhook" if last_event is None else "healthy")
     return {
         "last_event_at": last_event,
         "sent_24h": total,
         "failed_24h": failed,
         "waiting": counts.get("queued", 0) + counts.get("sending", 0),
-        "healthy": failed * 10 <= total,
+        "healthy": healthy and last_event is not None,
+        "verdict": verdict,
     }
 
 
@@ -113,7 +119,42 @@ async def channels(page: ChannelsPage) -> Response:
         page.granted, page.db, PageParams(200, None), page.runtime
     )
     health = {c.id: await _health(page, c.id) for c in answer.data.items}
-    return page.render("app/channels.html", channels=answer.data.items, health=health)
+    return page.render(
+        "app/channels.html",
+        channels=answer.data.items,
+        health=health,
+        sandbox_url=_sandbox_url(page),
+    )
+
+
+def _sandbox_url(page: Page) -> str | None:
+    """Where the WhatsApp sandbox should be running, if WhatsApp calls go to one."""
+    settings = page.runtime.settings
+    return settings.whatsapp_api_base_url if sandbox.is_configured(settings) else None
+
+
+@router.post("/channels/sandbox")
+async def create_sandbox_channel(request: Request, page: ChannelsManagePage) -> Response:
+    """'Connect the sandbox': one click, no ids or secrets to copy."""
+    form = await page.form()
+    body, errors = parse_form(SandboxChannelCreate, {"name": form.get("name") or None})
+    if body is None:
+        raise AppError("That name is not valid.", code="validation_error", details=errors)
+    answer = await channel_api.create_sandbox_channel(
+        page.granted, body, page.db, page.runtime, Auditor(request, page.db)
+    )
+    return page.redirect(page.url(f"channels/{answer.data.id}"), "channel_created")
+
+
+@router.post("/channels/{channel_id}/sandbox")
+async def reconnect_sandbox_channel(
+    request: Request, page: ChannelsManagePage, channel_id: uuid.UUID
+) -> Response:
+    await page.form()
+    await channel_api.reconnect_sandbox_channel(
+        page.granted, channel_id, page.db, page.runtime, Auditor(request, page.db)
+    )
+    return page.redirect(page.url(f"channels/{channel_id}"), "sandbox_connected")
 
 
 @router.get("/channels/new")
@@ -161,7 +202,10 @@ async def create_channel(request: Request, page: ChannelsManagePage) -> Response
 async def channel(page: ChannelsPage, channel_id: uuid.UUID) -> Response:
     answer = await channel_api.get_channel(page.granted, channel_id, page.db, page.runtime)
     return page.render(
-        "app/channel.html", channel=answer.data, health=await _health(page, channel_id)
+        "app/channel.html",
+        channel=answer.data,
+        health=await _health(page, channel_id),
+        sandbox_url=_sandbox_url(page),
     )
 
 
@@ -174,6 +218,7 @@ async def update_channel(
         "name": form.get("name") or None,
         "status": form.get("status") or None,
         "auto_reply": form.get("auto_reply", ""),
+        "phone_number_id": form.get("phone_number_id") or None,
     }
     body, errors = parse_form(ChannelUpdate, fields)
     if body is None:

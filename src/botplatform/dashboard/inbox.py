@@ -90,7 +90,8 @@ async def _conversations(
     contact_ids = {row.contact_id for row in rows}
     if contact_ids:
         await page.db.execute(scoped(Contact, page.ws).where(Contact.id.in_(contact_ids)))
-    return [await conversation_api._conversation_out(page.db, row) for row in rows]
+    known = await conversation_repository.handles(page.db, page.ws, contact_ids)
+    return [await conversation_api._conversation_out(page.db, row, known) for row in rows]
 
 
 def _query(status: str, assignee: str, channel: str, label: str = "") -> str:

@@ -1,6 +1,7 @@
 """Every dashboard page router, and the static files (ours and the installed htmx)."""
 
 from fastapi import APIRouter
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
@@ -13,6 +14,24 @@ from botplatform.dashboard.bots import router as bots_router
 from botplatform.dashboard.usage import router as usage_router
 
 dashboard_router = APIRouter(include_in_schema=False)
+
+
+@dashboard_router.get("/")
+async def root() -> RedirectResponse:
+    """The bare address opens the dashboard (which sends a visitor to the login page)."""
+    return RedirectResponse("/app", status_code=307)
+
+
+@dashboard_router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    # Browsers ask for it on every site, pages or not (the API docs, a JSON answer).
+    return FileResponse(
+        STATIC_DIR / "favicon.ico",
+        media_type="image/x-icon",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 dashboard_router.include_router(auth_pages.router)
 dashboard_router.include_router(workspace.router)
 dashboard_router.include_router(inbox.router)

@@ -92,6 +92,7 @@ NOTICES = {
     "two_factor_off": "Two-factor authentication is off.",
     "retried": "Dead job queued for a retry.",
     "joined": "You joined the workspace.",
+    "sandbox_connected": "The sandbox knows this channel again.",
 }
 
 

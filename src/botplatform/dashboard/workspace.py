@@ -60,6 +60,8 @@ async def create_workspace(request: Request, page: UserPage) -> Response:
 @router.get("/switch")
 async def switch(page: UserPage, ws: Text = "") -> Response:
     """The workspace switcher's target (a plain GET form: works without JavaScript)."""
+    if ws == "new":
+        return page.redirect("/app/workspaces#new-ws")
     try:
         target = uuid.UUID(ws)
     except ValueError:

@@ -21,9 +21,11 @@ from botplatform.sandbox import payloads
 from botplatform.sandbox.validation import MEDIA_LIMITS, InvalidParameter, validate
 
 if TYPE_CHECKING:
-    from botplatform.sandbox.whatsapp import FakeGraph
+    from botplatform.sandbox.whatsapp import FakeGraph, Number
 
 VERSION = re.compile(r"v\d+\.\d+")
+NUMERIC_ID = re.compile(r"\d{3,30}")
+WA_ID = re.compile(r"\d{5,20}")
 UNKNOWN_OBJECT = (
     "Unsupported {method} request. Object with ID '{id}' does not exist, cannot be loaded due "
     "to missing permissions, or does not support this operation. Please read the Graph API "
@@ -99,7 +101,8 @@ async def send_message(request: Request) -> Response:
         body = None  # recorded as such; validation then answers like Meta does
     if (error := await _api_call(request, json_body=body)) is not None:
         return error
-    if request.path_params["phone_number_id"] != graph.phone_number_id:
+    number = graph.number(request.path_params["phone_number_id"])
+    if number is None:
         return _unknown_object("post", request.path_params["phone_number_id"])
     try:
         action, kind = validate(body)
@@ -112,7 +115,7 @@ async def send_message(request: Request) -> Response:
     if (failure := graph.take_failure()) is not None:
         message = f"(#{failure.code}) {failure.title}"
         return _error(failure.status, failure.code, message, details=failure.title)
-    wa_id, wamid = graph.accept(body, kind)
+    wa_id, wamid = graph.accept(body, kind, number)
     return JSONResponse(
         {
             "messaging_product": "whatsapp",
@@ -158,7 +161,7 @@ async def upload_media(request: Request) -> Response:
         async with request.form() as form:
             if (error := await _api_call(request, form=_form_summary(form))) is not None:
                 return error
-            if request.path_params["phone_number_id"] != graph.phone_number_id:
+            if graph.number(request.path_params["phone_number_id"]) is None:
                 return _unknown_object("post", request.path_params["phone_number_id"])
             if (problem := _upload_problem(form)) is not None:
                 return problem
@@ -246,13 +249,85 @@ async def sandbox_reset(request: Request) -> Response:
 
 
 async def sandbox_inbound(request: Request) -> Response:
+    """Be a customer: ``{"from": "15551234567", "text": "hello", "name"?, "phone_number_id"?}``
+    writes to the given business number (the latest connected one by default)."""
+    graph = _graph(request)
     body = await _control_body(request)
-    wa_id, text = body.get("from"), body.get("text")
-    name = body.get("name") or "Sandbox User"
-    if not isinstance(wa_id, str) or not wa_id or not isinstance(text, str):
-        return _control_error('"from" (a wa_id) and "text" are required strings')
-    wamid = await _graph(request).post_inbound_text(wa_id, text, str(name))
-    return JSONResponse({"id": wamid})
+    raw_from, text, name = body.get("from"), body.get("text"), body.get("name")
+    phone_number_id = body.get("phone_number_id")
+    # Like Meta's wa_id: the number's digits, whatever "+", spaces or dashes it was typed with.
+    wa_id = "".join(c for c in raw_from if c.isdigit()) if isinstance(raw_from, str) else ""
+    if not WA_ID.fullmatch(wa_id) or not isinstance(text, str):
+        return _control_error('"from" (the customer\'s number, digits) and "text" are required')
+    if name is not None and not isinstance(name, str):
+        return _control_error('"name" must be a string')
+    if phone_number_id is not None and not isinstance(phone_number_id, str):
+        return _control_error('"phone_number_id" must be a string')
+    number = graph.number(phone_number_id)
+    if number is None:
+        known = ", ".join([graph.phone_number_id, *graph.numbers]) or "none"
+        return _control_error(f"no phone number {phone_number_id} here; known: {known}")
+    wamid = await graph.post_inbound_text(
+        wa_id, text, name or None, phone_number_id=number.phone_number_id
+    )
+    return JSONResponse(
+        {
+            "id": wamid,
+            "from": wa_id,
+            "name": graph.customer_name(wa_id),
+            "phone_number_id": number.phone_number_id,
+            "webhook_url": number.webhook_url,
+            "delivery": graph.last_delivery,
+        }
+    )
+
+
+def _number_json(graph: FakeGraph, number: Number) -> dict[str, Any]:
+    return {
+        "phone_number_id": number.phone_number_id,
+        "display_phone_number": number.display_phone_number,
+        "business_account_id": number.waba_id,
+        "webhook_url": number.webhook_url,
+    }
+
+
+async def sandbox_channels(request: Request) -> Response:
+    """The numbers the fake answers for: the default one and each connected one."""
+    graph = _graph(request)
+    numbers = [graph.default_number, *graph.numbers.values()]
+    unique = {number.phone_number_id: number for number in numbers}
+    return JSONResponse({"numbers": [_number_json(graph, n) for n in unique.values()]})
+
+
+async def sandbox_connect(request: Request) -> Response:
+    """Tell the fake about a channel: ``{"phone_number_id", "webhook_url",
+    "display_phone_number"?, "business_account_id"?}``. Answers the credentials the channel
+    must use (the fake's own token and app secret)."""
+    graph = _graph(request)
+    body = await _control_body(request)
+    phone_number_id, webhook_url = body.get("phone_number_id"), body.get("webhook_url")
+    display, waba_id = body.get("display_phone_number"), body.get("business_account_id")
+    if not isinstance(phone_number_id, str) or not NUMERIC_ID.fullmatch(phone_number_id):
+        return _control_error('"phone_number_id" is required: digits, as Meta gives it')
+    if not isinstance(webhook_url, str) or not webhook_url.startswith(("http://", "https://")):
+        return _control_error('"webhook_url" is required: the channel\'s http(s) webhook URL')
+    if display is not None and not isinstance(display, str):
+        return _control_error('"display_phone_number" must be a string')
+    if waba_id is not None and not (isinstance(waba_id, str) and NUMERIC_ID.fullmatch(waba_id)):
+        return _control_error('"business_account_id" must be digits')
+    number = graph.connect(
+        phone_number_id,
+        webhook_url,
+        display_phone_number="".join(c for c in display if c.isdigit()) if display else None,
+        waba_id=waba_id,
+    )
+    return JSONResponse(
+        {
+            **_number_json(graph, number),
+            "access_token": sorted(graph.access_tokens)[0],
+            "app_secret": graph.app_secret,
+        }
+    )
 
 
 async def sandbox_status(request: Request) -> Response:
@@ -289,6 +364,8 @@ def routes() -> list[Route]:
         Route("/_sandbox/fail", sandbox_fail, methods=["POST"]),
         Route("/_sandbox/reset", sandbox_reset, methods=["POST"]),
         Route("/_sandbox/inbound", sandbox_inbound, methods=["POST"]),
+        Route("/_sandbox/channels", sandbox_channels, methods=["GET"]),
+        Route("/_sandbox/channels", sandbox_connect, methods=["POST"]),
         Route("/_sandbox/status", sandbox_status, methods=["POST"]),
         Route("/media-download/{media_id}", download_media, methods=["GET"]),
         Route("/{version}/{phone_number_id}/messages", send_message, methods=["POST"]),

@@ -36,6 +36,16 @@ class StoredMedia:
 
 
 @dataclass(frozen=True)
+class Number:
+    """A business phone number the fake answers for, and where its webhooks go."""
+
+    phone_number_id: str
+    display_phone_number: str
+    waba_id: str
+    webhook_url: str | None
+
+
+@dataclass(frozen=True)
 class Failure:
     """One injected answer to a message send, instead of accepting it."""
 
@@ -71,6 +81,9 @@ class FakeGraph:
         self._injected_client = webhook_client
         self._own_client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Numbers the platform told the fake about (``connect``), besides the default one.
+        #: A reset keeps them: they are configuration, like the default number.
+        self.numbers: dict[str, Number] = {}
         self._init_state()
 
     def _init_state(self) -> None:
@@ -80,12 +93,76 @@ class FakeGraph:
         self.marked_read: list[str] = []
         #: Every webhook payload posted (or attempted), in order.
         self.webhooks: list[dict[str, Any]] = []
+        self.last_delivery = ""
         self.media: dict[str, StoredMedia] = {}
         self.latency = 0.0
         self._failures: deque[Failure] = deque()
         self._wamids: set[str] = set()
+        # Which number sent each message: its statuses go to that number's webhook.
+        self._senders: dict[str, str] = {}
         # One conversation per recipient, as Meta opens one per 24-hour window.
         self._conversations: dict[str, str] = {}
+        # A customer keeps the profile name first seen with their number.
+        self._names: dict[str, str] = {}
+
+    # -- numbers ---------------------------------------------------------------------------
+
+    @property
+    def default_number(self) -> Number:
+        return Number(
+            self.phone_number_id, self.display_phone_number, self.waba_id, self.webhook_url
+        )
+
+    def connect(
+        self,
+        phone_number_id: str,
+        webhook_url: str,
+        *,
+        display_phone_number: str | None = None,
+        waba_id: str | None = None,
+    ) -> Number:
+        """Answer for ``phone_number_id`` from now on and post its webhooks to ``webhook_url``
+        (told by the platform when a sandbox channel is created, or by ``/_sandbox/channels``).
+        """
+        number = Number(
+            phone_number_id,
+            display_phone_number or self.display_phone_number,
+            waba_id or self.waba_id,
+            webhook_url,
+        )
+        if phone_number_id == self.phone_number_id:
+            self.webhook_url = webhook_url
+        # Re-inserted last: a customer writes to the latest connected number by default.
+        self.numbers.pop(phone_number_id, None)
+        self.numbers[phone_number_id] = number
+        return number
+
+    def number(self, phone_number_id: str | None = None) -> Number | None:
+        """The number with this id; without an id, the latest connected one (else the
+        default). None for an id the fake was never told about."""
+        if phone_number_id is None:
+            latest = next(reversed(self.numbers.values()), None)
+            return latest if latest is not None else self.default_number
+        if phone_number_id == self.phone_number_id:
+            return self.default_number
+        return self.numbers.get(phone_number_id)
+
+    def customer_name(self, wa_id: str, name: str | None = None) -> str:
+        """The profile name of a customer: as given, else the one given before, else
+        "Customer" and the number's last digits (more of them when another customer already
+        has that name), so two customers never look alike."""
+        if name:
+            self._names[wa_id] = name
+            return name
+        if wa_id in self._names:
+            return self._names[wa_id]
+        taken = {known for number, known in self._names.items() if number != wa_id}
+        for digits in range(4, len(wa_id) + 1):
+            candidate = f"Customer {wa_id[-digits:]}"
+            if candidate not in taken:
+                break
+        self._names[wa_id] = candidate
+        return candidate
 
     # -- test controls -------------------------------------------------------------------
 
@@ -120,19 +197,31 @@ class FakeGraph:
 
     # -- the API's side effects ----------------------------------------------------------
 
-    def accept(self, body: dict[str, Any], kind: str) -> tuple[str, str]:
+    def accept(
+        self, body: dict[str, Any], kind: str, number: Number | None = None
+    ) -> tuple[str, str]:
         """Record an accepted message; return its (wa_id, wamid) and start its statuses."""
+        number = number or self.default_number
         # Meta normalizes "+1 (555) 000-1111" to the digits-only WhatsApp id.
         wa_id = "".join(char for char in str(body["to"]) if char.isdigit())
         wamid = payloads.outbound_wamid(wa_id)
         while wamid in self._wamids:
             wamid = payloads.outbound_wamid(wa_id)
         self._wamids.add(wamid)
-        self.sent.append({"wamid": wamid, "to": wa_id, "type": kind, "body": body})
+        self._senders[wamid] = number.phone_number_id
+        self.sent.append(
+            {
+                "wamid": wamid,
+                "to": wa_id,
+                "type": kind,
+                "body": body,
+                "phone_number_id": number.phone_number_id,
+            }
+        )
         # Meta echoes biz_opaque_callback_data in the message's status webhooks.
         if body.get("biz_opaque_callback_data"):
             self._callback_data[wamid] = str(body["biz_opaque_callback_data"])
-        if self.auto_status and self.webhook_url:
+        if self.auto_status and number.webhook_url:
             self._spawn(self._status_chain(wamid, wa_id, kind))
         return wa_id, wamid
 
@@ -173,22 +262,40 @@ class FakeGraph:
         )
         if wamid in self._callback_data:
             value["statuses"][0]["biz_opaque_callback_data"] = self._callback_data[wamid]
-        await self.deliver(value)
+        await self.deliver(value, self.number(self._senders.get(wamid, self.phone_number_id)))
 
-    async def post_inbound_text(self, wa_id: str, text: str, name: str = "Sandbox User") -> str:
-        """Simulate a customer writing to the business number; return the inbound wamid."""
+    async def post_inbound_text(
+        self,
+        wa_id: str,
+        text: str,
+        name: str | None = None,
+        *,
+        phone_number_id: str | None = None,
+    ) -> str:
+        """Simulate a customer writing to a business number (the latest connected one by
+        default); return the inbound wamid. Raises LookupError for a number never told of.
+        ``last_delivery`` then holds how the webhook went."""
+        number = self.number(phone_number_id)
+        if number is None:
+            raise LookupError(f"no phone number {phone_number_id} in the sandbox")
         wamid = payloads.inbound_wamid(wa_id)
-        await self.deliver(payloads.inbound_text_value(wa_id, wamid, text, name))
+        profile = self.customer_name(wa_id, name)
+        await self.deliver(payloads.inbound_text_value(wa_id, wamid, text, profile), number)
         return wamid
 
-    async def deliver(self, value: dict[str, Any]) -> None:
-        """Wrap, sign and post a change value to the webhook URL; log, never raise, on failure."""
+    async def deliver(self, value: dict[str, Any], number: Number | None = None) -> None:
+        """Wrap, sign and post a change value to the number's webhook URL (the default
+        number's when none is given); log, never raise, on failure. ``last_delivery`` says
+        what came of it: the platform's status code, or why nothing was posted."""
+        number = number or self.default_number
         payload = payloads.envelope(
-            self.waba_id, self.display_phone_number, self.phone_number_id, value
+            number.waba_id, number.display_phone_number, number.phone_number_id, value
         )
         self.webhooks.append(payload)
-        if not self.webhook_url:
-            log.warning("sandbox has no webhook_url; webhook dropped")
+        webhook_url = number.webhook_url
+        if not webhook_url:
+            log.warning("sandbox: no webhook_url for %s; dropped", number.phone_number_id)
+            self.last_delivery = "no webhook URL: connect a channel first"
             return
         body = payloads.serialize(payload)
         headers = {
@@ -197,12 +304,14 @@ class FakeGraph:
             **payloads.sign(body, self.app_secret),
         }
         try:
-            response = await self._client().post(self.webhook_url, content=body, headers=headers)
+            response = await self._client().post(webhook_url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            log.warning("sandbox webhook to %s failed: %r", self.webhook_url, exc)
+            log.warning("sandbox webhook to %s failed: %r", webhook_url, exc)
+            self.last_delivery = f"{webhook_url} did not answer ({type(exc).__name__})"
             return
+        self.last_delivery = f"{webhook_url} answered {response.status_code}"
         if response.status_code >= 300:
-            log.warning("sandbox webhook to %s answered %s", self.webhook_url, response.status_code)
+            log.warning("sandbox webhook to %s answered %s", webhook_url, response.status_code)
 
     def _client(self) -> httpx.AsyncClient:
         if self._injected_client is not None:

@@ -44,6 +44,15 @@
     }
   });
 
+  // The workspace switcher goes as soon as a workspace is picked (its button stays for
+  // browsers without this script).
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select.hasAttribute && select.hasAttribute("data-autosubmit") && select.value) {
+      if (select.form.requestSubmit) select.form.requestSubmit(); else select.form.submit();
+    }
+  });
+
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var question = form.getAttribute && form.getAttribute("data-confirm");
