@@ -255,8 +255,10 @@ async def wa(graph: FakeGraph) -> AsyncIterator[FakeGraph]:
     """The fake Graph API, reset for this test."""
     graph.reset()
     graph.webhook_url = None
+    graph.numbers.clear()
     yield graph
     graph.reset()
+    graph.numbers.clear()
 
 
 @pytest.fixture(scope="session")

@@ -770,3 +770,125 @@ def test_run_serves_the_app_with_uvicorn(monkeypatch: pytest.MonkeyPatch) -> Non
     assert isinstance(app, Starlette)
     assert app.state.graph is graph
     assert (kwargs["host"], kwargs["port"]) == ("127.0.0.1", 8765)
+
+
+# -- numbers told about, customers apart ------------------------------------------------------
+
+OTHER_ID = "987654321012345"
+
+
+def metadata(payload: dict[str, Any]) -> dict[str, str]:
+    return dict(payload["entry"][0]["changes"][0]["value"]["metadata"])
+
+
+async def test_a_number_told_about_answers_sends_and_gets_its_own_webhooks(
+    client: httpx.AsyncClient, graph: FakeGraph, receiver: Receiver
+) -> None:
+    before = await client.post(f"/v21.0/{OTHER_ID}/messages", json=VALID["text"])
+    assert before.status_code == 400  # unknown until told
+
+    connected = await client.post(
+        "/_sandbox/channels",
+        json={
+            "phone_number_id": OTHER_ID,
+            "webhook_url": HOOK_URL,
+            "display_phone_number": "+1 555 222 3333",
+        },
+    )
+    assert connected.status_code == 200
+    assert connected.json() == {
+        "phone_number_id": OTHER_ID,
+        "display_phone_number": "15552223333",
+        "business_account_id": graph.waba_id,
+        "webhook_url": HOOK_URL,
+        "access_token": TOKEN,
+        "app_secret": SECRET,
+    }
+    listed = (await client.get("/_sandbox/channels")).json()["numbers"]
+    assert [n["phone_number_id"] for n in listed] == [PHONE_ID, OTHER_ID]
+
+    sent = await client.post(f"/v21.0/{OTHER_ID}/messages", json=VALID["text"])
+    assert sent.status_code == 200
+    assert graph.sent[-1]["phone_number_id"] == OTHER_ID
+    # Its statuses come from that number.
+    statuses = await receiver.wait_for(3)
+    assert {metadata(p)["phone_number_id"] for p in statuses} == {OTHER_ID}
+    assert metadata(statuses[0])["display_phone_number"] == "15552223333"
+
+    # A customer writes to the latest connected number unless told which.
+    inbound = await client.post("/_sandbox/inbound", json={"from": CUSTOMER, "text": "hi"})
+    assert inbound.status_code == 200
+    assert inbound.json()["phone_number_id"] == OTHER_ID
+    assert inbound.json()["delivery"] == f"{HOOK_URL} answered 200"
+    [*_, payload] = await receiver.wait_for(4)
+    assert metadata(payload)["phone_number_id"] == OTHER_ID
+    headers, _ = receiver.calls[-1]
+    verify_signature(headers, receiver.calls[-1][1])
+
+    to_default = await client.post(
+        "/_sandbox/inbound", json={"from": CUSTOMER, "text": "hi", "phone_number_id": PHONE_ID}
+    )
+    assert to_default.json()["phone_number_id"] == PHONE_ID
+    unknown = await client.post(
+        "/_sandbox/inbound", json={"from": CUSTOMER, "text": "hi", "phone_number_id": "555"}
+    )
+    assert unknown.status_code == 400 and "555" in unknown.json()["error"]
+
+
+async def test_a_reset_keeps_the_connected_numbers(
+    client: httpx.AsyncClient, graph: FakeGraph
+) -> None:
+    graph.connect(OTHER_ID, HOOK_URL)
+    await client.post("/_sandbox/reset")
+    assert (await client.post(f"/v21.0/{OTHER_ID}/messages", json=VALID["text"])).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"webhook_url": HOOK_URL},
+        {"phone_number_id": "12ab", "webhook_url": HOOK_URL},
+        {"phone_number_id": OTHER_ID},
+        {"phone_number_id": OTHER_ID, "webhook_url": "ftp://x"},
+        {"phone_number_id": OTHER_ID, "webhook_url": HOOK_URL, "display_phone_number": 5},
+        {"phone_number_id": OTHER_ID, "webhook_url": HOOK_URL, "business_account_id": "x"},
+    ],
+)
+async def test_connect_rejects_bad_input(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+    response = await client.post("/_sandbox/channels", json=body)
+    assert response.status_code == 400 and response.json()["error"]
+
+
+async def test_each_customer_has_a_distinct_name_and_keeps_it(
+    client: httpx.AsyncClient, graph: FakeGraph, receiver: Receiver
+) -> None:
+    async def write(body: dict[str, str]) -> dict[str, Any]:
+        response = await client.post("/_sandbox/inbound", json={"text": "hello", **body})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    ada = await write({"from": "+1 (555) 123-4567", "name": "Ada"})
+    assert (ada["from"], ada["name"]) == ("15551234567", "Ada")
+    first = await write({"from": "15559876543"})
+    same_tail = await write({"from": "15550006543"})
+    assert first["name"] == "Customer 6543"
+    assert same_tail["name"] == "Customer 06543"  # never two customers with one name
+    again = await write({"from": "15551234567"})
+    assert again["name"] == "Ada"  # a profile name sticks to its number
+    payloads = await receiver.wait_for(4)
+    profiles = [p["entry"][0]["changes"][0]["value"]["contacts"][0] for p in payloads]
+    assert [(c["wa_id"], c["profile"]["name"]) for c in profiles] == [
+        ("15551234567", "Ada"),
+        ("15559876543", "Customer 6543"),
+        ("15550006543", "Customer 06543"),
+        ("15551234567", "Ada"),
+    ]
+    bad = await client.post("/_sandbox/inbound", json={"from": "abc", "text": "x"})
+    assert bad.status_code == 400
+
+
+async def test_inbound_without_a_webhook_url_says_so() -> None:
+    graph_without = FakeGraph(access_tokens={TOKEN}, app_secret=SECRET)
+    await graph_without.post_inbound_text(CUSTOMER, "hello")
+    assert graph_without.last_delivery == "no webhook URL: connect a channel first"
+    await graph_without.aclose()

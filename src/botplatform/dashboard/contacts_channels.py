@@ -137,7 +137,8 @@ def _sandbox_url(page: Page) -> str | None:
 async def create_sandbox_channel(request: Request, page: ChannelsManagePage) -> Response:
     """'Connect the sandbox': one click, no ids or secrets to copy."""
     form = await page.form()
-    body, errors = parse_form(SandboxChannelCreate, {"name": form.get("name") or None})
+    fields = {"name": form["name"]} if form.get("name") else {}
+    body, errors = parse_form(SandboxChannelCreate, fields)
     if body is None:
         raise AppError("That name is not valid.", code="validation_error", details=errors)
     answer = await channel_api.create_sandbox_channel(
