@@ -5,10 +5,14 @@ pages included) — over HTTP, and in a real browser with screenshots."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+
 import httpx
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
+from botplatform.dashboard import inbox
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.conftest import Account, Api, eventually, make_superadmin
@@ -128,9 +132,29 @@ async def test_first_hour_in_a_browser(tab: Tab, api: Api, wa: FakeGraph, runtim
     await page.locator("#conv-list a", has_text="Ada").click()
     await expect(page.locator("#thread .thread-head")).to_contain_text("+15551234567")
     await page.get_by_label("Reply to Ada").fill("It ships today!")
-    await page.get_by_role("button", name="Send").click()
+
+    # A slow thread refresh (a busy host) is still in flight when the next status arrives.
+    async def slow(route: Route) -> None:
+        await asyncio.sleep(0.4)
+        await route.continue_()
+
+    await page.route(re.compile(r".*/thread\?.*"), slow)
+    wa.status_delay = 0.15
+    try:
+        await page.get_by_role("button", name="Send").click()
+        await expect(page.locator(".bubble.outbound .tick").last).to_have_attribute(
+            "aria-label", "Read", timeout=inbox.FALLBACK_POLL_SECONDS * 1000 / 3
+        )
+    finally:
+        wa.status_delay = 0.01
     reached = await eventually(lambda: wa.sent or None)
     assert reached[0]["to"] == "15551234567"
+    # sent, delivered and read follow each other within milliseconds: the tick shows the
+    # last of them live, not whichever refresh happened to finish last (well before the
+    # fallback poll).
+    await expect(page.locator(".bubble.outbound .tick").last).to_have_attribute(
+        "aria-label", "Read", timeout=inbox.FALLBACK_POLL_SECONDS * 1000 / 3
+    )
     await tab.shot("first-hour-inbox")
 
     await tab.open(f"/app/w/{ws}/contacts")
