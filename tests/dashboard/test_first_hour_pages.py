@@ -135,8 +135,9 @@ async def test_first_hour_in_a_browser(tab: Tab, api: Api, wa: FakeGraph, runtim
 
     # A slow thread refresh (a busy host) is still in flight when the next status arrives.
     async def slow(route: Route) -> None:
+        answer = await route.fetch()  # rendered now, arrives late
         await asyncio.sleep(0.4)
-        await route.continue_()
+        await route.fulfill(response=answer)
 
     await page.route(re.compile(r".*/thread\?.*"), slow)
     wa.status_delay = 0.15

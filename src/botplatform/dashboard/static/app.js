@@ -81,13 +81,30 @@
     var poll = null;
     var pending = null;
 
+    var inFlight = 0;
+    var missed = false;
+
     function changed() {
       if (pending) return; // several events at once: one refresh
       pending = setTimeout(function () {
         pending = null;
+        // A request still on its way would swap its element out and lose the refresh htmx
+        // queued on it (a message's "read" right after its "delivered"): go again after it.
+        if (inFlight) { missed = true; return; }
         body.dispatchEvent(new CustomEvent("bp:changed"));
       }, 50);
     }
+
+    // Any request counts: a reply's answer also replaces the thread, and a refresh sent
+    // next to it could land first and be overwritten by the older state.
+    document.addEventListener("htmx:beforeRequest", function (event) {
+      inFlight++;
+      // loadend fires even when the element that asked was swapped out of the page.
+      event.detail.xhr.addEventListener("loadend", function () {
+        inFlight = Math.max(0, inFlight - 1);
+        if (!inFlight && missed) { missed = false; changed(); }
+      });
+    });
 
     function fallback(on) {
       if (on && !poll) poll = setInterval(changed, fallbackMs);
