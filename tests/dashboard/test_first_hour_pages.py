@@ -183,3 +183,32 @@ async def test_first_hour_in_a_browser(tab: Tab, api: Api, wa: FakeGraph, runtim
         label="My First Shop (owner)"
     )
     await expect(page).to_have_url(f"{tab.base}/app/w/{ws}/inbox")
+
+
+async def test_the_channel_page_corrects_a_mistyped_phone_number_id(
+    client: httpx.AsyncClient, api: Api
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws, phone_number_id="1122334455668")
+    await browser_login(client, owner.email, owner.password)
+    page = f"/app/w/{ws}/channels/{channel['id']}"
+    assert (
+        'name="phone_number_id" type="text" value="1122334455668"' in (await client.get(page)).text
+    )
+    saved = await post_form(
+        client,
+        page,
+        page,
+        {
+            "name": "Support",
+            "status": "active",
+            "auto_reply": "",
+            "phone_number_id": "1122334455667",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    shown = await client.get(
+        f"/api/v1/workspaces/{ws}/channels/{channel['id']}", headers=owner.headers
+    )
+    assert shown.json()["data"]["phone_number_id"] == "1122334455667"
