@@ -51,5 +51,9 @@ class LoginGuard:
                 await self.kv.delete(f"login_fail:{subject}")
 
     async def succeeded(self, email: str) -> None:
+        """The account's failures are forgotten, and a lock on it (if an operator set a new
+        password while it was locked) is lifted."""
         subject = f"account:{email.strip().lower()}"
-        await self.kv.delete(f"login_fail:{subject}", f"login_level:{subject}")
+        await self.kv.delete(
+            f"login_fail:{subject}", f"login_level:{subject}", f"login_lock:{subject}"
+        )

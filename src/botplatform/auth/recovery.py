@@ -28,13 +28,19 @@ def _fingerprint(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:20]
 
 
+def reset_link(runtime: Runtime, user: User) -> str:
+    """A link that sets a new password once, until PASSWORD_RESET_TTL_SECONDS pass: emailed
+    by "forgot password", printed by `botplatform users reset-password`."""
+    token = _signer(runtime).sign({"u": str(user.id), "f": _fingerprint(user)})
+    return f"{runtime.settings.app_url.rstrip('/')}/app/password/reset?token={token}"
+
+
 async def request_reset(db: AsyncSession, runtime: Runtime, email: str) -> User | None:
     """Emails a reset link if the account exists; the caller answers the same either way."""
     user = await find_by_email(db, email)
     if user is None or not user.is_active:
         return None
-    token = _signer(runtime).sign({"u": str(user.id), "f": _fingerprint(user)})
-    link = f"{runtime.settings.app_url.rstrip('/')}/app/password/reset?token={token}"
+    link = reset_link(runtime, user)
     minutes = runtime.settings.password_reset_ttl_seconds // 60
     subject, text, html = templates.password_reset(link, minutes)
     await queue_email(

@@ -6,22 +6,22 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import anyio.to_thread
 import typer
-from sqlalchemy import select
 
-from botplatform.config import load_settings
-from botplatform.kit.clock import utcnow
-from botplatform.models import DeadJob
-from botplatform.runtime import Runtime, run_with_runtime
-from botplatform.worker import dead_letters
+if TYPE_CHECKING:
+    from botplatform.runtime import Runtime
+
+# What the commands need (settings, models, the broker) is imported inside them: `--help`
+# and the other commands of the CLI stay fast.
 
 T = TypeVar("T")
 
 queue_app = typer.Typer(
-    help="Job queue: status, dead jobs, clean, retry-dead", no_args_is_help=True
+    help="Job queue: status, dead jobs, clean, retry-dead",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
@@ -36,12 +36,18 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    from botplatform.config import load_settings
+    from botplatform.runtime import run_with_runtime
+
     return run_with_runtime(load_settings(), work)
 
 
 @queue_app.command("status")
 def status() -> None:
     """Per queue: waiting, delayed, in flight, failed (broker) and dead (recorded) jobs."""
+    import anyio.to_thread
+
+    from botplatform.worker import dead_letters
 
     async def work(runtime: Runtime) -> tuple[dict[str, dict[str, int]], dict[str, int], bool]:
         depths = (
@@ -74,6 +80,10 @@ def status() -> None:
 @queue_app.command("dead")
 def dead(limit: Annotated[int, typer.Option(help="How many to list")] = 50) -> None:
     """List dead jobs, newest first."""
+    from sqlalchemy import select
+
+    from botplatform.models import DeadJob
+    from botplatform.worker import dead_letters
 
     async def work(runtime: Runtime) -> list[dict[str, object]]:
         async with runtime.db.unit_of_work() as db:
@@ -96,6 +106,8 @@ def retry_dead(
     dead_job_id: Annotated[str | None, typer.Option("--id", help="Only this dead job")] = None,
 ) -> None:
     """Send dead jobs again (all, or one with --id); their retry count starts over."""
+    from botplatform.worker import dead_letters
+
     wanted = uuid.UUID(dead_job_id) if dead_job_id else None
 
     async def work(runtime: Runtime) -> tuple[int, int]:
@@ -122,6 +134,11 @@ def clean(
     older_than: Annotated[str, typer.Option(help="Age, e.g. 7d, 12h, 0 for all")] = "7d",
 ) -> None:
     """Delete dead jobs (recorded and broker dead letters) older than the given age."""
+    import anyio.to_thread
+
+    from botplatform.kit.clock import utcnow
+    from botplatform.worker import dead_letters
+
     age = parse_duration(older_than)
 
     async def work(runtime: Runtime) -> tuple[int, int]:
