@@ -144,7 +144,9 @@ async def finish_challenge(
     user = await db.get(User, user_id)
     if user is None or not user.is_active:
         raise expired
-    if not await two_factor.second_factor_ok(db, runtime.kv, user, code, recovery_code):
+    if not await two_factor.checked_second_factor(
+        db, runtime.kv, runtime.settings, user, code, recovery_code
+    ):
         attempts = await runtime.kv.incr(f"2fa_attempts:{nonce}", 600)
         if attempts >= MAX_CODE_ATTEMPTS:
             await runtime.kv.delete(key)
