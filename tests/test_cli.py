@@ -156,6 +156,11 @@ def test_help_text_is_plain_and_not_broken_mid_sentence() -> None:
     assert all(len(line) > width - 20 for line in description[:-1])
     assert "creates the first superadmin" in " ".join(line.strip() for line in description)
     assert "create-admin" in top.output and "users" in top.output
+    # Sub-command summaries are whole sentences, wrapped, never cut with "...".
+    for group in ([], ["db"], ["queue"], ["audit"], ["keys"], ["sandbox"], ["users"]):
+        listed = runner.invoke(app, [*group, "--help"], terminal_width=width).output
+        commands = listed.split("Commands:", 1)[1]
+        assert not any(line.rstrip().endswith("...") for line in commands.splitlines()), listed
 
 
 def test_create_admin_sets_the_password_of_an_existing_superadmin(tmp_path: Path) -> None:

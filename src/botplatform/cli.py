@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from botplatform.audit.cli import audit_app
+from botplatform.kit.cli_help import Group
 from botplatform.kit.keys_cli import keys_app
 from botplatform.worker.cli import queue_app
 
@@ -26,9 +27,13 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    cls=Group,
 )
 db_app = typer.Typer(
-    help="Database: migrate, seed, reset, ping", no_args_is_help=True, rich_markup_mode=None
+    help="Database: migrate, seed, reset, ping",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=Group,
 )
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
@@ -128,7 +133,9 @@ def scheduler() -> None:
 
 
 sandbox_app = typer.Typer(
-    help="Fake providers to try the platform without their accounts", rich_markup_mode=None
+    help="Fake providers to try the platform without their accounts",
+    rich_markup_mode=None,
+    cls=Group,
 )
 app.add_typer(sandbox_app, name="sandbox")
 
@@ -235,7 +242,10 @@ def create_admin(
 
 
 users_app = typer.Typer(
-    help="User accounts: password reset links", no_args_is_help=True, rich_markup_mode=None
+    help="User accounts: password reset links",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=Group,
 )
 app.add_typer(users_app, name="users")
 

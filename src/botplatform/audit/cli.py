@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from botplatform.kit.cli_help import Group
+
 if TYPE_CHECKING:
     from botplatform.audit.chain import Break
     from botplatform.runtime import Runtime
 
 audit_app = typer.Typer(
-    help="Audit log: verify the hash chain", no_args_is_help=True, rich_markup_mode=None
+    help="Audit log: verify the hash chain", no_args_is_help=True, rich_markup_mode=None, cls=Group
 )
 
 

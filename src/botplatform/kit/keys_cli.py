@@ -6,12 +6,17 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from botplatform.kit.cli_help import Group
+
 if TYPE_CHECKING:
     from botplatform.runtime import Runtime
 
 # Models and the database are imported inside the functions: the CLI's start stays fast.
 keys_app = typer.Typer(
-    help="Encryption keys for secrets at rest", no_args_is_help=True, rich_markup_mode=None
+    help="Encryption keys for secrets at rest",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=Group,
 )
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from botplatform.kit.cli_help import Group
+
 if TYPE_CHECKING:
     from botplatform.runtime import Runtime
 
@@ -22,6 +24,7 @@ queue_app = typer.Typer(
     help="Job queue: status, dead jobs, clean, retry-dead",
     no_args_is_help=True,
     rich_markup_mode=None,
+    cls=Group,
 )
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
