@@ -324,11 +324,12 @@ def db_reset(
 @db_app.command("ping")
 def db_ping() -> None:
     """Report database and Redis reachability; exit 1 when one is down."""
-    from botplatform.config import load_settings
-    from botplatform.health.service import readiness
-    from botplatform.runtime import run_with_runtime
+    import asyncio
 
-    checks = run_with_runtime(load_settings(), readiness)
+    from botplatform.config import load_settings
+    from botplatform.health.light import ping
+
+    checks = asyncio.run(ping(load_settings()))
     for name, state in checks.items():
         typer.echo(f"{name}: {state}")
     if "down" in checks.values():
