@@ -13,6 +13,7 @@ import pytest
 from tests.auth.test_password_reset import NEW_PASSWORD, _reset_token
 from tests.auth.test_two_factor import codes, enable_2fa, login
 from tests.conftest import Api, SmtpSink
+from tests.dashboard.helpers import browser_login
 
 
 async def test_wrong_codes_lock_the_account_across_challenges(
@@ -129,3 +130,14 @@ async def test_required_2fa_stops_keys_of_members_without_it(
     assert refused.json()["error"]["code"] == "two_factor_required"
     await enable_2fa(client, developer)  # the key's creator complies: the key works again
     assert (await client.get(url, headers=headers)).status_code == 200
+
+
+async def test_the_settings_page_says_keys_follow_the_2fa_requirement(
+    client: httpx.AsyncClient, api: Api
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    await browser_login(client, owner.email, owner.password)
+    page = await client.get(f"/app/w/{ws}/settings")
+    assert page.status_code == 200
+    assert "the API keys they created stop working" in page.text
