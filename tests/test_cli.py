@@ -145,10 +145,13 @@ def test_help_costs_under_a_second_of_cpu() -> None:
     assert min(_cpu_seconds("users", "--help") for _ in range(2)) < 1.0
 
 
-def test_db_ping_costs_under_a_second_of_cpu(tmp_path: Path) -> None:
+def test_db_ping_and_queue_status_cost_under_a_second_of_cpu(tmp_path: Path) -> None:
     # It pings through the bare drivers: no app, no models, no job queue imported.
     env = _env(tmp_path)
     assert min(_cpu_seconds("db", "ping", env=env, expect="database: up") for _ in range(3)) < 1.0
+    assert runner.invoke(app, ["db", "migrate"], env=env).exit_code == 0
+    # Embedded mode's queue status reads only the database, through the bare driver too.
+    assert min(_cpu_seconds("queue", "status", env=env, expect="dead") for _ in range(3)) < 1.0
 
 
 def test_help_text_is_plain_and_not_broken_mid_sentence() -> None:

@@ -45,22 +45,48 @@ def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
     return run_with_runtime(load_settings(), work)
 
 
-@queue_app.command("status")
-def status() -> None:
-    """Per queue: waiting, delayed, in flight, failed (broker) and dead (recorded) jobs."""
+async def _broker_and_dead_counts(
+    runtime: Runtime,
+) -> tuple[dict[str, dict[str, int]], dict[str, int], bool]:
     import anyio.to_thread
 
     from botplatform.worker import dead_letters
 
-    async def work(runtime: Runtime) -> tuple[dict[str, dict[str, int]], dict[str, int], bool]:
-        depths = (
-            await anyio.to_thread.run_sync(runtime.jobs.depths) if runtime.jobs.is_redis else {}
-        )
-        async with runtime.db.unit_of_work() as db:
-            dead = await dead_letters.count_by_queue(db)
-        return depths, dead, runtime.jobs.is_redis
+    depths = await anyio.to_thread.run_sync(runtime.jobs.depths) if runtime.jobs.is_redis else {}
+    async with runtime.db.unit_of_work() as db:
+        dead = await dead_letters.count_by_queue(db)
+    return depths, dead, runtime.jobs.is_redis
 
-    depths, dead, live = _run(work)
+
+def _dead_counts_sqlite(dsn: str) -> dict[str, int]:
+    """`dead_letters.count_by_queue` on a SQLite file, without SQLAlchemy and the models."""
+    import sqlite3
+
+    connection = sqlite3.connect(dsn.split(":///", 1)[1], timeout=10)
+    try:
+        rows = connection.execute(
+            "SELECT queue, count(*) FROM dead_jobs WHERE retried_at IS NULL GROUP BY queue"
+        ).fetchall()
+    except sqlite3.OperationalError as exc:  # not migrated yet
+        typer.echo(f"error: {exc}; run `botplatform db migrate`", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        connection.close()
+    return {str(queue): int(count) for queue, count in rows}
+
+
+@queue_app.command("status")
+def status() -> None:
+    """Per queue: waiting, delayed, in flight, failed (broker) and dead (recorded) jobs."""
+    from botplatform.config import load_settings
+
+    settings = load_settings()
+    depths: dict[str, dict[str, int]]
+    if not settings.redis_url and settings.is_sqlite:
+        # Embedded: only the database answers, so read it with the bare driver (fast start).
+        depths, dead, live = {}, _dead_counts_sqlite(settings.database_dsn), False
+    else:
+        depths, dead, live = _run(_broker_and_dead_counts)
     if not live:
         typer.echo(
             "embedded mode: live queue counts exist only inside `botplatform serve`;"
