@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from botplatform import migrate
 from botplatform.audit.chain import GENESIS_HASH
 from botplatform.config import Settings
-from botplatform.kit.kv import MemoryStore, RedisStore
+from botplatform.kit.kv import MemoryStore, RedisStore, SqliteStore
 from botplatform.main import create_app
 from botplatform.models import AuditHead, Base, Plan, User
 from botplatform.plans.defaults import DEFAULT_PLANS
@@ -297,6 +297,8 @@ async def _clean(runtime: Runtime) -> None:
     await runtime.ratelimiter.reset()
     if isinstance(runtime.kv, MemoryStore):
         await runtime.kv.close()
+    elif isinstance(runtime.kv, SqliteStore):
+        await runtime.kv.clear()
     elif isinstance(runtime.kv, RedisStore):
         await runtime.kv.client.flushdb()
 

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from typer.testing import CliRunner
 
 from botplatform.cli import app
+from botplatform.config import Settings
+from botplatform.main import create_app
+from tests.conftest import base_settings
 
 runner = CliRunner()
 
@@ -24,8 +35,20 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_COST_KIB": "1024",
         "ARGON2_PARALLELISM": "1",
+        # The same key as the app the tests start over the command's database (its links).
+        "SECRET_KEY": "test-secret-key-not-for-production",
         **extra,
     }
+
+
+@asynccontextmanager
+async def _serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app over the database the commands used."""
+    application = create_app(settings)
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            yield http
 
 
 def test_setup_prints_credentials_once(tmp_path: Path) -> None:
@@ -164,3 +187,172 @@ async def test_sandbox_message_writes_as_a_customer() -> None:
         assert unknown.exit_code == 1 and "no phone number 999" in unknown.output
     down = runner.invoke(app, ["sandbox", "message", "hi", "--sandbox-url", "http://127.0.0.1:9"])
     assert down.exit_code == 1 and "start it with `botplatform sandbox whatsapp`" in down.output
+
+
+def _cpu_seconds(*args: str, env: dict[str, str] | None = None, expect: str = "Usage:") -> float:
+    """User+system CPU of one `botplatform …` run in a child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    script = Path(sys.executable).parent / "botplatform"  # the installed console script
+    done = subprocess.run(
+        [script, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert expect in done.stdout
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def test_help_costs_under_a_second_of_cpu() -> None:
+    # Best of three: the first run may also compile bytecode.
+    assert min(_cpu_seconds("--help") for _ in range(3)) < 1.0
+    assert min(_cpu_seconds("users", "--help") for _ in range(2)) < 1.0
+
+
+def test_db_ping_and_queue_status_cost_under_a_second_of_cpu(tmp_path: Path) -> None:
+    # It pings through the bare drivers: no app, no models, no job queue imported.
+    env = _env(tmp_path)
+    assert min(_cpu_seconds("db", "ping", env=env, expect="database: up") for _ in range(3)) < 1.0
+    assert runner.invoke(app, ["db", "migrate"], env=env).exit_code == 0
+    # Embedded mode's queue status reads only the database, through the bare driver too.
+    assert min(_cpu_seconds("queue", "status", env=env, expect="dead") for _ in range(3)) < 1.0
+
+
+def test_help_text_is_plain_and_not_broken_mid_sentence() -> None:
+    width = 80
+    top = runner.invoke(app, ["--help"], terminal_width=width)
+    assert top.exit_code == 0
+    serve = runner.invoke(app, ["serve", "--help"], terminal_width=width)
+    admin = runner.invoke(app, ["create-admin", "--help"], terminal_width=width)
+    for result in (top, serve, admin):
+        assert "<bool>" not in result.output
+        assert "<text>" not in result.output
+        assert "╭" not in result.output  # no boxes that re-break long lines
+        assert all(len(line) <= width for line in result.output.splitlines())
+    # A docstring's own line breaks are not kept: its paragraph is re-flowed to the width,
+    # so every line of it but the last is filled.
+    description = serve.output.split("\n\n")[1].splitlines()
+    assert len(description) >= 2
+    assert all(len(line) > width - 20 for line in description[:-1])
+    assert "creates the first superadmin" in " ".join(line.strip() for line in description)
+    assert "create-admin" in top.output and "users" in top.output
+    # Sub-command summaries are whole sentences, wrapped, never cut with "...".
+    for group in ([], ["db"], ["queue"], ["audit"], ["keys"], ["sandbox"], ["users"]):
+        listed = runner.invoke(app, [*group, "--help"], terminal_width=width).output
+        commands = listed.split("Commands:", 1)[1]
+        assert not any(line.rstrip().endswith("...") for line in commands.splitlines()), listed
+
+
+def test_create_admin_sets_the_password_of_an_existing_superadmin(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    runner.invoke(app, ["db", "migrate"], env=env)
+    first = [
+        "create-admin",
+        "--email",
+        "boss@example.com",
+        "--password",
+        "violet-harbour-lantern-42",
+    ]
+    assert runner.invoke(app, first, env=env).exit_code == 0
+    changed = runner.invoke(
+        app,
+        ["create-admin", "--email", "boss@example.com", "--password", "amber-orchard-compass-77"],
+        env=env,
+    )
+    assert changed.exit_code == 0, changed.output
+    assert "password was set" in changed.output
+    weak = runner.invoke(
+        app, ["create-admin", "--email", "boss@example.com", "--password", "password"], env=env
+    )
+    assert weak.exit_code == 1
+    assert "too weak" in weak.output
+    too_long = runner.invoke(
+        app, ["create-admin", "--email", "boss@example.com", "--password", "x" * 2000], env=env
+    )
+    assert too_long.exit_code == 1
+    assert "at most 1024" in too_long.output
+
+    async def check() -> None:
+        settings = base_settings(tmp_path, database_url=env["DATABASE_URL"], redis_url="")
+        async with _serving(settings) as http:
+            for password, status in (
+                ("violet-harbour-lantern-42", 401),
+                ("amber-orchard-compass-77", 200),
+            ):
+                response = await http.post(
+                    "/api/v1/auth/login", json={"email": "boss@example.com", "password": password}
+                )
+                assert response.status_code == status
+
+    asyncio.run(check())
+
+
+def test_create_admin_password_lifts_a_lockout(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    runner.invoke(app, ["db", "migrate"], env=env)
+    made = [
+        "create-admin",
+        "--email",
+        "boss@example.com",
+        "--password",
+        "violet-harbour-lantern-42",
+    ]
+    assert runner.invoke(app, made, env=env).exit_code == 0
+    settings = base_settings(tmp_path, database_url=env["DATABASE_URL"], redis_url="")
+
+    async def lock() -> None:
+        async with _serving(settings) as http:
+            for _ in range(settings.login_max_failures):
+                wrong = {"email": "boss@example.com", "password": "wrong-password-123"}
+                await http.post("/api/v1/auth/login", json=wrong)
+            right = {"email": "boss@example.com", "password": "violet-harbour-lantern-42"}
+            assert (await http.post("/api/v1/auth/login", json=right)).status_code == 429
+
+    async def back_in() -> None:
+        async with _serving(settings) as http:
+            right = {"email": "boss@example.com", "password": "amber-orchard-compass-77"}
+            assert (await http.post("/api/v1/auth/login", json=right)).status_code == 200
+
+    asyncio.run(lock())
+    reset = [
+        "create-admin",
+        "--email",
+        "boss@example.com",
+        "--password",
+        "amber-orchard-compass-77",
+    ]
+    assert runner.invoke(app, reset, env=env).exit_code == 0
+    asyncio.run(back_in())
+
+
+def test_users_reset_password_prints_a_one_time_link(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    runner.invoke(app, ["db", "migrate"], env=env)
+    made = [
+        "create-admin",
+        "--email",
+        "boss@example.com",
+        "--password",
+        "violet-harbour-lantern-42",
+    ]
+    assert runner.invoke(app, made, env=env).exit_code == 0
+    unknown = runner.invoke(app, ["users", "reset-password", "nobody@example.com"], env=env)
+    assert unknown.exit_code == 1
+    assert "no active account" in unknown.output
+    printed = runner.invoke(app, ["users", "reset-password", "boss@example.com"], env=env)
+    assert printed.exit_code == 0, printed.output
+    token = printed.output.split("token=", 1)[1].split()[0]
+    settings = base_settings(tmp_path, database_url=env["DATABASE_URL"], redis_url="")
+
+    async def use() -> None:
+        async with _serving(settings) as http:
+            body = {"token": token, "password": "amber-orchard-compass-77"}
+            assert (await http.post("/api/v1/auth/password/reset", json=body)).status_code == 200
+            again = await http.post("/api/v1/auth/password/reset", json=body)
+            assert again.status_code == 410
+            login = {"email": "boss@example.com", "password": "amber-orchard-compass-77"}
+            assert (await http.post("/api/v1/auth/login", json=login)).status_code == 200
+
+    asyncio.run(use())

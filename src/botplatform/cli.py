@@ -1,23 +1,41 @@
-"""The `botplatform` command: the Python counterpart of the original npm scripts."""
+"""The `botplatform` command: the Python counterpart of the original npm scripts.
+
+Startup is kept cheap: this module and the sub-command modules import only typer at the top;
+settings, models, the app and the job queue are imported inside the commands that use them,
+so `--help` and the light commands answer in well under a second."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from botplatform.audit.cli import audit_app
-from botplatform.bootstrap import NewCredentials, first_start, generate_password, seed_demo_members
-from botplatform.config import Settings, load_settings, public_host
-from botplatform.kit.errors import AppError
+from botplatform.kit.cli_help import Group
 from botplatform.kit.keys_cli import keys_app
-from botplatform.runtime import Runtime, run_with_runtime
 from botplatform.worker.cli import queue_app
 
-app = typer.Typer(help="WhatsApp Bot Platform", no_args_is_help=True, add_completion=False)
-db_app = typer.Typer(help="Database: migrate, seed, reset, ping", no_args_is_help=True)
+if TYPE_CHECKING:
+    from botplatform.bootstrap import NewCredentials
+    from botplatform.config import Settings
+    from botplatform.runtime import Runtime
+
+# Plain (click) help: paragraphs are re-wrapped to the terminal, and options show no type tags.
+app = typer.Typer(
+    help="WhatsApp Bot Platform",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    cls=Group,
+)
+db_app = typer.Typer(
+    help="Database: migrate, seed, reset, ping",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=Group,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(audit_app, name="audit")
@@ -35,6 +53,8 @@ def _print_credentials(created: list[NewCredentials]) -> None:
 
 def _setup(settings: Settings) -> None:
     from botplatform import migrate
+    from botplatform.bootstrap import first_start
+    from botplatform.runtime import run_with_runtime
 
     migrate.upgrade(settings)
     _print_credentials(run_with_runtime(settings, first_start))
@@ -50,6 +70,8 @@ def serve(
     superadmin and demo workspace first (AUTO_MIGRATE overrides)."""
     import uvicorn
 
+    from botplatform.config import load_settings
+
     settings = load_settings()
     if settings.should_auto_migrate:
         _setup(settings)
@@ -57,6 +79,7 @@ def serve(
     # The app (built by uvicorn from the environment) derives its links and channels'
     # webhook URLs from HOST and PORT when APP_URL is unset: tell it where it really listens.
     os.environ["HOST"], os.environ["PORT"] = bind_host, str(bind_port)
+    from botplatform.config import public_host
     from botplatform.dashboard import assets as dashboard_assets
 
     if dashboard_assets.missing():
@@ -91,6 +114,7 @@ def worker(
     threads: Annotated[int | None, typer.Option(help="Threads each (WORKER_THREADS)")] = None,
 ) -> None:
     """Run background job workers (production mode, REDIS_URL set)."""
+    from botplatform.config import load_settings
     from botplatform.worker.runner import run_workers
 
     settings = load_settings()
@@ -101,13 +125,18 @@ def worker(
 @app.command()
 def scheduler() -> None:
     """Run the cron scheduler; of several, one leads and fires (production mode)."""
+    from botplatform.config import load_settings
     from botplatform.worker.runner import run_scheduler
 
     _require_redis(load_settings(), "scheduler")
     run_scheduler()
 
 
-sandbox_app = typer.Typer(help="Fake providers to try the platform without their accounts")
+sandbox_app = typer.Typer(
+    help="Fake providers to try the platform without their accounts",
+    rich_markup_mode=None,
+    cls=Group,
+)
 app.add_typer(sandbox_app, name="sandbox")
 
 
@@ -224,6 +253,8 @@ def sandbox_message(
 def setup() -> None:
     """Migrate the database, create the first superadmin and a demo workspace if absent, and
     install the dashboard's browser assets."""
+    from botplatform.config import load_settings
+
     _setup(load_settings())
     assets()
     typer.echo("Setup complete.")
@@ -244,24 +275,37 @@ def assets() -> None:
 
 @app.command("create-admin")
 def create_admin(
-    email: Annotated[str, typer.Option(prompt=True, help="Email of the new superadmin")],
-    name: Annotated[str, typer.Option(help="Display name")] = "Administrator",
+    email: Annotated[str, typer.Option(prompt=True, help="Email of the superadmin")],
+    name: Annotated[str, typer.Option(help="Display name (new accounts)")] = "Administrator",
     password: Annotated[
-        str | None, typer.Option(help="Password; generated and printed when omitted")
+        str | None,
+        typer.Option(
+            help="Password to set, for a new or an existing account; generated and printed"
+            " for a new account when omitted"
+        ),
     ] = None,
 ) -> None:
-    """Create a platform superadmin (or promote an existing user)."""
-    from botplatform.auth.service import create_user, find_by_email
-
-    chosen = password or generate_password()
+    """Create a platform superadmin, or promote an existing user. With --password the
+    account's password is set (same strength rules as registration), its failed-login lock
+    is lifted and its other sessions end: the way back in for a locked-out admin."""
+    from botplatform.auth.service import create_user, find_by_email, set_password
+    from botplatform.bootstrap import NewCredentials, generate_password
+    from botplatform.config import load_settings
+    from botplatform.kit.errors import AppError
+    from botplatform.runtime import run_with_runtime
 
     async def work(runtime: Runtime) -> list[NewCredentials]:
-        async with runtime.db.unit_of_work() as db:
+        async with runtime.db.unit_of_work(system=True) as db:
             user = await find_by_email(db, email)
             if user is not None:
                 user.is_superadmin = True
-                typer.echo(f"{user.email} is now a superadmin.")
+                if password is not None:
+                    await set_password(db, runtime, user, password)
+                    typer.echo(f"{user.email} is a superadmin; its password was set.")
+                else:
+                    typer.echo(f"{user.email} is now a superadmin (password unchanged).")
                 return []
+            chosen = password or generate_password()
             user = await create_user(db, runtime, email, chosen, name, is_superadmin=True)
             return [NewCredentials(user.email, chosen, "superadmin")] if not password else []
 
@@ -273,10 +317,48 @@ def create_admin(
     typer.echo("Superadmin ready.")
 
 
+users_app = typer.Typer(
+    help="User accounts: password reset links",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=Group,
+)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    email: Annotated[str, typer.Argument(help="Email of the account")],
+) -> None:
+    """Print a one-time password-reset link for an account, without sending email: the same
+    link the "forgot password" email carries (works once, expires after
+    PASSWORD_RESET_TTL_SECONDS)."""
+    from botplatform.auth.recovery import reset_link
+    from botplatform.auth.service import find_by_email
+    from botplatform.config import load_settings
+    from botplatform.runtime import run_with_runtime
+
+    async def work(runtime: Runtime) -> tuple[str, int] | None:
+        async with runtime.db.unit_of_work(write=False, system=True) as db:
+            user = await find_by_email(db, email)
+            if user is None or not user.is_active:
+                return None
+            return reset_link(runtime, user), runtime.settings.password_reset_ttl_seconds
+
+    found = run_with_runtime(load_settings(), work)
+    if found is None:
+        typer.echo(f"error: no active account with the email {email}.", err=True)
+        raise typer.Exit(1)
+    link, ttl = found
+    typer.echo(f"Password reset link for {email} (works once, for {ttl // 60} minutes):")
+    typer.echo(link)
+
+
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply every pending migration."""
     from botplatform import migrate
+    from botplatform.config import load_settings
 
     migrate.upgrade(load_settings())
     typer.echo("Database is at the latest migration.")
@@ -286,6 +368,9 @@ def db_migrate() -> None:
 def db_seed() -> None:
     """Create the demo workspace and one demo user per role (migrating first if needed)."""
     from botplatform import migrate
+    from botplatform.bootstrap import seed_demo_members
+    from botplatform.config import load_settings
+    from botplatform.runtime import run_with_runtime
 
     settings = load_settings()
     migrate.upgrade(settings)
@@ -299,6 +384,7 @@ def db_reset(
 ) -> None:
     """Drop every table and migrate again. Refused when APP_ENV=production."""
     from botplatform import migrate
+    from botplatform.config import load_settings
 
     settings = load_settings()
     if settings.env == "production":
@@ -314,9 +400,12 @@ def db_reset(
 @db_app.command("ping")
 def db_ping() -> None:
     """Report database and Redis reachability; exit 1 when one is down."""
-    from botplatform.health.service import readiness
+    import asyncio
 
-    checks = run_with_runtime(load_settings(), readiness)
+    from botplatform.config import load_settings
+    from botplatform.health.light import ping
+
+    checks = asyncio.run(ping(load_settings()))
     for name, state in checks.items():
         typer.echo(f"{name}: {state}")
     if "down" in checks.values():

@@ -19,7 +19,7 @@ from botplatform.db import Database
 from botplatform.events.live import LIVE_HUB, LiveHub
 from botplatform.kit import crypto
 from botplatform.kit.http import create_http_client
-from botplatform.kit.kv import KeyValueStore, create_store
+from botplatform.kit.kv import KeyValueStore, create_store, embedded_store_path
 from botplatform.kit.ratelimit import RateLimiter
 from botplatform.kit.tokens import SessionTokenCodec
 from botplatform.media.storage import MediaStorage, SignedMediaUrls, create_storage
@@ -45,7 +45,9 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
         crypto.configure(settings.fernet_keys)
-        kv = create_store(settings.redis_url)
+        kv = create_store(
+            settings.redis_url, embedded_store_path(settings.database_dsn, settings.data_dir)
+        )
         runtime = cls(
             settings=settings,
             db=Database(settings),

@@ -56,6 +56,22 @@ async def test_auth_tier_is_429_with_headers(strict_app: FastAPI) -> None:
         assert (await http.get("/api/v1/me")).status_code == 401
 
 
+async def test_login_and_register_have_separate_budgets(strict_app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=strict_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        weak = {"email": "burst@example.com", "password": "x"}
+        registrations = [
+            (await http.post("/api/v1/auth/register", json=weak)).status_code for _ in range(4)
+        ]
+        assert registrations == [422, 422, 422, 429]
+        # The same address still has its whole login budget…
+        logins = [(await http.post("/api/v1/auth/login", json=weak)).status_code for _ in range(4)]
+        assert logins == [401, 401, 401, 429]
+        # …and a reset request is counted apart from both.
+        forgot = await http.post("/api/v1/auth/password/forgot", json={"email": "b@example.com"})
+        assert forgot.status_code == 200
+
+
 async def test_trusted_proxy_gives_each_client_its_own_limit(strict_app: FastAPI) -> None:
     transport = httpx.ASGITransport(app=strict_app)  # its peer is 127.0.0.1, a trusted proxy
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from botplatform.audit import service
-from botplatform.audit.chain import Break
-from botplatform.config import load_settings
-from botplatform.runtime import Runtime, run_with_runtime
+from botplatform.kit.cli_help import Group
 
-audit_app = typer.Typer(help="Audit log: verify the hash chain", no_args_is_help=True)
+if TYPE_CHECKING:
+    from botplatform.audit.chain import Break
+    from botplatform.runtime import Runtime
+
+audit_app = typer.Typer(
+    help="Audit log: verify the hash chain", no_args_is_help=True, rich_markup_mode=None, cls=Group
+)
 
 
 @audit_app.command("verify")
 def verify() -> None:
     """Recompute every entry's hash; exit 1 at the first entry edited, deleted or reordered."""
+    from botplatform.audit import service
+    from botplatform.config import load_settings
+    from botplatform.runtime import run_with_runtime
 
     async def work(runtime: Runtime) -> tuple[int, Break | None]:
         async with runtime.db.unit_of_work(write=False, system=True) as db:

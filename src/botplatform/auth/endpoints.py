@@ -150,8 +150,8 @@ async def disable_two_factor(
     """Turns 2FA off; needs the password and a current code (or a recovery code)."""
     user = principal.user
     password_ok = await runtime.passwords.verify(user.password_hash, body.password)
-    if not password_ok or not await two_factor.second_factor_ok(
-        db, runtime.kv, user, body.code, body.recovery_code
+    if not password_ok or not await two_factor.checked_second_factor(
+        db, runtime.kv, runtime.settings, user, body.code, body.recovery_code
     ):
         raise Unauthorized("The password or code is not valid.", code="invalid_credentials")
     await two_factor.disable(db, user)

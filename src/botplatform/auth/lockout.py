@@ -51,5 +51,47 @@ class LoginGuard:
                 await self.kv.delete(f"login_fail:{subject}")
 
     async def succeeded(self, email: str) -> None:
+        """The account's failures are forgotten, and a lock on it (if an operator set a new
+        password while it was locked) is lifted."""
         subject = f"account:{email.strip().lower()}"
-        await self.kv.delete(f"login_fail:{subject}", f"login_level:{subject}")
+        await self.kv.delete(
+            f"login_fail:{subject}", f"login_level:{subject}", f"login_lock:{subject}"
+        )
+
+
+TWO_FACTOR_MAX_FAILURES = 10  # wrong codes per account in FAILURE_WINDOW_SECONDS
+
+
+class TwoFactorGuard:
+    """Wrong second-factor codes, counted per account across every challenge, reset link
+    and 2FA change: someone who has the password cannot try codes forever by starting new
+    challenges. Past the limit the account's second factor is locked like a password lockout
+    (doubling, capped), and a right code is refused too until the lock ends."""
+
+    def __init__(self, kv: KeyValueStore, settings: Settings) -> None:
+        self.kv = kv
+        self.base_seconds = settings.login_lockout_seconds
+        self.cap_seconds = settings.login_lockout_max_seconds
+
+    async def check(self, user_id: str) -> None:
+        until = await self.kv.get(f"2fa_lock:{user_id}")
+        now = time.time()
+        if until is not None and float(until) > now:
+            wait = max(1, int(float(until) - now + 0.999))
+            raise TooManyRequests(
+                f"Too many wrong codes; two-factor login is locked for {wait} s.",
+                code="two_factor_locked",
+                headers={"Retry-After": str(wait)},
+                details={"retry_after": wait},
+            )
+
+    async def failed(self, user_id: str) -> None:
+        failures = await self.kv.incr(f"2fa_fail:{user_id}", FAILURE_WINDOW_SECONDS)
+        if failures >= TWO_FACTOR_MAX_FAILURES:
+            level = await self.kv.incr(f"2fa_level:{user_id}", LEVEL_MEMORY_SECONDS)
+            seconds = min(self.base_seconds * 2 ** (level - 1), self.cap_seconds)
+            await self.kv.put(f"2fa_lock:{user_id}", str(time.time() + seconds), seconds)
+            await self.kv.delete(f"2fa_fail:{user_id}")
+
+    async def succeeded(self, user_id: str) -> None:
+        await self.kv.delete(f"2fa_fail:{user_id}", f"2fa_level:{user_id}")

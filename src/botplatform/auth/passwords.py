@@ -13,6 +13,11 @@ from zxcvbn.frequency_lists import FREQUENCY_LISTS
 from botplatform.config import Settings
 from botplatform.kit.errors import Unprocessable
 
+#: zxcvbn refuses (raises on) longer input; a longer password is judged on its first
+#: STRENGTH_CHECKED characters (the rest only adds strength). Passwords may be up to 1024.
+STRENGTH_CHECKED = 72
+MAX_LENGTH = 1024  # the API refuses longer ones before any work (auth/schemas.py)
+
 
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
@@ -22,6 +27,8 @@ def common_passwords() -> frozenset[str]:
 
 def policy_problems(password: str, email: str, settings: Settings) -> list[str]:
     """Why a password is refused; empty when it is acceptable."""
+    if len(password) > MAX_LENGTH:
+        return [f"must be at most {MAX_LENGTH} characters long"]
     problems = []
     if len(password) < settings.password_min_length:
         problems.append(f"must be at least {settings.password_min_length} characters long")
@@ -33,7 +40,7 @@ def policy_problems(password: str, email: str, settings: Settings) -> list[str]:
     if lowered in common_passwords():
         problems.append("is one of the most common passwords")
     elif not problems and settings.password_min_score:
-        score = zxcvbn(password[:100], user_inputs=[email, local_part])["score"]
+        score = zxcvbn(password[:STRENGTH_CHECKED], user_inputs=[email, local_part])["score"]
         if score < settings.password_min_score:
             problems.append("is too easy to guess")
     return problems

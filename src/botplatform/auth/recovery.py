@@ -28,13 +28,19 @@ def _fingerprint(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:20]
 
 
+def reset_link(runtime: Runtime, user: User) -> str:
+    """A link that sets a new password once, until PASSWORD_RESET_TTL_SECONDS pass: emailed
+    by "forgot password", printed by `botplatform users reset-password`."""
+    token = _signer(runtime).sign({"u": str(user.id), "f": _fingerprint(user)})
+    return f"{runtime.settings.app_url.rstrip('/')}/app/password/reset?token={token}"
+
+
 async def request_reset(db: AsyncSession, runtime: Runtime, email: str) -> User | None:
     """Emails a reset link if the account exists; the caller answers the same either way."""
     user = await find_by_email(db, email)
     if user is None or not user.is_active:
         return None
-    token = _signer(runtime).sign({"u": str(user.id), "f": _fingerprint(user)})
-    link = f"{runtime.settings.app_url.rstrip('/')}/app/password/reset?token={token}"
+    link = reset_link(runtime, user)
     minutes = runtime.settings.password_reset_ttl_seconds // 60
     subject, text, html = templates.password_reset(link, minutes)
     await queue_email(
@@ -62,15 +68,17 @@ async def reset_password(
         raise BadRequest("This reset link is not valid.", code="reset_link_invalid") from exc
     if user is None or not user.is_active or claims.get("f") != _fingerprint(user):
         raise Gone("This reset link was already used.", code="reset_link_used")
-    if user.has_two_factor and not await two_factor.second_factor_ok(
-        db, runtime.kv, user, code, recovery_code
+    # The new password is judged first: a refused one spends nothing (not the link, not a
+    # recovery code, not the TOTP step), so the same link works with a better password.
+    enforce_policy(password, user.email, runtime.settings)
+    if user.has_two_factor and not await two_factor.checked_second_factor(
+        db, runtime.kv, runtime.settings, user, code, recovery_code
     ):
         raise Unauthorized(
             "This account has two-factor authentication: send a valid `code` or "
             "`recovery_code` with the new password.",
             code="two_factor_code_required",
         )
-    enforce_policy(password, user.email, runtime.settings)
     user.password_hash = await runtime.passwords.hash(password)
     await db.flush()
     await runtime.sessions.revoke_all(user.id)

@@ -6,10 +6,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
+from botplatform.auth.passwords import MAX_LENGTH
 from botplatform.authz.permissions import Role
 from botplatform.kit.schemas import InputModel
 
-Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH)]
 PersonName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=6, max_length=20)]
 Token = Annotated[str, StringConstraints(min_length=10, max_length=2000)]

@@ -66,6 +66,17 @@ async def create_user(
     return user
 
 
+async def set_password(db: AsyncSession, runtime: Runtime, user: User, password: str) -> None:
+    """An operator sets an account's password (`botplatform create-admin --password`): the
+    registration rules apply, every session of the account ends, and a failed-login lock on
+    it is lifted so the new password works at once."""
+    enforce_policy(password, user.email, runtime.settings)
+    user.password_hash = await runtime.passwords.hash(password)
+    await db.flush()
+    await runtime.sessions.revoke_all(user.id)
+    await LoginGuard(runtime.kv, runtime.settings).succeeded(user.email)
+
+
 async def register(db: AsyncSession, runtime: Runtime, data: RegisterIn) -> User:
     return await create_user(db, runtime, data.email, data.password, data.name)
 
@@ -133,7 +144,9 @@ async def finish_challenge(
     user = await db.get(User, user_id)
     if user is None or not user.is_active:
         raise expired
-    if not await two_factor.second_factor_ok(db, runtime.kv, user, code, recovery_code):
+    if not await two_factor.checked_second_factor(
+        db, runtime.kv, runtime.settings, user, code, recovery_code
+    ):
         attempts = await runtime.kv.incr(f"2fa_attempts:{nonce}", 600)
         if attempts >= MAX_CODE_ATTEMPTS:
             await runtime.kv.delete(key)

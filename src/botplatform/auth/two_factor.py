@@ -13,6 +13,8 @@ import segno
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.auth.lockout import TwoFactorGuard
+from botplatform.config import Settings
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Conflict, Unprocessable
 from botplatform.kit.kv import KeyValueStore
@@ -100,6 +102,25 @@ async def second_factor_ok(
         return await totp_matches(kv, str(user.id), user.totp_secret, code)
     if recovery_code:
         return await use_recovery_code(db, user, recovery_code)
+    return False
+
+
+async def checked_second_factor(
+    db: AsyncSession,
+    kv: KeyValueStore,
+    settings: Settings,
+    user: User,
+    code: str | None,
+    recovery_code: str | None,
+) -> bool:
+    """`second_factor_ok` behind the account's wrong-code limit: 429 `two_factor_locked`
+    while locked; each wrong code counts towards the lock, a right one clears the count."""
+    guard = TwoFactorGuard(kv, settings)
+    await guard.check(str(user.id))
+    if await second_factor_ok(db, kv, user, code, recovery_code):
+        await guard.succeeded(str(user.id))
+        return True
+    await guard.failed(str(user.id))
     return False
 
 

@@ -24,7 +24,7 @@ from botplatform.db import DbSession
 from botplatform.kit.errors import Forbidden
 from botplatform.kit.scoping import enter_system, enter_workspace, scoped
 from botplatform.member import repository as member_repository
-from botplatform.models import ApiKey, Membership, Workspace
+from botplatform.models import ApiKey, Membership, User, Workspace
 from botplatform.runtime import Runtime, RuntimeDep
 from botplatform.usage import service as usage
 from botplatform.workspace import repository as workspace_repository
@@ -101,8 +101,23 @@ async def _api_key_access(
             "This API key's creator has left the workspace; the key no longer works.",
             code="api_key_inactive",
         )
+    if workspace.require_2fa:
+        await _creator_has_two_factor(db, creator.user_id)
     granted = frozenset(Permission(scope) for scope in api_key.scopes if scope in _KNOWN)
     return workspace, creator, granted & permissions_of(creator.role)
+
+
+async def _creator_has_two_factor(db: AsyncSession, user_id: uuid.UUID) -> None:
+    """A key acts for the member who made it: in a workspace that requires 2FA, a key of a
+    member without 2FA stops working like that member's session does (and works again once
+    they turn 2FA on), so a key cannot route around the requirement."""
+    creator = await db.get(User, user_id)
+    if creator is None or not creator.has_two_factor:
+        raise Forbidden(
+            "This workspace requires two-factor authentication, and this API key's creator "
+            "has not enabled it; the key works again once they do.",
+            code="two_factor_required",
+        )
 
 
 async def workspace_access(

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
-from sqlalchemy import Text, select, type_coerce, update
 
-from botplatform.config import load_settings
-from botplatform.kit import crypto
-from botplatform.models import Base
-from botplatform.runtime import Runtime, run_with_runtime
+from botplatform.kit.cli_help import Group
 
-keys_app = typer.Typer(help="Encryption keys for secrets at rest", no_args_is_help=True)
+if TYPE_CHECKING:
+    from botplatform.runtime import Runtime
+
+# Models and the database are imported inside the functions: the CLI's start stays fast.
+keys_app = typer.Typer(
+    help="Encryption keys for secrets at rest",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=Group,
+)
 
 
 def encrypted_columns() -> list[tuple[str, str]]:
     """(table, column) of every EncryptedText column in the models."""
+    from botplatform.kit import crypto
+    from botplatform.models import Base
+
     return [
         (table.name, column.name)
         for table in Base.metadata.sorted_tables
@@ -24,6 +34,11 @@ def encrypted_columns() -> list[tuple[str, str]]:
 
 
 async def rotate_all(runtime: Runtime) -> int:
+    from sqlalchemy import Text, select, type_coerce, update
+
+    from botplatform.kit import crypto
+    from botplatform.models import Base
+
     rotated = 0
     async with runtime.db.unit_of_work(system=True) as db:
         for table_name, column_name in encrypted_columns():
@@ -46,5 +61,8 @@ async def rotate_all(runtime: Runtime) -> int:
 def rotate() -> None:
     """Re-encrypt every stored secret with the first key of ENCRYPTION_KEYS. Afterwards the
     older keys can be removed from the list."""
+    from botplatform.config import load_settings
+    from botplatform.runtime import run_with_runtime
+
     count = run_with_runtime(load_settings(), rotate_all)
     typer.echo(f"re-encrypted {count} secret(s) under the newest key")

@@ -21,16 +21,16 @@ from botplatform.kit.envelope import error_from
 from botplatform.kit.errors import TooManyRequests
 from botplatform.kit.middleware import ASGIApp, Message, Receive, Scope, Send, request_ip
 
-#: Routes that take credentials: the strict `auth` tier instead of `general`.
-AUTH_PATHS = frozenset(
-    {
-        "/api/v1/auth/login",
-        "/api/v1/auth/register",
-        "/api/v1/auth/2fa/verify",
-        "/api/v1/auth/password/forgot",
-        "/api/v1/auth/password/reset",
-    }
-)
+#: Routes that take credentials: the strict `auth` tier instead of `general`, with a budget
+#: of its own per kind of route, so a burst of registrations from an address does not lock
+#: its logins out, nor the other way round.
+AUTH_PATHS: dict[str, str] = {
+    "/api/v1/auth/login": "login",
+    "/api/v1/auth/2fa/verify": "login",
+    "/api/v1/auth/register": "register",
+    "/api/v1/auth/password/forgot": "password",
+    "/api/v1/auth/password/reset": "password",
+}
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,10 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith("/api/v1/"):
             await self.app(scope, receive, send)
             return
-        tier = "auth" if scope["path"] in AUTH_PATHS else "general"
+        budget = AUTH_PATHS.get(scope["path"])
+        tier, key = ("auth", f"{budget}:{request_ip(scope)}") if budget else ("general", "")
         limiter: RateLimiter = scope["app"].state.runtime.ratelimiter
-        decision = await limiter.hit(tier, request_ip(scope))
+        decision = await limiter.hit(tier, key or request_ip(scope))
         if not decision.allowed:
             await error_from(TooManyRequests(headers=decision.headers))(scope, receive, send)
             return

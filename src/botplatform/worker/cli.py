@@ -6,22 +6,25 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import anyio.to_thread
 import typer
-from sqlalchemy import select
 
-from botplatform.config import load_settings
-from botplatform.kit.clock import utcnow
-from botplatform.models import DeadJob
-from botplatform.runtime import Runtime, run_with_runtime
-from botplatform.worker import dead_letters
+from botplatform.kit.cli_help import Group
+
+if TYPE_CHECKING:
+    from botplatform.runtime import Runtime
+
+# What the commands need (settings, models, the broker) is imported inside them: `--help`
+# and the other commands of the CLI stay fast.
 
 T = TypeVar("T")
 
 queue_app = typer.Typer(
-    help="Job queue: status, dead jobs, clean, retry-dead", no_args_is_help=True
+    help="Job queue: status, dead jobs, clean, retry-dead",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    cls=Group,
 )
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
@@ -36,22 +39,54 @@ def parse_duration(text: str) -> timedelta:
 
 
 def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    from botplatform.config import load_settings
+    from botplatform.runtime import run_with_runtime
+
     return run_with_runtime(load_settings(), work)
+
+
+async def _broker_and_dead_counts(
+    runtime: Runtime,
+) -> tuple[dict[str, dict[str, int]], dict[str, int], bool]:
+    import anyio.to_thread
+
+    from botplatform.worker import dead_letters
+
+    depths = await anyio.to_thread.run_sync(runtime.jobs.depths) if runtime.jobs.is_redis else {}
+    async with runtime.db.unit_of_work() as db:
+        dead = await dead_letters.count_by_queue(db)
+    return depths, dead, runtime.jobs.is_redis
+
+
+def _dead_counts_sqlite(dsn: str) -> dict[str, int]:
+    """`dead_letters.count_by_queue` on a SQLite file, without SQLAlchemy and the models."""
+    import sqlite3
+
+    connection = sqlite3.connect(dsn.split(":///", 1)[1], timeout=10)
+    try:
+        rows = connection.execute(
+            "SELECT queue, count(*) FROM dead_jobs WHERE retried_at IS NULL GROUP BY queue"
+        ).fetchall()
+    except sqlite3.OperationalError as exc:  # not migrated yet
+        typer.echo(f"error: {exc}; run `botplatform db migrate`", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        connection.close()
+    return {str(queue): int(count) for queue, count in rows}
 
 
 @queue_app.command("status")
 def status() -> None:
     """Per queue: waiting, delayed, in flight, failed (broker) and dead (recorded) jobs."""
+    from botplatform.config import load_settings
 
-    async def work(runtime: Runtime) -> tuple[dict[str, dict[str, int]], dict[str, int], bool]:
-        depths = (
-            await anyio.to_thread.run_sync(runtime.jobs.depths) if runtime.jobs.is_redis else {}
-        )
-        async with runtime.db.unit_of_work() as db:
-            dead = await dead_letters.count_by_queue(db)
-        return depths, dead, runtime.jobs.is_redis
-
-    depths, dead, live = _run(work)
+    settings = load_settings()
+    depths: dict[str, dict[str, int]]
+    if not settings.redis_url and settings.is_sqlite:
+        # Embedded: only the database answers, so read it with the bare driver (fast start).
+        depths, dead, live = {}, _dead_counts_sqlite(settings.database_dsn), False
+    else:
+        depths, dead, live = _run(_broker_and_dead_counts)
     if not live:
         typer.echo(
             "embedded mode: live queue counts exist only inside `botplatform serve`;"
@@ -74,6 +109,10 @@ def status() -> None:
 @queue_app.command("dead")
 def dead(limit: Annotated[int, typer.Option(help="How many to list")] = 50) -> None:
     """List dead jobs, newest first."""
+    from sqlalchemy import select
+
+    from botplatform.models import DeadJob
+    from botplatform.worker import dead_letters
 
     async def work(runtime: Runtime) -> list[dict[str, object]]:
         async with runtime.db.unit_of_work() as db:
@@ -96,6 +135,8 @@ def retry_dead(
     dead_job_id: Annotated[str | None, typer.Option("--id", help="Only this dead job")] = None,
 ) -> None:
     """Send dead jobs again (all, or one with --id); their retry count starts over."""
+    from botplatform.worker import dead_letters
+
     wanted = uuid.UUID(dead_job_id) if dead_job_id else None
 
     async def work(runtime: Runtime) -> tuple[int, int]:
@@ -122,6 +163,11 @@ def clean(
     older_than: Annotated[str, typer.Option(help="Age, e.g. 7d, 12h, 0 for all")] = "7d",
 ) -> None:
     """Delete dead jobs (recorded and broker dead letters) older than the given age."""
+    import anyio.to_thread
+
+    from botplatform.kit.clock import utcnow
+    from botplatform.worker import dead_letters
+
     age = parse_duration(older_than)
 
     async def work(runtime: Runtime) -> tuple[int, int]:
