@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,8 +17,9 @@ from starlette.datastructures import FormData
 from botplatform.audit.dependencies import Auditor
 from botplatform.authz.permissions import Permission
 from botplatform.automation import endpoints as automation_api
-from botplatform.automation.schemas import EventName, RuleCreate, RuleOut, RuleUpdate
+from botplatform.automation.schemas import RuleCreate, RuleOut, RuleUpdate
 from botplatform.dashboard.web import NOTICES, Page, PageRoute, attempt, ws_page
+from botplatform.events.catalog import AUTOMATION_TRIGGERS, MESSAGE_RECEIVED
 from botplatform.kit.errors import AppError, Unprocessable
 from botplatform.kit.pagination import PageParams
 
@@ -28,7 +29,7 @@ ReadPage = Annotated[Page, ws_page(Permission.CONVERSATIONS_READ)]
 ManagePage = Annotated[Page, ws_page(Permission.AUTOMATIONS_MANAGE)]
 ALL_RULES = PageParams(200, None)
 RUNS_PER_PAGE = 50
-EVENTS: tuple[str, ...] = get_args(EventName)
+EVENTS: tuple[str, ...] = AUTOMATION_TRIGGERS
 JSON_LIMIT = 20_000  # characters per textarea (the API body limit is larger)
 
 NOTICES.setdefault("rule_created", "Automation rule created.")
@@ -125,7 +126,7 @@ def _values(rule: RuleOut | None, form: FormData | None = None) -> dict[str, Any
         return {
             "name": "",
             "description": "",
-            "event": "message.created",
+            "event": MESSAGE_RECEIVED,
             "enabled": True,
             "position": "0",
             "conditions": _text(EXAMPLE_CONDITIONS),
