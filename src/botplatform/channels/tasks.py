@@ -123,7 +123,7 @@ async def _auto_reply(db: AsyncSession, channel: Channel, message: Message) -> N
         channel=channel,
         contact=contact,
         conversation=conversation,
-        body=MessageBody(text=text),
+        body=MessageBody(type="text", text=text),
         idempotency_key=f"auto:{message.id}",
         sender_user_id=None,
     )
