@@ -4,6 +4,7 @@ text, and every 422 names the field in plain words."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from botplatform.bot.answers import InvalidAnswer, validate_answer
 from botplatform.kit.phone import PHONE_HINT, normalize_phone
 from tests.conftest import Account, Api, eventually
+from tests.dashboard.helpers import browser_login, csrf_of
 
 NUMBER = "+15551234567"
 
@@ -199,3 +201,31 @@ async def test_422_names_each_field_in_plain_words(client: httpx.AsyncClient, ap
     assert (
         error["message"].startswith("Invalid ") and "more problems: see details" in error["message"]
     )
+
+
+async def test_the_dashboard_channel_form_reads_numbers_the_same_way(
+    client: httpx.AsyncClient, api: Api
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    await browser_login(client, owner.email, owner.password)
+    token = csrf_of((await client.get(f"/app/w/{ws}/channels/new")).text)
+    form = {
+        "name": "Sales",
+        "phone_number_id": "1122334455667",
+        "business_account_id": "1234567890987654321",
+        "access_token": "EAAG-test-token-9876",
+        "app_secret": "secret",
+        "csrf_token": token,
+    }
+    bad = await client.post(
+        f"/app/w/{ws}/channels", data={**form, "display_phone_number": "call us"}
+    )
+    assert bad.status_code == 422
+    assert html.escape(PHONE_HINT) in bad.text and "Value error" not in bad.text
+    good = await client.post(
+        f"/app/w/{ws}/channels", data={**form, "display_phone_number": "+1 (555) 010-2030"}
+    )
+    assert good.status_code in (200, 303), good.text
+    listed = await client.get(f"/api/v1/workspaces/{ws}/channels", headers=owner.headers)
+    assert [c["display_phone_number"] for c in listed.json()["data"]["items"]] == ["+15550102030"]
