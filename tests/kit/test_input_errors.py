@@ -229,3 +229,16 @@ async def test_the_dashboard_channel_form_reads_numbers_the_same_way(
     assert good.status_code in (200, 303), good.text
     listed = await client.get(f"/api/v1/workspaces/{ws}/channels", headers=owner.headers)
     assert [c["display_phone_number"] for c in listed.json()["data"]["items"]] == ["+15550102030"]
+
+
+async def test_an_unknown_kind_lists_the_known_ones(client: httpx.AsyncClient, api: Api) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    response = await client.post(
+        f"/api/v1/workspaces/{ws}/automations",
+        json={"name": "r", "event": "message.received", "actions": [{"type": "explode"}]},
+        headers=owner.headers,
+    )
+    detail = _problem(response)["details"][0]
+    assert detail["field"] == "body.actions.0"
+    assert detail["message"].startswith("Unknown `type` 'explode'; expected one of: 'assign_agent'")

@@ -21,6 +21,7 @@ from botplatform.automation.schemas import RuleCreate, RuleOut, RuleUpdate
 from botplatform.dashboard.web import NOTICES, Page, PageRoute, attempt, ws_page
 from botplatform.events.catalog import AUTOMATION_TRIGGERS, MESSAGE_RECEIVED
 from botplatform.kit.errors import AppError, Unprocessable
+from botplatform.kit.handlers import plain_message
 from botplatform.kit.pagination import PageParams
 
 router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schema=False)
@@ -89,7 +90,7 @@ def _model(model: type[RuleCreate] | type[RuleUpdate], fields: dict[str, Any]) -
         problems = [
             (
                 ".".join(str(part) for part in error["loc"]) or "rule",
-                str(error["msg"]).removeprefix("Value error, "),
+                plain_message(error),
             )
             for error in exc.errors()
         ]

@@ -87,6 +87,12 @@ def plain_message(error: Any) -> str:
         return "Required: this field is missing."
     if kind == "string_pattern_mismatch":
         return "Has the wrong format (see the API docs for this field)."
+    ctx = error.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        return (
+            f"Unknown {ctx.get('discriminator', 'type')} {ctx.get('tag')!r}; "
+            f"expected one of: {ctx.get('expected_tags')}."
+        ).replace("'type'", "`type`")
     return message
 
 
