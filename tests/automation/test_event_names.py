@@ -96,6 +96,7 @@ async def test_unknown_rule_event_lists_the_valid_ones(client: httpx.AsyncClient
     _lists_valid(_error(updated)["details"][0]["message"], AUTOMATION_TRIGGERS)
     listed = await client.get(url, params={"event": "nope"}, headers=s.owner.headers)
     _lists_valid(_error(listed)["details"][0]["message"], AUTOMATION_TRIGGERS)
+    assert _error(listed)["message"].startswith("Invalid query parameter event: Unknown event")
 
 
 async def test_unknown_webhook_event_type_lists_the_valid_ones(

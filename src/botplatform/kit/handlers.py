@@ -108,12 +108,23 @@ def _describe(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
+_PLACES = {"query": "query parameter", "path": "path parameter", "header": "header"}
+
+
+def _where(field: str) -> str:
+    """`body.to` → "to", `query.event` → "query parameter event", `body` → "the request body"."""
+    place, _, name = field.partition(".")
+    if place == "body":
+        return name or "the request body"
+    return f"{_PLACES[place]} {name}" if place in _PLACES and name else field
+
+
 def _summary(details: list[dict[str, Any]]) -> str:
     """The envelope's message: the first problem with the field it is about."""
     if not details:
         return "The request is not valid."
     first = details[0]
-    where = first["field"].removeprefix("body.").removeprefix("body") or "the request body"
+    where = _where(first["field"])
     more = len(details) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''}: see details)" if more else ""
     return f"Invalid {where}: {first['message']}{tail}"
