@@ -82,8 +82,9 @@ def serve(
     from botplatform.config import public_host
     from botplatform.dashboard import assets as dashboard_assets
 
-    if dashboard_assets.missing():
-        typer.echo("warning: the dashboard's htmx is not installed; run `botplatform assets`")
+    if absent := dashboard_assets.missing():
+        names = ", ".join(asset.target for asset in absent)
+        typer.echo(f"warning: browser assets not installed ({names}); run `botplatform assets`")
     typer.echo(f"WhatsApp Bot Platform on http://{public_host(bind_host)}:{bind_port}")
     uvicorn.run(
         "botplatform.main:app_factory",
@@ -262,7 +263,8 @@ def setup() -> None:
 
 @app.command()
 def assets() -> None:
-    """Install the dashboard's browser assets (htmx) from the npm registry, digest-checked."""
+    """Install the browser assets (the dashboard's htmx, the API docs' Swagger UI) from the npm
+    registry, digest-checked."""
     from botplatform.dashboard import assets as dashboard_assets
 
     try:

@@ -18,6 +18,7 @@ from botplatform.config import Settings, load_settings
 from botplatform.dashboard.router import dashboard_router, static_files
 from botplatform.health.endpoints import router as health_router
 from botplatform.kit import metrics
+from botplatform.kit.api_docs import router as api_docs_router
 from botplatform.kit.handlers import install_error_handlers
 from botplatform.kit.logging import configure_logging, get_logger
 from botplatform.kit.middleware import (
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by kit.api_docs from our own static files
         redoc_url=None,
     )
     install_error_handlers(app)
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_router)
     app.include_router(api_router)
     app.include_router(health_router)
+    app.include_router(api_docs_router)
     app.include_router(media_router)
     app.include_router(branding_public_router)
     app.include_router(dashboard_router)

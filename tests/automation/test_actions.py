@@ -26,7 +26,7 @@ async def test_actions_run_in_order_and_are_recorded(
     s = await shop(api)
     agent = await api.add_member(s.owner, s.ws, "agent")
     rule = await s.rule(
-        event="message.created",
+        event="message.received",
         conditions={"type": "message_content", "operator": "contains", "value": "refund"},
         actions=[
             {"type": "add_label", "labels": ["refund"]},
@@ -39,9 +39,8 @@ async def test_actions_run_in_order_and_are_recorded(
     )
     await api.inbound_text(s.channel["id"], "15550002000", "I need a refund", name="Rita")
     await settle(runtime)
-    # The rule also saw its own answer (an outbound message.created): no refund in it.
-    answer_run, run = await runs_of(s, rule["id"], 2)
-    assert (answer_run["matched"], answer_run["outcome"]) == (False, "not_matched")
+    # Its own answer is a message.sent, another event: the rule ran once.
+    (run,) = await runs_of(s, rule["id"], 1)
     assert run["matched"] is True and run["outcome"] == "succeeded" and run["error"] is None
     assert [(a["index"], a["type"], a["status"]) for a in run["actions"]] == [
         (0, "add_label", "succeeded"),
@@ -53,7 +52,7 @@ async def test_actions_run_in_order_and_are_recorded(
     ]
     conversation = await s.conversation("Rita")
     assert run["conversation_id"] == conversation["id"]
-    assert run["event"] == "message.created" and run["message_id"]
+    assert run["event"] == "message.received" and run["message_id"]
     assert conversation["labels"] == ["refund"]
     assert conversation["assignee_id"] == str(agent.user_id)
     assert conversation["status"] == "resolved"
@@ -77,14 +76,14 @@ async def test_actions_run_in_order_and_are_recorded(
     # A message that does not match is recorded too, with nothing done.
     await api.inbound_text(s.channel["id"], "15550002000", "thanks", name="Rita")
     await settle(runtime)
-    latest = (await runs_of(s, rule["id"], 3))[0]
+    latest = (await runs_of(s, rule["id"], 2))[0]
     assert (latest["matched"], latest["outcome"], latest["actions"]) == (
         False,
         "not_matched",
         [],
     )
     unmatched = [r["id"] for r in await s.runs(rule["id"], matched=False)]
-    assert unmatched == [latest["id"], answer_run["id"]]
+    assert unmatched == [latest["id"]]
     assert [r["id"] for r in await s.runs(rule["id"], matched=True)] == [run["id"]]
 
 
@@ -94,7 +93,7 @@ async def test_a_failing_action_is_recorded_and_the_rest_still_run(
     s = await shop(api)
     agent = await api.add_member(s.owner, s.ws, "agent")
     rule = await s.rule(
-        event="message.created",
+        event="message.received",
         conditions={"type": "message_direction", "value": "inbound"},
         actions=[
             {"type": "add_label", "labels": ["seen"]},
@@ -172,17 +171,18 @@ async def test_resolving_and_creating_are_events_too(
     assert len(await s.runs(conversation_rule["id"])) == 1
 
 
-async def test_agent_replies_are_message_events_with_a_direction(
+async def test_agent_replies_are_message_sent_events(
     client: httpx.AsyncClient, api: Api, runtime: Runtime, wa: FakeGraph
 ) -> None:
+    """A customer's message is `message.received`, an agent's reply `message.sent` once the
+    provider accepted it: the same names and moments as the webhook events."""
     s = await shop(api)
     inbound_only = await s.rule(
-        event="message.created",
-        conditions={"type": "message_direction", "value": "inbound"},
+        event="message.received",
         actions=[{"type": "add_label", "labels": ["customer-wrote"]}],
     )
     outbound_only = await s.rule(
-        event="message.created",
+        event="message.sent",
         conditions={"type": "message_direction", "value": "outbound"},
         actions=[{"type": "add_label", "labels": ["we-answered"]}],
     )
@@ -194,59 +194,72 @@ async def test_agent_replies_are_message_events_with_a_direction(
         headers=s.owner.headers,
     )
     assert reply.status_code == 201
+    await eventually(lambda: [m for m in wa.sent if m["type"] == "text"])
     await settle(runtime)
-    assert [r["matched"] for r in await runs_of(s, inbound_only["id"], 2)] == [False, True]
-    assert [r["matched"] for r in await runs_of(s, outbound_only["id"], 2)] == [True, False]
+    assert [r["matched"] for r in await runs_of(s, inbound_only["id"], 1)] == [True]
+    (sent_run,) = await runs_of(s, outbound_only["id"], 1)
+    assert sent_run["matched"] is True and sent_run["message_id"] == reply.json()["data"]["id"]
     assert sorted((await s.conversation("Dina"))["labels"]) == ["customer-wrote", "we-answered"]
+    sent_event = [e for e in await events_of(runtime, s.ws) if e["type"] == "message.sent"]
+    assert [e["data"]["message"]["id"] for e in sent_event] == [sent_run["message_id"]]
 
 
 async def test_a_rule_never_triggers_itself(
     client: httpx.AsyncClient, api: Api, runtime: Runtime, wa: FakeGraph
 ) -> None:
-    """An echo on every message would answer its own answer forever; the loop guard records
-    the second evaluation as skipped."""
+    """An echo on every sent message would answer its own answer forever; the loop guard
+    records the second evaluation as skipped (the chain travels with the queued message to
+    its `message.sent`, recorded by the send job)."""
     s = await shop(api)
     echo = await s.rule(
-        event="message.created",
+        event="message.sent",
         actions=[{"type": "send_message", "message": {"text": "Echo"}}],
     )
     await api.inbound_text(s.channel["id"], "15550002004", "hi", name="Eve")
+    conversation = await s.conversation("Eve")
+    first = await client.post(
+        s.url(f"/conversations/{conversation['id']}/messages"),
+        json={"text": "Hello Eve"},
+        headers=s.owner.headers,
+    )
+    assert first.status_code == 201
+    await eventually(lambda: len([m for m in wa.sent if m["type"] == "text"]) >= 2)
     await settle(runtime)
     skipped, ran = await runs_of(s, echo["id"], 2)
     assert ran["outcome"] == "succeeded"
     assert skipped["outcome"] == "skipped" and skipped["matched"] is True
     assert "loop guard" in skipped["error"]
-    conversation = await s.conversation("Eve")
     outbound = [m for m in await s.messages(conversation["id"]) if m["direction"] == "outbound"]
-    assert [m["text"] for m in outbound] == ["Echo"]
+    assert sorted(m["text"] for m in outbound) == ["Echo", "Hello Eve"]
     assert len(await s.runs(echo["id"])) == 2
 
 
 async def test_rules_feeding_each_other_stop_at_the_chain_limit(
     client: httpx.AsyncClient, api: Api, runtime: Runtime, wa: FakeGraph
 ) -> None:
-    """Two rules answering every message would ping-pong; each message they cause carries
-    the chain of rules behind it, and a rule already in the chain does not run again."""
+    """Two rules answering every sent message would ping-pong; each message they cause
+    carries the chain of rules behind it, and a rule already in the chain does not run
+    again."""
     s = await shop(api)
     ping = await s.rule(
         name="ping",
-        event="message.created",
+        event="message.received",
         actions=[{"type": "send_message", "message": {"text": "ping"}}],
     )
     pong = await s.rule(
         name="pong",
-        event="message.created",
+        event="message.sent",
         actions=[{"type": "send_message", "message": {"text": "pong"}}],
     )
     await api.inbound_text(s.channel["id"], "15550002005", "hi", name="Finn")
+    await eventually(lambda: len([m for m in wa.sent if m["type"] == "text"]) >= 2)
     await settle(runtime)
     conversation = await s.conversation("Finn")
     outbound = [m for m in await s.messages(conversation["id"]) if m["direction"] == "outbound"]
-    # hi → ping, pong; ping → pong (chain ping,pong); pong → ping (chain pong,ping); then stop.
-    assert sorted(m["text"] for m in outbound) == ["ping", "ping", "pong", "pong"]
-    for rule in (ping, pong):
-        outcomes = sorted(r["outcome"] for r in await s.runs(rule["id"]))
-        assert outcomes == ["skipped", "skipped", "skipped", "succeeded", "succeeded"]
+    # hi → ping (chain ping); ping sent → pong (chain ping,pong); pong sent → pong skipped.
+    assert sorted(m["text"] for m in outbound) == ["ping", "pong"]
+    assert [r["outcome"] for r in await s.runs(ping["id"])] == ["succeeded"]
+    assert sorted(r["outcome"] for r in await runs_of(s, pong["id"], 2)) == ["skipped", "succeeded"]
 
 
 async def test_an_event_is_processed_once(
@@ -297,7 +310,7 @@ async def test_send_webhook_emits_a_schema_valid_event(
     s = await shop(api)
     on_message = await s.rule(
         name="Escalate",
-        event="message.created",
+        event="message.received",
         conditions={"type": "message_content", "operator": "contains", "value": "urgent"},
         actions=[{"type": "send_webhook", "data": {"priority": "high", "score": 3}}],
     )
@@ -314,7 +327,7 @@ async def test_send_webhook_emits_a_schema_valid_event(
     message_event = by_rule[on_message["id"]]
     conversation = await s.conversation("Hal")
     assert message_event["rule"]["name"] == "Escalate"
-    assert message_event["trigger"]["type"] == "message.created"
+    assert message_event["trigger"]["type"] == "message.received"
     assert message_event["conversation"]["id"] == conversation["id"]
     assert message_event["message"]["text"] == "URGENT: call me"
     assert message_event["data"] == {"priority": "high", "score": 3}

@@ -25,9 +25,9 @@ def content(operator: str, value: str) -> dict[str, Any]:
 
 
 async def _matches(s: Shop, runtime: Runtime, rules: dict[str, dict[str, Any]]) -> dict[str, bool]:
-    """Saves one message.created rule per condition, lets them run; which matched."""
+    """Saves one message.received rule per condition, lets them run; which matched."""
     ids = {
-        name: (await s.rule(name=name, event="message.created", conditions=c, actions=LABEL))["id"]
+        name: (await s.rule(name=name, event="message.received", conditions=c, actions=LABEL))["id"]
         for name, c in rules.items()
     }
     await s.api.inbound_text(s.channel["id"], "15550001000", "Hello, I want a REFUND please")
@@ -119,7 +119,7 @@ async def test_contact_attributes_and_tags_see_earlier_rules(
     s = await shop(api)
     await s.rule(
         name="enrich",
-        event="message.created",
+        event="message.received",
         position=0,
         actions=[
             {"type": "set_attribute", "key": "plan", "value": "Gold"},
@@ -149,7 +149,7 @@ async def test_contact_attributes_and_tags_see_earlier_rules(
         ids[name] = (
             await s.rule(
                 name=name,
-                event="message.created",
+                event="message.received",
                 position=position,
                 conditions=condition,
                 actions=[{"type": "add_label", "labels": [name]}],
@@ -181,18 +181,18 @@ async def test_contact_attributes_and_tags_see_earlier_rules(
 async def test_conversation_labels(client: httpx.AsyncClient, api: Api, runtime: Runtime) -> None:
     s = await shop(api)
     await s.rule(
-        event="message.created",
+        event="message.received",
         position=0,
         actions=[{"type": "add_label", "labels": ["refund", "urgent", "Refund"]}],
     )
     second = await s.rule(
-        event="message.created",
+        event="message.received",
         position=1,
         conditions={"type": "conversation_label", "value": "REFUND"},
         actions=[{"type": "remove_label", "labels": ["URGENT"]}],
     )
     third = await s.rule(
-        event="message.created",
+        event="message.received",
         position=2,
         conditions={"type": "conversation_label", "operator": "has_not", "value": "refund"},
         actions=LABEL,
@@ -297,7 +297,7 @@ def test_is_open_uses_the_workspace_time_zone() -> None:
 
 def test_a_pathological_regex_times_out_as_no_match() -> None:
     subject = Subject(
-        event="message.created",
+        event="message.received",
         at=datetime.now(UTC),
         hours=BusinessHours(),
         channel_id=None,

@@ -110,7 +110,7 @@ async def test_random_rules_never_crash(client: httpx.AsyncClient, api: Api) -> 
     for _ in range(120):
         body: dict[str, Any] = {
             "name": rng.choice(["r"] * 8 + ["", "x" * 200, 5]),
-            "event": rng.choice(["message.created"] * 3 + ["contact.created", "nope"]),
+            "event": rng.choice(["message.received"] * 3 + ["contact.created", "nope"]),
             "conditions": _condition(rng, 0),
             "actions": [_action(rng) for _ in range(rng.randint(0, 3))],
         }

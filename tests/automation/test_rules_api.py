@@ -52,7 +52,7 @@ async def test_crud_and_who_may_do_it(client: httpx.AsyncClient, api: Api) -> No
         "Renamed",
     )
     by_event = await client.get(
-        s.url("/automations"), params={"event": "message.created"}, headers=s.owner.headers
+        s.url("/automations"), params={"event": "message.received"}, headers=s.owner.headers
     )
     assert by_event.json()["data"]["items"] == []
     assert (
@@ -76,7 +76,7 @@ def _fields(response: httpx.Response) -> list[str]:
     [
         (
             {
-                "event": "message.created",
+                "event": "message.received",
                 "conditions": {
                     "any": [
                         {"type": "message_content", "operator": "contains", "value": "a"},
@@ -89,7 +89,7 @@ def _fields(response: httpx.Response) -> list[str]:
         ),
         (
             {
-                "event": "message.created",
+                "event": "message.received",
                 "conditions": {
                     "all": [{"type": "message_content", "operator": "regex", "value": "(unclosed"}]
                 },
@@ -99,7 +99,7 @@ def _fields(response: httpx.Response) -> list[str]:
         ),
         (
             {
-                "event": "message.created",
+                "event": "message.received",
                 "conditions": {
                     "type": "contact_attribute",
                     "key": "orders",
@@ -111,15 +111,15 @@ def _fields(response: httpx.Response) -> list[str]:
             "body.conditions.contact_attribute",
         ),
         (
-            {"event": "message.created", "actions": [RESOLVE[0], {"type": "assign_agent"}]},
+            {"event": "message.received", "actions": [RESOLVE[0], {"type": "assign_agent"}]},
             "body.actions.1.assign_agent.user_id",
         ),
         (
-            {"event": "message.created", "actions": [{"type": "launch_rocket"}]},
+            {"event": "message.received", "actions": [{"type": "launch_rocket"}]},
             "body.actions.0",
         ),
         ({"event": "message.deleted", "actions": RESOLVE}, "body.event"),
-        ({"event": "message.created", "actions": []}, "body.actions"),
+        ({"event": "message.received", "actions": []}, "body.actions"),
     ],
 )
 async def test_shape_errors_point_at_the_offending_item(
@@ -185,7 +185,7 @@ async def test_meaning_errors_point_at_each_offending_item(
 async def test_update_validates_the_whole_rule(client: httpx.AsyncClient, api: Api) -> None:
     s = await shop(api)
     rule = await s.rule(
-        event="message.created",
+        event="message.received",
         conditions={"type": "message_content", "operator": "contains", "value": "hi"},
         actions=RESOLVE,
     )

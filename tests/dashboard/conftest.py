@@ -45,7 +45,7 @@ async def browser() -> AsyncIterator[Browser]:
     if not Path(BROWSER_PATH).exists() and shutil.which("chromium") is None:
         pytest.fail(f"Chromium is missing at {BROWSER_PATH} (apt-get install chromium)")
     if assets.missing():
-        pytest.fail("the dashboard's htmx is not installed: run `botplatform assets`")
+        pytest.fail("browser assets (htmx, Swagger UI) not installed: run `botplatform assets`")
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=BROWSER_PATH, headless=True, args=["--no-sandbox"]

@@ -35,7 +35,7 @@ def _rule_form(token: str, **overrides: object) -> dict[str, object]:
     return {
         "name": "Refunds to billing",
         "description": "",
-        "event": "message.created",
+        "event": "message.received",
         "enabled": "on",
         "position": "10",
         "conditions": json.dumps(CONDITIONS),
@@ -76,7 +76,7 @@ async def test_a_rule_written_in_the_dashboard_runs_and_can_be_changed(
         return page.text if "add_label: succeeded" in page.text else None
 
     runs = await eventually(ran)
-    assert "message.created" in runs
+    assert "message.received" in runs
     assert "No runs yet" in (await client.get(f"{rule_url}?matched=no")).text
     stale = await client.get(f"{rule_url}?cursor=garbage&matched=maybe")
     assert stale.status_code == 200 and "no longer valid" in stale.text

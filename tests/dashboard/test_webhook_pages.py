@@ -135,7 +135,7 @@ async def test_edit_rotate_delete_and_bad_input(
     for data, status, text in (
         ({"url": receiver.url}, 422, "Choose at least one event type"),
         ({"url": "", "event_types": ["*"]}, 422, "has-error"),
-        ({"url": receiver.url, "event_types": ["nope.event"]}, 422, "unknown event types"),
+        ({"url": receiver.url, "event_types": ["nope.event"]}, 422, "Unknown event type"),
         ({"url": "http://10.0.0.8/hook", "event_types": ["*"]}, 422, "alert"),
         ({"url": "ftp://example.com/x", "event_types": ["*"]}, 422, "alert"),
     ):

@@ -77,7 +77,7 @@ async def _bot_and_automation_rows(
         db.add(BotSession(workspace_id=workspace_id, conversation_id=conversation_id))
         event = AutomationEvent(
             workspace_id=workspace_id,
-            event="message.created",
+            event="message.received",
             status="processed",
             conversation_id=conversation_id,
             contact_id=contact_id,
@@ -89,7 +89,7 @@ async def _bot_and_automation_rows(
                 workspace_id=workspace_id,
                 rule_id=uuid.UUID(rule.json()["data"]["id"]),
                 event_id=event.id,
-                event="message.created",
+                event="message.received",
                 outcome="not_matched",
                 conversation_id=conversation_id,
                 contact_id=contact_id,

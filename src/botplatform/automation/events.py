@@ -1,6 +1,6 @@
 """The hook the rest of the platform calls when something rules may react to happens.
 
-    await automation_events.record(db, ws, MESSAGE_CREATED, message_id=..., ...)
+    await automation_events.record(db, ws, MESSAGE_RECEIVED, message_id=..., ...)
 
 It stores an `automation_events` row in the caller's transaction and queues the job that
 evaluates the rules once that transaction commits — only when the workspace has an enabled
@@ -16,16 +16,29 @@ from contextlib import contextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+# The names are the event catalog's: a rule on `message.sent` runs when the webhook event of
+# that name is emitted.
+from botplatform.events.catalog import AUTOMATION_TRIGGERS as EVENTS
+from botplatform.events.catalog import (
+    CONTACT_CREATED,
+    CONVERSATION_CREATED,
+    CONVERSATION_RESOLVED,
+    MESSAGE_RECEIVED,
+    MESSAGE_SENT,
+)
 from botplatform.kit.memo import remember
 from botplatform.kit.scoping import scoped
 from botplatform.models import AutomationEvent, AutomationRule, Message
 from botplatform.worker.jobs import enqueue
 
-MESSAGE_CREATED = "message.created"
-CONVERSATION_CREATED = "conversation.created"
-CONVERSATION_RESOLVED = "conversation.resolved"
-CONTACT_CREATED = "contact.created"
-EVENTS = (MESSAGE_CREATED, CONVERSATION_CREATED, CONVERSATION_RESOLVED, CONTACT_CREATED)
+__all__ = [
+    "CONTACT_CREATED",
+    "CONVERSATION_CREATED",
+    "CONVERSATION_RESOLVED",
+    "EVENTS",
+    "MESSAGE_RECEIVED",
+    "MESSAGE_SENT",
+]
 
 RUN_JOB = "run_automation_event"
 _CHAIN = "automation_chain"
@@ -89,14 +102,39 @@ async def record(
     return row
 
 
-async def message_created(
+async def message_received(
     db: AsyncSession, message: Message, contact_id: uuid.UUID
 ) -> AutomationEvent | None:
-    """A message came in or is going out (notes are not messages to rules)."""
+    """A customer's message came in (the moment `message.received` is emitted)."""
+    return await _message_event(db, MESSAGE_RECEIVED, message, contact_id)
+
+
+def remember_chain(db: AsyncSession, message: Message) -> None:
+    """An outbound message queued by a rule's action keeps the chain of rules behind it, for
+    its `message.sent` (recorded later by the send job, in another transaction)."""
+    chain = db.info.get(_CHAIN)
+    if chain:
+        message.content = {**(message.content or {}), _CHAIN: list(chain)}
+
+
+async def message_sent(
+    db: AsyncSession, message: Message, contact_id: uuid.UUID | None
+) -> AutomationEvent | None:
+    """The provider accepted an outbound message (the moment `message.sent` is emitted)."""
+    if contact_id is None:
+        return None
+    chain = (message.content or {}).get(_CHAIN) or []
+    with caused_by(db, [str(rule_id) for rule_id in chain]):
+        return await _message_event(db, MESSAGE_SENT, message, contact_id)
+
+
+async def _message_event(
+    db: AsyncSession, event: str, message: Message, contact_id: uuid.UUID
+) -> AutomationEvent | None:
     return await record(
         db,
         message.workspace_id,
-        MESSAGE_CREATED,
+        event,
         message_id=message.id,
         conversation_id=message.conversation_id,
         contact_id=contact_id,

@@ -9,16 +9,27 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import regex
-from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    model_validator,
+)
 
-from botplatform.automation.events import EVENTS
+from botplatform.events.catalog import AUTOMATION_TRIGGERS, check_names
 from botplatform.kit.schemas import InputModel
 from botplatform.message.schemas import MessageBody
 
-EventName = Literal[
-    "message.created", "conversation.created", "conversation.resolved", "contact.created"
+# The trigger names come from the one event catalog (the same names webhooks and the live
+# socket use); an unknown one is a 422 that lists the valid ones.
+EventName = Annotated[
+    str,
+    AfterValidator(lambda name: check_names([name], AUTOMATION_TRIGGERS)[0]),
+    Field(json_schema_extra={"enum": list(AUTOMATION_TRIGGERS)}),
 ]
-assert set(EventName.__args__) == set(EVENTS)  # type: ignore[attr-defined]
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]

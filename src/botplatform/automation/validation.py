@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.authz.permissions import Permission, permissions_of
-from botplatform.automation.events import CONTACT_CREATED, MESSAGE_CREATED
+from botplatform.automation.events import CONTACT_CREATED
 from botplatform.automation.schemas import (
     Action,
     AllOf,
@@ -24,6 +24,7 @@ from botplatform.automation.schemas import (
     MessageContent,
     MessageDirection,
 )
+from botplatform.events.catalog import MESSAGE_TRIGGERS
 from botplatform.kit.errors import Unprocessable
 from botplatform.kit.scoping import scoped
 from botplatform.models import Channel, Membership, Team
@@ -69,9 +70,11 @@ async def _check_conditions(
     if len(leaves) > MAX_LEAVES:
         problems.add("body.conditions", f"at most {MAX_LEAVES} conditions", "too_many")
     for path, leaf in leaves:
-        if isinstance(leaf, NEEDS_MESSAGE) and event != MESSAGE_CREATED:
+        if isinstance(leaf, NEEDS_MESSAGE) and event not in MESSAGE_TRIGGERS:
             problems.add(
-                path, f"`{leaf.type}` needs a message: only for message.created", "event_mismatch"
+                path,
+                f"`{leaf.type}` needs a message: only for {' and '.join(sorted(MESSAGE_TRIGGERS))}",
+                "event_mismatch",
             )
         if isinstance(leaf, ConversationLabel) and event == CONTACT_CREATED:
             problems.add(path, "contact.created has no conversation", "event_mismatch")

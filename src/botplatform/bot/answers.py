@@ -6,8 +6,9 @@ import re
 from datetime import date, datetime
 from typing import Any
 
+from botplatform.kit.phone import normalize_phone
+
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[A-Za-z]{2,63}$")
-PHONE_CHARS = re.compile(r"[\s\-().]")
 DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%B %d, %Y")
 
 
@@ -33,12 +34,10 @@ def _number(text: str) -> int | float:
 
 
 def _phone(text: str) -> str:
-    digits = PHONE_CHARS.sub("", text)
-    if digits.startswith("00"):
-        digits = "+" + digits[2:]
-    if not re.fullmatch(r"\+?\d{6,15}", digits):
-        raise InvalidAnswer("phone")
-    return digits
+    try:
+        return normalize_phone(text)  # the same reading as every phone field of the API
+    except ValueError as exc:
+        raise InvalidAnswer("phone") from exc
 
 
 def _date(text: str) -> str:

@@ -4,9 +4,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
 
+from botplatform.kit.phone import PhoneNumber
 from botplatform.kit.schemas import InputModel
+
+
+def _numeric_id(value: str) -> str:
+    if not (3 <= len(value) <= 30 and value.isascii() and value.isdigit()):
+        raise ValueError("Enter the id as Meta's console shows it: digits only, e.g. 1234567890")
+    return value
+
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Secret = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
@@ -15,7 +23,16 @@ AutoReply = Annotated[
     StringConstraints(strip_whitespace=True, max_length=1000),
     Field(description="Answer every inbound text with this (until bots take over); '' clears"),
 ]
-NumericId = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{3,30}$")]
+NumericId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=30),
+    AfterValidator(_numeric_id),
+    Field(description="Digits only, as Meta's console shows it"),
+]
+DisplayNumber = Annotated[
+    PhoneNumber | None,
+    BeforeValidator(lambda value: None if isinstance(value, str) and not value.strip() else value),
+]
 
 
 class WhatsAppChannelCreate(InputModel):
@@ -23,7 +40,7 @@ class WhatsAppChannelCreate(InputModel):
     name: Name
     phone_number_id: NumericId
     business_account_id: NumericId
-    display_phone_number: Annotated[str, StringConstraints(max_length=30)] | None = None
+    display_phone_number: DisplayNumber = None
     access_token: Secret | None = Field(None, description="Defaults to WHATSAPP_API_KEY")
     app_secret: Secret | None = Field(None, description="Defaults to FACEBOOK_APP_SECRET")
     verify_token: Secret | None = Field(None, description="Generated when omitted")
@@ -43,7 +60,7 @@ class ChannelUpdate(InputModel):
     )
     business_account_id: NumericId | None = None
     status: Literal["active", "disabled"] | None = None
-    display_phone_number: Annotated[str, StringConstraints(max_length=30)] | None = None
+    display_phone_number: DisplayNumber = None
     access_token: Secret | None = None
     app_secret: Secret | None = None
     verify_token: Secret | None = None

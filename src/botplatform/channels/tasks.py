@@ -11,6 +11,7 @@ from dramatiq import Retry
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.automation import events as automation_events
 from botplatform.bot import runner as bot_runner
 from botplatform.channels import policy
 from botplatform.channels.base import MalformedPayload, ProviderSendError
@@ -27,6 +28,7 @@ from botplatform.channels.messages import (
 from botplatform.channels.registry import adapter_for
 from botplatform.conversation import service as conversations
 from botplatform.conversation.consent import consent_keyword
+from botplatform.events.catalog import MESSAGE_SENT
 from botplatform.events.service import emit_message
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import AppError
@@ -121,7 +123,7 @@ async def _auto_reply(db: AsyncSession, channel: Channel, message: Message) -> N
         channel=channel,
         contact=contact,
         conversation=conversation,
-        body=MessageBody(text=text),
+        body=MessageBody(type="text", text=text),
         idempotency_key=f"auto:{message.id}",
         sender_user_id=None,
     )
@@ -207,7 +209,9 @@ async def _finish(
             await db.execute(returning, execution_options={"populate_existing": True})
         ).scalar_one_or_none()
         if message is not None:
-            await emit_message(db, event, message)
+            contact_id = await emit_message(db, event, message)
+            if event == MESSAGE_SENT:  # rules on message.sent run at the same moment
+                await automation_events.message_sent(db, message, contact_id)
 
 
 async def _recipient(db: AsyncSession, channel: Channel, contact_id: uuid.UUID) -> str:

@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, func, literal, select
+from sqlalchemy import ColumnElement, Select, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.kit.errors import NotFound
+from botplatform.kit.phone import phone_digits
 from botplatform.kit.scoping import ChannelReader, scoped, visible
 from botplatform.models import ConsentEvent, Contact, ContactIdentity, Conversation, Message
 
@@ -68,9 +69,19 @@ def messages(ws: uuid.UUID, conversation_id: uuid.UUID) -> Select[Any]:
 
 
 def contacts(ws: uuid.UUID, search: str | None) -> Select[Any]:
+    """Contacts whose name contains `search`, or whose number it is (typed any usual way)."""
     statement = scoped(Contact, ws)
     if search:
-        statement = statement.where(Contact.name.ilike(f"%{search}%"))
+        matches: ColumnElement[bool] = Contact.name.ilike(f"%{search}%")
+        digits = phone_digits(search)
+        if digits is not None:
+            numbers = (
+                scoped(ContactIdentity, ws)
+                .where(ContactIdentity.external_id == digits)
+                .with_only_columns(ContactIdentity.contact_id)
+            )
+            matches = or_(matches, Contact.id.in_(numbers))
+        statement = statement.where(matches)
     return statement
 
 

@@ -213,7 +213,7 @@ async def record_inbound(
         await record_consent(db, contact, keyword, "keyword", channel.id, content.text)
     await db.flush()
     await emit_message(db, "message.received", message)
-    await automation_events.message_created(db, message, contact.id)
+    await automation_events.message_received(db, message, contact.id)
     return message
 
 

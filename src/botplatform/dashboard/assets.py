@@ -1,6 +1,7 @@
-"""Third-party browser assets (htmx): fetched from the npm registry with the ordinary `npm`
-client at setup time, checked against a pinned digest, and served from our own static
-folder. Nothing is committed and nothing is loaded from a CDN."""
+"""Third-party browser assets (htmx for the dashboard, Swagger UI for the API docs): fetched
+from the npm registry with the ordinary `npm` client at setup time, checked against a pinned
+digest, and served from our own static folder. Nothing is committed and nothing is loaded
+from a CDN."""
 
 from __future__ import annotations
 
@@ -32,7 +33,24 @@ HTMX = Asset(
     target="htmx.min.js",
     sha256="d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717",
 )
-ASSETS = (HTMX,)
+# The interactive API docs (/api/docs): Swagger UI's prebuilt bundle and style. Both come from
+# one package; `install_all` packs it once for both files.
+SWAGGER_UI_JS = Asset(
+    package="swagger-ui-dist",
+    version="5.35.0",
+    member="package/swagger-ui-bundle.js",
+    target="swagger-ui-bundle.js",
+    sha256="e6a898692f2d768e807c3ba4626068a69a2c5dd960dd6c76f3e4d3a3de180af2",
+)
+SWAGGER_UI_CSS = Asset(
+    package="swagger-ui-dist",
+    version="5.35.0",
+    member="package/swagger-ui.css",
+    target="swagger-ui.css",
+    sha256="5ed08757e53da3e026d6cbecc61fe5d43585c9560b302d534ad56692519a273d",
+)
+ASSETS = (HTMX, SWAGGER_UI_JS, SWAGGER_UI_CSS)
+DOCS_ASSETS = (SWAGGER_UI_JS, SWAGGER_UI_CSS)
 
 
 class AssetError(RuntimeError):
@@ -48,14 +66,14 @@ def installed(asset: Asset, vendor_dir: Path = VENDOR_DIR) -> bool:
     return path.is_file() and _digest(path) == asset.sha256
 
 
-def missing(vendor_dir: Path = VENDOR_DIR) -> list[Asset]:
-    return [asset for asset in ASSETS if not installed(asset, vendor_dir)]
+def missing(vendor_dir: Path = VENDOR_DIR, assets: tuple[Asset, ...] = ASSETS) -> list[Asset]:
+    return [asset for asset in assets if not installed(asset, vendor_dir)]
 
 
 def _npm_pack(asset: Asset, workdir: Path) -> Path:
     npm = shutil.which("npm")
     if npm is None:
-        raise AssetError("`npm` is needed to install the dashboard's htmx (apt-get install npm)")
+        raise AssetError("`npm` is needed to install the browser assets (apt-get install npm)")
     spec = f"{asset.package}@{asset.version}"
     result = subprocess.run(  # noqa: S603 - fixed program and arguments, no shell
         [npm, "pack", spec, "--silent", "--pack-destination", str(workdir)],
@@ -72,26 +90,46 @@ def _npm_pack(asset: Asset, workdir: Path) -> Path:
     return tarballs[0]
 
 
-def install(asset: Asset, vendor_dir: Path = VENDOR_DIR) -> Path:
-    """Downloads the package with npm, extracts the one file we serve and checks its digest."""
-    target = vendor_dir / asset.target
-    if installed(asset, vendor_dir):
-        return target
-    with tempfile.TemporaryDirectory() as tmp:
-        tarball = _npm_pack(asset, Path(tmp))
-        with tarfile.open(tarball, "r:gz") as archive:
-            member = archive.extractfile(asset.member)
-            if member is None:
-                raise AssetError(f"{asset.member} is not in {tarball.name}")
-            data = member.read()
+def _extract(asset: Asset, tarball: Path) -> bytes:
+    with tarfile.open(tarball, "r:gz") as archive:
+        member = archive.extractfile(asset.member)
+        if member is None:
+            raise AssetError(f"{asset.member} is not in {tarball.name}")
+        return member.read()
+
+
+def _write(asset: Asset, data: bytes, vendor_dir: Path) -> Path:
     if hashlib.sha256(data).hexdigest() != asset.sha256:
-        raise AssetError(f"{asset.package}@{asset.version}: digest mismatch, not installed")
+        raise AssetError(
+            f"{asset.package}@{asset.version} {asset.target}: digest mismatch, not installed"
+        )
     vendor_dir.mkdir(parents=True, exist_ok=True)
+    target = vendor_dir / asset.target
     partial = target.with_suffix(".part")
     partial.write_bytes(data)
     partial.replace(target)
     return target
 
 
+def install(asset: Asset, vendor_dir: Path = VENDOR_DIR) -> Path:
+    """Downloads the package with npm, extracts the one file we serve and checks its digest."""
+    return install_package([asset], vendor_dir)[0]
+
+
+def install_package(assets: list[Asset], vendor_dir: Path = VENDOR_DIR) -> list[Path]:
+    """Installs files of one package version from a single `npm pack` (skipped when all of
+    them are already in place with the right digest)."""
+    todo = [asset for asset in assets if not installed(asset, vendor_dir)]
+    if todo:
+        with tempfile.TemporaryDirectory() as tmp:
+            tarball = _npm_pack(todo[0], Path(tmp))
+            for asset in todo:
+                _write(asset, _extract(asset, tarball), vendor_dir)
+    return [vendor_dir / asset.target for asset in assets]
+
+
 def install_all(vendor_dir: Path = VENDOR_DIR) -> list[Path]:
-    return [install(asset, vendor_dir) for asset in ASSETS]
+    packages: dict[tuple[str, str], list[Asset]] = {}
+    for asset in ASSETS:
+        packages.setdefault((asset.package, asset.version), []).append(asset)
+    return [path for group in packages.values() for path in install_package(group, vendor_dir)]

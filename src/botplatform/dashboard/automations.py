@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,9 +17,11 @@ from starlette.datastructures import FormData
 from botplatform.audit.dependencies import Auditor
 from botplatform.authz.permissions import Permission
 from botplatform.automation import endpoints as automation_api
-from botplatform.automation.schemas import EventName, RuleCreate, RuleOut, RuleUpdate
+from botplatform.automation.schemas import RuleCreate, RuleOut, RuleUpdate
 from botplatform.dashboard.web import NOTICES, Page, PageRoute, attempt, ws_page
+from botplatform.events.catalog import AUTOMATION_TRIGGERS, MESSAGE_RECEIVED
 from botplatform.kit.errors import AppError, Unprocessable
+from botplatform.kit.handlers import plain_message
 from botplatform.kit.pagination import PageParams
 
 router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schema=False)
@@ -28,7 +30,7 @@ ReadPage = Annotated[Page, ws_page(Permission.CONVERSATIONS_READ)]
 ManagePage = Annotated[Page, ws_page(Permission.AUTOMATIONS_MANAGE)]
 ALL_RULES = PageParams(200, None)
 RUNS_PER_PAGE = 50
-EVENTS: tuple[str, ...] = get_args(EventName)
+EVENTS: tuple[str, ...] = AUTOMATION_TRIGGERS
 JSON_LIMIT = 20_000  # characters per textarea (the API body limit is larger)
 
 NOTICES.setdefault("rule_created", "Automation rule created.")
@@ -88,7 +90,7 @@ def _model(model: type[RuleCreate] | type[RuleUpdate], fields: dict[str, Any]) -
         problems = [
             (
                 ".".join(str(part) for part in error["loc"]) or "rule",
-                str(error["msg"]).removeprefix("Value error, "),
+                plain_message(error),
             )
             for error in exc.errors()
         ]
@@ -125,7 +127,7 @@ def _values(rule: RuleOut | None, form: FormData | None = None) -> dict[str, Any
         return {
             "name": "",
             "description": "",
-            "event": "message.created",
+            "event": MESSAGE_RECEIVED,
             "enabled": True,
             "position": "0",
             "conditions": _text(EXAMPLE_CONDITIONS),

@@ -29,6 +29,7 @@ from botplatform.dashboard import security
 from botplatform.dashboard.assets import STATIC_DIR
 from botplatform.db import DbSession
 from botplatform.kit.errors import AppError, NotFound, Unauthorized
+from botplatform.kit.handlers import plain_message
 from botplatform.kit.middleware import request_ip
 from botplatform.models import Membership, Workspace
 from botplatform.runtime import Runtime
@@ -211,7 +212,7 @@ def parse_form(model: type[M], data: Mapping[str, Any]) -> tuple[M | None, dict[
         errors: dict[str, str] = {}
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "__all__"
-            errors.setdefault(name, str(error["msg"]).removeprefix("Value error, "))
+            errors.setdefault(name, plain_message(error))
         return None, errors
 
 

@@ -80,8 +80,10 @@ def _stream_after_commit(
     pending.setdefault(workspace_id, []).append(payload)
 
 
-async def emit_message(db: AsyncSession, event_type: str, message: Message) -> None:
-    """A `message.*` event for this row (its contact found through the conversation)."""
+async def emit_message(db: AsyncSession, event_type: str, message: Message) -> uuid.UUID | None:
+    """A `message.*` event for this row (its contact found through the conversation); returns
+    that contact's id."""
     conversation = await db.get(Conversation, message.conversation_id)
     contact_id = conversation.contact_id if conversation else None
     await emit(db, message.workspace_id, event_type, payloads.message_event(message, contact_id))
+    return contact_id

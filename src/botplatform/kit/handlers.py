@@ -47,23 +47,87 @@ async def _app_error(request: Request, exc: AppError) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
-    if any(error.get("type") == "json_invalid" for error in errors):
-        return error_response(
-            400, "malformed_json", "The request body is not valid JSON.", _describe(errors)
-        )
-    return error_response(422, "validation_error", "The request is not valid.", _describe(errors))
+    broken = next((error for error in errors if error.get("type") == "json_invalid"), None)
+    if broken is not None:
+        message, position = _json_position(broken, exc.body)
+        detail = {"field": "body", "message": message, "type": "json_invalid", **position}
+        return error_response(400, "malformed_json", message, [detail])
+    details = _describe(errors)
+    return error_response(422, "validation_error", _summary(details), details)
+
+
+def _json_position(error: Any, document: Any) -> tuple[str, dict[str, int]]:
+    """ "Malformed JSON at line 3, column 5: Expecting ',' delimiter", from the character
+    offset FastAPI reports (its `loc` is ("body", offset)) in the text it tried to read."""
+    reason = str((error.get("ctx") or {}).get("error") or "not valid JSON")
+    loc = error.get("loc") or ()
+    offset = loc[-1] if loc and isinstance(loc[-1], int) else None
+    if offset is None or not isinstance(document, str | bytes):
+        return f"Malformed JSON: {reason}.", {}
+    text = document.decode("utf-8", "replace") if isinstance(document, bytes) else document
+    line = text.count("\n", 0, offset) + 1
+    column = offset - text.rfind("\n", 0, offset)
+    where = {"line": line, "column": column}
+    return f"Malformed JSON at line {line}, column {column}: {reason}.", where
+
+
+def _field(loc: Any) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def plain_message(error: Any) -> str:
+    """Pydantic's message in plain words: a validator's own sentence without "Value error, ",
+    no regular expression shown to a person."""
+    kind, message = error.get("type", ""), str(error.get("msg", ""))
+    if kind == "value_error" and message.startswith("Value error, "):
+        return message.removeprefix("Value error, ")
+    if kind == "assertion_error" and message.startswith("Assertion failed, "):
+        return message.removeprefix("Assertion failed, ")
+    if kind == "missing":
+        return "Required: this field is missing."
+    if kind == "string_pattern_mismatch":
+        return "Has the wrong format (see the API docs for this field)."
+    ctx = error.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        return (
+            f"Unknown {ctx.get('discriminator', 'type')} {ctx.get('tag')!r}; "
+            f"expected one of: {ctx.get('expected_tags')}."
+        ).replace("'type'", "`type`")
+    return message
 
 
 def _describe(errors: Any) -> list[dict[str, Any]]:
     # Only plain fields: pydantic's ctx may hold exception objects that are not JSON.
     return [
         {
-            "field": ".".join(str(part) for part in error.get("loc", ())),
-            "message": error.get("msg", ""),
+            "field": _field(error.get("loc", ())),
+            "message": plain_message(error),
             "type": error.get("type", ""),
         }
         for error in errors
     ]
+
+
+_PLACES = {"query": "query parameter", "path": "path parameter", "header": "header"}
+
+
+def _where(field: str) -> str:
+    """`body.to` → "to", `query.event` → "query parameter event", `body` → "the request body"."""
+    place, _, name = field.partition(".")
+    if place == "body":
+        return name or "the request body"
+    return f"{_PLACES[place]} {name}" if place in _PLACES and name else field
+
+
+def _summary(details: list[dict[str, Any]]) -> str:
+    """The envelope's message: the first problem with the field it is about."""
+    if not details:
+        return "The request is not valid."
+    first = details[0]
+    where = _where(first["field"])
+    more = len(details) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''}: see details)" if more else ""
+    return f"Invalid {where}: {first['message']}{tail}"
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from botplatform.kit.phone import PhoneNumber
 from botplatform.kit.schemas import InputModel
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=20)]
@@ -68,10 +69,28 @@ MessageKind = Literal[
 ]
 
 
-class MessageBody(InputModel):
-    """What to send. `type` says which of the other fields is used."""
+#: Fields that carry a message's content besides `text`: with any of them, `type` must say
+#: which kind of message this is.
+_CONTENT_FIELDS = (
+    "media",
+    "location",
+    "contacts",
+    "template",
+    "buttons",
+    "list_button",
+    "sections",
+    "reaction_to",
+    "emoji",
+)
 
-    type: MessageKind = "text"
+
+class MessageBody(InputModel):
+    """What to send. `type` says which of the other fields is used; it may be left out only
+    for plain text (`{"text": "…"}` is a text message)."""
+
+    type: MessageKind = Field(
+        description='The kind of message. Optional for plain text only: {"text": "…"}'
+    )
     text: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
     preview_url: bool = False
     media: MediaIn | None = None
@@ -86,6 +105,16 @@ class MessageBody(InputModel):
     reaction_to: Annotated[str, StringConstraints(max_length=200)] | None = None
     emoji: Annotated[str, StringConstraints(max_length=10)] | None = None
     reply_to: uuid.UUID | None = Field(None, description="Id of a message to answer")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_text_is_text(cls, data: Any) -> Any:
+        """`{"text": "…"}` alone is a text message; anything richer must name its `type`
+        (otherwise a 422 says `type` is required)."""
+        plain = isinstance(data, dict) and "type" not in data and "text" in data
+        if plain and not any(data.get(name) for name in _CONTENT_FIELDS):
+            return {**data, "type": "text"}
+        return data
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> MessageBody:
@@ -106,7 +135,7 @@ class MessageBody(InputModel):
 
 class SendMessageIn(MessageBody):
     channel_id: uuid.UUID
-    to: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?\d{6,20}$")]
+    to: PhoneNumber
 
 
 class ReplyIn(MessageBody):

@@ -156,8 +156,8 @@ async def queue_outbound(
     db.add(message)
     conversation.last_message_at = utcnow()
     await db.flush()
+    automation_events.remember_chain(db, message)
     enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
-    await automation_events.message_created(db, message, contact.id)
     return message
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
-from botplatform.events.catalog import ALL, EVENT_TYPES
+from botplatform.events.catalog import ALL, EVENT_TYPES, check_names
 from botplatform.kit.schemas import InputModel
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
@@ -14,9 +14,7 @@ DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
 
 def _known_types(value: list[str]) -> list[str]:
-    unknown = sorted({t for t in value if t != ALL and t not in EVENT_TYPES})
-    if unknown:
-        raise ValueError(f"unknown event types: {', '.join(unknown)}")
+    check_names(value, [ALL, *EVENT_TYPES])
     return sorted(set(value))
 
 
