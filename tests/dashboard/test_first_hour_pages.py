@@ -29,7 +29,7 @@ async def _connect_sandbox(client: httpx.AsyncClient, ws: str) -> str:
 
 
 async def test_connect_the_sandbox_in_one_click_then_two_customers_apart(
-    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
 ) -> None:
     owner = await api.register()
     ws = await api.create_workspace(owner)
@@ -39,7 +39,10 @@ async def test_connect_the_sandbox_in_one_click_then_two_customers_apart(
 
     channel_page = await _connect_sandbox(client, ws)
     detail = await client.get(channel_page)
-    assert 'botplatform sandbox message "hello" --from 15551234567 --name Ada' in detail.text
+    assert (
+        'botplatform sandbox message "hello" --from 15551234567 --name Ada'
+        f" --sandbox-url {runtime.settings.whatsapp_api_base_url}</code>"
+    ) in detail.text  # the sandbox is not on its default port in the tests
     assert "Connect the sandbox again" in detail.text
     assert "no webhook received yet" in detail.text
     channel_id = channel_page.rsplit("/", 1)[1]
