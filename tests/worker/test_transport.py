@@ -100,7 +100,7 @@ async def test_idle_worker_process_sleeps_and_a_job_wakes_it_at_once(
 
         sent: dict[str, float] = {}
         for _ in range(5):
-            await asyncio.sleep(random.uniform(0.2, 0.9))  # noqa: S311 - anywhere in a block
+            await asyncio.sleep(random.uniform(0.2, 0.9))
             sent_at, address, email_id = await send_one()
             sent[email_id] = sent_at
             await eventually(lambda address=address: smtp.to(address), interval=0.01)
@@ -123,7 +123,7 @@ async def test_idle_worker_process_sleeps_and_a_job_wakes_it_at_once(
 async def test_a_job_to_an_idle_in_process_worker_starts_at_once(runtime: Runtime) -> None:
     latencies = []
     for _ in range(5):
-        await asyncio.sleep(random.uniform(0.3, 1.1))  # noqa: S311 - anywhere in a block
+        await asyncio.sleep(random.uniform(0.3, 1.1))
         key = uuid.uuid4().hex
         async with runtime.db.unit_of_work() as db:
             enqueue(db, "test_note_start", key)
