@@ -96,6 +96,7 @@ async def test_idle_worker_process_sleeps_and_a_job_wakes_it_at_once(
         await asyncio.sleep(1.5)  # every consumer has found its queue empty and blocks
 
         share = await _idle_core_share(worker.pid)
+        print(f"idle worker process: {share:.2%} of a core")
         assert share < IDLE_CORE_SHARE_MAX, f"an idle worker used {share:.1%} of a core"
 
         sent: dict[str, float] = {}
@@ -108,8 +109,9 @@ async def test_idle_worker_process_sleeps_and_a_job_wakes_it_at_once(
         # milliseconds of the commit; a poll or a timed-out block would take up to 5 seconds.
         latencies = [started - sent[email_id] for email_id, started in _starts(log_dir, sent)]
         assert len(latencies) == len(sent)
+        print("enqueue → start, worker process (ms):", [round(x * 1000, 1) for x in latencies])
         assert statistics.median(latencies) < 0.05, latencies
-        assert max(latencies) < 0.25, latencies
+        assert max(latencies) < 0.5, latencies
 
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0  # a blocked consumer still stops gracefully
@@ -130,8 +132,9 @@ async def test_a_job_to_an_idle_in_process_worker_starts_at_once(runtime: Runtim
         sent_at = time.monotonic()
         await eventually(lambda key=key: key in STARTED, interval=0.005)
         latencies.append(STARTED[key] - sent_at)
+    print("enqueue → start, in-process worker (ms):", [round(x * 1000, 1) for x in latencies])
     assert statistics.median(latencies) < 0.05, latencies
-    assert max(latencies) < 0.25, latencies
+    assert max(latencies) < 0.5, latencies
 
 
 @pytest.mark.usefixtures("client")
@@ -143,7 +146,8 @@ async def test_a_delay_fires_on_time_while_its_consumer_blocks(runtime: Runtime)
     runtime.jobs.send("test_note_start", key, delay_ms=300)
     await eventually(lambda: key in STARTED, timeout=5, interval=0.005)
     late = STARTED[key] - sent_at - 0.3
-    assert -0.01 < late < 0.2, f"ran {late * 1000:.0f} ms after its eta"
+    print(f"a 300 ms delay ran {late * 1000:.1f} ms after its eta")
+    assert -0.01 < late < 0.05, f"ran {late * 1000:.0f} ms after its eta"
 
 
 @pytest.mark.usefixtures("client")
@@ -177,6 +181,7 @@ async def test_idle_embedded_serve_sleeps(settings: Settings, tmp_path: Path) ->
             await eventually(up, timeout=120, interval=0.1)  # a busy shared host starts slowly
         await asyncio.sleep(1.5)
         share = await _idle_core_share(serve.pid)
+        print(f"idle embedded serve: {share:.2%} of a core")
         assert share < IDLE_CORE_SHARE_MAX, f"an idle embedded serve used {share:.1%} of a core"
     except AssertionError:
         print((tmp_path / "serve.err").read_text()[-3000:])

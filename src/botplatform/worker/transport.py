@@ -37,6 +37,10 @@ from dramatiq.common import current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.message import Message
 
+#: Redis times out a blocked client on its own clock tick (`hz`, 10 a second by default), so a
+#: BLPOP may return up to a tick late: fine for the idle bound, not for a delayed job's eta.
+REDIS_TICK_SECONDS = 0.1
+
 #: Tokens a wake-up list keeps at most: enough to wake every consumer of a burst, bounded so a
 #: queue nobody consumes does not grow a list (a stale token costs one empty fetch).
 WAKE_TOKENS_MAX = 64
@@ -214,9 +218,16 @@ class _BlockingRedisConsumer(_RedisConsumer):
         return [data for data in fetched if data is not None]
 
     def _block(self) -> None:
+        idle_wait = self.waking_broker.idle_wait_ms / 1000
         wait = _wait_seconds(self.waking_broker.idle_wait_ms, self.thread)
-        if wait >= 0.001:  # BLPOP's 0 would mean "forever"
-            self.waking_broker.client.blpop([self.wake_key], timeout=wait)
+        if wait < 0.001:  # due now (and BLPOP's 0 would mean "forever")
+            return
+        if wait < idle_wait:  # bounded by a delayed message's eta, which Redis cannot time
+            if wait <= 2 * REDIS_TICK_SECONDS:
+                time.sleep(wait)  # the last moment before the eta, timed on our clock
+                return
+            wait -= 1.5 * REDIS_TICK_SECONDS  # ends before the eta; the rest as above
+        self.waking_broker.client.blpop([self.wake_key], timeout=wait)
 
     def _wait_for_a_slot(self) -> None:
         self.slot_freed.clear()
