@@ -50,7 +50,9 @@ class TimedGraph(FakeGraph):
         return wa_id, wamid
 
 
-def _arrivals(request: Request) -> JSONResponse:
+async def _arrivals(request: Request) -> JSONResponse:
+    # Async, so it reads `arrivals` on the event loop that writes it: a sync endpoint ran in
+    # a thread while the loop added customers ("dictionary changed size during iteration").
     graph: TimedGraph = request.app.state.graph
     prefix = request.query_params.get("prefix", "")
     found = {wa_id: seen for wa_id, seen in graph.arrivals.items() if wa_id.startswith(prefix)}

@@ -7,7 +7,11 @@ Phases, each with fresh processes on free loopback ports, stopped afterwards eve
    handler (closed loop) and an echo handler replying through the fake Graph API (open loop);
 2. the platform embedded (SQLite, in-process worker), then in production mode (PostgreSQL +
    Redis, separate worker): durable inbound (closed loop), then auto-reply end to end (open
-   loop).
+   loop);
+3. (d) idle: each backend's platform started (production mode with its scheduler too) and
+   left without traffic; the CPU of every process, its PostgreSQL backends and Redis.
+   `--only idle --idle-report` runs this alone and rewrites only its section of the report.
+The bench workspace is on a plan with every quota lifted (target_platform.lift_quotas).
 The load generator (bench/load.py) is always a separate process, with the same bodies, the
 same concurrency and the same steps for every target.
 """
@@ -27,10 +31,11 @@ from typing import Any
 
 import cpu
 import httpx
+import idle
 import target_platform as platform_target
 from common import HOST, free_port, signed_request
 from machine import machine_info
-from report import write_report
+from report import write_idle_section, write_report
 from servers import (
     BENCH_DIR,
     Proc,
@@ -236,33 +241,51 @@ def durable_inbound(
     return result
 
 
+def start_platform(
+    procs: Processes,
+    backend: platform_target.Backend,
+    scratch: Path,
+    graph_url: str,
+    *,
+    scheduler: bool = False,
+) -> tuple[dict[str, Proc], platform_target.Channel, str]:
+    """Fresh backing services, `serve` (and on PostgreSQL the worker, and the scheduler if
+    asked), a channel, and one webhook through the whole path. Returns the processes by
+    label, the channel and serve's base URL."""
+    env = platform_target.platform_env(backend, scratch, graph_url)
+    log(f"platform {backend.name}: preparing")
+    platform_target.reset_backing_services(backend, env, scratch)
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    serve = procs.start(
+        f"platform-{backend.name}-serve",
+        botplatform_command("serve", "--port", str(port)),
+        env,
+        scratch,
+    )
+    wait_ready(serve, f"{base}/health/ready", timeout_seconds=180)
+    sessions = {"platform serve": serve}
+    if backend.is_postgres:
+        sessions["platform worker"] = procs.start(
+            f"platform-{backend.name}-worker", botplatform_command("worker"), env, scratch
+        )
+        if scheduler:
+            sessions["platform scheduler"] = procs.start(
+                f"platform-{backend.name}-scheduler", botplatform_command("scheduler"), env, scratch
+            )
+    channel = platform_target.create_channel(base, env, scratch)
+    smoke_test(backend, channel, scratch)
+    return sessions, channel, base
+
+
 def bench_platform(run: Run, backend: platform_target.Backend) -> dict[str, Any]:
     scratch = run.scratch / backend.name
     scratch.mkdir()
     result: dict[str, Any] = {"label": backend.label}
     with Processes(run.logs) as procs:
         graph, graph_url = start_fake_graph(procs)
-        env = platform_target.platform_env(backend, scratch, graph_url)
         try:
-            log(f"platform {backend.name}: preparing")
-            platform_target.reset_backing_services(backend, env, scratch)
-            port = free_port()
-            base = f"http://{HOST}:{port}"
-            serve = procs.start(
-                f"platform-{backend.name}-serve",
-                botplatform_command("serve", "--port", str(port)),
-                env,
-                scratch,
-            )
-            wait_ready(serve, f"{base}/health/ready", timeout_seconds=180)
-            sessions = {"platform serve": serve}
-            if backend.is_postgres:
-                worker = procs.start(
-                    f"platform-{backend.name}-worker", botplatform_command("worker"), env, scratch
-                )
-                sessions["platform worker"] = worker
-            channel = platform_target.create_channel(base)
-            smoke_test(backend, channel, scratch)
+            sessions, channel, base = start_platform(procs, backend, scratch, graph_url)
             log(f"platform {backend.name}: durable inbound, closed loop")
             result["inbound"] = durable_inbound(run, backend, scratch, sessions, channel)
             platform_target.set_auto_reply(base, channel, platform_target.AUTO_REPLY_TEXT)
@@ -277,9 +300,34 @@ def bench_platform(run: Run, backend: platform_target.Backend) -> dict[str, Any]
     return result
 
 
+def bench_idle(run: Run, backend: platform_target.Backend) -> dict[str, Any]:
+    """(d): every process of a started platform, left alone for idle.WINDOW_SECONDS."""
+    scratch = run.scratch / f"idle-{backend.name}"
+    scratch.mkdir()
+    result: dict[str, Any] = {"label": backend.label}
+    with Processes(run.logs) as procs:
+        _, graph_url = start_fake_graph(procs)
+        try:
+            sessions, _, _ = start_platform(procs, backend, scratch, graph_url, scheduler=True)
+            time.sleep(idle.SETTLE_SECONDS)
+            waited, busy_cores = cpu.wait_for_quiet()
+            log(f"platform {backend.name}: idle for {idle.WINDOW_SECONDS:.0f} s")
+            pg = (platform_target.PG_ADMIN_DSN, platform_target.PG_DATABASE)
+            result["idle"] = idle.measure(
+                {label: proc.process.pid for label, proc in sessions.items()},
+                pg=pg if backend.is_postgres else None,
+                redis_url=platform_target.REDIS_URL if backend.is_postgres else None,
+            )
+            result["quiet_wait"] = {"waited_s": waited, "busy_cores_at_start": busy_cores}
+        finally:
+            procs.stop_all()
+            platform_target.drop_backing_services(backend)
+    return result
+
+
 # -- main -------------------------------------------------------------------------------------
 
-TARGETS = ("bare", "pywa", "sqlite", "postgres")
+TARGETS = ("bare", "pywa", "sqlite", "postgres", "idle")
 
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
@@ -310,6 +358,11 @@ def main() -> None:
         help="comma-separated subset of %(default)s, for a look while working: a partial run "
         "prints its figures and leaves the report alone",
     )
+    parser.add_argument(
+        "--idle-report",
+        action="store_true",
+        help="with --only idle: write scenario (d) into the report, leaving the rest as it is",
+    )
     args = parser.parse_args()
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     settings = Settings()
@@ -326,10 +379,18 @@ def main() -> None:
     for backend in (platform_target.SQLITE, platform_target.POSTGRES):
         if backend.name in only:
             results[backend.name] = bench_platform(run, backend)
+    if "idle" in only:
+        results["idle"] = {
+            backend.name: bench_idle(run, backend)
+            for backend in (platform_target.SQLITE, platform_target.POSTGRES)
+        }
     results["duration_s"] = round(time.monotonic() - started)
     (scratch / "results.json").write_text(json.dumps(results, indent=2))
     if set(only) != set(TARGETS):
         print(json.dumps(summary(results), indent=2))
+        if only == ["idle"] and args.idle_report:
+            write_idle_section(results, args.output)
+            log(f"replaced the idle section of {args.output}")
         return
     write_report(results, args.output)
     log(f"wrote {args.output} in {results['duration_s']} s; raw results in {scratch}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import sqlite3
 import subprocess
@@ -19,11 +20,19 @@ import redis
 from common import ACCESS_TOKEN, APP_SECRET, HOST, PHONE_NUMBER_ID, VERIFY_TOKEN, WABA_ID
 from servers import base_env, botplatform_command
 
+from botplatform.plans.defaults import QUOTA_FIELDS
+
 PG_ADMIN_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 PG_DATABASE = "botplatform_bench"
 PG_DSN = f"postgresql://postgres@{HOST}:5432/{PG_DATABASE}"
 # Apart from the databases the test suites use (15..13, and more for checkouts beside them).
-REDIS_URL = f"redis://{HOST}:6379/5"
+# BENCH_REDIS_URL points the run at another server (a Redis of its own on a shared machine).
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", f"redis://{HOST}:6379/5")
+# The plan the bench workspace is moved to, with every quota lifted: the starter plan's
+# 10,000 messages a month would otherwise stop auto-replies (quota_exceeded) after a few
+# runs on one database, silently, since inbound is never refused for a quota.
+UNCAPPED_PLAN = "enterprise"
+BENCH_EMAIL = "bench@example.com"
 AUTO_REPLY_TEXT = "Thanks, we got your message."
 # The highest send rate the API accepts per number; the default (80/s, Meta's standard
 # throughput) would cap end-to-end replies at 80/s whatever the platform could do.
@@ -122,14 +131,30 @@ def _data(response: httpx.Response) -> dict[str, object]:
     return dict(response.json()["data"])
 
 
-def create_channel(base_url: str) -> Channel:
-    """A user, a workspace and a WhatsApp channel, as a user would create them."""
+def lift_quotas(client: httpx.Client, workspace_id: str, env: dict[str, str], cwd: Path) -> None:
+    """Makes the bench user a superadmin (`botplatform create-admin`, as an operator would),
+    lifts every quota of UNCAPPED_PLAN and moves the workspace onto it."""
+    subprocess.run(  # noqa: S603 - our own interpreter
+        botplatform_command("create-admin", "--email", BENCH_EMAIL),
+        env=env,
+        cwd=cwd,
+        check=True,
+        timeout=180,
+        capture_output=True,
+    )
+    _data(client.patch(f"/admin/plans/{UNCAPPED_PLAN}", json=dict.fromkeys(QUOTA_FIELDS)))
+    _data(client.put(f"/admin/workspaces/{workspace_id}/plan", json={"plan": UNCAPPED_PLAN}))
+
+
+def create_channel(base_url: str, env: dict[str, str], cwd: Path) -> Channel:
+    """A user, a workspace on a plan without quotas and a WhatsApp channel, as a user (and
+    the operator, for the plan) would create them."""
     with httpx.Client(base_url=f"{base_url}/api/v1", timeout=60.0) as client:
         login = _data(
             client.post(
                 "/auth/register",
                 json={
-                    "email": "bench@example.com",
+                    "email": BENCH_EMAIL,
                     "password": secrets.token_urlsafe(18),
                     "name": "Bench",
                 },
@@ -137,6 +162,7 @@ def create_channel(base_url: str) -> Channel:
         )
         client.headers["Authorization"] = f"Bearer {login['access_token']}"
         workspace = _data(client.post("/workspaces", json={"name": "Bench workspace"}))
+        lift_quotas(client, str(workspace["id"]), env, cwd)
         channel = _data(
             client.post(
                 f"/workspaces/{workspace['id']}/channels",

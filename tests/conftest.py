@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -103,11 +104,13 @@ class SmtpSink:
         self.messages: list[email.message.EmailMessage] = []
         self.stall: dict[str, float] = {}
         self.stalled = threading.Event()
+        self.rcpt_at: dict[str, float] = {}  # time.monotonic() of each address's first RCPT TO
         self.port = 0
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
+        self.rcpt_at.setdefault(address, time.monotonic())
         if address in self.stall:
             self.stalled.set()
             await asyncio.sleep(self.stall[address])

@@ -68,9 +68,10 @@ class Settings(BaseSettings):
     # at once (the provider retries slow ones), their processing can wait a moment.
     worker_nice: int = Field(10, ge=0, le=19, alias="WORKER_NICE")
     queue_heartbeat_timeout_ms: int = Field(60_000, ge=1000, alias="QUEUE_HEARTBEAT_TIMEOUT_MS")
-    # An idle Redis consumer polls with a growing pause, capped here: the cap is the latency a
-    # job waits on an idle worker (each hop of inbound → reply pays it), traded for idle polls.
-    queue_idle_poll_ms: int = Field(10, ge=1, le=1000, alias="QUEUE_IDLE_POLL_MS")
+    # An idle consumer blocks (no polling) until an enqueue wakes it, at most this long between
+    # check-ins (heartbeat, queue maintenance, stop). Not a latency: a job wakes it at once.
+    # At most 4 s: a blocking read must end before the Redis client's 5 s read timeout.
+    queue_idle_wait_ms: int = Field(1000, ge=50, le=4000, alias="QUEUE_IDLE_WAIT_MS")
     queue_maintenance_chance: int = Field(
         1000, ge=0, le=1_000_000, alias="QUEUE_MAINTENANCE_CHANCE"
     )

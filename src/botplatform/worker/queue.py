@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,13 +20,14 @@ import anyio.to_thread
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import current_millis, dq_name
+from dramatiq.common import dq_name
 from dramatiq.middleware import CurrentMessage, Middleware, default_middleware
 
 from botplatform.config import Settings
 from botplatform.kit import metrics
 from botplatform.kit.logging import get_logger
 from botplatform.worker.jobs import REGISTRY, JobContext, JobSpec, PendingJob, load_task_modules
+from botplatform.worker.transport import WaitingStubBroker, WakingRedisBroker
 
 if TYPE_CHECKING:
     from botplatform.runtime import Runtime
@@ -64,54 +64,11 @@ class _Outcomes(Middleware):
         metrics.JOBS.labels(message.actor_name, "skipped").inc()
 
 
-class _PipelinedRedisBroker(RedisBroker):
-    """Dramatiq's Redis broker, plus `enqueue_many`: a transaction's jobs reach Redis in one
-    round trip instead of one per job (a group of webhooks queues dozens at once).
-
-    Each message is prepared exactly as `RedisBroker.enqueue` does (its own redis message id,
-    the delay queue and eta, the middleware hooks) and goes through the same `dispatch`
-    script, so consumers see nothing different."""
-
-    def enqueue_many(self, batch: list[tuple[dramatiq.Message[Any], int | None]]) -> None:
-        prepared = [self._prepare(message, delay) for message, delay in batch]
-        for message, delay in prepared:
-            self.emit_before("enqueue", message, delay)
-        dispatch, now = self.scripts["dispatch"], current_millis()
-        with self.client.pipeline(transaction=False) as pipeline:
-            for message, _ in prepared:
-                args = [
-                    "enqueue",
-                    now,
-                    message.queue_name,
-                    self.broker_id,
-                    self.heartbeat_timeout,
-                    self.dead_message_ttl,
-                    self._should_do_maintenance("enqueue"),
-                    self._max_unpack_size(),  # type: ignore[no-untyped-call]
-                    message.options["redis_message_id"],
-                    message.encode(),
-                ]
-                dispatch(keys=[self.namespace], args=args, client=pipeline)
-            pipeline.execute()
-        for message, delay in prepared:
-            self.emit_after("enqueue", message, delay)
-
-    @staticmethod
-    def _prepare(
-        message: dramatiq.Message[Any], delay: int | None
-    ) -> tuple[dramatiq.Message[Any], int | None]:
-        options: dict[str, Any] = {"redis_message_id": str(uuid.uuid4())}
-        if delay is None:
-            return message.copy(options=options), None
-        options["eta"] = current_millis() + delay
-        return message.copy(queue_name=dq_name(message.queue_name), options=options), delay
-
-
 class JobQueue:
     def __init__(self, settings: Settings, runtime: Runtime) -> None:
         load_task_modules()
         self._runtime = runtime
-        self._idle_poll_ms = settings.queue_idle_poll_ms
+        self._idle_wait_ms = settings.queue_idle_wait_ms
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: dramatiq.Worker | None = None
         self._in_flight = 0
@@ -119,7 +76,8 @@ class JobQueue:
         middleware = [_Outcomes(self), *(m() for m in default_middleware), CurrentMessage()]
         self.broker: dramatiq.Broker
         if settings.redis_url:
-            self.broker = _PipelinedRedisBroker(  # type: ignore[no-untyped-call]
+            self.broker = WakingRedisBroker(
+                idle_wait_ms=settings.queue_idle_wait_ms,
                 url=settings.redis_url,
                 namespace=NAMESPACE,
                 middleware=middleware,
@@ -127,7 +85,9 @@ class JobQueue:
                 maintenance_chance=settings.queue_maintenance_chance,
             )
         else:
-            self.broker = StubBroker(middleware=middleware)
+            self.broker = WaitingStubBroker(
+                idle_wait_ms=settings.queue_idle_wait_ms, middleware=middleware
+            )
         self._actors = {spec.name: self._declare(spec) for spec in REGISTRY.values()}
 
     @property
@@ -172,7 +132,7 @@ class JobQueue:
             log.exception("enqueue_failed", jobs=[job.name for job in pending])
 
     def _send_all(self, pending: list[PendingJob]) -> None:
-        if isinstance(self.broker, _PipelinedRedisBroker):
+        if isinstance(self.broker, WakingRedisBroker):
             batch = [
                 (self._actors[job.name].message_with_options(args=job.args), job.delay_ms)
                 for job in pending
@@ -236,10 +196,10 @@ class JobQueue:
     def start_worker(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
         """Consumes every queue in this process; job coroutines run on `loop`."""
         self._loop = loop
-        # worker_timeout caps the idle consumer's backoff between polls (dramatiq's Redis
-        # consumer polls; it does not block): the latency of each job hop on a quiet worker.
+        # worker_timeout is how long an idle thread blocks before it looks at its stop flag;
+        # the consumers block on their queues (see transport.py), so nothing polls.
         self._worker = dramatiq.Worker(
-            self.broker, worker_threads=threads, worker_timeout=self._idle_poll_ms
+            self.broker, worker_threads=threads, worker_timeout=self._idle_wait_ms
         )
         if isinstance(self.broker, StubBroker):
             # The in-memory broker lists its delay queues among its ordinary queues, so the

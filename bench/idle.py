@@ -1,0 +1,100 @@
+"""Scenario (d): what the platform costs when nothing happens. Every process of a started
+platform (serve, worker, scheduler), the PostgreSQL backends serving its database and the
+Redis server it uses, measured from /proc (utime + stime) over a window with no traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import asyncpg
+import redis
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+WINDOW_SECONDS = 30.0
+SETTLE_SECONDS = 5.0  # after the smoke test: its jobs finish, consumers find empty queues
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of one process (all its threads); None once it has gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def session_cpu_seconds(session: int) -> float:
+    """CPU seconds of every live process in a session (a process under test and its
+    children: the bench starts each in its own session)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+async def _backend_pids(dsn: str, database: str) -> set[int]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+    finally:
+        await connection.close()
+    return {int(row["pid"]) for row in rows}
+
+
+def postgres_backend_pids(dsn: str, database: str) -> set[int]:
+    """The server processes of the connections the platform holds to its database."""
+    return asyncio.run(_backend_pids(dsn, database))
+
+
+def redis_server_pid(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.info("server")["process_id"])
+    finally:
+        client.close()
+
+
+def measure(
+    sessions: dict[str, int],
+    pg: tuple[str, str] | None = None,
+    redis_url: str | None = None,
+    window_seconds: float = WINDOW_SECONDS,
+) -> dict[str, dict[str, float]]:
+    """CPU seconds and share of one core per label over `window_seconds` of no traffic.
+    `sessions`: label → session id of a process under test; `pg`: (admin DSN, database);
+    `redis_url`: the Redis the platform uses (its whole server process is counted)."""
+    before = {label: session_cpu_seconds(sid) for label, sid in sessions.items()}
+    backends = postgres_backend_pids(*pg) if pg else set()
+    pg_before = {pid: cpu_seconds(pid) for pid in backends}
+    redis_pid = redis_server_pid(redis_url) if redis_url else None
+    redis_before = cpu_seconds(redis_pid) if redis_pid else None
+    started = time.monotonic()
+    time.sleep(window_seconds)
+    wall = time.monotonic() - started
+    used = {label: session_cpu_seconds(sid) - before[label] for label, sid in sessions.items()}
+    if pg:
+        total = 0.0
+        for pid, first in pg_before.items():
+            last = cpu_seconds(pid)
+            if first is not None and last is not None:
+                total += last - first
+        used[f"PostgreSQL backends ({len(pg_before)})"] = total
+    if redis_pid and redis_before is not None:
+        used["Redis server"] = (cpu_seconds(redis_pid) or redis_before) - redis_before
+    return {
+        label: {"cpu_s": round(seconds, 3), "core_pct": round(100 * seconds / wall, 2)}
+        for label, seconds in used.items()
+    } | {"window": {"cpu_s": round(wall, 1), "core_pct": 100.0}}
