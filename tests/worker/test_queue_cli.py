@@ -105,3 +105,24 @@ async def test_clean_older_than(settings: Settings, runtime: Runtime) -> None:
     assert "removed 1 dead job(s)" in everything.output
     bad = await _cli(settings, "clean", "--older-than", "soon")
     assert bad.exit_code == 2
+
+
+@pytest.mark.usefixtures("client")
+async def test_status_costs_under_a_second_of_cpu_on_every_backend(settings: Settings) -> None:
+    # Redis and the database are read through their bare clients: no app, no job registry.
+    from tests.test_cli import _cpu_seconds
+
+    def run() -> float:
+        return _cpu_seconds("queue", "status", env=_env(settings), expect="webhooks")
+
+    assert min([await anyio.to_thread.run_sync(run) for _ in range(3)]) < 1.0
+
+
+def test_every_declared_job_runs_on_a_listed_queue() -> None:
+    from botplatform.worker.jobs import REGISTRY, load_task_modules
+    from botplatform.worker.queues import QUEUES
+
+    load_task_modules()
+    assert {spec.queue for spec in REGISTRY.values()} <= set(QUEUES)
+    with pytest.raises(ValueError, match="not in worker.queues.QUEUES"):
+        job("test_nowhere", queue="nowhere")

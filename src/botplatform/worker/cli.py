@@ -6,7 +6,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -45,17 +45,29 @@ def _run(work: Callable[[Runtime], Awaitable[T]]) -> T:
     return run_with_runtime(load_settings(), work)
 
 
-async def _broker_and_dead_counts(
-    runtime: Runtime,
-) -> tuple[dict[str, dict[str, int]], dict[str, int], bool]:
-    import anyio.to_thread
+DEAD_COUNTS_SQL = "SELECT queue, count(*) FROM dead_jobs WHERE retried_at IS NULL GROUP BY queue"
 
-    from botplatform.worker import dead_letters
 
-    depths = await anyio.to_thread.run_sync(runtime.jobs.depths) if runtime.jobs.is_redis else {}
-    async with runtime.db.unit_of_work() as db:
-        dead = await dead_letters.count_by_queue(db)
-    return depths, dead, runtime.jobs.is_redis
+def _dead_counts_postgres(dsn: str) -> dict[str, int]:
+    """`dead_letters.count_by_queue` through asyncpg alone."""
+    import asyncio
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def count() -> list[Any]:
+        url = dsn.replace("postgresql+asyncpg://", "postgresql://", 1)
+        connection = await asyncpg.connect(url, timeout=10)
+        try:
+            return list(await connection.fetch(DEAD_COUNTS_SQL))
+        finally:
+            await connection.close()
+
+    try:
+        rows = asyncio.run(count())
+    except asyncpg.UndefinedTableError as exc:  # not migrated yet
+        typer.echo(f"error: {exc}; run `botplatform db migrate`", err=True)
+        raise typer.Exit(1) from exc
+    return {str(queue): int(number) for queue, number in rows}
 
 
 def _dead_counts_sqlite(dsn: str) -> dict[str, int]:
@@ -64,9 +76,7 @@ def _dead_counts_sqlite(dsn: str) -> dict[str, int]:
 
     connection = sqlite3.connect(dsn.split(":///", 1)[1], timeout=10)
     try:
-        rows = connection.execute(
-            "SELECT queue, count(*) FROM dead_jobs WHERE retried_at IS NULL GROUP BY queue"
-        ).fetchall()
+        rows = connection.execute(DEAD_COUNTS_SQL).fetchall()
     except sqlite3.OperationalError as exc:  # not migrated yet
         typer.echo(f"error: {exc}; run `botplatform db migrate`", err=True)
         raise typer.Exit(1) from exc
@@ -82,17 +92,25 @@ def status() -> None:
 
     settings = load_settings()
     depths: dict[str, dict[str, int]]
-    if not settings.redis_url and settings.is_sqlite:
-        # Embedded: only the database answers, so read it with the bare driver (fast start).
-        depths, dead, live = {}, _dead_counts_sqlite(settings.database_dsn), False
+    # Redis and the database are read through their bare clients: no app, models or job
+    # registry is imported, so the command answers in well under a second.
+    depths, live = {}, bool(settings.redis_url)
+    if settings.redis_url:
+        from botplatform.worker.queues import redis_depths
+
+        depths = redis_depths(settings.redis_url)
+    if settings.is_sqlite:
+        dead = _dead_counts_sqlite(settings.database_dsn)
     else:
-        depths, dead, live = _run(_broker_and_dead_counts)
+        dead = _dead_counts_postgres(settings.database_dsn)
     if not live:
         typer.echo(
             "embedded mode: live queue counts exist only inside `botplatform serve`;"
             " dead jobs come from the database."
         )
-    queues = sorted(set(depths) | set(dead) | {"default"})
+    from botplatform.worker.queues import QUEUES
+
+    queues = sorted(set(depths) | set(dead) | set(QUEUES))
     typer.echo(
         f"{'queue':<16}{'waiting':>9}{'delayed':>9}{'in flight':>11}{'failed':>8}{'dead':>7}"
     )

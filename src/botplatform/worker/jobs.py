@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.worker.queues import QUEUES
+
 if TYPE_CHECKING:
     from botplatform.runtime import Runtime
 
@@ -89,6 +91,9 @@ def job(
 ) -> Callable[[JobFunction], JobFunction]:
     """Declares an async job. Retries back off exponentially with jitter between
     `min_backoff_ms` and `max_backoff_ms`; after `max_retries` it lands in `dead_jobs`."""
+
+    if queue not in QUEUES:  # `queue status` lists QUEUES without importing the jobs
+        raise ValueError(f"queue {queue!r} is not in worker.queues.QUEUES")
 
     def register(fn: JobFunction) -> JobFunction:
         spec = JobSpec(

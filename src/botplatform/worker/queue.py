@@ -27,13 +27,13 @@ from botplatform.config import Settings
 from botplatform.kit import metrics
 from botplatform.kit.logging import get_logger
 from botplatform.worker.jobs import REGISTRY, JobContext, JobSpec, PendingJob, load_task_modules
+from botplatform.worker.queues import NAMESPACE, redis_depth
 from botplatform.worker.transport import WaitingStubBroker, WakingRedisBroker
 
 if TYPE_CHECKING:
     from botplatform.runtime import Runtime
 
 log = get_logger("botplatform.jobs")
-NAMESPACE = "botplatform"
 
 
 class _Outcomes(Middleware):
@@ -233,7 +233,8 @@ class JobQueue:
     def depths(self) -> dict[str, dict[str, int]]:
         """Per queue: waiting, delayed, in flight and failed (dead-lettered by the broker)."""
         if isinstance(self.broker, RedisBroker):
-            return {q: self._redis_depth(self.broker, q) for q in self.queue_names()}
+            client, namespace = self.broker.client, self.broker.namespace
+            return {q: redis_depth(client, q, namespace) for q in self.queue_names()}
         stub = self.broker
         assert isinstance(stub, StubBroker)
         return {
@@ -267,19 +268,3 @@ class JobQueue:
                 client.hdel(f"{dead_key}.msgs", *ids)
                 dropped += len(ids)
         return dropped
-
-    @staticmethod
-    def _redis_depth(broker: RedisBroker, queue: str) -> dict[str, int]:
-        client, prefix = broker.client, f"{broker.namespace}:"
-
-        def acked(name: str) -> int:
-            keys = client.scan_iter(match=f"{prefix}__acks__.*.{name}", count=500)
-            return sum(int(client.scard(key)) for key in keys)
-
-        delayed = dq_name(queue)
-        return {
-            "waiting": int(client.llen(prefix + queue)),
-            "delayed": int(client.llen(prefix + delayed)) + acked(delayed),
-            "in_flight": acked(queue),
-            "failed": int(client.zcard(f"{prefix}{queue}.XQ")),
-        }
