@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
 
-from botplatform.channels.base import MalformedPayload, ProviderSendError, WebhookRejected
+from botplatform.channels.base import (
+    ProviderSendError,
+    WebhookRejected,
+    load_json,
+)
 from botplatform.channels.messages import (
     Capability,
     InboundEvent,
@@ -58,11 +61,7 @@ class WhatsAppAdapter:
             raise WebhookRejected()
 
     def parse(self, body: bytes) -> list[InboundEvent]:
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedPayload(f"not JSON: {exc}") from exc
-        return parse(payload)
+        return parse(load_json(body))
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}
