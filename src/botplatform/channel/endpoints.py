@@ -11,7 +11,7 @@ from botplatform.authz.dependencies import ChannelsManage, ChannelsRead, Convers
 from botplatform.authz.permissions import Permission
 from botplatform.channel import repository, service
 from botplatform.channel.schemas import ChannelOut, ChannelUpdate, WhatsAppChannelCreate
-from botplatform.channels.base import ProviderSendError
+from botplatform.channels.base import CHANNEL_NOT_CONFIGURED, ProviderSendError
 from botplatform.channels.registry import adapter_for
 from botplatform.db import DbSession, after_commit
 from botplatform.kit.envelope import Envelope, ok
@@ -147,6 +147,8 @@ async def upload_media(
     try:
         media_id = await adapter.upload_media(data, mime, file.filename or "upload")
     except ProviderSendError as exc:
+        if exc.code == CHANNEL_NOT_CONFIGURED:  # ours, not the provider's: the caller can fix it
+            raise Unprocessable(exc.title, code=exc.code) from exc
         raise BadGateway(
             f"The provider refused the upload: {exc.title}",
             code="provider_error",

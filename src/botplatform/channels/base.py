@@ -74,6 +74,19 @@ class ProviderSendError(Exception):
         self.http_status = http_status
 
 
+CHANNEL_NOT_CONFIGURED = "channel_not_configured"
+
+
+def not_configured(setting: str, how: str) -> ProviderSendError:
+    """A call the channel cannot make at all, for a setting it lacks: final (no retry can
+    help) and named, so the user knows what to set instead of reading a provider error."""
+    return ProviderSendError(
+        retryable=False,
+        code=CHANNEL_NOT_CONFIGURED,
+        title=f"This channel has no {setting}: {how}",
+    )
+
+
 class ChannelAdapter(Protocol):
     provider: ClassVar[str]
     #: What the channel shows besides text; anything else is degraded before it is queued.

@@ -13,6 +13,7 @@ from botplatform.channels.base import (
     ProviderSendError,
     WebhookRejected,
     load_json,
+    not_configured,
 )
 from botplatform.channels.messages import (
     Capability,
@@ -64,6 +65,12 @@ class WhatsAppAdapter:
         return parse(load_json(body))
 
     def _auth(self) -> dict[str, str]:
+        if not self.access_token:  # checked before any call: Meta's 401 would say less
+            raise not_configured(
+                "access token",
+                "set access_token on the channel (PATCH /api/v1/workspaces/{ws}/channels/{id}) "
+                "or WHATSAPP_API_KEY for the whole platform.",
+            )
         return {"Authorization": f"Bearer {self.access_token}"}
 
     async def send(self, message: OutboundMessage) -> SendResult:
