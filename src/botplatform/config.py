@@ -6,6 +6,7 @@ working. Nothing else in the code reads `os.environ`.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -80,6 +81,9 @@ class Settings(BaseSettings):
     automation_max_chain: int = Field(3, ge=1, le=20, alias="AUTOMATION_MAX_CHAIN")
     scheduler_lock_seconds: int = Field(10, ge=2, alias="SCHEDULER_LOCK_SECONDS")
     metrics_token: str = Field("", alias="METRICS_TOKEN")
+    metrics_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, alias="METRICS_ALLOW_IPS"
+    )
     worker_metrics_port: int = Field(0, ge=0, alias="WORKER_METRICS_PORT")
 
     # --- authentication ---------------------------------------------------------------------
@@ -177,7 +181,12 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "cors_origins", "trusted_proxies", "encryption_keys", "outbound_allowlist", mode="before"
+        "cors_origins",
+        "trusted_proxies",
+        "encryption_keys",
+        "outbound_allowlist",
+        "metrics_allow_ips",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -190,6 +199,14 @@ class Settings(BaseSettings):
         if not self.app_url:
             self.app_url = f"http://{public_host(self.host)}:{self.port}"
         return self
+
+    @field_validator("metrics_allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        # A typo fails at start-up, not as a 500 on every scrape.
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)
+        return value
 
     @property
     def fernet_keys(self) -> list[str]:

@@ -138,3 +138,97 @@ async def test_sentry_receives_unhandled_errors(tmp_path: Path) -> None:
     _, item_header, payload = event.splitlines()[:3]
     assert json.loads(item_header)["type"] == "event"
     assert json.loads(payload)["exception"]["values"][0]["type"] == "RuntimeError"
+
+
+async def _odd_requests(
+    client: httpx.AsyncClient, api: Api, owner_headers: dict[str, str], ws: str, channel_id: str
+) -> list[str]:
+    """Requests to many odd paths; returns every raw id, key and name they carried."""
+    marker = uuid.uuid4().hex
+    secrets = [marker, ws, channel_id]
+    await client.get(f"/static/vendor/{marker}.js")
+    await client.get(f"/app/static/vendor/{marker}.js")
+    await client.get("/app/static/vendor/htmx.min.js")
+    await client.get(f"/media/{ws}/{marker}-photo.jpg")
+    await client.get(f"/media/{marker}")
+    await client.post(f"/webhooks/whatsapp/{uuid.uuid4()}", content=b"{}")
+    await client.post(f"/webhooks/whatsapp/{marker}", content=b"{}")
+    await client.get(f"/webhooks/whatsapp/{channel_id}")
+    await api.inbound_text(channel_id, "15551230000", "hello")  # the webhook lane's door
+    await client.get(f"/branding/{ws}/logo")
+    await client.get(f"/branding/{marker}/theme.css")
+    await client.get(f"/api/v1/workspaces/{ws}/{marker}", headers=owner_headers)
+    await client.get(f"/{marker}/{marker}/{marker}")
+    await client.request("PROPFIND", f"/{marker}")
+    await client.request(f"X{marker[:8].upper()}", f"/api/v1/workspaces/{ws}")
+    await client.get(f"/api/v1/workspaces/{ws}/channels/{channel_id}", headers=owner_headers)
+    secrets.append(f"X{marker[:8].upper()}")
+    return secrets
+
+
+async def test_metrics_never_label_by_raw_path_and_stay_bounded(
+    client: httpx.AsyncClient, api: Api, wa: object
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel_id = str((await api.create_channel(owner, ws))["id"])
+
+    def series(text: str) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+        return {key for key in _samples(text) if key[0] == "http_requests_total"}
+
+    secrets = await _odd_requests(client, api, owner.headers, ws, channel_id)
+    first = (await client.get("/metrics")).text
+    secrets += await _odd_requests(client, api, owner.headers, ws, channel_id)
+    second = (await client.get("/metrics")).text
+
+    for secret in secrets:
+        assert secret not in second, f"{secret} leaked into /metrics"
+    routes = {dict(labels)["route"] for _, labels in series(second)}
+    assert "<unmatched>" in routes
+    assert "/media/{key}" in routes
+    assert "/webhooks/{provider}/{channel_id}" in routes
+    assert "/app/static/{path}" in routes
+    assert {dict(labels)["method"] for _, labels in series(second)} <= {
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "PATCH",
+        "DELETE",
+        "OPTIONS",
+        "OTHER",
+    }
+    # The second batch hit other raw paths and ids: it adds no series, only counts.
+    assert series(second) - series(first) <= {
+        key for key in series(second) if dict(key[1])["route"] == "/metrics"
+    }
+
+
+async def test_metrics_can_be_limited_to_internal_networks(tmp_path: Path) -> None:
+    settings = base_settings(
+        tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'm.db'}",
+        metrics_allow_ips="10.0.0.0/8, 127.0.0.1",
+        worker_in_process=False,
+    )
+    app = create_app(settings)
+    async with LifespanManager(app):
+        inside = httpx.ASGITransport(app=app, client=("10.1.2.3", 5000))
+        outside = httpx.ASGITransport(app=app, client=("203.0.113.9", 5000))
+        async with httpx.AsyncClient(transport=inside, base_url="http://t") as http:
+            allowed = await http.get("/metrics")
+        async with httpx.AsyncClient(transport=outside, base_url="http://t") as http:
+            refused = await http.get("/metrics")
+            unknown = await http.get("/no-such-page-at-all")
+    assert allowed.status_code == 200
+    assert "http_requests_total" in allowed.text
+    assert refused.status_code == 404  # looks like nothing is there
+    assert refused.json()["error"]["code"] == unknown.json()["error"]["code"]
+
+
+def test_metrics_allow_ips_typo_fails_at_start(tmp_path: Path) -> None:
+    import pydantic
+    import pytest
+
+    with pytest.raises(pydantic.ValidationError, match="not-a-network"):
+        base_settings(tmp_path, metrics_allow_ips="10.0.0.0/8,not-a-network")

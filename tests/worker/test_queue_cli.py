@@ -124,5 +124,5 @@ def test_every_declared_job_runs_on_a_listed_queue() -> None:
 
     load_task_modules()
     assert {spec.queue for spec in REGISTRY.values()} <= set(QUEUES)
-    with pytest.raises(ValueError, match="not in worker.queues.QUEUES"):
+    with pytest.raises(ValueError, match=r"not in worker\.queues\.QUEUES"):
         job("test_nowhere", queue="nowhere")

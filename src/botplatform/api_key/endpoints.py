@@ -74,9 +74,10 @@ async def get_api_key(
 async def revoke_api_key(
     access: ApiKeysManage, key_id: uuid.UUID, db: DbSession, audit: Audit
 ) -> Envelope[ApiKeyOut]:
-    """Revokes the key: it stops working at once."""
+    """Revokes the key: it stops working at once. Nobody revokes a key created by someone
+    whose role is above their own (403 `role_too_high`), as with members."""
     api_key = await repository.get(db, access.workspace_id, key_id)
-    await service.revoke(db, api_key)
+    await service.revoke(db, access, api_key)
     await audit.log(
         "api_key.revoke",
         workspace_id=access.workspace_id,

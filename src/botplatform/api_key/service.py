@@ -8,7 +8,9 @@ from botplatform.api_key import keys
 from botplatform.api_key.schemas import ApiKeyCreate
 from botplatform.authz.dependencies import WorkspaceAccess
 from botplatform.kit.clock import utcnow
-from botplatform.kit.errors import Conflict, Forbidden, Unprocessable
+from botplatform.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
+from botplatform.member import repository as member_repository
+from botplatform.member.service import ensure_not_above
 from botplatform.models import ApiKey
 
 
@@ -48,7 +50,21 @@ async def create(
     return api_key, new.plaintext
 
 
-async def revoke(db: AsyncSession, api_key: ApiKey) -> None:
+async def ensure_may_manage(db: AsyncSession, access: WorkspaceAccess, api_key: ApiKey) -> None:
+    """A key acts with its creator's role, so managing it is acting on that role: the members'
+    rule applies (a developer cannot revoke an admin's key). A key whose creator has left
+    the workspace no longer works, and anyone who manages keys may clean it up."""
+    if api_key.created_by_id is None:
+        return
+    try:
+        creator, _ = await member_repository.get(db, access.workspace_id, api_key.created_by_id)
+    except NotFound:
+        return
+    ensure_not_above(access, creator.role, "a key created by someone")
+
+
+async def revoke(db: AsyncSession, access: WorkspaceAccess, api_key: ApiKey) -> None:
+    await ensure_may_manage(db, access, api_key)
     if api_key.revoked_at is not None:
         raise Conflict("This key is already revoked.", code="api_key_revoked")
     api_key.revoked_at = utcnow()

@@ -16,7 +16,7 @@ from botplatform.channel.schemas import (
     SandboxChannelCreate,
     WhatsAppChannelCreate,
 )
-from botplatform.channels.base import ProviderSendError
+from botplatform.channels.base import CHANNEL_NOT_CONFIGURED, ProviderSendError
 from botplatform.channels.registry import adapter_for
 from botplatform.db import DbSession, after_commit
 from botplatform.kit.envelope import Envelope, ok
@@ -198,6 +198,8 @@ async def upload_media(
     try:
         media_id = await adapter.upload_media(data, mime, file.filename or "upload")
     except ProviderSendError as exc:
+        if exc.code == CHANNEL_NOT_CONFIGURED:  # ours, not the provider's: the caller can fix it
+            raise Unprocessable(exc.title, code=exc.code) from exc
         raise BadGateway(
             f"The provider refused the upload: {exc.title}",
             code="provider_error",

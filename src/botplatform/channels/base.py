@@ -3,6 +3,8 @@ with that channel's decrypted credentials; it is never a shared mutable singleto
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from typing import ClassVar, Protocol
 
@@ -32,6 +34,34 @@ class MalformedPayload(ValueError):
     """A signed webhook whose body is unusable: kept for inspection, never retried."""
 
 
+def _no_constant(name: str) -> object:
+    raise MalformedPayload(f"not JSON: {name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedPayload(f"not JSON: the number {text[:20]}… is out of range")
+    return value
+
+
+def load_json(body: bytes) -> object:
+    """A webhook body as JSON, or `MalformedPayload` naming why not, whatever is wrong: not
+    UTF-8, not JSON, nested too deep for the parser, a number Python refuses (NaN, Infinity,
+    1e999999, an integer of more digits than it converts) or a NUL character, which no
+    database column holds. Raised here, the event fails at once instead of being retried."""
+    if b"\x00" in body or b"\\u0000" in body:
+        raise MalformedPayload("not usable: the body contains a NUL character")
+    try:
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite)
+    except MalformedPayload:
+        raise
+    except RecursionError as exc:
+        raise MalformedPayload("not JSON: nested too deeply") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedPayload(f"not JSON: {str(exc)[:200]}") from exc
+
+
 class ProviderSendError(Exception):
     """A send the provider refused. `retryable` errors (throttling, outages) are tried again
     with backoff; the others fail the message with the provider's code and title."""
@@ -42,6 +72,19 @@ class ProviderSendError(Exception):
         self.code = code
         self.title = title
         self.http_status = http_status
+
+
+CHANNEL_NOT_CONFIGURED = "channel_not_configured"
+
+
+def not_configured(setting: str, how: str) -> ProviderSendError:
+    """A call the channel cannot make at all, for a setting it lacks: final (no retry can
+    help) and named, so the user knows what to set instead of reading a provider error."""
+    return ProviderSendError(
+        retryable=False,
+        code=CHANNEL_NOT_CONFIGURED,
+        title=f"This channel has no {setting}: {how}",
+    )
 
 
 class ChannelAdapter(Protocol):

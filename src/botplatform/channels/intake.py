@@ -269,4 +269,8 @@ def _inserted(result: Result[*tuple[Any, ...]]) -> Inserted:
 
 
 def _text(body: bytes) -> str:
-    return body.decode("utf-8", errors="replace")
+    """The body as the text column keeps it. Bytes no text column holds (invalid UTF-8, and
+    NUL, which PostgreSQL refuses) become U+FFFD, so one such webhook never fails the insert
+    of its whole group; the processing job sees the text differs from what was received
+    (its hash is not the dedupe key) and fails the event with the reason."""
+    return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")

@@ -69,20 +69,54 @@ async def process_inbound_event(ctx: JobContext, workspace_id: str, event_id: st
     channel = await ctx.db.get(Channel, event.channel_id)
     if channel is None:
         return
-    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
     try:
-        events = adapter.parse(event.body.encode())
+        events = _parse(ctx, channel, event)
     except MalformedPayload as exc:  # signed but unusable: kept for inspection, not retried
         event.status, event.error = "failed", str(exc)[:2000]
-        log.warning("inbound_malformed", event_id=event_id, error=str(exc))
+        log.warning("inbound_malformed", event_id=event_id, error=str(exc)[:500])
         return
-    received = 0
-    for item in events:
-        received += await _apply(ctx, channel, item)
-    # Counted last, in one statement, with the messages: the month's counter row stays locked
-    # only until this job commits, and a retried job never counts twice. Never refused.
-    await usage.count_inbound(ctx.db, ws, received)
+    try:
+        received = 0
+        for item in events:
+            received += await _apply(ctx, channel, item)
+        # Counted last, in one statement, with the messages: the month's counter row stays
+        # locked only until this job commits, and a retried job never counts twice.
+        await usage.count_inbound(ctx.db, ws, received)
+    except Exception as exc:
+        if ctx.is_last_attempt:
+            await _give_up(ctx, ws, event.id, exc)
+        raise
     event.status, event.processed_at = "processed", utcnow()
+
+
+def _parse(ctx: JobContext, channel: Channel, event: InboundEvent) -> list[object]:
+    """The event's normalized items, or `MalformedPayload`. Parsing is pure (no I/O, no
+    clock): whatever it raises, it raises again on every retry, so any failure is final."""
+    body = event.body.encode()
+    if hashlib.sha256(body).hexdigest() != event.dedupe_key:
+        # The stored text is not the bytes received (see intake's `_text`).
+        raise MalformedPayload("not usable: the body is not valid UTF-8 or contains NUL")
+    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+    try:
+        return list(adapter.parse(body))
+    except MalformedPayload:
+        raise
+    except Exception as exc:
+        raise MalformedPayload(f"not parsable: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+async def _give_up(ctx: JobContext, ws: uuid.UUID, event_id: uuid.UUID, exc: Exception) -> None:
+    """The last attempt failed too: the event ends `failed` (in its own transaction, as this
+    job's rolls back), so the sweeper stops sending it again; the job itself goes on to
+    `dead_jobs` with its traceback."""
+    await ctx.db.rollback()  # on SQLite its open write would block the one below
+    async with ctx.runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        await db.execute(
+            update(InboundEvent)
+            .where(InboundEvent.workspace_id == ws, InboundEvent.id == event_id)
+            .values(status="failed", error=f"gave up: {type(exc).__name__}: {exc}"[:2000])
+        )
 
 
 async def _apply(ctx: JobContext, channel: Channel, item: object) -> int:

@@ -8,8 +8,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from botplatform.health.service import readiness
+from botplatform.kit.client_ip import ip_allowed
 from botplatform.kit.envelope import Envelope, ErrorEnvelope, error_response, ok
-from botplatform.kit.errors import Unauthorized
+from botplatform.kit.errors import NotFound, Unauthorized
+from botplatform.kit.middleware import request_ip
 from botplatform.runtime import RuntimeDep
 
 router = APIRouter(tags=["health"])
@@ -40,8 +42,13 @@ async def ready(runtime: RuntimeDep) -> Envelope[dict[str, str]] | JSONResponse:
 
 @router.get("/metrics", response_class=Response, include_in_schema=False)
 async def metrics(request: Request, runtime: RuntimeDep) -> Response:
-    """Prometheus metrics. When METRICS_TOKEN is set, the scraper must send it as a bearer."""
-    token = runtime.settings.metrics_token
+    """Prometheus metrics. When METRICS_ALLOW_IPS is set, only those networks may scrape
+    (anyone else gets the same 404 as an unknown path); when METRICS_TOKEN is set, the scraper
+    must send it as a bearer (compared in constant time)."""
+    settings = runtime.settings
+    if not ip_allowed(request_ip(request.scope), settings.metrics_allow_ips):
+        raise NotFound()
+    token = settings.metrics_token
     sent = request.headers.get("authorization", "")
     if token and not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
         raise Unauthorized("This endpoint needs the metrics token.", code="not_authenticated")

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.routing import Mount
 
 from botplatform.kit.middleware import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,15 +66,34 @@ def watch_queue_depth(depths: Callable[[], dict[str, dict[str, int]]]) -> None:
     REGISTRY.register(_collector)
 
 
+UNMATCHED = "<unmatched>"
+# Anything else a client writes in the request line is counted as "OTHER": the label's values
+# stay a fixed set whatever arrives.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def _route_of(scope: Scope) -> str:
-    """The route template (/api/v1/workspaces/{ws}), never the raw path, so label values stay
-    bounded. Rebuilt from the matched path parameters: the route object of an included
-    router knows only its own suffix."""
-    if scope.get("route") is None:
-        return "unmatched"
-    by_value = {str(value): name for name, value in scope.get("path_params", {}).items()}
-    segments = scope["path"].split("/")
-    return "/".join("{" + by_value[s] + "}" if s in by_value else s for s in segments)
+    """The route's template (/api/v1/workspaces/{ws}, /media/{key}), never the raw
+    path, so label values stay bounded and no id, key or file name reaches a scraper. A
+    request inside a mounted app counts as the mount's prefix; one nothing matched (a 404,
+    a refused body) as `<unmatched>`."""
+    # FastAPI keeps the routes of an included router as they were declared (their own
+    # suffix) and records the full template of the one it matched beside them.
+    matched = scope.get("fastapi", {}).get("effective_route_context")
+    template = getattr(matched, "path_format", None) or getattr(scope.get("route"), "path", None)
+    if isinstance(template, str) and template:
+        return template
+    mounted = scope.get("endpoint")
+    app = scope.get("app")
+    for candidate in getattr(getattr(app, "router", None), "routes", ()):
+        if isinstance(candidate, Mount) and mounted is not None and candidate.app is mounted:
+            return f"{candidate.path}/{{path}}"
+    return UNMATCHED
+
+
+def _method_of(scope: Scope) -> str:
+    method = str(scope.get("method", ""))
+    return method if method in _METHODS else "OTHER"
 
 
 class MetricsMiddleware:
@@ -96,7 +116,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route, method = _route_of(scope), scope["method"]
+            route, method = _route_of(scope), _method_of(scope)
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
 

@@ -24,12 +24,19 @@ def ensure_may_assign(access: WorkspaceAccess, role: Role) -> None:
         )
 
 
-def _ensure_may_manage(access: WorkspaceAccess, target: Membership) -> None:
-    if not access.role.outranks_or_equals(Role(target.role)):
+def ensure_not_above(access: WorkspaceAccess, role: Role | str, what: str) -> None:
+    """The one rule of acting on something that belongs to a role (a member, a key its
+    creator made): nobody acts above their own role. `what` names it for the message."""
+    if not access.role.outranks_or_equals(Role(role)):
         raise Forbidden(
-            f"A {access.role} cannot change a member whose role is {target.role}.",
+            f"A {access.role} cannot change {what} whose role is {role}.",
             code="role_too_high",
+            details={"role": str(role)},
         )
+
+
+def _ensure_may_manage(access: WorkspaceAccess, target: Membership) -> None:
+    ensure_not_above(access, target.role, "a member")
 
 
 async def _ensure_not_last_owner(db: AsyncSession, target: Membership) -> None:

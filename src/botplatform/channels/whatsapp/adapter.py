@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
 
-from botplatform.channels.base import MalformedPayload, ProviderSendError, WebhookRejected
+from botplatform.channels.base import (
+    ProviderSendError,
+    WebhookRejected,
+    load_json,
+    not_configured,
+)
 from botplatform.channels.messages import (
     Capability,
     InboundEvent,
@@ -58,13 +62,15 @@ class WhatsAppAdapter:
             raise WebhookRejected()
 
     def parse(self, body: bytes) -> list[InboundEvent]:
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedPayload(f"not JSON: {exc}") from exc
-        return parse(payload)
+        return parse(load_json(body))
 
     def _auth(self) -> dict[str, str]:
+        if not self.access_token:  # checked before any call: Meta's 401 would say less
+            raise not_configured(
+                "access token",
+                "set access_token on the channel (PATCH /api/v1/workspaces/{ws}/channels/{id}) "
+                "or WHATSAPP_API_KEY for the whole platform.",
+            )
         return {"Authorization": f"Bearer {self.access_token}"}
 
     async def send(self, message: OutboundMessage) -> SendResult:
