@@ -59,9 +59,7 @@ async def test_the_docs_flow_is_built_published_and_simulated_without_json(
     await page.get_by_role("button", name="Add node").click()
     agent = page.locator("#n2")
     await expect(ask.get_by_label("Next", exact=True)).to_have_value("agent")
-    await agent.get_by_label("Message to the customer (optional)").fill(
-        "An agent will write soon."
-    )
+    await agent.get_by_label("Message to the customer (optional)").fill("An agent will write soon.")
     trigger = page.locator("#t0")
     await trigger.get_by_label("Keywords").fill("hi")
     await trigger.get_by_label("Starts at node").select_option("menu")

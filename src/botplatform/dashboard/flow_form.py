@@ -164,7 +164,7 @@ def _json_or_text(text: str) -> Any:
 
 
 @dataclass
-class _Reader:
+class Reader:
     """Lays one object's form fields (named `prefix.key`) over a copy of what it was."""
 
     form: Form
@@ -212,7 +212,7 @@ def _read_options(form: Form, prefix: str, items: Any, keys: tuple[str, ...]) ->
     for j, item in enumerate(items):
         if isinstance(item, dict):
             item = copy.deepcopy(item)
-            reader = _Reader(form, f"{prefix}.{j}", item)
+            reader = Reader(form, f"{prefix}.{j}", item)
             for key in keys:
                 reader.set(key)
         read.append(item)
@@ -223,7 +223,7 @@ def _read_rule(form: Form, prefix: str, rule: Any) -> Any:
     if not isinstance(rule, dict):
         return rule
     rule = copy.deepcopy(rule)
-    reader = _Reader(form, prefix, rule)
+    reader = Reader(form, prefix, rule)
     if rule.get("kind") in ("attribute", "variable"):
         reader.set("name")
         reader.set("op")
@@ -287,7 +287,7 @@ def body_params(node: dict[str, Any]) -> list[str]:
 def _read_node(form: Form, i: int, node: dict[str, Any]) -> dict[str, Any]:
     node = copy.deepcopy(node)
     prefix = f"n{i}"
-    reader = _Reader(form, prefix, node)
+    reader = Reader(form, prefix, node)
     reader.set("id", keep_empty=True)
     reader.set("label")
     kind = node.get("type")
@@ -356,7 +356,7 @@ def _read_node(form: Form, i: int, node: dict[str, Any]) -> dict[str, Any]:
 
 def _read_trigger(form: Form, k: int, trigger: dict[str, Any]) -> dict[str, Any]:
     trigger = copy.deepcopy(trigger)
-    reader = _Reader(form, f"t{k}", trigger)
+    reader = Reader(form, f"t{k}", trigger)
     reader.set("node", keep_empty=True)
     reader.set("priority", _number)
     reader.check("interrupt")
