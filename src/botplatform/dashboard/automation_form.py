@@ -322,14 +322,17 @@ def place(problems: list[tuple[str, str]]) -> Placed:
     for where, what in problems:
         parts = where.split(".")
         if parts[0] == "conditions":
-            key, rest = "c", parts[1:]
-            while len(rest) >= 2 and rest[0] in ("all", "any") and rest[1].isdigit():
-                key, rest = f"{key}.{rest[1]}", rest[2:]
-            rest = [p for p in rest if p not in _LEAVES and p not in ("all", "any")]
+            key, structural = "c", ("all", "any", *_LEAVES)
         elif parts[0] == "actions" and len(parts) > 1 and parts[1].isdigit():
-            key, rest = f"a{parts[1]}", [p for p in parts[2:] if p not in NEW_ACTION]
+            key, parts, structural = f"a{parts[1]}", parts[1:], tuple(NEW_ACTION)
         else:
             continue
+        rest = parts[1:]
+        # group names, the union's tags and list indexes lead to the part; the rest is the field
+        while rest and (rest[0] in structural or (rest[0].isdigit() and key.startswith("c"))):
+            if rest[0].isdigit():
+                key = f"{key}.{rest[0]}"
+            rest = rest[1:]
         at.setdefault(key, []).append((".".join(rest), what))
     return Placed(at)
 
