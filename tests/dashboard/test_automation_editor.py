@@ -102,6 +102,7 @@ async def test_every_condition_and_action_goes_through_the_forms_unchanged(
     assert 'name="c.3.group"' in html and 'name="c.3.0.value" type="text" value="3"' in html
     assert f'name="c.2.value" value="{ids["channel"]}" checked' in html
     assert f'<option value="{ids["team"]}" selected>Billing</option>' in html
+    assert '<option value="greater_than" selected>greater_than</option>' in html
 
     applied = await _submit(client, url, html, "update")
     assert applied.status_code == 200, applied.text

@@ -109,3 +109,73 @@ async def test_the_docs_flow_is_built_published_and_simulated_without_json(
     await expect(page.locator("#n0").get_by_label("Node id")).to_have_value("menu")
     await expect(page.get_by_label("Flow (JSON)")).to_have_value('{"nodes": [')
     await tab.shot("bot-editor-malformed")
+
+
+async def test_an_automation_rule_is_built_without_json(
+    tab: Tab, api: Api, client: httpx.AsyncClient
+) -> None:
+    owner = await api.register(name="Olivia Owner")
+    ws = await api.create_workspace(owner, "Acme Support")
+    team = await api.http.post(
+        f"/api/v1/workspaces/{ws}/teams", json={"name": "Billing"}, headers=owner.headers
+    )
+    team_id = team.json()["data"]["id"]
+    await tab.login(owner)
+    page = tab.page
+    await tab.open(f"/app/w/{ws}/automations/new")
+    await page.get_by_label("Name").fill("Refunds to billing")
+
+    # The example's condition, then an OR group next to it with two conditions.
+    first = page.locator("#c\\.0")
+    await first.get_by_label("Value").fill("refund")
+    await page.locator("#c").get_by_label("New condition in this group").select_option(
+        label="Contact tag"
+    )
+    await page.get_by_role("button", name="Add a group to the rule").click()
+    group = page.locator("#c\\.1")
+    await expect(group).to_be_visible()
+    await expect(first.get_by_label("Value")).to_have_value("refund")  # kept
+    await group.get_by_label("Matches when").first.select_option("any")
+    await page.locator("#c\\.1\\.0").get_by_label("Value").fill("vip")
+    await group.get_by_label("New condition in this group").select_option(
+        label="Contact attribute"
+    )
+    await page.get_by_role("button", name="Add a condition to group c.1").click()
+    attribute = page.locator("#c\\.1\\.1")
+    await attribute.get_by_label("Attribute").fill("orders")
+    await attribute.get_by_label("Operator").select_option("greater_than")
+    await attribute.get_by_label("Value").fill("5")
+
+    # Actions: the example's label stays; a team is assigned.
+    await page.get_by_label("New action").select_option(label="Assign a team")
+    await page.get_by_role("button", name="Add action").click()
+    await page.locator("#a1").get_by_label("Team").select_option(label="Billing")
+    await tab.shot("automation-editor")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the rule editor scrolls sideways at phone width ({width}px)"
+    await attribute.scroll_into_view_if_needed()
+    await page.screenshot(path=str(SCREENSHOTS / "automation-editor-phone.png"))
+    await page.set_viewport_size({"width": 1280, "height": 860})
+    await page.get_by_role("button", name="Create rule").click()
+    await expect(page.locator("#flash")).to_contain_text("Automation rule created")
+
+    listed = await client.get(f"/api/v1/workspaces/{ws}/automations", headers=owner.headers)
+    rule = listed.json()["data"]["items"][0]
+    assert rule["name"] == "Refunds to billing"
+    assert rule["conditions"] == {
+        "all": [
+            {"type": "message_content", "operator": "contains", "value": "refund"},
+            {
+                "any": [
+                    {"type": "contact_tag", "operator": "has", "value": "vip"},
+                    {"type": "contact_attribute", "key": "orders", "operator": "greater_than",
+                     "value": 5},
+                ]
+            },
+        ]
+    }  # fmt: skip
+    assert rule["actions"] == [
+        {"type": "add_label", "labels": ["billing"]},
+        {"type": "assign_team", "team_id": team_id, "round_robin": True},
+    ]

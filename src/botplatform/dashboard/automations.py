@@ -48,7 +48,7 @@ EXAMPLE_ACTIONS = [{"type": "add_label", "labels": ["billing"]}]
 templates.env.globals.update(
     CONDITION_LABELS=automation_form.CONDITION_LABELS,
     ACTION_LABELS=automation_form.ACTION_LABELS,
-    RULE_OPERATORS=automation_form.OPERATORS,
+    CONDITION_OPERATORS=automation_form.OPERATORS,
     rule_group_of=automation_form.group_of,
     rule_shown=automation_form.shown,
     rule_pairs=automation_form.pairs_of,
