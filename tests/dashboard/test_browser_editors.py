@@ -128,8 +128,10 @@ async def test_an_automation_rule_is_built_without_json(
     # The example's condition, then an OR group next to it with two conditions.
     first = page.locator("#c\\.0")
     await first.get_by_label("Value").fill("refund")
-    await page.locator("#c").get_by_label("New condition in this group").select_option(
-        label="Contact tag"
+    await (
+        page.locator("#c")
+        .get_by_label("New condition in this group")
+        .select_option(label="Contact tag")
     )
     await page.get_by_role("button", name="Add a group to the rule").click()
     group = page.locator("#c\\.1")
@@ -137,9 +139,7 @@ async def test_an_automation_rule_is_built_without_json(
     await expect(first.get_by_label("Value")).to_have_value("refund")  # kept
     await group.get_by_label("Matches when").first.select_option("any")
     await page.locator("#c\\.1\\.0").get_by_label("Value").fill("vip")
-    await group.get_by_label("New condition in this group").select_option(
-        label="Contact attribute"
-    )
+    await group.get_by_label("New condition in this group").select_option(label="Contact attribute")
     await page.get_by_role("button", name="Add a condition to group c.1").click()
     attribute = page.locator("#c\\.1\\.1")
     await attribute.get_by_label("Attribute").fill("orders")

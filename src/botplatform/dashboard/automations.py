@@ -95,18 +95,18 @@ def _base(form: FormData) -> dict[str, Any] | None:
 
 def _parts(form: FormData, problems: list[tuple[str, str]]) -> dict[str, Any]:
     """Conditions and actions: from the JSON view when it was changed (or is all there is),
-    else the forms laid over the rule they were drawn from."""
+    else the forms laid over the rule they were drawn from. `from_json` says which."""
     typed = {
         "conditions": _json_field(form, "conditions", problems),
         "actions": _json_field(form, "actions", problems),
     }
     base = _base(form)
     if base is None or problems:
-        return typed
+        return {**typed, "from_json": True}
     drawn = {"conditions": base.get("conditions"), "actions": base.get("actions")}
     if typed != drawn:
-        return typed
-    return automation_form.read_form(form, drawn)
+        return {**typed, "from_json": True}
+    return {**automation_form.read_form(form, drawn), "from_json": False}
 
 
 def _fields(form: FormData) -> tuple[dict[str, Any], list[tuple[str, str]]]:
@@ -253,6 +253,7 @@ async def _submitted(
     form = await page.form()
     op = str(form.get("op") or "save")
     fields, problems = _fields(form)
+    from_json = bool(fields.pop("from_json", False))
     json_broken = any(where in ("conditions", "actions") for where, _ in problems)
     if json_broken:
         base = _base(form)
@@ -299,6 +300,7 @@ async def _submitted(
         drawn,
         _values(rule, form),
         json_typed=json_broken,
+        advanced_open=from_json,
         problems=found,
         placed=automation_form.place(found),
         error=message,

@@ -226,6 +226,8 @@ def _submitted(form: Any) -> tuple[dict[str, Any] | None, str, str | None]:
     if typed != base:
         return typed, text, None
     flow = flow_form.read_form(form, base)
+    if flow == base:
+        return flow, text, None  # the JSON shows it already, as it was typed
     return flow, pretty(flow), None
 
 
@@ -307,7 +309,13 @@ async def save_bot(request: Request, page: ManagePage, bot_id: uuid.UUID) -> Res
     if op != "save":
         return await _edited(page, bot, flow, op, form, values)
     body, errors = parse_form(BotUpdate, {**values, "flow": flow})
-    keep = {"flow_text": flow_text, "values": values, "unsaved": True}
+    from_json = form.get("flow_base") is None or flow_text != pretty(flow)
+    keep = {
+        "flow_text": flow_text,
+        "values": values,
+        "unsaved": True,
+        "advanced_open": from_json and op == "save",
+    }
     if body is None:
         context = await _bot_context(page, bot, flow, errors=errors, **keep)
         return page.render("app/bot.html", 422, **context)
