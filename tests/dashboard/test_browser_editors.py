@@ -140,7 +140,7 @@ async def test_an_automation_rule_is_built_without_json(
     await group.get_by_label("Matches when").first.select_option("any")
     await page.locator("#c\\.1\\.0").get_by_label("Value").fill("vip")
     await group.get_by_label("New condition in this group").select_option(label="Contact attribute")
-    await page.get_by_role("button", name="Add a condition to group c.1").click()
+    await page.get_by_role("button", name="Add condition to group c.1").click()
     attribute = page.locator("#c\\.1\\.1")
     await attribute.get_by_label("Attribute").fill("orders")
     await attribute.get_by_label("Operator").select_option("greater_than")
