@@ -102,6 +102,7 @@ async def test_the_docs_flow_is_built_published_and_simulated_without_json(
     await page.get_by_label("Flow (JSON)").fill('{"nodes": [')
     await page.get_by_role("button", name="Save draft").click()
     await expect(page.locator("#f-flow-note")).to_contain_text("Not valid JSON")
+    await expect(page.get_by_role("alert").first).to_contain_text("Nothing was saved")
     await expect(page.locator("#flow-saved-note")).to_contain_text("Showing the saved draft")
     listed = page.locator("#flow-problems")
     for node_id in ("menu", "ask", "agent"):

@@ -300,6 +300,7 @@ async def save_bot(request: Request, page: ManagePage, bot_id: uuid.UUID) -> Res
             page,
             bot,
             errors={"flow": flow_error},
+            error="Nothing was saved: the flow's JSON (Advanced, below) does not parse.",
             flow_text=flow_text,
             values=values,
             showing_saved=True,
