@@ -263,3 +263,30 @@ async def test_json_view_wins_and_malformed_json_keeps_the_saved_draft(
     assert broken in unescape(page.text)  # what was typed, to fix it
     assert '<details class="advanced field has-error" id="flow-json" open>' in page.text
     assert await _saved_flow(api, owner, ws, bot) == docs_flow()
+
+
+async def test_a_flow_of_many_fields_goes_through_the_forms(
+    client: httpx.AsyncClient, api: Api
+) -> None:
+    """Conditions of many business-hours rules: more form fields than the form parser's
+    default limit of 1,000."""
+    rule = {"kind": "business_hours", "hours": {"mon": ["09:00", "17:00"]}}
+    nodes = [{"id": f"c{i}", "type": "condition", "rules": [rule] * 13} for i in range(5)]
+    edges = [{"from": f"c{i}", "to": f"c{i + 1}", "port": "true"} for i in range(4)]
+    flow = {"triggers": [{"type": "any_message", "node": "c0"}], "nodes": nodes, "edges": edges}
+    owner, ws, bot = await _bot(api, flow)
+    await browser_login(client, owner.email, owner.password)
+    url = f"/app/w/{ws}/bots/{bot}"
+    html = (await client.get(url)).text
+    assert len(form_fields(html, "flow-form")) > 1000
+    page = await _submit(
+        client,
+        url,
+        html,
+        "save",
+        **{"n4.r.12.hours.tue.opens": "10:00", "n4.r.12.hours.tue.closes": "12:00"},
+    )
+    assert page.status_code == 303, page.text[:500]
+    saved = await _saved_flow(api, owner, ws, bot)
+    assert saved["nodes"][4]["rules"][12]["hours"]["tue"] == ["10:00", "12:00"]
+    assert saved["nodes"][:4] == nodes[:4] and saved["edges"] == edges

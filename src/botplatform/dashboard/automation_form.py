@@ -77,6 +77,7 @@ NEW_ACTION: dict[str, dict[str, Any]] = {
 }
 assert set(ACTION_LABELS) == set(NEW_ACTION)
 MAX_GROUP = 20
+MAX_FORM_FIELDS = 5_000  # nested groups of 20 conditions add up past Starlette's 1,000
 
 
 def group_of(node: Any) -> str | None:

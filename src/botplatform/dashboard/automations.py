@@ -250,6 +250,7 @@ async def _submitted(
 ) -> Response | uuid.UUID:
     """An editing action answers the page with the change made (nothing saved); bad JSON or
     a rule the API refuses answers the page with the problems. Saved: the rule's id."""
+    await request.form(max_fields=automation_form.MAX_FORM_FIELDS)  # kept for page.form()
     form = await page.form()
     op = str(form.get("op") or "save")
     fields, problems = _fields(form)

@@ -287,6 +287,7 @@ async def save_bot(request: Request, page: ManagePage, bot_id: uuid.UUID) -> Res
     listed next to their node; what was typed is kept. JSON that does not parse is shown
     again with its error while the forms and the nodes list show the saved draft."""
     bot = await _bot(page, bot_id)
+    await request.form(max_fields=flow_form.MAX_FORM_FIELDS)  # kept for page.form() below
     form = await page.form()
     op = str(form.get("op") or "save")
     values = {

@@ -88,6 +88,8 @@ NEW_RULE: dict[str, dict[str, Any]] = {
     },
 }
 MAX_BUTTONS = 3
+# A flow of 300 nodes is a form of a few thousand fields (Starlette stops at 1,000 by default).
+MAX_FORM_FIELDS = 20_000
 MAX_ROWS = 10
 
 
