@@ -10,7 +10,7 @@ from playwright.async_api import expect
 
 from tests.conftest import Api
 from tests.dashboard.conftest import SCREENSHOTS, Tab
-from tests.dashboard.editor_flows import docs_flow
+from tests.dashboard.editor_flows import docs_flow, every_kind_flow
 
 
 async def test_the_docs_flow_is_built_published_and_simulated_without_json(
@@ -180,3 +180,24 @@ async def test_an_automation_rule_is_built_without_json(
         {"type": "add_label", "labels": ["billing"]},
         {"type": "assign_team", "team_id": team_id, "round_robin": True},
     ]
+
+
+async def test_every_node_type_in_the_editor_fits_desktop_and_phone(tab: Tab, api: Api) -> None:
+    owner = await api.register(name="Olivia Owner")
+    ws = await api.create_workspace(owner, "Acme Support")
+    created = await api.http.post(
+        f"/api/v1/workspaces/{ws}/bots",
+        json={"name": "Every node", "flow": every_kind_flow()},
+        headers=owner.headers,
+    )
+    bot_id = created.json()["data"]["id"]
+    await tab.login(owner)
+    page = tab.page
+    await tab.open(f"/app/w/{ws}/bots/{bot_id}")
+    await expect(page.locator("#n7")).to_contain_text("Business hours")
+    await tab.shot("bot-editor-every-node")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the flow editor scrolls sideways at phone width ({width}px)"
+    await page.locator("#n7").scroll_into_view_if_needed()
+    await page.screenshot(path=str(SCREENSHOTS / "bot-editor-condition-phone.png"))
