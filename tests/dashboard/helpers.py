@@ -67,3 +67,63 @@ def unlabelled_controls(html: str) -> list[str]:
         for tag, control_id, named in parser.controls
         if not named and (control_id is None or control_id not in parser.label_for)
     ]
+
+
+class _FormFields(HTMLParser):
+    """What a browser would submit from one form (no button pressed): named inputs, checked
+    boxes, the selected option of each select, textareas."""
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.form_id = form_id
+        self.inside = False
+        self.fields: dict[str, str] = {}
+        self.select: str | None = None
+        self.first_option: str | None = None
+        self.chosen = False
+        self.textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.inside = values.get("id") == self.form_id
+        if not self.inside or (not values.get("name") and tag != "option"):
+            return
+        name = values.get("name", "")
+        if tag == "input" and values.get("type") not in ("submit", "button"):
+            if values.get("type") in ("checkbox", "radio"):
+                if "checked" in values:
+                    self.fields[name] = values.get("value") or "on"
+            else:
+                self.fields[name] = values.get("value", "")
+        elif tag == "select":
+            self.select, self.first_option, self.chosen = name, None, False
+        elif tag == "option" and self.select is not None:
+            value = values.get("value", "")
+            if self.first_option is None:
+                self.first_option = value
+            if "selected" in values and not self.chosen:
+                self.fields[self.select], self.chosen = value, True
+        elif tag == "textarea":
+            self.textarea = name
+            self.fields[name] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self.textarea is not None:
+            self.fields[self.textarea] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "textarea":
+            self.textarea = None
+        elif tag == "select" and self.select is not None:
+            if not self.chosen and self.first_option is not None:
+                self.fields[self.select] = self.first_option
+            self.select = None
+
+
+def form_fields(html: str, form_id: str) -> dict[str, str]:
+    parser = _FormFields(form_id)
+    parser.feed(html)
+    return parser.fields

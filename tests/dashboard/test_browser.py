@@ -267,6 +267,7 @@ async def test_webhook_and_automation_pages_in_the_browser(
 
     await tab.open(f"/app/w/{ws}/automations/new")
     await page.get_by_label("Name").fill("Lost parcels")
+    await page.get_by_text("Advanced: the rule as JSON").click()
     await page.get_by_label("Actions (JSON list, run in order)").fill('[{"type": "explode"}]')
     await page.get_by_role("button", name="Create rule").click()
     await expect(page.locator("#rule-problems")).to_contain_text("actions.0")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import httpx
 from playwright.async_api import expect
@@ -40,18 +41,25 @@ async def test_a_bot_is_edited_fixed_published_and_simulated(
     # An edit with a mistake: the ask node lost its question. The problem shows next to it.
     broken = copy.deepcopy(flow)
     del broken["nodes"][1]["question"]
+    await page.get_by_text("Advanced: the flow as JSON").click()
     editor = page.get_by_label("Flow (JSON)")
     await editor.fill(json.dumps(broken, indent=2))
     await page.get_by_role("button", name="Save draft").click()
     marked = page.locator("#node-ask_email")
     await expect(marked).to_have_class("node has-error")
     await expect(marked).to_contain_text("needs `question`")
+    card = page.locator("#n1")  # the ask node's card in the forms says it too
+    await expect(card).to_have_class(re.compile("has-error"))
+    await expect(card).to_contain_text("needs `question`")
+    await expect(page.locator("#n0")).not_to_have_class(re.compile("has-error"))
     await expect(page.locator("#node-menu")).to_have_class("node")
     await expect(editor).to_have_attribute("aria-invalid", "true")
     assert json.loads(await editor.input_value()) == broken  # what was typed is kept
     await tab.shot("bot-flow-problem")
 
     # Fixed and saved, then published.
+    if not await editor.is_visible():
+        await page.get_by_text("Advanced: the flow as JSON").click()
     await editor.fill(json.dumps(flow, indent=2))
     await page.get_by_role("button", name="Save draft").click()
     await expect(page.locator("#flash")).to_contain_text("Flow saved")

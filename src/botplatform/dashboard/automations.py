@@ -1,5 +1,6 @@
 """Automation rules: the list (run order), create and edit with the conditions and actions as
-JSON (the API's own validation errors shown per field), enable/disable, delete, and each
+forms (AND/OR groups, every condition and action type; the JSON as an advanced view; the
+API's own validation errors shown in the card they concern), enable/disable, delete, and each
 rule's runs. Reading follows the API (`conversations:read`); changes need
 `automations:manage`. Every action is the API's own endpoint function."""
 
@@ -18,11 +19,16 @@ from botplatform.audit.dependencies import Auditor
 from botplatform.authz.permissions import Permission
 from botplatform.automation import endpoints as automation_api
 from botplatform.automation.schemas import RuleCreate, RuleOut, RuleUpdate
-from botplatform.dashboard.web import NOTICES, Page, PageRoute, attempt, ws_page
+from botplatform.channel import endpoints as channel_api
+from botplatform.dashboard import automation_form
+from botplatform.dashboard.flow_form import EditorError
+from botplatform.dashboard.web import NOTICES, Page, PageRoute, attempt, templates, ws_page
 from botplatform.events.catalog import AUTOMATION_TRIGGERS, MESSAGE_RECEIVED
 from botplatform.kit.errors import AppError, Unprocessable
 from botplatform.kit.handlers import plain_message
 from botplatform.kit.pagination import PageParams
+from botplatform.member import endpoints as member_api
+from botplatform.team import endpoints as team_api
 
 router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schema=False)
 
@@ -40,6 +46,15 @@ EXAMPLE_CONDITIONS = {
     "all": [{"type": "message_content", "operator": "contains", "value": "refund"}]
 }
 EXAMPLE_ACTIONS = [{"type": "add_label", "labels": ["billing"]}]
+
+templates.env.globals.update(
+    CONDITION_LABELS=automation_form.CONDITION_LABELS,
+    ACTION_LABELS=automation_form.ACTION_LABELS,
+    CONDITION_OPERATORS=automation_form.OPERATORS,
+    rule_group_of=automation_form.group_of,
+    rule_shown=automation_form.shown,
+    rule_pairs=automation_form.pairs_of,
+)
 
 
 class RuleFormError(Exception):
@@ -66,6 +81,36 @@ def _json_field(form: FormData, name: str, problems: list[tuple[str, str]]) -> A
         return None
 
 
+def _base(form: FormData) -> dict[str, Any] | None:
+    """The rule the forms were drawn from (None: a form without them, JSON only)."""
+    raw = form.get("rule_base")
+    if raw is None:
+        return None
+    try:
+        base = json.loads(str(raw))
+    except json.JSONDecodeError:
+        base = None
+    if not isinstance(base, dict):
+        raise Unprocessable("The editor's form is damaged; reload the page.", code="bad_form")
+    return base
+
+
+def _parts(form: FormData, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """Conditions and actions: from the JSON view when it was changed (or is all there is),
+    else the forms laid over the rule they were drawn from. `from_json` says which."""
+    typed = {
+        "conditions": _json_field(form, "conditions", problems),
+        "actions": _json_field(form, "actions", problems),
+    }
+    base = _base(form)
+    if base is None or problems:
+        return {**typed, "from_json": True}
+    drawn = {"conditions": base.get("conditions"), "actions": base.get("actions")}
+    if typed != drawn:
+        return {**typed, "from_json": True}
+    return {**automation_form.read_form(form, drawn), "from_json": False}
+
+
 def _fields(form: FormData) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     problems: list[tuple[str, str]] = []
     position = str(form.get("position") or "0").strip()
@@ -75,8 +120,7 @@ def _fields(form: FormData) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         "event": str(form.get("event") or ""),
         "enabled": form.get("enabled") == "on",
         "position": position,
-        "conditions": _json_field(form, "conditions", problems),
-        "actions": _json_field(form, "actions", problems),
+        **_parts(form, problems),
     }
     if fields["actions"] is None and not any(n == "actions" for n, _ in problems):
         problems.append(("actions", "give at least one action"))
@@ -153,51 +197,128 @@ async def automations(page: ReadPage) -> Response:
     )
 
 
+async def _editor(
+    page: Page,
+    rule: RuleOut | None,
+    drawn: dict[str, Any],
+    values: dict[str, Any],
+    *,
+    json_typed: bool = False,
+    **extra: Any,
+) -> dict[str, Any]:
+    """What the rule form shows: `drawn` in the forms (and, unless the typed JSON did not
+    parse, as the JSON view too), with the workspace's agents, teams and channels to pick."""
+    if not json_typed:
+        values = {
+            **values,
+            "conditions": _text(drawn["conditions"]),
+            "actions": _text(drawn["actions"]),
+        }
+    members = (await member_api.list_members(page.granted, page.db, ALL_RULES)).data.items
+    teams = (await team_api.list_teams(page.granted, page.db, ALL_RULES)).data.items
+    channels = None
+    if page.can(Permission.CHANNELS_READ):
+        listed = await channel_api.list_channels(page.granted, page.db, ALL_RULES, page.runtime)
+        channels = listed.data.items
+    return {
+        "rule": rule,
+        "values": values,
+        "events": EVENTS,
+        "drawn": drawn,
+        "rule_base": json.dumps(drawn, ensure_ascii=False),
+        "form_action": page.url(f"automations/{rule.id}" if rule else "automations"),
+        "members": [(str(m.user_id), f"{m.name} ({m.email})") for m in members],
+        "teams": [(str(t.id), t.name) for t in teams],
+        "channels": channels,
+        "advanced_open": json_typed,
+        **extra,
+    }
+
+
+def _drawn_of(rule: RuleOut | None) -> dict[str, Any]:
+    if rule is None:
+        return {"conditions": EXAMPLE_CONDITIONS, "actions": EXAMPLE_ACTIONS}
+    return {"conditions": rule.conditions, "actions": rule.actions}
+
+
 @router.get("/automations/new")
 async def new_rule(page: ManagePage) -> Response:
-    return page.render("app/automation.html", rule=None, values=_values(None), events=EVENTS)
+    context = await _editor(page, None, _drawn_of(None), _values(None))
+    return page.render("app/automation.html", **context)
+
+
+async def _submitted(
+    request: Request, page: Page, rule: RuleOut | None, runs: dict[str, Any]
+) -> Response | uuid.UUID:
+    """An editing action answers the page with the change made (nothing saved); bad JSON or
+    a rule the API refuses answers the page with the problems. Saved: the rule's id."""
+    await request.form(max_fields=automation_form.MAX_FORM_FIELDS)  # kept for page.form()
+    form = await page.form()
+    op = str(form.get("op") or "save")
+    fields, problems = _fields(form)
+    from_json = bool(fields.pop("from_json", False))
+    json_broken = any(where in ("conditions", "actions") for where, _ in problems)
+    if json_broken:
+        base = _base(form)
+        drawn = base if base is not None else _drawn_of(rule)
+    else:
+        drawn = {"conditions": fields["conditions"], "actions": fields["actions"]}
+    if op != "save" and not json_broken:
+        error = None
+        try:
+            automation_form.apply(drawn, op, form)
+        except EditorError as exc:
+            error = str(exc)
+        context = await _editor(
+            page, rule, drawn, _values(rule, form), unsaved=True, error=error, **runs
+        )
+        return page.render("app/automation.html", 422 if error else 200, **context)
+    try:
+        if problems:
+            raise RuleFormError(problems)
+        body = _model(RuleUpdate if rule else RuleCreate, fields)
+        if rule is None:
+            answer = await attempt(
+                page.db,
+                lambda: automation_api.create_rule(
+                    page.granted, body, page.db, Auditor(request, page.db)
+                ),
+            )
+            return answer.data.id
+        rule_id = rule.id
+        await attempt(
+            page.db,
+            lambda: automation_api.update_rule(
+                page.granted, rule_id, body, page.db, Auditor(request, page.db)
+            ),
+        )
+        return rule_id
+    except RuleFormError as exc:
+        status, found, message = 422, exc.problems, "The rule is not valid; see the problems below."
+    except AppError as exc:
+        status, found, message = exc.status_code, _api_problems(exc), exc.message
+    context = await _editor(
+        page,
+        rule,
+        drawn,
+        _values(rule, form),
+        json_typed=json_broken,
+        advanced_open=from_json,
+        problems=found,
+        placed=automation_form.place(found),
+        error=message,
+        unsaved=True,
+        **runs,
+    )
+    return page.render("app/automation.html", status, **context)
 
 
 @router.post("/automations")
 async def create_rule(request: Request, page: ManagePage) -> Response:
-    form = await page.form()
-    fields, problems = _fields(form)
-    try:
-        if problems:
-            raise RuleFormError(problems)
-        body = _model(RuleCreate, fields)
-        answer = await attempt(
-            page.db,
-            lambda: automation_api.create_rule(
-                page.granted, body, page.db, Auditor(request, page.db)
-            ),
-        )
-    except RuleFormError as exc:
-        return _form_page(page, None, form, 422, exc.problems)
-    except AppError as exc:
-        return _form_page(page, None, form, exc.status_code, _api_problems(exc), exc.message)
-    return page.redirect(page.url(f"automations/{answer.data.id}"), "rule_created")
-
-
-def _form_page(
-    page: Page,
-    rule: RuleOut | None,
-    form: FormData,
-    status: int,
-    problems: list[tuple[str, str]],
-    message: str = "The rule is not valid; see the problems below.",
-    **extra: Any,
-) -> Response:
-    return page.render(
-        "app/automation.html",
-        status,
-        rule=rule,
-        values=_values(rule, form),
-        events=EVENTS,
-        problems=problems,
-        error=message,
-        **extra,
-    )
+    answered = await _submitted(request, page, None, {})
+    if isinstance(answered, Response):
+        return answered
+    return page.redirect(page.url(f"automations/{answered}"), "rule_created")
 
 
 async def _runs_context(
@@ -239,33 +360,21 @@ async def rule_page(
 ) -> Response:
     rule = (await automation_api.get_rule(page.granted, rule_id, page.db)).data
     runs = await _runs_context(page, rule_id, matched, cursor)
-    return page.render(
-        "app/automation.html", rule=rule, values=_values(rule), events=EVENTS, **runs
-    )
+    if not page.can(Permission.AUTOMATIONS_MANAGE):
+        return page.render(
+            "app/automation.html", rule=rule, values=_values(rule), events=EVENTS, **runs
+        )
+    context = await _editor(page, rule, _drawn_of(rule), _values(rule), **runs)
+    return page.render("app/automation.html", **context)
 
 
 @router.post("/automations/{rule_id}")
 async def edit_rule(request: Request, page: ManagePage, rule_id: uuid.UUID) -> Response:
-    form = await page.form()
     rule = (await automation_api.get_rule(page.granted, rule_id, page.db)).data
-    fields, problems = _fields(form)
     runs = await _runs_context(page, rule_id, "", "")
-    try:
-        if problems:
-            raise RuleFormError(problems)
-        body = _model(RuleUpdate, fields)  # conditions None (empty box) removes them
-        await attempt(
-            page.db,
-            lambda: automation_api.update_rule(
-                page.granted, rule_id, body, page.db, Auditor(request, page.db)
-            ),
-        )
-    except RuleFormError as exc:
-        return _form_page(page, rule, form, 422, exc.problems, **runs)
-    except AppError as exc:
-        return _form_page(
-            page, rule, form, exc.status_code, _api_problems(exc), exc.message, **runs
-        )
+    answered = await _submitted(request, page, rule, runs)
+    if isinstance(answered, Response):
+        return answered
     return page.redirect(page.url(f"automations/{rule_id}"), "saved")
 
 

@@ -1,6 +1,7 @@
-"""Bots: the list, a bot's page with the flow JSON editor (validation problems listed next to
-the node, edge or trigger they are about), publishing with its versions, and the simulator as
-a chat panel. Every action is the bots API's own endpoint function."""
+"""Bots: the list, a bot's page with the flow editor (forms for every trigger, node and port,
+the JSON as an advanced view; validation problems listed next to the node, edge or trigger
+they are about), publishing with its versions, and the simulator as a chat panel. Every action
+is the bots API's own endpoint function."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from botplatform.bot.schemas import (
     SimulateIn,
     SimulateOut,
 )
+from botplatform.dashboard import flow_form
 from botplatform.dashboard.web import (
     NOTICES,
     Page,
@@ -32,6 +34,7 @@ from botplatform.dashboard.web import (
     attempt,
     is_htmx,
     parse_form,
+    templates,
     ws_page,
 )
 from botplatform.kit.errors import AppError, Unprocessable
@@ -52,6 +55,16 @@ NOTICES.update(
         "bot_deleted": "Bot deleted.",
     }
 )
+templates.env.globals.update(flow_form.EDITOR_GLOBALS)
+templates.env.globals.update(
+    flow_shown=flow_form.shown,
+    flow_lines=flow_form.lines,
+    flow_pairs=flow_form.pairs,
+    flow_json=flow_form.json_text,
+    flow_body_params=flow_form.body_params,
+    flow_open_ports=flow_form.open_ports,
+)
+templates.env.filters["flow_head"] = lambda where: str(where or "").split(".")[0]
 
 STARTER_FLOW: dict[str, Any] = {
     "triggers": [{"type": "keyword", "keywords": ["hi", "hello"], "node": "welcome"}],
@@ -74,6 +87,9 @@ class Problems:
     edges: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     triggers: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     general: list[dict[str, Any]] = field(default_factory=list)
+    # The same problems as the editor's forms place them: by trigger, by (node, port).
+    trigger_issues: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    port_issues: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.nodes or self.edges or self.triggers or self.general)
@@ -84,10 +100,16 @@ class Problems:
         return listed + len(self.edges) + len(self.triggers) + len(self.general)
 
 
-def _edge_label(flow: dict[str, Any], where: Any) -> str:
+def _edge(flow: dict[str, Any], where: Any) -> Any:
     listed = flow.get("edges")
     edges: list[Any] = listed if isinstance(listed, list) else []
-    edge = edges[where] if isinstance(where, int) and 0 <= where < len(edges) else None
+    if isinstance(where, str):  # an edge with an `id` is named by it
+        return next((e for e in edges if isinstance(e, dict) and e.get("id") == where), None)
+    return edges[where] if isinstance(where, int) and 0 <= where < len(edges) else None
+
+
+def _edge_label(flow: dict[str, Any], where: Any) -> str:
+    edge = _edge(flow, where)
     if isinstance(edge, dict):
         port = f" ({edge.get('port')})" if edge.get("port") else ""
         return f"Edge #{where}: {edge.get('from')} → {edge.get('to')}{port}"
@@ -99,12 +121,19 @@ def group_problems(flow: dict[str, Any], details: Any) -> Problems:
     for issue in details if isinstance(details, list) else []:
         if not isinstance(issue, dict):
             continue
+        if "edge" in issue:
+            edge = _edge(flow, issue["edge"])
+            if isinstance(edge, dict):
+                port = (str(edge.get("from")), str(edge.get("port", "next")))
+                problems.port_issues.setdefault(port, []).append(issue)
         if "node" in issue:
             problems.nodes.setdefault(str(issue["node"]), []).append(issue)
         elif "edge" in issue:
             problems.edges.append((_edge_label(flow, issue["edge"]), issue))
         elif "trigger" in issue:
             problems.triggers.append((f"Trigger #{issue['trigger']}", issue))
+            if isinstance(issue["trigger"], int):
+                problems.trigger_issues.setdefault(issue["trigger"], []).append(issue)
         else:
             problems.general.append(issue)
     return problems
@@ -151,13 +180,22 @@ async def _bot(page: Page, bot_id: uuid.UUID) -> BotOut:
     return (await bot_api.get_bot(page.granted, bot_id, page.db)).data
 
 
-async def _bot_context(page: Page, bot: BotOut, **overrides: Any) -> dict[str, Any]:
+async def _bot_context(
+    page: Page, bot: BotOut, flow: dict[str, Any] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """What the bot page shows; `flow` is the one its forms draw (by default the saved draft,
+    else an unsaved edit)."""
     versions = await bot_api.list_versions(page.granted, bot.id, page.db, ALL)
+    drawn = bot.flow if flow is None else flow
     context: dict[str, Any] = {
         "bot": bot,
         "versions": versions.data.items,
-        "flow_text": pretty(bot.flow),
-        "nodes": outline(bot.flow),
+        "flow_text": pretty(drawn),
+        "flow_base": json.dumps(drawn, ensure_ascii=False),
+        "views": flow_form.node_views(drawn),
+        "triggers": _listed(drawn, "triggers"),
+        "nodes": outline(drawn),
+        "edit_url": page.url(f"bots/{bot.id}"),
         "problems": Problems(),
         "may_manage": page.can(Permission.BOTS_MANAGE),
         "sim_state": "",
@@ -166,6 +204,31 @@ async def _bot_context(page: Page, bot: BotOut, **overrides: Any) -> dict[str, A
         "values": {"name": bot.name, "description": bot.description, "enabled": bot.enabled},
     }
     return {**context, **overrides}
+
+
+def _listed(flow: Any, key: str) -> list[Any]:
+    items = flow.get(key) if isinstance(flow, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def _submitted(form: Any) -> tuple[dict[str, Any] | None, str, str | None]:
+    """The flow of a submitted editor: the JSON view when it was changed (or the only one
+    sent), else the forms laid over the flow they were drawn from. Also the JSON text to show
+    again and why it is not a flow."""
+    text = str(form.get("flow") or "").replace("\r\n", "\n")
+    typed, error = parse_flow(text)
+    raw_base = form.get("flow_base")
+    if error or raw_base is None:
+        return typed, text, error
+    base, base_error = parse_flow(str(raw_base))
+    if base_error or base is None:
+        return None, text, "The editor's form is damaged; reload the page."
+    if typed != base:
+        return typed, text, None
+    flow = flow_form.read_form(form, base)
+    if flow == base:
+        return flow, text, None  # the JSON shows it already, as it was typed
+    return flow, pretty(flow), None
 
 
 @router.get("/bots")
@@ -218,23 +281,45 @@ async def bot_page(page: ReadPage, bot_id: uuid.UUID) -> Response:
 
 @router.post("/bots/{bot_id}")
 async def save_bot(request: Request, page: ManagePage, bot_id: uuid.UUID) -> Response:
-    """Saves name, description, enabled and the flow through the API's update (which
-    validates the flow); problems are listed per node and the editor keeps the typed text."""
+    """The editor's form: an editing action (`op`: add a node, remove a button…) answers the
+    page again with the change made and nothing saved; "Save draft" saves name, description,
+    enabled and the flow through the API's update (which validates the flow). Problems are
+    listed next to their node; what was typed is kept. JSON that does not parse is shown
+    again with its error while the forms and the nodes list show the saved draft."""
     bot = await _bot(page, bot_id)
+    await request.form(max_fields=flow_form.MAX_FORM_FIELDS)  # kept for page.form() below
     form = await page.form()
-    flow_text = str(form.get("flow") or "")
+    op = str(form.get("op") or "save")
     values = {
         "name": str(form.get("name") or ""),
         "description": str(form.get("description") or ""),
         "enabled": form.get("enabled") == "on",
     }
-    flow, flow_error = parse_flow(flow_text)
-    body, errors = parse_form(BotUpdate, {**values, "flow": flow if flow is not None else {}})
-    if flow_error:
-        errors["flow"] = flow_error
-    keep = {"flow_text": flow_text, "nodes": outline(flow), "values": values}
-    if body is None or flow_error:
-        context = await _bot_context(page, bot, errors=errors, **keep)
+    flow, flow_text, flow_error = _submitted(form)
+    if flow_error or flow is None:
+        context = await _bot_context(
+            page,
+            bot,
+            errors={"flow": flow_error},
+            error="Nothing was saved: the flow's JSON (Advanced, below) does not parse.",
+            flow_text=flow_text,
+            values=values,
+            showing_saved=True,
+            advanced_open=True,
+        )
+        return page.render("app/bot.html", 422, **context)
+    if op != "save":
+        return await _edited(page, bot, flow, op, form, values)
+    body, errors = parse_form(BotUpdate, {**values, "flow": flow})
+    from_json = form.get("flow_base") is None or flow_text != pretty(flow)
+    keep = {
+        "flow_text": flow_text,
+        "values": values,
+        "unsaved": True,
+        "advanced_open": from_json and op == "save",
+    }
+    if body is None:
+        context = await _bot_context(page, bot, flow, errors=errors, **keep)
         return page.render("app/bot.html", 422, **context)
     try:
         await attempt(
@@ -244,12 +329,25 @@ async def save_bot(request: Request, page: ManagePage, bot_id: uuid.UUID) -> Res
             ),
         )
     except AppError as exc:
-        problems = group_problems(flow or {}, exc.details) if exc.code == "flow_invalid" else None
-        context = await _bot_context(page, bot, error=exc.message, **keep)
+        problems = group_problems(flow, exc.details) if exc.code == "flow_invalid" else None
+        context = await _bot_context(page, bot, flow, error=exc.message, **keep)
         if problems is not None:
             context["problems"] = problems
         return page.render("app/bot.html", exc.status_code, **context)
     return page.redirect(page.url(f"bots/{bot_id}"), "bot_saved")
+
+
+async def _edited(
+    page: Page, bot: BotOut, flow: dict[str, Any], op: str, form: Any, values: dict[str, Any]
+) -> Response:
+    """One editing action done on the submitted flow, answered as the page (not saved)."""
+    error = None
+    try:
+        flow_form.apply(flow, op, form)
+    except flow_form.EditorError as exc:
+        error = str(exc)
+    context = await _bot_context(page, bot, flow, values=values, unsaved=True, error=error)
+    return page.render("app/bot.html", 422 if error else 200, **context)
 
 
 @router.post("/bots/{bot_id}/publish")
