@@ -202,6 +202,22 @@ class Scenarios:
             headers=owner.headers,
         )
 
+    async def create_sandbox_channel(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/channels/sandbox", json={"name": "S"}, headers=owner.headers
+        )
+
+    async def reconnect_sandbox_channel(self) -> Call:
+        owner, ws = await self._owner_ws()
+        created = await self.client.post(
+            f"/api/v1/workspaces/{ws}/channels/sandbox", json={"name": "S"}, headers=owner.headers
+        )
+        channel = created.json()["data"]
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/channels/{channel['id']}/sandbox", headers=owner.headers
+        )
+
     async def update_channel(self) -> Call:
         owner, ws = await self._owner_ws()
         channel = await self.api.create_channel(owner, ws)
@@ -549,6 +565,14 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/workspaces/{ws}/api-keys"): ("create_key", "api_key.create"),
     ("DELETE", "/api/v1/workspaces/{ws}/api-keys/{key_id}"): ("revoke_key", "api_key.revoke"),
     ("POST", "/api/v1/workspaces/{ws}/channels"): ("create_channel", "channel.create"),
+    ("POST", "/api/v1/workspaces/{ws}/channels/sandbox"): (
+        "create_sandbox_channel",
+        "channel.create",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/channels/{channel_id}/sandbox"): (
+        "reconnect_sandbox_channel",
+        "channel.sandbox_connect",
+    ),
     ("PATCH", "/api/v1/workspaces/{ws}/channels/{channel_id}"): (
         "update_channel",
         "channel.update",
