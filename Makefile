@@ -3,6 +3,9 @@
 PYTHON ?= python3
 UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_PYTHON_DOWNLOADS := never
+# Installed packages are compiled to bytecode once, at install: where PYTHONDONTWRITEBYTECODE
+# is set, every command would otherwise compile its imports again (about 0.7 s of CPU each).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: run test lint format uv assets
 
