@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
@@ -54,23 +55,18 @@ async def contact_for(
         )
     ).scalar_one_or_none()
     if identity is None:
-        contact = Contact(id=uuid.uuid4(), workspace_id=ws, name=name or external_id)
-        db.add(contact)
-        db.add(
-            ContactIdentity(
-                workspace_id=ws,
-                contact_id=contact.id,
-                provider=channel.provider,
-                external_id=external_id,
-                profile_name=name,
+        created = await _create_contact(db, channel, external_id, name)
+        if created is not None:
+            return created
+        # Another transaction created this identity between our read and our insert.
+        identity = (
+            await db.execute(
+                scoped(ContactIdentity, ws).where(
+                    ContactIdentity.provider == channel.provider,
+                    ContactIdentity.external_id == external_id,
+                )
             )
-        )
-        await db.flush()  # the event carries the row as stored (timestamps included)
-        await emit(db, ws, "contact.created", payloads.contact_event(contact))
-        await automation_events.record(
-            db, ws, automation_events.CONTACT_CREATED, contact_id=contact.id, channel_id=channel.id
-        )
-        return contact
+        ).scalar_one()
     found = await db.get(Contact, identity.contact_id)
     assert found is not None
     contact = found
@@ -80,6 +76,38 @@ async def contact_for(
             contact.updated_at = utcnow()
             await emit(db, ws, "contact.updated", payloads.contact_event(contact, ["name"]))
         identity.profile_name = name
+    return contact
+
+
+async def _create_contact(
+    db: AsyncSession, channel: Channel, external_id: str, name: str | None
+) -> Contact | None:
+    """Inserts a contact with its identity, or answers None when a concurrent transaction
+    (an inbound message and an API send to the same new number) inserted that identity
+    first: the savepoint keeps our transaction usable, so the caller reads theirs instead
+    of failing with a unique-key clash. Only a first contact pays for the savepoint."""
+    ws = channel.workspace_id
+    contact = Contact(id=uuid.uuid4(), workspace_id=ws, name=name or external_id)
+    await db.flush()  # what was pending before is not ours to swallow a clash of
+    try:
+        async with db.begin_nested():
+            db.add(contact)
+            db.add(
+                ContactIdentity(
+                    workspace_id=ws,
+                    contact_id=contact.id,
+                    provider=channel.provider,
+                    external_id=external_id,
+                    profile_name=name,
+                )
+            )
+            await db.flush()  # the event carries the row as stored (timestamps included)
+    except IntegrityError:
+        return None
+    await emit(db, ws, "contact.created", payloads.contact_event(contact))
+    await automation_events.record(
+        db, ws, automation_events.CONTACT_CREATED, contact_id=contact.id, channel_id=channel.id
+    )
     return contact
 
 
