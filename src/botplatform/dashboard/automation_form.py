@@ -8,15 +8,20 @@ Condition paths: `c` is the root, `c.0` its first child, `c.0.2` that group's th
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_args
 
-from jinja2 import Undefined
-
 from botplatform.automation import schemas
-from botplatform.dashboard.flow_form import EditorError, Reader
+from botplatform.dashboard.flow_form import (
+    EditorError,
+    Reader,
+    number,
+    pairs,
+    shown,
+    text_pairs,
+    words,
+)
 
 Form = Mapping[str, Any]
 
@@ -89,29 +94,6 @@ def group_of(node: Any) -> str | None:
     return None
 
 
-def _words(text: str) -> list[str]:
-    return [w.strip() for w in text.split(",") if w.strip()]
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return ", ".join(value)
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _number_or_text(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _read_leaf(form: Form, path: str, leaf: dict[str, Any]) -> dict[str, Any]:
     reader = Reader(form, path, leaf)
     kind = leaf.get("type")
@@ -124,7 +106,7 @@ def _read_leaf(form: Form, path: str, leaf: dict[str, Any]) -> dict[str, Any]:
             if picked != leaf.get("value"):
                 leaf["value"] = picked
         else:
-            reader.set("value", _words, _shown)
+            reader.set("value", words, shown)
     elif kind == "contact_attribute":
         reader.set("key")
         operator = str(form.get(f"{path}.operator") or leaf.get("operator"))
@@ -132,11 +114,11 @@ def _read_leaf(form: Form, path: str, leaf: dict[str, Any]) -> dict[str, Any]:
             if form.get(f"{path}.value") is not None:
                 leaf.pop("value", None)
         elif operator in ("greater_than", "less_than"):
-            reader.set("value", _number_or_text, _shown)
+            reader.set("value", number, shown)
         else:
-            reader.set("value", show=_shown)
+            reader.set("value", show=shown)
     elif kind != "business_hours":
-        reader.set("value", show=_shown)
+        reader.set("value", show=shown)
     return leaf
 
 
@@ -170,9 +152,9 @@ def _read_action(form: Form, i: int, action: Any) -> Any:
         reader.set("team_id", keep_empty=True)
         reader.check("round_robin", default=True)
     elif kind in ("add_label", "remove_label"):
-        reader.set("labels", _words, _shown)
+        reader.set("labels", words, shown)
     elif kind in ("add_tag", "remove_tag"):
-        reader.set("tags", _words, _shown)
+        reader.set("tags", words, shown)
     elif kind == "send_message":
         message = action.get("message")
         if isinstance(message, dict) and message.get("type", "text") == "text":
@@ -180,29 +162,11 @@ def _read_action(form: Form, i: int, action: Any) -> Any:
             Reader(form, f"{path}.message", message).set("text", keep_empty=True)
             action["message"] = message
     elif kind == "send_webhook":
-        reader.set("data", _pairs, _pairs_of)
+        reader.set("data", lambda text: text_pairs(text, " = "), pairs_of)
     elif kind == "set_attribute":
         reader.set("key")
-        reader.set("value", show=_shown)
+        reader.set("value", show=shown)
     return action
-
-
-def _pairs(text: str) -> dict[str, str] | str:
-    found: dict[str, str] = {}
-    for line in (line.strip() for line in text.splitlines()):
-        if not line:
-            continue
-        if "=" not in line:
-            return text  # the API says what is wrong with it
-        key, _, value = line.partition("=")
-        found[key.strip()] = value.strip()
-    return found
-
-
-def _pairs_of(value: Any) -> str:
-    if isinstance(value, dict):
-        return "\n".join(f"{k} = {_shown(v)}" for k, v in value.items())
-    return _shown(value)
 
 
 def read_form(form: Form, base: dict[str, Any]) -> dict[str, Any]:
@@ -338,14 +302,6 @@ def place(problems: list[tuple[str, str]]) -> Placed:
     return Placed(at)
 
 
-def _defined(value: Any) -> Any:
-    return None if isinstance(value, Undefined) else value
-
-
-def shown(value: Any) -> str:
-    """How a value shows in a text field (lists of words joined by commas)."""
-    return _shown(_defined(value))
-
-
 def pairs_of(value: Any) -> str:
-    return _pairs_of(_defined(value))
+    """An action's `data` as `key = value` lines."""
+    return pairs(value, " = ")

@@ -20,7 +20,7 @@ from botplatform.authz.permissions import Permission
 from botplatform.automation import endpoints as automation_api
 from botplatform.automation.schemas import RuleCreate, RuleOut, RuleUpdate
 from botplatform.channel import endpoints as channel_api
-from botplatform.dashboard import automation_form
+from botplatform.dashboard import automation_form, flow_form
 from botplatform.dashboard.flow_form import EditorError
 from botplatform.dashboard.web import NOTICES, Page, PageRoute, attempt, templates, ws_page
 from botplatform.events.catalog import AUTOMATION_TRIGGERS, MESSAGE_RECEIVED
@@ -52,7 +52,7 @@ templates.env.globals.update(
     ACTION_LABELS=automation_form.ACTION_LABELS,
     CONDITION_OPERATORS=automation_form.OPERATORS,
     rule_group_of=automation_form.group_of,
-    rule_shown=automation_form.shown,
+    rule_shown=flow_form.shown,
     rule_pairs=automation_form.pairs_of,
 )
 

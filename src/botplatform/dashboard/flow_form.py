@@ -124,11 +124,12 @@ def _lines_of(value: Any) -> str:
 
 def _pairs_of(value: Any, sep: str) -> str:
     if isinstance(value, dict):
-        return "\n".join(f"{k}{sep}{v}" for k, v in value.items())
+        return "\n".join(f"{k}{sep}{_render(v)}" for k, v in value.items())
     return _render(value)
 
 
-def _words(text: str) -> list[str]:
+def words(text: str) -> list[str]:
+    """Comma-separated words, as a list."""
     return [w.strip() for w in text.split(",") if w.strip()]
 
 
@@ -136,7 +137,8 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _pairs(text: str, sep: str) -> dict[str, str] | str:
+def text_pairs(text: str, sep: str) -> dict[str, str] | str:
+    """`key<sep>value` lines as a dict, or the text itself when a line is not one."""
     found: dict[str, str] = {}
     for line in _lines(text):
         if sep.strip() not in line:
@@ -146,7 +148,7 @@ def _pairs(text: str, sep: str) -> dict[str, str] | str:
     return found
 
 
-def _number(text: str) -> int | float | str:
+def number(text: str) -> int | float | str:
     try:
         return int(text)
     except ValueError:
@@ -231,7 +233,7 @@ def _read_rule(form: Form, prefix: str, rule: Any) -> Any:
         reader.set("op")
         op = _text(form, f"{prefix}.op") or rule.get("op")
         if op == "in":
-            reader.set("value", _words)
+            reader.set("value", words)
         elif op in ("exists", "not_exists"):
             if _text(form, f"{prefix}.value") is not None:
                 rule.pop("value", None)
@@ -302,7 +304,7 @@ def _read_node(form: Form, i: int, node: dict[str, Any]) -> dict[str, Any]:
     elif kind in ("send_buttons", "send_list"):
         for key in ("text", "header", "footer", "save_as", "retry_message"):
             reader.set(key)
-        reader.set("max_attempts", _number)
+        reader.set("max_attempts", number)
         if kind == "send_buttons":
             node["buttons"] = _read_options(
                 form, f"{prefix}.b", node.get("buttons"), ("id", "title")
@@ -327,7 +329,7 @@ def _read_node(form: Form, i: int, node: dict[str, Any]) -> dict[str, Any]:
         for key in ("question", "attribute", "retry_message"):
             reader.set(key)
         reader.set("validation", default="text")
-        reader.set("max_attempts", _number)
+        reader.set("max_attempts", number)
         reader.set("choices", _lines, _lines_of)
     elif kind == "condition":
         reader.set("match", default="all")
@@ -340,15 +342,15 @@ def _read_node(form: Form, i: int, node: dict[str, Any]) -> dict[str, Any]:
     elif kind == "http_request":
         reader.set("url")
         reader.set("method", default="GET")
-        reader.set("headers", lambda t: _pairs(t, ": "), lambda v: _pairs_of(v, ": "))
+        reader.set("headers", lambda t: text_pairs(t, ": "), lambda v: _pairs_of(v, ": "))
         reader.set("body", _json_or_text, json_text)
-        reader.set("timeout_seconds", _number)
-        reader.set("save", lambda t: _pairs(t, " = "), lambda v: _pairs_of(v, " = "))
+        reader.set("timeout_seconds", number)
+        reader.set("save", lambda t: text_pairs(t, " = "), lambda v: _pairs_of(v, " = "))
     elif kind == "ai_answer":
         for key in ("question", "instructions", "save_as"):
             reader.set(key)
     elif kind == "delay":
-        reader.set("seconds", _number)
+        reader.set("seconds", number)
     elif kind in ("handoff", "end"):
         reader.set("message")
         if kind == "handoff":
@@ -360,19 +362,19 @@ def _read_trigger(form: Form, k: int, trigger: dict[str, Any]) -> dict[str, Any]
     trigger = copy.deepcopy(trigger)
     reader = Reader(form, f"t{k}", trigger)
     reader.set("node", keep_empty=True)
-    reader.set("priority", _number)
+    reader.set("priority", number)
     reader.check("interrupt")
     kind = trigger.get("type")
     if kind == "keyword":
-        reader.set("keywords", _words)
+        reader.set("keywords", words)
         reader.set("match", default="exact")
     elif kind == "regex":
         reader.set("pattern")
     elif kind == "payload":
-        reader.set("payloads", _words)
+        reader.set("payloads", words)
     elif kind == "intent":
         reader.set("intent")
-        reader.set("min_confidence", _number)
+        reader.set("min_confidence", number)
     return trigger
 
 
