@@ -84,14 +84,25 @@
     var inFlight = 0;
     var missed = false;
 
+    var settle = null;
+
+    function refresh() {
+      // A request still on its way would swap its element out and lose the refresh htmx
+      // queued on it (a message's "read" right after its "delivered"): go again after it.
+      if (inFlight) { missed = true; return; }
+      body.dispatchEvent(new CustomEvent("bp:changed"));
+    }
+
     function changed() {
+      // One more refresh a second after the last event of a burst: whatever raced with the
+      // burst's refreshes (a swap landing late, a request htmx dropped), the page ends on
+      // the last state. It costs a 204 when nothing changed.
+      clearTimeout(settle);
+      settle = setTimeout(refresh, 1000);
       if (pending) return; // several events at once: one refresh
       pending = setTimeout(function () {
         pending = null;
-        // A request still on its way would swap its element out and lose the refresh htmx
-        // queued on it (a message's "read" right after its "delivered"): go again after it.
-        if (inFlight) { missed = true; return; }
-        body.dispatchEvent(new CustomEvent("bp:changed"));
+        refresh();
       }, 50);
     }
 
