@@ -5,6 +5,7 @@ refusal by the rate limit, a disabled channel, and /metrics counting them under 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from typing import Any
@@ -20,6 +21,7 @@ from botplatform.runtime import Runtime
 from tests.conftest import Api, meta_signature, whatsapp_text_payload
 
 
+@functools.cache  # one body per n: the payload carries the time, which may tick between calls
 def _body(n: int) -> bytes:
     payload = whatsapp_text_payload(f"1555111{n:04d}", f"lane {n}", "Customer", f"wamid.l{n}")
     return json.dumps(payload).encode()
