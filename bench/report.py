@@ -467,6 +467,10 @@ def apparatus_findings(results: dict[str, Any]) -> list[str]:
     pywa_in_ms = _platform_cpu_ms_of(pywa_in, "pywa", warmup)
     apparatus_in = generator_in * inbound_target / 1000
     apparatus_e2e = (generator_e2e + graph_e2e) * e2e_target / 1000
+    if not inbound_target or not e2e_target:
+        # pywa sustained no step of a phase (a failed or disturbed run): no target rate to
+        # price the apparatus at, and the report says so instead of dividing by zero.
+        return ["", "pywa sustained no rate in a phase of this run: no apparatus figures."]
     return [
         "",
         f"What the measuring itself needs at the target rates, on this {cores}-core machine "
