@@ -36,6 +36,8 @@ from botplatform.models.base import UTCDateTime
 from botplatform.worker.jobs import enqueue
 
 PROCESS_JOB = "process_inbound_event"
+#: The job of a group's new events of one workspace: they are processed as one batch.
+PROCESS_BATCH_JOB = "process_inbound_events"
 #: How long a process trusts what it read about a channel. Changes made through this process
 #: apply at once (`forget`); another process sees them within this many seconds.
 CHANNEL_CACHE_SECONDS = 5.0
@@ -189,8 +191,8 @@ class WebhookIntake:
 
 
 async def _insert(db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Webhook]) -> set[int]:
-    """Inserts the bodies not received before (the first of equal ones) and queues their jobs;
-    the `id()`s of the webhooks that made a row."""
+    """Inserts the bodies not received before (the first of equal ones) and queues one job
+    for all of them (processed as one batch); the `id()`s of the webhooks that made a row."""
     first: dict[tuple[uuid.UUID, str], _Webhook] = {}
     for webhook in webhooks:
         first.setdefault((webhook.channel_id, webhook.dedupe_key), webhook)
@@ -199,9 +201,11 @@ async def _insert(db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Web
     else:
         inserted = await _insert_sqlite(db, workspace_id, list(first.values()))
     created: set[int] = set()
-    for event_id, channel_id, dedupe_key in inserted:
+    for _, channel_id, dedupe_key in inserted:
         created.add(id(first[(channel_id, dedupe_key)]))
-        enqueue(db, PROCESS_JOB, str(workspace_id), str(event_id))
+    if inserted:
+        event_ids = [str(event_id) for event_id, _, _ in inserted]
+        enqueue(db, PROCESS_BATCH_JOB, str(workspace_id), event_ids)
     return created
 
 
