@@ -85,16 +85,12 @@ class Outcome:
     received: int = 0
 
 
+_EVENTS = table_of(InboundEvent)
 _PENDING_EVENTS = (
-    scoped_columns(
-        InboundEvent, InboundEvent.id, InboundEvent.channel_id, InboundEvent.body,
-        InboundEvent.dedupe_key
-    )
-    .where(
-        InboundEvent.id.in_(bindparam("ids", expanding=True)), InboundEvent.status == "pending"
-    )
-    .order_by(InboundEvent.created_at, InboundEvent.id)
-)  # fmt: skip
+    scoped_columns(InboundEvent, "id", "channel_id", "body", "dedupe_key")
+    .where(_EVENTS.c.id.in_(bindparam("ids", expanding=True)), _EVENTS.c.status == "pending")
+    .order_by(_EVENTS.c.created_at, _EVENTS.c.id)
+)
 
 
 async def pending_events(
@@ -208,18 +204,14 @@ _INSERT_MESSAGES = _on_conflict_nothing(Message, ["channel_id", "provider_messag
 _INSERT_REPLIES = insert(table_of(Message))
 
 
+_IDENTITIES, _CONTACTS = table_of(ContactIdentity), table_of(Contact)
 _KNOWN_IDENTITIES = (
-    scoped_columns(
-        ContactIdentity,
-        ContactIdentity.external_id,
-        ContactIdentity.contact_id,
-        ContactIdentity.profile_name,
-        Contact.opted_out,
-    )
-    .join(Contact, Contact.id == ContactIdentity.contact_id)
+    scoped_columns(ContactIdentity, "external_id", "contact_id", "profile_name")
+    .add_columns(_CONTACTS.c.opted_out)
+    .join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
     .where(
-        ContactIdentity.provider == bindparam("provider"),
-        ContactIdentity.external_id.in_(bindparam("external_ids", expanding=True)),
+        _IDENTITIES.c.provider == bindparam("provider"),
+        _IDENTITIES.c.external_id.in_(bindparam("external_ids", expanding=True)),
     )
 )
 
@@ -315,11 +307,10 @@ async def _create_contacts(
         )
 
 
-_KNOWN_CONVERSATIONS = scoped_columns(
-    Conversation, Conversation.contact_id, Conversation.id, Conversation.last_inbound_at
-).where(
-    Conversation.channel_id == bindparam("channel_id"),
-    Conversation.contact_id.in_(bindparam("contact_ids", expanding=True)),
+_CONVERSATIONS = table_of(Conversation)
+_KNOWN_CONVERSATIONS = scoped_columns(Conversation, "contact_id", "id", "last_inbound_at").where(
+    _CONVERSATIONS.c.channel_id == bindparam("channel_id"),
+    _CONVERSATIONS.c.contact_id.in_(bindparam("contact_ids", expanding=True)),
 )
 
 

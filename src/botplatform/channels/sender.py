@@ -41,8 +41,10 @@ if TYPE_CHECKING:
 
 log = get_logger("botplatform.sender")
 SEND_JOB = "send_message"
-#: Provider requests in flight at once per batch.
-CONCURRENT_REQUESTS = 32
+#: Provider requests in flight at once per batch. Few: every request makes the HTTP client
+#: check each pooled connection, so CPU per send grows with the connections a batch opens
+#: (measured per message on loopback: 4 in flight 10.6 ms, 8 → 13.2 ms, 32 → 15.7 ms).
+CONCURRENT_REQUESTS = 4
 #: How long a batch waits for send slots before handing the rest to the send job.
 SLOT_WAIT_SECONDS = 5.0
 
