@@ -8,6 +8,7 @@ rows, events, usage and what reached the provider are compared."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -229,3 +230,84 @@ async def _compare(api: Api, runtime: Runtime, wa: FakeGraph, owner: Any) -> Non
     assert single["events"]["message.received"] == 5
     sent_to = Counter(sent["to"] for sent in wa.sent if sent["type"] == "text")
     assert sent_to == Counter({"15550001": 4, "15550004": 2})
+
+
+async def test_jobs_arriving_together_share_a_batch_per_workspace(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: Any
+) -> None:
+    """Jobs of two workspaces reaching the worker at the same moment: each workspace's events
+    are processed together, under that workspace only, and every customer is answered once."""
+    from botplatform.channels import tasks
+
+    owner = await api.register()
+    first = await _world(api, owner, "First", "1122334455667")
+    second = await _world(api, owner, "Second", "1122334455668")
+    wa.connect("1122334455668", "http://127.0.0.1:9/unused")
+    auto_status, wa.auto_status = wa.auto_status, False
+    batches: list[tuple[str, int]] = []
+    real = tasks._process
+
+    async def counted(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
+        batches.append((workspace_id, len(event_ids)))
+        await real(ctx, workspace_id, event_ids)
+
+    monkeypatch.setattr(tasks, "_process", counted)
+    now = int(time.time())
+    try:
+        jobs = []
+        for ws, channel_id in (first, second, first, second):
+            n = len(jobs)
+            body = _text(f"1555000{n}", f"hello {n}", f"Customer {n}", f"wamid.J{n}", now)
+            (event_id,) = await _store(runtime, ws, channel_id, [body])
+            jobs.append(_run(runtime, "process_inbound_events", ws, [event_id]))
+        await asyncio.gather(*jobs)
+        for ws, _ in (first, second):
+            await eventually(lambda ws=ws: _settled(runtime, ws))
+    finally:
+        wa.auto_status = auto_status
+    # Jobs waiting together became one batch per workspace (never two workspaces in one).
+    sizes = [size for _, size in batches]
+    assert sum(sizes) == 4 and max(sizes) == 2 and len(batches) <= 3
+    for ws, _ in (first, second):
+        snapshot = await _snapshot(runtime, ws)
+        assert len(snapshot["contacts"]) == 2
+        assert [m[4] for m in snapshot["messages"] if m[1] == "outbound"] == ["sent", "sent"]
+        assert snapshot["usage"] == [(2, 2)]
+    assert Counter(sent["to"] for sent in wa.sent) == Counter(
+        {"15550000": 1, "15550001": 1, "15550002": 1, "15550003": 1}
+    )
+
+
+async def test_an_event_that_fails_a_batch_is_retried_alone_and_the_rest_go_on(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: Any
+) -> None:
+    from botplatform.channels import tasks
+
+    owner = await api.register()
+    ws, channel_id = await _world(api, owner, "Acme", "1122334455667")
+    real = tasks._apply
+    failing = {"once": True}
+
+    async def status_breaks_once(ctx: JobContext, channel: Any, item: object) -> int:
+        if type(item).__name__ == "StatusUpdate" and failing.pop("once", False):
+            raise RuntimeError("the database refused this row")
+        return await real(ctx, channel, item)
+
+    monkeypatch.setattr(tasks, "_apply", status_breaks_once)
+    now = int(time.time())
+    bodies = [
+        _text("15550001", "hi", "Ann", "wamid.F1", now),
+        _status("wamid.unknown", "15550001", "delivered"),
+        _text("15550002", "hello", "Bob", "wamid.F2", now),
+    ]
+    ids = await _store(runtime, ws, channel_id, bodies)
+    await _run(runtime, "process_inbound_events", ws, ids)  # split up: each queued alone
+
+    async def all_processed() -> bool:
+        snapshot = await _snapshot(runtime, ws)
+        return [status for status, _ in snapshot["inbound"]] == ["processed"] * 3
+
+    await eventually(all_processed)
+    await eventually(lambda: _settled(runtime, ws))
+    snapshot = await _snapshot(runtime, ws)
+    assert sorted(m[0] for m in snapshot["messages"] if m[1] == "outbound") == ["Ann", "Bob"]

@@ -38,6 +38,7 @@ from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import content_json
 from botplatform.events import payloads
 from botplatform.events.service import emit_many
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped_columns
 from botplatform.message.schemas import MessageBody
@@ -100,7 +101,7 @@ async def pending_events(
     running at the same moment stores nothing twice (the messages' unique key decides), and a
     lock here would meet a channel's deletion in the other order."""
     parameters = {"workspace_id": workspace_id, "ids": event_ids}
-    return list(await db.execute(_PENDING_EVENTS, parameters))
+    return list(await core.run(db, _PENDING_EVENTS, parameters))
 
 
 async def apply_items(
@@ -228,7 +229,7 @@ async def _find_contacts(db: AsyncSession, senders: list[Sender]) -> None:
             "provider": provider,
             "external_ids": list(known),
         }
-        found = await db.execute(_KNOWN_IDENTITIES, parameters)
+        found = await core.run(db, _KNOWN_IDENTITIES, parameters)
         for external_id, contact_id, profile_name, opted_out in found:
             sender = known[external_id]
             sender.contact_id, sender.opted_out = contact_id, bool(opted_out)
@@ -249,7 +250,8 @@ async def _create_contacts(
         return
     workspace_id = new[0].channel.workspace_id
     contacts = {sender.external_id: uuid.uuid4() for sender in new}
-    await db.execute(
+    await core.run(
+        db,
         _INSERT_CONTACTS,
         [
             {
@@ -278,12 +280,12 @@ async def _create_contacts(
         }
         for sender in new
     ]
-    won = set((await db.execute(_dialect(db, _INSERT_IDENTITIES), rows)).scalars())
+    won = set((await core.run(db, _dialect(db, _INSERT_IDENTITIES), rows)).scalars())
     lost = [sender for sender in new if sender.external_id not in won]
     if lost:
         orphans = [contacts[sender.external_id] for sender in lost]
-        await db.execute(
-            delete(Contact).where(Contact.workspace_id == workspace_id, Contact.id.in_(orphans))
+        await core.run(
+            db, delete(Contact).where(Contact.workspace_id == workspace_id, Contact.id.in_(orphans))
         )
         await _find_contacts(db, lost)
     for sender in new:
@@ -326,7 +328,7 @@ async def _find_conversations(db: AsyncSession, senders: list[Sender]) -> None:
             "channel_id": channel_id,
             "contact_ids": list(known),
         }
-        found = await db.execute(_KNOWN_CONVERSATIONS, parameters)
+        found = await core.run(db, _KNOWN_CONVERSATIONS, parameters)
         for contact_id, conversation_id, last_inbound_at in found:
             sender = known[contact_id]
             sender.conversation_id, sender.last_inbound_at = conversation_id, last_inbound_at
@@ -354,7 +356,7 @@ async def _create_conversations(
         }
         for sender in new
     ]
-    won = set((await db.execute(_dialect(db, _INSERT_CONVERSATIONS), rows)).scalars())
+    won = set((await core.run(db, _dialect(db, _INSERT_CONVERSATIONS), rows)).scalars())
     lost = [sender for sender in new if ids[sender.external_id] not in won]
     if lost:
         await _find_conversations(db, lost)
@@ -395,7 +397,7 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
     await _create_conversations(db, senders, now, events)
     rows = _message_rows(senders, now)
     statement = _dialect(db, _INSERT_MESSAGES)
-    stored = set((await db.execute(statement, [r for _, r in rows])).scalars()) if rows else set()
+    stored = set((await core.run(db, statement, [r for _, r in rows])).scalars()) if rows else set()
     for sender, row in rows:
         if row["id"] in stored:
             sender.stored.append(Message(**row))
@@ -499,7 +501,7 @@ async def _move_conversations(
                 "added": len(sender.stored),
             }
         )
-    await db.execute(_MOVE_CONVERSATION, rows)
+    await core.run(db, _MOVE_CONVERSATION, rows)
 
 
 # -- the channel's auto-reply ----------------------------------------------------------------
@@ -529,7 +531,7 @@ async def _insert_replies(
     rows = [
         _reply_row(sender, message, now, lease if counted else None) for sender, message in wanted
     ]
-    await db.execute(_INSERT_REPLIES, rows)
+    await core.run(db, _INSERT_REPLIES, rows)
     if not counted:
         for row in rows:
             enqueue(db, SEND_JOB, str(workspace_id), str(row["id"]))

@@ -27,6 +27,7 @@ from botplatform.channels.messages import OutboundMessage, SendResult
 from botplatform.channels.registry import adapter_for
 from botplatform.events import payloads
 from botplatform.events.service import emit_many
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace
@@ -162,8 +163,8 @@ async def _write_outcomes(
     now = utcnow()
     async with runtime.db.unit_of_work() as db:
         await enter_workspace(db, workspace_id)
-        await db.execute(
-            _WRITE_OUTCOME, [_outcome_row(result, workspace_id, now) for result in results]
+        await core.run(
+            db, _WRITE_OUTCOME, [_outcome_row(result, workspace_id, now) for result in results]
         )
         events = []
         for result in results:

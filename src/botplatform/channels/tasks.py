@@ -34,6 +34,7 @@ from botplatform.conversation import service as conversations
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events.catalog import MESSAGE_SENT
 from botplatform.events.service import emit_message
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import AppError
 from botplatform.kit.logging import get_logger
@@ -232,7 +233,7 @@ async def _mark_events(
         }
         for event_id, error in outcomes.items()
     ]
-    await db.execute(_MARK_EVENT, rows)
+    await core.run(db, _MARK_EVENT, rows)
 
 
 async def _split_up(

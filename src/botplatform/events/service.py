@@ -18,7 +18,7 @@ from botplatform.events import payloads, repository
 from botplatform.events.catalog import EVENT_TYPES
 from botplatform.events.live import LIVE_HUB, LiveHub
 from botplatform.events.payloads import envelope
-from botplatform.kit import clock
+from botplatform.kit import clock, core
 from botplatform.models import Conversation, Event, Message, WebhookDelivery
 from botplatform.models.base import table_of
 from botplatform.worker.jobs import enqueue
@@ -68,9 +68,9 @@ async def emit_many(
         for endpoint in await repository.subscribed_endpoints(db, workspace_id, event_type):
             deliveries.append(_delivery(workspace_id, endpoint.id, event_id, event_type, now))
         live.append(envelope(event_id, event_type, version, workspace_id, now, data))
-    await db.execute(_INSERT_EVENTS, rows)
+    await core.run(db, _INSERT_EVENTS, rows)
     if deliveries:
-        await db.execute(_INSERT_DELIVERIES, deliveries)
+        await core.run(db, _INSERT_DELIVERIES, deliveries)
         for delivery in deliveries:
             enqueue(db, DELIVER_JOB, str(workspace_id), str(delivery["id"]))
     for payload in live:

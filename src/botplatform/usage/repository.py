@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.invitation.repository import list_statement as invitations_statement
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import Bot, Channel, Invitation, Membership, UsageCounter, Workspace
@@ -84,7 +85,7 @@ async def add_messages(
         "inbound": inbound,
         "outbound": outbound,
     }
-    await db.execute(_ADD_MESSAGES[db.get_bind().dialect.name], parameters)
+    await core.run(db, _ADD_MESSAGES[db.get_bind().dialect.name], parameters)
 
 
 async def add_within(
