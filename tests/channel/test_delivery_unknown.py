@@ -14,13 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from botplatform.channels import delivery
 from botplatform.channels.base import ProviderSendError
 from botplatform.channels.messages import Content, MessageType, OutboundMessage
 from botplatform.channels.whatsapp.adapter import WhatsAppAdapter
 from botplatform.kit.clock import utcnow
+from botplatform.kit.scoping import enter_workspace
 from botplatform.models import AuditLog, Channel, Event, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
@@ -333,3 +334,39 @@ async def test_only_an_error_before_the_connection_is_known_never_to_have_left(
     with pytest.raises(ProviderSendError) as raised:
         await _adapter(handler, tmp_path).send(outbound)
     assert raised.value.retryable and raised.value.ambiguous is ambiguous
+
+
+async def test_a_batch_marks_its_rows_in_one_update_and_writes_outcomes_per_row(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    """The protocol as a batched sender uses it: one claim value for the batch, one UPDATE
+    marking every row, one executemany writing each row's outcome."""
+    owner, ws, conversation = await _setup(api, wa)
+    ids = [
+        uuid.UUID((await _sent_once(api, wa, runtime, owner, ws, conversation["id"], text))[0])
+        for text in ("a", "b", "c")
+    ]
+    lease = utcnow() + timedelta(seconds=30)
+    async with runtime.db.unit_of_work(system=True) as db:
+        await db.execute(
+            update(Message)
+            .where(Message.id.in_(ids))
+            .values(status="sending", lease_until=lease, provider_message_id=None)
+        )
+    assert await delivery.commit_attempt(runtime.db, uuid.UUID(ws), ids, lease) == set(ids)
+    table = Message.__table__
+    outcome = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(**delivery.sent_values(bindparam("provider_id")))
+    )
+    async with runtime.db.unit_of_work() as db:
+        await enter_workspace(db, uuid.UUID(ws))
+        await db.execute(
+            outcome,
+            [{"row_id": row_id, "provider_id": f"wamid.{n}"} for n, row_id in enumerate(ids)],
+        )
+    rows = [await _row(runtime, str(row_id)) for row_id in ids]
+    assert [(r.status, r.provider_message_id, r.send_attempted_at) for r in rows] == [
+        ("sent", f"wamid.{n}", None) for n in range(3)
+    ]

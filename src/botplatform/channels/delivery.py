@@ -67,6 +67,17 @@ def claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def held_by(lease_until: datetime) -> ColumnElement[bool]:
+    """Still leased by the claim that wrote `lease_until`, and not yet attempted: the only
+    state in which that claimant may give the row back (`queued`) or refuse it before
+    sending. A claim is the fencing token: a re-claim writes a new lease."""
+    return and_(
+        Message.status == "sending",
+        Message.lease_until == lease_until,
+        Message.send_attempted_at.is_(None),
+    )
+
+
 def awaits_outcome(message: Message) -> bool:
     """A row whose request may have left and whose outcome is not known yet."""
     return message.status == "sending" and message.send_attempted_at is not None
@@ -93,9 +104,7 @@ async def mark_attempted(
         .where(
             Message.workspace_id == workspace_id,
             Message.id.in_(list(row_ids)),
-            Message.status == "sending",
-            Message.lease_until == lease_until,
-            Message.send_attempted_at.is_(None),
+            held_by(lease_until),
         )
         .values(send_attempted_at=utcnow())
         .returning(Message.id)
@@ -119,15 +128,24 @@ async def commit_attempt(
 def _moves_to_sent() -> ColumnElement[bool]:
     # A status webhook may already have moved the row further (it carries our id): never
     # back. A `delivery_unknown` row is moved on: the provider's answer proves it left.
+    # Plain comparisons, no IN (…): an expanding IN cannot run in an executemany.
     return or_(
-        Message.status.in_(("queued", "sending")),
+        Message.status == "queued",
+        Message.status == "sending",
         and_(Message.status == "failed", Message.error_code == DELIVERY_UNKNOWN),
     )
 
 
-def sent_values(provider_message_id: str, now: datetime | None = None) -> dict[str, Any]:
-    """The outcome of an accepted send, for `UPDATE … SET` (per row or per batch with a
-    bound parameter per row)."""
+Value = str | ColumnElement[Any]  # a value, or a `bindparam` for a statement run per row
+
+
+def _cut(value: Value, length: int) -> Value:
+    return value[:length] if isinstance(value, str) else value
+
+
+def sent_values(provider_message_id: Value, now: datetime | None = None) -> dict[str, Any]:
+    """The outcome of an accepted send, for `UPDATE … SET`: per row, or for a batch in one
+    executemany with `bindparam`s as values."""
     moves = _moves_to_sent()
     return {
         "status": case((moves, "sent"), else_=Message.status),
@@ -140,18 +158,18 @@ def sent_values(provider_message_id: str, now: datetime | None = None) -> dict[s
     }
 
 
-def failed_values(code: str, title: str) -> dict[str, Any]:
+def failed_values(code: Value, title: Value) -> dict[str, Any]:
     """A final refusal (the provider's or the policy's): `failed`, never retried."""
     return {
         "status": "failed",
-        "error_code": code[:50],
-        "error_title": title[:500],
+        "error_code": _cut(code, 50),
+        "error_title": _cut(title, 500),
         "lease_until": None,
         "send_attempted_at": None,
     }
 
 
-def retry_values(code: str, title: str) -> dict[str, Any]:
+def retry_values(code: Value, title: Value) -> dict[str, Any]:
     """A definite provider error worth another try (throttled, an outage answered as such):
     the request was refused, so the row is `queued` again without its marker."""
     return {**failed_values(code, title), "status": "queued"}

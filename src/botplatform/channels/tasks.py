@@ -214,8 +214,12 @@ async def _finish(
     message_id: uuid.UUID,
     *,
     event: str | None = None,
+    held: datetime | None = None,
     **values: object,
 ) -> None:
+    """Writes `values` to the row (with `event`, emitted from the row as updated). `held`:
+    only while this job's lease (that value) still holds it, for changes made before the
+    request left — a row re-claimed meanwhile belongs to its new holder."""
     async with ctx.runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)
         change = (
@@ -223,6 +227,8 @@ async def _finish(
             .where(Message.workspace_id == ws, Message.id == message_id)
             .values(**values)
         )
+        if held is not None:
+            change = change.where(delivery.held_by(held))
         if event is None:
             await db.execute(change)
             return
@@ -270,10 +276,10 @@ async def send_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
     channel, outbound, refused = loaded
     if refused is not None:
         values = delivery.failed_values(refused.code, refused.message)
-        await _finish(ctx, ws, row_id, event="message.failed", **values)
+        await _finish(ctx, ws, row_id, event="message.failed", held=lease_until, **values)
         return
     if not await policy.take_send_slot(ctx.runtime.ratelimiter, channel):
-        await _finish(ctx, ws, row_id, status="queued", lease_until=None)
+        await _finish(ctx, ws, row_id, status="queued", lease_until=None, held=lease_until)
         raise Retry(delay=1000)
     await _deliver(ctx, ws, row_id, channel, outbound, lease_until)
 
@@ -285,7 +291,7 @@ async def _retry_after_lease(ctx: JobContext, row_id: uuid.UUID) -> None:
     current = await ctx.db.get(Message, row_id)
     if current is None or current.status != "sending" or current.lease_until is None:
         return
-    if current.send_attempted_at is None:
+    if not delivery.awaits_outcome(current):
         wait_ms = int((current.lease_until - utcnow()).total_seconds() * 1000)
         raise Retry(delay=max(wait_ms, 0) + 500)
 
