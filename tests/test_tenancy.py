@@ -106,9 +106,14 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
     )
     bot_b = await create_bot(api, owner_b, ws_b, support_flow())
     version_b = await publish(api, owner_b, ws_b, bot_b["id"])
+    messages_b = await api.http.get(
+        f"/api/v1/workspaces/{ws_b}/conversations/{conversation_b['id']}/messages",
+        headers=owner_b.headers,
+    )
     ids_of_b = {
         "channel_id": channel_b["id"],
         "conversation_id": conversation_b["id"],
+        "message_id": messages_b.json()["data"]["items"][0]["id"],
         "contact_id": conversation_b["contact_id"],
         "user_id": str(member_b.user_id),
         "invitation_id": invitation_b["invitation"]["id"],

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     )
     send_lease_seconds: int = Field(60, ge=1, alias="SEND_LEASE_SECONDS")
     sweep_after_seconds: int = Field(300, ge=0, alias="SWEEP_AFTER_SECONDS")
+    # A send whose request may have left (the worker died, the answer was lost) waits this long
+    # for the provider's status webhook, then ends `failed` with `delivery_unknown`.
+    send_unknown_grace_seconds: int = Field(900, ge=1, alias="SEND_UNKNOWN_GRACE_SECONDS")
     automation_max_chain: int = Field(3, ge=1, le=20, alias="AUTOMATION_MAX_CHAIN")
     scheduler_lock_seconds: int = Field(10, ge=2, alias="SCHEDULER_LOCK_SECONDS")
     metrics_token: str = Field("", alias="METRICS_TOKEN")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from botplatform.cli import app as cli
 from botplatform.config import Settings
-from botplatform.models import AuditLog
+from botplatform.models import AuditLog, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.ai.helpers import ai_objects
@@ -256,6 +257,30 @@ class Scenarios:
             f"/api/v1/workspaces/{ws}/messages",
             json={"channel_id": channel["id"], "to": "+15550007777", "text": "Hi"},
             headers=owner.headers,
+        )
+
+    async def resend(self) -> Call:
+        owner, ws, _, conversation = await self._conversation()
+        reply = await self.client.post(
+            f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/messages",
+            json={"text": "Lost?"},
+            headers=owner.headers,
+        )
+        message_id = uuid.UUID(reply.json()["data"]["id"])
+
+        async def sent() -> bool:  # the send job is done with it (no status webhooks here)
+            async with self.runtime.db.unit_of_work(write=False, system=True) as db:
+                return (await db.get(Message, message_id, populate_existing=True)).status == "sent"
+
+        await eventually(sent)
+        async with self.runtime.db.unit_of_work(system=True) as db:
+            await db.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(status="failed", error_code="delivery_unknown")
+            )
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/messages/{message_id}/resend", headers=owner.headers
         )
 
     async def upload(self) -> Call:
@@ -590,6 +615,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
         "message.send",
     ),
     ("POST", "/api/v1/workspaces/{ws}/messages"): ("send", "message.send"),
+    ("POST", "/api/v1/workspaces/{ws}/messages/{message_id}/resend"): ("resend", "message.resend"),
     ("POST", "/api/v1/workspaces/{ws}/channels/{channel_id}/media"): (
         "upload",
         "channel.media_upload",

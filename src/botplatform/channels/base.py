@@ -64,14 +64,26 @@ def load_json(body: bytes) -> object:
 
 class ProviderSendError(Exception):
     """A send the provider refused. `retryable` errors (throttling, outages) are tried again
-    with backoff; the others fail the message with the provider's code and title."""
+    with backoff; the others fail the message with the provider's code and title.
+    `ambiguous`: no answer came after the request may have reached the provider (a read
+    timeout, a dropped connection), so whether it was accepted is unknown; a message is then
+    never sent again automatically (channels/delivery.py)."""
 
-    def __init__(self, *, retryable: bool, code: str, title: str, http_status: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        retryable: bool,
+        code: str,
+        title: str,
+        http_status: int = 0,
+        ambiguous: bool = False,
+    ) -> None:
         super().__init__(f"{code}: {title}")
         self.retryable = retryable
         self.code = code
         self.title = title
         self.http_status = http_status
+        self.ambiguous = ambiguous
 
 
 CHANNEL_NOT_CONFIGURED = "channel_not_configured"

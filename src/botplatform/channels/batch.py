@@ -528,9 +528,8 @@ async def _insert_replies(
     per-message way instead, whose claim counts it (or fails it with `quota_exceeded`)."""
     now = utcnow()
     workspace_id = wanted[0][0].channel.workspace_id
-    rows = [
-        _reply_row(sender, message, now, lease if counted else None) for sender, message in wanted
-    ]
+    lease_until = now + lease if counted else None
+    rows = [_reply_row(sender, message, now, lease_until) for sender, message in wanted]
     await core.run(db, _INSERT_REPLIES, rows)
     if not counted:
         for row in rows:
@@ -546,6 +545,7 @@ async def _insert_replies(
             recipient_id=sender.external_id,
             outbound=outbound_of(row, sender.external_id),
             row=row,
+            lease_until=now + lease,
         )
         for (sender, _), row in zip(wanted, rows, strict=True)
     ]
@@ -559,7 +559,7 @@ def _window_open(sender: Sender) -> bool:
 
 
 def _reply_row(
-    sender: Sender, message: Message, now: datetime, lease: timedelta | None
+    sender: Sender, message: Message, now: datetime, lease_until: datetime | None
 ) -> dict[str, Any]:
     text = str(sender.channel.config["auto_reply"])
     body = MessageBody(type="text", text=text)
@@ -574,9 +574,13 @@ def _reply_row(
         "text": text,
         "content": {"request": request},
         "is_note": False,
-        "status": "sending" if lease else "queued",
-        "lease_until": now + lease if lease else None,
-        "attempts": 1 if lease else 0,
+        "status": "sending" if lease_until else "queued",
+        "lease_until": lease_until,
+        # The send marker (`channels.delivery`), committed with the batch: the request
+        # leaves right after that commit, from this job. A worker killed in between leaves
+        # its batch to the status webhook or `delivery_unknown`, never to a second send.
+        "send_attempted_at": now if lease_until else None,
+        "attempts": 1 if lease_until else 0,
         "idempotency_key": f"auto:{message.id}",
         "reply_to_provider_id": None,
         "sender_user_id": None,

@@ -15,13 +15,14 @@ import asyncio
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, func, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
-from botplatform.channels import policy
+from botplatform.channels import delivery, policy
 from botplatform.channels.base import ProviderSendError
 from botplatform.channels.messages import OutboundMessage, SendResult
 from botplatform.channels.registry import adapter_for
@@ -48,6 +49,8 @@ SEND_JOB = "send_message"
 CONCURRENT_REQUESTS = 4
 #: How long a batch waits for send slots before handing the rest to the send job.
 SLOT_WAIT_SECONDS = 5.0
+#: When the send job takes over a send refused for now (or left without a slot).
+RETRY_DELAY_MS = 2_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class LeasedSend:
     recipient_id: str
     outbound: OutboundMessage
     row: dict[str, Any]  # the row as inserted: the events' payloads are built from it
+    lease_until: datetime  # the batch's claim: it fences giving the row back
 
 
 def outbound_of(row: dict[str, Any], recipient_id: str) -> OutboundMessage:
@@ -74,14 +78,17 @@ def outbound_of(row: dict[str, Any], recipient_id: str) -> OutboundMessage:
 @dataclass(frozen=True)
 class _Result:
     send: LeasedSend
-    status: str  # sent | failed | queued (to be retried by the send job)
+    # sent | failed | retry (refused for now: the send job tries again) | later (no send
+    # slot: it never left) | unknown (no answer: it may have arrived, never sent again)
+    status: str
     provider_message_id: str | None = None
     error_code: str | None = None
     error_title: str | None = None
 
 
 async def send_leased(runtime: Runtime, sends: list[LeasedSend]) -> None:
-    """Sends leased rows of one workspace and writes their outcomes."""
+    """Sends leased rows of one workspace, whose send marker is committed (`channels.
+    delivery`), and writes their outcomes."""
     if not sends:
         return
     workspace_id = sends[0].workspace_id
@@ -97,7 +104,7 @@ async def send_leased(runtime: Runtime, sends: list[LeasedSend]) -> None:
 async def _send_channel(runtime: Runtime, sends: list[LeasedSend]) -> list[_Result]:
     channel = sends[0].channel
     granted = await _take_slots(runtime, channel, len(sends))
-    later = [_Result(send, "queued") for send in sends[granted:]]
+    later = [_Result(send, "later") for send in sends[granted:]]
     adapter = adapter_for(channel, runtime.settings, runtime.http)
     gate = asyncio.Semaphore(CONCURRENT_REQUESTS)
 
@@ -106,7 +113,9 @@ async def _send_channel(runtime: Runtime, sends: list[LeasedSend]) -> list[_Resu
             try:
                 result: SendResult = await adapter.send(send.outbound)
             except ProviderSendError as exc:
-                status = "queued" if exc.retryable else "failed"
+                if exc.ambiguous:
+                    return _Result(send, "unknown")
+                status = "retry" if exc.retryable else "failed"
                 return _Result(send, status, None, exc.code, exc.title[:500])
             return _Result(send, "sent", result.provider_message_id)
 
@@ -127,60 +136,66 @@ async def _take_slots(runtime: Runtime, channel: Channel, wanted: int) -> int:
     return taken
 
 
-_WRITE_OUTCOME = (
+def _outcome(values: dict[str, Any]) -> Any:
+    messages = table_of(Message)
+    return (
+        update(messages)
+        .where(messages.c.workspace_id == bindparam("ws"), messages.c.id == bindparam("row_id"))
+        .values(**values)
+    )
+
+
+# One statement per kind of outcome, each run once for the batch (executemany), built once
+# from the protocol's own values (`channels.delivery`), which also clear the send marker.
+_SENT = _outcome(delivery.sent_values(bindparam("pid"), bindparam("sent_at")))
+_FAILED = _outcome(delivery.failed_values(bindparam("code"), bindparam("title")))
+_RETRY = _outcome(delivery.retry_values(bindparam("code"), bindparam("title")))
+# No send slot came: the request never left, so the row goes back to `queued` (only if this
+# batch's lease still holds it) and on to the send job.
+_GIVE_BACK = (
     update(table_of(Message))
     .where(
         table_of(Message).c.workspace_id == bindparam("ws"),
-        table_of(Message).c.id == bindparam("message_id"),
+        table_of(Message).c.id == bindparam("row_id"),
+        table_of(Message).c.status == "sending",
+        table_of(Message).c.lease_until == bindparam("lease"),
     )
-    .values(
-        # A status webhook may already have moved the row on (it carries our id): never back.
-        status=case(
-            # Two comparisons, not IN: an IN list is expanded per statement, which
-            # executemany does not allow.
-            (
-                (table_of(Message).c.status == "queued")
-                | (table_of(Message).c.status == "sending"),
-                bindparam("new_status"),
-            ),
-            else_=table_of(Message).c.status,
-        ),
-        provider_message_id=func.coalesce(
-            bindparam("provider_message_id"), table_of(Message).c.provider_message_id
-        ),
-        sent_at=func.coalesce(table_of(Message).c.sent_at, bindparam("sent_at")),
-        error_code=bindparam("error_code"),
-        error_title=bindparam("error_title"),
-        lease_until=None,
-        updated_at=bindparam("now"),
-    )
+    .values(status="queued", lease_until=None, send_attempted_at=None)
 )
+_STATEMENTS = {"sent": _SENT, "failed": _FAILED, "retry": _RETRY, "later": _GIVE_BACK}
 
 
 async def _write_outcomes(
     runtime: Runtime, workspace_id: uuid.UUID, results: list[_Result]
 ) -> None:
+    """Every outcome of the batch (one statement per kind), their events in one INSERT.
+    A send with no answer writes nothing: its marker stays, and its status webhook or the
+    sweeper settles it."""
     now = utcnow()
+    written = [result for result in results if result.status != "unknown"]
+    if not written:
+        return
     async with runtime.db.unit_of_work() as db:
         await enter_workspace(db, workspace_id)
-        await core.run(
-            db, _WRITE_OUTCOME, [_outcome_row(result, workspace_id, now) for result in results]
-        )
+        by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for result in written:
+            by_kind[result.status].append(_outcome_row(result, workspace_id, now))
+        for kind, rows in by_kind.items():
+            await core.run(db, _STATEMENTS[kind], rows)
         events = []
-        for result in results:
-            if result.status == "queued":
-                enqueue(
-                    db, SEND_JOB, str(workspace_id), str(result.send.message_id), delay_ms=2_000
-                )
+        for result in written:
+            if result.status in ("retry", "later"):
+                message_id = str(result.send.message_id)
+                enqueue(db, SEND_JOB, str(workspace_id), message_id, delay_ms=RETRY_DELAY_MS)
                 continue
             message = _as_written(result, now)
             event = "message.sent" if result.status == "sent" else "message.failed"
             events.append((event, payloads.message_event(message, result.send.contact_id)))
         await emit_many(db, workspace_id, events)
-        await _rules_on_sent(db, results, now)
+        await _rules_on_sent(db, written, now)
 
 
-async def _rules_on_sent(db: AsyncSession, results: list[_Result], now: Any) -> None:
+async def _rules_on_sent(db: AsyncSession, results: list[_Result], now: datetime) -> None:
     """Rules on `message.sent` run at the moment it is emitted, as on the per-message path."""
     for result in results:
         if result.status == "sent":
@@ -189,20 +204,19 @@ async def _rules_on_sent(db: AsyncSession, results: list[_Result], now: Any) -> 
             )
 
 
-def _outcome_row(result: _Result, workspace_id: uuid.UUID, now: Any) -> dict[str, Any]:
+def _outcome_row(result: _Result, workspace_id: uuid.UUID, now: datetime) -> dict[str, Any]:
     return {
         "ws": workspace_id,
-        "message_id": result.send.message_id,
-        "new_status": result.status,
-        "provider_message_id": result.provider_message_id,
-        "sent_at": now if result.status == "sent" else None,
-        "error_code": result.error_code,
-        "error_title": result.error_title,
-        "now": now,
+        "row_id": result.send.message_id,
+        "pid": result.provider_message_id,
+        "sent_at": now,
+        "code": result.error_code,
+        "title": result.error_title,
+        "lease": result.send.lease_until,
     }
 
 
-def _as_written(result: _Result, now: Any) -> Message:
+def _as_written(result: _Result, now: datetime) -> Message:
     """The row as the outcome left it, for the event payloads (not read back)."""
     row = dict(result.send.row)
     row.update(
@@ -212,6 +226,7 @@ def _as_written(result: _Result, now: Any) -> Message:
         error_code=result.error_code,
         error_title=result.error_title,
         lease_until=None,
+        send_attempted_at=None,
         updated_at=now,
     )
     return Message(**row)

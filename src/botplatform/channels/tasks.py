@@ -8,16 +8,16 @@ import hashlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from dramatiq import Retry
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.bot import runner as bot_runner
-from botplatform.channels import batch, policy, sender
+from botplatform.channels import batch, delivery, policy, sender
 from botplatform.channels.base import MalformedPayload, ProviderSendError
 from botplatform.channels.messages import (
     Content,
@@ -53,7 +53,7 @@ from botplatform.models import (
 from botplatform.models.base import table_of
 from botplatform.usage import service as usage
 from botplatform.worker.jobs import JobContext, enqueue, job
-from botplatform.worker.sweeper import SweepTarget, sweep_target
+from botplatform.worker.sweeper import SweepTarget, sweep_step, sweep_target
 
 log = get_logger("botplatform.channels")
 
@@ -326,39 +326,34 @@ async def _auto_reply(db: AsyncSession, channel: Channel, message: Message) -> N
 CLAIMED, TAKEN, OVER_QUOTA = "claimed", "taken", "over_quota"
 
 
-async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> str:
+async def _claim(ctx: JobContext, ws: uuid.UUID, message_id: uuid.UUID) -> tuple[str, datetime]:
     """Leases the message to this worker with one conditional UPDATE (atomic on both
     databases), in its own transaction: of several copies of the job, one sends (CLAIMED),
-    the others find it TAKEN. The first claim also counts the message against the plan's
-    monthly quota in the same transaction; over it, the row ends `failed` (OVER_QUOTA)."""
+    the others find it TAKEN. A row whose request may already have left (its
+    `send_attempted_at` marker is set) is never claimed again (channels/delivery.py). The
+    first claim also counts the message against the plan's monthly quota in the same
+    transaction; over it, the row ends `failed` (OVER_QUOTA). Returns the outcome and the
+    lease written, which fences the marker."""
     now = utcnow()
-    # The lease outlives the provider call's timeout, and gives the status webhook of a send
-    # whose answer was lost (worker killed) time to arrive before anyone sends it again.
-    lease = timedelta(seconds=ctx.runtime.settings.send_lease_seconds)
+    # The lease outlives the provider call's timeout: two live workers never send one row.
+    lease_until = now + timedelta(seconds=ctx.runtime.settings.send_lease_seconds)
     async with ctx.runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)
         result = await db.execute(
             update(Message)
-            .where(
-                Message.workspace_id == ws,
-                Message.id == message_id,
-                or_(
-                    Message.status == "queued",
-                    and_(Message.status == "sending", Message.lease_until < now),
-                ),
-            )
-            .values(status="sending", lease_until=now + lease, attempts=Message.attempts + 1)
+            .where(Message.workspace_id == ws, Message.id == message_id, delivery.claimable(now))
+            .values(status="sending", lease_until=lease_until, attempts=Message.attempts + 1)
             .returning(Message.attempts)
         )
         attempts = result.scalar_one_or_none()
         if attempts is None:
-            return TAKEN
+            return TAKEN, lease_until
         # Counted once per message: a retry or a re-claimed lease has attempts > 1.
         refused = await usage.reserve_outbound(db, ws) if attempts == 1 else None
         if refused is None:
-            return CLAIMED
+            return CLAIMED, lease_until
         await _fail(db, ws, message_id, refused)
-        return OVER_QUOTA
+        return OVER_QUOTA, lease_until
 
 
 async def _fail(db: AsyncSession, ws: uuid.UUID, message_id: uuid.UUID, error: AppError) -> None:
@@ -366,12 +361,7 @@ async def _fail(db: AsyncSession, ws: uuid.UUID, message_id: uuid.UUID, error: A
     await db.execute(
         update(Message)
         .where(Message.workspace_id == ws, Message.id == message_id)
-        .values(
-            status="failed",
-            error_code=error.code,
-            error_title=error.message[:500],
-            lease_until=None,
-        )
+        .values(**delivery.failed_values(error.code, error.message))
     )
     message = await db.get(Message, message_id, populate_existing=True)
     if message is not None:
@@ -384,8 +374,12 @@ async def _finish(
     message_id: uuid.UUID,
     *,
     event: str | None = None,
+    held: datetime | None = None,
     **values: object,
 ) -> None:
+    """Writes `values` to the row (with `event`, emitted from the row as updated). `held`:
+    only while this job's lease (that value) still holds it, for changes made before the
+    request left — a row re-claimed meanwhile belongs to its new holder."""
     async with ctx.runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)
         change = (
@@ -393,6 +387,8 @@ async def _finish(
             .where(Message.workspace_id == ws, Message.id == message_id)
             .values(**values)
         )
+        if held is not None:
+            change = change.where(delivery.held_by(held))
         if event is None:
             await db.execute(change)
             return
@@ -425,13 +421,11 @@ async def send_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
     """Sends one outbound message at most once: the row is leased before the provider call
     and marked sent right after; a copy of this job finds it leased or sent."""
     ws, row_id = await _enter(ctx, workspace_id), uuid.UUID(message_id)
-    claim = await _claim(ctx, ws, row_id)
+    claim, lease_until = await _claim(ctx, ws, row_id)
     if claim == OVER_QUOTA:
         return
     if claim == TAKEN:
-        current = await ctx.db.get(Message, row_id)
-        if current is not None and current.status == "sending" and current.lease_until:
-            raise Retry(delay=int((current.lease_until - utcnow()).total_seconds() * 1000) + 500)
+        await _retry_after_lease(ctx, row_id)
         return
     loaded = await _load_for_send(ctx, row_id)
     # Reads done: end this transaction before any waiting or network I/O (on SQLite an open
@@ -441,21 +435,25 @@ async def send_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
         return
     channel, outbound, refused = loaded
     if refused is not None:
-        await _finish(
-            ctx,
-            ws,
-            row_id,
-            status="failed",
-            error_code=refused.code,
-            error_title=refused.message[:500],
-            lease_until=None,
-            event="message.failed",
-        )
+        values = delivery.failed_values(refused.code, refused.message)
+        await _finish(ctx, ws, row_id, event="message.failed", held=lease_until, **values)
         return
     if not await policy.take_send_slot(ctx.runtime.ratelimiter, channel):
-        await _finish(ctx, ws, row_id, status="queued", lease_until=None)
+        await _finish(ctx, ws, row_id, status="queued", lease_until=None, held=lease_until)
         raise Retry(delay=1000)
-    await _deliver(ctx, ws, row_id, channel, outbound)
+    await _deliver(ctx, ws, row_id, channel, outbound, lease_until)
+
+
+async def _retry_after_lease(ctx: JobContext, row_id: uuid.UUID) -> None:
+    """Another copy holds the row. Only a lease without the marker can still end with the
+    row claimable (its holder may die before the request leaves): try again after it. A row
+    with the marker is settled by its status webhook or the sweeper, never by a resend."""
+    current = await ctx.db.get(Message, row_id)
+    if current is None or current.status != "sending" or current.lease_until is None:
+        return
+    if not delivery.awaits_outcome(current):
+        wait_ms = int((current.lease_until - utcnow()).total_seconds() * 1000)
+        raise Retry(delay=max(wait_ms, 0) + 500)
 
 
 async def _load_for_send(
@@ -482,39 +480,32 @@ async def _load_for_send(
 
 
 async def _deliver(
-    ctx: JobContext, ws: uuid.UUID, row_id: uuid.UUID, channel: Channel, outbound: OutboundMessage
+    ctx: JobContext,
+    ws: uuid.UUID,
+    row_id: uuid.UUID,
+    channel: Channel,
+    outbound: OutboundMessage,
+    lease_until: datetime,
 ) -> None:
     adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+    # Committed before the request leaves: if this worker dies from here on, nobody sends the
+    # row again. Not marked: another worker claimed it after our lease ran out.
+    if not await delivery.commit_attempt(ctx.runtime.db, ws, [row_id], lease_until):
+        return
     try:
         result = await adapter.send(outbound)
     except ProviderSendError as exc:
+        if exc.ambiguous:  # no answer: the marker stays, the status webhook or sweeper decides
+            log.warning("send_outcome_unknown", message_id=str(row_id), error=exc.title[:200])
+            return
         final = not exc.retryable or ctx.is_last_attempt
-        await _finish(
-            ctx,
-            ws,
-            row_id,
-            status="failed" if final else "queued",
-            lease_until=None,
-            error_code=exc.code,
-            error_title=exc.title[:500],
-            event="message.failed" if final else None,
-        )
+        values = (delivery.failed_values if final else delivery.retry_values)(exc.code, exc.title)
+        await _finish(ctx, ws, row_id, event="message.failed" if final else None, **values)
         if final:
             return
         raise
-    # A status webhook may already have moved the row on (it carries our id): never back.
-    await _finish(
-        ctx,
-        ws,
-        row_id,
-        status=case((Message.status.in_(("queued", "sending")), "sent"), else_=Message.status),
-        provider_message_id=result.provider_message_id,
-        sent_at=func.coalesce(Message.sent_at, utcnow()),
-        lease_until=None,
-        error_code=None,
-        error_title=None,
-        event="message.sent",
-    )
+    values = delivery.sent_values(result.provider_message_id)
+    await _finish(ctx, ws, row_id, event="message.sent", **values)
 
 
 MARK_READ_JOB = "mark_read"
@@ -604,12 +595,16 @@ sweep_target(
     SweepTarget(
         name="outbound_messages",
         model=Message,
-        is_pending=lambda: or_(
-            Message.status == "queued",
-            and_(Message.status == "sending", Message.lease_until < utcnow()),
-        ),
+        is_pending=lambda: delivery.claimable(utcnow()),
         touched_at=Message.updated_at,
         job="send_message",
         with_workspace=True,
     )
 )
+
+
+async def _expire_unknown_sends(ctx: JobContext) -> int:
+    return await delivery.expire_unknown(ctx.db, ctx.runtime.settings.send_unknown_grace_seconds)
+
+
+sweep_step("delivery_unknown", _expire_unknown_sends)

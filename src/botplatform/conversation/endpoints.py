@@ -265,6 +265,37 @@ async def send_message(
     return await _queue(db, audit, access, channel, contact, conversation, body, idempotency_key)
 
 
+@router.post("/messages/{message_id}/resend", status_code=status.HTTP_201_CREATED)
+async def resend_message(
+    access: ConversationsReply, message_id: uuid.UUID, db: DbSession, audit: Audit
+) -> Envelope[MessageOut]:
+    """Sends a failed message's content again, as a new message (the failed one stays). Meant
+    for `delivery_unknown`: a send interrupted after the request may have reached the
+    provider, which is never repeated automatically; resend it if the customer did not get
+    it. Calling it again returns the same resend. 409 `message_not_failed` for a message that
+    is not failed."""
+    failed = await repository.get_message(db, access, message_id)
+    conversation = await repository.get_conversation(db, access, failed.conversation_id)
+    channel = await channels.get(db, access.workspace_id, conversation.channel_id)
+    contact = await repository.get_contact(db, access.workspace_id, conversation.contact_id)
+    message = await messages.resend(
+        db,
+        failed,
+        channel=channel,
+        contact=contact,
+        conversation=conversation,
+        sender_user_id=_user_id(access),
+    )
+    await audit.log(
+        "message.resend",
+        workspace_id=access.workspace_id,
+        target_type="message",
+        target_id=message.id,
+        changes={"resent_from": str(failed.id), "error_code": failed.error_code},
+    )
+    return ok(message_out(message), "Message queued again")
+
+
 @router.get("/contacts")
 async def list_contacts(
     access: ContactsRead,

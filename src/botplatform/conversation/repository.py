@@ -25,6 +25,16 @@ async def get_conversation(
     return found
 
 
+async def get_message(db: AsyncSession, reader: ChannelReader, message_id: uuid.UUID) -> Message:
+    """The message if `reader` sees its channel: 404 for another workspace's and, for an
+    agent, for one of a channel it is not assigned to."""
+    statement = visible(Message, reader).where(Message.id == message_id)
+    found = (await db.execute(statement)).scalar_one_or_none()
+    if found is None:
+        raise NotFound("Message not found.", code="message_not_found")
+    return found
+
+
 async def get_contact(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) -> Contact:
     found = (
         await db.execute(scoped(Contact, ws).where(Contact.id == contact_id))

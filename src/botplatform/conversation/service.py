@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
+from botplatform.channels import delivery
 from botplatform.channels.messages import (
     MEDIA_TYPES,
     STATUS_RANK,
@@ -268,6 +269,7 @@ async def _by_callback(db: AsyncSession, channel: Channel, update_: StatusUpdate
         message.provider_message_id = update_.provider_message_id
         if message.status == "sending":
             message.status, message.lease_until = "queued", None  # rank 0: the status moves it
+            message.send_attempted_at = None  # the outcome is known now
     return message
 
 
@@ -290,7 +292,7 @@ async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate
     if new == DeliveryStatus.FAILED:
         if message.status in (DeliveryStatus.READ, DeliveryStatus.PLAYED):
             return False
-        message.status = new.value
+        message.status, message.send_attempted_at = new.value, None
         if update_.errors:
             message.error_code = str(update_.errors[0].code)
             message.error_title = update_.errors[0].title[:500]
@@ -300,8 +302,10 @@ async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate
     current = DeliveryStatus(message.status) if message.status in STATUS_RANK else None
     if current is not None and STATUS_RANK[current] >= STATUS_RANK[new]:
         return False
-    if message.status == DeliveryStatus.FAILED:
+    if message.status == DeliveryStatus.FAILED and not delivery.is_delivery_unknown(message):
         return False
+    if message.status == DeliveryStatus.FAILED:  # we gave up knowing; the provider says it left
+        message.error_code = message.error_title = message.send_attempted_at = None
     message.status = new.value
     for status, field in _TIME_FIELD.items():
         if STATUS_RANK[new] >= STATUS_RANK[status] and getattr(message, field) is None:

@@ -22,7 +22,7 @@ from botplatform.conversation import repository as conversation_repository
 from botplatform.conversation.schemas import ConversationOut, ConversationUpdate
 from botplatform.dashboard.threads import bubbles, list_version, thread_version
 from botplatform.dashboard.web import Page, PageRoute, is_htmx, parse_form, ws_page
-from botplatform.kit.errors import Unprocessable
+from botplatform.kit.errors import NotFound, Unprocessable
 from botplatform.kit.scoping import scoped
 from botplatform.media.storage import SignedMediaUrls
 from botplatform.member import repository as member_repository
@@ -232,6 +232,21 @@ async def reply(request: Request, page: ReplyPage, conversation_id: uuid.UUID) -
         idempotency_key=key[:200] if key else None,
     )
     return await _after_action(page, conversation_id, new_key=True)
+
+
+@router.post("/inbox/{conversation_id}/messages/{message_id}/resend")
+async def resend(
+    request: Request, page: ReplyPage, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> Response:
+    """Resend of a failed message (the API's own path: a new message, policy gate, quota)."""
+    await page.form()
+    failed = await conversation_repository.get_message(page.db, page.granted, message_id)
+    if failed.conversation_id != conversation_id:
+        raise NotFound("Message not found.", code="message_not_found")
+    await conversation_api.resend_message(
+        page.granted, message_id, page.db, Auditor(request, page.db)
+    )
+    return await _after_action(page, conversation_id)
 
 
 async def _update(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from botplatform.channels.delivery import is_delivery_unknown
 from botplatform.media.storage import SignedMediaUrls
 from botplatform.models import Conversation, Message
 
@@ -36,6 +37,9 @@ class Bubble:
     tick: str = ""
     tick_label: str = ""
     error: str | None = None
+    # Sent at most once but unconfirmed: said plainly, and a person decides whether to resend.
+    delivery_unknown: bool = False
+    resendable: bool = False  # a failed send (its content can be queued again on request)
     media_url: str | None = None
     media_mime: str | None = None
     media_pending: bool = False
@@ -108,6 +112,8 @@ def bubbles(messages: list[Message], urls: SignedMediaUrls) -> list[Bubble]:
 def _bubble(message: Message, urls: SignedMediaUrls, by_id: dict[str, Message]) -> Bubble:
     content = _content(message)
     tick, label = TICKS.get(message.status, ("", ""))
+    if is_delivery_unknown(message):
+        label = "Delivery unknown"
     media = content.get("media") if isinstance(content.get("media"), dict) else {}
     quoted_message = (
         by_id.get(message.reply_to_provider_id) if message.reply_to_provider_id else None
@@ -126,6 +132,8 @@ def _bubble(message: Message, urls: SignedMediaUrls, by_id: dict[str, Message]) 
         tick="" if message.direction == "inbound" or message.is_note else tick,
         tick_label=label,
         error=(message.error_title or message.error_code) if message.status == "failed" else None,
+        delivery_unknown=is_delivery_unknown(message),
+        resendable=_resendable(message),
         filename=(media or {}).get("filename"),
         details=_details(message.type, content),
         quoted=quoted,
@@ -139,6 +147,10 @@ def _bubble(message: Message, urls: SignedMediaUrls, by_id: dict[str, Message]) 
         else:
             bubble.media_pending = message.media_status in (None, "pending")
     return bubble
+
+
+def _resendable(message: Message) -> bool:
+    return message.direction == "outbound" and not message.is_note and message.status == "failed"
 
 
 def thread_version(conversation: Conversation, messages: list[Message]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
@@ -23,7 +24,7 @@ from botplatform.channels.messages import (
 )
 from botplatform.channels.registry import capabilities_of
 from botplatform.kit.clock import utcnow
-from botplatform.kit.errors import NotFound
+from botplatform.kit.errors import Conflict, NotFound
 from botplatform.kit.scoping import scoped
 from botplatform.message.schemas import MessageBody
 from botplatform.models import Channel, Contact, Conversation, Message
@@ -159,6 +160,44 @@ async def queue_outbound(
     automation_events.remember_chain(db, message)
     enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
     return message
+
+
+async def resend(
+    db: AsyncSession,
+    failed: Message,
+    *,
+    channel: Channel,
+    contact: Contact,
+    conversation: Conversation,
+    sender_user_id: uuid.UUID | None,
+) -> Message:
+    """Sends a failed message's content again, only because a person asked: a new row (the
+    failed one stays as the record of what happened, and a late status still moves it on),
+    through the policy gate and the quota like any send. Keyed `resend:<failed id>`, so a
+    repeated click queues one resend."""
+    if failed.direction != "outbound" or failed.is_note or failed.status != "failed":
+        raise Conflict(
+            "Only a failed outbound message can be resent.",
+            code="message_not_failed",
+            details={"status": failed.status},
+        )
+    try:
+        body = MessageBody.model_validate((failed.content or {}).get("request"))
+    except ValidationError as exc:
+        raise Conflict(
+            "This message's content can no longer be sent as it was.",
+            code="message_not_resendable",
+        ) from exc
+    return await queue_outbound(
+        db,
+        channel=channel,
+        contact=contact,
+        conversation=conversation,
+        body=body,
+        idempotency_key=f"resend:{failed.id}",
+        sender_user_id=sender_user_id,
+        check_quota=True,
+    )
 
 
 async def add_note(

@@ -53,6 +53,10 @@ class Message(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     error_title: Mapped[str | None] = mapped_column(String(500), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Committed just before the provider request leaves, cleared when its outcome is written:
+    # a leased row without it provably never left and may be sent again; a row with it is
+    # never re-sent automatically (channels/delivery.py).
+    send_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     sender_user_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )

@@ -4,12 +4,13 @@ Rows are the truth and jobs only carry ids. A job can be lost between commit and
 (Redis down, process killed); the sweeper finds its row still pending after
 SWEEP_AFTER_SECONDS and sends the job again, so a lost job costs a delay, never the work.
 Jobs are idempotent, so a job that was merely slow and now runs twice does its work once.
-Each domain registers what it wants swept with `sweep_target`.
+Each domain registers what it wants swept with `sweep_target`, and any other periodic
+repair of its rows (e.g. ending sends whose outcome stayed unknown) with `sweep_step`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -37,10 +38,16 @@ class SweepTarget:
 
 
 TARGETS: list[SweepTarget] = []
+#: Named steps run on every sweep in the sweeper's (system) session; each returns a count.
+STEPS: dict[str, Callable[[JobContext], Awaitable[int]]] = {}
 
 
 def sweep_target(target: SweepTarget) -> None:
     TARGETS.append(target)
+
+
+def sweep_step(name: str, step: Callable[[JobContext], Awaitable[int]]) -> None:
+    STEPS[name] = step
 
 
 async def sweep_once(ctx: JobContext, after_seconds: int | None = None) -> dict[str, int]:
@@ -62,6 +69,8 @@ async def sweep_once(ctx: JobContext, after_seconds: int | None = None) -> dict[
             args = (str(row.workspace_id), str(row.id)) if target.with_workspace else (str(row.id),)
             enqueue(ctx.db, target.job, *args)
         swept[target.name] = len(rows)
+    for name, step in STEPS.items():
+        swept[name] = await step(ctx)
     swept["dead_jobs_retried"] = await dead_letters.send_requested(ctx.runtime, ctx.db)
     if any(swept.values()):
         log.info("swept", **swept)

@@ -29,6 +29,9 @@ from botplatform.config import Settings
 from botplatform.models import Channel
 
 SIGNATURE_HEADER = "x-hub-signature-256"
+# Failures before a connection existed: nothing was sent, so sending again cannot duplicate.
+# Any other transport error may come after Meta received the request.
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class WhatsAppAdapter:
@@ -77,9 +80,16 @@ class WhatsAppAdapter:
         url = f"{self.base}/{self.phone_number_id}/messages"
         try:
             response = await self.http.post(url, json=graph_body(message), headers=self._auth())
-        except httpx.HTTPError as exc:  # timeouts, refused connections: try again later
+        except NEVER_SENT as exc:  # no connection was made: the request never left
             raise ProviderSendError(
                 retryable=True, code="network", title=str(exc) or type(exc).__name__
+            ) from exc
+        except httpx.HTTPError as exc:  # the request may have arrived: the outcome is unknown
+            raise ProviderSendError(
+                retryable=True,
+                code="network",
+                title=str(exc) or type(exc).__name__,
+                ambiguous=True,
             ) from exc
         body = _json(response)
         if response.status_code >= 400:
