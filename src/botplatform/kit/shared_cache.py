@@ -110,6 +110,11 @@ class SharedCache:
             self._store(entry_key, loaded)
         return loaded
 
+    def holds(self, kind: str, workspace_id: uuid.UUID | None, key: str | None) -> bool:
+        """Is a fresh entry kept for (kind, workspace, key)? (For tests and diagnostics.)"""
+        found = self._entries.get((kind, workspace_id, key))
+        return found is not None and found[0] > time.monotonic()
+
     def _store(self, entry_key: EntryKey, value: Any) -> None:
         now = time.monotonic()
         if now - self._swept_at > self.ttl:  # expired entries of keys nobody asks for again
