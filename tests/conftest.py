@@ -33,9 +33,11 @@ from sqlalchemy.exc import DBAPIError
 from botplatform import migrate
 from botplatform.audit.chain import GENESIS_HASH
 from botplatform.config import Settings
+from botplatform.kit import shared_cache
 from botplatform.kit.kv import MemoryStore, RedisStore, SqliteStore
 from botplatform.main import create_app
 from botplatform.models import AuditHead, Base, Plan, User
+from botplatform.plans import cache as plans_cache
 from botplatform.plans.defaults import DEFAULT_PLANS
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
@@ -298,6 +300,8 @@ async def _clean(runtime: Runtime) -> None:
                 raise
             await asyncio.sleep(1)
     await runtime.ratelimiter.reset()
+    # The rows went with statements no cache sees (`kit.shared_cache`): start afresh too.
+    runtime.cache.clear()
     if isinstance(runtime.kv, MemoryStore):
         await runtime.kv.close()
     elif isinstance(runtime.kv, SqliteStore):
@@ -489,6 +493,7 @@ async def set_quota(runtime: Runtime, plan: str, **quotas: int | None) -> None:
     """Edits a plan's quotas for this test (the `client` fixture restores the defaults)."""
     async with runtime.db.unit_of_work(system=True) as db:
         await db.execute(update(Plan).where(Plan.name == plan).values(**quotas))
+        shared_cache.invalidate(db, plans_cache.KIND)  # a Core UPDATE: no ORM flush sees it
 
 
 async def make_superadmin(runtime: Runtime, account: Account) -> None:

@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_dir, settings.log_level, settings.log_to_stdout)
         runtime = Runtime.create(settings)
         app.state.runtime = runtime
+        await runtime.start()
         metrics.watch_queue_depth(runtime.jobs.depths)
         log.info("started", database=runtime.db.dialect, embedded=settings.is_embedded)
         try:

@@ -4,6 +4,7 @@ services built on them. Created in the app's lifespan (or by the CLI), closed at
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
@@ -13,6 +14,9 @@ from fastapi import Depends, Request
 
 from botplatform.auth.passwords import PasswordService
 from botplatform.auth.sessions import SessionStore
+from botplatform.automation import cache as automation_cache
+from botplatform.bot import cache as bot_cache
+from botplatform.channel import cache as channel_cache
 from botplatform.channels.intake import WebhookIntake
 from botplatform.config import Settings
 from botplatform.db import Database
@@ -21,9 +25,16 @@ from botplatform.kit import crypto
 from botplatform.kit.http import create_http_client
 from botplatform.kit.kv import KeyValueStore, create_store, embedded_store_path
 from botplatform.kit.ratelimit import RateLimiter
+from botplatform.kit.shared_cache import SHARED_CACHE, SharedCache
 from botplatform.kit.tokens import SessionTokenCodec
 from botplatform.media.storage import MediaStorage, SignedMediaUrls, create_storage
+from botplatform.plans import cache as plans_cache
+from botplatform.webhook import cache as webhook_cache
 from botplatform.worker.queue import JobQueue
+
+#: The domains' cached reads (`kit.shared_cache`): imported here, so that every process that
+#: opens a database (app, worker, command) knows which writes invalidate what.
+CACHED_DOMAINS = (automation_cache, bot_cache, channel_cache, plans_cache, webhook_cache)
 
 
 @dataclass
@@ -41,6 +52,7 @@ class Runtime:
     jobs: JobQueue = field(init=False)
     intake: WebhookIntake = field(init=False)
     live: LiveHub = field(init=False)
+    cache: SharedCache = field(init=False)
 
     @classmethod
     def create(cls, settings: Settings) -> Runtime:
@@ -64,14 +76,31 @@ class Runtime:
         runtime.db.after_commit = runtime.jobs.dispatch
         runtime.intake = WebhookIntake(runtime.db, settings, runtime.http)
         runtime.live = LiveHub(settings.redis_url)
-        # emit() finds the hub through its session, to stream events once they commit.
-        runtime.db.sessionmaker.configure(info={LIVE_HUB: runtime.live})
+        runtime.cache = SharedCache(settings.redis_url)
+        # The webhook intake's own short-lived channel cache follows this one's drops, made
+        # here or in any other process.
+        runtime.cache.on_drop(channel_cache.KIND, runtime._forget_webhook_channel)
+        # emit() finds the hub through its session, to stream events once they commit; the
+        # domains' cached reads find the process's cache the same way.
+        runtime.db.sessionmaker.configure(
+            info={LIVE_HUB: runtime.live, SHARED_CACHE: runtime.cache}
+        )
         return runtime
+
+    def _forget_webhook_channel(self, _: uuid.UUID | None, channel_id: str | None) -> None:
+        if channel_id is not None:
+            self.intake.forget(uuid.UUID(channel_id))
+
+    async def start(self) -> None:
+        """What runs beside the process's work on its event loop: the subscription to cache
+        invalidations (serve and worker processes; a command needs none)."""
+        await self.cache.start()
 
     async def close(self) -> None:
         await self.jobs.stop_worker()
         self.jobs.close()
         await self.live.close()
+        await self.cache.close()
         await self.kv.close()
         await self.http.aclose()
         await self.db.dispose()

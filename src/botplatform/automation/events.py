@@ -4,7 +4,7 @@
 
 It stores an `automation_events` row in the caller's transaction and queues the job that
 evaluates the rules once that transaction commits — only when the workspace has an enabled
-rule for that event, so the message path pays one indexed query otherwise. Kept free of the
+rule for that event, which the process's cache answers (`automation.cache`). Kept free of the
 automation service's imports, so that the conversation and message services can call it.
 """
 
@@ -16,6 +16,8 @@ from contextlib import contextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.automation import cache as automation_cache
+
 # The names are the event catalog's: a rule on `message.sent` runs when the webhook event of
 # that name is emitted.
 from botplatform.events.catalog import AUTOMATION_TRIGGERS as EVENTS
@@ -26,9 +28,7 @@ from botplatform.events.catalog import (
     MESSAGE_RECEIVED,
     MESSAGE_SENT,
 )
-from botplatform.kit.memo import remember
-from botplatform.kit.scoping import scoped
-from botplatform.models import AutomationEvent, AutomationRule, Message
+from botplatform.models import AutomationEvent, Message
 from botplatform.worker.jobs import enqueue
 
 __all__ = [
@@ -60,16 +60,7 @@ def caused_by(db: AsyncSession, chain: list[str]) -> Iterator[None]:
 
 
 async def has_rules(db: AsyncSession, workspace_id: uuid.UUID, event: str) -> bool:
-    async def load() -> frozenset[str]:
-        statement = (
-            scoped(AutomationRule, workspace_id)
-            .where(AutomationRule.enabled.is_(True))
-            .with_only_columns(AutomationRule.event)
-            .distinct()
-        )
-        return frozenset((await db.execute(statement)).scalars().all())
-
-    return event in await remember(db, AutomationRule, workspace_id, load)
+    return event in await automation_cache.rule_events(db, workspace_id)
 
 
 async def record(

@@ -64,29 +64,6 @@ async def last_number(db: AsyncSession, workspace_id: uuid.UUID, bot_id: uuid.UU
     return int((await db.execute(statement)).scalar() or 0)
 
 
-async def live_bots(
-    db: AsyncSession, workspace_id: uuid.UUID, channel_id: uuid.UUID
-) -> list[tuple[Bot, BotVersion]]:
-    """Enabled, published bots that serve this channel, oldest first."""
-    statement = (
-        scoped(Bot, workspace_id)
-        .where(Bot.enabled.is_(True), Bot.published_version_id.is_not(None))
-        .order_by(Bot.created_at, Bot.id)
-    )
-    bots = [
-        bot
-        for bot in (await db.execute(statement)).scalars()
-        if not bot.channel_ids or str(channel_id) in bot.channel_ids
-    ]
-    live = []
-    for bot in bots:
-        assert bot.published_version_id is not None
-        version = await find_version(db, workspace_id, bot.published_version_id)
-        if version is not None:
-            live.append((bot, version))
-    return live
-
-
 async def session_for(
     db: AsyncSession, workspace_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> BotSession | None:

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.bot import cache as bot_cache
 from botplatform.bot import calls, repository
 from botplatform.bot.dispatch import dispatch
 from botplatform.bot.engine import Contact as ContactView
 from botplatform.bot.engine import Engine, Inbound, Outcome, State
 from botplatform.bot.flow import Flow
 from botplatform.bot.triggers import Candidate, IntentLike
+from botplatform.channel import cache as channel_cache
+from botplatform.channels.base import ChannelInfo
 from botplatform.channels.policy import PolicyRefused
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events import payloads
@@ -26,7 +29,7 @@ from botplatform.kit.clock import utcnow
 from botplatform.kit.logging import get_logger
 from botplatform.message.schemas import MessageBody
 from botplatform.message.service import add_note, queue_outbound
-from botplatform.models import Bot, BotSession, Channel, Contact, Conversation, Message
+from botplatform.models import Bot, BotSession, Contact, Conversation, Message
 from botplatform.worker.jobs import enqueue
 
 if TYPE_CHECKING:
@@ -84,7 +87,7 @@ class ChannelEffects:
         self,
         runtime: Runtime,
         db: AsyncSession,
-        channel: Channel,
+        channel: ChannelInfo,
         conversation: Conversation,
         contact: Contact,
         session: BotSession,
@@ -200,19 +203,21 @@ async def _session(db: AsyncSession, conversation: Conversation) -> BotSession:
 
 
 async def handle_inbound(
-    runtime: Runtime, db: AsyncSession, channel: Channel, message: Message
+    runtime: Runtime, db: AsyncSession, channel: ChannelInfo, message: Message
 ) -> bool:
     """Gives an inbound message to the conversation's bot. True when a bot has the
     conversation (it answered, or it is paused for a human): no plain auto-reply then."""
     ws = channel.workspace_id
+    if message.type == "reaction" or consent_keyword(message.text):
+        return False  # a thumbs-up is not something to answer; STOP/START are handled apart
+    # No bot on this channel: the plain auto-reply, as before bots, whatever the session
+    # says. Asked of the process's cache first, so such a message takes no lock and no query.
+    live = await bot_cache.live_for_channel(db, ws, channel.id)
+    if not live:
+        return False
     conversation = await repository.lock_conversation(db, ws, message.conversation_id)
     contact = await db.get(Contact, conversation.contact_id) if conversation else None
     if conversation is None or contact is None or contact.opted_out:
-        return False
-    if message.type == "reaction" or consent_keyword(message.text):
-        return False  # a thumbs-up is not something to answer; STOP/START are handled apart
-    live = await repository.live_bots(db, ws, channel.id)
-    if not live:  # no bot on this channel: the plain auto-reply, as before bots
         return False
     session = await _session(db, conversation)
     if session.status == "handoff":
@@ -225,14 +230,18 @@ async def handle_inbound(
         runtime, db, channel, conversation, contact, session, f"bot:{message.id}"
     )
     candidates = [
-        Candidate(str(bot.id), str(version.id), Flow.load(version.flow), index)
-        for index, (bot, version) in enumerate(live)
+        Candidate(str(bot.bot_id), str(bot.version_id), bot.flow, index)
+        for index, bot in enumerate(live)
     ]
+    live_flows = {candidate.version_id: candidate.flow for candidate in candidates}
 
     async def intents(text: str) -> IntentLike | None:
         return await calls.detect_intent(runtime, db, ws, text)
 
     async def pinned(version_id: str | None) -> Flow | None:
+        # A run on the live version (the usual case) needs no query for its flow.
+        if version_id is not None and version_id in live_flows:
+            return live_flows[version_id]
         return await _pinned(db, ws, version_id)
 
     handled = await dispatch(
@@ -269,7 +278,7 @@ async def continue_run(
         return False
     if step is not None and session.step != step:
         return False
-    channel = await db.get(Channel, conversation.channel_id)
+    channel = await channel_cache.get(db, workspace_id, conversation.channel_id)
     contact = await db.get(Contact, conversation.contact_id)
     flow = await _pinned(db, workspace_id, str(session.version_id) if session.version_id else None)
     if channel is None or contact is None or flow is None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Mapping
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 
@@ -19,7 +20,32 @@ from botplatform.channels.messages import (
 )
 from botplatform.config import Settings
 from botplatform.kit.errors import AppError
-from botplatform.models import Channel
+
+
+class ChannelInfo(Protocol):
+    """What the message path reads of a channel: its row, or the cached frozen view of it
+    (`channel.cache.ChannelView`), credentials decrypted."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def workspace_id(self) -> uuid.UUID: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+    @property
+    def access_token(self) -> str | None: ...
+    @property
+    def app_secret(self) -> str | None: ...
+    @property
+    def verify_token(self) -> str | None: ...
+    @property
+    def send_rate_per_second(self) -> int: ...
 
 
 class WebhookRejected(AppError):
@@ -104,7 +130,9 @@ class ChannelAdapter(Protocol):
     #: What the channel shows besides text; anything else is degraded before it is queued.
     capabilities: ClassVar[frozenset[Capability]]
 
-    def __init__(self, channel: Channel, settings: Settings, http: httpx.AsyncClient) -> None: ...
+    def __init__(
+        self, channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient
+    ) -> None: ...
 
     def handshake(self, params: Mapping[str, str]) -> str | None:
         """The body to answer a provider's GET verification with, or None to refuse."""

@@ -29,9 +29,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
-from botplatform.bot import repository as bots
+from botplatform.bot import cache as bot_cache
 from botplatform.channels import policy
-from botplatform.channels.base import MalformedPayload
+from botplatform.channels.base import ChannelInfo, MalformedPayload
 from botplatform.channels.messages import MEDIA_TYPES, InboundMessage
 from botplatform.channels.sender import LeasedSend, outbound_of
 from botplatform.conversation.consent import consent_keyword
@@ -43,7 +43,6 @@ from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped_columns
 from botplatform.message.schemas import MessageBody
 from botplatform.models import (
-    Channel,
     Contact,
     ContactIdentity,
     Conversation,
@@ -58,14 +57,14 @@ FETCH_MEDIA_JOB = "fetch_media"
 SEND_JOB = "send_message"
 
 #: Applies one parsed item the per-item way; 1 when it stored a new inbound message.
-ApplyOne = Callable[[Channel, object], Awaitable[int]]
+ApplyOne = Callable[[ChannelInfo, object], Awaitable[int]]
 
 
 @dataclass
 class Sender:
     """A customer writing on one channel, with what the batch learns about them."""
 
-    channel: Channel
+    channel: ChannelInfo
     external_id: str
     name: str | None
     arrivals: list[InboundMessage] = field(default_factory=list)
@@ -108,7 +107,7 @@ async def apply_items(
     db: AsyncSession,
     workspace_id: uuid.UUID,
     settings_lease: timedelta,
-    items: list[tuple[Channel, object]],
+    items: list[tuple[ChannelInfo, object]],
     apply_one: ApplyOne,
 ) -> Outcome:
     """Applies the parsed items of a batch: the common case in bulk, the rest one by one
@@ -135,8 +134,8 @@ async def apply_items(
 
 
 async def _split(
-    db: AsyncSession, items: list[tuple[Channel, object]]
-) -> tuple[list[Sender], list[tuple[Channel, object]]]:
+    db: AsyncSession, items: list[tuple[ChannelInfo, object]]
+) -> tuple[list[Sender], list[tuple[ChannelInfo, object]]]:
     """The senders whose every message in this batch can be written in bulk, and the items
     left to the per-item path. A sender stays whole on one side, so their messages keep
     their order whichever path they take."""
@@ -166,10 +165,12 @@ async def _split(
     return bulk, rest
 
 
-async def _channels_without_live_bots(db: AsyncSession, channels: set[Channel]) -> set[uuid.UUID]:
+async def _channels_without_live_bots(
+    db: AsyncSession, channels: set[ChannelInfo]
+) -> set[uuid.UUID]:
     free = set()
     for channel in channels:
-        if not await bots.live_bots(db, channel.workspace_id, channel.id):
+        if not await bot_cache.live_for_channel(db, channel.workspace_id, channel.id):
             free.add(channel.id)
     return free
 

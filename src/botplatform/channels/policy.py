@@ -10,11 +10,12 @@ from datetime import timedelta
 from limits import RateLimitItemPerSecond
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import MessageType
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Unprocessable
 from botplatform.kit.ratelimit import RateLimiter
-from botplatform.models import Channel, Contact, Conversation
+from botplatform.models import Contact, Conversation
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 # What may be sent outside the window: approved templates (and marking as read).
@@ -26,7 +27,7 @@ class PolicyRefused(Unprocessable):
 
 
 def check(
-    channel: Channel, contact: Contact, conversation: Conversation, message_type: str
+    channel: ChannelInfo, contact: Contact, conversation: Conversation, message_type: str
 ) -> None:
     if contact.opted_out and message_type != MessageType.REACTION.value:
         raise PolicyRefused("The contact has opted out of messages.", code="opted_out")
@@ -41,7 +42,7 @@ def check(
             )
 
 
-async def take_send_slots(limiter: RateLimiter, channel: Channel, wanted: int) -> bool:
+async def take_send_slots(limiter: RateLimiter, channel: ChannelInfo, wanted: int) -> bool:
     """Takes `wanted` send slots at once if the channel's window has room for all of them
     now (one round trip); False, and nothing taken, otherwise."""
     item = RateLimitItemPerSecond(channel.send_rate_per_second)
@@ -50,7 +51,9 @@ async def take_send_slots(limiter: RateLimiter, channel: Channel, wanted: int) -
     return await strategy.hit(item, "send", key, cost=wanted)
 
 
-async def take_send_slot(limiter: RateLimiter, channel: Channel, max_wait: float = 30.0) -> bool:
+async def take_send_slot(
+    limiter: RateLimiter, channel: ChannelInfo, max_wait: float = 30.0
+) -> bool:
     """Waits for a send slot of this channel (e.g. 80 messages/s per WhatsApp number), shared
     by every worker through Redis. False if none came within `max_wait` seconds."""
     item = RateLimitItemPerSecond(channel.send_rate_per_second)

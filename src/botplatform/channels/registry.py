@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import httpx
 
-from botplatform.channels.base import ChannelAdapter
+from botplatform.channels.base import ChannelAdapter, ChannelInfo
 from botplatform.channels.messages import Capability
 from botplatform.channels.whatsapp.adapter import WhatsAppAdapter
 from botplatform.config import Settings
 from botplatform.kit.errors import NotAvailable
-from botplatform.models import Channel
 
 ADAPTERS: dict[str, type[ChannelAdapter]] = {
     "whatsapp": WhatsAppAdapter,
@@ -27,7 +26,9 @@ def not_available(provider: str) -> NotAvailable:
     )
 
 
-def adapter_for(channel: Channel, settings: Settings, http: httpx.AsyncClient) -> ChannelAdapter:
+def adapter_for(
+    channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient
+) -> ChannelAdapter:
     adapter = ADAPTERS.get(channel.provider)
     if adapter is None:
         raise not_available(channel.provider)

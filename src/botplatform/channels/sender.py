@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.channels import delivery, policy
-from botplatform.channels.base import ProviderSendError
+from botplatform.channels.base import ChannelInfo, ProviderSendError
 from botplatform.channels.messages import OutboundMessage, SendResult
 from botplatform.channels.registry import adapter_for
 from botplatform.events import payloads
@@ -34,7 +34,7 @@ from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace
 from botplatform.message.schemas import MessageBody
 from botplatform.message.service import to_outbound
-from botplatform.models import Channel, Message
+from botplatform.models import Message
 from botplatform.models.base import table_of
 from botplatform.worker.jobs import enqueue
 
@@ -60,7 +60,7 @@ class LeasedSend:
 
     message_id: uuid.UUID
     workspace_id: uuid.UUID
-    channel: Channel
+    channel: ChannelInfo
     conversation_id: uuid.UUID
     contact_id: uuid.UUID | None
     recipient_id: str
@@ -123,7 +123,7 @@ async def _send_channel(runtime: Runtime, sends: list[LeasedSend]) -> list[_Resu
     return [*sent, *later]
 
 
-async def _take_slots(runtime: Runtime, channel: Channel, wanted: int) -> int:
+async def _take_slots(runtime: Runtime, channel: ChannelInfo, wanted: int) -> int:
     """How many of `wanted` sends may go now within the channel's send rate: all at once
     when the window has room (one Redis round trip), else one by one as slots free up."""
     if await policy.take_send_slots(runtime.ratelimiter, channel, wanted):

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.bot import runner as bot_runner
+from botplatform.channel import cache as channel_cache
 from botplatform.channels import batch, delivery, policy, sender
-from botplatform.channels.base import MalformedPayload, ProviderSendError
+from botplatform.channels.base import ChannelInfo, MalformedPayload, ProviderSendError
 from botplatform.channels.messages import (
     Content,
     InboundMessage,
@@ -43,7 +44,6 @@ from botplatform.media.storage import ALLOWED_MIME_TYPES, MediaRejected, check_m
 from botplatform.message.schemas import MessageBody
 from botplatform.message.service import queue_outbound, to_outbound
 from botplatform.models import (
-    Channel,
     Contact,
     ContactIdentity,
     Conversation,
@@ -166,10 +166,10 @@ async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> 
     sent from here, after the commit (`channels.sender`)."""
     ws = await _enter(ctx, workspace_id)
     events = await batch.pending_events(ctx.db, ws, [uuid.UUID(i) for i in event_ids])
-    items: list[tuple[Channel, object]] = []
+    items: list[tuple[ChannelInfo, object]] = []
     outcomes: dict[uuid.UUID, str | None] = {}  # event id → None (processed) or its error
     for event in events:
-        channel = await ctx.db.get(Channel, event.channel_id)  # once per channel: identity map
+        channel = await channel_cache.get(ctx.db, ws, event.channel_id)  # the process's cache
         if channel is None:
             continue
         try:
@@ -246,7 +246,7 @@ async def _split_up(
             enqueue(db, "process_inbound_event", str(ws), str(event_id))
 
 
-def _parse(ctx: JobContext, channel: Channel, event: Any) -> list[object]:
+def _parse(ctx: JobContext, channel: ChannelInfo, event: Any) -> list[object]:
     """The event's normalized items, or `MalformedPayload`. Parsing is pure (no I/O, no
     clock): whatever it raises, it raises again on every retry, so any failure is final."""
     body = event.body.encode()
@@ -276,7 +276,7 @@ async def _give_up(ctx: JobContext, ws: uuid.UUID, event_id: uuid.UUID, exc: Exc
         )
 
 
-async def _apply(ctx: JobContext, channel: Channel, item: object) -> int:
+async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
     """Applies one parsed event; 1 when it stored a new inbound message (to be counted)."""
     db = ctx.db
     if isinstance(item, InboundMessage):
@@ -299,7 +299,7 @@ async def _apply(ctx: JobContext, channel: Channel, item: object) -> int:
     return 0
 
 
-async def _auto_reply(db: AsyncSession, channel: Channel, message: Message) -> None:
+async def _auto_reply(db: AsyncSession, channel: ChannelInfo, message: Message) -> None:
     """The channel's fixed answer to every inbound text (an away message, or the minimal
     keyword-free reply used until bots land). STOP/START and opted-out contacts get none."""
     text = channel.config.get("auto_reply")
@@ -404,7 +404,7 @@ async def _finish(
                 await automation_events.message_sent(db, message, contact_id)
 
 
-async def _recipient(db: AsyncSession, channel: Channel, contact_id: uuid.UUID) -> str:
+async def _recipient(db: AsyncSession, channel: ChannelInfo, contact_id: uuid.UUID) -> str:
     identity = (
         await db.execute(
             scoped(ContactIdentity, channel.workspace_id).where(
@@ -458,12 +458,12 @@ async def _retry_after_lease(ctx: JobContext, row_id: uuid.UUID) -> None:
 
 async def _load_for_send(
     ctx: JobContext, row_id: uuid.UUID
-) -> tuple[Channel, OutboundMessage, policy.PolicyRefused | None] | None:
+) -> tuple[ChannelInfo, OutboundMessage, policy.PolicyRefused | None] | None:
     message = await ctx.db.get(Message, row_id, populate_existing=True)
     if message is None:
         return None
     conversation = await ctx.db.get(Conversation, message.conversation_id)
-    channel = await ctx.db.get(Channel, message.channel_id)
+    channel = await channel_cache.get(ctx.db, message.workspace_id, message.channel_id)
     contact = await ctx.db.get(Contact, conversation.contact_id) if conversation else None
     if conversation is None or channel is None or contact is None:
         return None
@@ -483,7 +483,7 @@ async def _deliver(
     ctx: JobContext,
     ws: uuid.UUID,
     row_id: uuid.UUID,
-    channel: Channel,
+    channel: ChannelInfo,
     outbound: OutboundMessage,
     lease_until: datetime,
 ) -> None:
@@ -530,7 +530,7 @@ async def mark_read(ctx: JobContext, workspace_id: str, conversation_id: str) ->
             .limit(1)
         )
     ).scalar_one_or_none()
-    channel = await ctx.db.get(Channel, latest.channel_id) if latest else None
+    channel = await channel_cache.get(ctx.db, ws, latest.channel_id) if latest else None
     if latest is None or channel is None or latest.provider_message_id is None:
         return
     receipt = OutboundMessage(
@@ -558,7 +558,7 @@ async def fetch_media(ctx: JobContext, workspace_id: str, message_id: str) -> No
     message = await ctx.db.get(Message, uuid.UUID(message_id))
     if message is None or message.media_status != "pending":
         return
-    channel = await ctx.db.get(Channel, message.channel_id)
+    channel = await channel_cache.get(ctx.db, ws, message.channel_id)
     assert channel is not None
     fields = message.content.get("media") or {}
     media = Media(**{k: v for k, v in fields.items() if k in Media.__dataclass_fields__})

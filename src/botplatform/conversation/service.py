@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.channels import delivery
+from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import (
     MEDIA_TYPES,
     STATUS_RANK,
@@ -28,7 +29,6 @@ from botplatform.events.service import emit, emit_message
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import (
-    Channel,
     ConsentEvent,
     Contact,
     ContactIdentity,
@@ -42,7 +42,7 @@ def content_json(content: Content) -> dict[str, Any]:
 
 
 async def contact_for(
-    db: AsyncSession, channel: Channel, external_id: str, name: str | None
+    db: AsyncSession, channel: ChannelInfo, external_id: str, name: str | None
 ) -> Contact:
     """The contact behind a channel identity, created on first contact; the profile name is
     kept up to date (customers change it)."""
@@ -81,7 +81,7 @@ async def contact_for(
 
 
 async def _create_contact(
-    db: AsyncSession, channel: Channel, external_id: str, name: str | None
+    db: AsyncSession, channel: ChannelInfo, external_id: str, name: str | None
 ) -> Contact | None:
     """Inserts a contact with its identity, or answers None when a concurrent transaction
     (an inbound message and an API send to the same new number) inserted that identity
@@ -112,7 +112,9 @@ async def _create_contact(
     return contact
 
 
-async def conversation_for(db: AsyncSession, channel: Channel, contact: Contact) -> Conversation:
+async def conversation_for(
+    db: AsyncSession, channel: ChannelInfo, contact: Contact
+) -> Conversation:
     found = (
         await db.execute(
             scoped(Conversation, channel.workspace_id).where(
@@ -160,7 +162,7 @@ async def set_status(db: AsyncSession, conversation: Conversation, status: str) 
 
 
 async def find_message(
-    db: AsyncSession, channel: Channel, provider_id: str, *, lock: bool = False
+    db: AsyncSession, channel: ChannelInfo, provider_id: str, *, lock: bool = False
 ) -> Message | None:
     statement = scoped(Message, channel.workspace_id).where(
         Message.channel_id == channel.id, Message.provider_message_id == provider_id
@@ -202,7 +204,7 @@ async def record_consent(
 
 
 async def record_inbound(
-    db: AsyncSession, channel: Channel, event: InboundMessage
+    db: AsyncSession, channel: ChannelInfo, event: InboundMessage
 ) -> Message | None:
     """Stores an inbound message once (providers redeliver); None for a duplicate."""
     if await find_message(db, channel, event.provider_message_id) is not None:
@@ -246,7 +248,9 @@ async def record_inbound(
     return message
 
 
-async def _by_callback(db: AsyncSession, channel: Channel, update_: StatusUpdate) -> Message | None:
+async def _by_callback(
+    db: AsyncSession, channel: ChannelInfo, update_: StatusUpdate
+) -> Message | None:
     """The message a status names by our own id (biz_opaque_callback_data): a send whose
     answer never reached us — the worker died, or the webhook beat the response. Its
     provider id is learnt here, so the send is not repeated."""
@@ -280,7 +284,7 @@ _TIME_FIELD = {
 }
 
 
-async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate) -> bool:
+async def apply_status(db: AsyncSession, channel: ChannelInfo, update_: StatusUpdate) -> bool:
     """Moves an outbound message forward; statuses arrive out of order, and a message never
     goes back (read stays read when a late `delivered` comes)."""
     message = await find_message(db, channel, update_.provider_message_id, lock=True)
@@ -315,7 +319,7 @@ async def apply_status(db: AsyncSession, channel: Channel, update_: StatusUpdate
     return True
 
 
-async def apply_edit(db: AsyncSession, channel: Channel, event: MessageEdited) -> bool:
+async def apply_edit(db: AsyncSession, channel: ChannelInfo, event: MessageEdited) -> bool:
     message = await find_message(db, channel, event.provider_message_id)
     if message is None:
         return False
@@ -327,7 +331,7 @@ async def apply_edit(db: AsyncSession, channel: Channel, event: MessageEdited) -
     return True
 
 
-async def apply_delete(db: AsyncSession, channel: Channel, event: MessageDeleted) -> bool:
+async def apply_delete(db: AsyncSession, channel: ChannelInfo, event: MessageDeleted) -> bool:
     result = await db.execute(
         update(Message)
         .where(

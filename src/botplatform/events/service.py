@@ -14,13 +14,14 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.db import after_commit
-from botplatform.events import payloads, repository
+from botplatform.events import payloads
 from botplatform.events.catalog import EVENT_TYPES
 from botplatform.events.live import LIVE_HUB, LiveHub
 from botplatform.events.payloads import envelope
 from botplatform.kit import clock, core
 from botplatform.models import Conversation, Event, Message, WebhookDelivery
 from botplatform.models.base import table_of
+from botplatform.webhook import cache as webhook_cache
 from botplatform.worker.jobs import enqueue
 
 DELIVER_JOB = "deliver_webhook"
@@ -65,8 +66,8 @@ async def emit_many(
                 "created_at": now,
             }
         )
-        for endpoint in await repository.subscribed_endpoints(db, workspace_id, event_type):
-            deliveries.append(_delivery(workspace_id, endpoint.id, event_id, event_type, now))
+        for endpoint_id in await webhook_cache.endpoints_for(db, workspace_id, event_type):
+            deliveries.append(_delivery(workspace_id, endpoint_id, event_id, event_type, now))
         live.append(envelope(event_id, event_type, version, workspace_id, now, data))
     await core.run(db, _INSERT_EVENTS, rows)
     if deliveries:

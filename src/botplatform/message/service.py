@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.channels import policy
+from botplatform.channels.base import ChannelInfo
 from botplatform.channels.degrade import degrade
 from botplatform.channels.messages import (
     Button,
@@ -27,7 +28,7 @@ from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Conflict, NotFound
 from botplatform.kit.scoping import scoped
 from botplatform.message.schemas import MessageBody
-from botplatform.models import Channel, Contact, Conversation, Message
+from botplatform.models import Contact, Conversation, Message
 from botplatform.usage import service as usage
 from botplatform.worker.jobs import enqueue
 
@@ -116,7 +117,7 @@ async def existing(db: AsyncSession, workspace_id: uuid.UUID, key: str) -> Messa
 async def queue_outbound(
     db: AsyncSession,
     *,
-    channel: Channel,
+    channel: ChannelInfo,
     contact: Contact,
     conversation: Conversation,
     body: MessageBody,
@@ -166,7 +167,7 @@ async def resend(
     db: AsyncSession,
     failed: Message,
     *,
-    channel: Channel,
+    channel: ChannelInfo,
     contact: Contact,
     conversation: Conversation,
     sender_user_id: uuid.UUID | None,

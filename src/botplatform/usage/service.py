@@ -10,41 +10,30 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import QuotaExceeded
-from botplatform.models import Plan, UsageCounter, Workspace
-from botplatform.plans import repository as plans
+from botplatform.models import UsageCounter, Workspace
+from botplatform.plans.cache import PlanLimits, plan_limits
 from botplatform.usage import repository
 from botplatform.usage.schemas import QuotaUse, UsageOut
 
 MESSAGES_USED = UsageCounter.messages_inbound + UsageCounter.messages_outbound
 
 
-async def plan_of(db: AsyncSession, workspace: Workspace) -> Plan:
+async def plan_of(db: AsyncSession, workspace: Workspace) -> PlanLimits:
     """The workspace's plan; a name no plan has (edited by hand) falls back to the cheapest
     plan, never to "unlimited"."""
-    return await plans.find(db, workspace.plan) or await _cheapest(db)
+    return await plan_limits(db, workspace.id)
 
 
-async def plan_for(db: AsyncSession, workspace_id: uuid.UUID) -> Plan:
-    """The plan of a workspace known by id, in one query (every send asks)."""
-    statement = (
-        select(Plan)
-        .join(Workspace, Workspace.plan == Plan.name)
-        .where(Workspace.id == workspace_id)
-    )
-    return (await db.execute(statement)).scalar_one_or_none() or await _cheapest(db)
+async def plan_for(db: AsyncSession, workspace_id: uuid.UUID) -> PlanLimits:
+    """The plan of a workspace known by id (every send asks: the process's cache answers)."""
+    return await plan_limits(db, workspace_id)
 
 
-async def _cheapest(db: AsyncSession) -> Plan:
-    """The plan of a workspace whose plan name no plan has (edited by hand): never unlimited."""
-    return (await plans.list_plans(db))[0]
-
-
-def exceeded(plan: Plan, quota: str, used: int) -> QuotaExceeded:
+def exceeded(plan: PlanLimits, quota: str, used: int) -> QuotaExceeded:
     limit = getattr(plan, quota)
     return QuotaExceeded(
         f"The {plan.name} plan allows {limit} {quota.replace('_', ' ')}; upgrade the plan.",

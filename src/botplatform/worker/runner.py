@@ -58,6 +58,7 @@ def worker_process(threads: int, index: int = 0) -> None:
     loop_thread = threading.Thread(target=loop.run_forever, name="job-loop", daemon=True)
     loop_thread.start()
     runtime = Runtime.create(settings)
+    asyncio.run_coroutine_threadsafe(runtime.start(), loop).result(timeout=30)
     metrics.watch_queue_depth(runtime.jobs.depths)
     runtime.jobs.start_worker(loop, threads)
     stop.wait()

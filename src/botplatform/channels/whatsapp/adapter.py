@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import httpx
 
 from botplatform.channels.base import (
+    ChannelInfo,
     ProviderSendError,
     WebhookRejected,
     load_json,
@@ -26,7 +27,6 @@ from botplatform.channels.whatsapp.errors import classify
 from botplatform.channels.whatsapp.outbound import graph_body
 from botplatform.channels.whatsapp.parse import parse
 from botplatform.config import Settings
-from botplatform.models import Channel
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 # Failures before a connection existed: nothing was sent, so sending again cannot duplicate.
@@ -38,7 +38,7 @@ class WhatsAppAdapter:
     provider: ClassVar[str] = "whatsapp"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
 
-    def __init__(self, channel: Channel, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient) -> None:
         self.channel = channel
         self.http = http
         # Channels without their own Meta app use the platform-wide one.
