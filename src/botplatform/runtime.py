@@ -70,6 +70,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.jobs.stop_worker()
+        await self.jobs.aclose()
         self.jobs.close()
         await self.live.close()
         await self.kv.close()
