@@ -12,9 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from botplatform.channels import intake
 from botplatform.models import InboundEvent
 from botplatform.runtime import Runtime
 from tests.conftest import Api, eventually, meta_signature, whatsapp_text_payload
@@ -31,7 +32,7 @@ async def _events(runtime: Runtime) -> list[InboundEvent]:
 
 
 async def test_concurrent_webhooks_share_transactions_and_keep_duplicates_apart(
-    client: httpx.AsyncClient, api: Api, runtime: Runtime
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner = await api.register()
     first_ws, second_ws = await api.create_workspace(owner), await api.create_workspace(owner)
@@ -39,29 +40,29 @@ async def test_concurrent_webhooks_share_transactions_and_keep_duplicates_apart(
         await api.create_channel(owner, first_ws),
         await api.create_channel(owner, second_ws, phone_number_id="9988776655"),
     )
-    statements: list[str] = []
+    statements: list[int] = []  # the webhooks each INSERT took
+    for name in ("_insert_postgres", "_insert_sqlite"):
+        real = getattr(intake, name)
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO INBOUND_EVENTS"):
-            statements.append(statement)
+        async def counted(db: Any, ws: Any, webhooks: list[Any], real: Any = real) -> Any:
+            statements.append(len(webhooks))
+            return await real(db, ws, webhooks)
+
+        monkeypatch.setattr(intake, name, counted)
 
     bodies = [_body(n) for n in range(40)]
     posts = [(first["id"], body) for body in bodies[:30]] + [
         (second["id"], body) for body in bodies[30:]
     ]
     posts += [(first["id"], bodies[0]), (first["id"], bodies[1])]  # redelivered at once
-    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        answers = await asyncio.gather(
-            *(
-                client.post(
-                    f"/webhooks/whatsapp/{channel_id}", content=body, headers=meta_signature(body)
-                )
-                for channel_id, body in posts
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"/webhooks/whatsapp/{channel_id}", content=body, headers=meta_signature(body)
             )
+            for channel_id, body in posts
         )
-    finally:
-        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    )
 
     assert [a.status_code for a in answers] == [200] * len(posts)
     duplicates = [a.json()["data"]["duplicate"] for a in answers]
@@ -88,12 +89,12 @@ async def test_a_failed_group_write_acknowledges_nothing(
     owner = await api.register()
     ws = await api.create_workspace(owner)
     channel = await api.create_channel(owner, ws)
-    from botplatform.channels import intake
 
     async def broken(*_: Any) -> set[int]:
         raise OperationalError("INSERT INTO inbound_events", {}, Exception("disk full"))
 
-    monkeypatch.setattr(intake, "_insert", broken)
+    monkeypatch.setattr(intake, "_insert_postgres", broken)
+    monkeypatch.setattr(intake, "_insert_sqlite", broken)
     bodies = [_body(n) for n in range(5)]
     answers = await asyncio.gather(
         *(

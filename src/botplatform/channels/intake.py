@@ -16,12 +16,14 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
-from sqlalchemy import Result, bindparam, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from botplatform.channel import repository
 from botplatform.channels.base import ChannelAdapter
@@ -30,12 +32,13 @@ from botplatform.config import Settings
 from botplatform.db import Database
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Forbidden
-from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Channel, InboundEvent
-from botplatform.models.base import UTCDateTime
-from botplatform.worker.jobs import enqueue
+from botplatform.worker.jobs import PendingJob, enqueue
 
+#: Processes one stored event (what the sweeper sends for an event left pending).
 PROCESS_JOB = "process_inbound_event"
+#: Processes the events one group stored for one workspace: one job, not one per event.
+PROCESS_EVENTS_JOB = "process_inbound_events"
 #: How long a process trusts what it read about a channel. Changes made through this process
 #: apply at once (`forget`); another process sees them within this many seconds.
 CHANNEL_CACHE_SECONDS = 5.0
@@ -175,69 +178,135 @@ class WebhookIntake:
                 webhook.stored.set_result(id(webhook) in created)
 
     async def _write(self, group: list[_Webhook]) -> set[int]:
-        """One transaction for the group; the `id()`s of the webhooks that made a new row."""
+        """One transaction for the group, then its jobs (one per workspace); the `id()`s of
+        the webhooks that made a new row."""
         by_workspace: dict[uuid.UUID, list[_Webhook]] = defaultdict(list)
         for webhook in group:
             by_workspace[webhook.workspace_id].append(webhook)
-        created: set[int] = set()
-        async with self._db.unit_of_work() as db:
-            for workspace_id, webhooks in by_workspace.items():
-                # Row-level security admits this workspace's rows only, as everywhere else.
-                await enter_workspace(db, workspace_id)
-                created |= await _insert(db, workspace_id, webhooks)
-        return created
+        if self._db.dialect == "postgresql":
+            return await _write_postgres(self._db, by_workspace)
+        return await _write_sqlite(self._db, by_workspace)
 
 
-async def _insert(db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Webhook]) -> set[int]:
-    """Inserts the bodies not received before (the first of equal ones) and queues their jobs;
-    the `id()`s of the webhooks that made a row."""
-    first: dict[tuple[uuid.UUID, str], _Webhook] = {}
+Inserted = list[tuple[str, str, str]]  # (event id, channel id, dedupe key), as text
+
+
+def _first_of_each(webhooks: list[_Webhook]) -> dict[tuple[str, str], _Webhook]:
+    """The first webhook of each (channel, body): equal bodies in one group make one row."""
+    first: dict[tuple[str, str], _Webhook] = {}
     for webhook in webhooks:
-        first.setdefault((webhook.channel_id, webhook.dedupe_key), webhook)
-    if db.get_bind().dialect.name == "postgresql":
-        inserted = await _insert_postgres(db, workspace_id, list(first.values()))
-    else:
-        inserted = await _insert_sqlite(db, workspace_id, list(first.values()))
+        first.setdefault((str(webhook.channel_id), webhook.dedupe_key), webhook)
+    return first
+
+
+def _created(
+    workspace_id: uuid.UUID, first: dict[tuple[str, str], _Webhook], inserted: Inserted
+) -> tuple[set[int], PendingJob | None]:
+    """The `id()`s of the webhooks that made a row, and the one job that processes the rows."""
+    created = {id(first[(channel_id, dedupe_key)]) for _, channel_id, dedupe_key in inserted}
+    if not inserted:
+        return created, None
+    event_ids = [event_id for event_id, _, _ in inserted]
+    return created, PendingJob(PROCESS_EVENTS_JOB, (str(workspace_id), event_ids))
+
+
+# -- PostgreSQL: asyncpg directly ------------------------------------------------------------
+#
+# A group of one workspace (the usual case) is written in ONE round trip: a single statement,
+# its own transaction, committed (and flushed to disk) before PostgreSQL answers it. The
+# statement names its workspace itself, for row-level security (see `_INSERT_POSTGRES`); a
+# group of several workspaces runs the same statement once per workspace between a BEGIN and
+# a COMMIT. Through an ORM session the same write took four round trips (BEGIN, the workspace
+# setting, INSERT, COMMIT), and SQLAlchemy's work per statement cost more CPU than
+# PostgreSQL's; there is nothing here for the ORM to track (see docs/decisions.md).
+
+# The workspace setting that row-level security reads (what `kit.scoping.enter_workspace`
+# sets, transaction-local) is set by the statement itself, in the one-row subquery `tenant`
+# whose value every inserted row takes as its workspace_id: each row is produced from it, so
+# the setting is in place before the policy checks the row (and the rows RETURNING shows).
+# One shape whatever the group's size (columns passed as arrays), so it stays prepared.
+_INSERT_POSTGRES = """
+    INSERT INTO inbound_events
+        (id, workspace_id, channel_id, provider, dedupe_key, body, status, created_at, updated_at)
+    SELECT gen_random_uuid(), tenant.workspace_id, new.channel_id, new.provider,
+           new.dedupe_key, new.body, 'pending', $2, $2
+    FROM (SELECT set_config('app.workspace_id', $1, true)::uuid AS workspace_id) AS tenant,
+         unnest($3::uuid[], $4::varchar[], $5::varchar[], $6::text[])
+            AS new (channel_id, provider, dedupe_key, body)
+    ON CONFLICT (channel_id, dedupe_key) DO NOTHING
+    RETURNING id::text, channel_id::text, dedupe_key
+"""
+
+
+async def _write_postgres(db: Database, by_workspace: dict[uuid.UUID, list[_Webhook]]) -> set[int]:
     created: set[int] = set()
-    for event_id, channel_id, dedupe_key in inserted:
-        created.add(id(first[(channel_id, dedupe_key)]))
-        enqueue(db, PROCESS_JOB, str(workspace_id), str(event_id))
+    jobs: list[PendingJob] = []
+    several = len(by_workspace) > 1
+    pooled = await db.engine.raw_connection()
+    try:
+        connection: asyncpg.Connection = pooled.driver_connection
+        if several:
+            await connection.execute("BEGIN")
+        for workspace_id, webhooks in by_workspace.items():
+            first = _first_of_each(webhooks)
+            inserted = await _insert_postgres(connection, workspace_id, list(first.values()))
+            new, job = _created(workspace_id, first, inserted)
+            created |= new
+            jobs += [job] if job is not None else []
+        if several:
+            await connection.execute("COMMIT")
+    except BaseException as exc:
+        await _abandon(pooled)
+        if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+            # What the rest of the platform raises for a database it cannot use (503).
+            raise OperationalError("INSERT INTO inbound_events", None, exc) from exc
+        raise
+    await greenlet_spawn(pooled.close)
+    if jobs and db.after_commit is not None:
+        await db.after_commit(jobs)
     return created
 
 
-Inserted = list[tuple[uuid.UUID, uuid.UUID, str]]  # (event id, channel id, dedupe key)
-
-# One statement of one shape whatever the group's size (columns passed as arrays), so
-# PostgreSQL and asyncpg keep it prepared and SQLAlchemy never compiles it again: compiling a
-# multi-row VALUES of each new size cost more than the insert itself.
-_INSERT_POSTGRES = text(
-    """
-    INSERT INTO inbound_events
-        (id, workspace_id, channel_id, provider, dedupe_key, body, status, created_at, updated_at)
-    SELECT gen_random_uuid(), :workspace_id, new.channel_id, new.provider, new.dedupe_key,
-           new.body, 'pending', :now, :now
-    FROM unnest(
-        CAST(:channel_ids AS uuid[]), CAST(:providers AS varchar[]),
-        CAST(:dedupe_keys AS varchar[]), CAST(:bodies AS text[])
-    ) AS new (channel_id, provider, dedupe_key, body)
-    ON CONFLICT (channel_id, dedupe_key) DO NOTHING
-    RETURNING id, channel_id, dedupe_key
-    """
-).bindparams(bindparam("now", type_=UTCDateTime()))
-
-
 async def _insert_postgres(
-    db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Webhook]
+    connection: asyncpg.Connection, workspace_id: uuid.UUID, webhooks: list[_Webhook]
 ) -> Inserted:
-    parameters = {
-        "workspace_id": workspace_id,
-        "now": utcnow(),
-        "channel_ids": [webhook.channel_id for webhook in webhooks],
-        "providers": [webhook.provider for webhook in webhooks],
-        "dedupe_keys": [webhook.dedupe_key for webhook in webhooks],
-        "bodies": [_text(webhook.body) for webhook in webhooks],
-    }
-    return _inserted(await db.execute(_INSERT_POSTGRES, parameters))
+    rows = await connection.fetch(
+        _INSERT_POSTGRES,
+        str(workspace_id),
+        utcnow(),
+        [webhook.channel_id for webhook in webhooks],
+        [webhook.provider for webhook in webhooks],
+        [webhook.dedupe_key for webhook in webhooks],
+        [_text(webhook.body) for webhook in webhooks],
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def _abandon(pooled: PoolProxiedConnection) -> None:
+    """Rolls back what the failed write left open, or drops the connection if it cannot."""
+    connection: asyncpg.Connection = pooled.driver_connection
+    try:
+        if not connection.is_closed() and connection.is_in_transaction():
+            await connection.execute("ROLLBACK")
+    except Exception:
+        await greenlet_spawn(pooled.invalidate)
+    await greenlet_spawn(pooled.close)
+
+
+# -- SQLite: one writer, through SQLAlchemy ---------------------------------------------------
+
+
+async def _write_sqlite(db: Database, by_workspace: dict[uuid.UUID, list[_Webhook]]) -> set[int]:
+    created: set[int] = set()
+    async with db.unit_of_work() as session:
+        for workspace_id, webhooks in by_workspace.items():
+            first = _first_of_each(webhooks)
+            inserted = await _insert_sqlite(session, workspace_id, list(first.values()))
+            new, job = _created(workspace_id, first, inserted)
+            created |= new
+            if job is not None:  # sent once the unit of work commits
+                enqueue(session, job.name, *job.args)
+    return created
 
 
 async def _insert_sqlite(
@@ -261,11 +330,8 @@ async def _insert_sqlite(
         .on_conflict_do_nothing(index_elements=["channel_id", "dedupe_key"])
         .returning(InboundEvent.id, InboundEvent.channel_id, InboundEvent.dedupe_key)
     )
-    return _inserted(await db.execute(statement))
-
-
-def _inserted(result: Result[*tuple[Any, ...]]) -> Inserted:
-    return [(row[0], row[1], row[2]) for row in result]
+    result = await db.execute(statement)
+    return [(str(row[0]), str(row[1]), row[2]) for row in result]
 
 
 def _text(body: bytes) -> str:

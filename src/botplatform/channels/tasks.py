@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 from dramatiq import Retry
@@ -87,6 +88,24 @@ async def process_inbound_event(ctx: JobContext, workspace_id: str, event_id: st
             await _give_up(ctx, ws, event.id, exc)
         raise
     event.status, event.processed_at = "processed", utcnow()
+
+
+@job("process_inbound_events", max_retries=10, min_backoff_ms=1_000)
+async def process_inbound_events(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
+    """The events one webhook group stored for one workspace (see channels/intake.py). For
+    now each is processed as `process_inbound_event` does, in a unit of work of its own, so
+    one event's failure neither undoes nor holds up the others; the job then raises the first
+    failure, and its retry finds the events already processed done (no longer pending)."""
+    failure: Exception | None = None
+    for event_id in event_ids:
+        try:
+            async with ctx.runtime.db.unit_of_work() as db:
+                await process_inbound_event(replace(ctx, db=db), workspace_id, event_id)
+        except Exception as exc:
+            log.warning("inbound_event_failed", event_id=event_id, error=str(exc)[:500])
+            failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 def _parse(ctx: JobContext, channel: Channel, event: InboundEvent) -> list[object]:
