@@ -139,7 +139,7 @@ class WebhookLane:
         self._timed = metrics.HTTP_LATENCY.labels("POST", ROUTE_TEMPLATE)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        channel = self._known_channel(scope)
+        channel = await self._known_channel(scope)
         if channel is None:
             await self.app(scope, receive, send)
             return
@@ -158,7 +158,7 @@ class WebhookLane:
         if access_logged():
             self._log(scope, started)
 
-    def _known_channel(self, scope: Scope) -> WebhookChannel | None:
+    async def _known_channel(self, scope: Scope) -> WebhookChannel | None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return None
         parts = scope["path"].split("/")
@@ -178,7 +178,7 @@ class WebhookLane:
                 not value.isdigit() or int(value) > self.max_body_bytes
             ):
                 return None  # the application refuses it before reading it (413)
-        return runtime.intake.cached(parts[2], channel_id)
+        return await runtime.intake.known(parts[2], channel_id)
 
     async def _acknowledge(
         self, scope: Scope, send: Send, channel: WebhookChannel, body: bytes
@@ -199,10 +199,11 @@ class WebhookLane:
             # The route tries once more (the write is idempotent) and answers the failure.
             return False
         answer = ACKNOWLEDGEMENTS.body(new)
+        request_id = scope.setdefault("state", {})["request_id"] = request_id_of(scope)
         headers = [
             (b"content-length", str(len(answer)).encode()),
             (b"content-type", b"application/json"),
-            (REQUEST_ID_HEADER.encode(), request_id_of(scope).encode()),
+            (REQUEST_ID_HEADER.encode(), request_id.encode()),
             *security_headers(SecurityHeadersMiddleware.API_POLICY, self.hsts, scope),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -213,6 +214,7 @@ class WebhookLane:
         """The line `RequestContextMiddleware` writes for every request."""
         access_log.info(
             "request",
+            request_id=scope["state"]["request_id"],
             method="POST",
             path=scope["path"],
             status=200,

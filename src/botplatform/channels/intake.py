@@ -11,6 +11,7 @@ themselves, with no timer and no added wait.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 import uuid
@@ -86,6 +87,7 @@ class WebhookIntake:
         self._settings = settings
         self._http = http
         self._channels: dict[uuid.UUID, WebhookChannel] = {}
+        self._reading: dict[uuid.UUID, asyncio.Future[WebhookChannel]] = {}
         self._waiting: list[_Webhook] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._writing = 0  # writers running: at most `_max_writers`
@@ -104,35 +106,65 @@ class WebhookIntake:
             raise Forbidden("This channel is disabled.", code="channel_disabled")
         return cached
 
-    def cached(self, provider: str, channel_id: uuid.UUID) -> WebhookChannel | None:
-        """The channel when this process knows it (fresh), it is active and of `provider`;
-        None sends the caller the long way, through `channel`, which loads it or refuses."""
-        cached = self._fresh(channel_id)
-        if cached is None or cached.channel.provider != provider:
+    async def known(self, provider: str, channel_id: uuid.UUID) -> WebhookChannel | None:
+        """The channel when this process knows it, it is active and of `provider`, read again
+        once stale (one read for all the webhooks waiting on it); None sends the caller the
+        long way, through `channel`, which loads it or refuses. A channel never seen is not
+        read here: an unknown id costs the long way's one read, not two."""
+        cached = self._channels.get(channel_id)
+        if cached is None:
             return None
-        return cached if cached.channel.status == "active" else None
+        if cached.expires_at < time.monotonic():
+            try:
+                cached = await self._load(channel_id)
+            except Exception:  # gone, or the database is down: the long way answers it
+                return None
+        if cached.channel.provider != provider or cached.channel.status != "active":
+            return None
+        return cached
 
     def _fresh(self, channel_id: uuid.UUID) -> WebhookChannel | None:
         cached = self._channels.get(channel_id)
         return cached if cached is not None and cached.expires_at >= time.monotonic() else None
 
     async def _load(self, channel_id: uuid.UUID) -> WebhookChannel:
+        """Reads the channel, once for every caller that asks while a read is under way (a
+        busy channel's entry expires under dozens of waiting webhooks at once)."""
+        reading = self._reading.get(channel_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(channel_id))
+            self._reading[channel_id] = reading
+            reading.add_done_callback(functools.partial(self._read_done, channel_id))
+        return await asyncio.shield(reading)
+
+    def _read_done(self, channel_id: uuid.UUID, reading: asyncio.Future[WebhookChannel]) -> None:
+        if self._reading.get(channel_id) is reading:
+            del self._reading[channel_id]
+        if not reading.cancelled():
+            reading.exception()  # seen here, so a read all of whose waiters left is not logged
+
+    async def _read(self, channel_id: uuid.UUID) -> WebhookChannel:
         async with self._db.unit_of_work(write=False) as db:
             channel = await repository.get_for_webhook(db, channel_id)
+        current = self._reading.get(channel_id) is asyncio.current_task()  # not forgotten since
         if channel is None:
-            self._channels.pop(channel_id, None)
+            if current:
+                self._channels.pop(channel_id, None)
             raise repository.channel_not_found()
         loaded = WebhookChannel(
             channel=channel,
             adapter=adapter_for(channel, self._settings, self._http),
             expires_at=time.monotonic() + CHANNEL_CACHE_SECONDS,
         )
-        self._channels[channel_id] = loaded
+        if current:
+            self._channels[channel_id] = loaded
         return loaded
 
     def forget(self, channel_id: uuid.UUID) -> None:
-        """Called when this process changes or deletes a channel."""
+        """Called when this process changes or deletes a channel. A read under way may have
+        seen the channel as it was: it answers its waiters but is not kept."""
         self._channels.pop(channel_id, None)
+        self._reading.pop(channel_id, None)
 
     # -- the durable write ------------------------------------------------------------------
 
