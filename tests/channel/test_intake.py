@@ -10,6 +10,7 @@ import json
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select
@@ -184,3 +185,43 @@ async def test_one_job_per_group_and_workspace_processes_each_event_on_its_own(
     statuses = {str(e.id): e.status for e in await _events(runtime)}
     assert statuses[str(failing.id)] == "pending"  # left for the retry
     assert sorted(statuses.values()) == ["pending", "processed", "processed"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.DiskFullError("could not extend file"),  # refused, connection fine
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),  # lost
+    ],
+    ids=["refused", "lost"],
+)
+async def test_a_failed_postgres_write_answers_503_and_leaves_the_pool_usable(
+    client: httpx.AsyncClient,
+    api: Api,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    """The PostgreSQL write talks to asyncpg directly: its errors still answer 503 (try
+    again), and the connection goes back rolled back, or is dropped when it may be broken."""
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("the SQLite write goes through SQLAlchemy")
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws)
+    url = f"/webhooks/whatsapp/{channel['id']}"
+
+    async def failing(*_: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(intake, "_insert_postgres", failing)
+    answer = await client.post(url, content=_body(80), headers=meta_signature(_body(80)))
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "database_unavailable"
+    monkeypatch.undo()
+    bodies = [_body(n) for n in range(81, 89)]  # enough to need several pooled connections
+    answers = await asyncio.gather(
+        *(client.post(url, content=b, headers=meta_signature(b)) for b in bodies)
+    )
+    assert [a.status_code for a in answers] == [200] * len(bodies)
+    assert len(await _events(runtime)) == len(bodies)

@@ -288,7 +288,7 @@ async def _write_postgres(db: Database, by_workspace: dict[uuid.UUID, list[_Webh
         if several:
             await connection.execute("COMMIT")
     except BaseException as exc:
-        await _abandon(pooled)
+        await _abandon(pooled, exc)
         if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
             # What the rest of the platform raises for a database it cannot use (503).
             raise OperationalError("INSERT INTO inbound_events", None, exc) from exc
@@ -314,15 +314,20 @@ async def _insert_postgres(
     return [(row[0], row[1], row[2]) for row in rows]
 
 
-async def _abandon(pooled: PoolProxiedConnection) -> None:
-    """Rolls back what the failed write left open, or drops the connection if it cannot."""
+async def _abandon(pooled: PoolProxiedConnection, error: BaseException) -> None:
+    """Gives the connection back after a failed write: rolled back when PostgreSQL refused a
+    statement, else (lost, cancelled midway, or any other failure) dropped from the pool."""
     connection: asyncpg.Connection = pooled.driver_connection
-    try:
-        if not connection.is_closed() and connection.is_in_transaction():
-            await connection.execute("ROLLBACK")
-    except Exception:
-        await greenlet_spawn(pooled.invalidate)
-    await greenlet_spawn(pooled.close)
+    if isinstance(error, asyncpg.PostgresError) and not connection.is_closed():
+        try:
+            if connection.is_in_transaction():
+                await connection.execute("ROLLBACK")
+        except Exception:  # noqa: S110 - dropped below instead
+            pass
+        else:
+            await greenlet_spawn(pooled.close)
+            return
+    await greenlet_spawn(pooled.invalidate)  # also returns it: the pool opens a new one
 
 
 # -- SQLite: one writer, through SQLAlchemy ---------------------------------------------------
