@@ -133,8 +133,13 @@ class WebhookLane:
         self.app = app
         self.state = state
         self.max_body_bytes = max_body_bytes
-        self.hsts = hsts
         self.trusted = parse_networks(trusted_proxies or [])
+        # The headers SecurityHeadersMiddleware adds to an API answer, by the request's scheme.
+        policy = SecurityHeadersMiddleware.API_POLICY
+        self._secured = {
+            https: security_headers(policy, hsts, {"scheme": "https" if https else "http"})
+            for https in (False, True)
+        }
         self._counted = metrics.HTTP_REQUESTS.labels("POST", ROUTE_TEMPLATE, "200")
         self._timed = metrics.HTTP_LATENCY.labels("POST", ROUTE_TEMPLATE)
 
@@ -204,7 +209,7 @@ class WebhookLane:
             (b"content-length", str(len(answer)).encode()),
             (b"content-type", b"application/json"),
             (REQUEST_ID_HEADER.encode(), request_id.encode()),
-            *security_headers(SecurityHeadersMiddleware.API_POLICY, self.hsts, scope),
+            *self._secured[scope.get("scheme") == "https"],
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": answer})
