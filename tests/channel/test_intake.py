@@ -16,10 +16,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from botplatform.channels import intake, tasks
+from botplatform.channels import intake
 from botplatform.models import InboundEvent
 from botplatform.runtime import Runtime
-from botplatform.worker.jobs import JobContext
 from tests.conftest import Api, eventually, meta_signature, whatsapp_text_payload
 
 
@@ -149,42 +148,35 @@ async def test_a_webhook_arriving_as_the_last_writer_finishes_is_written(
     assert len(await _events(runtime)) == 5
 
 
-async def test_one_job_per_group_and_workspace_processes_each_event_on_its_own(
+async def test_a_group_queues_one_job_per_workspace_with_its_new_events(
     api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A group's events reach the worker as one `process_inbound_events` job per workspace;
-    each event is processed in a unit of work of its own, so one that fails neither undoes
-    nor holds up the others, and the job's retry finds them done."""
+    """A group's new events reach the worker as one `process_inbound_events` job per
+    workspace (a redelivery in the group adds nothing), sent once the rows are committed."""
     owner = await api.register()
-    workspace = await api.create_workspace(owner)
-    created = await api.create_channel(owner, workspace)
-    channel = await runtime.intake.channel("whatsapp", uuid.UUID(created["id"]))
+    first_ws, second_ws = await api.create_workspace(owner), await api.create_workspace(owner)
+    channels = [
+        await runtime.intake.channel("whatsapp", uuid.UUID(created["id"]))
+        for created in (
+            await api.create_channel(owner, first_ws),
+            await api.create_channel(owner, second_ws, phone_number_id="9988776611"),
+        )
+    ]
     sent: list[Any] = []
 
     async def keep(jobs: list[Any]) -> None:  # the jobs, kept here instead of sent
+        assert len(await _events(runtime)) == 4  # committed before they leave
         sent.extend(jobs)
 
     monkeypatch.setattr(runtime.db, "after_commit", keep)
-    await asyncio.gather(*(runtime.intake.store(channel, _body(n)) for n in (70, 71, 72)))
-    assert sum(len(job.args[1]) for job in sent) == 3
-    assert {(job.name, job.args[0]) for job in sent} == {("process_inbound_events", workspace)}
-    ids = [event_id for job in sent for event_id in job.args[1]]
-    failing = next(e for e in await _events(runtime) if "hello 71" in e.body)
-    real_apply = tasks._apply
-
-    async def apply(ctx: Any, ch: Any, item: Any) -> int:
-        if getattr(getattr(item, "content", None), "text", None) == "hello 71":
-            raise RuntimeError("provider hiccup")
-        return await real_apply(ctx, ch, item)
-
-    monkeypatch.setattr(tasks, "_apply", apply)
-    async with runtime.db.unit_of_work() as db:
-        ctx = JobContext(runtime=runtime, db=db, message_id="", attempt=1, max_attempts=11)
-        with pytest.raises(RuntimeError, match="provider hiccup"):
-            await tasks.process_inbound_events(ctx, workspace, ids)
-    statuses = {str(e.id): e.status for e in await _events(runtime)}
-    assert statuses[str(failing.id)] == "pending"  # left for the retry
-    assert sorted(statuses.values()) == ["pending", "processed", "processed"]
+    stores = [(channels[0], _body(n)) for n in (70, 71, 72, 70)] + [(channels[1], _body(73))]
+    answers = await asyncio.gather(*(runtime.intake.store(ch, body) for ch, body in stores))
+    assert answers == [True, True, True, False, True]
+    assert sorted((job.name, job.args[0], len(job.args[1])) for job in sent) == sorted(
+        [("process_inbound_events", first_ws, 3), ("process_inbound_events", second_ws, 1)]
+    )
+    ids = {event_id for job in sent for event_id in job.args[1]}
+    assert ids == {str(event.id) for event in await _events(runtime)}
 
 
 @pytest.mark.parametrize(

@@ -177,7 +177,7 @@ async def test_a_processing_job_failing_on_its_last_attempt_fails_its_event(
     async def broken(*args: object) -> int:
         raise RuntimeError("the database refused this row")
 
-    monkeypatch.setattr(tasks, "_apply", broken)
+    monkeypatch.setattr(tasks.batch, "apply_items", broken)
     channel_id = await _channel(api)
     body = json.dumps(whatsapp_text_payload("15550002", "hi", "C", "wamid.broken")).encode()
     response = await client.post(

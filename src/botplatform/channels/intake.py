@@ -38,8 +38,8 @@ from botplatform.worker.jobs import PendingJob, enqueue
 
 #: Processes one stored event (what the sweeper sends for an event left pending).
 PROCESS_JOB = "process_inbound_event"
-#: Processes the events one group stored for one workspace: one job, not one per event.
-PROCESS_EVENTS_JOB = "process_inbound_events"
+#: The job of a group's new events of one workspace: they are processed as one batch.
+PROCESS_BATCH_JOB = "process_inbound_events"
 #: How long a process trusts what it read about a channel. Changes made through this process
 #: apply at once (`forget`); another process sees them within this many seconds.
 CHANNEL_CACHE_SECONDS = 5.0
@@ -239,7 +239,7 @@ def _created(
     if not inserted:
         return created, None
     event_ids = [event_id for event_id, _, _ in inserted]
-    return created, PendingJob(PROCESS_EVENTS_JOB, (str(workspace_id), event_ids))
+    return created, PendingJob(PROCESS_BATCH_JOB, (str(workspace_id), event_ids))
 
 
 # -- PostgreSQL: asyncpg directly ------------------------------------------------------------

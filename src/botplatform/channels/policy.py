@@ -41,6 +41,15 @@ def check(
             )
 
 
+async def take_send_slots(limiter: RateLimiter, channel: Channel, wanted: int) -> bool:
+    """Takes `wanted` send slots at once if the channel's window has room for all of them
+    now (one round trip); False, and nothing taken, otherwise."""
+    item = RateLimitItemPerSecond(channel.send_rate_per_second)
+    strategy = MovingWindowRateLimiter(limiter.storage)
+    key = str(channel.config.get("phone_number_id") or channel.id)
+    return await strategy.hit(item, "send", key, cost=wanted)
+
+
 async def take_send_slot(limiter: RateLimiter, channel: Channel, max_wait: float = 30.0) -> bool:
     """Waits for a send slot of this channel (e.g. 80 messages/s per WhatsApp number), shared
     by every worker through Redis. False if none came within `max_wait` seconds."""

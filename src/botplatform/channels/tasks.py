@@ -3,18 +3,21 @@ inbound media. Each carries a workspace id and a row id; the rows say what is le
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
-from dataclasses import replace
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from dramatiq import Retry
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.bot import runner as bot_runner
-from botplatform.channels import policy
+from botplatform.channels import batch, policy, sender
 from botplatform.channels.base import MalformedPayload, ProviderSendError
 from botplatform.channels.messages import (
     Content,
@@ -31,6 +34,7 @@ from botplatform.conversation import service as conversations
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events.catalog import MESSAGE_SENT
 from botplatform.events.service import emit_message
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import AppError
 from botplatform.kit.logging import get_logger
@@ -46,6 +50,7 @@ from botplatform.models import (
     InboundEvent,
     Message,
 )
+from botplatform.models.base import table_of
 from botplatform.usage import service as usage
 from botplatform.worker.jobs import JobContext, enqueue, job
 from botplatform.worker.sweeper import SweepTarget, sweep_target
@@ -59,56 +64,189 @@ async def _enter(ctx: JobContext, workspace_id: str) -> uuid.UUID:
     return ws
 
 
+PROCESS_BATCH_JOB = "process_inbound_events"
+
+
 @job("process_inbound_event", max_retries=10, min_backoff_ms=1_000)
 async def process_inbound_event(ctx: JobContext, workspace_id: str, event_id: str) -> None:
-    ws = await _enter(ctx, workspace_id)
-    event = (
-        await ctx.db.execute(scoped(InboundEvent, ws).where(InboundEvent.id == uuid.UUID(event_id)))
-    ).scalar_one_or_none()
-    if event is None or event.status != "pending":
-        return
-    channel = await ctx.db.get(Channel, event.channel_id)
-    if channel is None:
-        return
-    try:
-        events = _parse(ctx, channel, event)
-    except MalformedPayload as exc:  # signed but unusable: kept for inspection, not retried
-        event.status, event.error = "failed", str(exc)[:2000]
-        log.warning("inbound_malformed", event_id=event_id, error=str(exc)[:500])
-        return
-    try:
-        received = 0
-        for item in events:
-            received += await _apply(ctx, channel, item)
-        # Counted last, in one statement, with the messages: the month's counter row stays
-        # locked only until this job commits, and a retried job never counts twice.
-        await usage.count_inbound(ctx.db, ws, received)
-    except Exception as exc:
-        if ctx.is_last_attempt:
-            await _give_up(ctx, ws, event.id, exc)
-        raise
-    event.status, event.processed_at = "processed", utcnow()
+    """One stored webhook (the sweeper's job, and a batch's fallback): a batch of one."""
+    await _process(ctx, workspace_id, [event_id])
 
 
-@job("process_inbound_events", max_retries=10, min_backoff_ms=1_000)
+@job(PROCESS_BATCH_JOB, max_retries=10, min_backoff_ms=1_000)
 async def process_inbound_events(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
-    """The events one webhook group stored for one workspace (see channels/intake.py). For
-    now each is processed as `process_inbound_event` does, in a unit of work of its own, so
-    one event's failure neither undoes nor holds up the others; the job then raises the first
-    failure, and its retry finds the events already processed done (no longer pending)."""
-    failure: Exception | None = None
-    for event_id in event_ids:
+    """The stored webhooks of one workspace committed together (one intake group); jobs of
+    the same workspace reaching this process at the same moment share one batch."""
+    await _BATCHES.join(ctx, workspace_id, event_ids)
+
+
+@dataclass(eq=False)
+class _Joined:
+    ctx: JobContext
+    workspace_id: str
+    event_ids: list[str]
+    done: asyncio.Future[None]
+
+
+class _Batches:
+    """Group commit on the worker side. Jobs that arrive while a batch is being processed
+    wait and make the next batch, per workspace, with no timer: a lone job runs at once (as
+    itself), and under load the batches grow by themselves up to MAX_BATCH_EVENTS."""
+
+    def __init__(self) -> None:
+        self._waiting: list[_Joined] = []
+        self._running = 0
+        self._runners: set[asyncio.Task[None]] = set()  # referenced until done
+
+    async def join(self, ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
+        joined = _Joined(ctx, workspace_id, event_ids, asyncio.get_running_loop().create_future())
+        self._waiting.append(joined)
+        if self._running < CONCURRENT_BATCHES:
+            self._running += 1
+            runner = asyncio.create_task(self._run_while_waiting())
+            self._runners.add(runner)
+            runner.add_done_callback(self._runners.discard)
+        await joined.done
+
+    async def _run_while_waiting(self) -> None:
         try:
-            async with ctx.runtime.db.unit_of_work() as db:
-                await process_inbound_event(replace(ctx, db=db), workspace_id, event_id)
-        except Exception as exc:
-            log.warning("inbound_event_failed", event_id=event_id, error=str(exc)[:500])
-            failure = failure or exc
-    if failure is not None:
-        raise failure
+            while self._waiting:
+                taken, self._waiting = _take_batch(self._waiting)
+                by_workspace: dict[str, list[_Joined]] = defaultdict(list)
+                for joined in taken:
+                    by_workspace[joined.workspace_id].append(joined)
+                for workspace_id, jobs in by_workspace.items():
+                    await _run_together(workspace_id, jobs)
+        finally:
+            self._running -= 1  # in the step that saw nothing waiting (see intake.py)
 
 
-def _parse(ctx: JobContext, channel: Channel, event: InboundEvent) -> list[object]:
+def _take_batch(waiting: list[_Joined]) -> tuple[list[_Joined], list[_Joined]]:
+    total = 0
+    for index, joined in enumerate(waiting):
+        total += len(joined.event_ids)
+        if total > MAX_BATCH_EVENTS and index > 0:
+            return waiting[:index], waiting[index:]
+    return waiting, []
+
+
+async def _run_together(workspace_id: str, jobs: list[_Joined]) -> None:
+    """A lone job runs in its own unit of work, with its own retries; several share a new
+    unit of work, and a failure there sends each event on alone (`_split_up`)."""
+    try:
+        if len(jobs) == 1:
+            await _process(jobs[0].ctx, workspace_id, jobs[0].event_ids)
+        else:
+            runtime = jobs[0].ctx.runtime
+            async with runtime.db.unit_of_work() as db:
+                shared = JobContext(runtime, db, "batch", attempt=1, max_attempts=2)
+                await _process(shared, workspace_id, [i for job in jobs for i in job.event_ids])
+    except BaseException as exc:
+        for job in jobs:
+            if not job.done.done():
+                job.done.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise
+        return
+    for job in jobs:
+        if not job.done.done():
+            job.done.set_result(None)
+
+
+#: The most events one batch takes; the rest wait for the next.
+MAX_BATCH_EVENTS = 200
+#: Batches processed at once by one worker process (while one waits for the database or
+#: the provider, the next is being written).
+CONCURRENT_BATCHES = 2
+_BATCHES = _Batches()
+
+
+async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
+    """One unit of work for the batch (`channels.batch`), then the replies it leased are
+    sent from here, after the commit (`channels.sender`)."""
+    ws = await _enter(ctx, workspace_id)
+    events = await batch.pending_events(ctx.db, ws, [uuid.UUID(i) for i in event_ids])
+    items: list[tuple[Channel, object]] = []
+    outcomes: dict[uuid.UUID, str | None] = {}  # event id → None (processed) or its error
+    for event in events:
+        channel = await ctx.db.get(Channel, event.channel_id)  # once per channel: identity map
+        if channel is None:
+            continue
+        try:
+            items += [(channel, item) for item in _parse(ctx, channel, event)]
+        except MalformedPayload as exc:  # signed but unusable: kept for inspection, not retried
+            outcomes[event.id] = str(exc)[:2000]
+            log.warning("inbound_malformed", event_id=str(event.id), error=str(exc)[:500])
+            continue
+        outcomes[event.id] = None
+    if not outcomes:
+        return
+    usable = [event_id for event_id, error in outcomes.items() if error is None]
+    lease = timedelta(seconds=ctx.runtime.settings.send_lease_seconds)
+    try:
+        # Counted in the same transaction as the messages: a retried job never counts twice.
+        outcome = await batch.apply_items(
+            ctx.db, ws, lease, items, lambda channel, item: _apply(ctx, channel, item)
+        )
+    except Exception as exc:
+        if len(outcomes) > 1:
+            # One event the batch cannot take must not hold back the others: each goes on
+            # alone, with its own retries (and, in the end, its own failure).
+            await _split_up(ctx, ws, list(outcomes), exc)
+            return
+        if ctx.is_last_attempt and usable:
+            await _give_up(ctx, ws, usable[0], exc)
+        raise
+    await _mark_events(ctx.db, ws, outcomes)
+    await ctx.db.commit()  # the batch is durable before any reply leaves
+    await sender.send_leased(ctx.runtime, outcome.replies)
+
+
+_MARK_EVENT = (
+    update(table_of(InboundEvent))
+    .where(
+        table_of(InboundEvent).c.workspace_id == bindparam("ws"),
+        table_of(InboundEvent).c.id == bindparam("event_id"),
+    )
+    .values(
+        status=bindparam("new_status"),
+        error=bindparam("new_error"),
+        processed_at=bindparam("processed_at"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+async def _mark_events(
+    db: AsyncSession, ws: uuid.UUID, outcomes: dict[uuid.UUID, str | None]
+) -> None:
+    """Every event of the batch `processed` or `failed` with its reason, in one statement."""
+    now = utcnow()
+    rows = [
+        {
+            "ws": ws,
+            "event_id": event_id,
+            "new_status": "processed" if error is None else "failed",
+            "new_error": error,
+            "processed_at": now if error is None else None,
+            "now": now,
+        }
+        for event_id, error in outcomes.items()
+    ]
+    await core.run(db, _MARK_EVENT, rows)
+
+
+async def _split_up(
+    ctx: JobContext, ws: uuid.UUID, event_ids: list[uuid.UUID], exc: Exception
+) -> None:
+    log.warning("inbound_batch_split", events=len(event_ids), error=f"{type(exc).__name__}: {exc}")
+    await ctx.db.rollback()
+    async with ctx.runtime.db.unit_of_work() as db:
+        for event_id in event_ids:
+            enqueue(db, "process_inbound_event", str(ws), str(event_id))
+
+
+def _parse(ctx: JobContext, channel: Channel, event: Any) -> list[object]:
     """The event's normalized items, or `MalformedPayload`. Parsing is pure (no I/O, no
     clock): whatever it raises, it raises again on every retry, so any failure is final."""
     body = event.body.encode()
@@ -171,15 +309,18 @@ async def _auto_reply(db: AsyncSession, channel: Channel, message: Message) -> N
     contact = await db.get(Contact, conversation.contact_id) if conversation else None
     if conversation is None or contact is None or contact.opted_out:
         return
-    await queue_outbound(
-        db,
-        channel=channel,
-        contact=contact,
-        conversation=conversation,
-        body=MessageBody(type="text", text=text),
-        idempotency_key=f"auto:{message.id}",
-        sender_user_id=None,
-    )
+    try:
+        await queue_outbound(
+            db,
+            channel=channel,
+            contact=contact,
+            conversation=conversation,
+            body=MessageBody(type="text", text=text),
+            idempotency_key=f"auto:{message.id}",
+            sender_user_id=None,
+        )
+    except policy.PolicyRefused:  # e.g. a message older than the 24-hour window: no answer
+        return
 
 
 CLAIMED, TAKEN, OVER_QUOTA = "claimed", "taken", "over_quota"

@@ -66,9 +66,13 @@ class LiveHub:
                 self._dispatch(workspace_id, payload)
             return
         client = self._publisher()
+        channel = f"{CHANNEL_PREFIX}{workspace_id}"
         try:
-            for payload in payloads:
-                await client.publish(f"{CHANNEL_PREFIX}{workspace_id}", json.dumps(payload))
+            # One round trip for a unit of work's events, however many (a batch has many).
+            async with client.pipeline(transaction=False) as pipe:
+                for payload in payloads:
+                    pipe.publish(channel, json.dumps(payload))
+                await pipe.execute()
         except Exception:  # live updates are best effort; webhooks carry the durable copy
             log.warning("live_publish_failed", workspace_id=str(workspace_id))
 

@@ -7,8 +7,10 @@ leaves after commit), and a live message to dashboards after commit. Flushes, ne
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.db import after_commit
@@ -16,49 +18,84 @@ from botplatform.events import payloads, repository
 from botplatform.events.catalog import EVENT_TYPES
 from botplatform.events.live import LIVE_HUB, LiveHub
 from botplatform.events.payloads import envelope
-from botplatform.kit import clock
+from botplatform.kit import clock, core
 from botplatform.models import Conversation, Event, Message, WebhookDelivery
+from botplatform.models.base import table_of
 from botplatform.worker.jobs import enqueue
 
 DELIVER_JOB = "deliver_webhook"
 _LIVE_PENDING = "live_pending"
 
 
+# Built once per process (every unit of work of the message path emits).
+_INSERT_EVENTS = insert(table_of(Event))
+_INSERT_DELIVERIES = insert(table_of(WebhookDelivery))
+
+
 async def emit(
     db: AsyncSession, workspace_id: uuid.UUID, event_type: str, data: dict[str, Any]
 ) -> None:
-    if event_type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {event_type!r}")
+    await emit_many(db, workspace_id, [(event_type, data)])
+
+
+async def emit_many(
+    db: AsyncSession, workspace_id: uuid.UUID, events: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Emits several events of one workspace at once, in order: one multi-row INSERT for
+    the event rows, one for the webhook deliveries (none when no endpoint subscribes), one
+    live publish after commit. Core statements rather than ORM objects: these rows are
+    written once and never loaded back by this transaction."""
+    if not events:
+        return
     now = clock.utcnow()
-    event = Event(
-        id=uuid.uuid4(),
-        workspace_id=workspace_id,
-        type=event_type,
-        version=EVENT_TYPES[event_type],
-        data=data,
-        created_at=now,
-    )
-    db.add(event)
-    deliveries = [
-        WebhookDelivery(
-            id=uuid.uuid4(),
-            workspace_id=workspace_id,
-            endpoint_id=endpoint.id,
-            event_id=event.id,
-            event_type=event_type,
-            status="pending",
-            attempt_count=0,
-            next_attempt_at=now,
+    rows: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
+    live: list[dict[str, Any]] = []
+    for event_type, data in events:
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}")
+        event_id, version = uuid.uuid4(), EVENT_TYPES[event_type]
+        rows.append(
+            {
+                "id": event_id,
+                "workspace_id": workspace_id,
+                "type": event_type,
+                "version": version,
+                "data": data,
+                "created_at": now,
+            }
         )
-        for endpoint in await repository.subscribed_endpoints(db, workspace_id, event_type)
-    ]
-    db.add_all(deliveries)
-    await db.flush()
-    for delivery in deliveries:
-        enqueue(db, DELIVER_JOB, str(workspace_id), str(delivery.id))
-    _stream_after_commit(
-        db, workspace_id, envelope(event.id, event_type, event.version, workspace_id, now, data)
-    )
+        for endpoint in await repository.subscribed_endpoints(db, workspace_id, event_type):
+            deliveries.append(_delivery(workspace_id, endpoint.id, event_id, event_type, now))
+        live.append(envelope(event_id, event_type, version, workspace_id, now, data))
+    await core.run(db, _INSERT_EVENTS, rows)
+    if deliveries:
+        await core.run(db, _INSERT_DELIVERIES, deliveries)
+        for delivery in deliveries:
+            enqueue(db, DELIVER_JOB, str(workspace_id), str(delivery["id"]))
+    for payload in live:
+        _stream_after_commit(db, workspace_id, payload)
+
+
+def _delivery(
+    workspace_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    event_id: uuid.UUID,
+    event_type: str,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "workspace_id": workspace_id,
+        "endpoint_id": endpoint_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "status": "pending",
+        "attempt_count": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _stream_after_commit(

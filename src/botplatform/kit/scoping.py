@@ -18,12 +18,12 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select, select, text
+from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from botplatform.models.audit_log import AuditLog
-from botplatform.models.base import WorkspaceScoped
+from botplatform.models.base import WorkspaceScoped, table_of
 from botplatform.models.channel import Channel
 from botplatform.models.conversation import Conversation
 from botplatform.models.message import Message
@@ -34,6 +34,16 @@ M = TypeVar("M", bound=WorkspaceScoped)
 def scoped(model: type[M], workspace_id: uuid.UUID) -> Select[M]:
     """`SELECT model … WHERE workspace_id = :workspace_id`, ready for more filters."""
     return select(model).where(model.workspace_id == workspace_id)
+
+
+def scoped_columns(model: type[WorkspaceScoped], *columns: str) -> Select[Any]:
+    """`scoped`, built once for the hot path: some columns of `model`'s table (plain Core:
+    no ORM entity to load), the workspace a bound parameter (`:workspace_id`), so the
+    statement is constructed, keyed and compiled once per process, not on every call."""
+    table = table_of(model)
+    return select(*(table.c[name] for name in columns)).where(
+        table.c.workspace_id == bindparam("workspace_id")
+    )
 
 
 class ChannelReader(Protocol):
@@ -69,13 +79,15 @@ def scoped_audit(model: type[AuditLog], workspace_id: uuid.UUID) -> Select[Audit
     return select(model).where(model.workspace_id == workspace_id)
 
 
+# set_config(..., true) is SET LOCAL: it ends with the transaction, so a pooled connection
+# (PgBouncer in transaction mode too) never carries it to the next one. Built once: every
+# transaction runs it.
+_SET_CONFIG = text("SELECT set_config(:name, :value, true)")
+
+
 async def _set(db: AsyncSession, name: str, value: str) -> None:
     if db.get_bind().dialect.name == "postgresql":
-        # set_config(..., true) is SET LOCAL: it ends with the transaction, so a pooled
-        # connection (PgBouncer in transaction mode too) never carries it to the next one.
-        await db.execute(
-            text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
-        )
+        await db.execute(_SET_CONFIG, {"name": name, "value": value})
 
 
 async def enter_workspace(db: AsyncSession, workspace_id: uuid.UUID) -> None:

@@ -8,12 +8,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.invitation.repository import list_statement as invitations_statement
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import Bot, Channel, Invitation, Membership, UsageCounter, Workspace
@@ -44,6 +45,47 @@ async def add(db: AsyncSession, workspace_id: uuid.UUID, **amounts: int) -> None
     await db.execute(
         statement.on_conflict_do_update(index_elements=["workspace_id", "period"], set_=increments)
     )
+
+
+def _messages_upsert(insert: Any) -> Any:
+    statement = insert(UsageCounter).values(
+        workspace_id=bindparam("ws"),
+        period=bindparam("month"),
+        updated_at=bindparam("now"),
+        messages_inbound=bindparam("inbound"),
+        messages_outbound=bindparam("outbound"),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["workspace_id", "period"],
+        set_={
+            "messages_inbound": UsageCounter.messages_inbound + statement.excluded.messages_inbound,
+            "messages_outbound": UsageCounter.messages_outbound
+            + statement.excluded.messages_outbound,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+
+
+# Built once per process: the message path adds to these counters on every batch.
+_ADD_MESSAGES = {
+    "postgresql": _messages_upsert(postgresql_insert),
+    "sqlite": _messages_upsert(sqlite_insert),
+}
+
+
+async def add_messages(
+    db: AsyncSession, workspace_id: uuid.UUID, *, inbound: int, outbound: int
+) -> None:
+    """`add` for the two message counters at once, unconditionally."""
+    now = utcnow()
+    parameters = {
+        "ws": workspace_id,
+        "month": period_of(now),
+        "now": now,
+        "inbound": inbound,
+        "outbound": outbound,
+    }
+    await core.run(db, _ADD_MESSAGES[db.get_bind().dialect.name], parameters)
 
 
 async def add_within(

@@ -121,6 +121,28 @@ async def reserve_outbound(db: AsyncSession, workspace_id: uuid.UUID) -> QuotaEx
     )
 
 
+async def count_batch(
+    db: AsyncSession, workspace_id: uuid.UUID, *, inbound: int, outbound: int
+) -> QuotaExceeded | None:
+    """A batch's new inbound messages (counted, never refused) and the `outbound` messages
+    it wants to send: all counted if the month's quota has room for them (one statement on
+    a plan without a quota), else none of them, and the refusal."""
+    plan = await plan_for(db, workspace_id)
+    if plan.messages_per_month is None:
+        if inbound or outbound:
+            await repository.add_messages(db, workspace_id, inbound=inbound, outbound=outbound)
+        return None
+    await count_inbound(db, workspace_id, inbound)
+    if not outbound or await repository.add_within(
+        db, workspace_id, "messages_outbound", outbound, plan.messages_per_month, MESSAGES_USED
+    ):
+        return None
+    row = await _counter(db, workspace_id)
+    return exceeded(
+        plan, "messages_per_month", row.messages_inbound + row.messages_outbound if row else 0
+    )
+
+
 async def count_inbound(db: AsyncSession, workspace_id: uuid.UUID, messages: int) -> None:
     """Inbound messages are counted, never refused."""
     if messages:
