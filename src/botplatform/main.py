@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from botplatform import __version__
 from botplatform.api import api_router
@@ -56,6 +58,17 @@ async def _background(runtime: Runtime) -> AsyncIterator[None]:
         await runtime.jobs.stop_worker()
 
 
+class PlatformApp(FastAPI):
+    """The application, with the provider webhooks' lane (channels/inbound.py) in front of
+    everything: the webhooks it takes skip the whole middleware stack; every other request
+    goes through it as before."""
+
+    front: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
 
@@ -75,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("stopped")
 
     metrics.init_sentry(settings.sentry_dsn, settings.env, settings.sentry_traces_sample_rate)
-    app = FastAPI(
+    app = PlatformApp(
         title="WhatsApp Bot Platform",
         version=__version__,
         lifespan=lifespan,
@@ -101,8 +114,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    # Innermost: the fast door for provider webhooks, inside every check above it.
-    app.add_middleware(WebhookLane)
     app.add_middleware(
         BodyGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -112,6 +123,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.app_url.startswith("https://"))
     app.add_middleware(RequestContextMiddleware, trusted_proxies=settings.trusted_proxies)
+    # In front of all of it: the fast door for provider webhooks, which does inline what the
+    # middleware above would do for them (see docs/decisions.md).
+    app.front = WebhookLane(
+        partial(FastAPI.__call__, app),
+        app.state,
+        max_body_bytes=settings.max_body_bytes,
+        hsts=settings.app_url.startswith("https://"),
+        trusted_proxies=settings.trusted_proxies,
+    )
     return app
 
 

@@ -98,6 +98,7 @@ class Runtime:
 
     async def close(self) -> None:
         await self.jobs.stop_worker()
+        await self.jobs.aclose()
         self.jobs.close()
         await self.live.close()
         await self.cache.close()

@@ -10,11 +10,13 @@ import json
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from botplatform.channels import intake
 from botplatform.models import InboundEvent
 from botplatform.runtime import Runtime
 from tests.conftest import Api, eventually, meta_signature, whatsapp_text_payload
@@ -31,7 +33,7 @@ async def _events(runtime: Runtime) -> list[InboundEvent]:
 
 
 async def test_concurrent_webhooks_share_transactions_and_keep_duplicates_apart(
-    client: httpx.AsyncClient, api: Api, runtime: Runtime
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner = await api.register()
     first_ws, second_ws = await api.create_workspace(owner), await api.create_workspace(owner)
@@ -39,29 +41,29 @@ async def test_concurrent_webhooks_share_transactions_and_keep_duplicates_apart(
         await api.create_channel(owner, first_ws),
         await api.create_channel(owner, second_ws, phone_number_id="9988776655"),
     )
-    statements: list[str] = []
+    statements: list[int] = []  # the webhooks each INSERT took
+    for name in ("_insert_postgres", "_insert_sqlite"):
+        real = getattr(intake, name)
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO INBOUND_EVENTS"):
-            statements.append(statement)
+        async def counted(db: Any, ws: Any, webhooks: list[Any], real: Any = real) -> Any:
+            statements.append(len(webhooks))
+            return await real(db, ws, webhooks)
+
+        monkeypatch.setattr(intake, name, counted)
 
     bodies = [_body(n) for n in range(40)]
     posts = [(first["id"], body) for body in bodies[:30]] + [
         (second["id"], body) for body in bodies[30:]
     ]
     posts += [(first["id"], bodies[0]), (first["id"], bodies[1])]  # redelivered at once
-    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", count)
-    try:
-        answers = await asyncio.gather(
-            *(
-                client.post(
-                    f"/webhooks/whatsapp/{channel_id}", content=body, headers=meta_signature(body)
-                )
-                for channel_id, body in posts
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"/webhooks/whatsapp/{channel_id}", content=body, headers=meta_signature(body)
             )
+            for channel_id, body in posts
         )
-    finally:
-        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    )
 
     assert [a.status_code for a in answers] == [200] * len(posts)
     duplicates = [a.json()["data"]["duplicate"] for a in answers]
@@ -88,12 +90,12 @@ async def test_a_failed_group_write_acknowledges_nothing(
     owner = await api.register()
     ws = await api.create_workspace(owner)
     channel = await api.create_channel(owner, ws)
-    from botplatform.channels import intake
 
     async def broken(*_: Any) -> set[int]:
         raise OperationalError("INSERT INTO inbound_events", {}, Exception("disk full"))
 
-    monkeypatch.setattr(intake, "_insert", broken)
+    monkeypatch.setattr(intake, "_insert_postgres", broken)
+    monkeypatch.setattr(intake, "_insert_sqlite", broken)
     bodies = [_body(n) for n in range(5)]
     answers = await asyncio.gather(
         *(
@@ -144,3 +146,74 @@ async def test_a_webhook_arriving_as_the_last_writer_finishes_is_written(
         for n in range(5):
             assert await runtime.intake.store(channel, _body(n))
     assert len(await _events(runtime)) == 5
+
+
+async def test_a_group_queues_one_job_per_workspace_with_its_new_events(
+    api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group's new events reach the worker as one `process_inbound_events` job per
+    workspace (a redelivery in the group adds nothing), sent once the rows are committed."""
+    owner = await api.register()
+    first_ws, second_ws = await api.create_workspace(owner), await api.create_workspace(owner)
+    channels = [
+        await runtime.intake.channel("whatsapp", uuid.UUID(created["id"]))
+        for created in (
+            await api.create_channel(owner, first_ws),
+            await api.create_channel(owner, second_ws, phone_number_id="9988776611"),
+        )
+    ]
+    sent: list[Any] = []
+
+    async def keep(jobs: list[Any]) -> None:  # the jobs, kept here instead of sent
+        assert len(await _events(runtime)) == 4  # committed before they leave
+        sent.extend(jobs)
+
+    monkeypatch.setattr(runtime.db, "after_commit", keep)
+    stores = [(channels[0], _body(n)) for n in (70, 71, 72, 70)] + [(channels[1], _body(73))]
+    answers = await asyncio.gather(*(runtime.intake.store(ch, body) for ch, body in stores))
+    assert answers == [True, True, True, False, True]
+    assert sorted((job.name, job.args[0], len(job.args[1])) for job in sent) == sorted(
+        [("process_inbound_events", first_ws, 3), ("process_inbound_events", second_ws, 1)]
+    )
+    ids = {event_id for job in sent for event_id in job.args[1]}
+    assert ids == {str(event.id) for event in await _events(runtime)}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.exceptions.DiskFullError("could not extend file"),  # refused, connection fine
+        asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),  # lost
+    ],
+    ids=["refused", "lost"],
+)
+async def test_a_failed_postgres_write_answers_503_and_leaves_the_pool_usable(
+    client: httpx.AsyncClient,
+    api: Api,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    """The PostgreSQL write talks to asyncpg directly: its errors still answer 503 (try
+    again), and the connection goes back rolled back, or is dropped when it may be broken."""
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("the SQLite write goes through SQLAlchemy")
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws)
+    url = f"/webhooks/whatsapp/{channel['id']}"
+
+    async def failing(*_: Any) -> Any:
+        raise error
+
+    monkeypatch.setattr(intake, "_insert_postgres", failing)
+    answer = await client.post(url, content=_body(80), headers=meta_signature(_body(80)))
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "database_unavailable"
+    monkeypatch.undo()
+    bodies = [_body(n) for n in range(81, 89)]  # enough to need several pooled connections
+    answers = await asyncio.gather(
+        *(client.post(url, content=b, headers=meta_signature(b)) for b in bodies)
+    )
+    assert [a.status_code for a in answers] == [200] * len(bodies)
+    assert len(await _events(runtime)) == len(bodies)

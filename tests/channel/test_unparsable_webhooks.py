@@ -96,7 +96,11 @@ async def _swept(runtime: Runtime) -> dict[str, int]:
 
 
 def _retried() -> float:
-    return metrics.JOBS.labels("process_inbound_event", "retried")._value.get()
+    """Retries of the processing jobs: the group's (one per workspace) and the sweeper's."""
+    return sum(
+        metrics.JOBS.labels(name, "retried")._value.get()
+        for name in ("process_inbound_events", "process_inbound_event")
+    )
 
 
 async def _channel(api: Api) -> str:

@@ -5,9 +5,14 @@ refusal by the rate limit, a disabled channel, and /metrics counting them under 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
 import json
+import logging
+import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,6 +20,7 @@ import pytest
 from limits import parse
 from sqlalchemy import select
 
+from botplatform.channel import repository as channel_repository
 from botplatform.channels.inbound import WebhookLane
 from botplatform.models import InboundEvent
 from botplatform.runtime import Runtime
@@ -123,3 +129,83 @@ async def test_a_disabled_channel_is_refused_at_once_though_the_lane_knew_it(
     assert refused.json()["error"]["code"] == "channel_disabled"
     assert lane_answers[True] == 0
     assert await _stored(runtime) == 1
+
+
+async def test_a_stale_channel_is_read_again_once_for_all_its_waiting_webhooks(
+    client: httpx.AsyncClient,
+    api: Api,
+    runtime: Runtime,
+    lane_answers: Counter[bool],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When a busy channel's cached entry expires, the webhooks arriving at that moment stay
+    on the lane and share one read of the channel, instead of each taking the long way."""
+    url = await _known_channel(api, client)
+    channel_id = uuid.UUID(url.rsplit("/", 1)[1])
+    known = runtime.intake._channels[channel_id]
+    runtime.intake._channels[channel_id] = dataclasses.replace(known, expires_at=0.0)
+    reads = Counter[str]()
+    real_read = channel_repository.get_for_webhook
+
+    async def counted(db: Any, wanted: uuid.UUID) -> Any:
+        reads["channel"] += 1
+        return await real_read(db, wanted)
+
+    monkeypatch.setattr(channel_repository, "get_for_webhook", counted)
+    answers = await asyncio.gather(
+        *(
+            client.post(url, content=_body(n), headers=meta_signature(_body(n)))
+            for n in range(10, 20)
+        )
+    )
+    assert [a.status_code for a in answers] == [200] * 10
+    assert lane_answers == {True: 10}
+    assert reads["channel"] == 1
+    assert runtime.intake._channels[channel_id].expires_at > 0
+    assert await _stored(runtime) == 11
+
+
+async def test_the_lane_leaves_oversized_and_cross_origin_webhooks_to_the_app(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, lane_answers: Counter[bool]
+) -> None:
+    url = await _known_channel(api, client)
+    limit = runtime.settings.max_body_bytes
+    payload = whatsapp_text_payload("15551110099", "x" * limit, "Customer", "wamid.big")
+    big = json.dumps(payload).encode()
+    declared = await client.post(url, content=big, headers=meta_signature(big))
+    assert declared.status_code == 413
+    assert declared.json()["error"]["code"] == "payload_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no content-length: the limit is met reading
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    streamed = await client.post(url, content=chunks(), headers=meta_signature(big))
+    assert streamed.status_code == 413
+    # A browser's request (it carries Origin) is the application's, CORS and all.
+    browser = await client.post(
+        url,
+        content=_body(30),
+        headers={**meta_signature(_body(30)), "origin": "https://example.com"},
+    )
+    assert browser.status_code == 200
+    assert lane_answers == {}
+    assert await _stored(runtime) == 2
+
+
+async def test_a_lane_webhook_gets_its_access_line_with_its_request_id(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, lane_answers: Counter[bool]
+) -> None:
+    url = await _known_channel(api, client)
+    answer = await client.post(
+        url, content=_body(40), headers={**meta_signature(_body(40)), "x-request-id": "lane-40"}
+    )
+    assert answer.status_code == 200 and answer.headers["x-request-id"] == "lane-40"
+    assert lane_answers == {True: 1}
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    log_file = runtime.settings.log_dir / "combined.log"
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    [line] = [line for line in lines if line.get("request_id") == "lane-40"]
+    assert line["event"] == "request" and line["status"] == 200
+    assert line["path"] == url and line["method"] == "POST"

@@ -11,17 +11,20 @@ themselves, with no timer and no added wait.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
-from sqlalchemy import Result, bindparam, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from botplatform.channel import repository
 from botplatform.channels.base import ChannelAdapter
@@ -30,11 +33,10 @@ from botplatform.config import Settings
 from botplatform.db import Database
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Forbidden
-from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Channel, InboundEvent
-from botplatform.models.base import UTCDateTime
-from botplatform.worker.jobs import enqueue
+from botplatform.worker.jobs import PendingJob, enqueue
 
+#: Processes one stored event (what the sweeper sends for an event left pending).
 PROCESS_JOB = "process_inbound_event"
 #: The job of a group's new events of one workspace: they are processed as one batch.
 PROCESS_BATCH_JOB = "process_inbound_events"
@@ -85,6 +87,7 @@ class WebhookIntake:
         self._settings = settings
         self._http = http
         self._channels: dict[uuid.UUID, WebhookChannel] = {}
+        self._reading: dict[uuid.UUID, asyncio.Future[WebhookChannel]] = {}
         self._waiting: list[_Webhook] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._writing = 0  # writers running: at most `_max_writers`
@@ -103,35 +106,65 @@ class WebhookIntake:
             raise Forbidden("This channel is disabled.", code="channel_disabled")
         return cached
 
-    def cached(self, provider: str, channel_id: uuid.UUID) -> WebhookChannel | None:
-        """The channel when this process knows it (fresh), it is active and of `provider`;
-        None sends the caller the long way, through `channel`, which loads it or refuses."""
-        cached = self._fresh(channel_id)
-        if cached is None or cached.channel.provider != provider:
+    async def known(self, provider: str, channel_id: uuid.UUID) -> WebhookChannel | None:
+        """The channel when this process knows it, it is active and of `provider`, read again
+        once stale (one read for all the webhooks waiting on it); None sends the caller the
+        long way, through `channel`, which loads it or refuses. A channel never seen is not
+        read here: an unknown id costs the long way's one read, not two."""
+        cached = self._channels.get(channel_id)
+        if cached is None:
             return None
-        return cached if cached.channel.status == "active" else None
+        if cached.expires_at < time.monotonic():
+            try:
+                cached = await self._load(channel_id)
+            except Exception:  # gone, or the database is down: the long way answers it
+                return None
+        if cached.channel.provider != provider or cached.channel.status != "active":
+            return None
+        return cached
 
     def _fresh(self, channel_id: uuid.UUID) -> WebhookChannel | None:
         cached = self._channels.get(channel_id)
         return cached if cached is not None and cached.expires_at >= time.monotonic() else None
 
     async def _load(self, channel_id: uuid.UUID) -> WebhookChannel:
+        """Reads the channel, once for every caller that asks while a read is under way (a
+        busy channel's entry expires under dozens of waiting webhooks at once)."""
+        reading = self._reading.get(channel_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(channel_id))
+            self._reading[channel_id] = reading
+            reading.add_done_callback(functools.partial(self._read_done, channel_id))
+        return await asyncio.shield(reading)
+
+    def _read_done(self, channel_id: uuid.UUID, reading: asyncio.Future[WebhookChannel]) -> None:
+        if self._reading.get(channel_id) is reading:
+            del self._reading[channel_id]
+        if not reading.cancelled():
+            reading.exception()  # seen here, so a read all of whose waiters left is not logged
+
+    async def _read(self, channel_id: uuid.UUID) -> WebhookChannel:
         async with self._db.unit_of_work(write=False) as db:
             channel = await repository.get_for_webhook(db, channel_id)
+        current = self._reading.get(channel_id) is asyncio.current_task()  # not forgotten since
         if channel is None:
-            self._channels.pop(channel_id, None)
+            if current:
+                self._channels.pop(channel_id, None)
             raise repository.channel_not_found()
         loaded = WebhookChannel(
             channel=channel,
             adapter=adapter_for(channel, self._settings, self._http),
             expires_at=time.monotonic() + CHANNEL_CACHE_SECONDS,
         )
-        self._channels[channel_id] = loaded
+        if current:
+            self._channels[channel_id] = loaded
         return loaded
 
     def forget(self, channel_id: uuid.UUID) -> None:
-        """Called when this process changes or deletes a channel."""
+        """Called when this process changes or deletes a channel. A read under way may have
+        seen the channel as it was: it answers its waiters but is not kept."""
         self._channels.pop(channel_id, None)
+        self._reading.pop(channel_id, None)
 
     # -- the durable write ------------------------------------------------------------------
 
@@ -177,71 +210,140 @@ class WebhookIntake:
                 webhook.stored.set_result(id(webhook) in created)
 
     async def _write(self, group: list[_Webhook]) -> set[int]:
-        """One transaction for the group; the `id()`s of the webhooks that made a new row."""
+        """One transaction for the group, then its jobs (one per workspace); the `id()`s of
+        the webhooks that made a new row."""
         by_workspace: dict[uuid.UUID, list[_Webhook]] = defaultdict(list)
         for webhook in group:
             by_workspace[webhook.workspace_id].append(webhook)
-        created: set[int] = set()
-        async with self._db.unit_of_work() as db:
-            for workspace_id, webhooks in by_workspace.items():
-                # Row-level security admits this workspace's rows only, as everywhere else.
-                await enter_workspace(db, workspace_id)
-                created |= await _insert(db, workspace_id, webhooks)
-        return created
+        if self._db.dialect == "postgresql":
+            return await _write_postgres(self._db, by_workspace)
+        return await _write_sqlite(self._db, by_workspace)
 
 
-async def _insert(db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Webhook]) -> set[int]:
-    """Inserts the bodies not received before (the first of equal ones) and queues one job
-    for all of them (processed as one batch); the `id()`s of the webhooks that made a row."""
-    first: dict[tuple[uuid.UUID, str], _Webhook] = {}
+Inserted = list[tuple[str, str, str]]  # (event id, channel id, dedupe key), as text
+
+
+def _first_of_each(webhooks: list[_Webhook]) -> dict[tuple[str, str], _Webhook]:
+    """The first webhook of each (channel, body): equal bodies in one group make one row."""
+    first: dict[tuple[str, str], _Webhook] = {}
     for webhook in webhooks:
-        first.setdefault((webhook.channel_id, webhook.dedupe_key), webhook)
-    if db.get_bind().dialect.name == "postgresql":
-        inserted = await _insert_postgres(db, workspace_id, list(first.values()))
-    else:
-        inserted = await _insert_sqlite(db, workspace_id, list(first.values()))
+        first.setdefault((str(webhook.channel_id), webhook.dedupe_key), webhook)
+    return first
+
+
+def _created(
+    workspace_id: uuid.UUID, first: dict[tuple[str, str], _Webhook], inserted: Inserted
+) -> tuple[set[int], PendingJob | None]:
+    """The `id()`s of the webhooks that made a row, and the one job that processes the rows."""
+    created = {id(first[(channel_id, dedupe_key)]) for _, channel_id, dedupe_key in inserted}
+    if not inserted:
+        return created, None
+    event_ids = [event_id for event_id, _, _ in inserted]
+    return created, PendingJob(PROCESS_BATCH_JOB, (str(workspace_id), event_ids))
+
+
+# -- PostgreSQL: asyncpg directly ------------------------------------------------------------
+#
+# A group of one workspace (the usual case) is written in ONE round trip: a single statement,
+# its own transaction, committed (and flushed to disk) before PostgreSQL answers it. The
+# statement names its workspace itself, for row-level security (see `_INSERT_POSTGRES`); a
+# group of several workspaces runs the same statement once per workspace between a BEGIN and
+# a COMMIT. Through an ORM session the same write took four round trips (BEGIN, the workspace
+# setting, INSERT, COMMIT), and SQLAlchemy's work per statement cost more CPU than
+# PostgreSQL's; there is nothing here for the ORM to track (see docs/decisions.md).
+
+# The workspace setting that row-level security reads (what `kit.scoping.enter_workspace`
+# sets, transaction-local) is set by the statement itself, in the one-row subquery `tenant`
+# whose value every inserted row takes as its workspace_id: each row is produced from it, so
+# the setting is in place before the policy checks the row (and the rows RETURNING shows).
+# One shape whatever the group's size (columns passed as arrays), so it stays prepared.
+_INSERT_POSTGRES = """
+    INSERT INTO inbound_events
+        (id, workspace_id, channel_id, provider, dedupe_key, body, status, created_at, updated_at)
+    SELECT gen_random_uuid(), tenant.workspace_id, new.channel_id, new.provider,
+           new.dedupe_key, new.body, 'pending', $2, $2
+    FROM (SELECT set_config('app.workspace_id', $1, true)::uuid AS workspace_id) AS tenant,
+         unnest($3::uuid[], $4::varchar[], $5::varchar[], $6::text[])
+            AS new (channel_id, provider, dedupe_key, body)
+    ON CONFLICT (channel_id, dedupe_key) DO NOTHING
+    RETURNING id::text, channel_id::text, dedupe_key
+"""
+
+
+async def _write_postgres(db: Database, by_workspace: dict[uuid.UUID, list[_Webhook]]) -> set[int]:
     created: set[int] = set()
-    for _, channel_id, dedupe_key in inserted:
-        created.add(id(first[(channel_id, dedupe_key)]))
-    if inserted:
-        event_ids = [str(event_id) for event_id, _, _ in inserted]
-        enqueue(db, PROCESS_BATCH_JOB, str(workspace_id), event_ids)
+    jobs: list[PendingJob] = []
+    several = len(by_workspace) > 1
+    pooled = await db.engine.raw_connection()
+    try:
+        connection: asyncpg.Connection = pooled.driver_connection
+        if several:
+            await connection.execute("BEGIN")
+        for workspace_id, webhooks in by_workspace.items():
+            first = _first_of_each(webhooks)
+            inserted = await _insert_postgres(connection, workspace_id, list(first.values()))
+            new, job = _created(workspace_id, first, inserted)
+            created |= new
+            jobs += [job] if job is not None else []
+        if several:
+            await connection.execute("COMMIT")
+    except BaseException as exc:
+        await _abandon(pooled, exc)
+        if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+            # What the rest of the platform raises for a database it cannot use (503).
+            raise OperationalError("INSERT INTO inbound_events", None, exc) from exc
+        raise
+    await greenlet_spawn(pooled.close)
+    if jobs and db.after_commit is not None:
+        await db.after_commit(jobs)
     return created
 
 
-Inserted = list[tuple[uuid.UUID, uuid.UUID, str]]  # (event id, channel id, dedupe key)
-
-# One statement of one shape whatever the group's size (columns passed as arrays), so
-# PostgreSQL and asyncpg keep it prepared and SQLAlchemy never compiles it again: compiling a
-# multi-row VALUES of each new size cost more than the insert itself.
-_INSERT_POSTGRES = text(
-    """
-    INSERT INTO inbound_events
-        (id, workspace_id, channel_id, provider, dedupe_key, body, status, created_at, updated_at)
-    SELECT gen_random_uuid(), :workspace_id, new.channel_id, new.provider, new.dedupe_key,
-           new.body, 'pending', :now, :now
-    FROM unnest(
-        CAST(:channel_ids AS uuid[]), CAST(:providers AS varchar[]),
-        CAST(:dedupe_keys AS varchar[]), CAST(:bodies AS text[])
-    ) AS new (channel_id, provider, dedupe_key, body)
-    ON CONFLICT (channel_id, dedupe_key) DO NOTHING
-    RETURNING id, channel_id, dedupe_key
-    """
-).bindparams(bindparam("now", type_=UTCDateTime()))
-
-
 async def _insert_postgres(
-    db: AsyncSession, workspace_id: uuid.UUID, webhooks: list[_Webhook]
+    connection: asyncpg.Connection, workspace_id: uuid.UUID, webhooks: list[_Webhook]
 ) -> Inserted:
-    parameters = {
-        "workspace_id": workspace_id,
-        "now": utcnow(),
-        "channel_ids": [webhook.channel_id for webhook in webhooks],
-        "providers": [webhook.provider for webhook in webhooks],
-        "dedupe_keys": [webhook.dedupe_key for webhook in webhooks],
-        "bodies": [_text(webhook.body) for webhook in webhooks],
-    }
-    return _inserted(await db.execute(_INSERT_POSTGRES, parameters))
+    rows = await connection.fetch(
+        _INSERT_POSTGRES,
+        str(workspace_id),
+        utcnow(),
+        [webhook.channel_id for webhook in webhooks],
+        [webhook.provider for webhook in webhooks],
+        [webhook.dedupe_key for webhook in webhooks],
+        [_text(webhook.body) for webhook in webhooks],
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+async def _abandon(pooled: PoolProxiedConnection, error: BaseException) -> None:
+    """Gives the connection back after a failed write: rolled back when PostgreSQL refused a
+    statement, else (lost, cancelled midway, or any other failure) dropped from the pool."""
+    connection: asyncpg.Connection = pooled.driver_connection
+    if isinstance(error, asyncpg.PostgresError) and not connection.is_closed():
+        try:
+            if connection.is_in_transaction():
+                await connection.execute("ROLLBACK")
+        except Exception:  # noqa: S110 - dropped below instead
+            pass
+        else:
+            await greenlet_spawn(pooled.close)
+            return
+    await greenlet_spawn(pooled.invalidate)  # also returns it: the pool opens a new one
+
+
+# -- SQLite: one writer, through SQLAlchemy ---------------------------------------------------
+
+
+async def _write_sqlite(db: Database, by_workspace: dict[uuid.UUID, list[_Webhook]]) -> set[int]:
+    created: set[int] = set()
+    async with db.unit_of_work() as session:
+        for workspace_id, webhooks in by_workspace.items():
+            first = _first_of_each(webhooks)
+            inserted = await _insert_sqlite(session, workspace_id, list(first.values()))
+            new, job = _created(workspace_id, first, inserted)
+            created |= new
+            if job is not None:  # sent once the unit of work commits
+                enqueue(session, job.name, *job.args)
+    return created
 
 
 async def _insert_sqlite(
@@ -265,11 +367,8 @@ async def _insert_sqlite(
         .on_conflict_do_nothing(index_elements=["channel_id", "dedupe_key"])
         .returning(InboundEvent.id, InboundEvent.channel_id, InboundEvent.dedupe_key)
     )
-    return _inserted(await db.execute(statement))
-
-
-def _inserted(result: Result[*tuple[Any, ...]]) -> Inserted:
-    return [(row[0], row[1], row[2]) for row in result]
+    result = await db.execute(statement)
+    return [(str(row[0]), str(row[1]), row[2]) for row in result]
 
 
 def _text(body: bytes) -> str:

@@ -5,6 +5,7 @@ Pure ASGI (not BaseHTTPMiddleware) so they add no task hop and keep contextvars 
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -28,8 +29,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-access_log = get_logger("botplatform.access")
+ACCESS_LOGGER = "botplatform.access"
+access_log = get_logger(ACCESS_LOGGER)
 error_log = get_logger("botplatform.errors")
+
+
+def access_logged() -> bool:
+    """Whether access lines are written at all (LOG_LEVEL INFO or below): when they are not,
+    the request skips building one (structlog runs its processors before the level filter)."""
+    return logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's X-Request-ID when well-formed, else a new one."""
+    incoming = _header(scope, b"x-request-id")
+    return incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -53,8 +67,7 @@ class RequestContextMiddleware:
             return
         ip = client_ip(scope, self.trusted)
         scope.setdefault("state", {})["client_ip"] = ip
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = request_id_of(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -86,7 +99,7 @@ class RequestContextMiddleware:
             response = error_response(500, "internal_error", "An unexpected error occurred.")
             await response(scope, receive, send_with_id)
         finally:
-            if scope["type"] == "http":
+            if scope["type"] == "http" and access_logged():
                 access_log.info(
                     "request",
                     method=scope["method"],
@@ -159,15 +172,16 @@ def _is_multipart(scope: Scope) -> bool:
     return content_type == "multipart/form-data"
 
 
-def replay_body(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives `body` (already read) first, then defers to the real one."""
+def replay_body(body: bytes, receive: Receive, *, more_body: bool = False) -> Receive:
+    """A `receive` that gives `body` (already read; the start of it when `more_body`) first,
+    then defers to the real one."""
     sent = False
 
     async def replay() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more_body}
         return await receive()
 
     return replay
@@ -214,24 +228,29 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        policy = self._policy(scope["path"])
-        secure = self.hsts or scope.get("scheme") == "https"
+        added = security_headers(self._policy(scope["path"]), self.hsts, scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"content-security-policy", policy.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"strict-origin-when-cross-origin"),
-                    (b"cross-origin-opener-policy", b"same-origin"),
-                ]
-                if secure:
-                    headers.append(
-                        (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
-                    )
-                message["headers"] = headers
+                message["headers"] = [*message.get("headers", []), *added]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+def security_headers(policy: str, hsts: bool, scope: Scope) -> list[tuple[bytes, bytes]]:
+    """What `SecurityHeadersMiddleware` adds to a response under `policy`; HSTS when the
+    platform is served over https (`hsts`) or this request came that way."""
+    headers = [
+        (b"content-security-policy", policy.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        (b"cross-origin-opener-policy", b"same-origin"),
+    ]
+    if hsts or scope.get("scheme") == "https":
+        headers.append(_HSTS)
+    return headers

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import dramatiq
+import redis.asyncio
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
@@ -75,7 +76,11 @@ class JobQueue:
         self._in_flight_lock = threading.Lock()
         middleware = [_Outcomes(self), *(m() for m in default_middleware), CurrentMessage()]
         self.broker: dramatiq.Broker
+        #: The asyncio client that `dispatch` sends through, on the loop that first used it.
+        self.async_redis: redis.asyncio.Redis | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
         if settings.redis_url:
+            self.async_redis = redis.asyncio.Redis.from_url(settings.redis_url)
             self.broker = WakingRedisBroker(
                 idle_wait_ms=settings.queue_idle_wait_ms,
                 url=settings.redis_url,
@@ -124,12 +129,33 @@ class JobQueue:
         """Sends jobs whose transaction has committed. A failure here loses no work: the rows
         stay pending and the sweeper sends their jobs again."""
         try:
-            if self.is_redis:
+            if self._on_this_loop():
+                await self._send_all_async(pending)
+            elif self.is_redis:
                 await anyio.to_thread.run_sync(self._send_all, pending)
             else:
                 self._send_all(pending)
         except Exception:
             log.exception("enqueue_failed", jobs=[job.name for job in pending])
+
+    def _on_this_loop(self) -> bool:
+        """Whether the asyncio client may be used here: its connections belong to the loop
+        that first used it (the app's, or the worker's job loop)."""
+        if self.async_redis is None:
+            return False
+        loop = asyncio.get_running_loop()
+        if self._async_loop is None:
+            self._async_loop = loop
+        return self._async_loop is loop
+
+    async def _send_all_async(self, pending: list[PendingJob]) -> None:
+        assert isinstance(self.broker, WakingRedisBroker)
+        assert self.async_redis is not None
+        batch = [
+            (self._actors[job.name].message_with_options(args=job.args), job.delay_ms)
+            for job in pending
+        ]
+        await self.broker.enqueue_many_async(self.async_redis, batch)
 
     def _send_all(self, pending: list[PendingJob]) -> None:
         if isinstance(self.broker, WakingRedisBroker):
@@ -221,6 +247,10 @@ class JobQueue:
         if worker is not None:
             # In a thread: the worker waits for running jobs, whose coroutines need this loop.
             await anyio.to_thread.run_sync(lambda: worker.stop(timeout=int(grace_seconds * 1000)))
+
+    async def aclose(self) -> None:
+        if self.async_redis is not None:
+            await self.async_redis.aclose()
 
     def close(self) -> None:
         self.broker.close()

@@ -30,6 +30,7 @@ from typing import Any
 
 import dramatiq
 import redis
+import redis.asyncio
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.brokers.stub import StubBroker, _StubConsumer, _StubMessageProxy
@@ -150,6 +151,62 @@ class WakingRedisBroker(RedisBroker):
             pipeline.execute()
         for message, delay in prepared:
             self.emit_after("enqueue", message, delay)
+
+    async def enqueue_many_async(
+        self,
+        client: redis.asyncio.Redis,
+        batch: list[tuple[dramatiq.Message[Any], int | None]],
+    ) -> None:
+        """`enqueue_many` on the event loop, through an asyncio client: no thread hand-off,
+        and one round trip, since the script is called by its hash (redis-py's pipelined
+        `Script` first asks whether the script is loaded, a second round trip each time)."""
+        prepared = [self._prepare(message, delay) for message, delay in batch]
+        for message, delay in prepared:
+            self.emit_before("enqueue", message, delay)
+        calls = [
+            self.dispatch_args(
+                "enqueue",
+                message.queue_name,
+                message.options["redis_message_id"],
+                message.encode(),
+            )
+            for message, _ in prepared
+        ]
+        wakes = Counter(message.queue_name for message, _ in prepared)
+        missing = await self._dispatch_async(client, calls, wakes)
+        if missing:  # Redis restarted (or its scripts were flushed) since the last load
+            await client.script_load(self.scripts["dispatch"].script)
+            await self._dispatch_async(client, missing, Counter(), retry=False)
+        for message, delay in prepared:
+            self.emit_after("enqueue", message, delay)
+
+    async def _dispatch_async(
+        self,
+        client: redis.asyncio.Redis,
+        calls: list[list[Any]],
+        wakes: Counter[str],
+        *,
+        retry: bool = True,
+    ) -> list[list[Any]]:
+        """Runs the dispatch script once per call and the wake-ups, pipelined; the calls that
+        met a Redis without the script (when `retry`), to be sent again once it is loaded."""
+        sha = self.scripts["dispatch"].sha
+        async with client.pipeline(transaction=False) as pipeline:
+            for args in calls:
+                pipeline.evalsha(sha, 1, self.namespace, *args)
+            for queue_name, count in wakes.items():
+                self._wake(pipeline, queue_name, count)
+            results = await pipeline.execute(raise_on_error=False)
+        missing = []
+        for args, result in zip(calls, results, strict=False):
+            if retry and isinstance(result, redis.exceptions.NoScriptError):
+                missing.append(args)
+            elif isinstance(result, Exception):
+                raise result
+        for result in results[len(calls) :]:
+            if isinstance(result, Exception):
+                raise result
+        return missing
 
     @staticmethod
     def _prepare(
