@@ -19,7 +19,7 @@ from pathlib import Path
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 QUIET_WINDOW_SECONDS = 2.0
 PG_BACKENDS = "PostgreSQL backends"
-SAMPLE_SECONDS = 0.5
+SAMPLE_SECONDS = 1.0
 
 
 def _stat_fields(pid: str) -> list[str] | None:
@@ -60,11 +60,15 @@ def pg_backends(database: str) -> dict[int, float]:
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
-        title = _cmdline(pid)
-        if not title.startswith("postgres: ") or marker not in title or "[local]" in title:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
             continue
-        if (fields := _stat_fields(pid)) is not None:
-            found[int(pid)] = _cpu(fields)
+        if "(postgres)" not in stat:  # the command name, cheaper than every cmdline
+            continue
+        title = _cmdline(pid)
+        if title.startswith("postgres: ") and marker in title and "[local]" not in title:
+            found[int(pid)] = _cpu(stat.rsplit(")", 1)[1].split())
     return found
 
 

@@ -1,7 +1,8 @@
-"""Where the workers' CPU goes during (b): py-spy samples every worker process (the parent and
-its spawned children, `--subprocesses`) without pausing them (`--nonblocking`), only while
-they run on a CPU (py-spy's default leaves idle threads out), and this module groups the
-samples by component.
+"""Where the workers' CPU goes during (b): py-spy samples one worker process (`botplatform
+worker` spawns identical children; sampling all of them cost a third of a core) without
+pausing it (`--nonblocking`), only the thread holding the GIL (`--gil`: the Python work of a
+process whose threads share one interpreter; a thread blocked in a socket read or a
+`Condition.wait` has released it), and this module groups the samples by component.
 
 A sample's *own* frame is its innermost one; its *component* is the innermost frame that
 belongs to a package we can name (SQLAlchemy, asyncpg, dramatiq/redis, httpx, our code), so
@@ -40,13 +41,21 @@ COMPONENTS = (
 FRAME = re.compile(r"^(?P<function>.*) \((?P<path>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
+def first_child(pid: int) -> int:
+    """The first process `pid` started (its first worker), or `pid` itself if none."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += (task / "children").read_text().split()
+    return min((int(child) for child in children), default=pid)
+
+
 class Sampler:
-    """py-spy recording `pid` and its children into `output` (raw collapsed stacks) while the
-    `with` block runs; SIGINT makes it write the file and exit."""
+    """py-spy recording `pid` into `output` (raw collapsed stacks) while the `with` block
+    runs; SIGINT makes it write the file and exit."""
 
     def __init__(self, pid: int, output: Path, rate: int) -> None:
         argv = [
-            *(PY_SPY, "record", "--pid", str(pid), "--subprocesses", "--nonblocking"),
+            *(PY_SPY, "record", "--pid", str(pid), "--nonblocking", "--gil"),
             *("--rate", str(rate), "--format", "raw", "--output", str(output)),
         ]
         log_path = output.with_suffix(".log")

@@ -149,11 +149,12 @@ def _wall(scenario: str, result: dict[str, Any]) -> str:
     if scenario == "(a')":
         return f"{num(result['events'])} events in {result['drain_s']} s"
     if scenario == "(b)":
-        best = best_step(result) or {}
+        best = best_step(result)
+        if best is None:
+            return "no step sustained"
         bound = "" if ceiling_found(result) else "+"
         return (
-            f"{num(sustained_rate(result))}{bound}/s sustained, "
-            f"p99 {num(best.get('e2e_p99_ms'), 1)} ms"
+            f"{num(sustained_rate(result))}{bound}/s sustained, p99 {num(best['e2e_p99_ms'], 1)} ms"
         )
     return (
         f"{num(result['messages_per_s'], 1)} msg/s, {result['completed']}/"

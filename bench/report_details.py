@@ -217,10 +217,13 @@ def profile_section(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Where the workers' CPU goes (py-spy, during (b))",
         "",
-        f"py-spy sampled every worker process ({results['settings']['profile_rate']} Hz, "
-        f"`--nonblocking`, on-CPU samples only) through (b): {num(total)} samples. A "
-        "sample's component is its innermost frame in a named package (so `re` called by "
-        "SQLAlchemy counts as SQLAlchemy); own time is the innermost frame itself.",
+        f"py-spy sampled one of the {results['settings']['worker_processes']} worker "
+        f"processes ({results['settings']['profile_rate']} Hz, `--nonblocking`, `--gil`: "
+        f"only the thread running Python) through (b): {num(total)} samples. A sample's "
+        "component is its innermost frame in a named package (so `re` called by SQLAlchemy "
+        "counts as SQLAlchemy); own time is the innermost frame itself. The raw stacks are "
+        "`worker-profile.raw` in the run's scratch directory (collapsed stacks, for a "
+        "flame graph).",
         "",
         "| component | share of the workers' CPU |",
         "|---|---|",
@@ -354,6 +357,18 @@ def notes_section() -> list[str]:
         "`synchronous=NORMAL`, so a commit survives a crash of the process but not "
         "necessarily a power loss; PostgreSQL runs with `fsync=on`, "
         "`synchronous_commit=on`.",
+        "- **Apparatus in the production run**: the platform reaches PostgreSQL through "
+        "the counting relay (one more loopback hop per round trip, its CPU listed apart), "
+        "and py-spy samples a worker during (b) (its CPU listed apart too); both share the "
+        "two cores with the platform, so (b)'s wall figures are a little lower than without "
+        "them, while CPU per message is each process's own.",
+        "- **Workers at nice 0** (`WORKER_NICE=0`; the platform's default is 10, which lets "
+        "`serve` go first on a machine of its own): on this shared machine a niced worker "
+        "would also wait behind every neighbour's test run.",
+        "- **Every owed reply is waited for**: after (b)'s last step and after (c), the run "
+        "waits (bounded) until the fake Graph API has received a reply for every message "
+        "sent, or none arrived for 15 s, so the phase's CPU pays for all of its messages; "
+        "the platform queues a burst's sends behind its inbound jobs.",
         "- **Open loop in-flight cap**: the generator never holds more than 2,000 unanswered "
         "requests; beyond that, sends are counted as errors (never reached in a passing "
         "step).",

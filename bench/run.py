@@ -62,6 +62,7 @@ REPO = BENCH_DIR.parent
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 LOAD_TIMEOUT_SECONDS = 300  # hard stop for one load-generator run, whatever happens
 WORKER_PROCESSES = 2
+QUIET_REPLIES_SECONDS = 15.0
 # Labels of the processes that make up the platform (summed into its CPU per message).
 PLATFORM_LABELS = ("platform serve", "platform worker", cpu.PG_BACKENDS, "Redis server")
 
@@ -70,8 +71,8 @@ PLATFORM_LABELS = ("platform serve", "platform worker", cpu.PG_BACKENDS, "Redis 
 class Settings:
     """The load, identical for every target."""
 
-    requests: int = 2000
-    warmup: int = 200
+    requests: int = 1500
+    warmup: int = 150
     concurrency: int = 32
     # About 1.25x apart, so a ratio between two targets is resolved to within ~25%.
     rates: str = (
@@ -82,12 +83,12 @@ class Settings:
     drain_seconds: float = 3.0
     slo_ms: float = 250.0
     process_timeout_seconds: float = 180.0
-    flow_conversations: int = 150
-    flow_rate: float = 5.0  # conversations started a second (three messages each)
+    flow_conversations: int = 60
+    flow_rate: float = 2.0  # conversations started a second (three messages each)
     worker_processes: int = WORKER_PROCESSES
-    # py-spy samples a second: it samples three processes (the worker and its two children),
-    # and at 100 Hz took a third of a core on this two-core machine.
-    profile_rate: int = 25
+    # py-spy samples a second, of one worker process (the two run the same code): sampling
+    # the parent and both children at 100 Hz took a third of a core on this machine.
+    profile_rate: int = 50
 
 
 def _children_cpu() -> float:
@@ -155,13 +156,20 @@ class Run:
         return result
 
     def flow(self, url: str, graph_url: str) -> dict[str, Any]:
+        """(c), then (bounded) until every reply owed for the messages sent has arrived."""
         s = self.settings
-        return self.load(
+        before = accepted_replies(graph_url)
+        result = self.load(
             "flow",
             url,
             *("--graph-url", graph_url, "--conversations", str(s.flow_conversations)),
             *("--rate", str(s.flow_rate), "--slo-ms", str(s.slo_ms)),
+            *("--time-limit", str(s.process_timeout_seconds)),
         )
+        expected = before + int(result["messages"])
+        result["settled"] = settle_replies(graph_url, expected, s.process_timeout_seconds)
+        result["settled"]["owed"] = expected - result["settled"]["accepted"]
+        return result
 
 
 def accepted_replies(graph_url: str) -> int:
@@ -170,7 +178,9 @@ def accepted_replies(graph_url: str) -> int:
 
 def settle_replies(graph_url: str, expected: int, timeout_seconds: float) -> dict[str, Any]:
     """Waits until the fake Graph API has accepted `expected` messages in all, or nothing new
-    arrived for 3 s (a target that dropped some will not send them), or the timeout."""
+    arrived for QUIET_REPLIES_SECONDS (a target that dropped some will not send them), or the
+    timeout. The platform queues its sends behind the inbound jobs of a burst, so its first
+    replies may come many seconds after the last webhook."""
     started = last_change = time.monotonic()
     seen = accepted_replies(graph_url)
     while seen < expected and time.monotonic() - started < timeout_seconds:
@@ -178,7 +188,7 @@ def settle_replies(graph_url: str, expected: int, timeout_seconds: float) -> dic
         now = accepted_replies(graph_url)
         if now != seen:
             seen, last_change = now, time.monotonic()
-        elif time.monotonic() - last_change > 3.0:
+        elif time.monotonic() - last_change > QUIET_REPLIES_SECONDS:
             break
     return {"accepted": seen, "waited_s": round(time.monotonic() - started, 1)}
 
@@ -421,9 +431,8 @@ def end_to_end(run: Run, platform: Platform, graph_url: str, profile: Path | Non
     sessions = platform.all_sessions()
     if profile is None or "platform worker" not in platform.sessions:
         return measured(sessions, action, platform.database)
-    with profile_worker.Sampler(
-        platform.sessions["platform worker"].process.pid, profile, run.settings.profile_rate
-    ) as sampler:
+    worker = profile_worker.first_child(platform.sessions["platform worker"].process.pid)
+    with profile_worker.Sampler(worker, profile, run.settings.profile_rate) as sampler:
         result = measured(sessions | {"profiler (py-spy)": sampler.proc}, action, platform.database)
     result["profile"] = profile_worker.summarise(profile)
     return result
@@ -498,6 +507,10 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     return headline(results)
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
@@ -519,6 +532,10 @@ def main() -> None:
         help="write the report from a run's saved results.json instead of measuring",
     )
     args = parser.parse_args()
+    # SIGTERM (and SIGINT, which a shell ignores in a background job) end the run through its
+    # `finally` blocks, so every process it started is stopped and its databases dropped.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
     if args.from_results:
         write_report(json.loads(args.from_results.read_text()), args.output)
         log(f"wrote {args.output} from {args.from_results}")
