@@ -41,12 +41,20 @@ COMPONENTS = (
 FRAME = re.compile(r"^(?P<function>.*) \((?P<path>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
-def first_child(pid: int) -> int:
-    """The first process `pid` started (its first worker), or `pid` itself if none."""
+def first_worker(pid: int) -> int:
+    """The first worker process `pid` spawned (multiprocessing also starts a resource
+    tracker, idle, before them), or `pid` itself when it runs the worker in-process."""
     children = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        children += (task / "children").read_text().split()
-    return min((int(child) for child in children), default=pid)
+        children += [int(child) for child in (task / "children").read_text().split()]
+    for child in sorted(children):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            return child
+    return pid
 
 
 class Sampler:

@@ -431,7 +431,7 @@ def end_to_end(run: Run, platform: Platform, graph_url: str, profile: Path | Non
     sessions = platform.all_sessions()
     if profile is None or "platform worker" not in platform.sessions:
         return measured(sessions, action, platform.database)
-    worker = profile_worker.first_child(platform.sessions["platform worker"].process.pid)
+    worker = profile_worker.first_worker(platform.sessions["platform worker"].process.pid)
     with profile_worker.Sampler(worker, profile, run.settings.profile_rate) as sampler:
         result = measured(sessions | {"profiler (py-spy)": sampler.proc}, action, platform.database)
     result["profile"] = profile_worker.summarise(profile)
