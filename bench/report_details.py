@@ -225,7 +225,7 @@ def profile_section(results: dict[str, Any]) -> list[str]:
         "`worker-profile.raw` in the run's scratch directory (collapsed stacks, for a "
         "flame graph).",
         "",
-        "| component | share of the workers' CPU |",
+        "| component | share of the sampled worker's Python time |",
         "|---|---|",
     ]
     for component, samples in profile["components"].items():
