@@ -59,17 +59,39 @@ def inbound_text_body(wa_id: str, text: str) -> bytes:
     return payloads.serialize(envelope)
 
 
-def signed_request(
-    wa_id: str, text: str, app_secret: str = APP_SECRET
-) -> tuple[bytes, dict[str, str]]:
-    """Body and headers of one webhook delivery, signed like Meta (SHA-256 and legacy SHA-1)."""
-    body = inbound_text_body(wa_id, text)
+def inbound_button_body(wa_id: str, button_id: str, title: str) -> bytes:
+    """A customer tapping a reply button, as Meta posts it (an `interactive` message)."""
+    wamid = payloads.inbound_wamid(wa_id)
+    value = payloads.inbound_text_value(wa_id, wamid, "", CUSTOMER_NAME)
+    message = value["messages"][0]
+    del message["text"]
+    message["type"] = "interactive"
+    message["interactive"] = {
+        "type": "button_reply",
+        "button_reply": {"id": button_id, "title": title},
+    }
+    value["contacts"][0]["user_id"] = bsuid_for(wa_id)
+    message["from_user_id"] = bsuid_for(wa_id)
+    envelope = payloads.envelope(WABA_ID, DISPLAY_PHONE_NUMBER, PHONE_NUMBER_ID, value)
+    return payloads.serialize(envelope)
+
+
+def sign_body(body: bytes, app_secret: str = APP_SECRET) -> tuple[bytes, dict[str, str]]:
+    """Headers of one webhook delivery, signed like Meta (SHA-256 and legacy SHA-1)."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "facebookexternalua",
         **payloads.sign(body, app_secret),
     }
     return body, headers
+
+
+def signed_request(
+    wa_id: str, text: str, app_secret: str = APP_SECRET
+) -> tuple[bytes, dict[str, str]]:
+    """A customer's text webhook, signed like Meta."""
+    body = inbound_text_body(wa_id, text)
+    return sign_body(body, app_secret)
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:

@@ -1,17 +1,25 @@
 """Where the CPU went during a phase, from /proc: per process under test (its whole session,
-threads and children included), the database services, the load generator, and whatever
-else ran on the machine meanwhile (two cores are shared, so a busy neighbour matters)."""
+threads and children included), the PostgreSQL backends serving the bench database, the load
+generator, and whatever else ran on the machine meanwhile (two cores are shared, so a busy
+neighbour matters).
+
+PostgreSQL backends are found by their process title (`postgres: USER DATABASE HOST(PORT)
+...`), sampled through the phase so that a connection opened and closed in it still counts:
+only backends of the bench database reached over TCP (the platform's), never the harness's
+own checks, which connect over the Unix socket (`[local]`), nor another database's."""
 
 from __future__ import annotations
 
 import os
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-DATABASE_COMMANDS = ("postgres", "redis-server")
 QUIET_WINDOW_SECONDS = 2.0
+PG_BACKENDS = "PostgreSQL backends"
+SAMPLE_SECONDS = 1.0
 
 
 def _stat_fields(pid: str) -> list[str] | None:
@@ -23,23 +31,45 @@ def _stat_fields(pid: str) -> list[str] | None:
     return text.rsplit(")", 1)[1].split()
 
 
-def _comm(pid: str) -> str:
+def _cpu(fields: list[str]) -> float:
+    # After ")": state, ppid, pgrp, session, ...; utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _cmdline(pid: str) -> str:
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\x00", b" ").decode()
     except OSError:
         return ""
 
 
-def _processes() -> list[tuple[str, int, float]]:
-    """(command name, session id, CPU seconds) of every live process."""
-    rows = []
+def session_seconds() -> dict[int, float]:
+    """CPU seconds of every live process, summed per session."""
+    by_session: dict[int, float] = {}
     for pid in os.listdir("/proc"):
-        if not pid.isdigit() or (fields := _stat_fields(pid)) is None:
+        if pid.isdigit() and (fields := _stat_fields(pid)) is not None:
+            session = int(fields[3])
+            by_session[session] = by_session.get(session, 0.0) + _cpu(fields)
+    return by_session
+
+
+def pg_backends(database: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving `database` over TCP."""
+    found: dict[int, float] = {}
+    marker = f" {database} "
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
             continue
-        # After ")": state, ppid, pgrp, session, ...; utime and stime are fields 14 and 15.
-        session, cpu_ticks = int(fields[3]), int(fields[11]) + int(fields[12])
-        rows.append((_comm(pid), session, cpu_ticks / CLOCK_TICKS))
-    return rows
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if "(postgres)" not in stat:  # the command name, cheaper than every cmdline
+            continue
+        title = _cmdline(pid)
+        if title.startswith("postgres: ") and marker in title and "[local]" not in title:
+            found[int(pid)] = _cpu(stat.rsplit(")", 1)[1].split())
+    return found
 
 
 def _machine_busy_seconds() -> float:
@@ -49,49 +79,65 @@ def _machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / CLOCK_TICKS
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    at: float
-    machine_busy: float
-    by_session: dict[int, float]
-    databases: float
+@dataclass
+class _Backends:
+    """First and last CPU seen of each backend; one born during the phase starts at 0."""
+
+    first: dict[int, float] = field(default_factory=dict)
+    last: dict[int, float] = field(default_factory=dict)
+
+    def seconds(self) -> float:
+        return sum(last - self.first.get(pid, 0.0) for pid, last in self.last.items())
 
 
-def snapshot() -> Snapshot:
-    by_session: dict[int, float] = {}
-    databases = 0.0
-    for comm, session, seconds in _processes():
-        by_session[session] = by_session.get(session, 0.0) + seconds
-        if comm in DATABASE_COMMANDS:
-            databases += seconds
-    return Snapshot(time.monotonic(), _machine_busy_seconds(), by_session, databases)
+class Meter:
+    """Measures one phase: `start()`, the load, `stop()` → CPU seconds per label."""
 
+    def __init__(self, sessions: dict[str, int], database: str | None = None) -> None:
+        self.sessions = sessions
+        self.database = database
+        self._backends = _Backends()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-def usage(
-    before: Snapshot,
-    after: Snapshot,
-    sessions: dict[str, int],
-    load_generator_seconds: float,
-    harness_seconds: float,
-) -> dict[str, float]:
-    """CPU seconds per label over the interval: each named session (process under test), the
-    database services, the load generator, the harness's own checks (run.py counting rows),
-    the rest of the machine, and the wall time."""
-    result = {
-        label: after.by_session.get(sid, 0.0) - before.by_session.get(sid, 0.0)
-        for label, sid in sessions.items()
-    }
-    result["postgres+redis"] = after.databases - before.databases
-    result["load generator"] = load_generator_seconds
-    result["bench harness"] = harness_seconds
-    busy = after.machine_busy - before.machine_busy
-    result["other processes"] = max(0.0, busy - sum(result.values()))
-    result["wall"] = after.at - before.at
-    return {label: round(seconds, 2) for label, seconds in result.items()}
+    def start(self) -> None:
+        self._started = time.monotonic()
+        self._busy = _machine_busy_seconds()
+        self._by_session = session_seconds()
+        if self.database:
+            self._backends.first = pg_backends(self.database)
+            self._backends.last = dict(self._backends.first)
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+
+    def _sample(self) -> None:
+        assert self.database
+        while not self._stop.wait(SAMPLE_SECONDS):
+            self._backends.last.update(pg_backends(self.database))
+
+    def stop(self, extra: dict[str, float]) -> dict[str, float]:
+        """CPU seconds per label, plus `extra` (apparatus measured elsewhere: the load
+        generator, the harness), the rest of the machine and the wall time."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._backends.last.update(pg_backends(self.database or ""))
+        by_session = session_seconds()
+        result = {
+            label: by_session.get(sid, 0.0) - self._by_session.get(sid, 0.0)
+            for label, sid in self.sessions.items()
+        }
+        if self.database:
+            result[PG_BACKENDS] = self._backends.seconds()
+        result |= extra
+        busy = _machine_busy_seconds() - self._busy
+        result["other processes"] = max(0.0, busy - sum(result.values()))
+        result["wall"] = time.monotonic() - self._started
+        return {label: round(seconds, 3) for label, seconds in result.items()}
 
 
 def wait_for_quiet(
-    max_wait_seconds: float = 90.0,
+    max_wait_seconds: float = 10.0,
     threshold_cores: float = 0.15,
     window_seconds: float = QUIET_WINDOW_SECONDS,
 ) -> tuple[float, float]:

@@ -1,8 +1,10 @@
 """The platform's fake Graph API, for the benchmark: no status webhooks (they would add load
-that pywa never gets), plus a record of when each customer's reply arrived.
+that pywa never gets), plus a record of when each customer's replies arrived.
 
-`GET /_bench/arrivals?prefix=P` answers `{wa_id: [unix time of first arrival, count]}` for
-the customers whose id starts with P; the load generator matches them to its requests.
+`GET /_bench/count` answers how many messages were accepted in all.
+`GET /_bench/arrivals?prefix=P` answers `{wa_id: [unix time of each reply, ...]}` for the
+customers of group P (a wa_id is its group followed by `common.SEQ_DIGITS` digits: the load
+generator uses one group per step); the load generator matches them to its requests.
 """
 
 from __future__ import annotations
@@ -10,7 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from common import ACCESS_TOKEN, APP_SECRET, DISPLAY_PHONE_NUMBER, PHONE_NUMBER_ID, WABA_ID
+from common import (
+    ACCESS_TOKEN,
+    APP_SECRET,
+    DISPLAY_PHONE_NUMBER,
+    PHONE_NUMBER_ID,
+    SEQ_DIGITS,
+    WABA_ID,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,10 +29,12 @@ from botplatform.sandbox import FakeGraph, create_app
 
 
 class TimedGraph(FakeGraph):
-    """A FakeGraph that notes the wall-clock time a message to each recipient was accepted.
+    """A FakeGraph that notes the wall-clock time each message to a recipient was accepted.
 
     Wall-clock (`time.time`) because the other side of the subtraction is taken in another
-    process (the load generator); both read the same system clock."""
+    process (the load generator); both read the same system clock. Every read and write of
+    `arrivals` happens on the event loop (the send route and `_arrivals` are both async), so
+    no thread ever iterates it while it grows."""
 
     def __init__(self) -> None:
         super().__init__(
@@ -34,16 +45,19 @@ class TimedGraph(FakeGraph):
             waba_id=WABA_ID,
             auto_status=False,
         )
-        self.arrivals: dict[str, list[float]] = {}
+        # group → wa_id → arrival times: a poll reads one step's customers, not every one.
+        self.arrivals: dict[str, dict[str, list[float]]] = {}
+        self.accepted = 0  # every message accepted so far (the harness waits on it)
 
-    def accept(self, body: dict[str, Any], kind: str) -> tuple[str, str]:
+    def accept(self, body: dict[str, Any], kind: str, *args: Any, **kwargs: Any) -> tuple[str, str]:
+        # Whatever else the sandbox passes (today the sending number) goes through untouched:
+        # a fixed signature here broke every send with a TypeError (a 500 to the sender) when
+        # the sandbox's `accept` gained a parameter.
         arrived = time.time()
-        wa_id, wamid = super().accept(body, kind)
-        seen = self.arrivals.get(wa_id)
-        if seen is None:
-            self.arrivals[wa_id] = [arrived, 1]
-        else:
-            seen[1] += 1  # a second reply to one customer would be a duplicate send
+        wa_id, wamid = super().accept(body, kind, *args, **kwargs)
+        group = self.arrivals.setdefault(wa_id[:-SEQ_DIGITS], {})
+        group.setdefault(wa_id, []).append(arrived)
+        self.accepted += 1
         # The sandbox keeps every sent body for /_sandbox/sent; the benchmark never reads it,
         # and tens of thousands of them would only grow this process.
         self.sent.clear()
@@ -51,12 +65,16 @@ class TimedGraph(FakeGraph):
 
 
 async def _arrivals(request: Request) -> JSONResponse:
-    # Async, so it reads `arrivals` on the event loop that writes it: a sync endpoint ran in
-    # a thread while the loop added customers ("dictionary changed size during iteration").
+    # Async, so it reads `arrivals` on the event loop that writes it: a sync endpoint would run
+    # in a thread while the loop adds customers ("dictionary changed size during iteration").
     graph: TimedGraph = request.app.state.graph
-    prefix = request.query_params.get("prefix", "")
-    found = {wa_id: seen for wa_id, seen in graph.arrivals.items() if wa_id.startswith(prefix)}
-    return JSONResponse(found)
+    group = graph.arrivals.get(request.query_params.get("prefix", ""), {})
+    return JSONResponse(group)
+
+
+async def _count(request: Request) -> JSONResponse:
+    graph: TimedGraph = request.app.state.graph
+    return JSONResponse({"accepted": graph.accepted})
 
 
 def _health(request: Request) -> JSONResponse:
@@ -68,6 +86,7 @@ def create_bench_app() -> Starlette:
     # First: the sandbox's catch-all "/{version}/{media_id}" would otherwise take these paths.
     app.router.routes[0:0] = [
         Route("/_bench/arrivals", _arrivals, methods=["GET"]),
+        Route("/_bench/count", _count, methods=["GET"]),
         Route("/_bench/health", _health, methods=["GET"]),
     ]
     return app

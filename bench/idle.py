@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import asyncpg
-import redis
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WINDOW_SECONDS = 30.0
@@ -59,28 +58,17 @@ def postgres_backend_pids(dsn: str, database: str) -> set[int]:
     return asyncio.run(_backend_pids(dsn, database))
 
 
-def redis_server_pid(url: str) -> int:
-    client = redis.Redis.from_url(url)
-    try:
-        return int(client.info("server")["process_id"])
-    finally:
-        client.close()
-
-
 def measure(
     sessions: dict[str, int],
     pg: tuple[str, str] | None = None,
-    redis_url: str | None = None,
     window_seconds: float = WINDOW_SECONDS,
 ) -> dict[str, dict[str, float]]:
     """CPU seconds and share of one core per label over `window_seconds` of no traffic.
-    `sessions`: label → session id of a process under test; `pg`: (admin DSN, database);
-    `redis_url`: the Redis the platform uses (its whole server process is counted)."""
+    `sessions`: label → session id of a process under test (the run's own Redis server is
+    one of them); `pg`: (admin DSN, database)."""
     before = {label: session_cpu_seconds(sid) for label, sid in sessions.items()}
     backends = postgres_backend_pids(*pg) if pg else set()
     pg_before = {pid: cpu_seconds(pid) for pid in backends}
-    redis_pid = redis_server_pid(redis_url) if redis_url else None
-    redis_before = cpu_seconds(redis_pid) if redis_pid else None
     started = time.monotonic()
     time.sleep(window_seconds)
     wall = time.monotonic() - started
@@ -92,8 +80,6 @@ def measure(
             if first is not None and last is not None:
                 total += last - first
         used[f"PostgreSQL backends ({len(pg_before)})"] = total
-    if redis_pid and redis_before is not None:
-        used["Redis server"] = (cpu_seconds(redis_pid) or redis_before) - redis_before
     return {
         label: {"cpu_s": round(seconds, 3), "core_pct": round(100 * seconds / wall, 2)}
         for label, seconds in used.items()

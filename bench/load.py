@@ -1,13 +1,14 @@
-"""The load generator: a separate process that posts pre-built, pre-signed WhatsApp webhooks.
+"""The load generator for the scenarios with replies: a separate process that posts pre-built,
+pre-signed WhatsApp webhooks. (The closed loop of scenario (a) uses `wrk`: bench/wrk.py.)
 
-    python bench/load.py closed --url URL --prefix P --requests N --warmup W --concurrency C
     python bench/load.py open --url URL --prefix P --graph-url G --rates 25,50,100 ...
+    python bench/load.py flow --url URL --prefix P --graph-url G --conversations N --rate R
 
-`closed`: C connections each send their next request as soon as the previous answer arrived,
-N requests in all (after W unmeasured warm-up requests): the maximum acknowledged rate and the
-acknowledgement latency. `open`: requests leave on a fixed schedule at each offered rate,
-whatever the answers, and each reply's arrival at the fake Graph API is matched to its request
-by the customer's unique wa_id: end-to-end latency. Steps stop at the first that fails.
+`open` (b): requests leave on a fixed schedule at each offered rate, whatever the answers, and
+each reply's arrival at the fake Graph API is matched to its request by the customer's unique
+wa_id: end-to-end latency. Steps stop at the first that fails. `flow` (c): conversations start
+on a fixed schedule; each customer sends "hi", taps the first reply button once the buttons
+arrived, and types an email address once the question arrived, as a person would.
 
 Every body is built and signed before the clock starts, so signing is never measured. The
 result is one JSON object on stdout; every loop is bounded in count and in time.
@@ -21,13 +22,19 @@ import json
 import math
 import sys
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiohttp
 import uvloop
-from common import percentile, signed_request, text_for, wa_id_for
+from common import (
+    inbound_button_body,
+    percentile,
+    sign_body,
+    signed_request,
+    text_for,
+    wa_id_for,
+)
 
 Request = tuple[bytes, dict[str, str]]
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -55,66 +62,6 @@ async def post(session: aiohttp.ClientSession, url: str, request: Request) -> tu
     except (aiohttp.ClientError, TimeoutError):
         status = 0
     return status, time.perf_counter() - started
-
-
-# -- closed loop ------------------------------------------------------------------------------
-
-
-@dataclass
-class ClosedResult:
-    requests: int
-    ok: int
-    errors: int
-    statuses: dict[str, int]
-    elapsed_s: float
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    truncated: bool
-
-
-async def _closed_pass(
-    url: str, requests: list[Request], concurrency: int, deadline: float
-) -> tuple[list[tuple[int, float]], float]:
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    results: list[tuple[int, float]] = []
-    indexes = iter(range(len(requests)))
-
-    async def connection(session: aiohttp.ClientSession) -> None:
-        # One "virtual user": the next request only after the previous answer (closed loop).
-        for index in indexes:
-            if time.monotonic() > deadline:
-                return
-            results.append(await post(session, url, requests[index]))
-
-    async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as session:
-        started = time.perf_counter()
-        await asyncio.gather(*(connection(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return results, elapsed
-
-
-async def closed_loop(args: argparse.Namespace) -> ClosedResult:
-    warmup = build_requests(f"{args.prefix}00", args.warmup)
-    measured = build_requests(f"{args.prefix}01", args.requests)
-    deadline = time.monotonic() + args.time_limit
-    await _closed_pass(args.url, warmup, args.concurrency, deadline)
-    results, elapsed = await _closed_pass(args.url, measured, args.concurrency, deadline)
-    statuses = dict(sorted(Counter(str(status) for status, _ in results).items()))
-    ok_latencies = sorted(seconds for status, seconds in results if status == 200)
-    return ClosedResult(
-        requests=len(results),
-        ok=len(ok_latencies),
-        errors=len(results) - len(ok_latencies),
-        statuses=statuses,
-        elapsed_s=round(elapsed, 3),
-        rps=round(len(ok_latencies) / elapsed, 1) if elapsed > 0 else 0.0,
-        p50_ms=ms(percentile(ok_latencies, 0.50)),
-        p99_ms=ms(percentile(ok_latencies, 0.99)),
-        max_ms=ms(ok_latencies[-1]) if ok_latencies else math.inf,
-        truncated=len(results) < len(measured),
-    )
 
 
 # -- open loop --------------------------------------------------------------------------------
@@ -213,7 +160,7 @@ async def run_step(
         session, args.graph_url, prefix, count, time.time() + args.drain_seconds
     )
     e2e = sorted(
-        arrivals[wa_id_for(prefix, seq)][0] - sent_at[seq]
+        arrivals[wa_id_for(prefix, seq)][0] - sent_at[seq]  # its first reply
         if wa_id_for(prefix, seq) in arrivals
         else math.inf
         for seq in range(count)
@@ -227,7 +174,7 @@ async def run_step(
         acked=len(ack_ok),
         errors=count - len(ack_ok),
         replies=len(arrivals),
-        duplicate_replies=sum(1 for seen in arrivals.values() if seen[1] > 1),
+        duplicate_replies=sum(1 for seen in arrivals.values() if len(seen) > 1),
         ack_p50_ms=ms(percentile(ack_ok, 0.50)),
         ack_p99_ms=ms(percentile(ack_ok, 0.99)),
         e2e_p50_ms=ms(percentile(e2e, 0.50)),
@@ -264,17 +211,100 @@ async def open_loop(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- flow (c) --------------------------------------------------------------------------------
+
+FLOW_KEYWORD = "hi"  # the published flow's trigger (target_platform.bench_flow)
+FLOW_BUTTON = ("sales", "Sales")  # its first reply button, which leads to the `ask` step
+FLOW_STAGES = 3  # "hi" → buttons, button → question, answer → closing message
+
+
+def flow_requests(wa_id: str) -> list[Request]:
+    """A customer's three messages, built and signed in advance."""
+    return [
+        signed_request(wa_id, FLOW_KEYWORD),
+        sign_body(inbound_button_body(wa_id, *FLOW_BUTTON)),
+        signed_request(wa_id, f"customer{wa_id}@example.com"),
+    ]
+
+
+async def flow_loop(args: argparse.Namespace) -> dict[str, Any]:
+    """Conversations start at `rate` per second; each customer's next message leaves as soon
+    as the poller sees the reply to the previous one. Latency: a message's POST to its reply's
+    arrival at the fake Graph API."""
+    prefix = f"{args.prefix}01"
+    customers = [wa_id_for(prefix, seq) for seq in range(args.conversations)]
+    requests = {wa_id: flow_requests(wa_id) for wa_id in customers}
+    sent_at: dict[str, list[float]] = {wa_id: [] for wa_id in customers}
+    acks: list[int] = []
+    latencies: list[float] = []
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+    connector = aiohttp.TCPConnector(limit=args.connections)
+    deadline = time.monotonic() + args.time_limit
+
+    def send(session: aiohttp.ClientSession, wa_id: str) -> None:
+        stage = len(sent_at[wa_id])
+        sent_at[wa_id].append(time.time())
+
+        async def one() -> None:
+            status, _ = await post(session, args.url, requests[wa_id][stage])
+            acks.append(status)
+
+        task = loop.create_task(one())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async with aiohttp.ClientSession(connector=connector, timeout=REQUEST_TIMEOUT) as session:
+        started = loop.time()
+        pending = set(customers)
+        done: dict[str, list[float]] = {}
+        next_start = 0
+        arrivals: dict[str, list[float]] = {}
+        while pending and time.monotonic() < deadline:
+            while next_start < len(customers) and loop.time() >= started + next_start / args.rate:
+                send(session, customers[next_start])
+                next_start += 1
+            async with session.get(
+                f"{args.graph_url}/_bench/arrivals", params={"prefix": prefix}
+            ) as response:
+                arrivals = await response.json()
+            for wa_id in list(pending):
+                replies, sent = arrivals.get(wa_id, []), sent_at[wa_id]
+                if sent and len(replies) >= len(sent):
+                    latencies.append(replies[len(sent) - 1] - sent[-1])
+                    if len(sent) == FLOW_STAGES:
+                        pending.discard(wa_id)
+                        done[wa_id] = replies
+                    else:
+                        send(session, wa_id)
+            await asyncio.sleep(0.02)
+        elapsed = loop.time() - started
+        if tasks:
+            await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT.total)
+    latencies.sort()
+    messages = sum(len(sent) for sent in sent_at.values())
+    return {
+        "conversations": len(customers),
+        "completed": len(done),
+        "messages": messages,
+        "acked": sum(1 for status in acks if status == 200),
+        "replies": sum(len(replies) for replies in arrivals.values()),
+        "duplicate_replies": sum(1 for replies in arrivals.values() if len(replies) > FLOW_STAGES),
+        "elapsed_s": round(elapsed, 2),
+        "messages_per_s": round(messages / elapsed, 1) if elapsed > 0 else 0.0,
+        "e2e_p50_ms": ms(percentile(latencies, 0.50)),
+        "e2e_p99_ms": ms(percentile(latencies, 0.99)),
+        "e2e_max_ms": ms(latencies[-1]) if latencies else math.inf,
+        "slo_ms": args.slo_ms,
+    }
+
+
 # -- command line -----------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     modes = parser.add_subparsers(dest="mode", required=True)
-    closed = modes.add_parser("closed")
-    closed.add_argument("--requests", type=int, default=5000)
-    closed.add_argument("--warmup", type=int, default=300)
-    closed.add_argument("--concurrency", type=int, default=32)
-    closed.add_argument("--time-limit", type=float, default=120.0)
     opened = modes.add_parser("open")
     opened.add_argument("--graph-url", required=True)
     opened.add_argument("--rates", default="25,50,100,200")
@@ -286,7 +316,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     opened.add_argument("--slo-ms", type=float, default=250.0)
     opened.add_argument("--connections", type=int, default=256)
     opened.add_argument("--time-limit", type=float, default=240.0)
-    for sub in (closed, opened):
+    flow = modes.add_parser("flow")
+    flow.add_argument("--graph-url", required=True)
+    flow.add_argument("--conversations", type=int, default=150)
+    flow.add_argument("--rate", type=float, default=5.0, help="conversations started a second")
+    flow.add_argument("--slo-ms", type=float, default=250.0)
+    flow.add_argument("--connections", type=int, default=256)
+    flow.add_argument("--time-limit", type=float, default=120.0)
+    for sub in (opened, flow):
         sub.add_argument("--url", required=True)
         # Digits that make this run's wa_ids unique (and so every body new to dedup).
         sub.add_argument("--prefix", required=True)
@@ -298,7 +335,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> dict[str, Any]:
     args = parse_args(argv)
-    result = asdict(await closed_loop(args)) if args.mode == "closed" else await open_loop(args)
+    result = await (open_loop(args) if args.mode == "open" else flow_loop(args))
     # The generator shares the machine with the servers: its own CPU goes into the report.
     result["generator_cpu_s"] = round(time.process_time(), 2)
     return result

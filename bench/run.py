@@ -1,26 +1,33 @@
 """Runs the whole benchmark in one go and writes docs/benchmarks.md.
 
-    uv run --group bench python bench/run.py [--output docs/benchmarks.md]
+    uv run --frozen --group bench python bench/run.py [--output docs/benchmarks.md]
 
 Phases, each with fresh processes on free loopback ports, stopped afterwards even on failure:
 1. references: a bare ASGI app (the ceiling) and pywa's FastAPI webhook server, with a no-op
    handler (closed loop) and an echo handler replying through the fake Graph API (open loop);
-2. the platform embedded (SQLite, in-process worker), then in production mode (PostgreSQL +
-   Redis, separate worker): durable inbound (closed loop), then auto-reply end to end (open
-   loop);
+2. the platform embedded (SQLite, in-process worker), then in production mode (PostgreSQL,
+   a Redis server of the run's own, 2 worker processes): (a) durable acknowledgement (closed
+   loop, production workers paused so only the acknowledgement path is measured), then the
+   processing of that backlog; (b) auto-reply end to end (open loop); in production also
+   (c) a published bot flow with reply buttons and an `ask` step, with py-spy sampling the
+   workers during (b) and a counting relay in front of PostgreSQL (SQL round trips);
 3. (d) idle: each backend's platform started (production mode with its scheduler too) and
    left without traffic; the CPU of every process, its PostgreSQL backends and Redis.
    `--only idle --idle-report` runs this alone and rewrites only its section of the report.
+CPU is counted per process from /proc: the platform's processes (serve, workers, PostgreSQL
+backends of the bench database, the run's Redis server) apart from the apparatus (load
+generator, fake Graph API, counting relay, profiler). The closed loop uses Debian's `wrk`.
 The bench workspace is on a plan with every quota lifted (target_platform.lift_quotas).
-The load generator (bench/load.py) is always a separate process, with the same bodies, the
-same concurrency and the same steps for every target.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -32,7 +39,10 @@ from typing import Any
 import cpu
 import httpx
 import idle
+import pgcount
+import profile_worker
 import target_platform as platform_target
+import wrk
 from common import HOST, free_port, signed_request
 from machine import machine_info
 from report import write_idle_section, write_report
@@ -43,20 +53,26 @@ from servers import (
     base_env,
     bench_script,
     botplatform_command,
+    start_redis,
+    start_sql_relay,
     wait_ready,
 )
 
 REPO = BENCH_DIR.parent
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 LOAD_TIMEOUT_SECONDS = 300  # hard stop for one load-generator run, whatever happens
+WORKER_PROCESSES = 2
+QUIET_REPLIES_SECONDS = 15.0
+# Labels of the processes that make up the platform (summed into its CPU per message).
+PLATFORM_LABELS = ("platform serve", "platform worker", cpu.PG_BACKENDS, "Redis server")
 
 
 @dataclass(frozen=True)
 class Settings:
     """The load, identical for every target."""
 
-    requests: int = 5000
-    warmup: int = 300
+    requests: int = 1500
+    warmup: int = 150
     concurrency: int = 32
     # About 1.25x apart, so a ratio between two targets is resolved to within ~25%.
     rates: str = (
@@ -67,6 +83,17 @@ class Settings:
     drain_seconds: float = 3.0
     slo_ms: float = 250.0
     process_timeout_seconds: float = 180.0
+    flow_conversations: int = 60
+    flow_rate: float = 2.0  # conversations started a second (three messages each)
+    worker_processes: int = WORKER_PROCESSES
+    # py-spy samples a second, of one worker process (the two run the same code): sampling
+    # the parent and both children at 100 Hz took a third of a core on this machine.
+    profile_rate: int = 50
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Run:
@@ -85,25 +112,32 @@ class Run:
 
     def load(self, mode: str, url: str, *extra: str) -> dict[str, Any]:
         argv = bench_script("load.py", mode, "--url", url, "--prefix", self.next_prefix(), *extra)
+        before = _children_cpu()
         done = subprocess.run(  # noqa: S603 - our own interpreter and script
             argv, capture_output=True, text=True, timeout=LOAD_TIMEOUT_SECONDS, check=False
         )
         if done.returncode != 0:
             raise RuntimeError(f"load generator failed: {done.stderr[-3000:]}")
-        return dict(json.loads(done.stdout))
+        result = dict(json.loads(done.stdout))
+        # All of the generator's CPU (interpreter start and body signing included).
+        result["generator_cpu_s"] = round(_children_cpu() - before, 3)
+        return result
 
-    def closed_loop(self, url: str) -> dict[str, Any]:
+    def closed_loop(self, url: str) -> wrk.ClosedLoop:
+        """A prepared closed loop (bodies built and signed): `.run()` measures."""
         s = self.settings
-        return self.load(
-            "closed",
-            url,
-            *("--requests", str(s.requests), "--warmup", str(s.warmup)),
-            *("--concurrency", str(s.concurrency)),
-        )
+        loop = wrk.ClosedLoop(self.scratch, url, self.next_prefix(), s.concurrency)
+        loop.prepare(s.warmup, s.requests)
+        return loop
 
-    def open_loop(self, url: str, graph_url: str) -> dict[str, Any]:
+    def open_loop(self, url: str, graph_url: str, *, reference: bool = False) -> dict[str, Any]:
+        """(b)'s stepped open loop, then (bounded) until the target has sent every reply it
+        still owes, so that the phase's CPU pays for all of its messages. A reference (pywa)
+        that sends no reply at all in the warm-up step means broken apparatus: the run stops
+        instead of reporting 0/s."""
         s = self.settings
-        return self.load(
+        before = accepted_replies(graph_url)
+        result = self.load(
             "open",
             url,
             *("--graph-url", graph_url, "--rates", s.rates),
@@ -111,19 +145,71 @@ class Run:
             *("--min-step-requests", str(s.min_step_requests)),
             *("--slo-ms", str(s.slo_ms), "--connections", "256"),
         )
+        if reference and not result["warmup"]["replies"]:
+            raise RuntimeError(
+                f"no reply reached the fake Graph API during the warm-up step of {url}; "
+                f"see the logs in {self.logs}"
+            )
+        sent = sum(step["requests"] for step in [result["warmup"], *result["steps"]])
+        result["settled"] = settle_replies(graph_url, before + sent, s.process_timeout_seconds)
+        result["settled"]["owed"] = sent - (result["settled"]["accepted"] - before)
+        return result
+
+    def flow(self, url: str, graph_url: str) -> dict[str, Any]:
+        """(c), then (bounded) until every reply owed for the messages sent has arrived."""
+        s = self.settings
+        before = accepted_replies(graph_url)
+        result = self.load(
+            "flow",
+            url,
+            *("--graph-url", graph_url, "--conversations", str(s.flow_conversations)),
+            *("--rate", str(s.flow_rate), "--slo-ms", str(s.slo_ms)),
+            *("--time-limit", str(s.process_timeout_seconds)),
+        )
+        expected = before + int(result["messages"])
+        result["settled"] = settle_replies(graph_url, expected, s.process_timeout_seconds)
+        result["settled"]["owed"] = expected - result["settled"]["accepted"]
+        return result
 
 
-def measured(sessions: dict[str, Proc], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Runs `action` (a load run) on a quiet machine and attaches where the CPU went."""
+def accepted_replies(graph_url: str) -> int:
+    return int(httpx.get(f"{graph_url}/_bench/count", timeout=30).json()["accepted"])
+
+
+def settle_replies(graph_url: str, expected: int, timeout_seconds: float) -> dict[str, Any]:
+    """Waits until the fake Graph API has accepted `expected` messages in all, or nothing new
+    arrived for QUIET_REPLIES_SECONDS (a target that dropped some will not send them), or the
+    timeout. The platform queues its sends behind the inbound jobs of a burst, so its first
+    replies may come many seconds after the last webhook."""
+    started = last_change = time.monotonic()
+    seen = accepted_replies(graph_url)
+    while seen < expected and time.monotonic() - started < timeout_seconds:
+        time.sleep(0.25)
+        now = accepted_replies(graph_url)
+        if now != seen:
+            seen, last_change = now, time.monotonic()
+        elif time.monotonic() - last_change > QUIET_REPLIES_SECONDS:
+            break
+    return {"accepted": seen, "waited_s": round(time.monotonic() - started, 1)}
+
+
+def measured(
+    sessions: dict[str, Proc],
+    action: Callable[[], dict[str, Any]],
+    database: str | None = None,
+) -> dict[str, Any]:
+    """Runs `action` (a load run) on a quiet machine and attaches where the CPU went: each
+    process's session, and with `database` the PostgreSQL backends serving it."""
     waited, busy_cores = cpu.wait_for_quiet()
     if waited > cpu.QUIET_WINDOW_SECONDS:
         log(f"waited {waited} s for the machine to quieten (busy: {busy_cores} cores)")
-    before, harness_before = cpu.snapshot(), time.process_time()
+    meter = cpu.Meter({label: proc.process.pid for label, proc in sessions.items()}, database)
+    harness_before = time.process_time()
+    meter.start()
     result = action()
-    after, harness = cpu.snapshot(), time.process_time() - harness_before
-    pids = {label: proc.process.pid for label, proc in sessions.items()}
-    generator = float(result.get("generator_cpu_s", 0.0))
-    result["cpu"] = cpu.usage(before, after, pids, generator, harness)
+    harness = time.process_time() - harness_before
+    extra = {"load generator": float(result.get("generator_cpu_s", 0.0)), "bench harness": harness}
+    result["cpu"] = meter.stop(extra)
     result["quiet_wait"] = {"waited_s": waited, "busy_cores_at_start": busy_cores}
     return result
 
@@ -154,29 +240,8 @@ def bench_bare(run: Run) -> dict[str, Any]:
         bare, url = start_reference(procs, "bare")
         wait_ready(bare, url)
         log("bare ASGI: closed loop")
-        result = measured({"bare app": bare}, lambda: run.closed_loop(f"{url}/webhook"))
-        result["wrk"] = wrk_check(run, f"{url}/webhook")
-    return result
-
-
-def wrk_check(run: Run, url: str) -> dict[str, Any]:
-    """wrk against the bare app at the same concurrency: how far the Python generator's own
-    ceiling is below a C one. Informative only; every figure in the report uses load.py."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        return {"available": False}
-    body, headers = signed_request("100000000000", "benchmark message 0000000")
-    script = run.scratch / "post.lua"
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body.decode())}"]
-    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
-    script.write_text("\n".join(lines) + "\n")
-    concurrency = str(run.settings.concurrency)
-    argv = [wrk, "-t1", "-c", concurrency, "-d", "3s", "-s", str(script), url]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
-    for line in done.stdout.splitlines():
-        if line.startswith("Requests/sec:"):
-            return {"available": True, "rps": float(line.split()[1])}
-    return {"available": True, "rps": None, "output": done.stdout[-500:]}
+        closed = run.closed_loop(f"{url}/webhook")
+        return measured({"bare app": bare}, closed.run)
 
 
 def bench_pywa(run: Run) -> dict[str, Any]:
@@ -185,7 +250,8 @@ def bench_pywa(run: Run) -> dict[str, Any]:
         noop, url = start_reference(procs, "pywa-noop")
         wait_ready(noop, f"{url}/webhook")
         log("pywa no-op: closed loop")
-        result["inbound"] = measured({"pywa": noop}, lambda: run.closed_loop(f"{url}/webhook"))
+        closed = run.closed_loop(f"{url}/webhook")
+        result["inbound"] = measured({"pywa": noop}, closed.run)
     with Processes(run.logs) as procs:
         graph, graph_url = start_fake_graph(procs)
         echo, url = start_reference(procs, "pywa-echo", "--graph-url", graph_url)
@@ -193,7 +259,7 @@ def bench_pywa(run: Run) -> dict[str, Any]:
         log("pywa echo: open loop")
         result["end_to_end"] = measured(
             {"pywa": echo, "fake Graph API": graph},
-            lambda: run.open_loop(f"{url}/webhook", graph_url),
+            lambda: run.open_loop(f"{url}/webhook", graph_url, reference=True),
         )
     return result
 
@@ -213,31 +279,91 @@ def smoke_test(
         raise RuntimeError(f"{backend.name}: the smoke-test webhook was never processed")
 
 
-def durable_inbound(
-    run: Run,
-    backend: platform_target.Backend,
-    scratch: Path,
-    sessions: dict[str, Proc],
-    channel: platform_target.Channel,
-) -> dict[str, Any]:
-    """(a): the closed loop, then proof that every 200 is a stored row whose job ran."""
-    stored_before = platform_target.event_counts(backend, scratch).total
+@dataclass
+class Platform:
+    """A started platform: its processes by label, channel, base URL and, in production, the
+    database its backends serve and the counting relay's stats port."""
 
-    def load_and_drain() -> dict[str, Any]:
-        result = run.closed_loop(channel.webhook_url)
+    backend: platform_target.Backend
+    scratch: Path
+    sessions: dict[str, Proc]
+    apparatus: dict[str, Proc]
+    channel: platform_target.Channel
+    base: str
+    relay_stats_port: int | None = None
+
+    @property
+    def database(self) -> str | None:
+        return platform_target.PG_DATABASE if self.backend.is_postgres else None
+
+    def all_sessions(self) -> dict[str, Proc]:
+        return self.sessions | self.apparatus
+
+    def sql_counts(self) -> dict[str, Any] | None:
+        return pgcount.read_stats(self.relay_stats_port) if self.relay_stats_port else None
+
+    def signal_workers(self, signum: int) -> None:
+        """To the worker's whole process group (its spawned children included)."""
+        if "platform worker" in self.sessions:
+            os.killpg(self.sessions["platform worker"].process.pid, signum)
+
+
+def sql_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    if before is None or after is None:
+        return {}
+    statements = {
+        kind: count - before["statements"].get(kind, 0)
+        for kind, count in after["statements"].items()
+        if count - before["statements"].get(kind, 0)
+    }
+    return {"round_trips": after["round_trips"] - before["round_trips"], "statements": statements}
+
+
+def with_sql(platform: Platform, action: Callable[[], dict[str, Any]]) -> Callable[[], Any]:
+    """`action`, with the SQL round trips the platform made meanwhile attached."""
+
+    def counted() -> dict[str, Any]:
+        before = platform.sql_counts()
+        result = action()
+        result["sql"] = sql_delta(before, platform.sql_counts())
+        return result
+
+    return counted
+
+
+def durable_inbound(run: Run, platform: Platform) -> dict[str, Any]:
+    """(a): the closed loop with the production workers paused (SIGSTOP), so that only the
+    acknowledgement path runs (serve, PostgreSQL, Redis); proof that every 200 is a stored
+    row; then the workers resume and the backlog's processing is measured on its own."""
+    backend, scratch = platform.backend, platform.scratch
+    stored_before = platform_target.event_counts(backend, scratch).total
+    closed = run.closed_loop(platform.channel.webhook_url)
+
+    def load() -> dict[str, Any]:
+        result = closed.run()
         # Right after the last 200: every acknowledged event must already be a row.
         result["stored_at_ack"] = platform_target.event_counts(backend, scratch).total
+        return result
+
+    def drain() -> dict[str, Any]:
+        platform.signal_workers(signal.SIGCONT)
         counts, waited = platform_target.wait_processed(
             backend, scratch, run.settings.process_timeout_seconds
         )
-        result["processed"] = asdict(counts)
-        result["drain_s"] = round(waited, 1)
-        return result
+        return {"processed": asdict(counts), "drain_s": round(waited, 1)}
 
-    result = measured(sessions, load_and_drain)
+    ack_sessions = {k: v for k, v in platform.sessions.items() if k != "platform worker"}
+    platform.signal_workers(signal.SIGSTOP)
+    try:
+        result = measured(ack_sessions, with_sql(platform, load), platform.database)
+    finally:
+        platform.signal_workers(signal.SIGCONT)
+    result["processing"] = measured(platform.sessions, with_sql(platform, drain), platform.database)
+    result["workers_paused"] = "platform worker" in platform.sessions
     acknowledged = result["ok"] + run.settings.warmup
     result["stored_new"] = result["stored_at_ack"] - stored_before
     result["durable"] = result["stored_new"] >= acknowledged
+    result["processing"]["events"] = result["stored_new"]
     return result
 
 
@@ -246,14 +372,35 @@ def start_platform(
     backend: platform_target.Backend,
     scratch: Path,
     graph_url: str,
+    run: Run,
     *,
     scheduler: bool = False,
-) -> tuple[dict[str, Proc], platform_target.Channel, str]:
-    """Fresh backing services, `serve` (and on PostgreSQL the worker, and the scheduler if
-    asked), a channel, and one webhook through the whole path. Returns the processes by
-    label, the channel and serve's base URL."""
-    env = platform_target.platform_env(backend, scratch, graph_url)
+) -> Platform:
+    """Fresh backing services (in production: a new database behind the counting relay, and
+    a Redis server of the run's own), `serve` (and in production the workers, and the
+    scheduler if asked), a channel, and one webhook through the whole path."""
     log(f"platform {backend.name}: preparing")
+    sessions: dict[str, Proc] = {}
+    apparatus: dict[str, Proc] = {}
+    relay_stats = None
+    database_url = redis_url = ""
+    if backend.is_postgres:
+        sessions["Redis server"], redis_url = start_redis(
+            procs, HOST, free_port(), platform_target.REDIS_DB
+        )
+        relay_port, relay_stats = free_port(), free_port()
+        apparatus["SQL counting relay"] = start_sql_relay(
+            procs, relay_port, relay_stats, platform_target.PG_PORT
+        )
+        database_url = platform_target.platform_dsn(relay_port)
+    env = platform_target.platform_env(
+        backend,
+        scratch,
+        graph_url,
+        database_url=database_url,
+        redis_url=redis_url,
+        worker_processes=run.settings.worker_processes,
+    )
     platform_target.reset_backing_services(backend, env, scratch)
     port = free_port()
     base = f"http://{HOST}:{port}"
@@ -264,7 +411,7 @@ def start_platform(
         scratch,
     )
     wait_ready(serve, f"{base}/health/ready", timeout_seconds=180)
-    sessions = {"platform serve": serve}
+    sessions["platform serve"] = serve
     if backend.is_postgres:
         sessions["platform worker"] = procs.start(
             f"platform-{backend.name}-worker", botplatform_command("worker"), env, scratch
@@ -275,29 +422,53 @@ def start_platform(
             )
     channel = platform_target.create_channel(base, env, scratch)
     smoke_test(backend, channel, scratch)
-    return sessions, channel, base
+    return Platform(backend, scratch, sessions, apparatus, channel, base, relay_stats)
 
 
-def bench_platform(run: Run, backend: platform_target.Backend) -> dict[str, Any]:
+def end_to_end(run: Run, platform: Platform, graph_url: str, profile: Path | None) -> Any:
+    """(b), with py-spy sampling the workers' processes throughout when `profile` is set."""
+    action = with_sql(platform, lambda: run.open_loop(platform.channel.webhook_url, graph_url))
+    sessions = platform.all_sessions()
+    if profile is None or "platform worker" not in platform.sessions:
+        return measured(sessions, action, platform.database)
+    worker = profile_worker.first_worker(platform.sessions["platform worker"].process.pid)
+    with profile_worker.Sampler(worker, profile, run.settings.profile_rate) as sampler:
+        result = measured(sessions | {"profiler (py-spy)": sampler.proc}, action, platform.database)
+    result["profile"] = profile_worker.summarise(profile)
+    return result
+
+
+def bot_flow(run: Run, platform: Platform, graph_url: str) -> dict[str, Any]:
+    """(c): auto-reply off, the bench bot published, customers played by load.py's flow."""
+    platform_target.set_auto_reply(platform.base, platform.channel, "")
+    platform_target.publish_bench_bot(platform.base, platform.channel)
+    action = with_sql(platform, lambda: run.flow(platform.channel.webhook_url, graph_url))
+    return measured(platform.all_sessions(), action, platform.database)
+
+
+def bench_platform(run: Run, backend: platform_target.Backend, result: dict[str, Any]) -> None:
+    """Fills `result` phase by phase (so a failed run still shows what it measured)."""
     scratch = run.scratch / backend.name
     scratch.mkdir()
-    result: dict[str, Any] = {"label": backend.label}
     with Processes(run.logs) as procs:
         graph, graph_url = start_fake_graph(procs)
         try:
-            sessions, channel, base = start_platform(procs, backend, scratch, graph_url)
+            platform = start_platform(procs, backend, scratch, graph_url, run)
             log(f"platform {backend.name}: durable inbound, closed loop")
-            result["inbound"] = durable_inbound(run, backend, scratch, sessions, channel)
-            platform_target.set_auto_reply(base, channel, platform_target.AUTO_REPLY_TEXT)
-            log(f"platform {backend.name}: auto-reply end to end, open loop")
-            sessions["fake Graph API"] = graph
-            result["end_to_end"] = measured(
-                sessions, lambda: run.open_loop(channel.webhook_url, graph_url)
+            result["inbound"] = durable_inbound(run, platform)
+            platform_target.set_auto_reply(
+                platform.base, platform.channel, platform_target.AUTO_REPLY_TEXT
             )
+            platform.apparatus["fake Graph API"] = graph
+            log(f"platform {backend.name}: auto-reply end to end, open loop")
+            profile = run.scratch / "worker-profile.raw" if backend.is_postgres else None
+            result["end_to_end"] = end_to_end(run, platform, graph_url, profile)
+            if backend.is_postgres:
+                log(f"platform {backend.name}: bot flow (c)")
+                result["flow"] = bot_flow(run, platform, graph_url)
         finally:
             procs.stop_all()
             platform_target.drop_backing_services(backend)
-    return result
 
 
 def bench_idle(run: Run, backend: platform_target.Backend) -> dict[str, Any]:
@@ -308,15 +479,14 @@ def bench_idle(run: Run, backend: platform_target.Backend) -> dict[str, Any]:
     with Processes(run.logs) as procs:
         _, graph_url = start_fake_graph(procs)
         try:
-            sessions, _, _ = start_platform(procs, backend, scratch, graph_url, scheduler=True)
+            platform = start_platform(procs, backend, scratch, graph_url, run, scheduler=True)
             time.sleep(idle.SETTLE_SECONDS)
             waited, busy_cores = cpu.wait_for_quiet()
             log(f"platform {backend.name}: idle for {idle.WINDOW_SECONDS:.0f} s")
             pg = (platform_target.PG_ADMIN_DSN, platform_target.PG_DATABASE)
             result["idle"] = idle.measure(
-                {label: proc.process.pid for label, proc in sessions.items()},
+                {label: proc.process.pid for label, proc in platform.sessions.items()},
                 pg=pg if backend.is_postgres else None,
-                redis_url=platform_target.REDIS_URL if backend.is_postgres else None,
             )
             result["quiet_wait"] = {"waited_s": waited, "busy_cores_at_start": busy_cores}
         finally:
@@ -331,21 +501,14 @@ TARGETS = ("bare", "pywa", "sqlite", "postgres", "idle")
 
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures of a partial run."""
-    out: dict[str, Any] = {}
-    for name in ("sqlite", "postgres"):
-        if name not in results:
-            continue
-        inbound, e2e = results[name]["inbound"], results[name]["end_to_end"]
-        out[name] = {
-            "inbound": {k: inbound.get(k) for k in ("rps", "p50_ms", "p99_ms", "durable")},
-            "drain_s": inbound.get("drain_s"),
-            "end_to_end": {
-                "best": {k: (e2e.get("best") or {}).get(k) for k in ("offered_rps", "e2e_p99_ms")},
-                "failed": [step["reasons"] for step in e2e.get("steps", []) if not step["passed"]],
-            },
-        }
-    return out
+    """The headline figures of a partial run (what the report would compute)."""
+    from report import headline
+
+    return headline(results)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main() -> None:
@@ -363,7 +526,20 @@ def main() -> None:
         action="store_true",
         help="with --only idle: write scenario (d) into the report, leaving the rest as it is",
     )
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        help="write the report from a run's saved results.json instead of measuring",
+    )
     args = parser.parse_args()
+    # SIGTERM (and SIGINT, which a shell ignores in a background job) end the run through its
+    # `finally` blocks, so every process it started is stopped and its databases dropped.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    if args.from_results:
+        write_report(json.loads(args.from_results.read_text()), args.output)
+        log(f"wrote {args.output} from {args.from_results}")
+        return
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     settings = Settings()
     scratch = Path(tempfile.mkdtemp(prefix="botplatform-bench-"))
@@ -372,20 +548,24 @@ def main() -> None:
     log(f"scratch directory {scratch}")
     results: dict[str, Any] = {"machine": machine_info(), "settings": asdict(settings)}
     results["started_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    if "bare" in only:
-        results["bare"] = bench_bare(run)
-    if "pywa" in only:
-        results["pywa"] = bench_pywa(run)
-    for backend in (platform_target.SQLITE, platform_target.POSTGRES):
-        if backend.name in only:
-            results[backend.name] = bench_platform(run, backend)
-    if "idle" in only:
-        results["idle"] = {
-            backend.name: bench_idle(run, backend)
-            for backend in (platform_target.SQLITE, platform_target.POSTGRES)
-        }
-    results["duration_s"] = round(time.monotonic() - started)
-    (scratch / "results.json").write_text(json.dumps(results, indent=2))
+    try:
+        if "bare" in only:
+            results["bare"] = bench_bare(run)
+        if "pywa" in only:
+            results["pywa"] = bench_pywa(run)
+        for backend in (platform_target.SQLITE, platform_target.POSTGRES):
+            if backend.name in only:
+                results[backend.name] = {"label": backend.label}
+                bench_platform(run, backend, results[backend.name])
+        if "idle" in only:
+            results["idle"] = {
+                backend.name: bench_idle(run, backend)
+                for backend in (platform_target.SQLITE, platform_target.POSTGRES)
+            }
+    finally:
+        # Kept even when a phase fails: what was measured up to there, for a look.
+        results["duration_s"] = round(time.monotonic() - started)
+        (scratch / "results.json").write_text(json.dumps(results, indent=2))
     if set(only) != set(TARGETS):
         print(json.dumps(summary(results), indent=2))
         if only == ["idle"] and args.idle_report:

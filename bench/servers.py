@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -122,3 +123,42 @@ def bench_script(name: str, *args: str) -> list[str]:
 def botplatform_command(*args: str) -> list[str]:
     """`botplatform …` from the same virtual environment as this benchmark."""
     return [PYTHON, "-m", "botplatform", *args]
+
+
+def start_redis(procs: Processes, host: str, port: int, database: int) -> tuple[Proc, str]:
+    """A Redis server of the run's own (no persistence), in its own session: its CPU is
+    measured like any process under test, and no other client's traffic is in it."""
+    argv = ["redis-server", "--bind", host, "--port", str(port), "--save", "", "--appendonly", "no"]
+    proc = procs.start("redis", argv, base_env(), BENCH_DIR)
+    deadline = time.monotonic() + 30
+    while True:
+        proc.check_alive()
+        try:
+            with socket.create_connection((host, port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return proc, f"redis://{host}:{port}/{database}"
+        except OSError:
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"redis not ready on port {port}") from None
+        time.sleep(0.1)
+
+
+def start_sql_relay(procs: Processes, port: int, stats_port: int, upstream_port: int) -> Proc:
+    """The counting relay in front of PostgreSQL (bench/pgcount.py)."""
+    argv = bench_script(
+        "pgcount.py",
+        *("--port", str(port), "--stats-port", str(stats_port)),
+        *("--upstream-port", str(upstream_port)),
+    )
+    proc = procs.start("sql-relay", argv, base_env(), BENCH_DIR)
+    deadline = time.monotonic() + 30
+    while True:
+        proc.check_alive()
+        try:
+            socket.create_connection(("127.0.0.1", stats_port), timeout=1).close()
+            return proc
+        except OSError:
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"sql relay not ready on port {stats_port}") from None
+        time.sleep(0.1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import secrets
 import sqlite3
 import subprocess
@@ -16,18 +17,24 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import redis
 from common import ACCESS_TOKEN, APP_SECRET, HOST, PHONE_NUMBER_ID, VERIFY_TOKEN, WABA_ID
 from servers import base_env, botplatform_command
 
 from botplatform.plans.defaults import QUOTA_FIELDS
 
-PG_ADMIN_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
-PG_DATABASE = "botplatform_bench"
-PG_DSN = f"postgresql://postgres@{HOST}:5432/{PG_DATABASE}"
-# Apart from the databases the test suites use (15..13, and more for checkouts beside them).
-# BENCH_REDIS_URL points the run at another server (a Redis of its own on a shared machine).
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", f"redis://{HOST}:6379/5")
+PG_PORT = 5432
+# The harness's own checks go over the Unix socket, so that the CPU meter (bench/cpu.py),
+# which counts the backends of the bench database reached over TCP, never counts them.
+PG_SOCKET_DIR = os.environ.get("BENCH_PG_SOCKET_DIR", "/var/run/postgresql")
+PG_ADMIN_DSN = f"postgresql://postgres@/postgres?host={PG_SOCKET_DIR}&port={PG_PORT}"
+# One database per checkout (named after its folder), so that two checkouts benchmarking on
+# one PostgreSQL server never drop each other's; BENCH_PG_DATABASE chooses another name.
+_CHECKOUT = re.sub(r"[^a-z0-9]+", "_", Path(__file__).resolve().parents[1].name.lower())
+PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", f"botplatform_bench_{_CHECKOUT}"[:63])
+PG_HARNESS_DSN = f"postgresql://postgres@/{PG_DATABASE}?host={PG_SOCKET_DIR}&port={PG_PORT}"
+# The bench starts a Redis server of its own for each platform run (servers.start_redis):
+# its whole CPU belongs to the platform, and nobody else's keys or clients are touched.
+REDIS_DB = 5
 # The plan the bench workspace is moved to, with every quota lifted: the starter plan's
 # 10,000 messages a month would otherwise stop auto-replies (quota_exceeded) after a few
 # runs on one database, silently, since inbound is never refused for a quota.
@@ -61,7 +68,20 @@ class Channel:
     webhook_url: str
 
 
-def platform_env(backend: Backend, run_dir: Path, graph_url: str) -> dict[str, str]:
+def platform_dsn(port: int) -> str:
+    """The platform's database URL through TCP on `port` (the counting relay's, or 5432)."""
+    return f"postgresql://postgres@{HOST}:{port}/{PG_DATABASE}"
+
+
+def platform_env(
+    backend: Backend,
+    run_dir: Path,
+    graph_url: str,
+    *,
+    database_url: str = "",
+    redis_url: str = "",
+    worker_processes: int = 2,
+) -> dict[str, str]:
     env = {
         "APP_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(32),
@@ -75,8 +95,13 @@ def platform_env(backend: Backend, run_dir: Path, graph_url: str) -> dict[str, s
     }
     if backend.is_postgres:
         env |= {
-            "DATABASE_URL": PG_DSN,
-            "REDIS_URL": REDIS_URL,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "WORKER_PROCESSES": str(worker_processes),
+            # The default (10) lets `serve` go first on a machine of its own; on this shared
+            # one it would also put the workers behind every neighbour's test run, and the
+            # wall rates would measure the neighbours. CPU per message is the same either way.
+            "WORKER_NICE": "0",
             "AUTO_MIGRATE": "false",
             "WORKER_IN_PROCESS": "false",
             "SCHEDULER_IN_PROCESS": "false",
@@ -98,11 +123,10 @@ async def _recreate_database(drop_only: bool) -> None:
 
 
 def reset_backing_services(backend: Backend, env: dict[str, str], cwd: Path) -> None:
-    """A fresh database (and Redis db 5) for each run, migrated before `serve` starts."""
+    """A fresh database for each run, migrated before `serve` starts (Redis is new too)."""
     if not backend.is_postgres:
         return
     asyncio.run(_recreate_database(drop_only=False))
-    redis.Redis.from_url(REDIS_URL).flushdb()
     subprocess.run(  # noqa: S603 - our own interpreter
         botplatform_command("db", "migrate"),
         env=env,
@@ -117,7 +141,6 @@ def drop_backing_services(backend: Backend) -> None:
     if not backend.is_postgres:
         return
     asyncio.run(_recreate_database(drop_only=True))
-    redis.Redis.from_url(REDIS_URL).flushdb()
 
 
 # -- setup through the public API --------------------------------------------------------------
@@ -197,6 +220,59 @@ def set_auto_reply(base_url: str, channel: Channel, text: str) -> None:
         )
 
 
+def bench_flow() -> dict[str, object]:
+    """Scenario (c)'s bot: "hi" → reply buttons; "Sales" → an `ask` step (an email address,
+    validated) → a closing message that uses the answer. Three inbound messages, three replies
+    (bench/load.py's flow mode plays the customer)."""
+    return {
+        "triggers": [{"type": "keyword", "keywords": ["hi"], "node": "menu"}],
+        "nodes": [
+            {
+                "id": "menu",
+                "type": "send_buttons",
+                "text": "Hi {{contact.name}}! What do you need?",
+                "buttons": [
+                    {"id": "sales", "title": "Sales"},
+                    {"id": "support", "title": "Support"},
+                ],
+                "save_as": "topic",
+            },
+            {
+                "id": "ask_email",
+                "type": "ask",
+                "question": "Your email, please?",
+                "attribute": "email",
+                "validation": "email",
+                "max_attempts": 2,
+            },
+            {
+                "id": "thanks",
+                "type": "end",
+                "message": "Thanks! We will write to {{contact.email}}.",
+            },
+            {"id": "bye", "type": "end", "message": "See our help center."},
+            {"id": "gave_up", "type": "end", "message": "Let's try again later."},
+        ],
+        "edges": [
+            {"from": "menu", "to": "ask_email", "port": "sales"},
+            {"from": "menu", "to": "bye", "port": "support"},
+            {"from": "ask_email", "to": "thanks", "port": "next"},
+            {"from": "ask_email", "to": "gave_up", "port": "invalid"},
+        ],
+    }
+
+
+def publish_bench_bot(base_url: str, channel: Channel) -> str:
+    """Creates scenario (c)'s bot through the API and publishes it (what a user's "Publish"
+    does); returns the bot's id."""
+    headers = {"Authorization": f"Bearer {channel.token}"}
+    base = f"/workspaces/{channel.workspace_id}/bots"
+    with httpx.Client(base_url=f"{base_url}/api/v1", timeout=60.0, headers=headers) as client:
+        bot = _data(client.post(base, json={"name": "Bench bot", "flow": bench_flow()}))
+        _data(client.post(f"{base}/{bot['id']}/versions", json={}))
+    return str(bot["id"])
+
+
 # -- what was stored --------------------------------------------------------------------------
 
 
@@ -218,7 +294,7 @@ COUNT_SQL = (
 
 
 async def _pg_counts() -> tuple[int, int, int, int]:
-    connection = await asyncpg.connect(PG_DSN)
+    connection = await asyncpg.connect(PG_HARNESS_DSN)
     try:
         row = await connection.fetchrow(COUNT_SQL)
     finally:
