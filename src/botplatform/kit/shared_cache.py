@@ -205,9 +205,10 @@ class SharedCache:
 
     # --- the subscription ---------------------------------------------------------------
 
-    async def start(self, wait_seconds: float = 5.0) -> None:
+    async def start(self, wait_seconds: float = 3.0) -> None:
         """Subscribes to invalidations (with Redis); waits up to `wait_seconds` for the
-        subscription, then goes on without it (nothing is cached until it is up)."""
+        subscription, or until a first attempt fails, then goes on without it (nothing is
+        cached until it is up)."""
         if not self.redis_url or self._listener is not None:
             return
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -235,6 +236,10 @@ class SharedCache:
                 raise
             except Exception:
                 log.warning("cache_subscription_lost")
+                if not ready.done():
+                    # Redis is not there: the process starts anyway (its readiness check
+                    # says so), caching nothing until the subscription is up.
+                    ready.set_result(None)
             finally:
                 self._listening = False
                 self.clear()
