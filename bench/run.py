@@ -356,9 +356,14 @@ def durable_inbound(run: Run, platform: Platform) -> dict[str, Any]:
     platform.signal_workers(signal.SIGSTOP)
     try:
         result = measured(ack_sessions, with_sql(platform, load), platform.database)
+        # The workers stay paused until `drain` itself resumes them, inside its measurement:
+        # resumed earlier, they would process the backlog during the quiet wait that starts
+        # every measurement, and (a') would measure nothing.
+        result["processing"] = measured(
+            platform.sessions, with_sql(platform, drain), platform.database
+        )
     finally:
         platform.signal_workers(signal.SIGCONT)
-    result["processing"] = measured(platform.sessions, with_sql(platform, drain), platform.database)
     result["workers_paused"] = "platform worker" in platform.sessions
     acknowledged = result["ok"] + run.settings.warmup
     result["stored_new"] = result["stored_at_ack"] - stored_before
