@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
 from botplatform.channels import policy
-from botplatform.channels.base import ChannelInfo, MalformedPayload
+from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import MEDIA_TYPES, InboundMessage
 from botplatform.channels.sender import LeasedSend, outbound_of
 from botplatform.conversation.consent import consent_keyword
@@ -42,6 +42,7 @@ from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped_columns
 from botplatform.message.schemas import MessageBody
+from botplatform.message.service import SEND_JOB
 from botplatform.models import (
     Contact,
     ContactIdentity,
@@ -53,8 +54,8 @@ from botplatform.models.base import table_of
 from botplatform.usage import service as usage
 from botplatform.worker.jobs import enqueue
 
+#: Declared in `channels.tasks` (which imports this module), queued from here too.
 FETCH_MEDIA_JOB = "fetch_media"
-SEND_JOB = "send_message"
 
 #: Applies one parsed item the per-item way; 1 when it stored a new inbound message.
 ApplyOne = Callable[[ChannelInfo, object], Awaitable[int]]
@@ -532,7 +533,7 @@ async def _insert_replies(
     lease_until = now + lease if counted else None
     rows = [_reply_row(sender, message, now, lease_until) for sender, message in wanted]
     await core.run(db, _INSERT_REPLIES, rows)
-    if not counted:
+    if lease_until is None:
         for row in rows:
             enqueue(db, SEND_JOB, str(workspace_id), str(row["id"]))
         return []
@@ -546,7 +547,7 @@ async def _insert_replies(
             recipient_id=sender.external_id,
             outbound=outbound_of(row, sender.external_id),
             row=row,
-            lease_until=now + lease,
+            lease_until=lease_until,
         )
         for (sender, _), row in zip(wanted, rows, strict=True)
     ]
@@ -590,10 +591,3 @@ def _reply_row(
         "created_at": now,
         "updated_at": now,
     }
-
-
-def parse_or_fail(parse: Callable[[], list[object]]) -> tuple[list[object], str | None]:
-    try:
-        return parse(), None
-    except MalformedPayload as exc:
-        return [], str(exc)[:2000]

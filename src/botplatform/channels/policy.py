@@ -45,10 +45,19 @@ def check(
 async def take_send_slots(limiter: RateLimiter, channel: ChannelInfo, wanted: int) -> bool:
     """Takes `wanted` send slots at once if the channel's window has room for all of them
     now (one round trip); False, and nothing taken, otherwise."""
-    item = RateLimitItemPerSecond(channel.send_rate_per_second)
-    strategy = MovingWindowRateLimiter(limiter.storage)
+    return await _hit_send_window(limiter, channel, wanted)
+
+
+def _send_window(channel: ChannelInfo) -> tuple[RateLimitItemPerSecond, str]:
+    """The channel's send rate and the key its slots are counted under (the WhatsApp number,
+    shared by every channel on it)."""
     key = str(channel.config.get("phone_number_id") or channel.id)
-    return await strategy.hit(item, "send", key, cost=wanted)
+    return RateLimitItemPerSecond(channel.send_rate_per_second), key
+
+
+async def _hit_send_window(limiter: RateLimiter, channel: ChannelInfo, cost: int = 1) -> bool:
+    item, key = _send_window(channel)
+    return await MovingWindowRateLimiter(limiter.storage).hit(item, "send", key, cost=cost)
 
 
 async def take_send_slot(
@@ -56,11 +65,8 @@ async def take_send_slot(
 ) -> bool:
     """Waits for a send slot of this channel (e.g. 80 messages/s per WhatsApp number), shared
     by every worker through Redis. False if none came within `max_wait` seconds."""
-    item = RateLimitItemPerSecond(channel.send_rate_per_second)
-    strategy = MovingWindowRateLimiter(limiter.storage)
-    key = str(channel.config.get("phone_number_id") or channel.id)
     waited, step = 0.0, 1.0 / channel.send_rate_per_second
-    while not await strategy.hit(item, "send", key):
+    while not await _hit_send_window(limiter, channel):
         if waited >= max_wait:
             return False
         await asyncio.sleep(step)

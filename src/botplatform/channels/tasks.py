@@ -548,7 +548,7 @@ async def mark_read(ctx: JobContext, workspace_id: str, conversation_id: str) ->
         log.info("mark_read_failed", code=exc.code)
 
 
-FETCH_MEDIA_JOB = "fetch_media"
+FETCH_MEDIA_JOB = batch.FETCH_MEDIA_JOB
 
 
 @job(FETCH_MEDIA_JOB, max_retries=6, min_backoff_ms=2_000)
