@@ -21,7 +21,7 @@ from botplatform.channels.intake import WebhookIntake
 from botplatform.config import Settings
 from botplatform.db import Database
 from botplatform.events.live import LIVE_HUB, LiveHub
-from botplatform.kit import crypto
+from botplatform.kit import crypto, provider_http
 from botplatform.kit.http import create_http_client
 from botplatform.kit.kv import KeyValueStore, create_store, embedded_store_path
 from botplatform.kit.ratelimit import RateLimiter
@@ -104,6 +104,7 @@ class Runtime:
         await self.cache.close()
         await self.kv.close()
         await self.http.aclose()
+        await provider_http.close()
         await self.db.dispose()
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from botplatform.kit import core
 from botplatform.models.audit_log import AuditLog
 from botplatform.models.base import WorkspaceScoped, table_of
 from botplatform.models.channel import Channel
@@ -86,8 +87,10 @@ _SET_CONFIG = text("SELECT set_config(:name, :value, true)")
 
 
 async def _set(db: AsyncSession, name: str, value: str) -> None:
-    if db.get_bind().dialect.name == "postgresql":
-        await db.execute(_SET_CONFIG, {"name": name, "value": value})
+    if db.get_bind().dialect.name == "postgresql" and not await core.begin_with_setting(
+        db, name, value
+    ):
+        await core.run(db, _SET_CONFIG, {"name": name, "value": value})
 
 
 async def enter_workspace(db: AsyncSession, workspace_id: uuid.UUID) -> None:
