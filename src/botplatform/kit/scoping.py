@@ -9,8 +9,8 @@
    System work (commands, migrations, cross-tenant jobs) says so with `enter_system`.
 
 Within a workspace, `visible(Model, reader)` narrows channels, conversations, messages and
-templates to the channels a channel-scoped reader (an agent) is assigned to: the one place that rule is
-applied to queries.
+templates to the channels a channel-scoped reader (an agent) is assigned to: the one place
+that rule is applied to queries.
 """
 
 from __future__ import annotations

@@ -322,12 +322,17 @@ def example_params(components: list[dict[str, Any]]) -> dict[str, Any]:
         rows = example.get("body_text") or [[]]
         params["body"] = list(rows[0] if rows and isinstance(rows[0], list) else rows)
     buttons = (_component(components, "BUTTONS") or {}).get("buttons") or []
-    for index in found.buttons:
+    for index, (kind, _names) in found.buttons.items():
         sample = buttons[index].get("example")
         if isinstance(sample, list):
             sample = sample[0] if sample else None
-        if sample:
-            params.setdefault("buttons", {})[str(index)] = [str(sample)]
+        if not sample:
+            continue
+        sample = str(sample)
+        if kind == "URL":  # Meta's example is the whole URL; a send gives what replaces {{1}}
+            prefix = PLACEHOLDER.split(str(buttons[index].get("url", "")))[0]
+            sample = sample[len(prefix) :] if sample.startswith(prefix) else sample
+        params.setdefault("buttons", {})[str(index)] = [sample]
     return params
 
 
