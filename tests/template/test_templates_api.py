@@ -15,12 +15,12 @@ import httpx
 import jsonschema
 import pytest
 from sqlalchemy import func, select
+from tests.conftest import Account, Api, eventually
 
 from botplatform.events.catalog import json_schema
 from botplatform.models import AuditLog, Event, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
-from tests.conftest import Account, Api, eventually
 
 BODY = {
     "type": "BODY",
@@ -360,7 +360,7 @@ async def test_sends_are_checked_against_a_known_template(
     assert error["details"]["errors"] == ["body: expected 2 value(s), got 1"]
     assert await _message_count(runtime, s.ws) == 0  # nothing queued
 
-    right = await send("order_shipped", one + [{"type": "text", "text": "#9"}])
+    right = await send("order_shipped", [*one, {"type": "text", "text": "#9"}])
     assert right.status_code == 201, right.text
     # A template not known here is left to Meta, as before.
     unknown = await send("made_in_console", one)
