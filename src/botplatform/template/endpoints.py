@@ -117,11 +117,17 @@ async def sync_templates(
 
 @router.post("/templates/{template_id}/preview")
 async def preview_template(
-    access: TemplatesRead, template_id: uuid.UUID, body: PreviewIn, db: DbSession
+    access: TemplatesRead, template_id: uuid.UUID, body: PreviewIn, db: DbSession, audit: Audit
 ) -> Envelope[PreviewOut]:
     """The template's text with these values in place (its own example values when none are
     given), the problems that would stop a send with them, and the Graph API components such
     a send carries. Nothing is sent."""
     row = await repository.get_visible(db, access, template_id)
     params = body.params.model_dump(exclude_none=True) if body.params is not None else None
+    await audit.log(
+        "template.preview",
+        workspace_id=access.workspace_id,
+        target_type="template",
+        target_id=row.id,
+    )
     return ok(service.preview(row, params))
