@@ -130,15 +130,16 @@ async def preview(page: ReadPage) -> Response:
 async def create_template(request: Request, page: ManagePage) -> Response:
     form = await page.form()
     values = {name: str(form.get(name) or "") for name in FIELDS}
+    components = _components(form)
     fields = {
         "channel_id": values["channel_id"],
         "name": values["name"].strip(),
         "language": values["language"].strip(),
         "category": values["category"],
-        "components": _components(form),
+        "components": components,
     }
     context = await _context(page)
-    context["preview"] = render(fields["components"], example_params(fields["components"]))
+    context["preview"] = render(components, example_params(components))
     body, errors = parse_form(TemplateCreate, fields)
     if body is None:
         message = "; ".join(errors.values())

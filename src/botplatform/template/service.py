@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import SystemEvent
+from botplatform.channels.policy import PolicyRefused
 from botplatform.config import Settings
 from botplatform.events import service as events
 from botplatform.kit.clock import utcnow
-from botplatform.kit.errors import Conflict, Unprocessable
+from botplatform.kit.errors import Conflict
 from botplatform.kit.logging import get_logger
 from botplatform.models import MessageTemplate
 from botplatform.template import repository
@@ -293,12 +294,13 @@ async def check_send(
 ) -> None:
     """Before a template message is queued: when the template is known here, it must be
     approved and the values must fit it (422 `template_variables_invalid` listing why).
-    A template not known here is left to Meta, as before."""
+    A template not known here is left to Meta, as before. A refusal by rule, like the policy
+    gate's: final (a bot records it and goes on), never retried."""
     row = await repository.find(db, channel.workspace_id, channel.id, name, language)
     if row is None:
         return
     if row.status != "APPROVED":
-        raise Unprocessable(
+        raise PolicyRefused(
             f"Template {name!r} ({language}) is {row.status}: only an approved template can "
             "be sent.",
             code="template_not_approved",
@@ -307,7 +309,7 @@ async def check_send(
     sent = [c for c in components if isinstance(c, dict)]
     errors = validate_variables(row.components, params_from_components(sent))
     if errors:
-        raise Unprocessable(
+        raise PolicyRefused(
             f"The values do not fit template {name!r}: {errors[0]}",
             code="template_variables_invalid",
             details={"errors": errors},
