@@ -4,13 +4,20 @@ changes in the shape Meta documents (no real sample of those ships with the samp
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 from tests.conftest import PROVIDER_SAMPLES, Api, eventually, meta_signature
+from tests.events.test_events import assert_valid
+from tests.serving import serving
 from tests.template.test_templates_api import TEMPLATE, Setup, _setup
+from websockets.asyncio.client import connect
 
 from botplatform.authz.permissions import Permission, permissions_of
 from botplatform.channels.messages import SystemEvent
@@ -22,6 +29,13 @@ from botplatform.sandbox import FakeGraph
 
 SAMPLES = PROVIDER_SAMPLES / "whatsapp"
 WABA = "102290129340398"  # the business account the samples were sent for
+
+
+@pytest.fixture(scope="session")
+async def socket_base(app: FastAPI) -> AsyncIterator[str]:
+    """The app under test on a loopback port, for a real WebSocket client."""
+    async with serving(app) as port:
+        yield f"ws://127.0.0.1:{port}"
 
 
 def _sample(name: str) -> bytes:
@@ -155,3 +169,23 @@ def test_template_events_on_the_live_socket_need_templates_read() -> None:
 
     for role in ("viewer", "agent", "owner"):
         assert "template.status_changed" in readable_types(Reader(role))  # type: ignore[arg-type]
+
+
+async def test_a_status_change_reaches_the_live_socket_of_a_viewer(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, socket_base: str
+) -> None:
+    s = await _known_templates(client, api, wa)
+    viewer = await api.add_member(s.owner, s.ws, "viewer")
+    url = f"{socket_base}/api/v1/workspaces/{s.ws}/events/ws"
+    async with connect(url, additional_headers=viewer.headers) as socket:
+        hello = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        assert "template.status_changed" in hello["event_types"]
+        await _post(client, s, _sample("template_status_update__approved.json"))
+        while True:
+            message = json.loads(await asyncio.wait_for(socket.recv(), 15))
+            if message["type"] == "template.status_changed":
+                break
+    assert_valid(message)
+    assert message["data"]["template"]["name"] == "order_confirmation"
+    assert message["data"]["template"]["status"] == "APPROVED"
+    assert message["data"]["previous_status"] == "PENDING"
