@@ -5,7 +5,8 @@ API's own endpoint function (rules, Meta's refusals and the audit entries are th
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.datastructures import FormData
@@ -25,6 +26,7 @@ router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schem
 ReadPage = Annotated[Page, ws_page(Permission.TEMPLATES_READ)]
 ManagePage = Annotated[Page, ws_page(Permission.TEMPLATES_MANAGE)]
 ALL = PageParams(200, None)
+T = TypeVar("T")
 STATUSES = ("APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED", "DELETED")
 
 NOTICES.setdefault("template_created", "Template submitted to WhatsApp for review.")
@@ -158,19 +160,26 @@ async def create_template(request: Request, page: ManagePage) -> Response:
     return page.redirect(page.url("templates"), "template_created")
 
 
-@router.post("/templates/sync/{channel_id}")
-async def sync_templates(request: Request, page: ManagePage, channel_id: uuid.UUID) -> Response:
-    await page.form()
+async def _act(page: Page, call: Callable[[], Awaitable[T]]) -> T | Response:
+    """Runs one API action; a refusal shows the page again with its reason."""
     try:
-        answer = await attempt(
-            page.db,
-            lambda: template_api.sync_templates(
-                page.granted, channel_id, page.db, page.runtime, Auditor(request, page.db)
-            ),
-        )
+        return await attempt(page.db, call)
     except AppError as exc:
         context = await _context(page)
         return page.render("app/templates.html", exc.status_code, error=exc.message, **context)
+
+
+@router.post("/templates/sync/{channel_id}")
+async def sync_templates(request: Request, page: ManagePage, channel_id: uuid.UUID) -> Response:
+    await page.form()
+    answer = await _act(
+        page,
+        lambda: template_api.sync_templates(
+            page.granted, channel_id, page.db, page.runtime, Auditor(request, page.db)
+        ),
+    )
+    if isinstance(answer, Response):
+        return answer
     result = answer.data
     summary = f"Synced {result.total} template(s): {result.created} new, {result.deleted} gone."
     return page.render("app/templates.html", synced=summary, **await _context(page))
@@ -179,14 +188,12 @@ async def sync_templates(request: Request, page: ManagePage, channel_id: uuid.UU
 @router.post("/templates/{template_id}/delete")
 async def delete_template(request: Request, page: ManagePage, template_id: uuid.UUID) -> Response:
     await page.form()
-    try:
-        await attempt(
-            page.db,
-            lambda: template_api.delete_template(
-                page.granted, template_id, page.db, page.runtime, Auditor(request, page.db)
-            ),
-        )
-    except AppError as exc:
-        context = await _context(page)
-        return page.render("app/templates.html", exc.status_code, error=exc.message, **context)
+    answer = await _act(
+        page,
+        lambda: template_api.delete_template(
+            page.granted, template_id, page.db, page.runtime, Auditor(request, page.db)
+        ),
+    )
+    if isinstance(answer, Response):
+        return answer
     return page.redirect(page.url("templates"), "template_deleted")
