@@ -161,49 +161,53 @@ async def sync(
         for t in await repository.of_channel(db, channel.workspace_id, channel.id)
     }
     seen: set[tuple[str, str]] = set()
-    created = updated = pages = 0
+    created = pages = 0
     now = utcnow()
     async for page in graph.pages():
         pages += 1
         for item in page:
             key = (str(item.get("name") or ""), str(item.get("language") or ""))
-            if not all(key) or key in seen:
-                continue
-            seen.add(key)
-            row = known.get(key)
-            if row is None:
-                row = MessageTemplate(
-                    workspace_id=channel.workspace_id,
-                    channel_id=channel.id,
-                    name=key[0],
-                    language=key[1],
-                    category="UTILITY",
-                    status=str(item.get("status") or "PENDING"),
-                    rejected_reason=_reason(item.get("rejected_reason")),
-                    parameter_format="POSITIONAL",
-                    components=[],
-                    status_updated_at=now,
-                )
-                _from_graph(row, item, now)
-                db.add(row)
-                created += 1
-                continue
-            _from_graph(row, item, now)
-            await _set_status(
-                db,
-                row,
-                str(item.get("status") or row.status),
-                _reason(item.get("rejected_reason")),
-                "sync",
-            )
-            updated += 1
+            if all(key) and key not in seen:
+                seen.add(key)
+                created += await _upsert(db, channel, known.get(key), item, now)
     deleted = 0
     for key, row in known.items():
         if key not in seen and row.status != DELETED:
             await _set_status(db, row, DELETED, None, "sync")
             deleted += 1
     await db.flush()
+    updated = len(seen) - created
     return SyncOut(created=created, updated=updated, deleted=deleted, total=len(seen), pages=pages)
+
+
+async def _upsert(
+    db: AsyncSession,
+    channel: ChannelInfo,
+    row: MessageTemplate | None,
+    item: dict[str, Any],
+    now: datetime,
+) -> int:
+    """One listed template into its row; 1 when the row is new."""
+    status, reason = str(item.get("status") or "PENDING"), _reason(item.get("rejected_reason"))
+    if row is not None:
+        _from_graph(row, item, now)
+        await _set_status(db, row, status, reason, "sync")
+        return 0
+    row = MessageTemplate(
+        workspace_id=channel.workspace_id,
+        channel_id=channel.id,
+        name=str(item["name"]),
+        language=str(item["language"]),
+        category="UTILITY",
+        status=status,
+        rejected_reason=reason if status == "REJECTED" else None,
+        parameter_format="POSITIONAL",
+        components=[],
+        status_updated_at=now,
+    )
+    _from_graph(row, item, now)
+    db.add(row)
+    return 1
 
 
 def _reason(value: Any) -> str | None:
