@@ -206,3 +206,5 @@ AutomationsManage = Annotated[WorkspaceAccess, _access(Permission.AUTOMATIONS_MA
 ContactsExport = Annotated[WorkspaceAccess, _access(Permission.CONTACTS_EXPORT)]
 BillingRead = Annotated[WorkspaceAccess, _access(Permission.BILLING_READ)]
 PrivacyErase = Annotated[WorkspaceAccess, _access(Permission.PRIVACY_ERASE)]
+TemplatesRead = Annotated[WorkspaceAccess, _access(Permission.TEMPLATES_READ)]
+TemplatesManage = Annotated[WorkspaceAccess, _access(Permission.TEMPLATES_MANAGE)]

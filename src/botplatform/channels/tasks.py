@@ -30,6 +30,7 @@ from botplatform.channels.messages import (
     MessageType,
     OutboundMessage,
     StatusUpdate,
+    SystemEvent,
 )
 from botplatform.channels.registry import adapter_for
 from botplatform.conversation import service as conversations
@@ -52,6 +53,7 @@ from botplatform.models import (
     Message,
 )
 from botplatform.models.base import UTCDateTime, table_of
+from botplatform.template import service as templates
 from botplatform.usage import service as usage
 from botplatform.worker.jobs import JobContext, enqueue, job
 from botplatform.worker.sweeper import SweepTarget, sweep_step, sweep_target
@@ -327,7 +329,9 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         await conversations.apply_edit(db, channel, item)
     elif isinstance(item, MessageDeleted):
         await conversations.apply_delete(db, channel, item)
-    else:  # system events: template status and account changes are logged for now
+    elif isinstance(item, SystemEvent) and await templates.apply_webhook(db, channel, item):
+        pass  # a template's status, quality or category: kept on the template's row
+    else:  # other system events (account changes...) are logged for now
         log.info("channel_event", channel_id=str(channel.id), kind=type(item).__name__)
     return 0
 

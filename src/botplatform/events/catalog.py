@@ -26,6 +26,7 @@ EVENT_TYPES: dict[str, int] = {
     "contact.updated": 1,
     "bot.handoff": 1,
     "automation.triggered": 2,
+    "template.status_changed": 1,
 }
 
 MESSAGE_RECEIVED = "message.received"
@@ -52,6 +53,7 @@ RENAMED = {
 
 #: What an event is about decides who may see it live (and which permission reads it).
 CONTACT_EVENTS = frozenset({"contact.created", "contact.updated"})
+TEMPLATE_EVENTS = frozenset({"template.status_changed"})
 
 ALL = "*"
 

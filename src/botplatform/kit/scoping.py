@@ -8,9 +8,9 @@
    (`enter_user`). A query that forgets (1) still cannot see another tenant's rows.
    System work (commands, migrations, cross-tenant jobs) says so with `enter_system`.
 
-Within a workspace, `visible(Model, reader)` narrows channels, conversations and messages to
-the channels a channel-scoped reader (an agent) is assigned to: the one place that rule is
-applied to queries.
+Within a workspace, `visible(Model, reader)` narrows channels, conversations, messages and
+templates to the channels a channel-scoped reader (an agent) is assigned to: the one place
+that rule is applied to queries.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from botplatform.models.base import WorkspaceScoped, table_of
 from botplatform.models.channel import Channel
 from botplatform.models.conversation import Conversation
 from botplatform.models.message import Message
+from botplatform.models.template import MessageTemplate
 
 M = TypeVar("M", bound=WorkspaceScoped)
 
@@ -63,6 +64,7 @@ _CHANNEL_COLUMN: dict[type[WorkspaceScoped], InstrumentedAttribute[Any]] = {
     Channel: Channel.id,
     Conversation: Conversation.channel_id,
     Message: Message.channel_id,
+    MessageTemplate: MessageTemplate.channel_id,
 }
 
 
