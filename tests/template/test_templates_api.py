@@ -61,6 +61,7 @@ async def fast_review(wa: FakeGraph) -> AsyncIterator[FakeGraph]:
 async def _setup(api: Api, wa: FakeGraph) -> Setup:
     owner = await api.register()
     ws = await api.create_workspace(owner)
+    await api.subscribe(owner, ws)  # its events stored, read by the tests
     channel = await api.create_channel(owner, ws, business_account_id=wa.waba_id)
     wa.webhook_url = f"http://testserver/webhooks/whatsapp/{channel['id']}"
     return Setup(owner, ws, channel)
