@@ -100,6 +100,7 @@ async def _bot_and_automation_rows(
 async def _world(api: Api, runtime: Runtime) -> World:
     owner = await api.register()
     ws = await api.create_workspace(owner)
+    await api.subscribe(owner, ws)  # so its events are stored, and erasure must reach them
     channel = await api.create_channel(owner, ws)
     await api.inbound_text(channel["id"], PHONE, TEXT, name=NAME)
     conversation = await api.conversation_of(owner, ws, NAME)
@@ -307,6 +308,7 @@ async def test_permissions(
 ) -> None:
     owner = await api.register()
     ws = await api.create_workspace(owner)
+    await api.subscribe(owner, ws)  # so its events are stored, and erasure must reach them
     channel = await api.create_channel(owner, ws)
     await api.inbound_text(channel["id"], PHONE, TEXT, name=NAME)
     contact_id = (await api.conversation_of(owner, ws, NAME))["contact_id"]
