@@ -30,6 +30,8 @@ from botplatform.config import Settings
 from botplatform.kit import provider_http
 
 SIGNATURE_HEADER = "x-hub-signature-256"
+
+
 # Failures before a connection existed: nothing was sent, so sending again cannot duplicate.
 # Any other transport error may come after Meta received the request.
 class WhatsAppAdapter:
