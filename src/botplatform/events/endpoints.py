@@ -25,7 +25,7 @@ from botplatform.auth.dependencies import authenticate
 from botplatform.authz.dependencies import WorkspaceAccess, workspace_access
 from botplatform.authz.permissions import Permission
 from botplatform.config import Settings
-from botplatform.events.catalog import CONTACT_EVENTS, EVENT_TYPES
+from botplatform.events.catalog import BROADCAST_EVENTS, CONTACT_EVENTS, EVENT_TYPES
 from botplatform.events.live import Subscription
 from botplatform.kit.errors import AppError, Forbidden, NotFound, Unauthorized
 from botplatform.kit.middleware import request_ip
@@ -42,12 +42,14 @@ CLOSE_TRY_LATER = 1013
 
 def readable_types(access: WorkspaceAccess) -> frozenset[str]:
     """The event types this caller may see: conversation and message events need
-    conversations:read, contact events contacts:read."""
+    conversations:read, contact events contacts:read, broadcast events broadcasts:read."""
     allowed = set()
     for event_type in EVENT_TYPES:
         needed = (
             Permission.CONTACTS_READ
             if event_type in CONTACT_EVENTS
+            else Permission.BROADCASTS_READ
+            if event_type in BROADCAST_EVENTS
             else Permission.CONVERSATIONS_READ
         )
         if access.can(needed):

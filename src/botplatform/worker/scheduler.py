@@ -35,6 +35,8 @@ class Schedule:
 SCHEDULES = [
     Schedule("sweep_pending_work", "* * * * *"),
     Schedule("release_idle_handoffs", "* * * * *"),
+    # Every second: scheduled broadcasts start on time, a dead driver is replaced.
+    Schedule("broadcast_tick", "* * * * * *"),
     # Daily, off the hour: deletes (and archives) messages past each workspace's retention.
     Schedule("retention_sweep", "17 3 * * *"),
 ]
