@@ -8,8 +8,8 @@ from botplatform.audit.endpoints import router as audit_router
 from botplatform.auth.endpoints import router as auth_router
 from botplatform.automation.endpoints import router as automation_router
 from botplatform.bot.endpoints import router as bot_router
-from botplatform.broadcast.endpoints import router as broadcast_router
 from botplatform.branding.endpoints import router as branding_router
+from botplatform.broadcast.endpoints import router as broadcast_router
 from botplatform.business_hours.endpoints import router as business_hours_router
 from botplatform.channel.endpoints import router as channel_router
 from botplatform.conversation.endpoints import router as conversation_router
