@@ -158,11 +158,17 @@ class Driver:
             )
 
 
-async def drive(runtime: Runtime, ws: uuid.UUID, broadcast_id: uuid.UUID) -> bool:
-    """Runs the broadcast for one slice. True when it should go on in a new job at once."""
+#: A driver that stops to wait (a back-off, the tier, quiet hours) queues its successor
+#: when the wait is at most this long; a longer one is left to the scheduler's tick.
+SELF_WAKE_SECONDS = 300
+
+
+async def drive(runtime: Runtime, ws: uuid.UUID, broadcast_id: uuid.UUID) -> float | None:
+    """Runs the broadcast for one slice. Returns after how many seconds a new job should
+    go on (0: at once), or None (finished, paused, or another driver holds it)."""
     lease_until = await take_driver(runtime, ws, broadcast_id)
     if lease_until is None:
-        return False
+        return None
     driver = Driver(runtime, ws, broadcast_id, lease_until)
     release: dict[str, Any] = {}
     go_on = False
@@ -170,7 +176,19 @@ async def drive(runtime: Runtime, ws: uuid.UUID, broadcast_id: uuid.UUID) -> boo
         go_on, release = await _run(driver)
     finally:
         await driver.release(**release)
-    return go_on
+    if go_on:
+        return 0.0
+    wake: datetime | None = release.get("next_run_at")
+    if wake is None:
+        return None
+    wait = max((wake - utcnow()).total_seconds(), 0.0)
+    return wait if wait <= SELF_WAKE_SECONDS else None
+
+
+def chunk_size(channel: ChannelInfo) -> int:
+    """Messages marked per commit: a quarter second of the channel's rate, at most CHUNK,
+    so a pause takes effect within a quarter second or a few messages."""
+    return max(1, min(CHUNK, channel.send_rate_per_second // 4))
 
 
 async def _run(driver: Driver) -> tuple[bool, dict[str, Any]]:
@@ -202,13 +220,15 @@ async def _run(driver: Driver) -> tuple[bool, dict[str, Any]]:
             if allowance is not None and allowance <= 0:
                 return False, await _wait_for_tier(db, driver)
             # A batch lasts about two seconds of sending: its lease stays short.
-            limit = min(CLAIM_BATCH, max(CHUNK, int(driver.pace) * 2), allowance or CLAIM_BATCH)
+            limit = min(CLAIM_BATCH, max(CHUNK, int(driver.pace) * 2))
+            limit = min(limit, allowance) if allowance is not None else limit
             claim_lease = driver.lease_until
             claimed = await _claim(db, driver, limit)
         if claimed is None:
             return False, await _finish_or_wait(driver)
-        for start in range(0, len(claimed), CHUNK):
-            if not await _send_chunk(driver, claimed[start : start + CHUNK], claim_lease):
+        size = chunk_size(driver.channel)
+        for start in range(0, len(claimed), size):
+            if not await _send_chunk(driver, claimed[start : start + size], claim_lease):
                 await _give_back(driver, claimed[start:], claim_lease)
                 return False, {}
     return True, {"waiting_reason": None}

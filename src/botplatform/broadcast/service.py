@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.broadcast import audience, events, repository
@@ -144,7 +144,12 @@ async def cancel(db: AsyncSession, row: Broadcast) -> Broadcast:
         .where(
             BroadcastRecipient.workspace_id == row.workspace_id,
             BroadcastRecipient.broadcast_id == row.id,
-            BroadcastRecipient.status == "queued",
+            # Claimed but without a message yet: provably not sent, and the driver's fence
+            # (status `sending`) now refuses to send them.
+            or_(
+                BroadcastRecipient.status == "queued",
+                (BroadcastRecipient.status == "sending") & BroadcastRecipient.message_id.is_(None),
+            ),
         )
         .values(status="skipped", error_code="cancelled", lease_until=None)
         .execution_options(synchronize_session=False)

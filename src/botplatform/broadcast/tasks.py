@@ -58,11 +58,12 @@ async def run_broadcast(
     ws, bid = uuid.UUID(workspace_id), uuid.UUID(broadcast_id)
     await ctx.db.commit()  # no transaction held open while the driver works
     try:
-        go_on = await engine.drive(ctx.runtime, ws, bid)
+        wait = await engine.drive(ctx.runtime, ws, bid)
     finally:
         LANE_GATE.leave()
-    if go_on:
-        enqueue(ctx.db, service.RUN_JOB, workspace_id, broadcast_id)
+    if wait is not None:
+        delay_ms = int(wait * 1000) or None
+        enqueue(ctx.db, service.RUN_JOB, workspace_id, broadcast_id, delay_ms=delay_ms)
         return
     if kicks > 0:
         await _kick_again(ctx, ws, bid, kicks)
