@@ -48,6 +48,7 @@ async def test_each_recipient_once_opted_out_skipped_statuses_followed(
     assert counts["total"] == 7
     assert counts["skipped"] == 1
     assert counts["skipped_by_reason"] == {"opted_out": 1}
+
     # Status webhooks move each recipient on with its message.
     async def all_read() -> bool:
         return (await s.get(created["id"]))["counts"]["read"] == 6
@@ -75,9 +76,7 @@ async def update_contact_ok(runtime: Runtime, ws: str, phone: str) -> bool:
     return True
 
 
-async def test_the_provider_never_sees_more_than_the_channel_rate(
-    api: Api, wa: FakeGraph
-) -> None:
+async def test_the_provider_never_sees_more_than_the_channel_rate(api: Api, wa: FakeGraph) -> None:
     s = await shop(api, wa, send_rate_per_second=4)
     created = await s.create(phones(14))
     await s.start(created["id"])
@@ -89,9 +88,7 @@ async def test_the_provider_never_sees_more_than_the_channel_rate(
     assert max(times) - min(times) >= 2.5  # 14 at 4/s: spread over more than 3 seconds
 
 
-async def test_recipients_beyond_the_tier_wait(
-    api: Api, wa: FakeGraph, runtime: Runtime
-) -> None:
+async def test_recipients_beyond_the_tier_wait(api: Api, wa: FakeGraph, runtime: Runtime) -> None:
     s = await shop(api, wa)
     await set_channel(runtime, s.channel["id"], messaging_limit_tier=3)
     created = await s.create(phones(5))
@@ -116,9 +113,11 @@ async def test_recipients_beyond_the_tier_wait(
     runtime.jobs.send("broadcast_tick")
     await asyncio.sleep(1.2)  # the tick starts only drivers whose wait is over
     await _tick_until_done(runtime, s, created["id"])
-    assert per_recipient(wa) == Counter(
-        {p.lstrip("+"): 1 for p in [*phones(5), *phones(2, start=100)]}
-    ) or len(sends(wa)) >= 5
+    assert (
+        per_recipient(wa)
+        == Counter({p.lstrip("+"): 1 for p in [*phones(5), *phones(2, start=100)]})
+        or len(sends(wa)) >= 5
+    )
 
 
 async def _tick_until_done(runtime: Runtime, s: object, broadcast_id: str) -> None:
@@ -275,7 +274,9 @@ async def test_tenants_and_roles(api: Api, wa: FakeGraph) -> None:
     mine = await api.http.get(f"{s.base}/{created['id']}", headers=other.headers)
     assert mine.status_code in (403, 404)
     viewer = await api.add_member(s.owner, s.ws, "viewer")
-    assert (await api.http.get(f"{s.base}/{created['id']}", headers=viewer.headers)).status_code == 200
+    assert (
+        await api.http.get(f"{s.base}/{created['id']}", headers=viewer.headers)
+    ).status_code == 200
     refused = await api.http.post(f"{s.base}/{created['id']}/start", headers=viewer.headers)
     assert refused.status_code == 403
     # Another workspace's channel cannot carry this workspace's broadcast.

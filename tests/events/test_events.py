@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from botplatform.events import payloads
-from botplatform.events.catalog import EVENT_TYPES, json_schema
+from botplatform.events.catalog import BROADCAST_EVENTS, EVENT_TYPES, json_schema
 from botplatform.events.payloads import envelope
 from botplatform.events.service import emit
 from botplatform.kit.clock import utcnow
@@ -84,7 +84,8 @@ async def test_the_message_path_emits_schema_valid_events(
 
     events = await events_of(runtime, ws)
     seen = {event["type"] for event in events}
-    assert seen >= set(EVENT_TYPES) - {"bot.handoff", "automation.triggered"}
+    # Broadcast events come from broadcasts (tests/broadcast/test_broadcast_events.py).
+    assert seen >= set(EVENT_TYPES) - {"bot.handoff", "automation.triggered"} - BROADCAST_EVENTS
     for event in events:
         assert_valid(event)
         assert event["workspace_id"] == ws

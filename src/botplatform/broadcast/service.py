@@ -92,9 +92,16 @@ async def start(db: AsyncSession, row: Broadcast, scheduled_at: datetime | None)
     if when is not None and when > utcnow():
         row.status, row.scheduled_at, row.next_run_at = "scheduled", when, when
         await db.flush()
+        _wake_at(db, row, when)
         return row
     await _run_now(db, row)
     return row
+
+
+def _wake_at(db: AsyncSession, row: Broadcast, when: datetime) -> None:
+    """A delayed job starts it on time (the scheduler's tick is the safety net)."""
+    delay_ms = max(int((when - utcnow()).total_seconds() * 1000), 0)
+    enqueue(db, RUN_JOB, str(row.workspace_id), str(row.id), KICKS, delay_ms=delay_ms)
 
 
 async def _run_now(db: AsyncSession, row: Broadcast) -> None:
@@ -128,6 +135,7 @@ async def resume(db: AsyncSession, row: Broadcast) -> Broadcast:
     if row.started_at is None and row.scheduled_at and row.scheduled_at > utcnow():
         row.status, row.next_run_at = "scheduled", row.scheduled_at
         await db.flush()
+        _wake_at(db, row, row.scheduled_at)
         return row
     await _run_now(db, row)
     return row

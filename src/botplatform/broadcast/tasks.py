@@ -56,6 +56,9 @@ async def run_broadcast(
         enqueue(ctx.db, service.RUN_JOB, workspace_id, broadcast_id, kicks, delay_ms=1_000)
         return
     ws, bid = uuid.UUID(workspace_id), uuid.UUID(broadcast_id)
+    if await _starts_now(ctx, ws, bid):
+        LANE_GATE.leave()
+        return
     await ctx.db.commit()  # no transaction held open while the driver works
     try:
         wait = await engine.drive(ctx.runtime, ws, bid)
@@ -63,10 +66,27 @@ async def run_broadcast(
         LANE_GATE.leave()
     if wait is not None:
         delay_ms = int(wait * 1000) or None
-        enqueue(ctx.db, service.RUN_JOB, workspace_id, broadcast_id, delay_ms=delay_ms)
+        # One kick: if a job of the tick took the lease meanwhile, this one waits it out once.
+        enqueue(ctx.db, service.RUN_JOB, workspace_id, broadcast_id, 1, delay_ms=delay_ms)
         return
     if kicks > 0:
         await _kick_again(ctx, ws, bid, kicks)
+
+
+async def _starts_now(ctx: JobContext, ws: uuid.UUID, bid: uuid.UUID) -> bool:
+    """A scheduled broadcast's delayed job: at its time it starts (queuing its driver);
+    a paused or cancelled one, or one already started, is left alone."""
+    await enter_workspace(ctx.db, ws)
+    row = await ctx.db.get(Broadcast, bid)
+    if row is None or row.status != "scheduled":
+        return False
+    early = (row.scheduled_at - utcnow()).total_seconds() if row.scheduled_at else 0.0
+    if early > 0:  # woken a moment early: again at the time
+        delay_ms = int(early * 1000) + 50
+        enqueue(ctx.db, service.RUN_JOB, str(ws), str(bid), service.KICKS, delay_ms=delay_ms)
+        return True
+    await service.start_due(ctx.db, row)
+    return True
 
 
 async def _kick_again(ctx: JobContext, ws: uuid.UUID, bid: uuid.UUID, kicks: int) -> None:
@@ -80,7 +100,7 @@ async def _kick_again(ctx: JobContext, ws: uuid.UUID, bid: uuid.UUID, kicks: int
 
 @job(TICK_JOB, max_retries=0, system=True)
 async def broadcast_tick(ctx: JobContext) -> None:
-    """Every second (the scheduler): starts scheduled broadcasts whose time has come, and
+    """Every 10 seconds (the scheduler): starts scheduled broadcasts whose time has come, and
     restarts running ones without a live driver that are due (a worker died, a lost job,
     the end of a tier's or quiet hours' wait)."""
     now = utcnow()
