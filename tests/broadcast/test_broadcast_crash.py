@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from botplatform.broadcast import engine, repository, service
+from botplatform.broadcast import repository, sending, service
 from botplatform.config import Settings
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Broadcast, BroadcastRecipient
@@ -101,5 +101,5 @@ async def test_sigkill_mid_broadcast_neither_duplicates_nor_loses(
         else:
             assert row.status in ("sent", "delivered", "read"), row.status
             assert row.address in received
-    assert len(unknown) <= engine.CHUNK
+    assert len(unknown) <= sending.CHUNK
     assert len(received) + len(unknown) == COUNT
