@@ -56,4 +56,14 @@ async def test_broadcasts_take_a_bounded_share_and_replies_still_go_out(
         await asyncio.sleep(0.1)
     assert 1 <= peak <= lane
     assert len(sends(wa)) == 18
-    assert LANE_GATE._running == 0
+    await eventually(lambda: LANE_GATE._running == 0)  # every job left the lane
+
+
+def test_the_tick_fires_each_minute() -> None:
+    from datetime import datetime
+
+    from botplatform.worker.scheduler import SCHEDULES, _due_times
+
+    (cron,) = [schedule.cron for schedule in SCHEDULES if schedule.job == "broadcast_tick"]
+    due = _due_times(cron, datetime(2026, 1, 1, 13, 0, 1), datetime(2026, 1, 1, 13, 3, 0))
+    assert [(moment.minute, moment.second) for moment in due] == [(1, 0), (2, 0), (3, 0)]

@@ -100,9 +100,9 @@ async def _kick_again(ctx: JobContext, ws: uuid.UUID, bid: uuid.UUID, kicks: int
 
 @job(TICK_JOB, max_retries=0, system=True)
 async def broadcast_tick(ctx: JobContext) -> None:
-    """Every 10 seconds (the scheduler): starts scheduled broadcasts whose time has come, and
-    restarts running ones without a live driver that are due (a worker died, a lost job,
-    the end of a tier's or quiet hours' wait)."""
+    """Each minute (the scheduler), the safety net: starts scheduled broadcasts whose time
+    has come and restarts running ones without a live driver that are due (their jobs were
+    lost, e.g. with Redis; a wait longer than a driver wakes itself for)."""
     now = utcnow()
     due = (
         select(Broadcast)
@@ -127,7 +127,8 @@ async def broadcast_tick(ctx: JobContext) -> None:
         await ctx.db.execute(
             update(Broadcast).where(Broadcast.id == row.id).values(next_run_at=now + lease)
         )
-        enqueue(ctx.db, service.RUN_JOB, str(row.workspace_id), str(row.id))
+        # One kick: should the dead driver's lease still be running, it waits that out.
+        enqueue(ctx.db, service.RUN_JOB, str(row.workspace_id), str(row.id), 1)
 
 
 sweep_step("broadcast_recipients", status.reconcile)
