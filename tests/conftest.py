@@ -423,6 +423,19 @@ class Api:
         assert response.status_code == 201, response.text
         return dict(response.json()["data"])
 
+    async def subscribe(
+        self, owner: Account, ws: str, url: str = "http://127.0.0.1:9/hook"
+    ) -> dict[str, Any]:
+        """An endpoint taking every event: the workspace's events are then stored (an event
+        row exists for its deliveries; with no endpoint, none is written)."""
+        response = await self.http.post(
+            f"/api/v1/workspaces/{ws}/webhook-endpoints",
+            json={"url": url, "event_types": ["*"]},
+            headers=owner.headers,
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json()["data"])
+
     async def create_channel(self, owner: Account, ws: str, **extra: Any) -> dict[str, Any]:
         body = {
             "name": "Support",

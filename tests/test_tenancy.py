@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from botplatform.models import MessageTemplate
+from botplatform.runtime import Runtime
 from tests.ai.helpers import ai_objects
 from tests.bot.flows import support_flow
 from tests.bot.helpers import create_bot, publish
@@ -60,6 +63,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "audience": {"phones": ["+15550001234"]},
     },  # B's channel
     ("POST", "/api/v1/workspaces/{ws}/broadcasts/{broadcast_id}/test-send"): {"to": "+15550001234"},
+    ("POST", "/api/v1/workspaces/{ws}/templates"): {
+        "channel_id": "{channel_id}",
+        "name": "x",
+        "language": "en_US",
+        "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Hello"}],
+    },  # B's channel
+    ("POST", "/api/v1/workspaces/{ws}/templates/{template_id}/preview"): {},
 }
 
 
@@ -157,10 +168,29 @@ async def _snapshot(client: httpx.AsyncClient, owner: Account, ws: str) -> list[
     ]
 
 
+async def _template_of(runtime: Runtime, ws: str, channel_id: str) -> str:
+    """A message template of B (stored as a sync would: B's channel has no sandbox account)."""
+    async with runtime.db.unit_of_work(system=True) as db:
+        row = MessageTemplate(
+            workspace_id=uuid.UUID(ws),
+            channel_id=uuid.UUID(channel_id),
+            name="b_only",
+            language="en_US",
+            category="UTILITY",
+            status="APPROVED",
+            parameter_format="POSITIONAL",
+            components=[{"type": "BODY", "text": "Hello"}],
+        )
+        db.add(row)
+        await db.flush()
+        return str(row.id)
+
+
 async def test_every_workspace_route_answers_404_across_tenants(
-    app: FastAPI, client: httpx.AsyncClient, api: Api
+    app: FastAPI, client: httpx.AsyncClient, api: Api, runtime: Runtime
 ) -> None:
     owner_a, ws_a, ids_of_b, owner_b, ws_b = await _two_tenants(api)
+    ids_of_b["template_id"] = await _template_of(runtime, ws_b, ids_of_b["channel_id"])
     before = await _snapshot(client, owner_b, ws_b)
     routes = workspace_routes(app)
     assert len(routes) >= 10

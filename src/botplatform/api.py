@@ -21,6 +21,7 @@ from botplatform.plans.endpoints import router as plans_router
 from botplatform.privacy.endpoints import router as privacy_router
 from botplatform.retention.endpoints import router as retention_router
 from botplatform.team.endpoints import router as team_router
+from botplatform.template.endpoints import router as template_router
 from botplatform.usage.endpoints import router as usage_router
 from botplatform.webhook.endpoints import router as webhook_router
 from botplatform.workspace.endpoints import router as workspace_router
@@ -47,3 +48,4 @@ api_router.include_router(branding_router)
 api_router.include_router(retention_router)
 api_router.include_router(usage_router)
 api_router.include_router(plans_router)
+api_router.include_router(template_router)

@@ -164,6 +164,14 @@ def sandbox_whatsapp(
     app_secret: Annotated[str, typer.Option(help="App secret it signs webhooks with")] = (
         "sandbox-app-secret"  # noqa: S107 - a fake's well-known demo value
     ),
+    template_approval_delay: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            envvar="SANDBOX_TEMPLATE_APPROVAL_DELAY",
+            help="Seconds a new message template stays PENDING before it is reviewed",
+        ),
+    ] = 5.0,
 ) -> None:
     """Run a fake WhatsApp Cloud API on loopback: it accepts the platform's sends, answers
     with real-looking ids, posts signed status webhooks back, and lets you play the customer."""
@@ -175,6 +183,7 @@ def sandbox_whatsapp(
         app_secret=app_secret,
         webhook_url=webhook_url,
         phone_number_id=phone_number_id,
+        template_approval_delay=template_approval_delay,
     )
     typer.echo(sandbox_instructions(base, graph, token))
     run(host, port, graph)

@@ -20,8 +20,8 @@ from botplatform.channel import cache as channel_cache
 from botplatform.channels.intake import WebhookIntake
 from botplatform.config import Settings
 from botplatform.db import Database
-from botplatform.events.live import LIVE_HUB, LiveHub
-from botplatform.kit import crypto
+from botplatform.events.live import LIVE_HUB, PRESENCE_KIND, LiveHub
+from botplatform.kit import crypto, provider_http
 from botplatform.kit.http import create_http_client
 from botplatform.kit.kv import KeyValueStore, create_store, embedded_store_path
 from botplatform.kit.ratelimit import RateLimiter
@@ -75,8 +75,9 @@ class Runtime:
         runtime.jobs = JobQueue(settings, runtime)
         runtime.db.after_commit = runtime.jobs.dispatch
         runtime.intake = WebhookIntake(runtime.db, settings, runtime.http)
-        runtime.live = LiveHub(settings.redis_url)
         runtime.cache = SharedCache(settings.redis_url)
+        runtime.live = LiveHub(settings.redis_url, runtime.cache)
+        runtime.cache.on_drop(PRESENCE_KIND, runtime.live.forget_presence)
         # The webhook intake's own short-lived channel cache follows this one's drops, made
         # here or in any other process.
         runtime.cache.on_drop(channel_cache.KIND, runtime._forget_webhook_channel)
@@ -104,6 +105,7 @@ class Runtime:
         await self.cache.close()
         await self.kv.close()
         await self.http.aclose()
+        await provider_http.close()
         await self.db.dispose()
 
 

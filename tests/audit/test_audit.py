@@ -25,8 +25,12 @@ from tests.ai.helpers import ai_objects
 from tests.auth.test_two_factor import codes, enable_2fa, login
 from tests.branding.test_branding import png
 from tests.conftest import STRONG_PASSWORD, Api, SmtpSink, eventually, make_superadmin
+from tests.template.test_templates_api import TEMPLATE
 
 Call = Callable[[], Awaitable[httpx.Response]]
+
+#: The business account of the sandbox's default number (`FakeGraph`).
+SANDBOX_WABA = "102290129340398"
 
 
 async def _entries(runtime: Runtime) -> list[AuditLog]:
@@ -459,6 +463,47 @@ class Scenarios:
             headers=owner.headers,
         )
 
+    async def _template(self) -> tuple[Any, str, dict[str, Any], dict[str, Any]]:
+        owner, ws = await self._owner_ws()
+        channel = await self.api.create_channel(owner, ws, business_account_id=SANDBOX_WABA)
+        template = await self.client.post(
+            f"/api/v1/workspaces/{ws}/templates",
+            json={**TEMPLATE, "channel_id": channel["id"]},
+            headers=owner.headers,
+        )
+        assert template.status_code == 201, template.text
+        return owner, ws, channel, template.json()["data"]
+
+    async def create_template(self) -> Call:
+        owner, ws = await self._owner_ws()
+        channel = await self.api.create_channel(owner, ws, business_account_id=SANDBOX_WABA)
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/templates",
+            json={**TEMPLATE, "channel_id": channel["id"]},
+            headers=owner.headers,
+        )
+
+    async def delete_template(self) -> Call:
+        owner, ws, _, template = await self._template()
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/templates/{template['id']}", headers=owner.headers
+        )
+
+    async def preview_template(self) -> Call:
+        owner, ws, _, template = await self._template()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/templates/{template['id']}/preview",
+            json={},
+            headers=owner.headers,
+        )
+
+    async def sync_templates(self) -> Call:
+        owner, ws, channel, _ = await self._template()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/channels/{channel['id']}/templates/sync",
+            headers=owner.headers,
+        )
+
     async def revoke_key(self) -> Call:
         owner, ws = await self._owner_ws()
         key = (await self.api.create_key(owner, ws, ["workspace:read"]))["api_key"]
@@ -692,6 +737,19 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("DELETE", "/api/v1/workspaces/{ws}/contacts/{contact_id}"): (
         "erase_contact",
         "contact.erase",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/templates"): ("create_template", "template.create"),
+    ("DELETE", "/api/v1/workspaces/{ws}/templates/{template_id}"): (
+        "delete_template",
+        "template.delete",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/templates/{template_id}/preview"): (
+        "preview_template",
+        "template.preview",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/channels/{channel_id}/templates/sync"): (
+        "sync_templates",
+        "template.sync",
     ),
     ("PATCH", "/api/v1/admin/plans/{name}"): ("update_plan", "plan.update"),
     ("PUT", "/api/v1/admin/workspaces/{workspace_id}/plan"): (

@@ -32,7 +32,7 @@ bots:read                  1     1     1    1    0     1       1
 bots:manage                1     1     1    0    0     0       0
 automations:manage         1     1     1    1    0     0       0
 templates:read             1     1     1    1    1     1       1
-templates:manage           1     1     1    0    0     0       0
+templates:manage           1     1     1    1    0     0       0
 broadcasts:read            1     1     1    1    0     1       1
 broadcasts:send            1     1     0    1    0     0       0
 webhooks:read              1     1     1    0    0     0       0

@@ -24,6 +24,7 @@ async def test_actions_run_in_order_and_are_recorded(
     client: httpx.AsyncClient, api: Api, runtime: Runtime, wa: FakeGraph
 ) -> None:
     s = await shop(api)
+    await api.subscribe(s.owner, s.ws)  # its events stored, read below
     agent = await api.add_member(s.owner, s.ws, "agent")
     rule = await s.rule(
         event="message.received",
@@ -177,6 +178,7 @@ async def test_agent_replies_are_message_sent_events(
     """A customer's message is `message.received`, an agent's reply `message.sent` once the
     provider accepted it: the same names and moments as the webhook events."""
     s = await shop(api)
+    await api.subscribe(s.owner, s.ws)  # its events stored, read below
     inbound_only = await s.rule(
         event="message.received",
         actions=[{"type": "add_label", "labels": ["customer-wrote"]}],
@@ -308,6 +310,7 @@ async def test_send_webhook_emits_a_schema_valid_event(
     client: httpx.AsyncClient, api: Api, runtime: Runtime
 ) -> None:
     s = await shop(api)
+    await api.subscribe(s.owner, s.ws)  # its events stored, read below
     on_message = await s.rule(
         name="Escalate",
         event="message.received",

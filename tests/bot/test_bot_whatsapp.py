@@ -63,6 +63,7 @@ async def _setup(
 ) -> tuple[Account, str, dict[str, Any], dict[str, Any]]:
     owner = await api.register()
     ws = await api.create_workspace(owner)
+    await api.subscribe(owner, ws)  # its events stored, read by some tests
     created = await api.create_channel(owner, ws, **channel)
     wa.webhook_url = f"http://testserver/webhooks/whatsapp/{created['id']}"
     bot = await create_bot(api, owner, ws, flow)

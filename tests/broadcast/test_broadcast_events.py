@@ -18,6 +18,7 @@ async def test_a_broadcasts_life_is_told_in_events(
     api: Api, wa: FakeGraph, runtime: Runtime
 ) -> None:
     s = await shop(api, wa, send_rate_per_second=2)
+    await api.subscribe(s.owner, s.ws)  # its events stored, read below
     created = await s.create(phones(3))
     await s.start(created["id"])
     await eventually(lambda: len(sends(wa)) >= 1, timeout=10)

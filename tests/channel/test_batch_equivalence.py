@@ -32,6 +32,7 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox.whatsapp import FakeGraph
 from botplatform.worker.jobs import REGISTRY, JobContext
 from tests.conftest import Api, eventually, whatsapp_text_payload
+from tests.fakes.webhook_receiver import running_receiver
 
 AUTO_REPLY = "Thanks, we answer within the hour."
 
@@ -151,9 +152,15 @@ async def _snapshot(runtime: Runtime, ws: str) -> dict[str, Any]:
         }
 
 
-async def _world(api: Api, owner: Any, name: str, number: str) -> tuple[str, str]:
+async def _world(
+    api: Api, owner: Any, name: str, number: str, hook: str | None = None
+) -> tuple[str, str]:
+    """A workspace with a channel and, given `hook`, an endpoint taking every event (an
+    event row is written for its deliveries)."""
     ws = await api.create_workspace(owner, name)
     channel = await api.create_channel(owner, ws, phone_number_id=number, auto_reply=AUTO_REPLY)
+    if hook is not None:
+        await api.subscribe(owner, ws, hook)
     return ws, channel["id"]
 
 
@@ -165,15 +172,16 @@ async def test_a_mixed_batch_ends_as_the_per_event_path_left_it(
     wa.connect("1122334455668", "http://127.0.0.1:9/unused")
     auto_status, wa.auto_status = wa.auto_status, False
     try:
-        await _compare(api, runtime, wa, owner)
+        async with running_receiver() as receiver:
+            await _compare(api, runtime, wa, owner, receiver.url)
     finally:
         wa.auto_status = auto_status
 
 
-async def _compare(api: Api, runtime: Runtime, wa: FakeGraph, owner: Any) -> None:
+async def _compare(api: Api, runtime: Runtime, wa: FakeGraph, owner: Any, hook: str) -> None:
     worlds = {
-        "single": await _world(api, owner, "One by one", "1122334455667"),
-        "batch": await _world(api, owner, "In a batch", "1122334455668"),
+        "single": await _world(api, owner, "One by one", "1122334455667", hook),
+        "batch": await _world(api, owner, "In a batch", "1122334455668", hook),
     }
     provider_ids: dict[str, str] = {}
     for key, (ws, channel_id) in worlds.items():

@@ -20,6 +20,7 @@ from botplatform.channels import delivery
 from botplatform.channels.base import ProviderSendError
 from botplatform.channels.messages import Content, MessageType, OutboundMessage
 from botplatform.channels.whatsapp.adapter import WhatsAppAdapter
+from botplatform.kit import provider_http
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import AuditLog, Channel, Event, Message
@@ -37,6 +38,7 @@ async def _setup(api: Api, wa: FakeGraph) -> tuple[Account, str, dict[str, Any]]
     owner = await api.register()
     ws = await api.create_workspace(owner)
     channel = await api.create_channel(owner, ws)
+    await api.subscribe(owner, ws)  # so that its events are stored, to be read below
     wa.webhook_url = f"http://testserver/webhooks/whatsapp/{channel['id']}"
     await api.inbound_text(channel["id"], CUSTOMER, "hello", name="Dana")
     return owner, ws, await api.conversation_of(owner, ws, "Dana")
@@ -300,7 +302,7 @@ async def test_the_inbox_says_delivery_unknown_plainly_and_offers_resend(
     assert elsewhere.status_code == 404
 
 
-def _adapter(handler: Any, tmp_path: Path) -> WhatsAppAdapter:
+def _adapter(tmp_path: Path) -> WhatsAppAdapter:
     channel = Channel(
         id=uuid.uuid4(),
         workspace_id=uuid.uuid4(),
@@ -309,30 +311,30 @@ def _adapter(handler: Any, tmp_path: Path) -> WhatsAppAdapter:
         config={"phone_number_id": "1122334455667"},
         access_token="tok",
     )
-    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return WhatsAppAdapter(channel, base_settings(tmp_path), http)
+    return WhatsAppAdapter(channel, base_settings(tmp_path), httpx.AsyncClient())
 
 
 @pytest.mark.parametrize(
     ("error", "ambiguous"),
     [
-        (httpx.ConnectError("refused"), False),
-        (httpx.ConnectTimeout("no connection"), False),
-        (httpx.ReadTimeout("no answer"), True),
-        (httpx.RemoteProtocolError("dropped"), True),
+        (provider_http.NeverSent("refused"), False),
+        (provider_http.MaybeSent("no answer"), True),
     ],
 )
 async def test_only_an_error_before_the_connection_is_known_never_to_have_left(
-    error: Exception, ambiguous: bool, tmp_path: Path
+    error: Exception, ambiguous: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    """The adapter's side; which failures are which is `tests/kit/test_provider_http.py`."""
+
+    async def failing(*args: Any) -> Any:
         raise error
 
+    monkeypatch.setattr(provider_http, "post_json", failing)
     outbound = OutboundMessage(
         recipient_id=CUSTOMER, content=Content(type=MessageType.TEXT, text="x"), idempotency_key="k"
     )
     with pytest.raises(ProviderSendError) as raised:
-        await _adapter(handler, tmp_path).send(outbound)
+        await _adapter(tmp_path).send(outbound)
     assert raised.value.retryable and raised.value.ambiguous is ambiguous
 
 

@@ -111,6 +111,7 @@ async def _start(api: Api, wa: FakeGraph, name: str) -> str:
     owner = await api.register()
     ws = await api.create_workspace(owner)
     channel = await api.create_channel(owner, ws)
+    await api.subscribe(owner, ws)  # so that its events are stored, to be read below
     wa.webhook_url = f"http://testserver/webhooks/whatsapp/{channel['id']}"
     await api.inbound_text(channel["id"], "15557770000", "hi", name=name)
     await api.conversation_of(owner, ws, name)

@@ -174,7 +174,7 @@ async def test_wrong_types_below_the_envelope_never_stay_pending(
 async def test_a_processing_job_failing_on_its_last_attempt_fails_its_event(
     client: httpx.AsyncClient, api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(*args: object) -> int:
+    async def broken(*args: object, **kwargs: object) -> int:
         raise RuntimeError("the database refused this row")
 
     monkeypatch.setattr(tasks.batch, "apply_items", broken)

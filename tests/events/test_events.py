@@ -4,6 +4,7 @@ JSON schema."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,10 +18,11 @@ from botplatform.events.payloads import envelope
 from botplatform.events.service import emit
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import enter_workspace
-from botplatform.models import Conversation, Event
+from botplatform.models import Contact, Conversation, Event
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.conftest import Api, eventually
+from tests.fakes.webhook_receiver import Receiver, running_receiver
 
 FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
 
@@ -51,11 +53,18 @@ def test_every_event_type_has_a_valid_published_schema() -> None:
         assert schema["properties"]["type"] == {"const": event_type}
 
 
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as running:
+        yield running
+
+
 async def test_the_message_path_emits_schema_valid_events(
-    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime, receiver: Receiver
 ) -> None:
     owner = await api.register()
     ws = await api.create_workspace(owner)
+    await api.subscribe(owner, ws, receiver.url)
     agent = await api.add_member(owner, ws, "agent")
     channel = await api.create_channel(owner, ws)
     wa.webhook_url = f"http://testserver/webhooks/whatsapp/{channel['id']}"
@@ -84,8 +93,10 @@ async def test_the_message_path_emits_schema_valid_events(
 
     events = await events_of(runtime, ws)
     seen = {event["type"] for event in events}
-    # Broadcast events come from broadcasts (tests/broadcast/test_broadcast_events.py).
-    assert seen >= set(EVENT_TYPES) - {"bot.handoff", "automation.triggered"} - BROADCAST_EVENTS
+    # Emitted elsewhere, with their own schema checks (tests/template for templates,
+    # tests/broadcast/test_broadcast_events.py for broadcasts).
+    elsewhere = {"bot.handoff", "automation.triggered", "template.status_changed"}
+    assert seen >= set(EVENT_TYPES) - elsewhere - BROADCAST_EVENTS
     for event in events:
         assert_valid(event)
         assert event["workspace_id"] == ws
@@ -110,12 +121,13 @@ async def _has(runtime: Runtime, ws: str, event_type: str, where: Any = lambda d
 
 
 async def test_bot_handoff_payload_matches_its_schema(
-    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime, receiver: Receiver
 ) -> None:
     """bot.handoff is emitted by the bots engine; its payload builder is checked here on a
     real conversation row."""
     owner = await api.register()
     ws = await api.create_workspace(owner)
+    await api.subscribe(owner, ws, receiver.url)
     channel = await api.create_channel(owner, ws)
     await api.inbound_text(channel["id"], "15551230001", "agent please", name="Eve")
     conversation = await api.conversation_of(owner, ws, "Eve")
@@ -127,6 +139,34 @@ async def test_bot_handoff_payload_matches_its_schema(
     (handoff,) = [e for e in await events_of(runtime, ws) if e["type"] == "bot.handoff"]
     assert_valid(handoff)
     assert handoff["data"]["reason"] == "asked"
+
+
+async def test_no_event_row_is_written_where_no_endpoint_subscribes(
+    api: Api, runtime: Runtime, receiver: Receiver
+) -> None:
+    """An event row exists for its deliveries: a workspace with no endpoint (or one that
+    takes other types) stores none, and one that subscribes stores exactly its types."""
+    owner = await api.register()
+    quiet, subscribed = await api.create_workspace(owner), await api.create_workspace(owner)
+    response = await api.http.post(
+        f"/api/v1/workspaces/{subscribed}/webhook-endpoints",
+        json={"url": receiver.url, "event_types": ["contact.created"]},
+        headers=owner.headers,
+    )
+    assert response.status_code == 201, response.text
+    for ws in (quiet, subscribed):
+        async with runtime.db.unit_of_work() as db:
+            await enter_workspace(db, uuid.UUID(ws))
+            await emit(db, uuid.UUID(ws), "contact.created", _contact_payload())
+            await emit(db, uuid.UUID(ws), "contact.updated", _contact_payload(changed=True))
+    assert await events_of(runtime, quiet) == []
+    assert [e["type"] for e in await events_of(runtime, subscribed)] == ["contact.created"]
+
+
+def _contact_payload(changed: bool = False) -> dict[str, Any]:
+    now = utcnow()
+    contact = Contact(id=uuid.uuid4(), name="Zoë", opted_out=False, created_at=now, updated_at=now)
+    return payloads.contact_event(contact, ["name"]) if changed else payloads.contact_event(contact)
 
 
 async def test_unknown_event_types_are_refused(runtime: Runtime) -> None:

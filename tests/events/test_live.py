@@ -64,6 +64,7 @@ async def test_dashboard_socket_streams_the_webhook_payloads(
 ) -> None:
     owner = await api.register()
     ws = await api.create_workspace(owner)
+    await api.subscribe(owner, ws)  # its events stored, compared below
     async with connect(_url(live_base, ws), additional_headers=owner.headers) as socket:
         hello = await _next(socket)
         assert hello["type"] == "live.subscribed" and "message.received" in hello["event_types"]

@@ -93,6 +93,8 @@ _MANAGER = (
         P.CONVERSATIONS_MANAGE,
         P.CONTACTS_EXPORT,
         P.BROADCASTS_SEND,
+        # Who sends broadcasts writes the templates they use (docs/decisions.md).
+        P.TEMPLATES_MANAGE,
         P.AUTOMATIONS_MANAGE,
         P.BILLING_READ,
     }

@@ -62,14 +62,18 @@ async def connect(
     phone_number_id: str,
     webhook_url: str,
     display_phone_number: str | None = None,
+    business_account_id: str | None = None,
 ) -> SandboxNumber:
-    """Tell the sandbox about a channel; answer the values the channel must hold."""
+    """Tell the sandbox about a channel; answer the values the channel must hold. Each
+    channel has a business account of its own there, so its message templates are its own."""
     if not is_configured(settings):
         raise _unavailable(settings, "that is Meta's API, not the sandbox")
     url = f"{settings.whatsapp_api_base_url.rstrip('/')}/_sandbox/channels"
     body = {"phone_number_id": phone_number_id, "webhook_url": webhook_url}
     if display_phone_number:
         body["display_phone_number"] = display_phone_number
+    if business_account_id:
+        body["business_account_id"] = business_account_id
     try:
         response = await http.post(url, json=body, timeout=5.0)
     except httpx.HTTPError as exc:

@@ -119,6 +119,7 @@ async def create_sandbox(
         _webhook_url(settings, "whatsapp", channel_id),
         # A number of its own (555: fictional), so two sandbox channels look different.
         f"1555{phone_number_id[-7:]}",
+        sandbox.new_phone_number_id(),  # and a business account of its own (templates)
     )
     channel = Channel(
         id=channel_id,
@@ -157,6 +158,7 @@ async def reconnect_sandbox(
         str(channel.config.get("phone_number_id")),
         webhook_url(settings, channel),
         str(channel.config.get("display_phone_number") or "") or None,
+        str(channel.config.get("business_account_id") or "") or None,
     )
     channel.access_token, channel.app_secret = number.access_token, number.app_secret
     await db.flush()

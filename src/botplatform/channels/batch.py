@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, insert, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import any_, bindparam, case, delete, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
@@ -74,6 +73,8 @@ class Sender:
     conversation_id: uuid.UUID | None = None
     last_inbound_at: datetime | None = None
     profile_changed: bool = False
+    new_contact: bool = False  # created by this batch: no conversation to look for
+    new_conversation: bool = False  # created by this batch, already in its final state
     stored: list[Message] = field(default_factory=list)  # this batch's new messages
 
 
@@ -86,11 +87,28 @@ class Outcome:
     received: int = 0
 
 
+def _one_of(column: Any, name: str) -> dict[str, Any]:
+    """`column IN (…a list given at run time…)`, per database: an array parameter on
+    PostgreSQL (one prepared shape whatever the list's length, which `core.run` needs), an
+    expanding list on SQLite."""
+    array = bindparam(name, type_=postgresql.ARRAY(column.type))
+    return {
+        "postgresql": column == any_(array),
+        "sqlite": column.in_(bindparam(name, expanding=True)),
+    }
+
+
+def _per_dialect(build: Callable[[str], Any]) -> dict[str, Any]:
+    return {dialect: build(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 _EVENTS = table_of(InboundEvent)
-_PENDING_EVENTS = (
-    scoped_columns(InboundEvent, "id", "channel_id", "body", "dedupe_key")
-    .where(_EVENTS.c.id.in_(bindparam("ids", expanding=True)), _EVENTS.c.status == "pending")
-    .order_by(_EVENTS.c.created_at, _EVENTS.c.id)
+_PENDING_EVENTS = _per_dialect(
+    lambda dialect: (
+        scoped_columns(InboundEvent, "id", "channel_id", "body", "dedupe_key")
+        .where(_one_of(_EVENTS.c.id, "ids")[dialect], _EVENTS.c.status == "pending")
+        .order_by(_EVENTS.c.created_at, _EVENTS.c.id)
+    )
 )
 
 
@@ -101,7 +119,7 @@ async def pending_events(
     running at the same moment stores nothing twice (the messages' unique key decides), and a
     lock here would meet a channel's deletion in the other order."""
     parameters = {"workspace_id": workspace_id, "ids": event_ids}
-    return list(await core.run(db, _PENDING_EVENTS, parameters))
+    return list(await core.run(db, _dialect(db, _PENDING_EVENTS), parameters))
 
 
 async def apply_items(
@@ -110,9 +128,12 @@ async def apply_items(
     settings_lease: timedelta,
     items: list[tuple[ChannelInfo, object]],
     apply_one: ApplyOne,
+    closing: list[core.Write],
 ) -> Outcome:
     """Applies the parsed items of a batch: the common case in bulk, the rest one by one
-    (after it, in their order); counts the new inbound messages."""
+    (after it, in their order); counts the new inbound messages. Its last writes — the
+    usage counters, the replies and the caller's `closing` ones — go together (one round
+    trip on PostgreSQL)."""
     outcome = Outcome()
     senders, rest = await _split(db, items)
     if senders:
@@ -123,11 +144,20 @@ async def apply_items(
     wanted = _wanted_replies(senders)
     # Inbound messages count first (as when the replies' own jobs ran after this one), then
     # the replies take their share of the month's quota: one statement for both.
-    refused = await usage.count_batch(
+    writes = await usage.counting_batch(
         db, workspace_id, inbound=outcome.received, outbound=len(wanted)
     )
+    if writes is None:  # a plan with a quota: decided now, the replies may be refused
+        refused = await usage.count_batch(
+            db, workspace_id, inbound=outcome.received, outbound=len(wanted)
+        )
+        writes = []
+    else:
+        refused = None
     if wanted:
-        outcome.replies = await _insert_replies(db, wanted, settings_lease, refused is None)
+        outcome.replies, rows = _replies(db, wanted, settings_lease, refused is None)
+        writes.append(core.inserting(db, Message, rows))
+    await core.together(db, writes + closing)
     return outcome
 
 
@@ -179,142 +209,215 @@ async def _channels_without_live_bots(
 # -- contacts and conversations ----------------------------------------------------------
 
 
-# The statements of the bulk path, built once per process: constructing a statement and
-# computing its cache key cost more than executing it (0.6 ms against 0.25 ms, measured).
-# Inserts that meet a unique key exist in each database's own `ON CONFLICT` form.
+# The statements of the bulk path are built once per process (constructing a statement and
+# computing its cache key cost more than executing it: 0.6 ms against 0.25 ms, measured), and
+# on PostgreSQL run on asyncpg itself (`kit.core`). Inserts that meet a unique key leave
+# those rows out (`ON CONFLICT DO NOTHING`) and say which rows they wrote.
 
-
-def _on_conflict_nothing(model: type[Any], keys: list[str], returning: str) -> dict[str, Any]:
-    table = table_of(model)
-    return {
-        name: insert_(table)
-        .on_conflict_do_nothing(index_elements=keys)
-        .returning(table.c[returning])
-        for name, insert_ in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
-    }
+_IDENTITY_KEY = ["workspace_id", "provider", "external_id"]
+_CONVERSATION_KEY = ["channel_id", "contact_id"]
+_MESSAGE_KEY = ["channel_id", "provider_message_id"]
 
 
 def _dialect(db: AsyncSession, statements: dict[str, Any]) -> Any:
     return statements[db.get_bind().dialect.name]
 
 
-_INSERT_CONTACTS = insert(table_of(Contact))
-_INSERT_IDENTITIES = _on_conflict_nothing(
-    ContactIdentity, ["workspace_id", "provider", "external_id"], "external_id"
-)
-_INSERT_CONVERSATIONS = _on_conflict_nothing(Conversation, ["channel_id", "contact_id"], "id")
-_INSERT_MESSAGES = _on_conflict_nothing(Message, ["channel_id", "provider_message_id"], "id")
-_INSERT_REPLIES = insert(table_of(Message))
-
-
 _IDENTITIES, _CONTACTS = table_of(ContactIdentity), table_of(Contact)
-_KNOWN_IDENTITIES = (
-    scoped_columns(ContactIdentity, "external_id", "contact_id", "profile_name")
-    .add_columns(_CONTACTS.c.opted_out)
-    .join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
-    .where(
-        _IDENTITIES.c.provider == bindparam("provider"),
-        _IDENTITIES.c.external_id.in_(bindparam("external_ids", expanding=True)),
+_KNOWN_IDENTITIES = _per_dialect(
+    lambda dialect: (
+        scoped_columns(ContactIdentity, "external_id", "contact_id", "profile_name")
+        .add_columns(_CONTACTS.c.opted_out)
+        .join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
+        .where(
+            _IDENTITIES.c.provider == bindparam("provider"),
+            _one_of(_IDENTITIES.c.external_id, "external_ids")[dialect],
+        )
     )
 )
 
 
 async def _find_contacts(db: AsyncSession, senders: list[Sender]) -> None:
-    """Fills in the contact of each sender known already (one query per provider)."""
-    by_provider: dict[str, dict[str, Sender]] = defaultdict(dict)
+    """Fills in the contact of each sender known already (one query per provider; the same
+    number on two channels is one contact)."""
+    by_provider: dict[str, dict[str, list[Sender]]] = defaultdict(lambda: defaultdict(list))
     for sender in senders:
-        by_provider[sender.channel.provider][sender.external_id] = sender
+        by_provider[sender.channel.provider][sender.external_id].append(sender)
     for provider, known in by_provider.items():
-        workspace_id = next(iter(known.values())).channel.workspace_id
+        workspace_id = next(iter(known.values()))[0].channel.workspace_id
         parameters = {
             "workspace_id": workspace_id,
             "provider": provider,
             "external_ids": list(known),
         }
-        found = await core.run(db, _KNOWN_IDENTITIES, parameters)
+        found = await core.run(db, _dialect(db, _KNOWN_IDENTITIES), parameters)
         for external_id, contact_id, profile_name, opted_out in found:
-            sender = known[external_id]
-            sender.contact_id, sender.opted_out = contact_id, bool(opted_out)
-            sender.profile_changed = bool(sender.name) and profile_name != sender.name
+            for sender in known[external_id]:
+                sender.contact_id, sender.opted_out = contact_id, bool(opted_out)
+                sender.profile_changed = bool(sender.name) and profile_name != sender.name
 
 
 Events = list[tuple[str, dict[str, Any]]]  # emitted together, once per batch
 
 
-async def _create_contacts(
-    db: AsyncSession, senders: list[Sender], now: datetime, events: Events
-) -> None:
-    """Creates the contacts met for the first time, with their identities. Two workers can
-    meet the same new number at once: the identity's unique key decides, the loser's
-    contact rows are removed and it takes the winner's (read again)."""
-    new = sorted((s for s in senders if s.contact_id is None), key=lambda s: s.external_id)
-    if not new:
-        return
+async def _create_customers(
+    db: AsyncSession, new: list[Sender], now: datetime, events: Events
+) -> list[Sender]:
+    """Customers met for the first time: their contacts, identities, conversations and
+    messages written together (one round trip on PostgreSQL, `core.together`), each row
+    already in its final state. Two workers can meet the same new number at once: the
+    identity's unique key decides; the loser's rows are removed (the contact, and with it
+    what refers to it) and those senders are returned, to go the way of known customers
+    with the winner's contact (read again)."""
     workspace_id = new[0].channel.workspace_id
-    contacts = {sender.external_id: uuid.uuid4() for sender in new}
-    await core.run(
+    # The same new number on two channels of the workspace: one contact, made by the first.
+    firsts: dict[tuple[str, str], Sender] = {}
+    for sender in new:
+        firsts.setdefault((sender.channel.provider, sender.external_id), sender)
+    repeats = [
+        sender
+        for sender in new
+        if firsts[(sender.channel.provider, sender.external_id)] is not sender
+    ]
+    new = list(firsts.values())
+    for sender in new:
+        sender.contact_id, sender.conversation_id = uuid.uuid4(), uuid.uuid4()
+    messages = _message_rows(new, now)
+    conversations = [_conversation_row(sender, workspace_id, now) for sender in new]
+    # In the order SQLite (which checks each row's foreign keys at once) writes them.
+    _, won, _, stored = await core.together(
         db,
-        _INSERT_CONTACTS,
         [
-            {
-                "id": contacts[sender.external_id],
-                "workspace_id": workspace_id,
-                "name": sender.name or sender.external_id,
-                "attributes": {},
-                "tags": [],
-                "opted_out": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for sender in new
+            core.inserting(
+                db, Contact, [_contact_row(sender, workspace_id, now) for sender in new]
+            ),
+            core.inserting(
+                db,
+                ContactIdentity,
+                [_identity_row(sender, workspace_id, now) for sender in new],
+                conflict=_IDENTITY_KEY,
+                returning="external_id",
+            ),
+            core.inserting(db, Conversation, conversations),
+            core.inserting(
+                db, Message, [row for _, row in messages], conflict=_MESSAGE_KEY, returning="id"
+            ),
         ],
     )
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "workspace_id": workspace_id,
-            "contact_id": contacts[sender.external_id],
-            "provider": sender.channel.provider,
-            "external_id": sender.external_id,
-            "profile_name": sender.name,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for sender in new
-    ]
-    won = set((await core.run(db, _dialect(db, _INSERT_IDENTITIES), rows)).scalars())
-    lost = [sender for sender in new if sender.external_id not in won]
+    winners = set(won)
+    lost = [sender for sender in new if sender.external_id not in winners]
     if lost:
-        orphans = [contacts[sender.external_id] for sender in lost]
+        orphans = [sender.contact_id for sender in lost]
         await core.run(
             db, delete(Contact).where(Contact.workspace_id == workspace_id, Contact.id.in_(orphans))
         )
-        await _find_contacts(db, lost)
-    for sender in new:
-        if sender.external_id not in won:
+        for sender in lost:
+            sender.contact_id = sender.conversation_id = None
+    if lost or repeats:
+        await _find_contacts(db, lost + repeats)
+    for sender, row in zip(new, conversations, strict=True):
+        if sender.external_id not in winners:
             continue
-        sender.contact_id = contacts[sender.external_id]
-        row = Contact(
-            id=sender.contact_id,
-            name=sender.name or sender.external_id,
-            opted_out=False,
-            created_at=now,
-            updated_at=now,
-        )
-        events.append(("contact.created", payloads.contact_event(row)))
-        await automation_events.record(
-            db,
-            workspace_id,
-            automation_events.CONTACT_CREATED,
-            contact_id=sender.contact_id,
-            channel_id=sender.channel.id,
-        )
+        sender.new_contact = sender.new_conversation = True
+        sender.last_inbound_at = row["last_inbound_at"]
+        await _contact_created(db, sender, now, events)
+        await _conversation_created(db, sender, now, events)
+    _keep_stored([(s, row) for s, row in messages if s.external_id in winners], set(stored))
+    return lost + repeats
+
+
+def _contact_row(sender: Sender, workspace_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    return {
+        "id": sender.contact_id,
+        "workspace_id": workspace_id,
+        "name": sender.name or sender.external_id,
+        "attributes": {},
+        "tags": [],
+        "opted_out": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _identity_row(sender: Sender, workspace_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "workspace_id": workspace_id,
+        "contact_id": sender.contact_id,
+        "provider": sender.channel.provider,
+        "external_id": sender.external_id,
+        "profile_name": sender.name,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _conversation_row(sender: Sender, workspace_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """A new conversation as the batch leaves it (what `_move_conversations` would make of
+    it): its messages are all new, since a message stored before would have made it."""
+    arrivals = _unique_arrivals(sender)
+    return {
+        "id": sender.conversation_id,
+        "workspace_id": workspace_id,
+        "channel_id": sender.channel.id,
+        "contact_id": sender.contact_id,
+        "status": "open",
+        "unread_count": len(arrivals),
+        "labels": [],
+        "last_inbound_at": max(item.timestamp for item in arrivals),
+        "last_message_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _contact_created(db: AsyncSession, sender: Sender, now: datetime, events: Events) -> None:
+    assert sender.contact_id is not None
+    row = Contact(
+        id=sender.contact_id,
+        name=sender.name or sender.external_id,
+        opted_out=False,
+        created_at=now,
+        updated_at=now,
+    )
+    events.append(("contact.created", payloads.contact_event(row)))
+    await automation_events.record(
+        db,
+        sender.channel.workspace_id,
+        automation_events.CONTACT_CREATED,
+        contact_id=sender.contact_id,
+        channel_id=sender.channel.id,
+    )
+
+
+async def _conversation_created(
+    db: AsyncSession, sender: Sender, now: datetime, events: Events
+) -> None:
+    row = Conversation(
+        id=sender.conversation_id,
+        channel_id=sender.channel.id,
+        contact_id=sender.contact_id,
+        status="open",
+        assignee_id=None,
+        created_at=now,
+    )
+    events.append(("conversation.created", payloads.conversation_event(row)))
+    await automation_events.record(
+        db,
+        sender.channel.workspace_id,
+        automation_events.CONVERSATION_CREATED,
+        conversation_id=sender.conversation_id,
+        contact_id=sender.contact_id,
+        channel_id=sender.channel.id,
+    )
 
 
 _CONVERSATIONS = table_of(Conversation)
-_KNOWN_CONVERSATIONS = scoped_columns(Conversation, "contact_id", "id", "last_inbound_at").where(
-    _CONVERSATIONS.c.channel_id == bindparam("channel_id"),
-    _CONVERSATIONS.c.contact_id.in_(bindparam("contact_ids", expanding=True)),
+_KNOWN_CONVERSATIONS = _per_dialect(
+    lambda dialect: scoped_columns(Conversation, "contact_id", "id", "last_inbound_at").where(
+        _CONVERSATIONS.c.channel_id == bindparam("channel_id"),
+        _one_of(_CONVERSATIONS.c.contact_id, "contact_ids")[dialect],
+    )
 )
 
 
@@ -330,7 +433,7 @@ async def _find_conversations(db: AsyncSession, senders: list[Sender]) -> None:
             "channel_id": channel_id,
             "contact_ids": list(known),
         }
-        found = await core.run(db, _KNOWN_CONVERSATIONS, parameters)
+        found = await core.run(db, _dialect(db, _KNOWN_CONVERSATIONS), parameters)
         for contact_id, conversation_id, last_inbound_at in found:
             sender = known[contact_id]
             sender.conversation_id, sender.last_inbound_at = conversation_id, last_inbound_at
@@ -339,50 +442,27 @@ async def _find_conversations(db: AsyncSession, senders: list[Sender]) -> None:
 async def _create_conversations(
     db: AsyncSession, senders: list[Sender], now: datetime, events: Events
 ) -> None:
+    """Conversations for known contacts that have none on this channel yet."""
     new = sorted((s for s in senders if s.conversation_id is None), key=lambda s: s.external_id)
     if not new:
         return
     workspace_id = new[0].channel.workspace_id
-    ids = {sender.external_id: uuid.uuid4() for sender in new}
-    rows: list[dict[str, Any]] = [
-        {
-            "id": ids[sender.external_id],
-            "workspace_id": workspace_id,
-            "channel_id": sender.channel.id,
-            "contact_id": sender.contact_id,
-            "status": "open",
-            "unread_count": 0,
-            "labels": [],
-            "created_at": now,
-            "updated_at": now,
-        }
-        for sender in new
-    ]
-    won = set((await core.run(db, _dialect(db, _INSERT_CONVERSATIONS), rows)).scalars())
-    lost = [sender for sender in new if ids[sender.external_id] not in won]
+    for sender in new:
+        sender.conversation_id = uuid.uuid4()
+    rows = [_conversation_row(sender, workspace_id, now) for sender in new]
+    inserted = await core.insert_many(
+        db, Conversation, rows, conflict=_CONVERSATION_KEY, returning="id"
+    )
+    won = set(inserted.scalars())
+    lost = [sender for sender, row in zip(new, rows, strict=True) if row["id"] not in won]
+    for sender in lost:
+        sender.conversation_id = None
     if lost:
         await _find_conversations(db, lost)
-    for sender in new:
-        if ids[sender.external_id] not in won:
-            continue
-        sender.conversation_id = ids[sender.external_id]
-        row = Conversation(
-            id=sender.conversation_id,
-            channel_id=sender.channel.id,
-            contact_id=sender.contact_id,
-            status="open",
-            assignee_id=None,
-            created_at=now,
-        )
-        events.append(("conversation.created", payloads.conversation_event(row)))
-        await automation_events.record(
-            db,
-            workspace_id,
-            automation_events.CONVERSATION_CREATED,
-            conversation_id=sender.conversation_id,
-            contact_id=sender.contact_id,
-            channel_id=sender.channel.id,
-        )
+    for sender, row in zip(new, rows, strict=True):
+        if row["id"] in won:
+            sender.new_conversation, sender.last_inbound_at = True, row["last_inbound_at"]
+            await _conversation_created(db, sender, now, events)
 
 
 # -- messages --------------------------------------------------------------------------------
@@ -394,17 +474,21 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
     now = utcnow()
     workspace_id = senders[0].channel.workspace_id
     events: Events = []
-    await _create_contacts(db, senders, now, events)
-    await _find_conversations(db, senders)
-    await _create_conversations(db, senders, now, events)
-    rows = _message_rows(senders, now)
-    statement = _dialect(db, _INSERT_MESSAGES)
-    stored = set((await core.run(db, statement, [r for _, r in rows])).scalars()) if rows else set()
-    for sender, row in rows:
-        if row["id"] in stored:
-            sender.stored.append(Message(**row))
+    new = sorted((s for s in senders if s.contact_id is None), key=lambda s: s.external_id)
+    known = [sender for sender in senders if sender.contact_id is not None]
+    if new:
+        known += await _create_customers(db, new, now, events)
+    if known:
+        await _find_conversations(db, known)
+        await _create_conversations(db, known, now, events)
+        rows = _message_rows(known, now)
+        inserted = await core.insert_many(
+            db, Message, [r for _, r in rows], conflict=_MESSAGE_KEY, returning="id"
+        )
+        _keep_stored(rows, set(inserted.scalars()))
     touched = [sender for sender in senders if sender.stored]
-    await _move_conversations(db, workspace_id, touched, now)
+    moved = [sender for sender in touched if not sender.new_conversation]
+    await _move_conversations(db, workspace_id, moved, now)
     for sender in touched:
         for message in sender.stored:
             events.append(("message.received", payloads.message_event(message, sender.contact_id)))
@@ -413,6 +497,17 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
             if sender.contact_id is not None:
                 await automation_events.message_received(db, message, sender.contact_id)
     await emit_many(db, workspace_id, events)
+
+
+def _keep_stored(rows: list[tuple[Sender, dict[str, Any]]], stored: set[Any]) -> None:
+    for sender, row in rows:
+        if row["id"] in stored:
+            sender.stored.append(Message(**row))
+
+
+def _unique_arrivals(sender: Sender) -> list[InboundMessage]:
+    """The sender's messages in this batch, each provider message once."""
+    return list({item.provider_message_id: item for item in sender.arrivals}.values())
 
 
 def _message_rows(senders: list[Sender], now: datetime) -> list[tuple[Sender, dict[str, Any]]]:
@@ -522,22 +617,21 @@ def _wanted_replies(senders: list[Sender]) -> list[tuple[Sender, Message]]:
     return wanted
 
 
-async def _insert_replies(
+def _replies(
     db: AsyncSession, wanted: list[tuple[Sender, Message]], lease: timedelta, counted: bool
-) -> list[LeasedSend]:
-    """The replies, inserted already leased to this job: no send job, no separate claim.
+) -> tuple[list[LeasedSend], list[dict[str, Any]]]:
+    """The replies' rows, already leased to this job: no send job, no separate claim.
     When the month's quota had no room for all of them (`counted` False), each goes the
     per-message way instead, whose claim counts it (or fails it with `quota_exceeded`)."""
     now = utcnow()
     workspace_id = wanted[0][0].channel.workspace_id
     lease_until = now + lease if counted else None
     rows = [_reply_row(sender, message, now, lease_until) for sender, message in wanted]
-    await core.run(db, _INSERT_REPLIES, rows)
     if lease_until is None:
         for row in rows:
             enqueue(db, SEND_JOB, str(workspace_id), str(row["id"]))
-        return []
-    return [
+        return [], rows
+    leased = [
         LeasedSend(
             message_id=row["id"],
             workspace_id=workspace_id,
@@ -551,6 +645,7 @@ async def _insert_replies(
         )
         for (sender, _), row in zip(wanted, rows, strict=True)
     ]
+    return leased, rows
 
 
 def _window_open(sender: Sender) -> bool:

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dramatiq import Retry
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import String, Text, Uuid, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
@@ -29,14 +30,15 @@ from botplatform.channels.messages import (
     MessageType,
     OutboundMessage,
     StatusUpdate,
+    SystemEvent,
 )
 from botplatform.channels.registry import adapter_for
 from botplatform.conversation import service as conversations
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events.catalog import MESSAGE_SENT
 from botplatform.events.service import emit_message
-from botplatform.kit import core
 from botplatform.kit.clock import utcnow
+from botplatform.kit.core import Write
 from botplatform.kit.errors import AppError
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace, scoped
@@ -50,7 +52,8 @@ from botplatform.models import (
     InboundEvent,
     Message,
 )
-from botplatform.models.base import table_of
+from botplatform.models.base import UTCDateTime, table_of
+from botplatform.template import service as templates
 from botplatform.usage import service as usage
 from botplatform.worker.jobs import JobContext, enqueue, job
 from botplatform.worker.sweeper import SweepTarget, sweep_step, sweep_target
@@ -186,7 +189,12 @@ async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> 
     try:
         # Counted in the same transaction as the messages: a retried job never counts twice.
         outcome = await batch.apply_items(
-            ctx.db, ws, lease, items, lambda channel, item: _apply(ctx, channel, item)
+            ctx.db,
+            ws,
+            lease,
+            items,
+            lambda channel, item: _apply(ctx, channel, item),
+            closing=[_marking(ctx.db, ws, outcomes)],  # with the batch's last writes
         )
     except Exception as exc:
         if len(outcomes) > 1:
@@ -197,31 +205,58 @@ async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> 
         if ctx.is_last_attempt and usable:
             await _give_up(ctx, ws, usable[0], exc)
         raise
-    await _mark_events(ctx.db, ws, outcomes)
     await ctx.db.commit()  # the batch is durable before any reply leaves
     await sender.send_leased(ctx.runtime, outcome.replies)
 
 
-_MARK_EVENT = (
-    update(table_of(InboundEvent))
-    .where(
-        table_of(InboundEvent).c.workspace_id == bindparam("ws"),
-        table_of(InboundEvent).c.id == bindparam("event_id"),
+_EVENTS = table_of(InboundEvent)
+_MARKED = (
+    func.unnest(
+        bindparam("event_ids", type_=postgresql.ARRAY(Uuid)),
+        bindparam("statuses", type_=postgresql.ARRAY(String)),
+        bindparam("errors", type_=postgresql.ARRAY(Text)),
     )
+    .table_valued("id", "status", "error")
+    .render_derived(name="marked")
+)
+_MARK_EVENTS = {
+    # One row of arrays on PostgreSQL (one shape whatever the batch's size, so it can run
+    # with the batch's other last writes, `core.together`), rows on SQLite.
+    "postgresql": update(_EVENTS)
+    .where(_EVENTS.c.workspace_id == bindparam("ws"), _EVENTS.c.id == _MARKED.c.id)
+    .values(
+        status=_MARKED.c.status,
+        error=_MARKED.c.error,
+        processed_at=case(
+            (_MARKED.c.status == "processed", bindparam("processed", type_=UTCDateTime)),
+            else_=None,
+        ),
+        updated_at=bindparam("now"),
+    ),
+    "sqlite": update(_EVENTS)
+    .where(_EVENTS.c.workspace_id == bindparam("ws"), _EVENTS.c.id == bindparam("event_id"))
     .values(
         status=bindparam("new_status"),
         error=bindparam("new_error"),
         processed_at=bindparam("processed_at"),
         updated_at=bindparam("now"),
-    )
-)
+    ),
+}
 
 
-async def _mark_events(
-    db: AsyncSession, ws: uuid.UUID, outcomes: dict[uuid.UUID, str | None]
-) -> None:
+def _marking(db: AsyncSession, ws: uuid.UUID, outcomes: dict[uuid.UUID, str | None]) -> Write:
     """Every event of the batch `processed` or `failed` with its reason, in one statement."""
     now = utcnow()
+    if db.get_bind().dialect.name == "postgresql":
+        parameters = {
+            "ws": ws,
+            "now": now,
+            "processed": now,
+            "event_ids": list(outcomes),
+            "statuses": ["processed" if error is None else "failed" for error in outcomes.values()],
+            "errors": list(outcomes.values()),
+        }
+        return _MARK_EVENTS["postgresql"], parameters
     rows = [
         {
             "ws": ws,
@@ -233,7 +268,7 @@ async def _mark_events(
         }
         for event_id, error in outcomes.items()
     ]
-    await core.run(db, _MARK_EVENT, rows)
+    return _MARK_EVENTS["sqlite"], rows
 
 
 async def _split_up(
@@ -294,7 +329,9 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         await conversations.apply_edit(db, channel, item)
     elif isinstance(item, MessageDeleted):
         await conversations.apply_delete(db, channel, item)
-    else:  # system events: template status and account changes are logged for now
+    elif isinstance(item, SystemEvent) and await templates.apply_webhook(db, channel, item):
+        pass  # a template's status, quality or category: kept on the template's row
+    else:  # other system events (account changes...) are logged for now
         log.info("channel_event", channel_id=str(channel.id), kind=type(item).__name__)
     return 0
 

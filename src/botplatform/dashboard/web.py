@@ -67,6 +67,7 @@ NAV: list[NavItem] = [
     NavItem("Inbox", "inbox", Permission.CONVERSATIONS_READ),
     NavItem("Contacts", "contacts", Permission.CONTACTS_READ),
     NavItem("Channels", "channels", Permission.CHANNELS_READ),
+    NavItem("Templates", "templates", Permission.TEMPLATES_READ),
     NavItem("API keys", "api-keys", Permission.API_KEYS_MANAGE),
     NavItem("Members", "members", Permission.MEMBERS_READ),
     NavItem("Audit log", "audit", Permission.AUDIT_READ),

@@ -30,6 +30,7 @@ EVENT_TYPES: dict[str, int] = {
     "broadcast.paused": 1,
     "broadcast.completed": 1,
     "broadcast.failed": 1,
+    "template.status_changed": 1,
 }
 
 MESSAGE_RECEIVED = "message.received"
@@ -59,6 +60,7 @@ CONTACT_EVENTS = frozenset({"contact.created", "contact.updated"})
 BROADCAST_EVENTS = frozenset(
     {"broadcast.started", "broadcast.paused", "broadcast.completed", "broadcast.failed"}
 )
+TEMPLATE_EVENTS = frozenset({"template.status_changed"})
 
 ALL = "*"
 

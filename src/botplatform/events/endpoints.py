@@ -25,7 +25,12 @@ from botplatform.auth.dependencies import authenticate
 from botplatform.authz.dependencies import WorkspaceAccess, workspace_access
 from botplatform.authz.permissions import Permission
 from botplatform.config import Settings
-from botplatform.events.catalog import BROADCAST_EVENTS, CONTACT_EVENTS, EVENT_TYPES
+from botplatform.events.catalog import (
+    BROADCAST_EVENTS,
+    CONTACT_EVENTS,
+    EVENT_TYPES,
+    TEMPLATE_EVENTS,
+)
 from botplatform.events.live import Subscription
 from botplatform.kit.errors import AppError, Forbidden, NotFound, Unauthorized
 from botplatform.kit.middleware import request_ip
@@ -42,16 +47,17 @@ CLOSE_TRY_LATER = 1013
 
 def readable_types(access: WorkspaceAccess) -> frozenset[str]:
     """The event types this caller may see: conversation and message events need
-    conversations:read, contact events contacts:read, broadcast events broadcasts:read."""
+    conversations:read, contact events contacts:read, template events templates:read,
+    broadcast events broadcasts:read."""
     allowed = set()
     for event_type in EVENT_TYPES:
-        needed = (
-            Permission.CONTACTS_READ
-            if event_type in CONTACT_EVENTS
-            else Permission.BROADCASTS_READ
-            if event_type in BROADCAST_EVENTS
-            else Permission.CONVERSATIONS_READ
-        )
+        needed = Permission.CONVERSATIONS_READ
+        if event_type in CONTACT_EVENTS:
+            needed = Permission.CONTACTS_READ
+        elif event_type in TEMPLATE_EVENTS:
+            needed = Permission.TEMPLATES_READ
+        elif event_type in BROADCAST_EVENTS:
+            needed = Permission.BROADCASTS_READ
         if access.can(needed):
             allowed.add(event_type)
     return frozenset(allowed)
@@ -141,7 +147,7 @@ def _visible(
     if channels is None:
         return True
     data = payload.get("data", {})
-    subject = data.get("message") or data.get("conversation") or {}
+    subject = data.get("message") or data.get("conversation") or data.get("template") or {}
     return subject.get("channel_id") in channels if "channel_id" in subject else True
 
 

@@ -1,5 +1,6 @@
-"""Emitting a domain event: one `events` row, one delivery per subscribed endpoint (its job
-leaves after commit), and a live message to dashboards after commit. Flushes, never commits.
+"""Emitting a domain event: one delivery per subscribed endpoint (its job
+leaves after commit) with the `events` row it reads, and a live message to dashboards after
+commit. Flushes, never commits.
 
     await emit(db, workspace_id, "message.received", payloads.message_event(message, contact_id))
 """
@@ -10,7 +11,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.db import after_commit
@@ -20,17 +20,11 @@ from botplatform.events.live import LIVE_HUB, LiveHub
 from botplatform.events.payloads import envelope
 from botplatform.kit import clock, core
 from botplatform.models import Conversation, Event, Message, WebhookDelivery
-from botplatform.models.base import table_of
 from botplatform.webhook import cache as webhook_cache
 from botplatform.worker.jobs import enqueue
 
 DELIVER_JOB = "deliver_webhook"
 _LIVE_PENDING = "live_pending"
-
-
-# Built once per process (every unit of work of the message path emits).
-_INSERT_EVENTS = insert(table_of(Event))
-_INSERT_DELIVERIES = insert(table_of(WebhookDelivery))
 
 
 async def emit(
@@ -43,39 +37,50 @@ async def emit_many(
     db: AsyncSession, workspace_id: uuid.UUID, events: list[tuple[str, dict[str, Any]]]
 ) -> None:
     """Emits several events of one workspace at once, in order: one multi-row INSERT for
-    the event rows, one for the webhook deliveries (none when no endpoint subscribes), one
-    live publish after commit. Core statements rather than ORM objects: these rows are
-    written once and never loaded back by this transaction."""
+    the event rows, one for the webhook deliveries, one live publish after commit. An event
+    row exists to be delivered (a delivery's payload is read from it): where no endpoint
+    subscribes to its type, none is written. Core statements rather than ORM objects: these
+    rows are written once and never loaded back by this transaction."""
     if not events:
         return
     now = clock.utcnow()
     rows: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
-    live: list[dict[str, Any]] = []
     for event_type, data in events:
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
         event_id, version = uuid.uuid4(), EVENT_TYPES[event_type]
-        rows.append(
-            {
-                "id": event_id,
-                "workspace_id": workspace_id,
-                "type": event_type,
-                "version": version,
-                "data": data,
-                "created_at": now,
-            }
-        )
-        for endpoint_id in await webhook_cache.endpoints_for(db, workspace_id, event_type):
+        endpoints = await webhook_cache.endpoints_for(db, workspace_id, event_type)
+        if endpoints:
+            rows.append(_event_row(event_id, workspace_id, event_type, version, data, now))
+        for endpoint_id in endpoints:
             deliveries.append(_delivery(workspace_id, endpoint_id, event_id, event_type, now))
-        live.append(envelope(event_id, event_type, version, workspace_id, now, data))
-    await core.run(db, _INSERT_EVENTS, rows)
-    if deliveries:
-        await core.run(db, _INSERT_DELIVERIES, deliveries)
+        _stream_after_commit(
+            db, workspace_id, envelope(event_id, event_type, version, workspace_id, now, data)
+        )
+    if rows:
+        await core.insert_many(db, Event, rows)
+        await core.insert_many(db, WebhookDelivery, deliveries)
         for delivery in deliveries:
             enqueue(db, DELIVER_JOB, str(workspace_id), str(delivery["id"]))
-    for payload in live:
-        _stream_after_commit(db, workspace_id, payload)
+
+
+def _event_row(
+    event_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    event_type: str,
+    version: int,
+    data: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "workspace_id": workspace_id,
+        "type": event_type,
+        "version": version,
+        "data": data,
+        "created_at": now,
+    }
 
 
 def _delivery(

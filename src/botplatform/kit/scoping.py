@@ -8,9 +8,9 @@
    (`enter_user`). A query that forgets (1) still cannot see another tenant's rows.
    System work (commands, migrations, cross-tenant jobs) says so with `enter_system`.
 
-Within a workspace, `visible(Model, reader)` narrows channels, conversations and messages to
-the channels a channel-scoped reader (an agent) is assigned to: the one place that rule is
-applied to queries.
+Within a workspace, `visible(Model, reader)` narrows channels, conversations, messages and
+templates to the channels a channel-scoped reader (an agent) is assigned to: the one place
+that rule is applied to queries.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from sqlalchemy import Select, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from botplatform.kit import core
 from botplatform.models.audit_log import AuditLog
 from botplatform.models.base import WorkspaceScoped, table_of
 from botplatform.models.channel import Channel
 from botplatform.models.conversation import Conversation
 from botplatform.models.message import Message
+from botplatform.models.template import MessageTemplate
 
 M = TypeVar("M", bound=WorkspaceScoped)
 
@@ -62,6 +64,7 @@ _CHANNEL_COLUMN: dict[type[WorkspaceScoped], InstrumentedAttribute[Any]] = {
     Channel: Channel.id,
     Conversation: Conversation.channel_id,
     Message: Message.channel_id,
+    MessageTemplate: MessageTemplate.channel_id,
 }
 
 
@@ -86,8 +89,10 @@ _SET_CONFIG = text("SELECT set_config(:name, :value, true)")
 
 
 async def _set(db: AsyncSession, name: str, value: str) -> None:
-    if db.get_bind().dialect.name == "postgresql":
-        await db.execute(_SET_CONFIG, {"name": name, "value": value})
+    if db.get_bind().dialect.name == "postgresql" and not await core.begin_with_setting(
+        db, name, value
+    ):
+        await core.run(db, _SET_CONFIG, {"name": name, "value": value})
 
 
 async def enter_workspace(db: AsyncSession, workspace_id: uuid.UUID) -> None:

@@ -29,6 +29,7 @@ from botplatform.kit.errors import Conflict, NotFound
 from botplatform.kit.scoping import scoped
 from botplatform.message.schemas import MessageBody
 from botplatform.models import Contact, Conversation, Message
+from botplatform.template import service as templates
 from botplatform.usage import service as usage
 from botplatform.worker.jobs import enqueue
 
@@ -136,6 +137,11 @@ async def queue_outbound(
         await usage.ensure_can_send(db, channel.workspace_id)
     body = degrade(body, capabilities_of(channel.provider))  # e.g. buttons → numbered text
     policy.check(channel, contact, conversation, body.type)
+    if body.template is not None:  # a template known here: its variables must fit it
+        template = body.template
+        await templates.check_send(
+            db, channel, template.name, template.language, template.components
+        )
     reply_to = await _reply_target(db, channel.workspace_id, body.reply_to, conversation)
     # Only the message itself: the send job rebuilds it from this (not channel, to, note).
     request: dict[str, Any] = body.model_dump(

@@ -24,6 +24,7 @@ from botplatform.models.message import Message
 from botplatform.models.plan import Plan
 from botplatform.models.recovery_code import RecoveryCode
 from botplatform.models.team import Team, TeamMember
+from botplatform.models.template import MessageTemplate
 from botplatform.models.usage_counter import UsageCounter
 from botplatform.models.user import User
 from botplatform.models.webhook import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -59,6 +60,7 @@ __all__ = [
     "KnowledgeEntry",
     "Membership",
     "Message",
+    "MessageTemplate",
     "Plan",
     "RecoveryCode",
     "Team",

@@ -112,6 +112,17 @@ def envelope(
     }
 
 
+def account_envelope(waba_id: str, field: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A business-account change (template status, quality, category): no phone metadata,
+    and the entry's `time` stands in for the missing per-item timestamp."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {"id": waba_id, "time": int(time.time()), "changes": [{"value": value, "field": field}]}
+        ],
+    }
+
+
 def status_value(
     wamid: str,
     status: str,

@@ -1,8 +1,9 @@
 """A fake WhatsApp Cloud (Graph) API on loopback.
 
-It answers the real endpoints (send, mark-as-read, media upload/metadata/download) with Meta's
-shapes and error JSON, and posts signed webhooks (delivery statuses, inbound messages) to the
-platform, so the platform can be run and tested end to end without a Meta account."""
+It answers the real endpoints (send, mark-as-read, media upload/metadata/download, message
+templates) with Meta's shapes and error JSON, and posts signed webhooks (delivery statuses,
+inbound messages, template reviews) to the platform, so the platform can be run and tested
+end to end without a Meta account."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from starlette.applications import Starlette
 
 from botplatform.sandbox import payloads
 from botplatform.sandbox.routes import EXCEPTION_HANDLERS, lifespan, routes
+from botplatform.sandbox.templates import TemplateStore, review, status_value, template_routes
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class FakeGraph:
         waba_id: str = "102290129340398",
         auto_status: bool = True,
         status_delay: float = 0.05,
+        template_approval_delay: float = 5.0,
         webhook_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.access_tokens = set(access_tokens)
@@ -78,6 +81,8 @@ class FakeGraph:
         self.waba_id = waba_id
         self.auto_status = auto_status
         self.status_delay = status_delay
+        #: Seconds a new template stays PENDING before its review (and status webhook).
+        self.template_approval_delay = template_approval_delay
         self._injected_client = webhook_client
         self._own_client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -104,6 +109,8 @@ class FakeGraph:
         self._conversations: dict[str, str] = {}
         # A customer keeps the profile name first seen with their number.
         self._names: dict[str, str] = {}
+        #: Every business account's message templates (``sandbox.templates``).
+        self.templates = TemplateStore()
 
     # -- numbers ---------------------------------------------------------------------------
 
@@ -146,6 +153,10 @@ class FakeGraph:
         if phone_number_id == self.phone_number_id:
             return self.default_number
         return self.numbers.get(phone_number_id)
+
+    def waba_ids(self) -> set[str]:
+        """The business accounts the fake answers for: those of its numbers."""
+        return {self.waba_id, *(number.waba_id for number in self.numbers.values())}
 
     def customer_name(self, wa_id: str, name: str | None = None) -> str:
         """The profile name of a customer: as given, else the one given before, else
@@ -241,6 +252,48 @@ class FakeGraph:
             await asyncio.sleep(self.status_delay)
             await self._post_status(wamid, status, recipient, None, kind)
 
+    # -- templates -----------------------------------------------------------------------
+
+    def schedule_review(self, waba_id: str, template: dict[str, Any]) -> None:
+        """Review the template after ``template_approval_delay`` and post its status."""
+
+        async def later() -> None:
+            await asyncio.sleep(self.template_approval_delay)
+            status, reason = review(template)
+            if template.get("status") == "PENDING":
+                await self._template_status(waba_id, template, status, reason)
+
+        self._spawn(later())
+
+    async def set_template_status(self, template_id: str, event: str, reason: str) -> bool:
+        """Set a template's status as Meta would (PAUSED, DISABLED, APPROVED ...) and post
+        the status webhook; False for an unknown template."""
+        found = self.templates.find(template_id)
+        if found is None:
+            return False
+        await self._template_status(found[0], found[1], event, reason)
+        return True
+
+    async def _template_status(
+        self, waba_id: str, template: dict[str, Any], event: str, reason: str
+    ) -> None:
+        if event in ("APPROVED", "REJECTED", "PAUSED", "DISABLED", "PENDING"):
+            template["status"] = event
+        template["rejected_reason"] = reason if event == "REJECTED" else "NONE"
+        value = status_value(template, event, reason)
+        await self.deliver_account(waba_id, "message_template_status_update", value)
+
+    async def deliver_account(self, waba_id: str, field: str, value: dict[str, Any]) -> None:
+        """Post a business-account change to the webhook of every number of that account."""
+        payload = payloads.account_envelope(waba_id, field, value)
+        numbers = {n.phone_number_id: n for n in (self.default_number, *self.numbers.values())}
+        urls = {n.webhook_url for n in numbers.values() if n.waba_id == waba_id and n.webhook_url}
+        self.webhooks.append(payload)
+        if not urls:
+            self.last_delivery = "no webhook URL: connect a channel first"
+        for url in sorted(urls):
+            await self._post(payload, url)
+
     # -- webhooks ------------------------------------------------------------------------
 
     async def post_status(
@@ -297,6 +350,10 @@ class FakeGraph:
             log.warning("sandbox: no webhook_url for %s; dropped", number.phone_number_id)
             self.last_delivery = "no webhook URL: connect a channel first"
             return
+        await self._post(payload, webhook_url)
+
+    async def _post(self, payload: dict[str, Any], webhook_url: str) -> None:
+        """Sign and post one webhook payload; ``last_delivery`` says how it went."""
         body = payloads.serialize(payload)
         headers = {
             "Content-Type": "application/json",
@@ -333,7 +390,11 @@ class FakeGraph:
 
 
 def create_app(graph: FakeGraph) -> Starlette:
-    app = Starlette(routes=routes(), exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+    app = Starlette(
+        routes=[*template_routes(), *routes()],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
     app.state.graph = graph
     return app
 

@@ -77,6 +77,13 @@ async def add_messages(
     db: AsyncSession, workspace_id: uuid.UUID, *, inbound: int, outbound: int
 ) -> None:
     """`add` for the two message counters at once, unconditionally."""
+    await core.run(db, *adding_messages(db, workspace_id, inbound=inbound, outbound=outbound))
+
+
+def adding_messages(
+    db: AsyncSession, workspace_id: uuid.UUID, *, inbound: int, outbound: int
+) -> core.Write:
+    """`add_messages` as a statement to run later (`core.together`)."""
     now = utcnow()
     parameters = {
         "ws": workspace_id,
@@ -85,7 +92,7 @@ async def add_messages(
         "inbound": inbound,
         "outbound": outbound,
     }
-    await core.run(db, _ADD_MESSAGES[db.get_bind().dialect.name], parameters)
+    return _ADD_MESSAGES[db.get_bind().dialect.name], parameters
 
 
 async def add_within(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import QuotaExceeded
 from botplatform.models import UsageCounter, Workspace
@@ -130,6 +131,20 @@ async def count_batch(
     return exceeded(
         plan, "messages_per_month", row.messages_inbound + row.messages_outbound if row else 0
     )
+
+
+async def counting_batch(
+    db: AsyncSession, workspace_id: uuid.UUID, *, inbound: int, outbound: int
+) -> list[core.Write] | None:
+    """`count_batch` as statements to run later (`core.together`), when the plan has no
+    message quota (nothing to decide, nothing refused); None when it has one: call
+    `count_batch` then."""
+    plan = await plan_for(db, workspace_id)
+    if plan.messages_per_month is not None:
+        return None
+    if not inbound and not outbound:
+        return []
+    return [repository.adding_messages(db, workspace_id, inbound=inbound, outbound=outbound)]
 
 
 async def count_inbound(db: AsyncSession, workspace_id: uuid.UUID, messages: int) -> None:

@@ -27,13 +27,11 @@ from botplatform.channels.whatsapp.errors import classify
 from botplatform.channels.whatsapp.outbound import graph_body
 from botplatform.channels.whatsapp.parse import parse
 from botplatform.config import Settings
+from botplatform.kit import provider_http
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 # Failures before a connection existed: nothing was sent, so sending again cannot duplicate.
 # Any other transport error may come after Meta received the request.
-NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
 class WhatsAppAdapter:
     provider: ClassVar[str] = "whatsapp"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
@@ -79,21 +77,16 @@ class WhatsAppAdapter:
     async def send(self, message: OutboundMessage) -> SendResult:
         url = f"{self.base}/{self.phone_number_id}/messages"
         try:
-            response = await self.http.post(url, json=graph_body(message), headers=self._auth())
-        except NEVER_SENT as exc:  # no connection was made: the request never left
+            status, body = await provider_http.post_json(url, graph_body(message), self._auth())
+        except provider_http.NeverSent as exc:  # no connection was made: it never left
+            raise ProviderSendError(retryable=True, code="network", title=str(exc)) from exc
+        except provider_http.MaybeSent as exc:  # it may have arrived: the outcome is unknown
             raise ProviderSendError(
-                retryable=True, code="network", title=str(exc) or type(exc).__name__
+                retryable=True, code="network", title=str(exc), ambiguous=True
             ) from exc
-        except httpx.HTTPError as exc:  # the request may have arrived: the outcome is unknown
-            raise ProviderSendError(
-                retryable=True,
-                code="network",
-                title=str(exc) or type(exc).__name__,
-                ambiguous=True,
-            ) from exc
-        body = _json(response)
-        if response.status_code >= 400:
-            raise classify(response.status_code, body)
+        body = body if body is not None else {}
+        if status >= 400:
+            raise classify(status, body)
         if message.mark_read:
             return SendResult(provider_message_id=message.mark_read, raw=body)
         try:

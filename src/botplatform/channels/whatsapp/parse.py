@@ -367,6 +367,18 @@ def _template_status(
     return [SystemEvent(kind="template_status", timestamp=time, data=value)]
 
 
+def _template_quality(
+    value: dict[str, Any], time: datetime | None, _where: str
+) -> list[InboundEvent]:
+    return [SystemEvent(kind="template_quality", timestamp=time, data=value)]
+
+
+def _template_category(
+    value: dict[str, Any], time: datetime | None, _where: str
+) -> list[InboundEvent]:
+    return [SystemEvent(kind="template_category", timestamp=time, data=value)]
+
+
 def _user_preferences(
     value: dict[str, Any], time: datetime | None, where: str
 ) -> list[InboundEvent]:
@@ -384,6 +396,8 @@ def _user_preferences(
 FIELD_HANDLERS: dict[str, FieldHandler] = {
     "messages": _messages_field,
     "message_template_status_update": _template_status,
+    "message_template_quality_update": _template_quality,
+    "template_category_update": _template_category,
     "user_preferences": _user_preferences,
 }
 

@@ -1,7 +1,7 @@
 """broadcasts and recipients: one row per broadcast, one per (broadcast, contact)
 
 Revision ID: c5d1e9a3f7b2
-Revises: f3b8d2a6c4e1
+Revises: a9c4e2f7b1d3
 Create Date: 2026-12-03 15:34:13.146531
 
 The unique (broadcast_id, contact_id) key makes the audience's materialisation replayable
@@ -20,7 +20,7 @@ RLS_TABLES = ("broadcasts", "broadcast_recipients")
 
 
 revision: str = "c5d1e9a3f7b2"
-down_revision: str | Sequence[str] | None = "f3b8d2a6c4e1"
+down_revision: str | Sequence[str] | None = "a9c4e2f7b1d3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
