@@ -17,6 +17,7 @@ import pytest
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.broadcast.helpers import (
+    TEMPLATE,
     per_recipient,
     phones,
     sends,
@@ -327,3 +328,58 @@ async def test_state_changes_of_a_finished_broadcast_are_409(
     response = await s.post(created["id"], action)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "broadcast_state"
+
+
+async def test_a_stored_template_is_checked_before_anything_is_queued(
+    api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    import uuid
+
+    from botplatform.models import MessageTemplate
+
+    s = await shop(api, wa)
+    async with runtime.db.unit_of_work(system=True) as db:
+        row = MessageTemplate(
+            workspace_id=uuid.UUID(s.ws),
+            channel_id=uuid.UUID(s.channel["id"]),
+            name="spring_sale",
+            language="en_US",
+            category="MARKETING",
+            status="PENDING",
+            components=[{"type": "BODY", "text": "Hi {{1}}, 20% off today"}],
+        )
+        db.add(row)
+    refused = await api.http.post(
+        s.base,
+        json={
+            "name": "x",
+            "channel_id": s.channel["id"],
+            "message": TEMPLATE,
+            "audience": {"phones": phones(1)},
+        },
+        headers=s.owner.headers,
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "template_not_approved"
+    async with runtime.db.unit_of_work(system=True) as db:
+        stored = await db.get(MessageTemplate, row.id)
+        assert stored is not None
+        stored.status = "APPROVED"
+    created = await s.create(phones(2))  # one value for {{1}}: fits
+    wrong = {**TEMPLATE, "template": {**TEMPLATE["template"], "components": []}}
+    response = await api.http.post(
+        s.base,
+        json={
+            "name": "x",
+            "channel_id": s.channel["id"],
+            "message": wrong,
+            "audience": {"phones": phones(1)},
+        },
+        headers=s.owner.headers,
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "template_variables_invalid"
+    await s.start(created["id"])
+    done = await s.finished(created["id"])
+    assert done["status"] == "completed"
+    assert len(sends(wa)) == 2

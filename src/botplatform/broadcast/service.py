@@ -24,7 +24,8 @@ from botplatform.conversation import service as conversations
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Conflict, Unprocessable
 from botplatform.message.service import queue_outbound
-from botplatform.models import Broadcast, BroadcastRecipient, Message, Workspace
+from botplatform.models import Broadcast, BroadcastRecipient, Channel, Message, Workspace
+from botplatform.template import service as templates
 from botplatform.usage import service as usage
 from botplatform.worker.jobs import enqueue
 
@@ -50,6 +51,7 @@ async def create(
         raise Unprocessable(
             "Templates are sent on WhatsApp channels only.", code="template_not_supported"
         )
+    await check_template(db, channel, body.message.model_dump(mode="json", exclude_none=True))
     workspace = await db.get(Workspace, workspace_id)
     row = Broadcast(
         workspace_id=workspace_id,
@@ -71,6 +73,24 @@ async def create(
     return row
 
 
+async def check_template(db: AsyncSession, channel: Channel, message: dict[str, Any]) -> None:
+    """A template known here must be approved and the broadcast's values must fit it (count,
+    types, header media): checked with each variable's default (or a sample value) before
+    anything is queued; 422 `template_not_approved` / `template_variables_invalid`."""
+    if message.get("type") != "template":
+        return
+    samples = {
+        name: {"default": source.get("default") or "sample"}
+        for name, source in message.get("variables", {}).items()
+    }
+    body = render({**message, "variables": samples}, "", {})
+    assert body.template is not None
+    template = body.template
+    await templates.check_send(
+        db, channel, template.name, template.language, list(template.components)
+    )
+
+
 def _as_utc(moment: datetime, timezone: str) -> datetime:
     """A time without an offset is the workspace's local time."""
     if moment.tzinfo is not None:
@@ -86,6 +106,8 @@ async def start(db: AsyncSession, row: Broadcast, scheduled_at: datetime | None)
     """Checks the plan (402 before anything is queued), then starts now or schedules."""
     if row.status != "draft":
         raise _not_now(row, "started")
+    channel = await channels.get(db, row.workspace_id, row.channel_id)
+    await check_template(db, channel, row.message)  # it may have been paused or rejected since
     recipients = await audience.count(db, row.workspace_id, row.audience)
     await usage.reserve_broadcast(db, row.workspace_id, recipients)
     when = _as_utc(scheduled_at, row.timezone) if scheduled_at else None
