@@ -56,6 +56,13 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/workspaces/{ws}/members/{user_id}/channels"): {
         "channel_ids": ["{channel_id}"]
     },  # B's member and B's channel
+    ("POST", "/api/v1/workspaces/{ws}/broadcasts"): {
+        "name": "b",
+        "channel_id": "{channel_id}",
+        "message": {"type": "text", "text": "x"},
+        "audience": {"phones": ["+15550001234"]},
+    },  # B's channel
+    ("POST", "/api/v1/workspaces/{ws}/broadcasts/{broadcast_id}/test-send"): {"to": "+15550001234"},
     ("POST", "/api/v1/workspaces/{ws}/templates"): {
         "channel_id": "{channel_id}",
         "name": "x",
@@ -121,7 +128,18 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
         f"/api/v1/workspaces/{ws_b}/conversations/{conversation_b['id']}/messages",
         headers=owner_b.headers,
     )
+    broadcast_b = await api.http.post(
+        f"/api/v1/workspaces/{ws_b}/broadcasts",
+        json={
+            "name": "B",
+            "channel_id": channel_b["id"],
+            "message": {"type": "text", "text": "x"},
+            "audience": {"phones": ["+15550001234"]},
+        },
+        headers=owner_b.headers,
+    )
     ids_of_b = {
+        "broadcast_id": broadcast_b.json()["data"]["id"],
         "channel_id": channel_b["id"],
         "conversation_id": conversation_b["id"],
         "message_id": messages_b.json()["data"]["items"][0]["id"],
@@ -143,6 +161,7 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
 async def _snapshot(client: httpx.AsyncClient, owner: Account, ws: str) -> list[Any]:
     paths = ["", "/members", "/invitations", "/channels", "/conversations", "/contacts"]
     paths += ["/automations", "/teams", "/business-hours", "/branding", "/retention"]
+    paths += ["/broadcasts"]
     return [
         (await client.get(f"/api/v1/workspaces/{ws}{p}", headers=owner.headers)).json()["data"]
         for p in paths

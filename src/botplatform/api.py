@@ -9,6 +9,7 @@ from botplatform.auth.endpoints import router as auth_router
 from botplatform.automation.endpoints import router as automation_router
 from botplatform.bot.endpoints import router as bot_router
 from botplatform.branding.endpoints import router as branding_router
+from botplatform.broadcast.endpoints import router as broadcast_router
 from botplatform.business_hours.endpoints import router as business_hours_router
 from botplatform.channel.endpoints import router as channel_router
 from botplatform.conversation.endpoints import router as conversation_router
@@ -41,6 +42,7 @@ api_router.include_router(team_router)
 api_router.include_router(business_hours_router)
 api_router.include_router(automation_router)
 api_router.include_router(bot_router)
+api_router.include_router(broadcast_router)
 api_router.include_router(privacy_router)
 api_router.include_router(branding_router)
 api_router.include_router(retention_router)

@@ -35,6 +35,13 @@ DisplayNumber = Annotated[
 ]
 
 
+MessagingLimitTier = Literal["TIER_250", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED"]
+TIER_HELP = (
+    "Meta's messaging limit of this number: unique customers per rolling 24 hours that "
+    "broadcasts may reach; recipients beyond it wait. Unset: unlimited"
+)
+
+
 class WhatsAppChannelCreate(InputModel):
     provider: Literal["whatsapp"] = "whatsapp"
     name: Name
@@ -45,6 +52,7 @@ class WhatsAppChannelCreate(InputModel):
     app_secret: Secret | None = Field(None, description="Defaults to FACEBOOK_APP_SECRET")
     verify_token: Secret | None = Field(None, description="Generated when omitted")
     send_rate_per_second: int = Field(80, ge=1, le=1000)
+    messaging_limit_tier: MessagingLimitTier | None = Field(None, description=TIER_HELP)
     auto_reply: AutoReply | None = None
 
 
@@ -65,6 +73,7 @@ class ChannelUpdate(InputModel):
     app_secret: Secret | None = None
     verify_token: Secret | None = None
     send_rate_per_second: int | None = Field(None, ge=1, le=1000)
+    messaging_limit_tier: MessagingLimitTier | None = Field(None, description=TIER_HELP)
     auto_reply: AutoReply | None = None
 
 
@@ -77,6 +86,7 @@ class ChannelOut(BaseModel):
     business_account_id: str | None
     display_phone_number: str | None
     send_rate_per_second: int
+    messaging_limit_tier: str | None = None
     auto_reply: str | None
     sandbox: bool = Field(False, description="Connected to `botplatform sandbox whatsapp`")
     webhook_url: str = Field(description="Paste into Meta's console as the callback URL")

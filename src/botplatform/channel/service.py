@@ -23,7 +23,13 @@ from botplatform.models import Channel
 from botplatform.usage import service as usage
 
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
-CONFIG_FIELDS = ("display_phone_number", "auto_reply", "phone_number_id", "business_account_id")
+CONFIG_FIELDS = (
+    "display_phone_number",
+    "auto_reply",
+    "phone_number_id",
+    "business_account_id",
+    "messaging_limit_tier",
+)
 
 
 def webhook_url(settings: Settings, channel: Channel) -> str:
@@ -51,6 +57,7 @@ def to_out(
         business_account_id=config.get("business_account_id"),
         display_phone_number=config.get("display_phone_number"),
         send_rate_per_second=channel.send_rate_per_second,
+        messaging_limit_tier=config.get("messaging_limit_tier"),
         auto_reply=config.get("auto_reply"),
         sandbox=bool(config.get("sandbox")),
         webhook_url=webhook_url(settings, channel),
@@ -83,6 +90,7 @@ async def create(db: AsyncSession, workspace_id: uuid.UUID, data: WhatsAppChanne
             "business_account_id": data.business_account_id,
             "display_phone_number": data.display_phone_number,
             "auto_reply": data.auto_reply or None,
+            "messaging_limit_tier": data.messaging_limit_tier,
         },
         access_token=data.access_token,
         app_secret=data.app_secret,

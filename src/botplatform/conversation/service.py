@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
+from botplatform.broadcast import status as broadcast_status
 from botplatform.channels import delivery
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import (
@@ -302,6 +303,8 @@ async def apply_status(db: AsyncSession, channel: ChannelInfo, update_: StatusUp
             message.error_title = update_.errors[0].title[:500]
         await db.flush()
         await emit_message(db, "message.failed", message)
+        if broadcast_status.is_broadcast(message):  # its recipient follows it
+            await broadcast_status.mirror(db, message)
         return True
     current = DeliveryStatus(message.status) if message.status in STATUS_RANK else None
     if current is not None and STATUS_RANK[current] >= STATUS_RANK[new]:
@@ -316,6 +319,8 @@ async def apply_status(db: AsyncSession, channel: ChannelInfo, update_: StatusUp
             setattr(message, field, update_.timestamp)
     await db.flush()
     await emit_message(db, "message.status_updated", message)
+    if broadcast_status.is_broadcast(message):  # its recipient follows it
+        await broadcast_status.mirror(db, message)
     return True
 
 

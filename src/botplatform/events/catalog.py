@@ -26,6 +26,10 @@ EVENT_TYPES: dict[str, int] = {
     "contact.updated": 1,
     "bot.handoff": 1,
     "automation.triggered": 2,
+    "broadcast.started": 1,
+    "broadcast.paused": 1,
+    "broadcast.completed": 1,
+    "broadcast.failed": 1,
     "template.status_changed": 1,
 }
 
@@ -53,6 +57,9 @@ RENAMED = {
 
 #: What an event is about decides who may see it live (and which permission reads it).
 CONTACT_EVENTS = frozenset({"contact.created", "contact.updated"})
+BROADCAST_EVENTS = frozenset(
+    {"broadcast.started", "broadcast.paused", "broadcast.completed", "broadcast.failed"}
+)
 TEMPLATE_EVENTS = frozenset({"template.status_changed"})
 
 ALL = "*"

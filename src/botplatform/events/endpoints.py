@@ -25,7 +25,12 @@ from botplatform.auth.dependencies import authenticate
 from botplatform.authz.dependencies import WorkspaceAccess, workspace_access
 from botplatform.authz.permissions import Permission
 from botplatform.config import Settings
-from botplatform.events.catalog import CONTACT_EVENTS, EVENT_TYPES, TEMPLATE_EVENTS
+from botplatform.events.catalog import (
+    BROADCAST_EVENTS,
+    CONTACT_EVENTS,
+    EVENT_TYPES,
+    TEMPLATE_EVENTS,
+)
 from botplatform.events.live import Subscription
 from botplatform.kit.errors import AppError, Forbidden, NotFound, Unauthorized
 from botplatform.kit.middleware import request_ip
@@ -42,7 +47,8 @@ CLOSE_TRY_LATER = 1013
 
 def readable_types(access: WorkspaceAccess) -> frozenset[str]:
     """The event types this caller may see: conversation and message events need
-    conversations:read, contact events contacts:read, template events templates:read."""
+    conversations:read, contact events contacts:read, template events templates:read,
+    broadcast events broadcasts:read."""
     allowed = set()
     for event_type in EVENT_TYPES:
         needed = Permission.CONVERSATIONS_READ
@@ -50,6 +56,8 @@ def readable_types(access: WorkspaceAccess) -> frozenset[str]:
             needed = Permission.CONTACTS_READ
         elif event_type in TEMPLATE_EVENTS:
             needed = Permission.TEMPLATES_READ
+        elif event_type in BROADCAST_EVENTS:
+            needed = Permission.BROADCASTS_READ
         if access.can(needed):
             allowed.add(event_type)
     return frozenset(allowed)

@@ -8,6 +8,7 @@ from botplatform.models.audit_log import AuditHead, AuditLog
 from botplatform.models.automation import AutomationEvent, AutomationRule, AutomationRun
 from botplatform.models.base import Base, WorkspaceScoped
 from botplatform.models.bot import Bot, BotSession, BotVersion
+from botplatform.models.broadcast import Broadcast, BroadcastRecipient
 from botplatform.models.channel import Channel
 from botplatform.models.channel_member import ChannelMember
 from botplatform.models.contact import ConsentEvent, Contact, ContactIdentity
@@ -43,6 +44,8 @@ __all__ = [
     "Bot",
     "BotSession",
     "BotVersion",
+    "Broadcast",
+    "BroadcastRecipient",
     "Channel",
     "ChannelMember",
     "ConsentEvent",

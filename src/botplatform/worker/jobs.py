@@ -76,6 +76,7 @@ TASK_MODULES = [
     "botplatform.privacy.tasks",
     "botplatform.branding.tasks",
     "botplatform.retention.tasks",
+    "botplatform.broadcast.tasks",
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 NAMESPACE = "botplatform"  # dramatiq's key prefix for our broker
-QUEUES = ("default", "webhooks")
+QUEUES = ("default", "webhooks", "broadcasts")
 
 
 def delay_queue(queue: str) -> str:

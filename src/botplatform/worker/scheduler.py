@@ -35,6 +35,9 @@ class Schedule:
 SCHEDULES = [
     Schedule("sweep_pending_work", "* * * * *"),
     Schedule("release_idle_handoffs", "* * * * *"),
+    # The broadcasts' safety net (the jobs were lost with Redis, a scheduled start's own
+    # delayed job too): each minute, like the sweeps, so an idle process stays asleep.
+    Schedule("broadcast_tick", "* * * * *"),
     # Daily, off the hour: deletes (and archives) messages past each workspace's retention.
     Schedule("retention_sweep", "17 3 * * *"),
 ]
