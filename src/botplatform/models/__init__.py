@@ -22,6 +22,7 @@ from botplatform.models.membership import Membership
 from botplatform.models.message import Message
 from botplatform.models.plan import Plan
 from botplatform.models.recovery_code import RecoveryCode
+from botplatform.models.segment import Segment
 from botplatform.models.team import Team, TeamMember
 from botplatform.models.usage_counter import UsageCounter
 from botplatform.models.user import User
@@ -58,6 +59,7 @@ __all__ = [
     "Message",
     "Plan",
     "RecoveryCode",
+    "Segment",
     "Team",
     "TeamMember",
     "UsageCounter",
