@@ -80,6 +80,7 @@ async def count(
     db: AsyncSession, workspace_id: uuid.UUID, definition: SegmentDefinition | dict[str, Any]
 ) -> int:
     """How many opted-in contacts of the workspace the definition matches now."""
+    await enter_workspace(db, workspace_id)
     return await repository.count_contacts(
         db, workspace_id, condition(db, workspace_id, definition)
     )
