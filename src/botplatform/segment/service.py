@@ -16,8 +16,9 @@ on a bad one), so a broadcast can keep a snapshot of the audience it was sent to
 `iter_contact_ids` walks the contacts by id (keyset pagination: each batch is one short
 query "id > last id of the previous batch ORDER BY id LIMIT n"), so no cursor or transaction
 stays open between batches: the caller may insert a batch of recipients and commit before it
-asks for the next. Each batch re-enters the workspace (`enter_workspace`: PostgreSQL's
-row-level security setting is transaction-local, and a commit ends it). Relative conditions
+asks for the next. All three enter the workspace themselves (`enter_workspace`, before each
+batch too: PostgreSQL's row-level security setting is transaction-local, and a commit ends
+it), so a job's plain unit of work is enough. Relative conditions
 (`days_ago`) are fixed once, when the iteration starts. A contact created during the walk
 with an id below the current position is not picked up (ids are random): the audience is the
 contacts that existed when their part of the id range was read.
@@ -113,6 +114,7 @@ async def resolve_segment(
     db: AsyncSession, workspace_id: uuid.UUID, segment_id: uuid.UUID
 ) -> SegmentDefinition:
     """The saved segment's definition (404 `segment_not_found` if the workspace has none)."""
+    await enter_workspace(db, workspace_id)
     segment = await repository.get(db, workspace_id, segment_id)
     return definition_of(segment.definition)
 
