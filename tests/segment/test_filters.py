@@ -41,16 +41,27 @@ async def _population(api: Api, runtime: Runtime) -> tuple[Account, str, dict[st
         Person(
             "ann",
             tags=["vip", "news"],
-            attributes={"city": "Paris", "age": 34, "score": "7.5", "joined": "2024-03-01",
-                        "premium": True, "plan": "gold"},  # fmt: skip
+            attributes={
+                "city": "Paris",
+                "age": 34,
+                "score": "7.5",
+                "joined": "2024-03-01",
+                "premium": True,
+                "plan": "gold",
+            },
             identities=[("whatsapp", "15550000001")],
             conversations=[(ch1, now - timedelta(days=2))],
         ),
         Person(
             "bob",
             tags=["news"],
-            attributes={"city": "paris", "age": "19", "joined": "2025-01-15T10:00:00Z",
-                        "premium": False, "note": "50% off_now"},  # fmt: skip
+            attributes={
+                "city": "paris",
+                "age": "19",
+                "joined": "2025-01-15T10:00:00Z",
+                "premium": False,
+                "note": "50% off_now",
+            },
             identities=[("whatsapp", "15550000002"), ("telegram", "bob42")],
             conversations=[(ch1, now - timedelta(days=40))],
         ),
@@ -237,7 +248,9 @@ async def test_bad_definitions_are_clear_422s(client: httpx.AsyncClient, api: Ap
                     "conditions": [
                         {
                             "type": "group",
-                            "conditions": [{"type": "group", "conditions": [_tags("has_any", "x")]}],
+                            "conditions": [
+                                {"type": "group", "conditions": [_tags("has_any", "x")]}
+                            ],
                         }
                     ],
                 }

@@ -27,6 +27,10 @@ async def _import(
     )
 
 
+def _attr_gt(key: str, value: int) -> dict[str, Any]:
+    return {"type": "attribute", "key": key, "operator": "gt", "value": value}
+
+
 async def _contacts(runtime: Runtime, ws: str) -> dict[str, dict[str, Any]]:
     """Each contact by its WhatsApp number, with its consent ledger."""
     ws_id = uuid.UUID(ws)
@@ -93,8 +97,7 @@ async def test_import_creates_contacts_with_tags_attributes_and_consent(
     # The imported contacts are an audience at once; the opted-out one never is.
     counted = await client.post(
         f"/api/v1/workspaces/{ws}/segments/preview-count",
-        json={"conditions": [{"type": "attribute", "key": "lifetime_value", "operator": "gt",
-                              "value": 100}]},  # fmt: skip
+        json={"conditions": [_attr_gt("lifetime_value", 100)]},
         headers=owner.headers,
     )
     assert counted.json()["data"]["count"] == 1
@@ -140,9 +143,7 @@ async def test_duplicates_in_the_file_and_known_numbers_update_rather_than_dupli
     channel = await api.create_channel(owner, ws)
     await api.inbound_text(channel["id"], "15550003001", "hello", name="Known")
     await api.conversation_of(owner, ws, "Known")  # the inbound path created the contact
-    first = await _import(
-        client, owner, ws, "phone,name,tags,tier\n+15550003002,Out,,\n"
-    )
+    first = await _import(client, owner, ws, "phone,name,tags,tier\n+15550003002,Out,,\n")
     assert first.status_code == 200
     stop = await _import(client, owner, ws, "phone,opted_out\n+15550003002,true\n")
     assert stop.json()["data"]["opted_out"] == 1

@@ -50,9 +50,7 @@ async def test_reading_needs_contacts_read_and_managing_needs_broadcasts_send(
         assert made.status_code == (201 if manages else 403), (role, made.text)
         changed = await client.patch(segment, json={"name": "VIPs"}, headers=member.headers)
         assert changed.status_code == (200 if manages else 403), role
-        imported = await client.post(
-            f"{base}/contacts/import", files=csv, headers=member.headers
-        )
+        imported = await client.post(f"{base}/contacts/import", files=csv, headers=member.headers)
         assert imported.status_code == (200 if imports else 403), (role, imported.text)
     deleted = await client.delete(segment, headers=owner.headers)
     assert deleted.status_code == 200

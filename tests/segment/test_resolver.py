@@ -21,7 +21,9 @@ from tests.conftest import Api
 VIP = {"conditions": [{"type": "tags", "operator": "has_any", "values": ["vip"]}]}
 
 
-async def _bulk(runtime: Runtime, ws: uuid.UUID, count: int, *, every_out: int = 0) -> set[uuid.UUID]:
+async def _bulk(
+    runtime: Runtime, ws: uuid.UUID, count: int, *, every_out: int = 0
+) -> set[uuid.UUID]:
     """`count` contacts tagged vip (every `every_out`-th opted out); the opted-in ids."""
     now = utcnow()
     rows = [
@@ -83,7 +85,7 @@ async def test_an_exact_multiple_of_the_batch_size_and_one_at_a_time(
         assert [i for b in single for i in b] == sorted(wanted)
         none = {"conditions": [{"type": "tags", "operator": "has_any", "values": ["nobody"]}]}
         assert [ids async for ids in service.iter_contact_ids(db, ws, none)] == []
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="batch_size"):
             [ids async for ids in service.iter_contact_ids(db, ws, VIP, batch_size=0)]
 
 
