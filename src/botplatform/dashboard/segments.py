@@ -110,6 +110,15 @@ def _rows(form: FormData) -> list[Row]:
     return rows
 
 
+def _apply(rows: list[Row], action: str) -> list[Row]:
+    """The rows after a builder button: `add` (a new empty row) or `remove-N`."""
+    if action == "add" and len(rows) < MAX_ROWS:
+        rows.append(Row("tags", "has_any"))
+    elif action.startswith("remove-") and action[7:].isdigit() and int(action[7:]) < len(rows):
+        rows.pop(int(action[7:]))
+    return rows
+
+
 def _condition(row: Row) -> dict[str, Any]:
     """One builder row as the filter language's condition (validated by the caller)."""
     if row.type == "tags":
@@ -284,12 +293,7 @@ async def segment(page: SegmentsPage, segment_id: uuid.UUID) -> Response:
 async def builder(page: SegmentsPage) -> Response:
     """The condition rows again, after a row was added, removed or changed type."""
     form = await page.form()
-    rows = _rows(form)
-    action = str(form.get("action") or "")
-    if action == "add" and len(rows) < MAX_ROWS:
-        rows.append(Row("tags", "has_any"))
-    elif action.startswith("remove-") and action[7:].isdigit() and int(action[7:]) < len(rows):
-        rows.pop(int(action[7:]))
+    rows = _apply(_rows(form), str(form.get("action") or ""))
     match = "any" if form.get("match") == "any" else "all"
     raw = {"match": match, "conditions": [_condition(row) for row in rows]}
     count, problems = await _count_of(page, raw)
@@ -350,12 +354,7 @@ async def create_segment(request: Request, page: SegmentsManagePage) -> Response
 
 async def _rebuild(page: Page, form: FormData, segment: Any) -> Response:
     fields = _editor_fields(form)
-    action = str(form.get("action"))
-    rows = fields["rows"]
-    if action == "add" and len(rows) < MAX_ROWS:
-        rows.append(Row("tags", "has_any"))
-    elif action.startswith("remove-") and action[7:].isdigit() and int(action[7:]) < len(rows):
-        rows.pop(int(action[7:]))
+    fields["rows"] = _apply(fields["rows"], str(form.get("action")))
     return await _editor(page, segment=segment, **fields)
 
 

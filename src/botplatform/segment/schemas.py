@@ -38,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from botplatform.automation.schemas import AttributeKey  # the one rule for attribute keys
 from botplatform.kit.schemas import InputModel
 
 MAX_DEPTH = 3
@@ -46,10 +47,6 @@ MAX_CONDITIONS = 50
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 TagValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-#: Attribute keys: letters, digits, `_`, `-`, `.` (the CSV import makes its columns so).
-AttributeKey = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
-]
 Scalar = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
 Provider = Literal["whatsapp", "messenger", "instagram", "telegram", "slack", "webchat"]
 
