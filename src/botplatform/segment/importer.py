@@ -29,7 +29,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import String, bindparam, func, insert, select, true, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -219,14 +220,31 @@ def parse(data: bytes, default_source: str = "import") -> tuple[list[Row], int]:
 # --- writing ----------------------------------------------------------------------------------
 
 _CONTACTS, _IDENTITIES = table_of(Contact), table_of(ContactIdentity)
-_KNOWN = (
-    scoped_columns(ContactIdentity, "external_id", "contact_id")
-    .add_columns(_CONTACTS.c.name, _CONTACTS.c.tags, _CONTACTS.c.attributes, _CONTACTS.c.opted_out)
-    .join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
-    .where(
-        _IDENTITIES.c.provider == PROVIDER,
-        _IDENTITIES.c.external_id.in_(bindparam("external_ids", expanding=True)),
-    )
+# Known numbers are looked up in two reads, each through its own key, and on PostgreSQL one
+# index probe per number (a LATERAL sub-query on the identities' unique key): inside the
+# import's transaction the tables grow faster than the planner's statistics, and a plain
+# `external_id IN (...)` was planned as a scan of the workspace's every identity per chunk,
+# filtered against the list (quadratic: 1.5 s per chunk of 1,000 at 30,000 contacts).
+_KNOWN_IDENTITIES = scoped_columns(ContactIdentity, "external_id", "contact_id").where(
+    _IDENTITIES.c.provider == PROVIDER,
+    _IDENTITIES.c.external_id.in_(bindparam("external_ids", expanding=True)),
+)
+_NUMBERS = (
+    func.unnest(bindparam("external_ids", type_=ARRAY(String)))
+    .table_valued("number")
+    .render_derived(name="numbers")
+)
+_OWNER = (
+    scoped_columns(ContactIdentity, "contact_id")
+    .where(_IDENTITIES.c.provider == PROVIDER, _IDENTITIES.c.external_id == _NUMBERS.c.number)
+    .limit(1)
+    .lateral("owner")
+)
+_KNOWN_IDENTITIES_PG = select(_NUMBERS.c.number, _OWNER.c.contact_id).select_from(
+    _NUMBERS.join(_OWNER, true())
+)
+_KNOWN_CONTACTS = scoped_columns(Contact, "id", "name", "tags", "attributes", "opted_out").where(
+    _CONTACTS.c.id.in_(bindparam("ids", expanding=True))
 )
 _INSERT_CONTACTS = insert(_CONTACTS)
 _INSERT_IDENTITIES = insert(_IDENTITIES)
@@ -272,14 +290,41 @@ def _consent(ws: uuid.UUID, contact_id: uuid.UUID, action: str, row: Row, now: d
     }
 
 
+@dataclass
+class _Known:
+    contact_id: uuid.UUID
+    name: str
+    tags: list[str]
+    attributes: dict[str, Any]
+    opted_out: bool
+
+
+async def _known(db: AsyncSession, ws: uuid.UUID, external_ids: list[str]) -> dict[str, _Known]:
+    """The contacts these WhatsApp numbers already have in the workspace, by number."""
+    parameters = {"workspace_id": ws, "external_ids": external_ids}
+    postgres = db.get_bind().dialect.name == "postgresql"
+    lookup = _KNOWN_IDENTITIES_PG if postgres else _KNOWN_IDENTITIES
+    owners = {number: owner for number, owner in await core.run(db, lookup, parameters)}
+    if not owners:
+        return {}
+    parameters = {"workspace_id": ws, "ids": list(set(owners.values()))}
+    contacts = {row.id: row for row in await core.run(db, _KNOWN_CONTACTS, parameters)}
+    return {
+        number: _Known(
+            contact_id,
+            contacts[contact_id].name,
+            list(contacts[contact_id].tags or []),
+            dict(contacts[contact_id].attributes or {}),
+            bool(contacts[contact_id].opted_out),
+        )
+        for number, contact_id in owners.items()
+        if contact_id in contacts
+    }
+
+
 async def _write_chunk(db: AsyncSession, ws: uuid.UUID, rows: list[Row], tally: _Tally) -> None:
     now = utcnow()
-    known = {
-        r.external_id: r
-        for r in await core.run(
-            db, _KNOWN, {"workspace_id": ws, "external_ids": [row.phone[1:] for row in rows]}
-        )
-    }
+    known = await _known(db, ws, [row.phone[1:] for row in rows])
     new_contacts, new_identities, updates, consent = [], [], [], []
     for row in rows:
         found = known.get(row.phone[1:])
@@ -320,8 +365,8 @@ async def _write_chunk(db: AsyncSession, ws: uuid.UUID, rows: list[Row], tally: 
                     "b_id": contact_id,
                     "b_ws": ws,
                     "b_name": row.name or found.name,
-                    "b_tags": list(dict.fromkeys(list(found.tags or []) + row.tags)),
-                    "b_attributes": {**(found.attributes or {}), **row.attributes},
+                    "b_tags": list(dict.fromkeys(found.tags + row.tags)),
+                    "b_attributes": {**found.attributes, **row.attributes},
                     "b_opted_out": opted_out,
                     "b_now": now,
                 }
