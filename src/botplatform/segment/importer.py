@@ -304,7 +304,8 @@ async def _known(db: AsyncSession, ws: uuid.UUID, external_ids: list[str]) -> di
     parameters = {"workspace_id": ws, "external_ids": external_ids}
     postgres = db.get_bind().dialect.name == "postgresql"
     lookup = _KNOWN_IDENTITIES_PG if postgres else _KNOWN_IDENTITIES
-    owners = {number: owner for number, owner in await core.run(db, lookup, parameters)}
+    found = await core.run(db, lookup, parameters)
+    owners: dict[str, uuid.UUID] = {row[0]: row[1] for row in found}
     if not owners:
         return {}
     parameters = {"workspace_id": ws, "ids": list(set(owners.values()))}
