@@ -53,6 +53,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/workspaces/{ws}/bots/{bot_id}"): {"name": "x"},
     ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/versions"): {},
     ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/simulate"): {"messages": [{"text": "hi"}]},
+    ("POST", "/api/v1/workspaces/{ws}/segments"): {"name": "s", "definition": {}},
+    ("PATCH", "/api/v1/workspaces/{ws}/segments/{segment_id}"): {"name": "t"},
+    ("POST", "/api/v1/workspaces/{ws}/segments/preview-count"): {"conditions": []},
     ("PUT", "/api/v1/workspaces/{ws}/members/{user_id}/channels"): {
         "channel_ids": ["{channel_id}"]
     },  # B's member and B's channel
@@ -122,6 +125,11 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
     team_b = await api.http.post(
         f"/api/v1/workspaces/{ws_b}/teams", json={"name": "B"}, headers=owner_b.headers
     )
+    segment_b = await api.http.post(
+        f"/api/v1/workspaces/{ws_b}/segments",
+        json={"name": "B", "definition": {"conditions": []}},
+        headers=owner_b.headers,
+    )
     bot_b = await create_bot(api, owner_b, ws_b, support_flow())
     version_b = await publish(api, owner_b, ws_b, bot_b["id"])
     messages_b = await api.http.get(
@@ -151,6 +159,7 @@ async def _two_tenants(api: Api) -> tuple[Account, str, dict[str, str], Account,
         "delivery_id": delivery_id,
         "rule_id": rule_b.json()["data"]["id"],
         "team_id": team_b.json()["data"]["id"],
+        "segment_id": segment_b.json()["data"]["id"],
         "bot_id": bot_b["id"],
         "version_id": version_b["id"],
     }
@@ -162,6 +171,7 @@ async def _snapshot(client: httpx.AsyncClient, owner: Account, ws: str) -> list[
     paths = ["", "/members", "/invitations", "/channels", "/conversations", "/contacts"]
     paths += ["/automations", "/teams", "/business-hours", "/branding", "/retention"]
     paths += ["/broadcasts"]
+    paths += ["/segments"]
     return [
         (await client.get(f"/api/v1/workspaces/{ws}{p}", headers=owner.headers)).json()["data"]
         for p in paths
@@ -215,6 +225,11 @@ async def test_every_workspace_route_answers_404_across_tenants(
                     url,
                     files={"file": ("a.png", png, "image/png")},
                     headers=owner_a.headers,
+                )
+            elif path.endswith("/contacts/import"):  # a CSV upload
+                csv = b"phone,name\n+15550001111,Eve\n"
+                response = await client.request(
+                    method, url, files={"file": ("c.csv", csv, "text/csv")}, headers=owner_a.headers
                 )
             else:
                 response = await client.request(method, url, json=body, headers=owner_a.headers)

@@ -20,6 +20,7 @@ from botplatform.member.endpoints import router as member_router
 from botplatform.plans.endpoints import router as plans_router
 from botplatform.privacy.endpoints import router as privacy_router
 from botplatform.retention.endpoints import router as retention_router
+from botplatform.segment.endpoints import router as segment_router
 from botplatform.team.endpoints import router as team_router
 from botplatform.template.endpoints import router as template_router
 from botplatform.usage.endpoints import router as usage_router
@@ -49,3 +50,4 @@ api_router.include_router(retention_router)
 api_router.include_router(usage_router)
 api_router.include_router(plans_router)
 api_router.include_router(template_router)
+api_router.include_router(segment_router)

@@ -379,6 +379,45 @@ class Scenarios:
             f"/api/v1/workspaces/{ws}/teams/{team['id']}", headers=owner.headers
         )
 
+    async def _segment(self) -> tuple[Any, str, dict[str, Any]]:
+        owner, ws = await self._owner_ws()
+        response = await self.client.post(
+            f"/api/v1/workspaces/{ws}/segments",
+            json={"name": "S", "definition": {}},
+            headers=owner.headers,
+        )
+        return owner, ws, response.json()["data"]
+
+    async def create_segment(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/segments",
+            json={"name": "S", "definition": {"conditions": []}},
+            headers=owner.headers,
+        )
+
+    async def update_segment(self) -> Call:
+        owner, ws, segment = await self._segment()
+        return lambda: self.client.patch(
+            f"/api/v1/workspaces/{ws}/segments/{segment['id']}",
+            json={"name": "T"},
+            headers=owner.headers,
+        )
+
+    async def delete_segment(self) -> Call:
+        owner, ws, segment = await self._segment()
+        return lambda: self.client.delete(
+            f"/api/v1/workspaces/{ws}/segments/{segment['id']}", headers=owner.headers
+        )
+
+    async def import_contacts(self) -> Call:
+        owner, ws = await self._owner_ws()
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/contacts/import",
+            files={"file": ("c.csv", b"phone,name\n+15550001111,Eve\n", "text/csv")},
+            headers=owner.headers,
+        )
+
     async def business_hours(self) -> Call:
         owner, ws = await self._owner_ws()
         return lambda: self.client.put(
@@ -721,6 +760,16 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/v1/workspaces/{ws}/teams"): ("create_team", "team.create"),
     ("PATCH", "/api/v1/workspaces/{ws}/teams/{team_id}"): ("update_team", "team.update"),
     ("DELETE", "/api/v1/workspaces/{ws}/teams/{team_id}"): ("delete_team", "team.delete"),
+    ("POST", "/api/v1/workspaces/{ws}/segments"): ("create_segment", "segment.create"),
+    ("PATCH", "/api/v1/workspaces/{ws}/segments/{segment_id}"): (
+        "update_segment",
+        "segment.update",
+    ),
+    ("DELETE", "/api/v1/workspaces/{ws}/segments/{segment_id}"): (
+        "delete_segment",
+        "segment.delete",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/contacts/import"): ("import_contacts", "contact.import"),
     ("PUT", "/api/v1/workspaces/{ws}/business-hours"): (
         "business_hours",
         "business_hours.update",
@@ -758,7 +807,11 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ),
 }
 # Provider webhooks are not a person's action: the raw event itself is their record.
-NOT_AUDITED = {("POST", "/webhooks/{provider}/{channel_id}")}
+NOT_AUDITED = {
+    ("POST", "/webhooks/{provider}/{channel_id}"),
+    # A count of an unsaved audience: a POST only because a definition is a JSON body.
+    ("POST", "/api/v1/workspaces/{ws}/segments/preview-count"),
+}
 
 
 def test_every_state_changing_route_has_a_scenario(app: FastAPI) -> None:

@@ -3,10 +3,9 @@
 A broadcast's `audience` is one of
 - `{"type": "list", "contact_ids": [...], "phones": [...]}`, uploaded with the broadcast
   (the default implementation here; unknown numbers become contacts of the channel), or
-- `{"type": "segment", "segment": {...}}`, a saved segment's definition, resolved by
-  `iter_segment_contact_ids` / `count_segment` below: the two functions the audiences
-  domain plugs in (`audience.service.iter_contact_ids(db, workspace_id, definition,
-  batch_size)`, keyset batches ordered by id, opted-out contacts excluded).
+- `{"type": "segment", "segment": {...}}`, a segment's definition (kept with the broadcast,
+  `snapshot`), walked by the segments domain in keyset batches ordered by id, opted-out
+  contacts never included (`segment.service`).
 
 Materialisation calls `next_batch` with the cursor stored on the broadcast row and stores
 the cursor it returns in the same transaction as the batch's recipient rows; the unique
@@ -16,35 +15,35 @@ the cursor it returns in the same transaction as the batch's recipient rows; the
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.channels.base import ChannelInfo
 from botplatform.conversation import service as conversations
-from botplatform.kit.errors import Unprocessable
+from botplatform.segment import service as segments
 
 
-class SegmentsUnavailable(Unprocessable):
-    code = "segments_unavailable"
-    message = "Segment audiences are not available yet: upload a list of contacts or numbers."
-
-
-async def iter_segment_contact_ids(
-    db: AsyncSession, workspace_id: uuid.UUID, definition: dict[str, Any], batch_size: int
-) -> AsyncIterator[list[uuid.UUID]]:
-    """WIRE POINT: the audiences domain's `iter_contact_ids` (keyset batches by id,
-    opted-out contacts never included)."""
-    raise SegmentsUnavailable()
-    yield []  # pragma: no cover - makes this an async generator
+async def snapshot(db: AsyncSession, workspace_id: uuid.UUID, given: Any) -> dict[str, Any]:
+    """The audience as the broadcast keeps it: a saved segment (`segment_id`) is replaced by
+    its definition as it is now (404 if the workspace has no such segment), an inline one is
+    checked (422 listing its problems); a later edit of the segment changes no broadcast."""
+    kept: dict[str, Any] = given.model_dump(mode="json", exclude_none=True)
+    if kept.get("type") != "segment":
+        return kept
+    if given.segment_id is not None:
+        definition = await segments.resolve_segment(db, workspace_id, given.segment_id)
+    else:
+        definition = segments.definition_of(given.segment or {})
+    kept["segment"] = definition.model_dump(mode="json")
+    return kept
 
 
 async def count_segment(
     db: AsyncSession, workspace_id: uuid.UUID, definition: dict[str, Any]
 ) -> int:
-    """WIRE POINT: the audiences domain's live count of a segment."""
-    raise SegmentsUnavailable()
+    """The segment's live count (the plan's per-broadcast limit is checked on it)."""
+    return await segments.count(db, workspace_id, definition)
 
 
 def _list_entries(audience: dict[str, Any]) -> list[str]:
@@ -92,12 +91,10 @@ async def _segment_batch(
     cursor: str | None,
     size: int,
 ) -> tuple[list[uuid.UUID], str | None]:
-    """Keyset: the segment's batches are ordered by id, so the cursor is the last id taken;
-    batches up to it are skipped (a resumed materialisation re-reads them, inserts none)."""
+    """Keyset: the segment's contacts in id order, the cursor is the last id taken, so a
+    resumed materialisation reads on from there."""
     after = uuid.UUID(cursor) if cursor else None
-    batches = iter_segment_contact_ids(db, channel.workspace_id, definition, size)
-    async for batch in batches:
-        fresh = [contact_id for contact_id in batch if after is None or contact_id > after]
-        if fresh:
-            return fresh, str(fresh[-1])
-    return [], None
+    batch = await segments.contact_ids_after(db, channel.workspace_id, definition, after, size)
+    if not batch:
+        return [], None
+    return batch, (str(batch[-1]) if len(batch) == size else None)

@@ -62,20 +62,23 @@ def placeholders(message: BroadcastMessage) -> set[str]:
 
 class AudienceIn(InputModel):
     """Who receives it. `list`: contact ids and/or phone numbers uploaded with the broadcast
-    (unknown numbers become contacts). `segment`: a saved segment's definition (resolved by
-    the audience port, broadcast/audience.py). Opted-out contacts are always skipped."""
+    (unknown numbers become contacts). `segment`: a saved segment (`segment_id`) or a
+    segment definition given inline (`segment`, as `/segments` takes it); the definition is
+    kept with the broadcast as it was when the broadcast was created. Opted-out contacts are
+    always skipped."""
 
     type: Literal["list", "segment"] = "list"
     contact_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_LIST)
     phones: list[PhoneNumber] = Field(default_factory=list, max_length=MAX_LIST)
     segment: dict[str, Any] | None = None
+    segment_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
     def _someone(self) -> AudienceIn:
         if self.type == "list" and not (self.contact_ids or self.phones):
             raise ValueError("a list audience needs `contact_ids` or `phones`")
-        if self.type == "segment" and not self.segment:
-            raise ValueError("a segment audience needs `segment`")
+        if self.type == "segment" and not (self.segment or self.segment_id):
+            raise ValueError("a segment audience needs `segment_id` or `segment`")
         return self
 
 

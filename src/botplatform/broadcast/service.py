@@ -59,7 +59,7 @@ async def create(
         name=body.name,
         status="draft",
         message=body.message.model_dump(mode="json", exclude_none=True),
-        audience=body.audience.model_dump(mode="json", exclude_none=True),
+        audience=await audience.snapshot(db, workspace_id, body.audience),
         timezone=workspace.timezone if workspace else "UTC",
         quiet_start=body.quiet_hours.start if body.quiet_hours else None,
         quiet_end=body.quiet_hours.end if body.quiet_hours else None,

@@ -7,6 +7,7 @@ from fastapi.staticfiles import StaticFiles
 from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
 from botplatform.dashboard import automations as automation_pages
 from botplatform.dashboard import message_templates as template_pages
+from botplatform.dashboard import segments as segment_pages
 from botplatform.dashboard import teams_hours as team_pages
 from botplatform.dashboard import webhooks as webhook_pages
 from botplatform.dashboard.ai import router as ai_router
@@ -36,6 +37,7 @@ async def favicon() -> FileResponse:
 dashboard_router.include_router(auth_pages.router)
 dashboard_router.include_router(workspace.router)
 dashboard_router.include_router(inbox.router)
+dashboard_router.include_router(segment_pages.router)
 dashboard_router.include_router(contacts_channels.router)
 dashboard_router.include_router(access.router)
 dashboard_router.include_router(admin.router)

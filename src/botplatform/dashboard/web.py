@@ -66,6 +66,7 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("Inbox", "inbox", Permission.CONVERSATIONS_READ),
     NavItem("Contacts", "contacts", Permission.CONTACTS_READ),
+    NavItem("Segments", "segments", Permission.CONTACTS_READ),
     NavItem("Channels", "channels", Permission.CHANNELS_READ),
     NavItem("Templates", "templates", Permission.TEMPLATES_READ),
     NavItem("API keys", "api-keys", Permission.API_KEYS_MANAGE),

@@ -23,6 +23,7 @@ from botplatform.models.membership import Membership
 from botplatform.models.message import Message
 from botplatform.models.plan import Plan
 from botplatform.models.recovery_code import RecoveryCode
+from botplatform.models.segment import Segment
 from botplatform.models.team import Team, TeamMember
 from botplatform.models.template import MessageTemplate
 from botplatform.models.usage_counter import UsageCounter
@@ -63,6 +64,7 @@ __all__ = [
     "MessageTemplate",
     "Plan",
     "RecoveryCode",
+    "Segment",
     "Team",
     "TeamMember",
     "UsageCounter",

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from botplatform.models.base import Base, IdMixin, TimestampMixin, WorkspaceScoped
@@ -13,6 +13,8 @@ class Contact(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     """A person the workspace talks to; one person may have several channel identities."""
 
     __tablename__ = "contacts"
+    # Audiences walk a workspace's contacts in id order (`segment.service.iter_contact_ids`).
+    __table_args__ = (Index("ix_contacts_workspace_id_id", "workspace_id", "id"),)
 
     name: Mapped[str] = mapped_column(String(200), default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
