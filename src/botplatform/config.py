@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     # An idle consumer blocks (no polling) until an enqueue wakes it, at most this long between
     # check-ins (heartbeat, queue maintenance, stop). Not a latency: a job wakes it at once.
     # At most 4 s: a blocking read must end before the Redis client's 5 s read timeout.
-    queue_idle_wait_ms: int = Field(3000, ge=50, le=4000, alias="QUEUE_IDLE_WAIT_MS")
+    queue_idle_wait_ms: int = Field(1000, ge=50, le=4000, alias="QUEUE_IDLE_WAIT_MS")
     queue_maintenance_chance: int = Field(
         1000, ge=0, le=1_000_000, alias="QUEUE_MAINTENANCE_CHANCE"
     )
