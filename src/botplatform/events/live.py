@@ -105,6 +105,15 @@ class LiveHub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def watched(self, workspace_id: uuid.UUID) -> bool:
+        """Does a socket watch this workspace (here, or in any process)? True when unsure."""
+        if not self.redis_url:
+            return bool(self._subscribers.get(workspace_id))
+        try:
+            return await self._is_watched(self._publisher(), workspace_id)
+        except Exception:
+            return True
+
     async def _is_watched(self, client: aioredis.Redis, workspace_id: uuid.UUID) -> bool:
         now = time.monotonic()
         known = self._watched.get(workspace_id)

@@ -27,6 +27,16 @@ DELIVER_JOB = "deliver_webhook"
 _LIVE_PENDING = "live_pending"
 
 
+async def anyone_receives(db: AsyncSession, workspace_id: uuid.UUID) -> bool:
+    """Could an event of this workspace reach anyone now: an enabled webhook endpoint, or a
+    dashboard socket watching it (both answers cached in process)? When not, a hot path may
+    skip building its events' payloads: `emit_many` would drop them anyway."""
+    if await webhook_cache.subscriptions(db, workspace_id):
+        return True
+    hub = db.info.get(LIVE_HUB)
+    return not isinstance(hub, LiveHub) or await hub.watched(workspace_id)
+
+
 async def emit(
     db: AsyncSession, workspace_id: uuid.UUID, event_type: str, data: dict[str, Any]
 ) -> None:
