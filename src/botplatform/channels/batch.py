@@ -649,10 +649,7 @@ def _replies(
 
 
 def _window_open(sender: Sender) -> bool:
-    last = sender.last_inbound_at
-    if sender.channel.provider != "whatsapp":
-        return True
-    return last is not None and utcnow() - last <= policy.WHATSAPP_WINDOW
+    return policy.window_open(sender.channel.provider, sender.last_inbound_at)
 
 
 def _reply_row(

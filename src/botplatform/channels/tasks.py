@@ -26,11 +26,13 @@ from botplatform.channels.messages import (
     InboundMessage,
     Media,
     MessageDeleted,
+    MessageEcho,
     MessageEdited,
     MessageType,
     OutboundMessage,
     StatusUpdate,
     SystemEvent,
+    Watermark,
 )
 from botplatform.channels.registry import adapter_for
 from botplatform.conversation import service as conversations
@@ -329,6 +331,10 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         await conversations.apply_edit(db, channel, item)
     elif isinstance(item, MessageDeleted):
         await conversations.apply_delete(db, channel, item)
+    elif isinstance(item, MessageEcho):
+        await conversations.record_echo(db, channel, item)
+    elif isinstance(item, Watermark):
+        await conversations.apply_watermark(db, channel, item)
     elif isinstance(item, SystemEvent) and await templates.apply_webhook(db, channel, item):
         pass  # a template's status, quality or category: kept on the template's row
     else:  # other system events (account changes...) are logged for now
@@ -506,7 +512,8 @@ async def _load_for_send(
         return None
     refused = None
     try:
-        policy.check(channel, contact, conversation, message.type)
+        tag = (message.content or {}).get("request", {}).get("tag")
+        policy.check(channel, contact, conversation, message.type, tag)
     except policy.PolicyRefused as exc:
         refused = exc
     body = MessageBody.model_validate(message.content["request"])

@@ -40,9 +40,7 @@ class MaybeSent(Exception):
     """The request may have reached the provider, and no answer came."""
 
 
-_SESSIONS: WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
-    WeakKeyDictionary()
-)
+_SESSIONS: WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = WeakKeyDictionary()
 
 
 def _session() -> aiohttp.ClientSession:

@@ -68,6 +68,9 @@ MessageKind = Literal[
     "reaction",
 ]
 
+MessageTag = Literal[
+    "HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"
+]
 
 #: Fields that carry a message's content besides `text`: with any of them, `type` must say
 #: which kind of message this is.
@@ -105,6 +108,11 @@ class MessageBody(InputModel):
     reaction_to: Annotated[str, StringConstraints(max_length=200)] | None = None
     emoji: Annotated[str, StringConstraints(max_length=10)] | None = None
     reply_to: uuid.UUID | None = Field(None, description="Id of a message to answer")
+    tag: MessageTag | None = Field(
+        None,
+        description="Messenger/Instagram message tag, to send outside the 24-hour window "
+        "(HUMAN_AGENT: within 7 days; agent replies get it by themselves)",
+    )
 
     @model_validator(mode="before")
     @classmethod

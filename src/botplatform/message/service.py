@@ -85,6 +85,7 @@ def to_outbound(
         footer=body.footer,
         template=template,
         callback_data=callback_data,
+        tag=body.tag,
     )
 
 
@@ -136,7 +137,9 @@ async def queue_outbound(
     if check_quota:
         await usage.ensure_can_send(db, channel.workspace_id)
     body = degrade(body, capabilities_of(channel.provider))  # e.g. buttons → numbered text
-    policy.check(channel, contact, conversation, body.type)
+    if body.tag is None and policy.needs_agent_tag(channel, conversation, sender_user_id):
+        body = body.model_copy(update={"tag": policy.HUMAN_AGENT})
+    policy.check(channel, contact, conversation, body.type, body.tag)
     if body.template is not None:  # a template known here: its variables must fit it
         template = body.template
         await templates.check_send(
