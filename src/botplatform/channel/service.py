@@ -10,11 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.audit.service import diff
 from botplatform.channel import sandbox
 from botplatform.channel.schemas import (
+    ChannelCreate,
     ChannelOut,
     ChannelUpdate,
+    InstagramChannelCreate,
+    MetaChannelCreate,
     SandboxChannelCreate,
+    UnavailableChannelCreate,
     WhatsAppChannelCreate,
 )
+from botplatform.channels.registry import not_available
 from botplatform.config import Settings
 from botplatform.kit.crypto import mask
 from botplatform.kit.errors import Conflict
@@ -23,7 +28,20 @@ from botplatform.models import Channel
 from botplatform.usage import service as usage
 
 SECRET_FIELDS = ("access_token", "app_secret", "verify_token")
-CONFIG_FIELDS = ("display_phone_number", "auto_reply", "phone_number_id", "business_account_id")
+CONFIG_FIELDS = (
+    "display_phone_number",
+    "auto_reply",
+    "phone_number_id",
+    "business_account_id",
+    "page_id",
+    "instagram_account_id",
+)
+#: The config field naming the provider's account: one channel per account in a workspace.
+ACCOUNT_FIELD = {
+    "whatsapp": "phone_number_id",
+    "messenger": "page_id",
+    "instagram": "instagram_account_id",
+}
 
 
 def webhook_url(settings: Settings, channel: Channel) -> str:
@@ -50,6 +68,8 @@ def to_out(
         phone_number_id=config.get("phone_number_id"),
         business_account_id=config.get("business_account_id"),
         display_phone_number=config.get("display_phone_number"),
+        page_id=config.get("page_id"),
+        instagram_account_id=config.get("instagram_account_id"),
         send_rate_per_second=channel.send_rate_per_second,
         auto_reply=config.get("auto_reply"),
         sandbox=bool(config.get("sandbox")),
@@ -63,15 +83,26 @@ def to_out(
 
 
 async def _ensure_number_free(
-    db: AsyncSession, workspace_id: uuid.UUID, phone_id: str, but: uuid.UUID | None = None
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    account_id: str,
+    but: uuid.UUID | None = None,
+    provider: str = "whatsapp",
 ) -> None:
+    field = ACCOUNT_FIELD[provider]
     for channel in (await db.execute(scoped(Channel, workspace_id))).scalars():
-        if channel.id != but and channel.config.get("phone_number_id") == phone_id:
-            raise Conflict("This phone number is already connected.", code="channel_exists")
+        same = channel.provider == provider and channel.config.get(field) == account_id
+        if channel.id != but and same:
+            what = "phone number" if provider == "whatsapp" else "account"
+            raise Conflict(f"This {what} is already connected.", code="channel_exists")
 
 
-async def create(db: AsyncSession, workspace_id: uuid.UUID, data: WhatsAppChannelCreate) -> Channel:
+async def create(db: AsyncSession, workspace_id: uuid.UUID, data: ChannelCreate) -> Channel:
+    if isinstance(data, UnavailableChannelCreate):
+        raise not_available(data.provider)
     await usage.ensure_room(db, workspace_id, "channels")
+    if not isinstance(data, WhatsAppChannelCreate):
+        return await _create_meta(db, workspace_id, data)
     await _ensure_number_free(db, workspace_id, data.phone_number_id)
     channel = Channel(
         workspace_id=workspace_id,
@@ -84,6 +115,32 @@ async def create(db: AsyncSession, workspace_id: uuid.UUID, data: WhatsAppChanne
             "display_phone_number": data.display_phone_number,
             "auto_reply": data.auto_reply or None,
         },
+        access_token=data.access_token,
+        app_secret=data.app_secret,
+        verify_token=data.verify_token or secrets.token_urlsafe(24),
+        send_rate_per_second=data.send_rate_per_second,
+    )
+    db.add(channel)
+    await db.flush()
+    return channel
+
+
+async def _create_meta(
+    db: AsyncSession, workspace_id: uuid.UUID, data: MetaChannelCreate
+) -> Channel:
+    """A Messenger or Instagram channel: the Page (or Instagram account) and its token."""
+    config: dict[str, Any] = {"page_id": data.page_id, "auto_reply": data.auto_reply or None}
+    if isinstance(data, InstagramChannelCreate):
+        config["instagram_account_id"] = data.instagram_account_id
+    await _ensure_number_free(
+        db, workspace_id, config[ACCOUNT_FIELD[data.provider]], provider=data.provider
+    )
+    channel = Channel(
+        workspace_id=workspace_id,
+        provider=data.provider,
+        name=data.name,
+        status="active",
+        config=config,
         access_token=data.access_token,
         app_secret=data.app_secret,
         verify_token=data.verify_token or secrets.token_urlsafe(24),
@@ -158,8 +215,11 @@ async def reconnect_sandbox(
 
 async def update(db: AsyncSession, channel: Channel, data: ChannelUpdate) -> dict[str, Any]:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
-    if "phone_number_id" in changes:
-        await _ensure_number_free(db, channel.workspace_id, changes["phone_number_id"], channel.id)
+    field = ACCOUNT_FIELD.get(channel.provider, "phone_number_id")
+    if field in changes:
+        await _ensure_number_free(
+            db, channel.workspace_id, changes[field], channel.id, channel.provider
+        )
     before: dict[str, Any] = {}
     for field, value in changes.items():
         if field in CONFIG_FIELDS:
