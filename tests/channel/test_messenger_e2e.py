@@ -289,3 +289,74 @@ async def test_send_errors_are_classified(
     else:
         assert (out["status"], out["error_code"]) == ("failed", final)
     await eventually(lambda: not wa._tasks, timeout=10)
+
+
+async def test_profile_is_fetched_once_off_the_hot_path(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    owner, ws, _created = await _setup(api, wa)
+    page = wa.pages[PAGE_ID]
+    psid, _mid = await wa.post_page_inbound(page, "hello", name="Ada Lovelace")
+    conversation = await _conversation(api, owner, ws)
+
+    async def named() -> dict[str, Any] | None:
+        response = await client.get(
+            f"/api/v1/workspaces/{ws}/contacts/{conversation['contact_id']}",
+            headers=owner.headers,
+        )
+        data = response.json()["data"]
+        return data if data["name"] == "Ada Lovelace" else None
+
+    contact = await eventually(named)
+    [identity] = contact["identities"]
+    assert identity["provider"] == "messenger" and identity["external_id"] == psid
+    assert identity["profile_picture_url"].endswith(f"{psid}.jpg")
+    await wa.post_page_inbound(page, "again", psid=psid)
+    await eventually(
+        lambda: len(wa.webhooks) >= 2 and not wa._tasks, timeout=10
+    )  # the second message is in
+    assert wa.profile_reads == [psid]  # cached: read once a day at most
+
+
+async def test_merge_two_contacts_of_one_person(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    owner, ws, _created = await _setup(api, wa)
+    whatsapp = await api.create_channel(owner, ws)
+    await api.inbound_text(whatsapp["id"], "15557654321", "hi from WhatsApp", name="Ada L")
+    await wa.post_page_inbound(wa.pages[PAGE_ID], "hi from Messenger", name="Ada Lovelace")
+
+    async def two() -> list[dict[str, Any]] | None:
+        response = await client.get(f"/api/v1/workspaces/{ws}/conversations", headers=owner.headers)
+        items = response.json()["data"]["items"]
+        return items if len(items) == 2 else None
+
+    first, second = await eventually(two)
+    assert first["contact_id"] != second["contact_id"]
+    merged = await client.post(
+        f"/api/v1/workspaces/{ws}/contacts/{first['contact_id']}/merge",
+        json={"contact_id": second["contact_id"]},
+        headers=owner.headers,
+    )
+    assert merged.status_code == 200, merged.text
+    providers = sorted(i["provider"] for i in merged.json()["data"]["identities"])
+    assert providers == ["messenger", "whatsapp"]
+    conversations = (
+        await client.get(f"/api/v1/workspaces/{ws}/conversations", headers=owner.headers)
+    ).json()["data"]["items"]
+    assert {c["contact_id"] for c in conversations} == {first["contact_id"]}
+    assert {c["channel_id"] for c in conversations} == {whatsapp["id"], _created["id"]}
+    contacts = (
+        await client.get(f"/api/v1/workspaces/{ws}/contacts", headers=owner.headers)
+    ).json()["data"]["items"]
+    assert [c["id"] for c in contacts] == [first["contact_id"]]
+    gone = await client.get(
+        f"/api/v1/workspaces/{ws}/contacts/{second['contact_id']}", headers=owner.headers
+    )
+    assert gone.status_code == 404
+    itself = await client.post(
+        f"/api/v1/workspaces/{ws}/contacts/{first['contact_id']}/merge",
+        json={"contact_id": first["contact_id"]},
+        headers=owner.headers,
+    )
+    assert itself.status_code == 422

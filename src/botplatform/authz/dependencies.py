@@ -197,6 +197,7 @@ ConversationsRead = Annotated[WorkspaceAccess, _access(Permission.CONVERSATIONS_
 ConversationsReply = Annotated[WorkspaceAccess, _access(Permission.CONVERSATIONS_REPLY)]
 ConversationsManage = Annotated[WorkspaceAccess, _access(Permission.CONVERSATIONS_MANAGE)]
 ContactsRead = Annotated[WorkspaceAccess, _access(Permission.CONTACTS_READ)]
+ContactsManage = Annotated[WorkspaceAccess, _access(Permission.CONTACTS_MANAGE)]
 AuditRead = Annotated[WorkspaceAccess, _access(Permission.AUDIT_READ)]
 BotsRead = Annotated[WorkspaceAccess, _access(Permission.BOTS_READ)]
 BotsManage = Annotated[WorkspaceAccess, _access(Permission.BOTS_MANAGE)]

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
 from botplatform.channels import policy
+from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import MEDIA_TYPES, InboundMessage
 from botplatform.channels.sender import LeasedSend, outbound_of
@@ -381,6 +382,7 @@ async def _contact_created(db: AsyncSession, sender: Sender, now: datetime, even
         updated_at=now,
     )
     events.append(("contact.created", payloads.contact_event(row)))
+    profiles.queue_fetch(db, sender.channel, sender.external_id)
     await automation_events.record(
         db,
         sender.channel.workspace_id,

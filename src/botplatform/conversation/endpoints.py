@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, status
 
 from botplatform.audit.dependencies import Audit
 from botplatform.authz.dependencies import (
+    ContactsManage,
     ContactsRead,
     ConversationsManage,
     ConversationsRead,
@@ -18,7 +19,7 @@ from botplatform.bot import runner as bot_runner
 from botplatform.channel import repository as channels
 from botplatform.channels.policy import WHATSAPP_WINDOW
 from botplatform.channels.tasks import MARK_READ_JOB
-from botplatform.conversation import repository, service
+from botplatform.conversation import merge, repository, service
 from botplatform.conversation.schemas import (
     ConsentOut,
     ContactOut,
@@ -26,6 +27,7 @@ from botplatform.conversation.schemas import (
     ConversationStatus,
     ConversationUpdate,
     IdentityOut,
+    MergeIn,
 )
 from botplatform.db import DbSession
 from botplatform.events import payloads
@@ -328,3 +330,26 @@ async def get_contact(
         for c in await repository.consent(db, access.workspace_id, contact.id)
     ]
     return ok(out)
+
+
+@router.post("/contacts/{contact_id}/merge")
+async def merge_contacts(
+    access: ContactsManage, contact_id: uuid.UUID, body: MergeIn, db: DbSession, audit: Audit
+) -> Envelope[ContactOut]:
+    """Merges another contact into this one (the same person on two channels): this contact
+    takes its channel identities, conversations, consent ledger, tags and attributes, and the
+    other is deleted. 409 `contacts_share_a_channel` when both talk on one channel."""
+    keep = await repository.get_contact(db, access.workspace_id, contact_id)
+    other = await repository.get_contact(db, access.workspace_id, body.contact_id)
+    changes = await merge.merge(db, keep, other)
+    await audit.log(
+        "contact.merge",
+        workspace_id=access.workspace_id,
+        target_type="contact",
+        target_id=keep.id,
+        changes=changes,
+    )
+    out = ContactOut.model_validate(keep, from_attributes=True)
+    found = await repository.identities(db, access.workspace_id, keep.id)
+    out.identities = [IdentityOut.model_validate(i, from_attributes=True) for i in found]
+    return ok(out, "Contacts merged")

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.channels import delivery
+from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import (
     MEDIA_TYPES,
@@ -109,6 +110,7 @@ async def _create_contact(
     except IntegrityError:
         return None
     await emit(db, ws, "contact.created", payloads.contact_event(contact))
+    profiles.queue_fetch(db, channel, external_id)  # Messenger/Instagram: name and picture
     await automation_events.record(
         db, ws, automation_events.CONTACT_CREATED, contact_id=contact.id, channel_id=channel.id
     )
