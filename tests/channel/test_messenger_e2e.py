@@ -360,3 +360,30 @@ async def test_merge_two_contacts_of_one_person(
         headers=owner.headers,
     )
     assert itself.status_code == 422
+
+
+@pytest.mark.parametrize("provider", ["messenger", "instagram"])
+async def test_a_sandbox_page_works_on_the_first_try(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, provider: str
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    response = await client.post(
+        f"/api/v1/workspaces/{ws}/channels/sandbox",
+        json={"provider": provider},
+        headers=owner.headers,
+    )
+    assert response.status_code == 201, response.text
+    channel = response.json()["data"]
+    assert channel["provider"] == provider and channel["sandbox"] is True
+    assert channel["name"] == f"{provider.capitalize()} sandbox"
+    page = wa.pages[channel["page_id"]]
+    assert page.webhook_url == channel["webhook_url"] and page.provider == provider
+    await wa.post_page_inbound(page, "Where is my order?", name="Ada Lovelace")
+    conversation = await _conversation(api, owner, ws)
+    assert (
+        await _reply(api, owner, ws, conversation["id"], {"text": "On its way"})
+    ).status_code == 201
+    call = await eventually(lambda: wa.page_sent[0] if wa.page_sent else None)
+    assert call["body"]["message"]["text"] == "On its way"
+    await eventually(lambda: not wa._tasks, timeout=10)

@@ -111,7 +111,12 @@ MetaChannelCreate = MessengerChannelCreate | InstagramChannelCreate
 
 
 class SandboxChannelCreate(InputModel):
-    name: Name = "WhatsApp sandbox"
+    provider: Literal["whatsapp", "messenger", "instagram"] = "whatsapp"
+    name: Name | None = Field(None, description='Defaults to e.g. "WhatsApp sandbox"')
+
+    def display_name(self) -> str:
+        titles = {"whatsapp": "WhatsApp", "messenger": "Messenger", "instagram": "Instagram"}
+        return self.name or f"{titles[self.provider]} sandbox"
     auto_reply: AutoReply | None = None
 
 

@@ -160,6 +160,8 @@ async def create_sandbox(
 ) -> Channel:
     """A channel on the sandbox, its ids and credentials chosen here and by the sandbox."""
     await usage.ensure_room(db, workspace_id, "channels")
+    if data.provider != "whatsapp":
+        return await _create_sandbox_page(db, http, settings, workspace_id, data)
     channel_id, phone_number_id = uuid.uuid4(), sandbox.new_phone_number_id()
     number = await sandbox.connect(
         http,
@@ -174,7 +176,7 @@ async def create_sandbox(
         id=channel_id,
         workspace_id=workspace_id,
         provider="whatsapp",
-        name=data.name,
+        name=data.display_name(),
         status="active",
         config={
             "phone_number_id": number.phone_number_id,
@@ -192,6 +194,37 @@ async def create_sandbox(
     return channel
 
 
+async def _create_sandbox_page(
+    db: AsyncSession,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    workspace_id: uuid.UUID,
+    data: SandboxChannelCreate,
+) -> Channel:
+    channel_id, page_id = uuid.uuid4(), sandbox.new_phone_number_id()
+    page = await sandbox.connect_page(
+        http, settings, page_id, _webhook_url(settings, data.provider, channel_id), data.provider
+    )
+    config: dict[str, Any] = {"page_id": page.page_id, "auto_reply": data.auto_reply or None}
+    if data.provider == "instagram":
+        config["instagram_account_id"] = page.page_id
+    channel = Channel(
+        id=channel_id,
+        workspace_id=workspace_id,
+        provider=data.provider,
+        name=data.display_name(),
+        status="active",
+        config={**config, "sandbox": True},
+        access_token=page.access_token,
+        app_secret=page.app_secret,
+        verify_token=secrets.token_urlsafe(24),
+        send_rate_per_second=300,
+    )
+    db.add(channel)
+    await db.flush()
+    return channel
+
+
 async def reconnect_sandbox(
     db: AsyncSession, http: httpx.AsyncClient, settings: Settings, channel: Channel
 ) -> None:
@@ -201,6 +234,17 @@ async def reconnect_sandbox(
             "Only a channel created for the sandbox can be connected to it.",
             code="not_a_sandbox_channel",
         )
+    if channel.provider != "whatsapp":
+        page = await sandbox.connect_page(
+            http,
+            settings,
+            str(channel.config.get("page_id")),
+            webhook_url(settings, channel),
+            channel.provider,
+        )
+        channel.access_token, channel.app_secret = page.access_token, page.app_secret
+        await db.flush()
+        return
     number = await sandbox.connect(
         http,
         settings,
