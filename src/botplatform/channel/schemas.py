@@ -117,6 +117,7 @@ class SandboxChannelCreate(InputModel):
     def display_name(self) -> str:
         titles = {"whatsapp": "WhatsApp", "messenger": "Messenger", "instagram": "Instagram"}
         return self.name or f"{titles[self.provider]} sandbox"
+
     auto_reply: AutoReply | None = None
 
 
