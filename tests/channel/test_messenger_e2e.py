@@ -387,3 +387,61 @@ async def test_a_sandbox_page_works_on_the_first_try(
     call = await eventually(lambda: wa.page_sent[0] if wa.page_sent else None)
     assert call["body"]["message"]["text"] == "On its way"
     await eventually(lambda: not wa._tasks, timeout=10)
+
+
+async def test_media_upload_send_and_inbound_fetch(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    from tests.conftest import GRAPH_PORT
+    from tests.media.test_storage import _png
+
+    owner, ws, created = await _setup(api, wa)
+    page = wa.pages[PAGE_ID]
+    psid, _mid = await wa.post_page_inbound(page, "hello", name="Ada Lovelace")
+    conversation = await _conversation(api, owner, ws)
+    image = _png()
+    uploaded = await client.post(
+        f"/api/v1/workspaces/{ws}/channels/{created['id']}/media",
+        files={"file": ("photo.png", image, "image/png")},
+        headers=owner.headers,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    attachment_id = uploaded.json()["data"]["id"]
+    assert wa.media[attachment_id].data == image
+    body = {"type": "image", "media": {"id": attachment_id}}
+    assert (await _reply(api, owner, ws, conversation["id"], body)).status_code == 201
+    call = await eventually(lambda: wa.page_sent[0] if wa.page_sent else None)
+    assert call["body"]["message"]["attachment"] == {
+        "type": "image",
+        "payload": {"attachment_id": attachment_id},
+    }
+    # A customer's photo: Meta's attachment URL, fetched into storage.
+    media_id = wa.add_media(image, "image/png")
+    await wa.deliver_page(
+        page,
+        {
+            "sender": {"id": psid},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 1700000000000,
+            "message": {
+                "mid": "m_photo",
+                "attachments": [
+                    {
+                        "type": "image",
+                        "payload": {"url": f"http://127.0.0.1:{GRAPH_PORT}/cdn/{media_id}"},
+                    }
+                ],
+            },
+        },
+    )
+
+    async def stored() -> dict[str, Any] | None:
+        items = await _messages(api, owner, ws, conversation["id"])
+        photo = next(
+            (m for m in items if m["type"] == "image" and m["direction"] == "inbound"), None
+        )
+        return photo if photo and photo["media_status"] == "stored" else None
+
+    photo = await eventually(stored)
+    assert photo["media_url"]
+    await eventually(lambda: not wa._tasks, timeout=10)

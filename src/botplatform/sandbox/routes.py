@@ -275,6 +275,15 @@ async def download_media(request: Request) -> Response:
     return Response(media.data, media_type=media.mime_type)
 
 
+async def cdn_media(request: Request) -> Response:
+    """Stands in for Meta's CDN links in Messenger/Instagram attachments: signed URLs that
+    need no token."""
+    media = _graph(request).media.get(request.path_params["media_id"])
+    if media is None:
+        return Response(status_code=404)
+    return Response(media.data, media_type=media.mime_type)
+
+
 # -- /_sandbox/ controls ---------------------------------------------------------------------
 
 
@@ -485,6 +494,7 @@ def routes() -> list[Route]:
         Route("/_sandbox/meta/inbound", sandbox_page_inbound, methods=["POST"]),
         Route("/_sandbox/meta/sent", sandbox_page_sent, methods=["GET"]),
         Route("/media-download/{media_id}", download_media, methods=["GET"]),
+        Route("/cdn/{media_id}", cdn_media, methods=["GET"]),
         Route("/{version}/me/messages", send_page_message, methods=["POST"]),
         Route("/{version}/me/message_attachments", upload_page_attachment, methods=["POST"]),
         Route("/{version}/{phone_number_id}/messages", send_message, methods=["POST"]),
