@@ -445,3 +445,50 @@ async def test_media_upload_send_and_inbound_fetch(
     photo = await eventually(stored)
     assert photo["media_url"]
     await eventually(lambda: not wa._tasks, timeout=10)
+
+
+async def test_edits_unsends_reactions_and_late_watermarks(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    owner, ws, _created = await _setup(api, wa)
+    page = wa.pages[PAGE_ID]
+    psid, mid = await wa.post_page_inbound(page, "helo", name="Ada Lovelace")
+    conversation = await _conversation(api, owner, ws)
+
+    def item(**extra: Any) -> dict[str, Any]:
+        base = {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": 1700000000123}
+        return {**base, **extra}
+
+    await wa.deliver_page(page, item(message_edit={"mid": mid, "text": "hello", "num_edit": 1}))
+    await wa.deliver_page(page, item(reaction={"mid": mid, "action": "react", "emoji": "👍"}))
+    await wa.deliver_page(page, item(reaction={"mid": mid, "action": "react", "emoji": "👍"}))
+
+    async def edited() -> list[dict[str, Any]] | None:
+        items = await _messages(api, owner, ws, conversation["id"])
+        first = next(m for m in items if m["provider_message_id"] == mid)
+        reactions = [m for m in items if m["type"] == "reaction"]
+        return items if first["text"] == "hello" and first["edited"] and reactions else None
+
+    items = await eventually(edited)
+    assert len([m for m in items if m["type"] == "reaction"]) == 1  # a redelivery is one
+    second = await wa.post_page_inbound(page, "oops", psid=psid)
+    await wa.deliver_page(page, item(message={"mid": second[1], "is_deleted": True}))
+
+    async def unsent() -> bool:
+        items = await _messages(api, owner, ws, conversation["id"])
+        return any(m["provider_message_id"] == second[1] and m["deleted"] for m in items)
+
+    await eventually(unsent)
+    # Our reply reaches read; a late delivery watermark leaves it there.
+    assert (await _reply(api, owner, ws, conversation["id"], {"text": "Hi"})).status_code == 201
+
+    async def read() -> dict[str, Any] | None:
+        items = await _messages(api, owner, ws, conversation["id"])
+        out = next((m for m in items if m["direction"] == "outbound"), None)
+        return out if out and out["status"] == "read" else None
+
+    await eventually(read)
+    await wa.deliver_page(page, item(delivery={"watermark": 1900000000000}))
+    items = await _messages(api, owner, ws, conversation["id"])
+    assert next(m for m in items if m["direction"] == "outbound")["status"] == "read"
+    await eventually(lambda: not wa._tasks, timeout=10)
