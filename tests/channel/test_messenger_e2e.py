@@ -176,9 +176,17 @@ async def test_inbound_reply_echo_and_watermarks(
         items = await _messages(api, owner, ws, conversation["id"])
         return next((m for m in items if m["text"] == "From the inbox"), None)
 
+    # An API send names the contact by its Page-scoped id.
+    by_id = await client.post(
+        f"/api/v1/workspaces/{ws}/messages",
+        json={"channel_id": _channel_out["id"], "to": psid, "text": "By id"},
+        headers=owner.headers,
+    )
+    assert by_id.status_code == 201, by_id.text
+    assert by_id.json()["data"]["conversation_id"] == conversation["id"]
     echo = await eventually(echoed)
     assert (echo["direction"], echo["status"]) == ("outbound", "sent")
-    assert len(await _messages(api, owner, ws, conversation["id"])) == 3
+    assert len(await _messages(api, owner, ws, conversation["id"])) == 4  # + "By id"
     assert inbound["provider_message_id"] == mid if "provider_message_id" in inbound else True
 
 

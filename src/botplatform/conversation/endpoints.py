@@ -34,7 +34,9 @@ from botplatform.events import payloads
 from botplatform.events.service import emit
 from botplatform.kit.clock import utcnow
 from botplatform.kit.envelope import Envelope, ok
+from botplatform.kit.errors import Unprocessable
 from botplatform.kit.pagination import Page, PageQuery, paginate
+from botplatform.kit.phone import PHONE_HINT
 from botplatform.media.storage import SignedMediaUrls
 from botplatform.member import repository as members
 from botplatform.message import service as messages
@@ -259,9 +261,12 @@ async def send_message(
     audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Envelope[MessageOut]:
-    """Sends to a phone number (or other channel id) through a channel. Outside WhatsApp's
+    """Sends to a phone number (WhatsApp) or the contact's id on the channel (Messenger,
+    Instagram: the PSID/IGSID) through a channel. Outside WhatsApp's
     24-hour window only a template is accepted (422 `window_closed`)."""
     channel = await channels.get_visible(db, access, body.channel_id)
+    if channel.provider == "whatsapp" and not body.to.startswith("+"):
+        raise Unprocessable(PHONE_HINT, code="invalid_recipient", details={"field": "body.to"})
     contact = await service.contact_for(db, channel, body.to.lstrip("+"), None)
     conversation = await service.conversation_for(db, channel, contact)
     return await _queue(db, audit, access, channel, contact, conversation, body, idempotency_key)

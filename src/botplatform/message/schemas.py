@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from botplatform.kit.phone import PhoneNumber
+from botplatform.kit.phone import PHONE_HINT, normalize_phone
 from botplatform.kit.schemas import InputModel
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=20)]
@@ -141,9 +142,31 @@ class MessageBody(InputModel):
         return self
 
 
+def _recipient(value: str) -> str:
+    """A phone number (normalised), or another channel's id for the contact (a PSID)."""
+    try:
+        return normalize_phone(value)
+    except ValueError:
+        if _CHANNEL_ID.fullmatch(value):
+            return value
+        raise ValueError(f"{PHONE_HINT} (or the contact's id on the channel)") from None
+
+
+_CHANNEL_ID = re.compile(r"[0-9A-Za-z_.:-]{1,100}")
+Recipient = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_recipient),
+    Field(
+        description="WhatsApp: a phone number with its country code; Messenger/Instagram: "
+        "the contact's Page- or Instagram-scoped id"
+    ),
+]
+
+
 class SendMessageIn(MessageBody):
     channel_id: uuid.UUID
-    to: PhoneNumber
+    to: Recipient
 
 
 class ReplyIn(MessageBody):

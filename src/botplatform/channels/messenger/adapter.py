@@ -15,11 +15,13 @@ from botplatform.channels.base import (
     ProviderSendError,
     load_json,
     not_configured,
+    post_json,
 )
 from botplatform.channels.messages import (
     Capability,
     InboundEvent,
     Media,
+    MessageType,
     OutboundMessage,
     SendResult,
 )
@@ -27,7 +29,6 @@ from botplatform.channels.messenger.errors import classify
 from botplatform.channels.messenger.outbound import ATTACHMENT_TYPES, send_body
 from botplatform.channels.messenger.parse import parse
 from botplatform.config import Settings
-from botplatform.kit import provider_http
 
 #: The profile fields Messenger gives for a PSID (Instagram's are in its adapter).
 PROFILE_FIELDS = "first_name,last_name,profile_pic"
@@ -73,27 +74,20 @@ class MessengerAdapter:
         except ValueError as exc:
             raise ProviderSendError(retryable=False, code="unsupported", title=str(exc)) from exc
         url = f"{self.base}/me/messages"
-        try:
-            status, body = await provider_http.post_json(url, payload, self._auth())
-        except provider_http.NeverSent as exc:  # no connection was made: it never left
-            raise ProviderSendError(retryable=True, code="network", title=str(exc)) from exc
-        except provider_http.MaybeSent as exc:  # it may have arrived: the outcome is unknown
-            raise ProviderSendError(
-                retryable=True, code="network", title=str(exc), ambiguous=True
-            ) from exc
+        status, body = await post_json(url, payload, self._auth())
         body = body if isinstance(body, dict) else {}
         if status >= 400:
             raise classify(status, body)
-        if message.mark_read or message.sender_action or "message_id" not in body:
-            if "message_id" in body:
-                return SendResult(provider_message_id=str(body["message_id"]), raw=body)
-            if message.mark_read or message.sender_action or "recipient_id" in body:
-                # Sender actions (seen, typing, reactions) create no message.
-                return SendResult(provider_message_id=message.mark_read or "", raw=body)
-            raise ProviderSendError(
-                retryable=False, code="bad_response", title="the Send API gave no message id"
-            )
-        return SendResult(provider_message_id=str(body["message_id"]), raw=body)
+        if "message_id" in body:
+            return SendResult(provider_message_id=str(body["message_id"]), raw=body)
+        if message.mark_read:
+            return SendResult(provider_message_id=message.mark_read, raw=body)
+        if message.sender_action or message.content.type == MessageType.REACTION:
+            # Sender actions (typing, reactions) create no message: an id of our own.
+            return SendResult(provider_message_id=f"action:{message.idempotency_key}", raw=body)
+        raise ProviderSendError(
+            retryable=False, code="bad_response", title="the Send API gave no message id"
+        )
 
     async def upload_media(self, data: bytes, mime_type: str, filename: str) -> str:
         """The Attachment Upload API: a reusable attachment id for later sends."""

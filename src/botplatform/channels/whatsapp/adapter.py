@@ -13,6 +13,7 @@ from botplatform.channels.base import (
     ProviderSendError,
     load_json,
     not_configured,
+    post_json,
 )
 from botplatform.channels.messages import (
     Capability,
@@ -25,7 +26,6 @@ from botplatform.channels.whatsapp.errors import classify
 from botplatform.channels.whatsapp.outbound import graph_body
 from botplatform.channels.whatsapp.parse import parse
 from botplatform.config import Settings
-from botplatform.kit import provider_http
 
 
 class WhatsAppAdapter:
@@ -61,14 +61,7 @@ class WhatsAppAdapter:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         url = f"{self.base}/{self.phone_number_id}/messages"
-        try:
-            status, body = await provider_http.post_json(url, graph_body(message), self._auth())
-        except provider_http.NeverSent as exc:  # no connection was made: it never left
-            raise ProviderSendError(retryable=True, code="network", title=str(exc)) from exc
-        except provider_http.MaybeSent as exc:  # it may have arrived: the outcome is unknown
-            raise ProviderSendError(
-                retryable=True, code="network", title=str(exc), ambiguous=True
-            ) from exc
+        status, body = await post_json(url, graph_body(message), self._auth())
         body = body if body is not None else {}
         if status >= 400:
             raise classify(status, body)
