@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from botplatform.kit.phone import PHONE_HINT, normalize_phone
+from botplatform.kit.phone import normalize_phone
 from botplatform.kit.schemas import InputModel
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=20)]
@@ -143,16 +143,17 @@ class MessageBody(InputModel):
 
 
 def _recipient(value: str) -> str:
-    """A phone number (normalised), or another channel's id for the contact (a PSID)."""
+    """A phone number (normalised), or a Page- or Instagram-scoped id (16 to 20 digits,
+    longer than any phone number)."""
     try:
         return normalize_phone(value)
     except ValueError:
-        if _CHANNEL_ID.fullmatch(value):
+        if _SCOPED_ID.fullmatch(value):
             return value
-        raise ValueError(f"{PHONE_HINT} (or the contact's id on the channel)") from None
+        raise
 
 
-_CHANNEL_ID = re.compile(r"[0-9A-Za-z_.:-]{1,100}")
+_SCOPED_ID = re.compile(r"[0-9]{16,20}")
 Recipient = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
