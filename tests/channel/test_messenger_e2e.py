@@ -500,3 +500,19 @@ async def test_edits_unsends_reactions_and_late_watermarks(
     items = await _messages(api, owner, ws, conversation["id"])
     assert next(m for m in items if m["direction"] == "outbound")["status"] == "read"
     await eventually(lambda: not wa._tasks, timeout=10)
+
+
+async def test_reading_a_conversation_marks_it_seen(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    owner, ws, _created = await _setup(api, wa)
+    psid, _mid = await wa.post_page_inbound(wa.pages[PAGE_ID], "hello", name="Ada Lovelace")
+    conversation = await _conversation(api, owner, ws)
+    marked = await client.patch(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}",
+        json={"mark_read": True},
+        headers=owner.headers,
+    )
+    assert marked.status_code == 200, marked.text
+    action = await eventually(lambda: wa.page_actions[0] if wa.page_actions else None)
+    assert action["body"] == {"recipient": {"id": psid}, "sender_action": "mark_seen"}

@@ -577,8 +577,11 @@ async def mark_read(ctx: JobContext, workspace_id: str, conversation_id: str) ->
     channel = await channel_cache.get(ctx.db, ws, latest.channel_id) if latest else None
     if latest is None or channel is None or latest.provider_message_id is None:
         return
+    # Messenger's mark_seen names the customer, WhatsApp's the message.
+    conversation = await ctx.db.get(Conversation, latest.conversation_id)
+    recipient = await _recipient(ctx.db, channel, conversation.contact_id) if conversation else ""
     receipt = OutboundMessage(
-        recipient_id="",
+        recipient_id=recipient,
         content=Content(type=MessageType.TEXT),
         idempotency_key=f"read:{latest.id}",
         mark_read=latest.provider_message_id,

@@ -24,11 +24,26 @@ async def _channels_of(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) -
     return {conversation.channel_id for conversation in rows.scalars()}
 
 
+async def _providers_of(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) -> set[str]:
+    rows = await db.execute(
+        scoped(ContactIdentity, ws).where(ContactIdentity.contact_id == contact_id)
+    )
+    return {identity.provider for identity in rows.scalars()}
+
+
 async def merge(db: AsyncSession, keep: Contact, other: Contact) -> dict[str, Any]:
     """Moves everything of `other` onto `keep`; answers what moved (for the audit log)."""
     if keep.id == other.id:
         raise Unprocessable("A contact cannot be merged with itself.", code="same_contact")
     ws = keep.workspace_id
+    providers = await _providers_of(db, ws, keep.id) & await _providers_of(db, ws, other.id)
+    if providers:
+        # A send picks the contact's one identity on its channel's provider.
+        raise Conflict(
+            "Both contacts have an identity on the same provider: keep them apart.",
+            code="contacts_share_a_provider",
+            details={"providers": sorted(providers)},
+        )
     shared = await _channels_of(db, ws, keep.id) & await _channels_of(db, ws, other.id)
     if shared:
         # Two people on one channel (two Page-scoped ids of one Page) are two people.

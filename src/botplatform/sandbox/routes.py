@@ -144,6 +144,7 @@ async def send_page_message(request: Request) -> Response:
     if page is None:  # a Page-scoped id no customer of ours has
         return _error(400, 100, "(#100) No matching user found", subcode=2018001)
     if action != "message":
+        graph.page_actions.append({"to": psid, "action": action, "body": body})
         return JSONResponse({"recipient_id": psid})
     if (failure := graph.take_failure()) is not None:
         return _error(failure.status, failure.code, f"(#{failure.code}) {failure.title}")

@@ -115,6 +115,8 @@ class FakeGraph:
         self.templates = TemplateStore()
         #: Send API calls accepted (Messenger and Instagram), in order.
         self.page_sent: list[dict[str, Any]] = []
+        #: Sender actions (mark_seen, typing, reactions), in order.
+        self.page_actions: list[dict[str, Any]] = []
         #: Profile reads (PSID/IGSID), in order.
         self.profile_reads: list[str] = []
 
