@@ -247,6 +247,11 @@ async def test_window_and_message_tags(
     await wa.post_page_inbound(wa.pages[PAGE_ID], "hello", name="Ada Lovelace")
     conversation = await _conversation(api, owner, ws)
     await _age(runtime, conversation["id"], 2)
+    key = await api.create_key(owner, ws, ["conversations:reply", "conversations:read"])
+    as_key = Account(owner.email, "", key["key"], owner.user_id)
+    # An API key is no person: outside 24 h only a tag the send names lets it through.
+    refused = await _reply(api, as_key, ws, conversation["id"], {"text": "late"})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "window_closed"
     wrong = await _reply(api, owner, ws, conversation["id"], {"text": "x", "tag": "NOT_A_TAG"})
     assert wrong.status_code == 422
     tagged = await _reply(

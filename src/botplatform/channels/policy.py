@@ -71,15 +71,11 @@ def _check_tag(provider: str, tag: str, last: datetime | None) -> None:
         )
 
 
-def needs_agent_tag(
-    channel: ChannelInfo, conversation: Conversation, sender_user_id: object | None
-) -> bool:
+def needs_agent_tag(channel: ChannelInfo, conversation: Conversation) -> bool:
     """A person's reply on Messenger/Instagram after the 24-hour window: it goes out with the
     HUMAN_AGENT tag (which `check` then allows within 7 days)."""
-    return (
-        sender_user_id is not None
-        and HUMAN_AGENT in TAGS_BY_PROVIDER.get(channel.provider, frozenset())
-        and not window_open(channel.provider, conversation.last_inbound_at)
+    return HUMAN_AGENT in TAGS_BY_PROVIDER.get(channel.provider, frozenset()) and not window_open(
+        channel.provider, conversation.last_inbound_at
     )
 
 

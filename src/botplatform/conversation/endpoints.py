@@ -213,6 +213,7 @@ async def _queue(
         idempotency_key=idempotency_key or str(uuid.uuid4()),
         sender_user_id=_user_id(access),
         check_quota=True,
+        human=access.principal.user is not None,
     )
     await audit.log(
         "message.send",
