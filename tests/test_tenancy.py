@@ -53,6 +53,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/workspaces/{ws}/bots/{bot_id}"): {"name": "x"},
     ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/versions"): {},
     ("POST", "/api/v1/workspaces/{ws}/bots/{bot_id}/simulate"): {"messages": [{"text": "hi"}]},
+    ("POST", "/api/v1/workspaces/{ws}/contacts/{contact_id}/merge"): {
+        "contact_id": "{contact_id}"
+    },  # B's contact
     ("PUT", "/api/v1/workspaces/{ws}/members/{user_id}/channels"): {
         "channel_ids": ["{channel_id}"]
     },  # B's member and B's channel
@@ -182,6 +185,8 @@ async def test_every_workspace_route_answers_404_across_tenants(
         body = BODIES.get((method, path))
         if body and body.get("channel_id") == "{channel_id}":
             body = {**body, "channel_id": ids_of_b["channel_id"]}
+        if body and body.get("contact_id") == "{contact_id}":
+            body = {**body, "contact_id": ids_of_b["contact_id"]}
         if body and body.get("channel_ids") == ["{channel_id}"]:
             body = {**body, "channel_ids": [ids_of_b["channel_id"]]}
         # B's workspace itself, and B's objects under A's workspace: both must be invisible.

@@ -485,6 +485,12 @@ async def test_edits_unsends_reactions_and_late_watermarks(
     items = await eventually(edited)
     assert len([m for m in items if m["type"] == "reaction"]) == 1  # a redelivery is one
     second = await wa.post_page_inbound(page, "oops", psid=psid)
+
+    async def arrived() -> bool:
+        items = await _messages(api, owner, ws, conversation["id"])
+        return any(m["provider_message_id"] == second[1] for m in items)
+
+    await eventually(arrived)  # an unsend of a message not stored yet has nothing to hide
     await wa.deliver_page(page, item(message={"mid": second[1], "is_deleted": True}))
 
     async def unsent() -> bool:

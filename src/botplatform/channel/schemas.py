@@ -94,17 +94,19 @@ NOT_YET = ("webchat", "telegram", "slack")
 
 
 def _provider_of(value: Any) -> str | None:
+    # Tags start with "~": an error's field is then "body.page_id", not
+    # "body.messenger.page_id" (kit.handlers leaves tags out).
     provider = value.get("provider", "whatsapp") if isinstance(value, dict) else value.provider
     if provider in BUILT:
-        return str(provider)
-    return "unavailable" if provider in NOT_YET else None
+        return f"~{provider}"
+    return "~unavailable" if provider in NOT_YET else None
 
 
 ChannelCreate = Annotated[
-    Annotated[WhatsAppChannelCreate, Tag("whatsapp")]
-    | Annotated[MessengerChannelCreate, Tag("messenger")]
-    | Annotated[InstagramChannelCreate, Tag("instagram")]
-    | Annotated[UnavailableChannelCreate, Tag("unavailable")],
+    Annotated[WhatsAppChannelCreate, Tag("~whatsapp")]
+    | Annotated[MessengerChannelCreate, Tag("~messenger")]
+    | Annotated[InstagramChannelCreate, Tag("~instagram")]
+    | Annotated[UnavailableChannelCreate, Tag("~unavailable")],
     Discriminator(_provider_of),
 ]
 MetaChannelCreate = MessengerChannelCreate | InstagramChannelCreate
