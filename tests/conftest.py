@@ -178,6 +178,7 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "smtp_host": "127.0.0.1",
         # The fake Graph API (botplatform.sandbox) listens here during the tests.
         "whatsapp_api_base_url": f"http://127.0.0.1:{GRAPH_PORT}",
+        "messenger_api_base_url": f"http://127.0.0.1:{GRAPH_PORT}",
         # The fake OpenAI-compatible API (tests/fakes/openai.py) listens here.
         "openai_base_url": f"http://127.0.0.1:{OPENAI_PORT}/v1",
         "openai_api_key": fake_openai.API_KEY,
@@ -261,9 +262,11 @@ async def wa(graph: FakeGraph) -> AsyncIterator[FakeGraph]:
     graph.reset()
     graph.webhook_url = None
     graph.numbers.clear()
+    graph.pages.clear()
     yield graph
     graph.reset()
     graph.numbers.clear()
+    graph.pages.clear()
 
 
 @pytest.fixture(scope="session")

@@ -150,6 +150,25 @@ def test_sandbox_whatsapp_prints_the_exact_channel_values(
     assert graph.number("4445556667") is not None and graph.webhook_url is None
 
 
+@pytest.mark.parametrize("provider", ["messenger", "instagram"])
+def test_sandbox_messenger_and_instagram_say_how_to_connect(
+    monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr("botplatform.sandbox.run", lambda host, port, graph: served.append(graph))
+    result = runner.invoke(app, ["sandbox", provider, "--port", "3998"])
+    assert result.exit_code == 0, result.output
+    [graph] = served
+    assert graph.access_tokens == {"sandbox-token"}
+    for line in (
+        "MESSENGER_API_BASE_URL=http://127.0.0.1:3998",
+        f'{{"provider": "{provider}"}}',
+        "http://127.0.0.1:3998/_sandbox/meta/inbound",
+        "curl http://127.0.0.1:3998/_sandbox/meta/sent",
+    ):
+        assert line in result.output, line
+
+
 async def test_sandbox_message_writes_as_a_customer() -> None:
     from botplatform.sandbox import FakeGraph, create_app
     from tests.serving import serving

@@ -56,6 +56,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/workspaces/{ws}/segments"): {"name": "s", "definition": {}},
     ("PATCH", "/api/v1/workspaces/{ws}/segments/{segment_id}"): {"name": "t"},
     ("POST", "/api/v1/workspaces/{ws}/segments/preview-count"): {"conditions": []},
+    ("POST", "/api/v1/workspaces/{ws}/contacts/{contact_id}/merge"): {
+        "contact_id": "{contact_id}"
+    },  # B's contact
     ("PUT", "/api/v1/workspaces/{ws}/members/{user_id}/channels"): {
         "channel_ids": ["{channel_id}"]
     },  # B's member and B's channel
@@ -211,6 +214,8 @@ async def test_every_workspace_route_answers_404_across_tenants(
         body = BODIES.get((method, path))
         if body and body.get("channel_id") == "{channel_id}":
             body = {**body, "channel_id": ids_of_b["channel_id"]}
+        if body and body.get("contact_id") == "{contact_id}":
+            body = {**body, "contact_id": ids_of_b["contact_id"]}
         if body and body.get("channel_ids") == ["{channel_id}"]:
             body = {**body, "channel_ids": [ids_of_b["channel_id"]]}
         # B's workspace itself, and B's objects under A's workspace: both must be invisible.

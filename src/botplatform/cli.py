@@ -213,6 +213,62 @@ def sandbox_instructions(base: str, graph: Any, token: str) -> str:
     )
 
 
+def _meta_sandbox(provider: str, port: int, host: str, token: str, app_secret: str) -> None:
+    from botplatform.sandbox import FakeGraph, run
+
+    base = f"http://{host}:{port}"
+    graph = FakeGraph(access_tokens={token}, app_secret=app_secret)
+    typer.echo(meta_sandbox_instructions(base, provider, token, app_secret))
+    run(host, port, graph)
+
+
+def meta_sandbox_instructions(base: str, provider: str, token: str, app_secret: str) -> str:
+    """What `sandbox messenger` / `sandbox instagram` print (one fake serves both, and
+    WhatsApp too)."""
+    return (
+        f"Fake Meta Graph API (Messenger, Instagram and WhatsApp) on {base}\n"
+        f"  1. Start the platform with MESSENGER_API_BASE_URL={base}\n"
+        f"     e.g.  MESSENGER_API_BASE_URL={base} WHATSAPP_API_BASE_URL={base} "
+        f"uv run botplatform serve\n"
+        f"  2. Create the channel: POST /api/v1/workspaces/{{ws}}/channels/sandbox with\n"
+        f'     {{"provider": "{provider}"}}. Nothing to copy: it answers the Page id.\n'
+        f"     (It accepts the token {token} and signs webhooks with {app_secret}.)\n"
+        f'  3. Write as a customer to that Page (a new customer unless you give "from"):\n'
+        f"       curl -X POST {base}/_sandbox/meta/inbound -H 'content-type: application/json' \\\n"
+        f'            -d \'{{"page_id": "<page_id>", "name": "Ada", "text": "hello"}}\'\n'
+        f"  4. Reply from the inbox; see what reached 'Meta': curl {base}/_sandbox/meta/sent\n"
+        f"     (each send is echoed back, then delivered and read)\n"
+    )
+
+
+SandboxPort = Annotated[int, typer.Option(help="Port of the fake Graph API")]
+SandboxHost = Annotated[str, typer.Option(help="Bind address")]
+SandboxToken = Annotated[str, typer.Option(help="Access token the fake accepts")]
+SandboxSecret = Annotated[str, typer.Option(help="App secret it signs webhooks with")]
+
+
+@sandbox_app.command("messenger")
+def sandbox_messenger(
+    port: SandboxPort = 3100,
+    host: SandboxHost = "127.0.0.1",
+    token: SandboxToken = "sandbox-token",  # noqa: S107 - a fake's well-known demo value
+    app_secret: SandboxSecret = "sandbox-app-secret",  # noqa: S107 - a fake's demo value
+) -> None:
+    """Run a fake Messenger Send API on loopback (the same fake as `sandbox whatsapp`)."""
+    _meta_sandbox("messenger", port, host, token, app_secret)
+
+
+@sandbox_app.command("instagram")
+def sandbox_instagram(
+    port: SandboxPort = 3100,
+    host: SandboxHost = "127.0.0.1",
+    token: SandboxToken = "sandbox-token",  # noqa: S107 - a fake's well-known demo value
+    app_secret: SandboxSecret = "sandbox-app-secret",  # noqa: S107 - a fake's demo value
+) -> None:
+    """Run a fake Instagram Direct API on loopback (the same fake as `sandbox whatsapp`)."""
+    _meta_sandbox("instagram", port, host, token, app_secret)
+
+
 @sandbox_app.command("message")
 def sandbox_message(
     text: Annotated[str, typer.Argument(help="What the customer writes")],

@@ -147,6 +147,7 @@ class Settings(BaseSettings):
     messenger_api_base_url: str = Field(
         "https://graph.facebook.com", alias="MESSENGER_API_BASE_URL"
     )
+    messenger_api_version: str = Field("v21.0", alias="MESSENGER_API_VERSION")
     telegram_api_base_url: str = Field("https://api.telegram.org", alias="TELEGRAM_API_BASE_URL")
     slack_api_base_url: str = Field("https://slack.com/api", alias="SLACK_API_BASE_URL")
     openai_base_url: str = Field("https://api.openai.com/v1", alias="OPENAI_BASE_URL")

@@ -31,7 +31,6 @@ async def test_a_saved_segment_reaches_its_opted_in_contacts_once(
     segment_id = response.json()["data"]["id"]
 
     created = await s.create([], audience={"type": "segment", "segment_id": segment_id})
-    assert created["audience"]["segment"]["conditions"][0]["values"] == ["vip"]
     # Editing the segment afterwards changes nothing for this broadcast.
     await api.http.patch(
         f"/api/v1/workspaces/{s.ws}/segments/{segment_id}",

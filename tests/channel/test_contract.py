@@ -20,11 +20,13 @@ from botplatform.channels.base import MalformedPayload, ProviderSendError, Webho
 from botplatform.channels.messages import Content, InboundMessage, MessageType, OutboundMessage
 from botplatform.channels.registry import ADAPTERS, PROVIDERS, adapter_for
 from botplatform.config import Settings
+from botplatform.kit import provider_http
 from botplatform.kit.errors import NotAvailable
 from botplatform.models import Channel
 from botplatform.sandbox import FakeGraph
 from botplatform.sandbox import create_app as create_graph_app
 from tests.conftest import PROVIDER_SAMPLES, base_settings
+from tests.serving import serving
 
 SAMPLES = PROVIDER_SAMPLES
 
@@ -34,7 +36,7 @@ class Case:
     channel: Channel
     signed: Callable[[bytes], dict[str, str]]
     sample: bytes
-    fake: Callable[[], tuple[httpx.AsyncClient, Any]]
+    fake: Callable[[], FakeGraph]
 
 
 def _whatsapp() -> Case:
@@ -55,19 +57,57 @@ def _whatsapp() -> Case:
         digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         return {"x-hub-signature-256": f"sha256={digest}"}
 
-    def fake() -> tuple[httpx.AsyncClient, FakeGraph]:
-        graph = FakeGraph(access_tokens={"tok"}, app_secret=secret, auto_status=False)
-        transport = httpx.ASGITransport(app=create_graph_app(graph))
-        return httpx.AsyncClient(transport=transport), graph
+    def fake() -> FakeGraph:
+        return FakeGraph(access_tokens={"tok"}, app_secret=secret, auto_status=False)
 
     return Case(channel, signed, (SAMPLES / "whatsapp" / "message__text.json").read_bytes(), fake)
 
 
-CASES: dict[str, Callable[[], Case]] = {"whatsapp": _whatsapp}
+def _meta(provider: str, sample: str) -> Callable[[], Case]:
+    """Messenger and Instagram: a Page on the same fake, the customer known to it."""
+
+    def case() -> Case:
+        secret = "contract-secret"
+        channel = Channel(
+            id=uuid.uuid4(),
+            workspace_id=uuid.uuid4(),
+            provider=provider,
+            name="c",
+            config={"page_id": "1029384756", "instagram_account_id": "1029384756"},
+            access_token="tok",
+            app_secret=secret,
+            verify_token="vt",
+            send_rate_per_second=300,
+        )
+
+        def signed(body: bytes) -> dict[str, str]:
+            digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            return {"x-hub-signature-256": f"sha256={digest}"}
+
+        def fake() -> FakeGraph:
+            graph = FakeGraph(access_tokens={"tok"}, app_secret=secret, auto_status=False)
+            page = graph.connect_page("1029384756", "http://platform.test/hook", provider)
+            page.customers["15550001234"] = "Ada Lovelace"
+            return graph
+
+        return Case(channel, signed, (SAMPLES / sample).read_bytes(), fake)
+
+    return case
+
+
+CASES: dict[str, Callable[[], Case]] = {
+    "whatsapp": _whatsapp,
+    "messenger": _meta("messenger", "messenger/message_reply_to.json"),
+    "instagram": _meta("instagram", "instagram/message_text_doc_shape.json"),
+}
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return base_settings(tmp_path, whatsapp_api_base_url="http://graph.test")
+    return base_settings(
+        tmp_path,
+        whatsapp_api_base_url="http://graph.test",
+        messenger_api_base_url="http://graph.test",
+    )
 
 
 def test_every_registered_adapter_has_a_contract_case() -> None:
@@ -102,24 +142,28 @@ async def test_send_returns_the_provider_id_and_classifies_errors(
     provider: str, tmp_path: Path
 ) -> None:
     case = CASES[provider]()
-    http, fake = case.fake()
-    adapter = adapter_for(case.channel, _settings(tmp_path), http)
-    message = OutboundMessage(
-        recipient_id="15550001234",
-        idempotency_key="k",
-        content=Content(type=MessageType.TEXT, text="hello"),
-    )
-    result = await adapter.send(message)
-    assert result.provider_message_id
-    fake.fail_next(429, 130429)
-    with pytest.raises(ProviderSendError) as throttled:
-        await adapter.send(message)
-    assert throttled.value.retryable is True
-    fake.fail_next(400, 131026)
-    with pytest.raises(ProviderSendError) as undeliverable:
-        await adapter.send(message)
-    assert (undeliverable.value.retryable, undeliverable.value.code) == (False, "131026")
-    await http.aclose()
+    fake = case.fake()
+    # Sends leave through the message path's own client (kit.provider_http): a real server.
+    async with serving(create_graph_app(fake), lifespan="on") as port, httpx.AsyncClient() as http:
+        base = f"http://127.0.0.1:{port}"
+        settings = base_settings(tmp_path, whatsapp_api_base_url=base, messenger_api_base_url=base)
+        adapter = adapter_for(case.channel, settings, http)
+        message = OutboundMessage(
+            recipient_id="15550001234",
+            idempotency_key="k",
+            content=Content(type=MessageType.TEXT, text="hello"),
+        )
+        result = await adapter.send(message)
+        assert result.provider_message_id
+        fake.fail_next(429, 130429)
+        with pytest.raises(ProviderSendError) as throttled:
+            await adapter.send(message)
+        assert throttled.value.retryable is True
+        fake.fail_next(400, 131026)
+        with pytest.raises(ProviderSendError) as undeliverable:
+            await adapter.send(message)
+        assert (undeliverable.value.retryable, undeliverable.value.code) == (False, "131026")
+        await provider_http.close()
 
 
 def test_providers_without_an_adapter_are_not_available(tmp_path: Path) -> None:
@@ -154,3 +198,22 @@ def test_error_classification_table() -> None:
             },
         ).title
     )
+
+
+def test_messenger_error_classification_table() -> None:
+    from botplatform.channels.messenger.errors import classify
+
+    def sent(status: int, code: int | None, subcode: int | None = None) -> ProviderSendError:
+        error: dict[str, Any] = {"code": code, "message": "m"} if code is not None else {}
+        if subcode is not None:
+            error["error_subcode"] = subcode
+        return classify(status, {"error": error} if error else {})
+
+    for code in (4, 17, 32, 613, 1200, 2):
+        assert sent(400, code).retryable is True, code
+    for code in (551, 100, 190, 200, 2022):
+        assert sent(400, code).retryable is False, code
+    outside = sent(400, 10, 2018278)
+    assert (outside.retryable, outside.code) == (False, "2018278")
+    assert sent(503, None).retryable is True and sent(429, None).retryable is True
+    assert sent(404, None).retryable is False

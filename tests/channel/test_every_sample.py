@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from botplatform.models import InboundEvent
 from botplatform.runtime import Runtime
-from tests.conftest import PROVIDER_SAMPLES, Api, eventually, meta_signature
+from tests.conftest import APP_SECRET, PROVIDER_SAMPLES, Api, eventually, meta_signature
 
 SAMPLE_FILES = sorted((PROVIDER_SAMPLES / "whatsapp").glob("*.json"))
 
@@ -33,6 +33,48 @@ async def test_sample_is_accepted_and_processed(
     json.loads(body)  # a real JSON sample
     response = await client.post(
         f"/webhooks/whatsapp/{channel['id']}", content=body, headers=meta_signature(body)
+    )
+    assert response.status_code == 200
+
+    async def done() -> str | None:
+        async with runtime.db.unit_of_work(write=False, system=True) as db:
+            event = (await db.execute(select(InboundEvent))).scalar_one_or_none()
+            return event.status if event and event.status != "pending" else None
+
+    assert await eventually(done) == "processed"
+
+
+META_SAMPLES = sorted(
+    p for folder in ("messenger", "instagram") for p in (PROVIDER_SAMPLES / folder).glob("*.json")
+)
+
+
+@pytest.mark.parametrize("sample", META_SAMPLES, ids=lambda path: f"{path.parent.name}/{path.stem}")
+async def test_meta_sample_is_accepted_and_processed(
+    sample: Path, client: httpx.AsyncClient, api: Api, runtime: Runtime
+) -> None:
+    """Messenger and Instagram payloads through their webhook routes and the shared intake."""
+    provider = sample.parent.name
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    body: dict[str, object] = {
+        "provider": provider,
+        "name": provider,
+        "page_id": "1029384756",
+        "access_token": "EAAG-test-token-9876",
+        "app_secret": APP_SECRET,
+    }
+    if provider == "instagram":
+        body["instagram_account_id"] = "1029384756"
+    created = await client.post(
+        f"/api/v1/workspaces/{ws}/channels", json=body, headers=owner.headers
+    )
+    assert created.status_code == 201, created.text
+    raw = sample.read_bytes()
+    response = await client.post(
+        f"/webhooks/{provider}/{created.json()['data']['id']}",
+        content=raw,
+        headers=meta_signature(raw),
     )
     assert response.status_code == 200
 

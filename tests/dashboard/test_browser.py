@@ -332,3 +332,25 @@ async def test_the_inbox_falls_back_to_a_slow_poll_while_the_socket_is_down(
     assert refused and refused[0].startswith("ws://")  # it tried the socket, same origin
     await page.wait_for_timeout(2500)
     assert len(refused) >= 2  # and keeps trying to reconnect (1 s, then 2 s …)
+
+
+async def test_messenger_channel_pages_in_the_browser(
+    tab: Tab, api: Api, wa: FakeGraph, client: httpx.AsyncClient
+) -> None:
+    owner = await api.register(name="Olivia Owner")
+    ws = await api.create_workspace(owner, "Acme Support")
+    await tab.login(owner)
+    await tab.open(f"/app/w/{ws}/channels/new?provider=messenger")
+    await expect(tab.page.get_by_role("heading", level=1)).to_contain_text("Messenger")
+    await tab.page.get_by_label("Name (for your team)").fill("Facebook Page")
+    await tab.page.get_by_label("Page ID").fill("1029384756")
+    await tab.page.get_by_label("Page access token").fill("EAAG-page-secret")
+    await tab.shot("channel-connect-messenger")
+    await tab.page.get_by_role("button", name="Connect").click()
+    await expect(tab.page.locator("#webhook-url")).to_contain_text("/webhooks/messenger/")
+    await expect(tab.page.locator("#verify-token")).not_to_be_empty()
+    await tab.shot("channel-detail-messenger")
+    await tab.open(f"/app/w/{ws}/channels")
+    await tab.page.get_by_role("button", name="Instagram sandbox").click()
+    await expect(tab.page.locator("#sandbox-say")).to_contain_text("/_sandbox/meta/inbound")
+    await tab.shot("channel-detail-instagram-sandbox")

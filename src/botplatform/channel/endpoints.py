@@ -11,10 +11,10 @@ from botplatform.authz.dependencies import ChannelsManage, ChannelsRead, Convers
 from botplatform.authz.permissions import Permission
 from botplatform.channel import repository, service
 from botplatform.channel.schemas import (
+    ChannelCreate,
     ChannelOut,
     ChannelUpdate,
     SandboxChannelCreate,
-    WhatsAppChannelCreate,
 )
 from botplatform.channels.base import CHANNEL_NOT_CONFIGURED, ProviderSendError
 from botplatform.channels.registry import adapter_for
@@ -49,13 +49,16 @@ async def list_channels(
 @router.post("/channels", status_code=status.HTTP_201_CREATED)
 async def create_channel(
     access: ChannelsManage,
-    body: WhatsAppChannelCreate,
+    body: ChannelCreate,
     db: DbSession,
     runtime: RuntimeDep,
     audit: Audit,
 ) -> Envelope[ChannelOut]:
-    """Connects a WhatsApp Business number. The answer gives the webhook URL and verify token
-    to paste into Meta's console; tokens and secrets are stored encrypted and never shown."""
+    """Connects a channel: a WhatsApp Business number (`provider` omitted or `whatsapp`), a
+    Facebook Page (`messenger`) or an Instagram professional account (`instagram`). The
+    answer gives the webhook URL and verify token to paste into Meta's console; tokens and
+    secrets are stored encrypted and never shown. Providers not built yet answer 501
+    `channel_not_available`."""
     channel = await service.create(db, access.workspace_id, body)
     await audit.log(
         "channel.create",

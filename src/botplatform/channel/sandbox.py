@@ -5,7 +5,9 @@ credentials to use, so a newcomer never copies an id or a secret by hand."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -56,6 +58,25 @@ def _unavailable(settings: Settings, why: str) -> SandboxUnavailable:
     )
 
 
+async def _ask(
+    http: httpx.AsyncClient,
+    url: str,
+    body: dict[str, str],
+    unavailable: Callable[[str], SandboxUnavailable],
+) -> Any:
+    """One control call to the sandbox; its JSON answer, or `unavailable(why)`."""
+    try:
+        response = await http.post(url, json=body, timeout=5.0)
+    except httpx.HTTPError as exc:
+        raise unavailable(type(exc).__name__) from exc
+    if response.status_code != 200:
+        raise unavailable(f"it answered {response.status_code}")
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise unavailable("its answer is not the sandbox's") from exc
+
+
 async def connect(
     http: httpx.AsyncClient,
     settings: Settings,
@@ -74,14 +95,8 @@ async def connect(
         body["display_phone_number"] = display_phone_number
     if business_account_id:
         body["business_account_id"] = business_account_id
+    answer = await _ask(http, url, body, lambda why: _unavailable(settings, why))
     try:
-        response = await http.post(url, json=body, timeout=5.0)
-    except httpx.HTTPError as exc:
-        raise _unavailable(settings, f"{type(exc).__name__}") from exc
-    if response.status_code != 200:
-        raise _unavailable(settings, f"it answered {response.status_code}")
-    try:
-        answer = response.json()
         return SandboxNumber(
             phone_number_id=str(answer["phone_number_id"]),
             business_account_id=str(answer["business_account_id"]),
@@ -89,5 +104,42 @@ async def connect(
             access_token=str(answer["access_token"]),
             app_secret=str(answer["app_secret"]),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise _unavailable(settings, "its answer is not the sandbox's") from exc
+
+
+@dataclass(frozen=True)
+class SandboxPage:
+    page_id: str
+    access_token: str
+    app_secret: str
+
+
+def _page_unavailable(settings: Settings, why: str) -> SandboxUnavailable:
+    base = settings.messenger_api_base_url
+    return SandboxUnavailable(
+        f"No Meta sandbox answers at {base} ({why}). Start it with `botplatform sandbox "
+        f"messenger` and the platform with MESSENGER_API_BASE_URL pointing at it "
+        f"(e.g. http://127.0.0.1:3100).",
+        details={"messenger_api_base_url": base},
+    )
+
+
+async def connect_page(
+    http: httpx.AsyncClient, settings: Settings, page_id: str, webhook_url: str, provider: str
+) -> SandboxPage:
+    """Tell the sandbox about a Messenger or Instagram channel; answer its credentials."""
+    host = (urlsplit(settings.messenger_api_base_url).hostname or "").lower()
+    if not host or host in META_HOSTS:
+        raise _page_unavailable(settings, "that is Meta's API, not the sandbox")
+    url = f"{settings.messenger_api_base_url.rstrip('/')}/_sandbox/meta/connect"
+    body = {"page_id": page_id, "webhook_url": webhook_url, "provider": provider}
+    answer = await _ask(http, url, body, lambda why: _page_unavailable(settings, why))
+    try:
+        return SandboxPage(
+            page_id=str(answer["page_id"]),
+            access_token=str(answer["access_token"]),
+            app_secret=str(answer["app_secret"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise _page_unavailable(settings, "its answer is not the sandbox's") from exc

@@ -10,11 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.audit.service import diff
 from botplatform.channel import sandbox
 from botplatform.channel.schemas import (
+    ChannelCreate,
     ChannelOut,
     ChannelUpdate,
+    InstagramChannelCreate,
+    MetaChannelCreate,
     SandboxChannelCreate,
+    UnavailableChannelCreate,
     WhatsAppChannelCreate,
 )
+from botplatform.channels.registry import not_available
 from botplatform.config import Settings
 from botplatform.kit.crypto import mask
 from botplatform.kit.errors import Conflict
@@ -29,7 +34,15 @@ CONFIG_FIELDS = (
     "phone_number_id",
     "business_account_id",
     "messaging_limit_tier",
+    "page_id",
+    "instagram_account_id",
 )
+#: The config field naming the provider's account: one channel per account in a workspace.
+ACCOUNT_FIELD = {
+    "whatsapp": "phone_number_id",
+    "messenger": "page_id",
+    "instagram": "instagram_account_id",
+}
 
 
 def webhook_url(settings: Settings, channel: Channel) -> str:
@@ -56,6 +69,8 @@ def to_out(
         phone_number_id=config.get("phone_number_id"),
         business_account_id=config.get("business_account_id"),
         display_phone_number=config.get("display_phone_number"),
+        page_id=config.get("page_id"),
+        instagram_account_id=config.get("instagram_account_id"),
         send_rate_per_second=channel.send_rate_per_second,
         messaging_limit_tier=config.get("messaging_limit_tier"),
         auto_reply=config.get("auto_reply"),
@@ -70,15 +85,26 @@ def to_out(
 
 
 async def _ensure_number_free(
-    db: AsyncSession, workspace_id: uuid.UUID, phone_id: str, but: uuid.UUID | None = None
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    account_id: str,
+    but: uuid.UUID | None = None,
+    provider: str = "whatsapp",
 ) -> None:
+    field = ACCOUNT_FIELD[provider]
     for channel in (await db.execute(scoped(Channel, workspace_id))).scalars():
-        if channel.id != but and channel.config.get("phone_number_id") == phone_id:
-            raise Conflict("This phone number is already connected.", code="channel_exists")
+        same = channel.provider == provider and channel.config.get(field) == account_id
+        if channel.id != but and same:
+            what = "phone number" if provider == "whatsapp" else "account"
+            raise Conflict(f"This {what} is already connected.", code="channel_exists")
 
 
-async def create(db: AsyncSession, workspace_id: uuid.UUID, data: WhatsAppChannelCreate) -> Channel:
+async def create(db: AsyncSession, workspace_id: uuid.UUID, data: ChannelCreate) -> Channel:
+    if isinstance(data, UnavailableChannelCreate):
+        raise not_available(data.provider)
     await usage.ensure_room(db, workspace_id, "channels")
+    if not isinstance(data, WhatsAppChannelCreate):
+        return await _create_meta(db, workspace_id, data)
     await _ensure_number_free(db, workspace_id, data.phone_number_id)
     channel = Channel(
         workspace_id=workspace_id,
@@ -102,6 +128,32 @@ async def create(db: AsyncSession, workspace_id: uuid.UUID, data: WhatsAppChanne
     return channel
 
 
+async def _create_meta(
+    db: AsyncSession, workspace_id: uuid.UUID, data: MetaChannelCreate
+) -> Channel:
+    """A Messenger or Instagram channel: the Page (or Instagram account) and its token."""
+    config: dict[str, Any] = {"page_id": data.page_id, "auto_reply": data.auto_reply or None}
+    if isinstance(data, InstagramChannelCreate):
+        config["instagram_account_id"] = data.instagram_account_id
+    await _ensure_number_free(
+        db, workspace_id, config[ACCOUNT_FIELD[data.provider]], provider=data.provider
+    )
+    channel = Channel(
+        workspace_id=workspace_id,
+        provider=data.provider,
+        name=data.name,
+        status="active",
+        config=config,
+        access_token=data.access_token,
+        app_secret=data.app_secret,
+        verify_token=data.verify_token or secrets.token_urlsafe(24),
+        send_rate_per_second=data.send_rate_per_second,
+    )
+    db.add(channel)
+    await db.flush()
+    return channel
+
+
 async def create_sandbox(
     db: AsyncSession,
     http: httpx.AsyncClient,
@@ -111,6 +163,8 @@ async def create_sandbox(
 ) -> Channel:
     """A channel on the sandbox, its ids and credentials chosen here and by the sandbox."""
     await usage.ensure_room(db, workspace_id, "channels")
+    if data.provider != "whatsapp":
+        return await _create_sandbox_page(db, http, settings, workspace_id, data)
     channel_id, phone_number_id = uuid.uuid4(), sandbox.new_phone_number_id()
     number = await sandbox.connect(
         http,
@@ -125,7 +179,7 @@ async def create_sandbox(
         id=channel_id,
         workspace_id=workspace_id,
         provider="whatsapp",
-        name=data.name,
+        name=data.display_name(),
         status="active",
         config={
             "phone_number_id": number.phone_number_id,
@@ -143,6 +197,37 @@ async def create_sandbox(
     return channel
 
 
+async def _create_sandbox_page(
+    db: AsyncSession,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    workspace_id: uuid.UUID,
+    data: SandboxChannelCreate,
+) -> Channel:
+    channel_id, page_id = uuid.uuid4(), sandbox.new_phone_number_id()
+    page = await sandbox.connect_page(
+        http, settings, page_id, _webhook_url(settings, data.provider, channel_id), data.provider
+    )
+    config: dict[str, Any] = {"page_id": page.page_id, "auto_reply": data.auto_reply or None}
+    if data.provider == "instagram":
+        config["instagram_account_id"] = page.page_id
+    channel = Channel(
+        id=channel_id,
+        workspace_id=workspace_id,
+        provider=data.provider,
+        name=data.display_name(),
+        status="active",
+        config={**config, "sandbox": True},
+        access_token=page.access_token,
+        app_secret=page.app_secret,
+        verify_token=secrets.token_urlsafe(24),
+        send_rate_per_second=300,
+    )
+    db.add(channel)
+    await db.flush()
+    return channel
+
+
 async def reconnect_sandbox(
     db: AsyncSession, http: httpx.AsyncClient, settings: Settings, channel: Channel
 ) -> None:
@@ -152,6 +237,17 @@ async def reconnect_sandbox(
             "Only a channel created for the sandbox can be connected to it.",
             code="not_a_sandbox_channel",
         )
+    if channel.provider != "whatsapp":
+        page = await sandbox.connect_page(
+            http,
+            settings,
+            str(channel.config.get("page_id")),
+            webhook_url(settings, channel),
+            channel.provider,
+        )
+        channel.access_token, channel.app_secret = page.access_token, page.app_secret
+        await db.flush()
+        return
     number = await sandbox.connect(
         http,
         settings,
@@ -166,8 +262,11 @@ async def reconnect_sandbox(
 
 async def update(db: AsyncSession, channel: Channel, data: ChannelUpdate) -> dict[str, Any]:
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
-    if "phone_number_id" in changes:
-        await _ensure_number_free(db, channel.workspace_id, changes["phone_number_id"], channel.id)
+    field = ACCOUNT_FIELD.get(channel.provider, "phone_number_id")
+    if field in changes:
+        await _ensure_number_free(
+            db, channel.workspace_id, changes[field], channel.id, channel.provider
+        )
     before: dict[str, Any] = {}
     for field, value in changes.items():
         if field in CONFIG_FIELDS:

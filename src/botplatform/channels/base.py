@@ -19,6 +19,7 @@ from botplatform.channels.messages import (
     SendResult,
 )
 from botplatform.config import Settings
+from botplatform.kit import provider_http
 from botplatform.kit.errors import AppError
 
 
@@ -110,6 +111,20 @@ class ProviderSendError(Exception):
         self.title = title
         self.http_status = http_status
         self.ambiguous = ambiguous
+
+
+async def post_json(url: str, payload: Any, headers: dict[str, str]) -> tuple[int, Any]:
+    """A send on the message path (`kit.provider_http`), its transport failures as
+    `ProviderSendError`: `NeverSent` is safe to try again; `MaybeSent` is ambiguous (the
+    provider may have it) and never re-sent blindly."""
+    try:
+        return await provider_http.post_json(url, payload, headers)
+    except provider_http.NeverSent as exc:  # no connection was made: it never left
+        raise ProviderSendError(retryable=True, code="network", title=str(exc)) from exc
+    except provider_http.MaybeSent as exc:  # it may have arrived: the outcome is unknown
+        raise ProviderSendError(
+            retryable=True, code="network", title=str(exc), ambiguous=True
+        ) from exc
 
 
 CHANNEL_NOT_CONFIGURED = "channel_not_configured"

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
 from botplatform.channels import policy
+from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import MEDIA_TYPES, InboundMessage
 from botplatform.channels.sender import LeasedSend, outbound_of
@@ -394,6 +395,7 @@ async def _contact_created(db: AsyncSession, sender: Sender, now: datetime, even
         updated_at=now,
     )
     events.add("contact.created", lambda: payloads.contact_event(row))
+    profiles.queue_fetch(db, sender.channel, sender.external_id)
     await automation_events.record(
         db,
         sender.channel.workspace_id,
@@ -664,10 +666,7 @@ def _replies(
 
 
 def _window_open(sender: Sender) -> bool:
-    last = sender.last_inbound_at
-    if sender.channel.provider != "whatsapp":
-        return True
-    return last is not None and utcnow() - last <= policy.WHATSAPP_WINDOW
+    return policy.window_open(sender.channel.provider, sender.last_inbound_at)
 
 
 def _reply_row(

@@ -167,7 +167,40 @@ class SystemEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-InboundEvent = InboundMessage | StatusUpdate | MessageEdited | MessageDeleted | SystemEvent
+@dataclass(frozen=True)
+class MessageEcho:
+    """A message the business account sent from outside the platform (Messenger and
+    Instagram echo the Page's own messages): recorded as outbound, never answered."""
+
+    provider_message_id: str
+    recipient_id: str  # the contact's id on the channel
+    timestamp: datetime
+    content: Content
+    app_id: str | None = None  # the app that sent it (ours: already recorded)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """Every outbound message to `recipient_id` sent up to `watermark` reached `status`
+    (Messenger's delivery and read receipts name a time, not each message)."""
+
+    recipient_id: str
+    status: DeliveryStatus  # DELIVERED or READ
+    watermark: datetime
+    provider_message_ids: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+InboundEvent = (
+    InboundMessage
+    | StatusUpdate
+    | MessageEdited
+    | MessageDeleted
+    | SystemEvent
+    | MessageEcho
+    | Watermark
+)
 
 
 @dataclass(frozen=True)
@@ -215,6 +248,10 @@ class OutboundMessage:
     # Our message id, echoed by the provider in status webhooks (WhatsApp:
     # biz_opaque_callback_data): it ties a send whose answer was lost to its row.
     callback_data: str | None = None
+    # Messenger's message tag, for a send outside the 24-hour window (channels.policy).
+    tag: str | None = None
+    # Typing indicator instead of a message (Messenger's sender_action: typing_on/off).
+    sender_action: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,12 @@
-"""The one outbound gate every send passes: opt-out, the WhatsApp 24-hour customer-service
-window, and the provider's send rate — checked when a message is accepted and again right
+"""The one outbound gate every send passes: opt-out, the 24-hour customer-service windows
+(WhatsApp: a template outside it; Messenger and Instagram: a message tag outside it), and the
+provider's send rate — checked when a message is accepted and again right
 before it goes out (a queued message may outlive its window)."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from limits import RateLimitItemPerSecond
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -20,26 +21,91 @@ from botplatform.models import Contact, Conversation
 WHATSAPP_WINDOW = timedelta(hours=24)
 # What may be sent outside the window: approved templates (and marking as read).
 OUTSIDE_WINDOW_TYPES = frozenset({MessageType.TEMPLATE.value})
+#: Channels with Meta's 24-hour standard messaging window, by provider.
+WINDOWS = {
+    "whatsapp": WHATSAPP_WINDOW,
+    "messenger": WHATSAPP_WINDOW,
+    "instagram": WHATSAPP_WINDOW,
+}
+#: Messenger's message tags: a send outside the window, for these purposes only. A tag's
+#: window (None: any time) — HUMAN_AGENT lets a person answer within 7 days.
+HUMAN_AGENT = "HUMAN_AGENT"
+MESSAGE_TAGS: dict[str, timedelta | None] = {
+    HUMAN_AGENT: timedelta(days=7),
+    "ACCOUNT_UPDATE": None,
+    "CONFIRMED_EVENT_UPDATE": None,
+    "POST_PURCHASE_UPDATE": None,
+}
+#: Which channels take which tags (Instagram knows only HUMAN_AGENT).
+TAGS_BY_PROVIDER = {
+    "messenger": frozenset(MESSAGE_TAGS),
+    "instagram": frozenset({HUMAN_AGENT}),
+}
 
 
 class PolicyRefused(Unprocessable):
     """A send the platform refuses by rule; final, never retried."""
 
 
+def window_open(provider: str, last_inbound_at: datetime | None) -> bool:
+    """Whether a free-form message may go to a contact who last wrote at `last_inbound_at`."""
+    window = WINDOWS.get(provider)
+    if window is None:
+        return True
+    return last_inbound_at is not None and utcnow() - last_inbound_at <= window
+
+
+def _check_tag(provider: str, tag: str, last: datetime | None) -> None:
+    if tag not in TAGS_BY_PROVIDER.get(provider, frozenset()):
+        raise PolicyRefused(
+            f"The message tag {tag} cannot be used on this channel.",
+            code="invalid_message_tag",
+            details={"allowed": sorted(TAGS_BY_PROVIDER.get(provider, ()))},
+        )
+    limit = MESSAGE_TAGS[tag]
+    if limit is not None and (last is None or utcnow() - last > limit):
+        raise PolicyRefused(
+            f"The {tag} tag only answers a customer who wrote within {limit.days} days.",
+            code="window_closed",
+            details={"last_inbound_at": last.isoformat() if last else None, "tag": tag},
+        )
+
+
+def needs_agent_tag(channel: ChannelInfo, conversation: Conversation) -> bool:
+    """A person's reply on Messenger/Instagram after the 24-hour window: it goes out with the
+    HUMAN_AGENT tag (which `check` then allows within 7 days)."""
+    return HUMAN_AGENT in TAGS_BY_PROVIDER.get(channel.provider, frozenset()) and not window_open(
+        channel.provider, conversation.last_inbound_at
+    )
+
+
 def check(
-    channel: ChannelInfo, contact: Contact, conversation: Conversation, message_type: str
+    channel: ChannelInfo,
+    contact: Contact,
+    conversation: Conversation,
+    message_type: str,
+    tag: str | None = None,
 ) -> None:
     if contact.opted_out and message_type != MessageType.REACTION.value:
         raise PolicyRefused("The contact has opted out of messages.", code="opted_out")
-    if channel.provider == "whatsapp" and message_type not in OUTSIDE_WINDOW_TYPES:
-        last = conversation.last_inbound_at
-        if last is None or utcnow() - last > WHATSAPP_WINDOW:
-            raise PolicyRefused(
-                "The 24-hour customer-service window is closed: only an approved template can "
-                "be sent until the customer writes again.",
-                code="window_closed",
-                details={"last_inbound_at": last.isoformat() if last else None},
-            )
+    last = conversation.last_inbound_at
+    if tag is not None:
+        _check_tag(channel.provider, tag, last)
+        return
+    if channel.provider == "whatsapp" and message_type in OUTSIDE_WINDOW_TYPES:
+        return
+    if not window_open(channel.provider, last):
+        how = (
+            "only an approved template can be sent"
+            if channel.provider == "whatsapp"
+            else "only a message with an allowed message tag (e.g. HUMAN_AGENT) can be sent"
+        )
+        raise PolicyRefused(
+            f"The 24-hour customer-service window is closed: {how} until the customer writes "
+            "again.",
+            code="window_closed",
+            details={"last_inbound_at": last.isoformat() if last else None},
+        )
 
 
 async def take_send_slots(limiter: RateLimiter, channel: ChannelInfo, wanted: int) -> bool:
@@ -49,9 +115,10 @@ async def take_send_slots(limiter: RateLimiter, channel: ChannelInfo, wanted: in
 
 
 def _send_window(channel: ChannelInfo) -> tuple[RateLimitItemPerSecond, str]:
-    """The channel's send rate and the key its slots are counted under (the WhatsApp number,
-    shared by every channel on it)."""
-    key = str(channel.config.get("phone_number_id") or channel.id)
+    """The channel's send rate and the key its slots are counted under (the WhatsApp number
+    or the Facebook Page, shared by every channel on it)."""
+    config = channel.config
+    key = str(config.get("phone_number_id") or config.get("page_id") or channel.id)
     return RateLimitItemPerSecond(channel.send_rate_per_second), key
 
 

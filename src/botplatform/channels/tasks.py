@@ -26,11 +26,13 @@ from botplatform.channels.messages import (
     InboundMessage,
     Media,
     MessageDeleted,
+    MessageEcho,
     MessageEdited,
     MessageType,
     OutboundMessage,
     StatusUpdate,
     SystemEvent,
+    Watermark,
 )
 from botplatform.channels.registry import adapter_for
 from botplatform.conversation import service as conversations
@@ -329,6 +331,10 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         await conversations.apply_edit(db, channel, item)
     elif isinstance(item, MessageDeleted):
         await conversations.apply_delete(db, channel, item)
+    elif isinstance(item, MessageEcho):
+        await conversations.record_echo(db, channel, item)
+    elif isinstance(item, Watermark):
+        await conversations.apply_watermark(db, channel, item)
     elif isinstance(item, SystemEvent) and await templates.apply_webhook(db, channel, item):
         pass  # a template's status, quality or category: kept on the template's row
     else:  # other system events (account changes...) are logged for now
@@ -506,7 +512,8 @@ async def _load_for_send(
         return None
     refused = None
     try:
-        policy.check(channel, contact, conversation, message.type)
+        tag = (message.content or {}).get("request", {}).get("tag")
+        policy.check(channel, contact, conversation, message.type, tag)
     except policy.PolicyRefused as exc:
         refused = exc
     body = MessageBody.model_validate(message.content["request"])
@@ -570,8 +577,11 @@ async def mark_read(ctx: JobContext, workspace_id: str, conversation_id: str) ->
     channel = await channel_cache.get(ctx.db, ws, latest.channel_id) if latest else None
     if latest is None or channel is None or latest.provider_message_id is None:
         return
+    # Messenger's mark_seen names the customer, WhatsApp's the message.
+    conversation = await ctx.db.get(Conversation, latest.conversation_id)
+    recipient = await _recipient(ctx.db, channel, conversation.contact_id) if conversation else ""
     receipt = OutboundMessage(
-        recipient_id="",
+        recipient_id=recipient,
         content=Content(type=MessageType.TEXT),
         idempotency_key=f"read:{latest.id}",
         mark_read=latest.provider_message_id,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Query, status
 
 from botplatform.audit.dependencies import Audit
 from botplatform.authz.dependencies import (
+    ContactsManage,
     ContactsRead,
     ConversationsManage,
     ConversationsRead,
@@ -18,7 +19,7 @@ from botplatform.bot import runner as bot_runner
 from botplatform.channel import repository as channels
 from botplatform.channels.policy import WHATSAPP_WINDOW
 from botplatform.channels.tasks import MARK_READ_JOB
-from botplatform.conversation import repository, service
+from botplatform.conversation import merge, repository, service
 from botplatform.conversation.schemas import (
     ConsentOut,
     ContactOut,
@@ -26,13 +27,16 @@ from botplatform.conversation.schemas import (
     ConversationStatus,
     ConversationUpdate,
     IdentityOut,
+    MergeIn,
 )
 from botplatform.db import DbSession
 from botplatform.events import payloads
 from botplatform.events.service import emit
 from botplatform.kit.clock import utcnow
 from botplatform.kit.envelope import Envelope, ok
+from botplatform.kit.errors import Unprocessable
 from botplatform.kit.pagination import Page, PageQuery, paginate
+from botplatform.kit.phone import PHONE_HINT
 from botplatform.media.storage import SignedMediaUrls
 from botplatform.member import repository as members
 from botplatform.message import service as messages
@@ -209,6 +213,7 @@ async def _queue(
         idempotency_key=idempotency_key or str(uuid.uuid4()),
         sender_user_id=_user_id(access),
         check_quota=True,
+        human=access.principal.user is not None,
     )
     await audit.log(
         "message.send",
@@ -257,9 +262,12 @@ async def send_message(
     audit: Audit,
     idempotency_key: IdempotencyKey = None,
 ) -> Envelope[MessageOut]:
-    """Sends to a phone number (or other channel id) through a channel. Outside WhatsApp's
+    """Sends to a phone number (WhatsApp) or the contact's id on the channel (Messenger,
+    Instagram: the PSID/IGSID) through a channel. Outside WhatsApp's
     24-hour window only a template is accepted (422 `window_closed`)."""
     channel = await channels.get_visible(db, access, body.channel_id)
+    if channel.provider == "whatsapp" and not body.to.startswith("+"):
+        raise Unprocessable(PHONE_HINT, code="invalid_recipient", details={"field": "body.to"})
     contact = await service.contact_for(db, channel, body.to.lstrip("+"), None)
     conversation = await service.conversation_for(db, channel, contact)
     return await _queue(db, audit, access, channel, contact, conversation, body, idempotency_key)
@@ -328,3 +336,26 @@ async def get_contact(
         for c in await repository.consent(db, access.workspace_id, contact.id)
     ]
     return ok(out)
+
+
+@router.post("/contacts/{contact_id}/merge")
+async def merge_contacts(
+    access: ContactsManage, contact_id: uuid.UUID, body: MergeIn, db: DbSession, audit: Audit
+) -> Envelope[ContactOut]:
+    """Merges another contact into this one (the same person on two channels): this contact
+    takes its channel identities, conversations, consent ledger, tags and attributes, and the
+    other is deleted. 409 `contacts_share_a_channel` when both talk on one channel."""
+    keep = await repository.get_contact(db, access.workspace_id, contact_id)
+    other = await repository.get_contact(db, access.workspace_id, body.contact_id)
+    changes = await merge.merge(db, keep, other)
+    await audit.log(
+        "contact.merge",
+        workspace_id=access.workspace_id,
+        target_type="contact",
+        target_id=keep.id,
+        changes=changes,
+    )
+    out = ContactOut.model_validate(keep, from_attributes=True)
+    found = await repository.identities(db, access.workspace_id, keep.id)
+    out.identities = [IdentityOut.model_validate(i, from_attributes=True) for i in found]
+    return ok(out, "Contacts merged")

@@ -13,6 +13,7 @@ class IdentityOut(BaseModel):
     provider: str
     external_id: str
     profile_name: str | None
+    profile_picture_url: str | None = None
 
 
 class ConsentOut(BaseModel):
@@ -63,3 +64,7 @@ class ConversationUpdate(InputModel):
     unassign: bool = False
     mark_read: bool = False
     labels: list[Label] | None = Field(None, max_length=50, description="Replaces the labels")
+
+
+class MergeIn(InputModel):
+    contact_id: uuid.UUID = Field(description="The contact merged into this one, then deleted")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.broadcast import status as broadcast_status
 from botplatform.channels import delivery
+from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import (
     MEDIA_TYPES,
@@ -21,8 +23,10 @@ from botplatform.channels.messages import (
     DeliveryStatus,
     InboundMessage,
     MessageDeleted,
+    MessageEcho,
     MessageEdited,
     StatusUpdate,
+    Watermark,
 )
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events import payloads
@@ -107,6 +111,7 @@ async def _create_contact(
     except IntegrityError:
         return None
     await emit(db, ws, "contact.created", payloads.contact_event(contact))
+    profiles.queue_fetch(db, channel, external_id)  # Messenger/Instagram: name and picture
     await automation_events.record(
         db, ws, automation_events.CONTACT_CREATED, contact_id=contact.id, channel_id=channel.id
     )
@@ -347,3 +352,89 @@ async def apply_delete(db: AsyncSession, channel: ChannelInfo, event: MessageDel
         .values(deleted=True, text=None)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def record_echo(db: AsyncSession, channel: ChannelInfo, echo: MessageEcho) -> Message | None:
+    """A message the Page sent from outside the platform (Meta's inbox, another app):
+    recorded as outbound and sent, never answered. An echo of our own send (its metadata is
+    our row's id, or its id is known) only teaches us the provider id."""
+    if await find_message(db, channel, echo.provider_message_id) is not None:
+        return None
+    ours = _uuid(echo.raw.get("message", {}).get("metadata"))
+    if ours is not None:
+        row = await db.get(Message, ours)
+        if row is not None and row.workspace_id == channel.workspace_id:
+            row.provider_message_id = row.provider_message_id or echo.provider_message_id
+            return None
+    contact = await contact_for(db, channel, echo.recipient_id, None)
+    conversation = await conversation_for(db, channel, contact)
+    content = echo.content
+    message = Message(
+        workspace_id=channel.workspace_id,
+        conversation_id=conversation.id,
+        channel_id=channel.id,
+        direction="outbound",
+        type=content.type.value,
+        text=content.text or (content.media.caption if content.media else None),
+        content={**content_json(content), "echo": True, "app_id": echo.app_id, "raw": echo.raw},
+        provider_message_id=echo.provider_message_id,
+        status=DeliveryStatus.SENT.value,
+        sent_at=echo.timestamp,
+        attempts=0,
+        created_at=echo.timestamp,
+    )
+    db.add(message)
+    conversation.last_message_at = utcnow()
+    await db.flush()
+    await emit_message(db, "message.sent", message)
+    return message
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+#: Our `sent_at` is taken when the provider answered, a moment after its own timestamp.
+WATERMARK_SKEW = timedelta(seconds=2)
+
+
+async def apply_watermark(db: AsyncSession, channel: ChannelInfo, mark: Watermark) -> int:
+    """Every outbound message to this contact on this channel sent up to the watermark (and
+    any the receipt names) moves forward to delivered or read — never backwards."""
+    conversation_ids = (
+        select(Conversation.id)
+        .join(ContactIdentity, ContactIdentity.contact_id == Conversation.contact_id)
+        .where(
+            Conversation.workspace_id == channel.workspace_id,
+            Conversation.channel_id == channel.id,
+            ContactIdentity.workspace_id == channel.workspace_id,
+            ContactIdentity.provider == channel.provider,
+            ContactIdentity.external_id == mark.recipient_id,
+        )
+    )
+    lower = [
+        s.value for s in STATUS_RANK if STATUS_RANK[s] and STATUS_RANK[s] < STATUS_RANK[mark.status]
+    ]
+    covered = Message.sent_at <= mark.watermark + WATERMARK_SKEW
+    if mark.provider_message_ids:
+        covered = covered | Message.provider_message_id.in_(mark.provider_message_ids)
+    statement = scoped(Message, channel.workspace_id).where(
+        Message.channel_id == channel.id,
+        Message.conversation_id.in_(conversation_ids),
+        Message.direction == "outbound",
+        Message.status.in_(lower),
+        covered,
+    )
+    moved = list((await db.execute(statement.with_for_update())).scalars())
+    for message in moved:
+        message.status = mark.status.value
+        for status, field in _TIME_FIELD.items():
+            if STATUS_RANK[mark.status] >= STATUS_RANK[status] and getattr(message, field) is None:
+                setattr(message, field, mark.watermark)
+    await db.flush()
+    for message in moved:
+        await emit_message(db, "message.status_updated", message)
+    return len(moved)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -14,7 +15,13 @@ from botplatform.authz.permissions import Permission
 from botplatform.channel import endpoints as channel_api
 from botplatform.channel import repository as channel_repository
 from botplatform.channel import sandbox
-from botplatform.channel.schemas import ChannelUpdate, SandboxChannelCreate, WhatsAppChannelCreate
+from botplatform.channel.schemas import (
+    ChannelUpdate,
+    InstagramChannelCreate,
+    MessengerChannelCreate,
+    SandboxChannelCreate,
+    WhatsAppChannelCreate,
+)
 from botplatform.conversation import endpoints as conversation_api
 from botplatform.conversation import repository as conversation_repository
 from botplatform.dashboard.web import Page, PageRoute, attempt, parse_form, ws_page
@@ -124,7 +131,15 @@ async def channels(page: ChannelsPage) -> Response:
         channels=answer.data.items,
         health=health,
         sandbox_url=_sandbox_url(page),
+        meta_sandbox_url=_meta_sandbox_url(page),
     )
+
+
+def _meta_sandbox_url(page: Page) -> str | None:
+    """Where the Meta sandbox should be running, if Messenger calls go to one."""
+    base = page.runtime.settings.messenger_api_base_url
+    host = (urlsplit(base).hostname or "").lower()
+    return base if host and host not in sandbox.META_HOSTS else None
 
 
 def _sandbox_url(page: Page) -> str | None:
@@ -138,6 +153,8 @@ async def create_sandbox_channel(request: Request, page: ChannelsManagePage) -> 
     """'Connect the sandbox': one click, no ids or secrets to copy."""
     form = await page.form()
     fields = {"name": form["name"]} if form.get("name") else {}
+    if form.get("provider"):
+        fields["provider"] = form["provider"]
     body, errors = parse_form(SandboxChannelCreate, fields)
     if body is None:
         raise AppError("That name is not valid.", code="validation_error", details=errors)
@@ -158,36 +175,48 @@ async def reconnect_sandbox_channel(
     return page.redirect(page.url(f"channels/{channel_id}"), "sandbox_connected")
 
 
+#: The form of each provider the dashboard connects: its model and its own fields.
+CHANNEL_FORMS: dict[str, tuple[type[Any], tuple[str, ...], int]] = {
+    "whatsapp": (
+        WhatsAppChannelCreate,
+        ("phone_number_id", "business_account_id", "display_phone_number"),
+        80,
+    ),
+    "messenger": (MessengerChannelCreate, ("page_id",), 300),
+    "instagram": (InstagramChannelCreate, ("instagram_account_id", "page_id"), 300),
+}
+ProviderQuery = Annotated[str, Query(pattern="^(whatsapp|messenger|instagram)$")]
+
+
 @router.get("/channels/new")
-async def new_channel(page: ChannelsManagePage) -> Response:
-    return page.render("app/channel_new.html", values={})
+async def new_channel(page: ChannelsManagePage, provider: ProviderQuery = "whatsapp") -> Response:
+    return page.render("app/channel_new.html", values={}, provider=provider)
 
 
-def _channel_fields(form: Any) -> dict[str, Any]:
-    names = (
-        "name",
-        "phone_number_id",
-        "business_account_id",
-        "display_phone_number",
-        "access_token",
-        "app_secret",
-        "verify_token",
-        "auto_reply",
-    )
+def _channel_fields(form: Any, provider: str) -> dict[str, Any]:
+    _model, own, rate = CHANNEL_FORMS[provider]
+    names = ("name", *own, "access_token", "app_secret", "verify_token", "auto_reply")
     fields: dict[str, Any] = {name: (form.get(name) or None) for name in names}
-    fields["send_rate_per_second"] = form.get("send_rate_per_second") or 80
+    fields["send_rate_per_second"] = form.get("send_rate_per_second") or rate
+    if provider != "whatsapp":
+        fields["provider"] = provider
     return fields
 
 
 @router.post("/channels")
 async def create_channel(request: Request, page: ChannelsManagePage) -> Response:
     form = await page.form()
-    fields = _channel_fields(form)
+    provider = str(form.get("provider") or "whatsapp")
+    if provider not in CHANNEL_FORMS:
+        raise AppError("Choose WhatsApp, Messenger or Instagram.", code="validation_error")
+    fields = _channel_fields(form, provider)
     shown = {k: v for k, v in fields.items() if k not in ("access_token", "app_secret")}
-    body, errors = parse_form(WhatsAppChannelCreate, fields)
+    body, errors = parse_form(CHANNEL_FORMS[provider][0], fields)
     try:
         if body is None:
-            return page.render("app/channel_new.html", 422, values=shown, errors=errors)
+            return page.render(
+                "app/channel_new.html", 422, values=shown, errors=errors, provider=provider
+            )
         answer = await attempt(
             page.db,
             lambda: channel_api.create_channel(
@@ -195,7 +224,13 @@ async def create_channel(request: Request, page: ChannelsManagePage) -> Response
             ),
         )
     except AppError as exc:
-        return page.render("app/channel_new.html", exc.status_code, values=shown, error=exc.message)
+        return page.render(
+            "app/channel_new.html",
+            exc.status_code,
+            values=shown,
+            error=exc.message,
+            provider=provider,
+        )
     return page.redirect(page.url(f"channels/{answer.data.id}"), "channel_created")
 
 
@@ -207,6 +242,7 @@ async def channel(page: ChannelsPage, channel_id: uuid.UUID) -> Response:
         channel=answer.data,
         health=await _health(page, channel_id),
         sandbox_url=_sandbox_url(page),
+        meta_sandbox_url=_meta_sandbox_url(page),
     )
 
 

@@ -71,8 +71,14 @@ def _json_position(error: Any, document: Any) -> tuple[str, dict[str, int]]:
     return f"Malformed JSON at line {line}, column {column}: {reason}.", where
 
 
+#: A tagged union's tag in an error's location (tags start with it, e.g. channel.schemas): not
+#: a field.
+UNION_TAG_PREFIX = "~"
+
+
 def _field(loc: Any) -> str:
-    return ".".join(str(part) for part in loc)
+    parts = (str(part) for part in loc)
+    return ".".join(part for part in parts if not part.startswith(UNION_TAG_PREFIX))
 
 
 def plain_message(error: Any) -> str:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from botplatform.kit.phone import PhoneNumber
+from botplatform.kit.phone import normalize_phone
 from botplatform.kit.schemas import InputModel
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=20)]
@@ -68,6 +69,9 @@ MessageKind = Literal[
     "reaction",
 ]
 
+MessageTag = Literal[
+    "HUMAN_AGENT", "ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE"
+]
 
 #: Fields that carry a message's content besides `text`: with any of them, `type` must say
 #: which kind of message this is.
@@ -105,6 +109,11 @@ class MessageBody(InputModel):
     reaction_to: Annotated[str, StringConstraints(max_length=200)] | None = None
     emoji: Annotated[str, StringConstraints(max_length=10)] | None = None
     reply_to: uuid.UUID | None = Field(None, description="Id of a message to answer")
+    tag: MessageTag | None = Field(
+        None,
+        description="Messenger/Instagram message tag, to send outside the 24-hour window "
+        "(HUMAN_AGENT: within 7 days; agent replies get it by themselves)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -133,9 +142,32 @@ class MessageBody(InputModel):
         return self
 
 
+def _recipient(value: str) -> str:
+    """A phone number (normalised), or a Page- or Instagram-scoped id (16 to 20 digits,
+    longer than any phone number)."""
+    try:
+        return normalize_phone(value)
+    except ValueError:
+        if _SCOPED_ID.fullmatch(value):
+            return value
+        raise
+
+
+_SCOPED_ID = re.compile(r"[0-9]{16,20}")
+Recipient = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_recipient),
+    Field(
+        description="WhatsApp: a phone number with its country code; Messenger/Instagram: "
+        "the contact's Page- or Instagram-scoped id"
+    ),
+]
+
+
 class SendMessageIn(MessageBody):
     channel_id: uuid.UUID
-    to: PhoneNumber
+    to: Recipient
 
 
 class ReplyIn(MessageBody):

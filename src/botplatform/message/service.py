@@ -85,6 +85,7 @@ def to_outbound(
         footer=body.footer,
         template=template,
         callback_data=callback_data,
+        tag=body.tag,
     )
 
 
@@ -125,6 +126,7 @@ async def queue_outbound(
     idempotency_key: str,
     sender_user_id: uuid.UUID | None,
     check_quota: bool = False,
+    human: bool = False,
 ) -> Message:
     """Accepts a send: checks the policy now (a clear 422 instead of a failed message later),
     stores the row and queues its job. The same idempotency key returns the first message.
@@ -136,7 +138,11 @@ async def queue_outbound(
     if check_quota:
         await usage.ensure_can_send(db, channel.workspace_id)
     body = degrade(body, capabilities_of(channel.provider))  # e.g. buttons → numbered text
-    policy.check(channel, contact, conversation, body.type)
+    # A person's late reply on Messenger/Instagram goes out with HUMAN_AGENT (never a bot's,
+    # an automation's or an API key's: Meta allows the tag for people only).
+    if body.tag is None and human and policy.needs_agent_tag(channel, conversation):
+        body = body.model_copy(update={"tag": policy.HUMAN_AGENT})
+    policy.check(channel, contact, conversation, body.type, body.tag)
     if body.template is not None:  # a template known here: its variables must fit it
         template = body.template
         await templates.check_send(

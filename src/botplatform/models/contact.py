@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from botplatform.models.base import Base, IdMixin, TimestampMixin, WorkspaceScoped
+from botplatform.models.base import Base, IdMixin, TimestampMixin, UTCDateTime, WorkspaceScoped
 
 
 class Contact(IdMixin, TimestampMixin, WorkspaceScoped, Base):
@@ -34,6 +35,9 @@ class ContactIdentity(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     provider: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str] = mapped_column(String(100))
     profile_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: Messenger/Instagram: the profile picture read from the Graph API, and when it was read.
+    profile_picture_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    profile_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ConsentEvent(IdMixin, TimestampMixin, WorkspaceScoped, Base):

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from botplatform.sandbox import payloads
+from botplatform.sandbox import meta, payloads
 from botplatform.sandbox.validation import MEDIA_LIMITS, InvalidParameter, validate
 
 if TYPE_CHECKING:
@@ -125,6 +125,68 @@ async def send_message(request: Request) -> Response:
     )
 
 
+# -- Messenger and Instagram: the Send API ---------------------------------------------------
+
+
+async def send_page_message(request: Request) -> Response:
+    graph = _graph(request)
+    try:
+        body: Any = json.loads(await request.body())
+    except ValueError:
+        body = None
+    if (error := await _api_call(request, json_body=body)) is not None:
+        return error
+    try:
+        psid, action = meta.check_send(body)
+    except meta.Invalid as exc:
+        return _invalid(str(exc))
+    page = graph.page_of(psid)
+    if page is None:  # a Page-scoped id no customer of ours has
+        return _error(400, 100, "(#100) No matching user found", subcode=2018001)
+    if action != "message":
+        graph.page_actions.append({"to": psid, "action": action, "body": body})
+        return JSONResponse({"recipient_id": psid})
+    if (failure := graph.take_failure()) is not None:
+        return _error(failure.status, failure.code, f"(#{failure.code}) {failure.title}")
+    mid = graph.accept_page_send(page, psid, body)
+    return JSONResponse({"recipient_id": psid, "message_id": mid})
+
+
+async def upload_page_attachment(request: Request) -> Response:
+    """The Attachment Upload API: `message` (JSON) and `filedata` → a reusable id."""
+    graph = _graph(request)
+    try:
+        async with request.form() as form:
+            if (error := await _api_call(request, form=_form_summary(form))) is not None:
+                return error
+            upload = form.get("filedata")
+            if not isinstance(upload, UploadFile):
+                return _invalid("Param filedata is required and must be a file.")
+            data = await upload.read()
+            mime = upload.content_type or "application/octet-stream"
+    except HTTPException as exc:
+        return _invalid(f"Could not parse the upload: {exc.detail}")
+    return JSONResponse({"attachment_id": graph.add_media(data, mime)})
+
+
+def _profile(graph: FakeGraph, psid: str, fields: str) -> dict[str, Any] | None:
+    page = graph.page_of(psid)
+    if page is None:
+        return None
+    graph.profile_reads.append(psid)
+    name = page.customers[psid]
+    first, _, last = name.partition(" ")
+    known = {
+        "id": psid,
+        "name": name,
+        "first_name": first,
+        "last_name": last,
+        "profile_pic": f"https://sandbox.invalid/profile/{psid}.jpg",
+    }
+    wanted = [f for f in fields.split(",") if f] or ["first_name", "last_name"]
+    return {"id": psid, **{f: known[f] for f in wanted if f in known}}
+
+
 # -- media -----------------------------------------------------------------------------------
 
 
@@ -181,6 +243,10 @@ async def media_object(request: Request) -> Response:
         return error
     media_id = request.path_params["media_id"]
     media = graph.media.get(media_id)
+    if media is None and request.method == "GET":
+        profile = _profile(graph, media_id, request.query_params.get("fields", ""))
+        if profile is not None:  # a customer's Page- or Instagram-scoped id
+            return JSONResponse(profile)
     if media is None:
         return _unknown_object(request.method.lower(), media_id, status=404)
     if request.method == "DELETE":
@@ -207,6 +273,15 @@ async def download_media(request: Request) -> Response:
     media = _graph(request).media.get(media_id)
     if media is None:
         return _unknown_object("get", media_id, status=404)
+    return Response(media.data, media_type=media.mime_type)
+
+
+async def cdn_media(request: Request) -> Response:
+    """Stands in for Meta's CDN links in Messenger/Instagram attachments: signed URLs that
+    need no token."""
+    media = _graph(request).media.get(request.path_params["media_id"])
+    if media is None:
+        return Response(status_code=404)
     return Response(media.data, media_type=media.mime_type)
 
 
@@ -346,6 +421,55 @@ async def sandbox_status(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def sandbox_page_connect(request: Request) -> Response:
+    """Tell the fake about a Messenger or Instagram channel: ``{"page_id", "webhook_url",
+    "provider"?}``; answers the credentials the channel must use."""
+    graph = _graph(request)
+    body = await _control_body(request)
+    page_id, webhook_url = body.get("page_id"), body.get("webhook_url")
+    provider = body.get("provider", "messenger")
+    if not isinstance(page_id, str) or not NUMERIC_ID.fullmatch(page_id):
+        return _control_error('"page_id" is required: digits, as Meta gives it')
+    if not isinstance(webhook_url, str) or not webhook_url.startswith(("http://", "https://")):
+        return _control_error('"webhook_url" is required: the channel\'s http(s) webhook URL')
+    if provider not in ("messenger", "instagram"):
+        return _control_error('"provider" must be messenger or instagram')
+    graph.connect_page(page_id, webhook_url, provider)
+    return JSONResponse(
+        {
+            "page_id": page_id,
+            "provider": provider,
+            "webhook_url": webhook_url,
+            "access_token": sorted(graph.access_tokens)[0],
+            "app_secret": graph.app_secret,
+        }
+    )
+
+
+async def sandbox_page_inbound(request: Request) -> Response:
+    """Be a customer on Messenger or Instagram: ``{"page_id", "text", "from"?, "name"?}``
+    (a new customer id when "from" is left out)."""
+    graph = _graph(request)
+    body = await _control_body(request)
+    page = graph.pages.get(str(body.get("page_id")))
+    text, psid, name = body.get("text"), body.get("from"), body.get("name")
+    if page is None:
+        known = ", ".join(graph.pages) or "none"
+        return _control_error(f'"page_id" must be a connected Page; known: {known}')
+    if not isinstance(text, str) or not text:
+        return _control_error('"text" is required')
+    if psid is not None and not (isinstance(psid, str) and NUMERIC_ID.fullmatch(psid)):
+        return _control_error('"from" must be digits (a Page-scoped id)')
+    psid, mid = await graph.post_page_inbound(
+        page, text, psid, name if isinstance(name, str) else None
+    )
+    return JSONResponse({"from": psid, "mid": mid, "delivery": graph.last_delivery})
+
+
+async def sandbox_page_sent(request: Request) -> Response:
+    return JSONResponse({"sent": _graph(request).page_sent})
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     # Graph answers an unknown path with a 400 and this error, not a bare 404.
     return _error(400, 2500, f"Unknown path components: {request.url.path}")
@@ -367,7 +491,13 @@ def routes() -> list[Route]:
         Route("/_sandbox/channels", sandbox_channels, methods=["GET"]),
         Route("/_sandbox/channels", sandbox_connect, methods=["POST"]),
         Route("/_sandbox/status", sandbox_status, methods=["POST"]),
+        Route("/_sandbox/meta/connect", sandbox_page_connect, methods=["POST"]),
+        Route("/_sandbox/meta/inbound", sandbox_page_inbound, methods=["POST"]),
+        Route("/_sandbox/meta/sent", sandbox_page_sent, methods=["GET"]),
         Route("/media-download/{media_id}", download_media, methods=["GET"]),
+        Route("/cdn/{media_id}", cdn_media, methods=["GET"]),
+        Route("/{version}/me/messages", send_page_message, methods=["POST"]),
+        Route("/{version}/me/message_attachments", upload_page_attachment, methods=["POST"]),
         Route("/{version}/{phone_number_id}/messages", send_message, methods=["POST"]),
         Route("/{version}/{phone_number_id}/media", upload_media, methods=["POST"]),
         Route("/{version}/{media_id}", media_object, methods=["GET", "DELETE"]),

@@ -20,7 +20,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-from botplatform.sandbox import payloads
+from botplatform.sandbox import meta, payloads
 from botplatform.sandbox.routes import EXCEPTION_HANDLERS, lifespan, routes
 from botplatform.sandbox.templates import TemplateStore, review, status_value, template_routes
 
@@ -89,6 +89,8 @@ class FakeGraph:
         #: Numbers the platform told the fake about (``connect``), besides the default one.
         #: A reset keeps them: they are configuration, like the default number.
         self.numbers: dict[str, Number] = {}
+        #: Facebook Pages and Instagram accounts (Messenger and Instagram channels), by id.
+        self.pages: dict[str, meta.Page] = {}
         self._init_state()
 
     def _init_state(self) -> None:
@@ -111,6 +113,12 @@ class FakeGraph:
         self._names: dict[str, str] = {}
         #: Every business account's message templates (``sandbox.templates``).
         self.templates = TemplateStore()
+        #: Send API calls accepted (Messenger and Instagram), in order.
+        self.page_sent: list[dict[str, Any]] = []
+        #: Sender actions (mark_seen, typing, reactions), in order.
+        self.page_actions: list[dict[str, Any]] = []
+        #: Profile reads (PSID/IGSID), in order.
+        self.profile_reads: list[str] = []
 
     # -- numbers ---------------------------------------------------------------------------
 
@@ -293,6 +301,46 @@ class FakeGraph:
             self.last_delivery = "no webhook URL: connect a channel first"
         for url in sorted(urls):
             await self._post(payload, url)
+
+    # -- Messenger and Instagram ---------------------------------------------------------
+
+    def connect_page(
+        self, page_id: str, webhook_url: str, provider: str = "messenger"
+    ) -> meta.Page:
+        """Answer for this Page (or Instagram account) and post its webhooks to the URL."""
+        page = self.pages.get(page_id) or meta.Page(page_id, provider, webhook_url)
+        page.provider, page.webhook_url = provider, webhook_url
+        self.pages[page_id] = page
+        return page
+
+    def page_of(self, psid: str) -> meta.Page | None:
+        """The Page a customer wrote to (a Page-scoped id belongs to one Page)."""
+        return next((p for p in self.pages.values() if psid in p.customers), None)
+
+    def accept_page_send(self, page: meta.Page, psid: str, body: dict[str, Any]) -> str:
+        mid = meta.new_mid()
+        self.page_sent.append({"mid": mid, "to": psid, "page_id": page.page_id, "body": body})
+        if self.auto_status and page.webhook_url and "message" in body:
+            self._spawn(meta.after_send(self, page, psid, mid, body["message"]))
+        return mid
+
+    async def post_page_inbound(
+        self, page: meta.Page, text: str, psid: str | None = None, name: str | None = None
+    ) -> tuple[str, str]:
+        """Be a customer writing to the Page; returns the customer's id and the message id."""
+        psid = psid or meta.new_psid()
+        page.customers[psid] = name or page.customers.get(psid) or f"Customer {psid[-4:]}"
+        mid = meta.new_mid()
+        await self.deliver_page(page, meta.customer_text(page, psid, mid, text))
+        return psid, mid
+
+    async def deliver_page(self, page: meta.Page, item: dict[str, Any]) -> None:
+        payload = meta.envelope(page, item)
+        self.webhooks.append(payload)
+        if not page.webhook_url:
+            self.last_delivery = "no webhook URL: connect a channel first"
+            return
+        await self._post(payload, page.webhook_url)
 
     # -- webhooks ------------------------------------------------------------------------
 

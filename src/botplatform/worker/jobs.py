@@ -69,6 +69,7 @@ TASK_MODULES = [
     "botplatform.email.tasks",
     "botplatform.worker.sweeper",
     "botplatform.channels.tasks",
+    "botplatform.channels.profile",
     "botplatform.ai.tasks",
     "botplatform.webhook.tasks",
     "botplatform.automation.tasks",

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
 
+from botplatform.channels import hub
 from botplatform.channels.base import (
     ChannelInfo,
     ProviderSendError,
-    WebhookRejected,
     load_json,
     not_configured,
+    post_json,
 )
 from botplatform.channels.messages import (
     Capability,
@@ -27,13 +26,8 @@ from botplatform.channels.whatsapp.errors import classify
 from botplatform.channels.whatsapp.outbound import graph_body
 from botplatform.channels.whatsapp.parse import parse
 from botplatform.config import Settings
-from botplatform.kit import provider_http
-
-SIGNATURE_HEADER = "x-hub-signature-256"
 
 
-# Failures before a connection existed: nothing was sent, so sending again cannot duplicate.
-# Any other transport error may come after Meta received the request.
 class WhatsAppAdapter:
     provider: ClassVar[str] = "whatsapp"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
@@ -48,21 +42,10 @@ class WhatsAppAdapter:
         self.phone_number_id = str(channel.config.get("phone_number_id", ""))
 
     def handshake(self, params: Mapping[str, str]) -> str | None:
-        expected = self.channel.verify_token or ""
-        given = params.get("hub.verify_token", "")
-        if params.get("hub.mode") != "subscribe" or not expected:
-            return None
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            return None
-        return params.get("hub.challenge", "")
+        return hub.handshake(params, self.channel.verify_token)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        signature = headers.get(SIGNATURE_HEADER, "")
-        if not self.app_secret or not signature.startswith("sha256="):
-            raise WebhookRejected()
-        expected = hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature[len("sha256=") :].lower(), expected):
-            raise WebhookRejected()
+        hub.verify(headers, body, self.app_secret)
 
     def parse(self, body: bytes) -> list[InboundEvent]:
         return parse(load_json(body))
@@ -78,14 +61,7 @@ class WhatsAppAdapter:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         url = f"{self.base}/{self.phone_number_id}/messages"
-        try:
-            status, body = await provider_http.post_json(url, graph_body(message), self._auth())
-        except provider_http.NeverSent as exc:  # no connection was made: it never left
-            raise ProviderSendError(retryable=True, code="network", title=str(exc)) from exc
-        except provider_http.MaybeSent as exc:  # it may have arrived: the outcome is unknown
-            raise ProviderSendError(
-                retryable=True, code="network", title=str(exc), ambiguous=True
-            ) from exc
+        status, body = await post_json(url, graph_body(message), self._auth())
         body = body if body is not None else {}
         if status >= 400:
             raise classify(status, body)

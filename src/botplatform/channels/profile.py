@@ -1,0 +1,105 @@
+"""A contact's name and picture from the provider, off the message path: Messenger and
+Instagram send only an id with a message, so a job reads the profile from the Graph API when
+the identity is first seen, and never more than once a day after that."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from botplatform.channel import cache as channel_cache
+from botplatform.channels.base import ChannelInfo, ProviderSendError
+from botplatform.channels.registry import ADAPTERS, adapter_for
+from botplatform.events import payloads
+from botplatform.events.service import emit
+from botplatform.kit.clock import utcnow
+from botplatform.kit.logging import get_logger
+from botplatform.kit.scoping import enter_workspace, scoped
+from botplatform.models import Contact, ContactIdentity
+from botplatform.worker.jobs import JobContext, enqueue, job
+
+FETCH_PROFILE_JOB = "fetch_contact_profile"
+#: A profile is read again at most this often.
+REFRESH_AFTER = timedelta(days=1)
+
+log = get_logger("botplatform.channels")
+
+
+class ProfileReader(Protocol):
+    async def profile(self, external_id: str) -> dict[str, str | None]: ...
+
+
+def has_profiles(provider: str) -> bool:
+    adapter = ADAPTERS.get(provider)
+    return adapter is not None and hasattr(adapter, "profile")
+
+
+def queue_fetch(db: AsyncSession, channel: ChannelInfo, external_id: str) -> None:
+    """After the commit, a job reads this new identity's profile (where the channel has one)."""
+    if has_profiles(channel.provider):
+        enqueue(db, FETCH_PROFILE_JOB, str(channel.workspace_id), str(channel.id), external_id)
+
+
+@job(FETCH_PROFILE_JOB, max_retries=5, min_backoff_ms=5_000)
+async def fetch_contact_profile(
+    ctx: JobContext, workspace_id: str, channel_id: str, external_id: str
+) -> None:
+    ws = uuid.UUID(workspace_id)
+    await enter_workspace(ctx.db, ws)
+    channel = await channel_cache.get(ctx.db, ws, uuid.UUID(channel_id))
+    if channel is None or not has_profiles(channel.provider):
+        return
+    identity = (
+        await ctx.db.execute(
+            scoped(ContactIdentity, ws).where(
+                ContactIdentity.provider == channel.provider,
+                ContactIdentity.external_id == external_id,
+            )
+        )
+    ).scalar_one_or_none()
+    if identity is None:
+        return
+    fetched = identity.profile_fetched_at
+    if fetched is not None and utcnow() - fetched < REFRESH_AFTER:
+        return  # read within the day: cached
+    await ctx.db.commit()  # nothing held open across the provider call
+    reader: ProfileReader = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)  # type: ignore[assignment]
+    try:
+        profile = await reader.profile(external_id)
+    except ProviderSendError as exc:
+        if exc.retryable:
+            raise
+        log.info("profile_unavailable", channel_id=channel_id, code=exc.code)
+        profile = {"name": None, "picture": None}
+    await _store(ctx.db, ws, identity.id, profile)
+    await ctx.db.commit()
+
+
+async def _store(
+    db: AsyncSession, ws: uuid.UUID, identity_id: uuid.UUID, profile: dict[str, str | None]
+) -> None:
+    await enter_workspace(db, ws)
+    identity = await db.get(ContactIdentity, identity_id, populate_existing=True)
+    if identity is None:
+        return
+    name, picture = profile.get("name"), profile.get("picture")
+    identity.profile_fetched_at = utcnow()
+    identity.profile_picture_url = (picture or identity.profile_picture_url or None) and str(
+        picture or identity.profile_picture_url
+    )[:1000]
+    contact = await db.get(Contact, identity.contact_id)
+    # The name shown is the profile's unless a person renamed the contact.
+    if (
+        contact is not None
+        and name
+        and contact.name in ("", identity.external_id, identity.profile_name)
+    ):
+        contact.name = name[:200]
+        contact.updated_at = utcnow()
+        await emit(db, ws, "contact.updated", payloads.contact_event(contact, ["name"]))
+    if name:
+        identity.profile_name = name[:200]
+    await db.flush()
