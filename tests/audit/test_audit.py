@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from botplatform.cli import app as cli
 from botplatform.config import Settings
-from botplatform.models import AuditLog, Message
+from botplatform.models import AuditLog, Contact, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.ai.helpers import ai_objects
@@ -36,6 +36,10 @@ SANDBOX_WABA = "102290129340398"
 async def _entries(runtime: Runtime) -> list[AuditLog]:
     async with runtime.db.unit_of_work(write=False, system=True) as db:
         return list((await db.execute(select(AuditLog).order_by(AuditLog.seq))).scalars())
+
+
+# A broadcast scheduled for later: started (or paused) without a message leaving.
+LATER = {"scheduled_at": "2099-01-01T09:00:00Z"}
 
 
 class Scenarios:
@@ -410,6 +414,77 @@ class Scenarios:
             f"/api/v1/workspaces/{ws}/segments/{segment['id']}", headers=owner.headers
         )
 
+    async def merge_contacts(self) -> Call:
+        owner, ws, _, conversation = await self._conversation()
+        other = uuid.uuid4()  # the same person, known without a channel identity yet
+        async with self.runtime.db.unit_of_work(system=True) as db:
+            db.add(Contact(id=other, workspace_id=uuid.UUID(ws), name="Cleo (web)"))
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/contacts/{conversation['contact_id']}/merge",
+            json={"contact_id": str(other)},
+            headers=owner.headers,
+        )
+
+    async def _broadcast(self, *steps: tuple[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+        """A draft to one number (a template: no window needed), taken through `steps`
+        (action, body) first."""
+        owner, ws = await self._owner_ws()
+        channel = await self.api.create_channel(owner, ws)
+        template = {"name": "hello_world", "language": "en_US", "components": []}
+        created = await self.client.post(
+            f"/api/v1/workspaces/{ws}/broadcasts",
+            json={
+                "name": "B",
+                "channel_id": channel["id"],
+                "message": {"type": "template", "template": template},
+                "audience": {"type": "list", "phones": ["+15550001234"]},
+            },
+            headers=owner.headers,
+        )
+        assert created.status_code == 201, created.text
+        broadcast = created.json()["data"]
+        for action, body in steps:
+            response = await self.client.post(
+                f"/api/v1/workspaces/{ws}/broadcasts/{broadcast['id']}/{action}",
+                json=body,
+                headers=owner.headers,
+            )
+            assert response.status_code == 200, response.text
+        return owner, ws, broadcast
+
+    async def _broadcast_call(self, action: str, body: Any, *steps: tuple[str, Any]) -> Call:
+        owner, ws, broadcast = await self._broadcast(*steps)
+        url = f"/api/v1/workspaces/{ws}/broadcasts/{broadcast['id']}/{action}"
+        return lambda: self.client.post(url, json=body, headers=owner.headers)
+
+    async def create_broadcast(self) -> Call:
+        owner, ws = await self._owner_ws()
+        channel = await self.api.create_channel(owner, ws)
+        body = {
+            "name": "B",
+            "channel_id": channel["id"],
+            "message": {"type": "text", "text": "hi"},
+            "audience": {"type": "list", "phones": ["+15550001234"]},
+        }
+        return lambda: self.client.post(
+            f"/api/v1/workspaces/{ws}/broadcasts", json=body, headers=owner.headers
+        )
+
+    async def start_broadcast(self) -> Call:
+        return await self._broadcast_call("start", LATER)
+
+    async def pause_broadcast(self) -> Call:
+        return await self._broadcast_call("pause", None, ("start", LATER))
+
+    async def resume_broadcast(self) -> Call:
+        return await self._broadcast_call("resume", None, ("start", LATER), ("pause", None))
+
+    async def cancel_broadcast(self) -> Call:
+        return await self._broadcast_call("cancel", None)
+
+    async def test_send_broadcast(self) -> Call:
+        return await self._broadcast_call("test-send", {"to": "+15550001234"})
+
     async def import_contacts(self) -> Call:
         owner, ws = await self._owner_ws()
         return lambda: self.client.post(
@@ -761,6 +836,31 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ("PATCH", "/api/v1/workspaces/{ws}/teams/{team_id}"): ("update_team", "team.update"),
     ("DELETE", "/api/v1/workspaces/{ws}/teams/{team_id}"): ("delete_team", "team.delete"),
     ("POST", "/api/v1/workspaces/{ws}/segments"): ("create_segment", "segment.create"),
+    ("POST", "/api/v1/workspaces/{ws}/contacts/{contact_id}/merge"): (
+        "merge_contacts",
+        "contact.merge",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/broadcasts"): ("create_broadcast", "broadcast.create"),
+    ("POST", "/api/v1/workspaces/{ws}/broadcasts/{broadcast_id}/start"): (
+        "start_broadcast",
+        "broadcast.start",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/broadcasts/{broadcast_id}/pause"): (
+        "pause_broadcast",
+        "broadcast.pause",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/broadcasts/{broadcast_id}/resume"): (
+        "resume_broadcast",
+        "broadcast.resume",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/broadcasts/{broadcast_id}/cancel"): (
+        "cancel_broadcast",
+        "broadcast.cancel",
+    ),
+    ("POST", "/api/v1/workspaces/{ws}/broadcasts/{broadcast_id}/test-send"): (
+        "test_send_broadcast",
+        "broadcast.test_send",
+    ),
     ("PATCH", "/api/v1/workspaces/{ws}/segments/{segment_id}"): (
         "update_segment",
         "segment.update",
