@@ -419,7 +419,7 @@ async def broadcast(
     statement = broadcast_repository.recipients(page.ws, broadcast_id, chosen, None)
     recipients = (
         await page.db.execute(
-            statement.order_by(BroadcastRecipient.created_at, BroadcastRecipient.id).limit(
+            statement.order_by(BroadcastRecipient.created_at, BroadcastRecipient.address).limit(
                 SHOWN_RECIPIENTS
             )
         )
@@ -446,7 +446,8 @@ async def progress(page: ReadPage, broadcast_id: uuid.UUID) -> Response:
 @router.get("/broadcasts/{broadcast_id}/rate")
 async def rate(page: ReadPage, broadcast_id: uuid.UUID) -> Response:
     """Sends per second, from the recipients' `sent_at`: `t` (unix seconds, every second from
-    the first send to the last, at most the latest hour) and `n` (sends in that second)."""
+    the one before the first send to the one after the last, at most the latest hour) and `n`
+    (sends in that second)."""
     row = await broadcast_repository.get(page.db, page.ws, broadcast_id)
     statement = select(BroadcastRecipient.sent_at).where(
         BroadcastRecipient.workspace_id == page.ws,
@@ -462,7 +463,7 @@ async def rate(page: ReadPage, broadcast_id: uuid.UUID) -> Response:
     if seconds:
         last = max(seconds)
         first = max(min(seconds), last - CHART_SECONDS + 1)
-        t = list(range(first, last + 1))
+        t = list(range(first - 1, last + 2))  # a quiet second either side: the ramp shows
     return JSONResponse(
         {"status": row.status, "t": t, "n": [seconds.get(s, 0) for s in t]},
         headers={"Cache-Control": "no-store"},

@@ -25,7 +25,10 @@
         width: width(),
         height: 220,
         scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(max, 1)]; } } },
-        axes: [{}, { label: "messages / s" }],
+        legend: { show: false },
+        // Whole seconds on the time axis (no sub-second ticks for a short broadcast).
+        axes: [{ incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600] },
+               { label: "messages / s" }],
         series: [{}, { label: "sent", stroke: "#1a7f5a", fill: "rgba(26,127,90,0.15)", width: 2 }],
       }, data, box);
     }
