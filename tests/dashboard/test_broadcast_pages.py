@@ -93,6 +93,7 @@ async def test_compose_start_follow_and_control_a_broadcast(
     assert late.status_code == 422 and "Give the date and time" in late.text
     assert "No broadcasts yet." in (await client.get(f"/app/w/{ws}/broadcasts")).text
 
+    wa.fail_next(400, 131026, title="Message undeliverable")  # one recipient fails for good
     started = await client.post(f"/app/w/{ws}/broadcasts", data={**form, "action": "start"})
     assert started.status_code == 303, started.text
     url = started.headers["location"].split("?")[0]
@@ -106,21 +107,29 @@ async def test_compose_start_follow_and_control_a_broadcast(
 
     fragment = await eventually(done, timeout=30, interval=0.2)
     assert 'data-count-total="2"' in fragment and "hx-trigger" not in fragment  # polling stops
+    assert 'data-count-failed="1"' in fragment and "131026: 1" in fragment  # failed by code
     sent = {item["to"]: item for item in wa.sent if item["type"] == "template"}
-    assert set(sent) == {"15557100001", "15557100002"}
-    body = sent["15557100001"]["body"]["template"]["components"][0]["parameters"]
-    assert [p["text"] for p in body] == ["Ann0", "#0"]
+    [(number, item)] = sent.items()
+    body = item["body"]["template"]["components"][0]["parameters"]
+    index = int(number[-1]) - 1
+    assert [p["text"] for p in body] == [f"Ann{index}", f"#{index}"]
+    failed_number = ({"15557100001", "15557100002"} - {number}).pop()
 
     rate = (await client.get(f"{url}/rate")).json()
-    assert rate["status"] == "completed" and sum(rate["n"]) == 2
+    assert rate["status"] == "completed" and sum(rate["n"]) == 1
     assert len(rate["t"]) == rate["t"][-1] - rate["t"][0] + 1  # every second, gaps as 0
     page = await client.get(url)
     assert "15557100001" in page.text and "15557100002" in page.text
     assert "15557100003" not in page.text  # not in the segment
     failed = await client.get(f"{url}?status=failed")
-    assert "15557100001" not in failed.text and "No recipients with this status" in failed.text
+    assert failed_number in failed.text and number not in failed.text
+    assert "Message undeliverable" in failed.text
+    read_only = await client.get(f"{url}?status=queued")
+    assert "No recipients with this status" in read_only.text
     csv = await client.get(f"{url}/recipients.csv")
     assert csv.status_code == 200 and csv.text.count("\n") == 3
+    failed_csv = await client.get(f"{url}/recipients.csv?status=failed")
+    assert failed_csv.text.count("\n") == 2 and "131026" in failed_csv.text
     assert "Shipping news" in (await client.get(f"/app/w/{ws}/broadcasts")).text
 
     # A finished broadcast cannot be paused: the reason is shown.
@@ -132,10 +141,14 @@ async def test_compose_start_follow_and_control_a_broadcast(
     draft = await client.post(
         f"/app/w/{ws}/broadcasts",
         data={**form, "action": "draft", "name": "Later", "audience_type": "list",
-              "phones": "+15557100009, 15557100008"},
+              "phones": "+15557100009, 15557100008", "quiet": "1", "quiet_start": "22:00",
+              "quiet_end": "07:30"},
     )  # fmt: skip
     assert draft.status_code == 303
     draft_url = draft.headers["location"].split("?")[0]
+    draft_page = await client.get(draft_url)
+    assert "quiet 22:00" in draft_page.text and "07:30 local" in draft_page.text
+    assert "audience: list" in draft_page.text
     tested = await client.post(f"{draft_url}/test-send", data={"csrf_token": token, "to": "x"})
     assert tested.status_code == 422 and "Give one phone number" in tested.text
     tested = await client.post(
