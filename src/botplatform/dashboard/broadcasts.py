@@ -44,10 +44,10 @@ from botplatform.dashboard.web import NOTICES, Page, PageRoute, attempt, ws_page
 from botplatform.kit.errors import AppError, Unprocessable
 from botplatform.kit.handlers import plain_message
 from botplatform.kit.pagination import PageParams
-from botplatform.models import BroadcastRecipient, Contact, MessageTemplate, Workspace
+from botplatform.models import Broadcast, BroadcastRecipient, Contact, MessageTemplate, Workspace
 from botplatform.segment import endpoints as segment_api
 from botplatform.segment import service as segment_service
-from botplatform.template.variables import MEDIA_FORMATS, render, slots
+from botplatform.template.variables import MEDIA_FORMATS, build_components, render, slots
 
 router = APIRouter(prefix="/app/w/{ws}", route_class=PageRoute, include_in_schema=False)
 
@@ -125,8 +125,6 @@ def _params(template: MessageTemplate, value_of: dict[str, str]) -> dict[str, An
 
 
 def _template_message(template: MessageTemplate, chosen: list[Slot]) -> dict[str, Any]:
-    from botplatform.template.variables import build_components
-
     if slots(template.components).header_format in (*MEDIA_FORMATS, "LOCATION"):
         raise Unprocessable(
             "Templates with a media or location header are sent through the API for now.",
@@ -194,11 +192,10 @@ async def _templates_of(page: Page, channel_id: uuid.UUID | None) -> list[Messag
     return list((await page.db.execute(statement)).scalars())
 
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
+async def _channels(page: Page) -> list[Any]:
+    return list(
+        (await channel_api.list_channels(page.granted, page.db, ALL, page.runtime)).data.items
+    )
 
 
 async def _composer(page: Page, form: FormData | None) -> dict[str, Any]:
@@ -207,9 +204,7 @@ async def _composer(page: Page, form: FormData | None) -> dict[str, Any]:
     def get(name: str) -> str:
         return str(form.get(name) or "") if form is not None else ""
 
-    channels = (
-        await channel_api.list_channels(page.granted, page.db, ALL, page.runtime)
-    ).data.items
+    channels = await _channels(page)
     channel = next((c for c in channels if str(c.id) == get("channel_id")), None)
     channel = channel or (channels[0] if channels else None)
     templates = await _templates_of(page, channel.id if channel else None)
@@ -319,8 +314,6 @@ def _schedule(form: FormData) -> BroadcastStart:
 @router.get("/broadcasts")
 async def broadcasts(page: ReadPage) -> Response:
     statement = broadcast_repository.listing(page.ws, None)
-    from botplatform.models import Broadcast
-
     rows = list(
         (
             await page.db.execute(
@@ -329,9 +322,7 @@ async def broadcasts(page: ReadPage) -> Response:
         ).scalars()
     )
     counts = {r.id: await broadcast_service.counts(page.db, r) for r in rows}
-    channels = (
-        await channel_api.list_channels(page.granted, page.db, ALL, page.runtime)
-    ).data.items
+    channels = await _channels(page)
     return page.render(
         "app/broadcasts.html",
         broadcasts=rows,
@@ -408,27 +399,24 @@ async def _progress(page: Page, broadcast_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
-@router.get("/broadcasts/{broadcast_id}")
-async def broadcast(
-    page: ReadPage,
+async def _show(
+    page: Page,
     broadcast_id: uuid.UUID,
-    status: Annotated[str, Query(max_length=20)] = "",
+    status: str = "",
+    status_code: int = 200,
+    error: str | None = None,
 ) -> Response:
+    """The broadcast's page (again with a refusal's reason when an action was refused)."""
     context = await _progress(page, broadcast_id)
     chosen = status if status in RECIPIENT_STATUSES else None
     statement = broadcast_repository.recipients(page.ws, broadcast_id, chosen, None)
-    recipients = (
-        await page.db.execute(
-            statement.order_by(BroadcastRecipient.created_at, BroadcastRecipient.address).limit(
-                SHOWN_RECIPIENTS
-            )
-        )
-    ).scalars()
-    channels = (
-        await channel_api.list_channels(page.granted, page.db, ALL, page.runtime)
-    ).data.items
+    ordered = statement.order_by(BroadcastRecipient.created_at, BroadcastRecipient.address)
+    recipients = (await page.db.execute(ordered.limit(SHOWN_RECIPIENTS))).scalars()
+    channels = await _channels(page)
     return page.render(
         "app/broadcast.html",
+        status_code,
+        error=error,
         recipients=list(recipients),
         statuses=RECIPIENT_STATUSES,
         chosen_status=chosen or "",
@@ -436,6 +424,15 @@ async def broadcast(
         channel_names={c.id: c.name for c in channels},
         **context,
     )
+
+
+@router.get("/broadcasts/{broadcast_id}")
+async def broadcast(
+    page: ReadPage,
+    broadcast_id: uuid.UUID,
+    status: Annotated[str, Query(max_length=20)] = "",
+) -> Response:
+    return await _show(page, broadcast_id, status)
 
 
 @router.get("/broadcasts/{broadcast_id}/progress")
@@ -489,21 +486,7 @@ ACTIONS = {
 
 
 async def _refused(page: Page, broadcast_id: uuid.UUID, exc: AppError) -> Response:
-    context = await _progress(page, broadcast_id)
-    channels = (
-        await channel_api.list_channels(page.granted, page.db, ALL, page.runtime)
-    ).data.items
-    return page.render(
-        "app/broadcast.html",
-        exc.status_code,
-        error=exc.message,
-        recipients=[],
-        statuses=RECIPIENT_STATUSES,
-        chosen_status="",
-        shown_limit=SHOWN_RECIPIENTS,
-        channel_names={c.id: c.name for c in channels},
-        **context,
-    )
+    return await _show(page, broadcast_id, status_code=exc.status_code, error=exc.message)
 
 
 @router.post("/broadcasts/{broadcast_id}/test-send")
