@@ -160,6 +160,26 @@ async def test_compose_start_follow_and_control_a_broadcast(
         return any(i["to"] == "15557100003" for i in wa.sent if i["type"] == "template")
 
     await eventually(test_arrived, timeout=15, interval=0.2)
+    # The workspace's timezone: the time given is read there, and shown there.
+    zone = await api.http.put(
+        f"/api/v1/workspaces/{ws}/business-hours",
+        json={"timezone": "Europe/Paris"},
+        headers=owner.headers,
+    )
+    assert zone.status_code == 200, zone.text
+    later = await client.post(
+        f"/app/w/{ws}/broadcasts",
+        data={**form, "action": "start", "name": "Paris time", "when": "later",
+              "scheduled_at": "2099-01-01T09:00"},
+    )  # fmt: skip
+    assert later.status_code == 303
+    later_page = await client.get(later.headers["location"])
+    assert "scheduled 2099-01-01 09:00 (Europe/Paris)" in later_page.text
+    later_id = later.headers["location"].split("?")[0].rsplit("/", 1)[1]
+    stored = await api.http.get(
+        f"/api/v1/workspaces/{ws}/broadcasts/{later_id}", headers=owner.headers
+    )
+    assert stored.json()["data"]["scheduled_at"].startswith("2099-01-01T08:00:00")
     scheduled = await client.post(
         f"{draft_url}/start",
         data={"csrf_token": token, "when": "later", "scheduled_at": "2099-01-01T09:00"},

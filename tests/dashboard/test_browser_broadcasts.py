@@ -98,3 +98,23 @@ async def test_compose_a_segment_broadcast_start_it_and_watch_it_complete(
     row = page.locator("#broadcasts").get_by_role("row", name="Shipping news")
     await expect(row).to_contain_text("completed")
     await tab.shot("broadcasts-list")
+
+    # Scheduled for later (workspace time), then paused, resumed and cancelled with the buttons.
+    await page.get_by_role("link", name="New broadcast").click()
+    await page.get_by_label("Name").fill("Next week")
+    await page.get_by_label("Start", exact=True).select_option("later")
+    await page.get_by_label("Date and time (UTC)").fill("2099-01-01T09:00")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Create and start").click()
+    await expect(page.get_by_text("Broadcast scheduled.")).to_be_visible()
+    await expect(status).to_have_text("scheduled")
+    await expect(page.get_by_text("scheduled 2099-01-01 09:00 (UTC)")).to_be_visible()
+    await expect(page.locator("#send-chart")).to_have_text("No sends yet.")
+    await page.get_by_role("button", name="Pause").click()
+    await expect(status).to_have_text("paused")
+    await page.get_by_role("button", name="Resume").click()
+    await expect(status).to_have_text("scheduled")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Cancel broadcast").click()
+    await expect(status).to_have_text("cancelled")
+    await tab.shot("broadcast-cancelled")

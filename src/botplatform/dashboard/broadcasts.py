@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -389,10 +390,22 @@ async def create_broadcast(request: Request, page: SendPage) -> Response:
 # --- one broadcast --------------------------------------------------------------------------
 
 
+def _local(moment: datetime | None, timezone: str) -> str:
+    """A time as the workspace reads it: `2026-12-03 18:00 (Europe/Paris)`."""
+    if moment is None:
+        return ""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, timezone = ZoneInfo("UTC"), "UTC"
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} ({timezone})"
+
+
 async def _progress(page: Page, broadcast_id: uuid.UUID) -> dict[str, Any]:
     row = await broadcast_repository.get(page.db, page.ws, broadcast_id)
     return {
         "b": row,
+        "scheduled_local": _local(row.scheduled_at, row.timezone),
         "counts": await broadcast_service.counts(page.db, row),
         "live": row.status in LIVE,
         "may_send": page.can(Permission.BROADCASTS_SEND),

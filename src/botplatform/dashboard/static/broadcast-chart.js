@@ -21,6 +21,11 @@
         chart.setData(data);
         return;
       }
+      if (!answer.t.length) {
+        box.textContent = "No sends yet.";
+        return;
+      }
+      box.textContent = "";
       chart = new window.uPlot({
         width: width(),
         height: 220,
