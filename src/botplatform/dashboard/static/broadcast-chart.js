@@ -23,9 +23,11 @@
       }
       if (!answer.t.length) {
         box.textContent = "No sends yet.";
+        box.classList.add("is-empty");
         return;
       }
       box.textContent = "";
+      box.classList.remove("is-empty");
       chart = new window.uPlot({
         width: width(),
         height: 220,
