@@ -64,4 +64,5 @@ def test_swagger_ui_is_pinned_next_to_htmx() -> None:
     names = {(a.package, a.target) for a in assets.ASSETS}
     assert ("swagger-ui-dist", "swagger-ui-bundle.js") in names
     assert ("swagger-ui-dist", "swagger-ui.css") in names
+    assert ("uplot", "uPlot.iife.min.js") in names and ("uplot", "uPlot.min.css") in names
     assert all(len(a.sha256) == 64 and a.version[0].isdigit() for a in assets.ASSETS)

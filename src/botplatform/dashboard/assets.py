@@ -1,4 +1,5 @@
-"""Third-party browser assets (htmx for the dashboard, Swagger UI for the API docs): fetched
+"""Third-party browser assets (htmx for the dashboard, uPlot for its broadcast chart,
+Swagger UI for the API docs): fetched
 from the npm registry with the ordinary `npm` client at setup time, checked against a pinned
 digest, and served from our own static folder. Nothing is committed and nothing is loaded
 from a CDN."""
@@ -49,7 +50,23 @@ SWAGGER_UI_CSS = Asset(
     target="swagger-ui.css",
     sha256="5ed08757e53da3e026d6cbecc61fe5d43585c9560b302d534ad56692519a273d",
 )
-ASSETS = (HTMX, SWAGGER_UI_JS, SWAGGER_UI_CSS)
+# The broadcast page's chart of sends per second: uPlot (small, no dependencies, draws on a
+# canvas; its inline sizes are set through the DOM, which the dashboard's CSP allows).
+UPLOT_JS = Asset(
+    package="uplot",
+    version="1.6.32",
+    member="package/dist/uPlot.iife.min.js",
+    target="uPlot.iife.min.js",
+    sha256="19c8d4c6ad88929a79f4ae49d6f7161566dfd0ba3d15cc495e974f787eb78f1f",
+)
+UPLOT_CSS = Asset(
+    package="uplot",
+    version="1.6.32",
+    member="package/dist/uPlot.min.css",
+    target="uPlot.min.css",
+    sha256="df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04",
+)
+ASSETS = (HTMX, SWAGGER_UI_JS, SWAGGER_UI_CSS, UPLOT_JS, UPLOT_CSS)
 DOCS_ASSETS = (SWAGGER_UI_JS, SWAGGER_UI_CSS)
 
 

@@ -6,6 +6,7 @@ from fastapi.staticfiles import StaticFiles
 
 from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
 from botplatform.dashboard import automations as automation_pages
+from botplatform.dashboard import broadcasts as broadcast_pages
 from botplatform.dashboard import message_templates as template_pages
 from botplatform.dashboard import segments as segment_pages
 from botplatform.dashboard import teams_hours as team_pages
@@ -48,5 +49,6 @@ dashboard_router.include_router(bots_router)
 dashboard_router.include_router(ai_router)
 dashboard_router.include_router(usage_router)
 dashboard_router.include_router(template_pages.router)
+dashboard_router.include_router(broadcast_pages.router)
 
 static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)

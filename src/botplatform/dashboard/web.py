@@ -69,6 +69,7 @@ NAV: list[NavItem] = [
     NavItem("Segments", "segments", Permission.CONTACTS_READ),
     NavItem("Channels", "channels", Permission.CHANNELS_READ),
     NavItem("Templates", "templates", Permission.TEMPLATES_READ),
+    NavItem("Broadcasts", "broadcasts", Permission.BROADCASTS_READ),
     NavItem("API keys", "api-keys", Permission.API_KEYS_MANAGE),
     NavItem("Members", "members", Permission.MEMBERS_READ),
     NavItem("Audit log", "audit", Permission.AUDIT_READ),
