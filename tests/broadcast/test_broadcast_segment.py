@@ -7,10 +7,15 @@ from collections import Counter
 
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
-from tests.broadcast.helpers import per_recipient, shop, update_contact
-from tests.conftest import Api
+from tests.broadcast.helpers import Shop, per_recipient, shop, update_contact
+from tests.conftest import Api, eventually
 
 VIP = {"match": "all", "conditions": [{"type": "tags", "operator": "has_any", "values": ["vip"]}]}
+
+
+async def _three_contacts(api: Api, s: Shop) -> bool:
+    found = await api.http.get(f"/api/v1/workspaces/{s.ws}/contacts", headers=s.owner.headers)
+    return len(found.json()["data"]["items"]) == 3
 
 
 async def test_a_saved_segment_reaches_its_opted_in_contacts_once(
@@ -19,6 +24,7 @@ async def test_a_saved_segment_reaches_its_opted_in_contacts_once(
     s = await shop(api, wa)
     for index, phone in enumerate(["+15557000001", "+15557000002", "+15557000003"]):
         await api.inbound_text(s.channel["id"], phone.lstrip("+"), "hi", name=f"C{index}")
+    await eventually(lambda: _three_contacts(api, s))  # the inbound jobs made them
     await update_contact(runtime, s.ws, "+15557000001", tags=["vip"])
     await update_contact(runtime, s.ws, "+15557000002", tags=["vip"], opted_out=True)
     await update_contact(runtime, s.ws, "+15557000003", tags=["regular"])
