@@ -339,3 +339,68 @@ async def test_an_answer_lost_after_data_is_never_sent_again(
     assert done["counts"]["failed_by_code"] == {"delivery_unknown": 1}
     await asyncio.sleep(1.0)
     assert handler.received == ["a@x.io"]  # it went once, and is not sent again
+
+
+async def test_an_email_marked_by_a_worker_that_died_ends_delivery_unknown(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, smtp: SmtpSink
+) -> None:
+    """Killed between the mark's commit and the outcome: the email may have left, so the
+    sweeper ends it `delivery_unknown` and nothing sends it again."""
+    from datetime import timedelta
+
+    from botplatform.kit.clock import utcnow
+    from botplatform.models import Broadcast, BroadcastRecipient
+    from botplatform.worker.jobs import JobContext
+    from botplatform.worker.sweeper import sweep_once
+
+    shop = await mailer(api)
+    ws = uuid.UUID(shop.ws)
+    ids = await seed(runtime, ws, [Person("Ann", attributes={"email": "a@x.io"})])
+    long_ago = utcnow() - timedelta(hours=1)
+    async with runtime.db.unit_of_work(system=True) as db:
+        broadcast = Broadcast(
+            workspace_id=ws,
+            channel_id=None,
+            name="Crashed",
+            status="completed",
+            message=MESSAGE,
+            audience={"type": "list", "contact_ids": [str(ids["Ann"])]},
+            materialised=True,
+        )
+        outbox = Email(
+            kind="broadcast",
+            to_address="a@x.io",
+            subject="S",
+            text_body="t",
+            status="sending",
+            lease_until=None,
+            attempts=1,
+            created_at=long_ago,
+            updated_at=long_ago,
+        )
+        db.add_all([broadcast, outbox])
+        await db.flush()
+        recipient = BroadcastRecipient(
+            workspace_id=ws,
+            broadcast_id=broadcast.id,
+            channel_id=None,
+            contact_id=ids["Ann"],
+            address="a@x.io",
+            status="sending",
+            message_id=outbox.id,
+            attempts=1,
+            lease_until=long_ago,
+        )
+        db.add(recipient)
+    async with runtime.db.unit_of_work(system=True) as db:  # the sweep job is a system job
+        swept = await sweep_once(JobContext(runtime, db, "manual", 1, 1), after_seconds=300)
+    assert swept["broadcast_emails"] == 1
+    assert swept["emails"] == 0  # the transactional sender never picks a broadcast's email
+    async with runtime.db.unit_of_work(system=True) as db:
+        row = await db.get(BroadcastRecipient, recipient.id)
+        email_row = await db.get(Email, outbox.id)
+        assert row is not None and email_row is not None
+        assert (row.status, row.error_code) == ("failed", "delivery_unknown")
+        assert email_row.status == "unknown"
+    await asyncio.sleep(0.5)
+    assert smtp.messages == []
