@@ -32,10 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.utils import parseaddr
 from html import escape, unescape
 from typing import Any
-from urllib.parse import urlparse
 
 import aiosmtplib
 from limits import RateLimitItemPerSecond
@@ -53,7 +52,7 @@ from botplatform.broadcast.personalise import (
     render_email,
 )
 from botplatform.config import Settings
-from botplatform.email import unsubscribe
+from botplatform.email import smtp, unsubscribe
 from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.logging import get_logger
@@ -187,20 +186,9 @@ async def _mark(
         await enter_workspace(db, driver.ws)
         if await driver.renew(db) != "running":
             return None
-        held = await db.execute(
-            update(BroadcastRecipient)
-            .where(
-                BroadcastRecipient.workspace_id == driver.ws,
-                BroadcastRecipient.id.in_([item.recipient_id for item in chunk]),
-                BroadcastRecipient.status == "sending",
-                BroadcastRecipient.lease_until == claim_lease,
-                BroadcastRecipient.message_id.is_(None),
-            )
-            .values(attempts=BroadcastRecipient.attempts + 1)
-            .returning(BroadcastRecipient.id)
-            .execution_options(synchronize_session=False)
+        mine_ids = await repository.hold_for_send(
+            db, driver.ws, [item.recipient_id for item in chunk], claim_lease
         )
-        mine_ids = set(held.scalars().all())
         marked: list[tuple[MailReady, Email, str]] = []
         for item in chunk:
             if item.recipient_id not in mine_ids:
@@ -244,19 +232,10 @@ class Outcome:
 def build(settings: Settings, email: Email, unsubscribe_url: str) -> EmailMessage:
     """The message with its RFC 8058 headers: `List-Unsubscribe` (the signed link) and
     `List-Unsubscribe-Post: List-Unsubscribe=One-Click`."""
-    message = EmailMessage()
-    message["From"] = settings.smtp_from
-    message["To"] = email.to_address
-    message["Subject"] = email.subject
-    message["Date"] = formatdate(localtime=False)
-    host = urlparse(settings.app_url).hostname or "localhost"
-    message["Message-ID"] = f"<{email.id}@{host}>"
+    message = smtp.build_message(settings, email)  # From, To, Subject, Date, Message-ID
     message["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message["Precedence"] = "bulk"
-    message.set_content(email.text_body)
-    if email.html_body:
-        message.add_alternative(email.html_body, subtype="html")
     return message
 
 
