@@ -251,15 +251,7 @@ async def _slot(driver: Driver) -> None:
 async def _connect(settings: Settings) -> aiosmtplib.SMTP:
     if not settings.smtp_host:
         raise aiosmtplib.SMTPConnectError("SMTP_HOST is not set")
-    client = aiosmtplib.SMTP(
-        hostname=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_user or None,
-        password=settings.smtp_pass or None,
-        use_tls=settings.smtp_ssl,
-        start_tls=settings.smtp_starttls and not settings.smtp_ssl,
-        timeout=settings.smtp_timeout_seconds,
-    )
+    client = aiosmtplib.SMTP(**smtp.connection(settings))
     await client.connect()
     return client
 
