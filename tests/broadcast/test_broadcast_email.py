@@ -404,3 +404,26 @@ async def test_an_email_marked_by_a_worker_that_died_ends_delivery_unknown(
         assert email_row.status == "unknown"
     await asyncio.sleep(0.5)
     assert smtp.messages == []
+
+
+async def test_the_smtp_rate_is_kept(
+    client: httpx.AsyncClient, api: Api, runtime: Runtime, smtp: SmtpSink
+) -> None:
+    shop = await mailer(api)
+    run = uuid.uuid4().hex[:8]  # the sink keeps each address's first RCPT for the session
+    addresses = [f"r{i}-{run}@example.com" for i in range(4)]
+    people = [Person(f"R{i}", attributes={"email": a}) for i, a in enumerate(addresses)]
+    ids = await seed(runtime, uuid.UUID(shop.ws), people)
+    original = runtime.settings
+    runtime.settings = original.model_copy(update={"broadcast_email_rate": 2})
+    try:
+        created = await shop.create(list(ids.values()))
+        await shop.start(created["id"])
+        done = await shop.finished(created["id"])
+    finally:
+        runtime.settings = original
+    assert done["counts"]["sent"] == 4
+    times = sorted(smtp.rcpt_at[address] for address in addresses)
+    # Two per second: the third email waits for the window to move on.
+    assert times[2] - times[0] >= 0.9
+    assert times[3] - times[1] >= 0.9
