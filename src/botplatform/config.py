@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(True, alias="SMTP_STARTTLS")
     smtp_ssl: bool = Field(False, alias="SMTP_SSL")
     smtp_timeout_seconds: float = Field(30, gt=0, alias="SMTP_TIMEOUT_SECONDS")
+    # Marketing email (email broadcasts): emails per second handed to the SMTP server, shared
+    # by every worker; and how long an unsubscribe link keeps working.
+    broadcast_email_rate: int = Field(10, ge=1, le=10_000, alias="BROADCAST_EMAIL_RATE")
+    email_unsubscribe_ttl_days: int = Field(3650, ge=1, alias="EMAIL_UNSUBSCRIBE_TTL_DAYS")
 
     # --- media storage ----------------------------------------------------------------------
     aws_access_key_id: str = Field("", alias="AWS_ACCESS_KEY_ID")

@@ -18,6 +18,7 @@ from botplatform.channels.inbound import WebhookLane
 from botplatform.channels.inbound import router as webhooks_router
 from botplatform.config import Settings, load_settings
 from botplatform.dashboard.router import dashboard_router, static_files
+from botplatform.email.endpoints import public_router as email_public_router
 from botplatform.health.endpoints import router as health_router
 from botplatform.kit import metrics
 from botplatform.kit.api_docs import router as api_docs_router
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_docs_router)
     app.include_router(media_router)
     app.include_router(branding_public_router)
+    app.include_router(email_public_router)
     app.include_router(dashboard_router)
     app.mount("/app/static", static_files, name="static")
     # Added last = outermost: the request id wraps everything, even a refused body.

@@ -62,20 +62,25 @@ async def count(db: AsyncSession, workspace_id: uuid.UUID, audience: dict[str, A
 
 async def next_batch(
     db: AsyncSession,
-    channel: ChannelInfo,
+    workspace_id: uuid.UUID,
+    channel: ChannelInfo | None,
     audience: dict[str, Any],
     cursor: str | None,
     size: int,
 ) -> tuple[list[uuid.UUID], str | None]:
-    """The next contact ids after `cursor`, and the cursor after them (None: the end)."""
+    """The next contact ids after `cursor`, and the cursor after them (None: the end).
+    `channel` is None for an email broadcast (its list holds contact ids only)."""
     if audience.get("type") == "segment":
-        return await _segment_batch(db, channel, audience.get("segment") or {}, cursor, size)
+        definition = audience.get("segment") or {}
+        return await _segment_batch(db, workspace_id, definition, cursor, size)
     entries = _list_entries(audience)
     start = int(cursor or 0)
     chunk = entries[start : start + size]
     ids: list[uuid.UUID] = []
     for entry in chunk:
         if entry.startswith("+"):
+            if channel is None:
+                continue  # refused at creation: an email audience has no numbers
             contact = await conversations.contact_for(db, channel, entry[1:], None)
             ids.append(contact.id)
         else:
@@ -86,7 +91,7 @@ async def next_batch(
 
 async def _segment_batch(
     db: AsyncSession,
-    channel: ChannelInfo,
+    workspace_id: uuid.UUID,
     definition: dict[str, Any],
     cursor: str | None,
     size: int,
@@ -94,7 +99,7 @@ async def _segment_batch(
     """Keyset: the segment's contacts in id order, the cursor is the last id taken, so a
     resumed materialisation reads on from there."""
     after = uuid.UUID(cursor) if cursor else None
-    batch = await segments.contact_ids_after(db, channel.workspace_id, definition, after, size)
+    batch = await segments.contact_ids_after(db, workspace_id, definition, after, size)
     if not batch:
         return [], None
     return batch, (str(batch[-1]) if len(batch) == size else None)

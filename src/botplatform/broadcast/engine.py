@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from botplatform.broadcast import audience, events, repository
+from botplatform.broadcast import audience, events, mail, repository
 from botplatform.broadcast.claim import Ready, claim
 from botplatform.broadcast.driver import Driver, take_driver
 from botplatform.broadcast.sending import CHUNK, send_chunk
@@ -112,11 +113,16 @@ async def _run(driver: Driver) -> tuple[bool, dict[str, Any]]:
             "channel_id": row.channel_id,
             "materialised": row.materialised,
         }
-        driver.channel = await channel_cache.get(db, driver.ws, row.channel_id)
+        email = row.message.get("type") == "email"
+        if not email and row.channel_id is not None:
+            driver.channel = await channel_cache.get(db, driver.ws, row.channel_id)
         await repository.release_abandoned(db, driver.ws, driver.broadcast_id, utcnow())
-    if driver.channel is None:
+    if email:  # over SMTP, no channel (broadcast/mail.py)
+        driver.pace = float(driver.runtime.settings.broadcast_email_rate)
+    elif driver.channel is None:
         return False, {"status": "failed", "error": "The channel no longer exists."}
-    driver.pace = float(driver.channel.send_rate_per_second)
+    else:
+        driver.pace = float(driver.channel.send_rate_per_second)
     deadline = time.monotonic() + SLICE_SECONDS
     if not driver.broadcast["materialised"] and not await _materialise(driver, deadline):
         return time.monotonic() >= deadline, {}
@@ -126,25 +132,44 @@ async def _run(driver: Driver) -> tuple[bool, dict[str, Any]]:
             status = await driver.renew(db)
             if status != "running":
                 return False, {}
-            allowance = await _tier_allowance(db, driver)
+            allowance = None if email else await _tier_allowance(db, driver)
             if allowance is not None and allowance <= 0:
                 return False, await _wait_for_tier(db, driver)
             # A batch lasts about two seconds of sending: its lease stays short.
             limit = min(CLAIM_BATCH, max(CHUNK, int(driver.pace) * 2))
             limit = min(limit, allowance) if allowance is not None else limit
             claim_lease = driver.lease_until
-            claimed = await claim(db, driver, limit)
+            claimed: Sequence[Ready | mail.MailReady] | None = (
+                await mail.claim(db, driver, limit) if email else await claim(db, driver, limit)
+            )
         if claimed is None:
             return False, await _finish_or_wait(driver)
-        size = chunk_size(driver.channel)
-        for start in range(0, len(claimed), size):
-            if not await send_chunk(driver, claimed[start : start + size], claim_lease):
-                await _give_back(driver, claimed[start:], claim_lease)
-                return False, {}
+        if not await _send(driver, claimed, claim_lease):
+            return False, {}
     return True, {"waiting_reason": None}
 
 
-async def _give_back(driver: Driver, rest: list[Ready], claim_lease: datetime) -> None:
+async def _send(
+    driver: Driver, claimed: Sequence[Ready | mail.MailReady], claim_lease: datetime
+) -> bool:
+    """The claimed batch, chunk by chunk; False (the rest given back) when the driver must
+    stop."""
+    size = chunk_size(driver.channel) if driver.channel else mail.CHUNK
+    for start in range(0, len(claimed), size):
+        chunk = claimed[start : start + size]
+        if driver.channel is None:
+            sent = await mail.send_chunk(
+                driver, [i for i in chunk if isinstance(i, mail.MailReady)], claim_lease
+            )
+        else:
+            sent = await send_chunk(driver, [i for i in chunk if isinstance(i, Ready)], claim_lease)
+        if not sent:
+            await _give_back(driver, [item.recipient_id for item in claimed[start:]], claim_lease)
+            return False
+    return True
+
+
+async def _give_back(driver: Driver, rest: list[uuid.UUID], claim_lease: datetime) -> None:
     """Paused, cancelled or taken over: the claimed rows not yet sent are queued again."""
     async with driver.runtime.db.unit_of_work() as db:
         await enter_workspace(db, driver.ws)
@@ -152,7 +177,7 @@ async def _give_back(driver: Driver, rest: list[Ready], claim_lease: datetime) -
             update(BroadcastRecipient)
             .where(
                 BroadcastRecipient.workspace_id == driver.ws,
-                BroadcastRecipient.id.in_([item.recipient_id for item in rest]),
+                BroadcastRecipient.id.in_(rest),
                 BroadcastRecipient.status == "sending",
                 BroadcastRecipient.lease_until == claim_lease,
                 BroadcastRecipient.message_id.is_(None),
@@ -168,7 +193,6 @@ async def _give_back(driver: Driver, rest: list[Ready], claim_lease: datetime) -
 async def _materialise(driver: Driver, deadline: float) -> bool:
     """Inserts the audience's recipients, a batch per transaction, the cursor with them.
     True when done; False when the slice ran out (the next driver resumes at the cursor)."""
-    assert driver.channel is not None
     while time.monotonic() < deadline:
         async with driver.runtime.db.unit_of_work() as db:
             await enter_workspace(db, driver.ws)
@@ -176,7 +200,7 @@ async def _materialise(driver: Driver, deadline: float) -> bool:
                 return False
             row = await repository.lock(db, driver.ws, driver.broadcast_id)
             ids, cursor = await audience.next_batch(
-                db, driver.channel, row.audience, row.cursor, MATERIALISE_BATCH
+                db, driver.ws, driver.channel, row.audience, row.cursor, MATERIALISE_BATCH
             )
             await _insert_batch(db, driver, row, ids)
             row.cursor = cursor
@@ -189,12 +213,14 @@ async def _materialise(driver: Driver, deadline: float) -> bool:
 async def _insert_batch(
     db: AsyncSession, driver: Driver, row: Broadcast, contact_ids: list[uuid.UUID]
 ) -> None:
-    assert driver.channel is not None
     if not contact_ids:
         return
-    found = await repository.contacts_with_address(
-        db, driver.ws, driver.channel.provider, contact_ids
-    )
+    if driver.channel is None:  # an email broadcast: the `email` attribute is the address
+        found = await mail.contacts_with_email(db, driver.ws, contact_ids)
+    else:
+        found = await repository.contacts_with_address(
+            db, driver.ws, driver.channel.provider, contact_ids
+        )
     now, rows = utcnow(), []
     for contact_id in dict.fromkeys(contact_ids):
         if contact_id not in found:

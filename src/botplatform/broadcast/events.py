@@ -19,7 +19,7 @@ def payload(row: Broadcast) -> dict[str, Any]:
         "broadcast": {
             "id": str(row.id),
             "name": row.name,
-            "channel_id": str(row.channel_id),
+            "channel_id": str(row.channel_id) if row.channel_id else None,
             "status": row.status,
             "total": row.total or 0,
             "error": row.error,

@@ -4,6 +4,7 @@ broadcast's quiet hours in the recipient's timezone."""
 from __future__ import annotations
 
 import copy
+import html
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -124,3 +125,18 @@ def render(message: dict[str, Any], name: str, attributes: dict[str, Any]) -> Me
         template["components"] = _fill(template.get("components", []), values)
         return MessageBody(type="template", template=template)
     return MessageBody(type="text", text=_fill(message["text"], values))
+
+
+def render_email(
+    message: dict[str, Any], name: str, attributes: dict[str, Any]
+) -> tuple[str, str | None, str | None]:
+    """An email broadcast's subject, text and HTML for one contact (`MissingVariable` when
+    it cannot be). In the HTML the values are escaped: attributes are user input."""
+    values = _values(message, name, attributes)
+    escaped = {key: html.escape(value, quote=True) for key, value in values.items()}
+    text, markup = message.get("text"), message.get("html")
+    return (
+        " ".join(str(_fill(message["subject"], values)).split()),  # one line: a header
+        _fill(text, values) if text else None,
+        _fill(markup, escaped) if markup else None,
+    )

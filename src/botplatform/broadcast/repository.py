@@ -196,3 +196,27 @@ async def pending(
     )
     left, earliest = (await db.execute(statement)).one()
     return int(left), earliest
+
+
+async def hold_for_send(
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    recipient_ids: list[uuid.UUID],
+    claim_lease: datetime,
+) -> dict[uuid.UUID, int]:
+    """The mark's fence: of these recipients, those still claimed under `claim_lease` and
+    without a message, their attempts counted up; {id: attempts}."""
+    held = await db.execute(
+        update(BroadcastRecipient)
+        .where(
+            R.workspace_id == workspace_id,
+            R.id.in_(recipient_ids),
+            R.status == "sending",
+            R.lease_until == claim_lease,
+            R.message_id.is_(None),
+        )
+        .values(attempts=R.attempts + 1)
+        .returning(R.id, R.attempts)
+        .execution_options(synchronize_session=False)
+    )
+    return {row[0]: row[1] for row in held.all()}

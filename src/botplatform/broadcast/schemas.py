@@ -32,13 +32,17 @@ class VariableIn(InputModel):
 
 
 class BroadcastMessage(InputModel):
-    """A WhatsApp template (name, language, components as the Graph API takes them) or a
-    free-form text (only where no 24-hour window applies, or inside it). `{{var}}` in a
-    component parameter's text or in `text` is replaced per recipient."""
+    """A WhatsApp template (name, language, components as the Graph API takes them), a
+    free-form text (only where no 24-hour window applies, or inside it), or an email
+    (`subject` and `text` and/or `html`, sent over SMTP to each contact's `email` attribute,
+    with an unsubscribe link). `{{var}}` in a component parameter's text, in `text`, and in
+    an email's `subject` and `html` is replaced per recipient (HTML-escaped in `html`)."""
 
-    type: Literal["template", "text"]
-    text: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None
+    type: Literal["template", "text", "email"]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] | None = None
     template: TemplateIn | None = None
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=300)] | None = None
+    html: Annotated[str, StringConstraints(min_length=1, max_length=500_000)] | None = None
     variables: dict[str, VariableIn] = Field(default_factory=dict, max_length=50)
 
     @model_validator(mode="after")
@@ -47,6 +51,14 @@ class BroadcastMessage(InputModel):
             raise ValueError("a template broadcast needs `template`")
         if self.type == "text" and not self.text:
             raise ValueError("a text broadcast needs `text`")
+        if self.type == "text" and len(self.text or "") > 4096:
+            raise ValueError("a text broadcast's `text` has at most 4096 characters")
+        if self.type == "email" and not self.subject:
+            raise ValueError("an email broadcast needs `subject`")
+        if self.type == "email" and not (self.text or self.html):
+            raise ValueError("an email broadcast needs `text` and/or `html`")
+        if self.type != "email" and (self.subject or self.html):
+            raise ValueError("`subject` and `html` are for email broadcasts only")
         unknown = sorted(placeholders(self) - set(self.variables))
         if unknown:
             raise ValueError(f"placeholders without a variable: {', '.join(unknown)}")
@@ -55,6 +67,8 @@ class BroadcastMessage(InputModel):
 
 def placeholders(message: BroadcastMessage) -> set[str]:
     found = set(PLACEHOLDER.findall(message.text or ""))
+    found |= set(PLACEHOLDER.findall(message.subject or ""))
+    found |= set(PLACEHOLDER.findall(message.html or ""))
     if message.template is not None:
         found |= set(PLACEHOLDER.findall(str(message.template.components)))
     return found
@@ -65,7 +79,7 @@ class AudienceIn(InputModel):
     (unknown numbers become contacts). `segment`: a saved segment (`segment_id`) or a
     segment definition given inline (`segment`, as `/segments` takes it); the definition is
     kept with the broadcast as it was when the broadcast was created. Opted-out contacts are
-    always skipped."""
+    always skipped. An email broadcast takes `contact_ids` or a segment (not `phones`)."""
 
     type: Literal["list", "segment"] = "list"
     contact_ids: list[uuid.UUID] = Field(default_factory=list, max_length=MAX_LIST)
@@ -91,11 +105,25 @@ class QuietHours(InputModel):
 
 
 class BroadcastCreate(InputModel):
+    """`channel_id` is required for a template or text broadcast and must be absent for an
+    email broadcast (email goes over the platform's SMTP server)."""
+
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    channel_id: uuid.UUID
+    channel_id: uuid.UUID | None = None
     message: BroadcastMessage
     audience: AudienceIn
     quiet_hours: QuietHours | None = None
+
+    @model_validator(mode="after")
+    def _channel(self) -> BroadcastCreate:
+        if self.message.type == "email":
+            if self.channel_id is not None:
+                raise ValueError("an email broadcast has no `channel_id` (it goes over SMTP)")
+            if self.audience.phones:
+                raise ValueError("an email broadcast's audience takes `contact_ids` or a segment")
+        elif self.channel_id is None:
+            raise ValueError(f"a {self.message.type} broadcast needs `channel_id`")
+        return self
 
 
 class BroadcastStart(InputModel):
@@ -125,7 +153,7 @@ class BroadcastCounts(BaseModel):
 class BroadcastOut(BaseModel):
     id: uuid.UUID
     name: str
-    channel_id: uuid.UUID
+    channel_id: uuid.UUID | None
     status: BroadcastStatus
     message: dict[str, Any]
     audience_type: str

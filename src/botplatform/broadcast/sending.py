@@ -60,20 +60,9 @@ async def _mark(
         await enter_workspace(db, driver.ws)
         if await driver.renew(db) != "running":
             return None
-        held = await db.execute(
-            update(BroadcastRecipient)
-            .where(
-                BroadcastRecipient.workspace_id == driver.ws,
-                BroadcastRecipient.id.in_([item.recipient_id for item in chunk]),
-                BroadcastRecipient.status == "sending",
-                BroadcastRecipient.lease_until == claim_lease,
-                BroadcastRecipient.message_id.is_(None),
-            )
-            .values(attempts=BroadcastRecipient.attempts + 1)
-            .returning(BroadcastRecipient.id, BroadcastRecipient.attempts)
-            .execution_options(synchronize_session=False)
+        attempts = await repository.hold_for_send(
+            db, driver.ws, [item.recipient_id for item in chunk], claim_lease
         )
-        attempts = dict(held.all())
         mine = [item for item in chunk if item.recipient_id in attempts]
         first = sum(1 for item in mine if attempts[item.recipient_id] == 1)
         refused = await usage.count_batch(db, driver.ws, inbound=0, outbound=first)

@@ -46,16 +46,19 @@ def _not_now(row: Broadcast, action: str) -> Conflict:
 async def create(
     db: AsyncSession, workspace_id: uuid.UUID, body: BroadcastCreate, user_id: uuid.UUID | None
 ) -> Broadcast:
-    channel = await channels.get(db, workspace_id, body.channel_id)
-    if body.message.type == "template" and channel.provider != "whatsapp":
-        raise Unprocessable(
-            "Templates are sent on WhatsApp channels only.", code="template_not_supported"
-        )
-    await check_template(db, channel, body.message.model_dump(mode="json", exclude_none=True))
+    channel_id: uuid.UUID | None = None
+    if body.channel_id is not None:  # the schema demands one unless it is an email broadcast
+        channel = await channels.get(db, workspace_id, body.channel_id)
+        if body.message.type == "template" and channel.provider != "whatsapp":
+            raise Unprocessable(
+                "Templates are sent on WhatsApp channels only.", code="template_not_supported"
+            )
+        await check_template(db, channel, body.message.model_dump(mode="json", exclude_none=True))
+        channel_id = channel.id
     workspace = await db.get(Workspace, workspace_id)
     row = Broadcast(
         workspace_id=workspace_id,
-        channel_id=channel.id,
+        channel_id=channel_id,
         name=body.name,
         status="draft",
         message=body.message.model_dump(mode="json", exclude_none=True),
@@ -106,8 +109,9 @@ async def start(db: AsyncSession, row: Broadcast, scheduled_at: datetime | None)
     """Checks the plan (402 before anything is queued), then starts now or schedules."""
     if row.status != "draft":
         raise _not_now(row, "started")
-    channel = await channels.get(db, row.workspace_id, row.channel_id)
-    await check_template(db, channel, row.message)  # it may have been paused or rejected since
+    if row.channel_id is not None:
+        channel = await channels.get(db, row.workspace_id, row.channel_id)
+        await check_template(db, channel, row.message)  # it may have been paused or rejected
     recipients = await audience.count(db, row.workspace_id, row.audience)
     await usage.reserve_broadcast(db, row.workspace_id, recipients)
     when = _as_utc(scheduled_at, row.timezone) if scheduled_at else None
@@ -190,6 +194,10 @@ async def cancel(db: AsyncSession, row: Broadcast) -> Broadcast:
 async def test_send(db: AsyncSession, row: Broadcast, to: str) -> Message:
     """The broadcast's message to one number, now, as that contact would get it (its
     attributes, else the defaults); a normal outbound message (quota and policy apply)."""
+    if row.channel_id is None:
+        raise Unprocessable(
+            "An email broadcast has no test send to a number.", code="test_send_not_supported"
+        )
     channel = await channels.get(db, row.workspace_id, row.channel_id)
     contact = await conversations.contact_for(db, channel, to.lstrip("+"), None)
     conversation = await conversations.conversation_for(db, channel, contact)
@@ -253,4 +261,5 @@ def out(row: Broadcast, counts: BroadcastCounts | None = None) -> BroadcastOut:
 
 
 def audit_changes(row: Broadcast) -> dict[str, Any]:
-    return {"name": row.name, "status": row.status, "channel_id": str(row.channel_id)}
+    channel = str(row.channel_id) if row.channel_id else None
+    return {"name": row.name, "status": row.status, "channel_id": channel}

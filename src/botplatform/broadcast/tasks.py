@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from botplatform.broadcast import engine, service, status
+from botplatform.broadcast import engine, mail, service, status
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Broadcast
@@ -132,3 +132,4 @@ async def broadcast_tick(ctx: JobContext) -> None:
 
 
 sweep_step("broadcast_recipients", status.reconcile)
+sweep_step("broadcast_emails", mail.reconcile)

@@ -29,6 +29,9 @@ class ContactOut(BaseModel):
     attributes: dict[str, Any]
     tags: list[str]
     opted_out: bool
+    email_opted_out: bool = Field(
+        False, description="Unsubscribed from marketing email (its unsubscribe link)"
+    )
     handle: str | None = Field(None, description="Phone number (+digits) or handle")
     identities: list[IdentityOut] = []
     consent: list[ConsentOut] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import Any
 from urllib.parse import urlparse
 
 import aiosmtplib
@@ -35,13 +36,17 @@ def build_message(settings: Settings, email: Email) -> EmailMessage:
 async def deliver(settings: Settings, email: Email) -> None:
     if not settings.smtp_host:
         raise EmailNotConfigured("SMTP_HOST is not set")
-    await aiosmtplib.send(
-        build_message(settings, email),
-        hostname=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_user or None,
-        password=settings.smtp_pass or None,
-        use_tls=settings.smtp_ssl,
-        start_tls=settings.smtp_starttls and not settings.smtp_ssl,
-        timeout=settings.smtp_timeout_seconds,
-    )
+    await aiosmtplib.send(build_message(settings, email), **connection(settings))
+
+
+def connection(settings: Settings) -> dict[str, Any]:
+    """How to reach the SMTP server (the SMTP_* settings), as aiosmtplib takes it."""
+    return {
+        "hostname": settings.smtp_host,
+        "port": settings.smtp_port,
+        "username": settings.smtp_user or None,
+        "password": settings.smtp_pass or None,
+        "use_tls": settings.smtp_ssl,
+        "start_tls": settings.smtp_starttls and not settings.smtp_ssl,
+        "timeout": settings.smtp_timeout_seconds,
+    }

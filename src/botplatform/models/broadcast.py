@@ -18,8 +18,9 @@ class Broadcast(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     __tablename__ = "broadcasts"
     __table_args__ = (Index("ix_broadcasts_status_next_run_at", "status", "next_run_at"),)
 
-    channel_id: Mapped[uuid.UUID] = mapped_column(
-        Uuid, ForeignKey("channels.id", ondelete="CASCADE"), index=True
+    # None for an email broadcast (sent over SMTP, no channel).
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("channels.id", ondelete="CASCADE"), index=True, nullable=True
     )
     name: Mapped[str] = mapped_column(String(200))
     # draft | scheduled | running | paused | completed | cancelled | failed
@@ -64,15 +65,18 @@ class BroadcastRecipient(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     broadcast_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("broadcasts.id", ondelete="CASCADE")
     )
-    channel_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # the broadcast's, for the tier
+    # The broadcast's, for the tier; None for an email broadcast.
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
     contact_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("contacts.id", ondelete="CASCADE")
     )
-    address: Mapped[str | None] = mapped_column(String(100), nullable=True)  # e.g. the wa_id
+    # e.g. the wa_id; for an email broadcast the email address
+    address: Mapped[str | None] = mapped_column(String(320), nullable=True)
     # queued | sending | sent | delivered | read | failed | skipped
     status: Mapped[str] = mapped_column(String(20), default="queued")
     error_code: Mapped[str | None] = mapped_column(String(50), nullable=True)
     error_title: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # The message row (for an email broadcast: its row in `emails`), the send marker.
     message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint, Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from botplatform.models.base import Base, IdMixin, TimestampMixin, UTCDateTime, WorkspaceScoped
@@ -20,7 +20,10 @@ class Contact(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Opted out of everything (a STOP keyword, the API, an agent): no channel, no email.
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Opted out of marketing email only (its unsubscribe link); WhatsApp is unaffected.
+    email_opted_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ContactIdentity(IdMixin, TimestampMixin, WorkspaceScoped, Base):
@@ -49,7 +52,8 @@ class ConsentEvent(IdMixin, TimestampMixin, WorkspaceScoped, Base):
         Uuid, ForeignKey("contacts.id", ondelete="CASCADE"), index=True
     )
     action: Mapped[str] = mapped_column(String(20))  # opt_out | opt_in
-    source: Mapped[str] = mapped_column(String(30))  # keyword | api | agent | import
+    # keyword | api | agent | import | email_unsubscribe
+    source: Mapped[str] = mapped_column(String(30))
     channel_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("channels.id", ondelete="SET NULL"), nullable=True
     )
