@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import update
 
 from botplatform.kit.clock import utcnow
-from botplatform.models import Conversation
+from botplatform.models import ContactIdentity, Conversation
 from botplatform.runtime import Runtime
-from botplatform.sandbox import FakeGraph
+from botplatform.sandbox import FakeGraph, meta
 from tests.bot.flows import support_flow
 from tests.bot.helpers import create_bot, publish
 from tests.conftest import APP_SECRET, CHANNEL_TOKEN, Account, Api, eventually
@@ -74,6 +74,16 @@ async def _messages(
     )
     assert response.status_code == 200, response.text
     return list(response.json()["data"]["items"])
+
+
+async def _first_message(
+    api: Api, wa: FakeGraph
+) -> tuple[Account, str, meta.Page, str, dict[str, Any]]:
+    """A Messenger channel, and a customer's first message on it."""
+    owner, ws, _created = await _setup(api, wa)
+    page = wa.pages[PAGE_ID]
+    psid, _mid = await wa.post_page_inbound(page, "hello", name="Ada Lovelace")
+    return owner, ws, page, psid, await _conversation(api, owner, ws)
 
 
 async def _reply(
@@ -307,10 +317,7 @@ async def test_send_errors_are_classified(
 async def test_profile_is_fetched_once_off_the_hot_path(
     client: httpx.AsyncClient, api: Api, wa: FakeGraph
 ) -> None:
-    owner, ws, _created = await _setup(api, wa)
-    page = wa.pages[PAGE_ID]
-    psid, _mid = await wa.post_page_inbound(page, "hello", name="Ada Lovelace")
-    conversation = await _conversation(api, owner, ws)
+    owner, ws, page, psid, conversation = await _first_message(api, wa)
 
     async def named() -> dict[str, Any] | None:
         response = await client.get(
@@ -329,6 +336,69 @@ async def test_profile_is_fetched_once_off_the_hot_path(
         lambda: len(wa.webhooks) >= 2 and not wa._tasks, timeout=10
     )  # the second message is in
     assert wa.profile_reads == [psid]  # cached: read once a day at most
+
+
+async def _profile_age(runtime: Runtime, psid: str, age: timedelta) -> None:
+    async with runtime.db.unit_of_work(system=True) as db:
+        await db.execute(
+            update(ContactIdentity)
+            .where(ContactIdentity.external_id == psid)
+            .values(profile_fetched_at=utcnow() - age)
+        )
+
+
+@pytest.mark.parametrize("with_bot", [False, True], ids=["batched", "per_item"])
+async def test_profile_is_read_again_when_a_day_old(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime, with_bot: bool
+) -> None:
+    owner, ws, _created = await _setup(api, wa)
+    if with_bot:  # a live bot sends the channel's messages through the per-item path
+        bot = await create_bot(api, owner, ws, support_flow())
+        await publish(api, owner, ws, bot["id"])
+    page = wa.pages[PAGE_ID]
+    psid, _mid = await wa.post_page_inbound(page, "hello", name="Ada Lovelace")
+    conversation = await _conversation(api, owner, ws)
+    await eventually(lambda: wa.profile_reads == [psid])
+
+    async def inbound(count: int) -> bool:
+        items = await _messages(api, owner, ws, conversation["id"])
+        return len([m for m in items if m["direction"] == "inbound"]) >= count
+
+    await _profile_age(runtime, psid, timedelta(hours=1))
+    await wa.post_page_inbound(page, "an hour later", psid=psid)
+    await eventually(lambda: inbound(2))
+    await _profile_age(runtime, psid, timedelta(days=2))
+    await wa.post_page_inbound(page, "two days later", psid=psid)
+    await eventually(lambda: inbound(3))
+    await eventually(lambda: len(wa.profile_reads) >= 2)
+    await eventually(lambda: not wa._tasks, timeout=10)
+    assert wa.profile_reads == [psid, psid]  # the hour-old profile was not read again
+
+
+async def test_unknown_items_and_bare_referrals_are_kept(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    owner, ws, page, psid, conversation = await _first_message(api, wa)
+    base = {"sender": {"id": psid}, "recipient": {"id": PAGE_ID}, "timestamp": meta.now_ms()}
+    odd = {**base, "game_play": {"game_id": "g1", "score": 7}}
+    referral = {"ref": "spring-sale", "source": "SHORTLINK", "type": "OPEN_THREAD"}
+    await wa.deliver_page(page, odd)
+    await wa.deliver_page(page, {**base, "referral": referral})
+    await wa.deliver_page(page, {**base, "referral": referral})  # redelivered: once
+
+    async def kept() -> list[dict[str, Any]] | None:
+        items = await _messages(api, owner, ws, conversation["id"])
+        found = [m for m in items if m["type"] == "unsupported"]
+        return found if len(found) >= 2 else None
+
+    await eventually(kept)
+    await eventually(lambda: not wa._tasks, timeout=10)
+    found = await _messages(api, owner, ws, conversation["id"])
+    unsupported = [m for m in found if m["type"] == "unsupported"]
+    assert len(unsupported) == 2 and all(m["direction"] == "inbound" for m in unsupported)
+    by_raw = {("referral" in m["content"]["raw"]): m for m in unsupported}
+    assert by_raw[False]["content"]["raw"]["game_play"] == {"game_id": "g1", "score": 7}
+    assert by_raw[True]["content"]["referral"] == referral
 
 
 async def test_merge_two_contacts_of_one_person(

@@ -228,7 +228,9 @@ def _dialect(db: AsyncSession, statements: dict[str, Any]) -> Any:
 _IDENTITIES, _CONTACTS = table_of(ContactIdentity), table_of(Contact)
 _KNOWN_IDENTITIES = _per_dialect(
     lambda dialect: (
-        scoped_columns(ContactIdentity, "external_id", "contact_id", "profile_name")
+        scoped_columns(
+            ContactIdentity, "external_id", "contact_id", "profile_name", "profile_fetched_at"
+        )
         .add_columns(_CONTACTS.c.opted_out)
         .join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
         .where(
@@ -253,10 +255,15 @@ async def _find_contacts(db: AsyncSession, senders: list[Sender]) -> None:
             "external_ids": list(known),
         }
         found = await core.run(db, _dialect(db, _KNOWN_IDENTITIES), parameters)
-        for external_id, contact_id, profile_name, opted_out in found:
+        refresh = profiles.has_profiles(provider)
+        for external_id, contact_id, profile_name, fetched_at, opted_out in found:
             for sender in known[external_id]:
                 sender.contact_id, sender.opted_out = contact_id, bool(opted_out)
                 sender.profile_changed = bool(sender.name) and profile_name != sender.name
+            if refresh:  # Messenger/Instagram: a day-old profile is read again
+                profiles.refresh_if_stale(
+                    db, known[external_id][0].channel, external_id, fetched_at
+                )
 
 
 class Events:

@@ -1,11 +1,12 @@
 """A contact's name and picture from the provider, off the message path: Messenger and
 Instagram send only an id with a message, so a job reads the profile from the Graph API when
-the identity is first seen, and never more than once a day after that."""
+the identity is first seen, and again when they write with a profile over a day old (never
+more than once a day)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +44,19 @@ def queue_fetch(db: AsyncSession, channel: ChannelInfo, external_id: str) -> Non
         enqueue(db, FETCH_PROFILE_JOB, str(channel.workspace_id), str(channel.id), external_id)
 
 
+def is_stale(fetched_at: datetime | None) -> bool:
+    """A profile never read, or read over a day ago: due for a refresh."""
+    return fetched_at is None or utcnow() - fetched_at >= REFRESH_AFTER
+
+
+def refresh_if_stale(
+    db: AsyncSession, channel: ChannelInfo, external_id: str, fetched_at: datetime | None
+) -> None:
+    """A known contact wrote again: their profile is read again when it is a day old."""
+    if is_stale(fetched_at):
+        queue_fetch(db, channel, external_id)
+
+
 @job(FETCH_PROFILE_JOB, max_retries=5, min_backoff_ms=5_000)
 async def fetch_contact_profile(
     ctx: JobContext, workspace_id: str, channel_id: str, external_id: str
@@ -63,7 +77,7 @@ async def fetch_contact_profile(
     if identity is None:
         return
     fetched = identity.profile_fetched_at
-    if fetched is not None and utcnow() - fetched < REFRESH_AFTER:
+    if not is_stale(fetched):
         return  # read within the day: cached
     await ctx.db.commit()  # nothing held open across the provider call
     reader: ProfileReader = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)  # type: ignore[assignment]

@@ -47,7 +47,12 @@ def content_json(content: Content) -> dict[str, Any]:
 
 
 async def contact_for(
-    db: AsyncSession, channel: ChannelInfo, external_id: str, name: str | None
+    db: AsyncSession,
+    channel: ChannelInfo,
+    external_id: str,
+    name: str | None,
+    *,
+    inbound: bool = False,
 ) -> Contact:
     """The contact behind a channel identity, created on first contact; the profile name is
     kept up to date (customers change it)."""
@@ -82,6 +87,8 @@ async def contact_for(
             contact.updated_at = utcnow()
             await emit(db, ws, "contact.updated", payloads.contact_event(contact, ["name"]))
         identity.profile_name = name
+    if inbound:  # Messenger/Instagram: the customer wrote again, a day-old profile is re-read
+        profiles.refresh_if_stale(db, channel, external_id, identity.profile_fetched_at)
     return contact
 
 
@@ -215,7 +222,7 @@ async def record_inbound(
     """Stores an inbound message once (providers redeliver); None for a duplicate."""
     if await find_message(db, channel, event.provider_message_id) is not None:
         return None
-    contact = await contact_for(db, channel, event.sender_id, event.sender_name)
+    contact = await contact_for(db, channel, event.sender_id, event.sender_name, inbound=True)
     conversation = await conversation_for(db, channel, contact)
     content = event.content
     message = Message(

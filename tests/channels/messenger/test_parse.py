@@ -117,9 +117,11 @@ def _postback(payload: str, title: str, sender: str) -> Callable[[list[InboundEv
 
 
 def _referral(events: list[InboundEvent]) -> None:
-    event = only(events)
-    assert isinstance(event, SystemEvent) and event.kind == "referral"
-    assert event.sender_id == "<PSID>" and event.data["ref"] == "<REF_DATA_PASSED_IN_M.ME_PARAM>"
+    event = only(events)  # no message: kept in the conversation, the referral with it
+    assert isinstance(event, InboundMessage) and event.content.type == MessageType.UNSUPPORTED
+    assert event.sender_id == "<PSID>" and event.referral is not None
+    assert event.referral["ref"] == "<REF_DATA_PASSED_IN_M.ME_PARAM>"
+    assert event.raw["referral"] == event.referral
 
 
 def _batch(events: list[InboundEvent]) -> None:
@@ -223,8 +225,22 @@ def test_edit_unsend_unreact_and_unknown_items() -> None:
         parse(_item(message={"mid": "m_5", "attachments": [{"type": "fallback", "payload": {}}]}))
     )
     assert isinstance(odd, InboundMessage) and odd.content.type == MessageType.UNSUPPORTED
-    optin = only(parse(_item(optin={"ref": "x"})))
-    assert isinstance(optin, SystemEvent) and optin.kind == "optin"
+    optin = only(parse(_item(optin={"ref": "x"})))  # an unknown kind: kept as unsupported
+    assert isinstance(optin, InboundMessage) and optin.content.type == MessageType.UNSUPPORTED
+    assert optin.raw["optin"] == {"ref": "x"} and optin.sender_id == "123"
+    assert optin.provider_message_id == only(parse(_item(optin={"ref": "x"}))).provider_message_id
+    with_mid = only(parse(_item(new_kind={"mid": "m_6"})))
+    assert isinstance(with_mid, InboundMessage) and with_mid.provider_message_id == "m_6"
+    handover = only(parse(_item(pass_thread_control={"new_owner_app_id": "1"})))
+    assert isinstance(handover, SystemEvent) and handover.kind == "pass_thread_control"
+
+
+def test_items_without_a_time_stay_system_events() -> None:
+    bare = {"sender": {"id": "123"}, "recipient": {"id": "999"}}
+    for extra in ({"optin": {"ref": "x"}}, {"referral": {"ref": "r"}}):
+        payload = {"object": "page", "entry": [{"id": "999", "messaging": [{**bare, **extra}]}]}
+        event = only(parse(payload))
+        assert isinstance(event, SystemEvent) and event.sender_id == "123"
 
 
 @pytest.mark.parametrize(

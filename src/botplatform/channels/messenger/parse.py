@@ -247,11 +247,20 @@ def _watermark(status: DeliveryStatus, key: str) -> Callable[[_Item], InboundEve
 
 
 def _referral(item: _Item) -> InboundEvent:
-    return SystemEvent(
-        kind="referral",
-        timestamp=item.timestamp,
+    """A referral with no message (an m.me link or an ad opened an existing thread): kept in
+    the conversation as an `unsupported` message carrying the referral, so the inbox and
+    automations see where the customer came from."""
+    referral = _dict(item.raw, "referral")
+    if item.timestamp is None:  # nowhere to place it in the conversation
+        return SystemEvent(kind="referral", timestamp=None, sender_id=item.sender_id, data=referral)
+    return InboundMessage(
+        provider_message_id=item.derived_id("referral", _str(referral, "ref")),
         sender_id=item.sender_id,
-        data=_dict(item.raw, "referral"),
+        sender_name=None,
+        timestamp=item.timestamp,
+        content=Content(type=MessageType.UNSUPPORTED),
+        referral=referral,
+        raw=item.raw,
     )
 
 
@@ -263,7 +272,32 @@ ITEM_HANDLERS: dict[str, Callable[[_Item], InboundEvent]] = {
     "delivery": _watermark(DeliveryStatus.DELIVERED, "delivery"),
     "read": _watermark(DeliveryStatus.READ, "read"),
     "referral": _referral,
-}  # optins, handovers, policy enforcement...: passed on as system events
+}  # optins and kinds Meta adds later: stored as `unsupported` messages (`_unknown`)
+
+#: Items about the thread, not written by the customer: passed on as system events.
+SYSTEM_ITEMS = frozenset(
+    {"pass_thread_control", "take_thread_control", "request_thread_control", "app_roles",
+     "policy_enforcement", "policy-enforcement"}
+)  # fmt: skip
+
+
+def _unknown(item: _Item) -> InboundEvent:
+    """An item of a kind not handled here: a customer's (a sender and a time) is kept as an
+    `unsupported` inbound message with the raw item, as WhatsApp's unknown types are; the
+    rest (handovers, policy notices, no time to place it at) stays a system event."""
+    raw = item.raw
+    kind = next((k for k in raw if k not in ("sender", "recipient", "timestamp")), "unknown")
+    if kind in SYSTEM_ITEMS or item.timestamp is None:
+        return SystemEvent(kind=kind, timestamp=item.timestamp, sender_id=item.sender_id, data=raw)
+    body = _dict(raw, kind)
+    return InboundMessage(
+        provider_message_id=_str(body, "mid") or item.derived_id(kind),
+        sender_id=item.sender_id,
+        sender_name=None,
+        timestamp=item.timestamp,
+        content=Content(type=MessageType.UNSUPPORTED),
+        raw=raw,
+    )
 
 
 def _item(raw: object, where: str) -> InboundEvent:
@@ -273,8 +307,7 @@ def _item(raw: object, where: str) -> InboundEvent:
     for key, handler in ITEM_HANDLERS.items():
         if key in raw:
             return handler(item)
-    kind = next((k for k in raw if k not in ("sender", "recipient", "timestamp")), "unknown")
-    return SystemEvent(kind=kind, timestamp=item.timestamp, sender_id=item.sender_id, data=raw)
+    return _unknown(item)
 
 
 def _entry(entry: object, where: str) -> list[InboundEvent]:
