@@ -2,7 +2,7 @@
 contact's opt-out of everything), and a broadcast without a channel (email goes over SMTP)
 
 Revision ID: b9e4f1a7c2d8
-Revises: a6d41c9e2b57
+Revises: c5e7a9b1d3f4
 Create Date: 2026-12-03 17:15:00.000000
 
 `broadcasts.channel_id` and `broadcast_recipients.channel_id` become nullable (an email
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b9e4f1a7c2d8"
-down_revision: str | Sequence[str] | None = "a6d41c9e2b57"
+down_revision: str | Sequence[str] | None = "c5e7a9b1d3f4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
