@@ -911,6 +911,9 @@ NOT_AUDITED = {
     ("POST", "/webhooks/{provider}/{channel_id}"),
     # A count of an unsaved audience: a POST only because a definition is a JSON body.
     ("POST", "/api/v1/workspaces/{ws}/segments/preview-count"),
+    # A recipient's one-click unsubscribe: anonymous, and recorded in the consent ledger (as a
+    # STOP keyword is), which is where opt-outs are audited; the audit log is members' actions.
+    ("POST", "/email/unsubscribe/{token}"),
 }
 
 
