@@ -105,6 +105,7 @@ def inserting(
 ) -> Write:
     """`insert_many`'s statement and parameters (`rows` not empty), for `together`."""
     dialect = db.get_bind().dialect.name
+    rows = _with_defaults(table_of(model), rows)
     columns = tuple(rows[0])
     key = (model, columns, tuple(conflict or ()), returning, dialect)
     statement = _INSERTS.get(key)
@@ -113,6 +114,31 @@ def inserting(
     if dialect != "postgresql":
         return statement, rows
     return statement, {name: [row[name] for row in rows] for name in columns}
+
+
+def _with_defaults(table: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with the Python-side defaults of the columns they leave out filled in here:
+    a statement that would need SQLAlchemy to compute them cannot take the fast path (a
+    column added later with a default would silently send every insert the slow way)."""
+    missing = [
+        column
+        for column in table.columns
+        if column.key not in rows[0]
+        and column.default is not None
+        and not column.default.is_sequence
+    ]
+    if not missing:
+        return rows
+    filled = []
+    for row in rows:
+        extra = {
+            column.key: column.default.arg(None)
+            if column.default.is_callable
+            else column.default.arg
+            for column in missing
+        }
+        filled.append({**row, **extra})
+    return filled
 
 
 async def together(db: AsyncSession, writes: list[Write]) -> list[Any]:
