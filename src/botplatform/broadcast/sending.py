@@ -134,10 +134,12 @@ async def send_chunk(driver: Driver, chunk: list[Ready], claim_lease: datetime) 
     async def one(item: Ready, message: Message) -> Outcome:
         async with gate:
             # The slot right before the request: the provider sees the channel's rate at most.
+            # Each call waits up to SLOT_WAIT_SECONDS; the marker is committed, so this send
+            # goes out, only later, however long the window stays full.
             while not await policy.take_send_slot(
                 driver.runtime.ratelimiter, channel, SLOT_WAIT_SECONDS
             ):
-                pass  # the marker is committed: this send goes, only later
+                continue
             key = message.idempotency_key or str(message.id)
             outbound = to_outbound(item.body, item.address, key, None, str(message.id))
             try:

@@ -336,7 +336,7 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
     elif isinstance(item, Watermark):
         await conversations.apply_watermark(db, channel, item)
     elif isinstance(item, SystemEvent) and await templates.apply_webhook(db, channel, item):
-        pass  # a template's status, quality or category: kept on the template's row
+        return 0  # a template's status, quality or category: kept on the template's row
     else:  # other system events (account changes...) are logged for now
         log.info("channel_event", channel_id=str(channel.id), kind=type(item).__name__)
     return 0
