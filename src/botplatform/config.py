@@ -70,9 +70,11 @@ class Settings(BaseSettings):
     worker_nice: int = Field(10, ge=0, le=19, alias="WORKER_NICE")
     queue_heartbeat_timeout_ms: int = Field(60_000, ge=1000, alias="QUEUE_HEARTBEAT_TIMEOUT_MS")
     # An idle consumer blocks (no polling) until an enqueue wakes it, at most this long between
-    # check-ins (heartbeat, queue maintenance, stop). Not a latency: a job wakes it at once.
-    # At most 4 s: a blocking read must end before the Redis client's 5 s read timeout.
-    queue_idle_wait_ms: int = Field(1000, ge=50, le=4000, alias="QUEUE_IDLE_WAIT_MS")
+    # check-ins (heartbeat, queue maintenance). Not a latency: a job wakes it at once, and a
+    # stop ends the block. At most 4 s: a blocking read must end before the Redis client's 5 s
+    # read timeout. Each check-in costs a round trip per queue: 3 s keeps an idle worker
+    # process near 0.1% of a core.
+    queue_idle_wait_ms: int = Field(3000, ge=50, le=4000, alias="QUEUE_IDLE_WAIT_MS")
     queue_maintenance_chance: int = Field(
         1000, ge=0, le=1_000_000, alias="QUEUE_MAINTENANCE_CHANCE"
     )

@@ -196,3 +196,25 @@ async def test_idle_embedded_serve_sleeps(settings: Settings, tmp_path: Path) ->
     finally:
         serve.terminate()
         serve.wait(timeout=30)
+
+
+@pytest.mark.usefixtures("client", "isolated_queue")
+async def test_a_stop_ends_the_consumers_blocking_reads(settings: Settings) -> None:
+    """A stopping worker does not wait out the idle bound on its blocked consumers."""
+    if not settings.redis_url:
+        pytest.skip("the in-memory consumers block at most a second (transport.py)")
+    idle = settings.model_copy(
+        update={"redis_url": ISOLATED_REDIS, "queue_idle_wait_ms": 4000, "worker_in_process": False}
+    )
+    runtime = Runtime.create(idle)
+    try:
+        runtime.jobs.start_worker(asyncio.get_running_loop(), threads=2)
+        await asyncio.sleep(1.0)  # every consumer has found its queue empty and blocks for 4 s
+        started = time.monotonic()
+        await runtime.jobs.stop_worker()
+        took = time.monotonic() - started
+    finally:
+        await runtime.close()
+    print(f"stopped in {took * 1000:.0f} ms")
+    # Waiting out the blocks would take about 3 s; a worker thread's own check is at most 1 s.
+    assert took < 1.8, f"stopping took {took:.1f} s"

@@ -10,12 +10,14 @@ Runtime's database engine (the app's loop when embedded, a dedicated loop thread
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import anyio.to_thread
 import dramatiq
 import redis.asyncio
@@ -35,6 +37,12 @@ if TYPE_CHECKING:
     from botplatform.runtime import Runtime
 
 log = get_logger("botplatform.jobs")
+
+
+#: How often an idle worker thread looks at its stop flag (see `JobQueue.start_worker`).
+WORKER_THREAD_CHECK_MS = 1000
+#: How often a stopping worker looks whether dramatiq has told its consumers to stop yet.
+STOP_CHECK_SECONDS = 0.02
 
 
 class _Outcomes(Middleware):
@@ -69,7 +77,6 @@ class JobQueue:
     def __init__(self, settings: Settings, runtime: Runtime) -> None:
         load_task_modules()
         self._runtime = runtime
-        self._idle_wait_ms = settings.queue_idle_wait_ms
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: dramatiq.Worker | None = None
         self._in_flight = 0
@@ -222,10 +229,11 @@ class JobQueue:
     def start_worker(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
         """Consumes every queue in this process; job coroutines run on `loop`."""
         self._loop = loop
-        # worker_timeout is how long an idle thread blocks before it looks at its stop flag;
-        # the consumers block on their queues (see transport.py), so nothing polls.
+        # worker_timeout is how long an idle worker thread blocks on the in-process work
+        # queue before it looks at its stop flag (a wake costs no round trip); the consumers
+        # block on their queues for the idle bound (see transport.py), so nothing polls.
         self._worker = dramatiq.Worker(
-            self.broker, worker_threads=threads, worker_timeout=self._idle_wait_ms
+            self.broker, worker_threads=threads, worker_timeout=WORKER_THREAD_CHECK_MS
         )
         if isinstance(self.broker, StubBroker):
             # The in-memory broker lists its delay queues among its ordinary queues, so the
@@ -246,7 +254,27 @@ class JobQueue:
         worker, self._worker = self._worker, None
         if worker is not None:
             # In a thread: the worker waits for running jobs, whose coroutines need this loop.
-            await anyio.to_thread.run_sync(lambda: worker.stop(timeout=int(grace_seconds * 1000)))
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._wake_consumers_once_told, worker)
+                await anyio.to_thread.run_sync(
+                    lambda: worker.stop(timeout=int(grace_seconds * 1000))
+                )
+                tasks.cancel_scope.cancel()
+
+    async def _wake_consumers_once_told(self, worker: dramatiq.Worker) -> None:
+        """dramatiq tells the consumers to stop only once the running jobs are done; from that
+        moment their blocking reads are ended (`WakingRedisBroker.wake_to_stop`)."""
+        if not isinstance(self.broker, WakingRedisBroker):
+            return  # the in-memory consumers' bound is short (transport.py)
+        consumers = list(worker.consumers.values())
+        # dramatiq has no hook between telling its consumers to stop and joining them, so this
+        # looks, only while a stop is under way.
+        while any(consumer.running for consumer in consumers):  # noqa: ASYNC110
+            await anyio.sleep(STOP_CHECK_SECONDS)
+        broker = self.broker
+        names = [consumer.queue_name for consumer in consumers]
+        with contextlib.suppress(redis.RedisError):  # then they stop at the bound instead
+            await anyio.to_thread.run_sync(lambda: broker.wake_to_stop(names))
 
     async def aclose(self) -> None:
         if self.async_redis is not None:

@@ -15,7 +15,13 @@ time. Queue maintenance (re-queueing a dead worker's messages, expiring dead let
 chance per dispatch by dramatiq; with far fewer dispatches, each consumer also forces it every
 half heartbeat timeout, so a crashed worker's jobs still come back within about 1.5 timeouts.
 
-The in-memory broker (embedded mode) already blocks on its queues; it gets the same bound.
+A stopping worker does not wait out the bound: each consumer also blocks on a list of its own,
+which `wake_to_stop` pushes to once dramatiq has told the consumers to stop (a token on the
+shared wake-up list could be taken by another process's consumer instead).
+
+The in-memory broker (embedded mode) already blocks on its queues; a wake there costs no round
+trip, so its bound stays at most `STUB_IDLE_WAIT_MS_MAX`, which also bounds how long it takes
+to stop.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ from dramatiq.message import Message
 #: Redis times out a blocked client on its own clock tick (`hz`, 10 a second by default), so a
 #: BLPOP may return up to a tick late: fine for the idle bound, not for a delayed job's eta.
 REDIS_TICK_SECONDS = 0.1
+
+#: The in-memory consumers' bound (see the module's docstring).
+STUB_IDLE_WAIT_MS_MAX = 1000
+
+#: How long a stop token outlives a consumer that never read it (a process killed meanwhile).
+STOP_TOKEN_TTL_SECONDS = 30
 
 #: Tokens a wake-up list keeps at most: enough to wake every consumer of a burst, bounded so a
 #: queue nobody consumes does not grow a list (a stale token costs one empty fetch).
@@ -81,6 +93,21 @@ class WakingRedisBroker(RedisBroker):
 
     def wake_key(self, queue_name: str) -> str:
         return f"{self.namespace}:__wake__.{queue_name}"
+
+    def stop_key(self, queue_name: str) -> str:
+        """The list only this process's consumer of `queue_name` blocks on, besides the
+        queue's shared wake-up list."""
+        return f"{self.namespace}:__stop__.{self.broker_id}.{queue_name}"
+
+    def wake_to_stop(self, queue_names: list[str]) -> None:
+        """Ends the blocking reads of this process's consumers, which have been told to stop,
+        so that stopping takes a job's time rather than the idle bound."""
+        with self.client.pipeline(transaction=False) as pipeline:
+            for queue_name in queue_names:
+                key = self.stop_key(queue_name)
+                pipeline.rpush(key, "1")
+                pipeline.expire(key, STOP_TOKEN_TTL_SECONDS)
+            pipeline.execute()
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
         # Called by dramatiq's consumer thread, whose in-memory delay queue bounds the wait.
@@ -229,7 +256,7 @@ class _BlockingRedisConsumer(_RedisConsumer):
         super().__init__(broker, queue_name, prefetch, broker.idle_wait_ms)  # type: ignore[no-untyped-call]
         self.waking_broker = broker
         self.thread = thread
-        self.wake_key = broker.wake_key(queue_name)
+        self.wake_keys = [broker.wake_key(queue_name), broker.stop_key(queue_name)]
         self.slot_freed = threading.Event()
         # A random start spreads the forced maintenance of many consumers over time.
         spread = random.random() * broker.maintenance_every_ms / 1000  # noqa: S311 - not a secret
@@ -284,7 +311,7 @@ class _BlockingRedisConsumer(_RedisConsumer):
                 time.sleep(wait)  # the last moment before the eta, timed on our clock
                 return
             wait -= 1.5 * REDIS_TICK_SECONDS  # ends before the eta; the rest as above
-        self.waking_broker.client.blpop([self.wake_key], timeout=wait)
+        self.waking_broker.client.blpop(self.wake_keys, timeout=wait)
 
     def _wait_for_a_slot(self) -> None:
         self.slot_freed.clear()
@@ -305,7 +332,7 @@ class WaitingStubBroker(StubBroker):
 
     def __init__(self, *, idle_wait_ms: int, **options: Any) -> None:
         super().__init__(**options)
-        self.idle_wait_ms = idle_wait_ms
+        self.idle_wait_ms = min(idle_wait_ms, STUB_IDLE_WAIT_MS_MAX)
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 100) -> Any:
         try:
