@@ -39,6 +39,7 @@ from botplatform.conversation import service as conversations
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events.catalog import MESSAGE_SENT
 from botplatform.events.service import emit_message
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.core import Write
 from botplatform.kit.errors import AppError
@@ -102,6 +103,19 @@ class _Batches:
         self._waiting: list[_Joined] = []
         self._running = 0
         self._runners: set[asyncio.Task[None]] = set()  # referenced until done
+        #: Per workspace, accepted sends whose outcomes ride with its next batch (`_process`).
+        self._unwritten: dict[str, list[sender.Accepted]] = defaultdict(list)
+
+    def leave_outcomes(self, workspace_id: str, accepted: list[sender.Accepted]) -> bool:
+        """Hands `accepted` to a batch of the workspace that is waiting (and so will take
+        them when it starts); False when none waits: the caller writes them itself."""
+        if not any(joined.workspace_id == workspace_id for joined in self._waiting):
+            return False
+        self._unwritten[workspace_id] += accepted
+        return True
+
+    def take_outcomes(self, workspace_id: str) -> list[sender.Accepted]:
+        return self._unwritten.pop(workspace_id, [])
 
     async def join(self, ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
         joined = _Joined(ctx, workspace_id, event_ids, asyncio.get_running_loop().create_future())
@@ -168,7 +182,27 @@ _BATCHES = _Batches()
 
 async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
     """One unit of work for the batch (`channels.batch`), then the replies it leased are
-    sent from here, after the commit (`channels.sender`)."""
+    sent from here, after the commit (`channels.sender`). The outcomes of an earlier batch's
+    sends that were left to this one are written with its last statement; if this batch
+    writes nothing, they are written on their own."""
+    riding = _BATCHES.take_outcomes(workspace_id)
+    try:
+        replies = await _apply_batch(ctx, workspace_id, event_ids, riding)
+    except Exception:
+        if riding:
+            await ctx.db.rollback()
+            await sender.write_outcomes(ctx.runtime, uuid.UUID(workspace_id), riding)
+        raise
+    accepted = await sender.send_leased(ctx.runtime, replies, may_ride=True)
+    if accepted and not _BATCHES.leave_outcomes(workspace_id, accepted):
+        await sender.write_outcomes(ctx.runtime, uuid.UUID(workspace_id), accepted)
+
+
+async def _apply_batch(
+    ctx: JobContext, workspace_id: str, event_ids: list[str], riding: list[sender.Accepted]
+) -> list[sender.LeasedSend]:
+    """Applies the batch's events and the riding outcomes, and commits; the replies it
+    leased, to send now."""
     ws = await _enter(ctx, workspace_id)
     events = await batch.pending_events(ctx.db, ws, [uuid.UUID(i) for i in event_ids])
     items: list[tuple[ChannelInfo, object]] = []
@@ -184,10 +218,15 @@ async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> 
             log.warning("inbound_malformed", event_id=str(event.id), error=str(exc)[:500])
             continue
         outcomes[event.id] = None
-    if not outcomes:
-        return
+    if not outcomes:  # nothing to apply (a redelivered job): the riding outcomes alone
+        if riding:
+            await core.together(ctx.db, sender.riding_writes(ctx.db, ws, riding))
+            await sender.after_riding(ctx.db, ws, riding)
+            await ctx.db.commit()
+        return []
     usable = [event_id for event_id, error in outcomes.items() if error is None]
     lease = timedelta(seconds=ctx.runtime.settings.send_lease_seconds)
+    closing = [_marking(ctx.db, ws, outcomes), *sender.riding_writes(ctx.db, ws, riding)]
     try:
         # Counted in the same transaction as the messages: a retried job never counts twice.
         outcome = await batch.apply_items(
@@ -196,19 +235,24 @@ async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> 
             lease,
             items,
             lambda channel, item: _apply(ctx, channel, item),
-            closing=[_marking(ctx.db, ws, outcomes)],  # with the batch's last writes
+            closing=closing,  # with the batch's last writes
         )
+        await sender.after_riding(ctx.db, ws, riding)
     except Exception as exc:
         if len(outcomes) > 1:
             # One event the batch cannot take must not hold back the others: each goes on
             # alone, with its own retries (and, in the end, its own failure).
+            if riding:  # written on their own, before the batch's transaction is gone
+                await ctx.db.rollback()
+                await sender.write_outcomes(ctx.runtime, ws, riding)
+                riding.clear()
             await _split_up(ctx, ws, list(outcomes), exc)
-            return
+            return []
         if ctx.is_last_attempt and usable:
             await _give_up(ctx, ws, usable[0], exc)
         raise
     await ctx.db.commit()  # the batch is durable before any reply leaves
-    await sender.send_leased(ctx.runtime, outcome.replies)
+    return outcome.replies
 
 
 _EVENTS = table_of(InboundEvent)

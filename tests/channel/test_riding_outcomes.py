@@ -1,0 +1,115 @@
+"""The outcomes of a batch's accepted sends ride with the workspace's next batch when one is
+already waiting (no transaction of their own), and are written on their own otherwise — also
+when that next batch ends up applying nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from botplatform.channels import tasks
+from botplatform.kit.scoping import enter_workspace
+from botplatform.models import Event, Message
+from botplatform.runtime import Runtime
+from botplatform.sandbox.whatsapp import FakeGraph
+from botplatform.worker.jobs import JobContext
+from tests.channel.test_batch_equivalence import _run, _store, _text, _world
+from tests.conftest import Api
+from tests.fakes.webhook_receiver import running_receiver
+
+
+async def _replies(runtime: Runtime, ws: str) -> list[tuple[str, str | None]]:
+    async with runtime.db.unit_of_work(write=False) as db:
+        await enter_workspace(db, uuid.UUID(ws))
+        rows = await db.execute(
+            select(Message.status, Message.provider_message_id)
+            .where(Message.workspace_id == uuid.UUID(ws), Message.direction == "outbound")
+            .order_by(Message.created_at)
+        )
+        return [(status, provider_id) for status, provider_id in rows]
+
+
+async def _sent_events(runtime: Runtime, ws: str) -> int:
+    async with runtime.db.unit_of_work(write=False) as db:
+        await enter_workspace(db, uuid.UUID(ws))
+        rows = await db.execute(
+            select(Event.id).where(
+                Event.workspace_id == uuid.UUID(ws), Event.type == "message.sent"
+            )
+        )
+        return len(rows.all())
+
+
+def _waiting(runtime: Runtime, ws: str, event_id: str) -> Any:
+    """A job of the workspace waiting for the next batch, as `_Batches.join` leaves it."""
+    ctx = JobContext(runtime=runtime, db=None, message_id="w", attempt=1, max_attempts=1)  # type: ignore[arg-type]
+    joined = tasks._Joined(ctx, ws, [event_id], asyncio.get_running_loop().create_future())
+    tasks._BATCHES._waiting.append(joined)
+    return joined
+
+
+async def _first_batch_with_a_waiting_one(
+    api: Api, runtime: Runtime, wa: FakeGraph, hook: str, second_text: bytes | None
+) -> tuple[str, str, str]:
+    owner = await api.register()
+    ws, channel_id = await _world(api, owner, "Riding", "1122334455667", hook)
+    first_body = _text("15550001", "hi", "Ann", "wamid.R1")
+    (first,) = await _store(runtime, ws, channel_id, [first_body])
+    # Without a second text, the waiting job is the first event's again (a redelivered job).
+    second = (await _store(runtime, ws, channel_id, [second_text]))[0] if second_text else first
+    joined = _waiting(runtime, ws, second)
+    try:
+        await _run(runtime, "process_inbound_event", ws, first)
+    finally:
+        tasks._BATCHES._waiting.remove(joined)
+    return ws, first, second
+
+
+async def test_accepted_outcomes_ride_with_the_next_batch(
+    api: Api, runtime: Runtime, wa: FakeGraph
+) -> None:
+    auto_status, wa.auto_status = wa.auto_status, False  # no status webhook settles them
+    try:
+        async with running_receiver() as receiver:
+            second_text = _text("15550002", "hello", "Bob", "wamid.R2")
+            ws, _, second = await _first_batch_with_a_waiting_one(
+                api, runtime, wa, receiver.url, second_text
+            )
+            # The reply left (the provider has it) but its outcome waits for the next batch.
+            assert len(wa.sent) == 1
+            assert await _replies(runtime, ws) == [("sending", None)]
+            assert await _sent_events(runtime, ws) == 0
+
+            await _run(runtime, "process_inbound_event", ws, second)
+            replies = await _replies(runtime, ws)
+            # The first reply's outcome was written by the second batch; the second batch's
+            # own reply, with no batch waiting after it, was written on its own.
+            assert [status for status, _ in replies] == ["sent", "sent"]
+            assert all(provider_id for _, provider_id in replies)
+            assert await _sent_events(runtime, ws) == 2
+            assert tasks._BATCHES.take_outcomes(ws) == []
+    finally:
+        wa.auto_status = auto_status
+
+
+async def test_a_next_batch_that_applies_nothing_writes_them_alone(
+    api: Api, runtime: Runtime, wa: FakeGraph
+) -> None:
+    auto_status, wa.auto_status = wa.auto_status, False
+    try:
+        async with running_receiver() as receiver:
+            # The waiting job's event is the same webhook again: already processed by then.
+            ws, first, _ = await _first_batch_with_a_waiting_one(
+                api, runtime, wa, receiver.url, None
+            )
+            assert await _replies(runtime, ws) == [("sending", None)]
+            await _run(runtime, "process_inbound_event", ws, first)  # nothing left to apply
+            [(status, provider_id)] = await _replies(runtime, ws)
+            assert status == "sent" and provider_id
+            assert await _sent_events(runtime, ws) == 1
+            assert len(wa.sent) == 1
+    finally:
+        wa.auto_status = auto_status
