@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from botplatform.audit.cli import audit_app
+from botplatform.backup import cli as backup_cli
 from botplatform.kit.cli_help import Group
 from botplatform.kit.keys_cli import keys_app
 from botplatform.worker.cli import queue_app
@@ -40,6 +41,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.command("backup")(backup_cli.backup)
+app.command("restore")(backup_cli.restore)
 
 
 def _print_credentials(created: list[NewCredentials]) -> None:

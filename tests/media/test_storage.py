@@ -8,12 +8,11 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from botplatform.config import Settings
 from botplatform.media.storage import (
@@ -30,7 +29,6 @@ from botplatform.media.storage import (
     create_storage,
     media_key,
 )
-from tests.serving import free_port
 
 FAKE_KEY_ID = "testing-key-id"
 FAKE_SECRET = "testing-secret"
@@ -47,15 +45,6 @@ BAD_KEYS = [
     "a b",
     "~meta",
 ]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def _s3_settings(tmp_path: Path, endpoint: str, bucket: str) -> Settings:
