@@ -75,26 +75,14 @@ def test_nginx_accepts_the_shipped_configuration(tmp_path: Path) -> None:
 
 @contextlib.contextmanager
 def _running(config: Path) -> Iterator[None]:
-    process = subprocess.Popen(
-        [
-            NGINX,
-            "-p",
-            str(config.parent),
-            "-c",
-            str(config),
-            "-e",
-            str(config.parent / "error.log"),
-            "-g",
-            "daemon off;",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    """nginx in the foreground for the block (Popen's exit waits for it to stop)."""
+    daemon_off = ["-g", "daemon off;"]
+    command = [NGINX, "-p", str(config.parent), "-c", str(config), *daemon_off]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL) as process:
+        try:
+            yield
+        finally:
+            process.terminate()
 
 
 @pytest.fixture
