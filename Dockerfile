@@ -44,9 +44,10 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 botplatform \
     && useradd --system --uid 10001 --gid botplatform --home-dir /data --no-create-home botplatform \
-    && mkdir -p /data \
-    && chown botplatform:botplatform /data
+    && mkdir -p /data/media /data/backups /data/logs /data/tmp \
+    && chown -R botplatform:botplatform /data
 
+# (Named volumes mounted on /data/media and /data/backups start with this owner.)
 COPY --from=build /app/.venv /app/.venv
 
 ENV PATH=/app/.venv/bin:$PATH \
