@@ -434,6 +434,40 @@ def db_migrate() -> None:
     typer.echo("Database is at the latest migration.")
 
 
+@db_app.command("wait")
+def db_wait(
+    timeout: Annotated[int, typer.Option(help="Seconds to wait at most")] = 300,
+) -> None:
+    """Wait until the database is at this release's latest migration; exit 1 after TIMEOUT.
+    Kubernetes runs it as the app pods' init container: they start once the migration Job
+    has run."""
+    import asyncio
+    import time
+
+    from botplatform.backup.database import code_heads, current_revisions
+    from botplatform.config import load_settings
+
+    settings = load_settings()
+    wanted = code_heads(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            current = asyncio.run(current_revisions(settings))
+        except Exception as exc:  # not reachable yet: keep waiting, say why at the end
+            current, reason = (), str(exc)
+        else:
+            reason = f"the database is at {', '.join(current) or 'no migration'}"
+        if current == wanted:
+            typer.echo(f"Database is at the latest migration ({', '.join(wanted)}).")
+            return
+        if time.monotonic() > deadline:
+            typer.echo(
+                f"error: still waiting for migration {', '.join(wanted)}: {reason}", err=True
+            )
+            raise typer.Exit(1)
+        time.sleep(2)
+
+
 @db_app.command("seed")
 def db_seed() -> None:
     """Create the demo workspace and one demo user per role (migrating first if needed)."""

@@ -468,3 +468,17 @@ def test_cli_backup_and_restore(tmp_path: Path) -> None:
     assert no_key.exit_code == 1 and "set BACKUP_ENCRYPTION_KEY" in no_key.output
     kept = runner.invoke(cli, ["backup", "--to-destination"], env=env)
     assert kept.exit_code == 0 and str(tmp_path / "data" / "backups") in kept.output
+
+
+def test_db_wait_passes_once_migrated(tmp_path: Path) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+        "REDIS_URL": "",
+        "DATA_DIR": str(tmp_path / "data"),
+        "SECRET_KEY": "test-secret-key-not-for-production",
+    }
+    waiting = runner.invoke(cli, ["db", "wait", "--timeout", "0"], env=env)
+    assert waiting.exit_code == 1 and "still waiting" in waiting.output
+    assert runner.invoke(cli, ["db", "migrate"], env=env).exit_code == 0
+    done = runner.invoke(cli, ["db", "wait", "--timeout", "0"], env=env)
+    assert done.exit_code == 0 and "latest migration" in done.output
