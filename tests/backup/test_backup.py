@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from typer.testing import CliRunner
 
 from botplatform import migrate
@@ -27,6 +27,7 @@ from botplatform.backup.crypto import CHUNK_BYTES, MAGIC
 from botplatform.backup.database import check_restorable, code_heads, current_revisions
 from botplatform.backup.destinations import destination_for
 from botplatform.backup.errors import BackupError
+from botplatform.bootstrap import first_start
 from botplatform.cli import app as cli
 from botplatform.config import Settings
 from botplatform.db import Database
@@ -37,11 +38,11 @@ from botplatform.media.storage import (
     media_key,
     s3_client,
 )
-from botplatform.models import Base, InboundEvent, Message
-from botplatform.runtime import Runtime
+from botplatform.models import Base, InboundEvent, Message, Workspace
+from botplatform.runtime import Runtime, run_with_runtime
 from botplatform.worker.jobs import REGISTRY
 from botplatform.worker.scheduler import BACKUP_JOB, Schedule, schedules_for
-from tests.conftest import PG_URL, Account, Api, app_role_url, base_settings, eventually
+from tests.conftest import BACKENDS, PG_URL, Account, Api, app_role_url, base_settings, eventually
 
 runner = CliRunner()
 KEY = "correct-horse-battery-staple-0123456789"
@@ -501,3 +502,43 @@ async def test_the_scheduled_job_runs_on_a_worker(runtime: Runtime, settings: Se
     )
     assert staged.backend == database.backend(settings)
     path.unlink()
+
+
+@pytest.mark.skipif("postgres" not in BACKENDS, reason="PostgreSQL roles: PostgreSQL only")
+async def test_postgres_owner_without_superuser_backs_up_and_restores_every_tenant(
+    tmp_path: Path,
+) -> None:
+    """In production the owner is no superuser, and forced row-level security binds it too:
+    pg_dump and pg_restore must still see and write every workspace's rows."""
+    base, name = PG_URL.rsplit("/", 1)
+    owner, database_name = f"ops_owner_{uuid.uuid4().hex[:8]}", f"{name}_owner"
+    admin = await asyncpg.connect(f"{base}/postgres")
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)')
+        await admin.execute(f'CREATE ROLE "{owner}" LOGIN')
+        await admin.execute(f'CREATE DATABASE "{database_name}" OWNER "{owner}"')
+        host = base.split("@", 1)[1]
+        owner_url = f"postgresql://{owner}@{host}/{database_name}"
+        settings = base_settings(
+            tmp_path,
+            database_url=app_role_url(owner_url),
+            database_owner_url=owner_url,
+            redis_url="",
+        )
+        await asyncio.to_thread(migrate.upgrade, settings)
+        await asyncio.to_thread(run_with_runtime, settings, first_start)  # tenant rows
+        async with _database(settings) as db:
+            before = await _rows(db)
+        assert before["workspaces"] and before["users"]
+
+        await _backup(settings, tmp_path / "owner.tar")
+        async with _database(settings) as db, db.unit_of_work(system=True) as session:
+            await session.execute(delete(Workspace))
+        assert await _restore(settings, tmp_path / "owner.tar") is not None
+        async with _database(settings) as db:
+            assert await _rows(db) == before
+            await _audit_intact(db)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database_name}" WITH (FORCE)')
+        await admin.execute(f'DROP ROLE IF EXISTS "{owner}"')
+        await admin.close()
