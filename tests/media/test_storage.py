@@ -114,6 +114,18 @@ async def test_missing_key_is_media_not_found(storage: MediaStorage) -> None:
     assert not await storage.exists("nothing/here.txt")
 
 
+async def test_keys_lists_every_object_sorted_but_the_skipped_prefix(
+    storage: MediaStorage,
+) -> None:
+    assert await storage.keys() == []
+    for key in ("ws/b/2.png", "ws/a/1.png", "backups/x.tar"):
+        await storage.put(key, b"data", "image/png")
+    assert await storage.keys() == ["backups/x.tar", "ws/a/1.png", "ws/b/2.png"]
+    assert await storage.keys("backups/") == ["ws/a/1.png", "ws/b/2.png"]
+    await storage.delete("ws/a/1.png")
+    assert await storage.keys("backups/") == ["ws/b/2.png"]
+
+
 async def test_delete_is_idempotent(storage: MediaStorage) -> None:
     await storage.delete("never/stored.bin")
     await storage.put("once.bin", b"x", "application/octet-stream")
