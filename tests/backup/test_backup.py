@@ -354,6 +354,7 @@ async def test_checksums_catch_a_changed_file(embedded: Settings, tmp_path: Path
     )
     path = tmp_path / "plain.tar"
     await _backup(embedded, path)
+    assert path.stat().st_mode & 0o077 == 0  # readable by its owner alone
     data = path.read_bytes()
     assert data.count(b"original bytes") == 1
     path.write_bytes(data.replace(b"original bytes", b"0riginal bytes"))

@@ -91,7 +91,9 @@ class _ArchiveWriter:
     """The tar stream of one backup, written to `path` (sealed when a key is given)."""
 
     def __init__(self, path: Path, key: str) -> None:
-        self._sink: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed in close()
+        # Owner-only from the first byte: a backup holds every workspace's data.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._sink: BinaryIO = os.fdopen(descriptor, "wb")
         self._sealer = EncryptingWriter(self._sink, key) if key else None
         stream = self._sealer or self._sink
         self._tar = tarfile.open(fileobj=stream, mode="w|")  # type: ignore[call-overload]  # noqa: SIM115
