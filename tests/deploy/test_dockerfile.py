@@ -174,7 +174,9 @@ def _tail(process: subprocess.Popen[bytes]) -> str:
     return process.stdout.read().decode()[-3000:] if process.stdout else ""
 
 
-def test_built_image_serves_passes_its_healthcheck_and_has_the_assets(built: Path) -> None:
+def test_built_image_serves_passes_its_healthcheck_and_has_the_assets(
+    built: Path, request: pytest.FixtureRequest
+) -> None:
     runtime = _stages()["runtime"]
     site = next((built / ".venv" / "lib").glob("python3*/site-packages"))
     assert (site / "botplatform" / "dashboard" / "static" / "vendor" / "htmx.min.js").is_file()
@@ -184,6 +186,7 @@ def test_built_image_serves_passes_its_healthcheck_and_has_the_assets(built: Pat
 
     env = {k: v for k, v in _host_env().items() if not k.startswith("UV_")}
     data = Path(tempfile.mkdtemp(prefix="image-data-"))
+    request.addfinalizer(lambda: shutil.rmtree(data, ignore_errors=True))
     user = runtime.all("USER")[0]
     if os.geteuid() == 0:
         os.chown(data, *map(int, user.split(":")))
@@ -219,4 +222,3 @@ def test_built_image_serves_passes_its_healthcheck_and_has_the_assets(built: Pat
         finally:
             server.terminate()
     assert (data / "botplatform.db").is_file()  # the embedded database, written as the user
-    shutil.rmtree(data, ignore_errors=True)
