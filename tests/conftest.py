@@ -27,6 +27,7 @@ import redis
 from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from moto.server import ThreadedMotoServer
 from sqlalchemy import delete, update
 from sqlalchemy.exc import DBAPIError
 
@@ -283,6 +284,16 @@ async def openai(openai_server: fake_openai.FakeOpenAI) -> AsyncIterator[fake_op
     openai_server.reset()
     yield openai_server
     openai_server.reset()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A local S3 server (moto, over real HTTP) for the media storage and backups."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,53 @@ def test_readme_opens_with_run_and_test() -> None:
     block = lines[lines.index("```bash") + 1 : lines.index("```bash") + 3]
     assert block[0].startswith("make run")
     assert block[1].startswith("make test")
+
+
+# --- .env.example: every setting with its default and its meaning ----------------------------
+
+ENV_EXAMPLE = ROOT / ".env.example"
+_ENTRY = re.compile(r"^([A-Z][A-Z0-9_]*)=")
+# Read by docker-compose.yml, not by the platform.
+COMPOSE_ONLY = {
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_APP_USER",
+    "POSTGRES_APP_PASSWORD",
+    "BOTPLATFORM_IMAGE",
+    "HTTP_PORT",
+}
+
+
+def _example_entries() -> list[tuple[str, str, str]]:
+    """(name, line, the line before) of every assignment in .env.example."""
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    return [
+        (match.group(1), line, lines[index - 1] if index else "")
+        for index, line in enumerate(lines)
+        if (match := _ENTRY.match(line))
+    ]
+
+
+def test_env_example_lists_each_setting_once_and_nothing_else() -> None:
+    names = [name for name, _, _ in _example_entries()]
+    assert len(names) == len(set(names)), "a variable is listed twice"
+    assert set(names) == set(_env_names()) | COMPOSE_ONLY
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert all(f"${{{name}" in compose for name in COMPOSE_ONLY)
+
+
+def test_env_example_gives_each_setting_its_meaning() -> None:
+    for name, line, before in _example_entries():
+        inline = " # " in line.split("=", 1)[1]
+        above = before.startswith("# ") and not before.startswith("# ---")
+        assert inline or above, f"{name}: say what it means (a comment on its line or above it)"
+
+
+def test_env_example_values_are_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loaded as a `.env`, the file changes nothing: each value written is the default."""
+    for name in _env_names():
+        monkeypatch.delenv(name, raising=False)
+    from_file = Settings(_env_file=ENV_EXAMPLE)  # type: ignore[call-arg]
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    for field in Settings.model_fields:
+        assert getattr(from_file, field) == getattr(defaults, field), field

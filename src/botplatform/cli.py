@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from botplatform.audit.cli import audit_app
+from botplatform.backup import cli as backup_cli
 from botplatform.kit.cli_help import Group
 from botplatform.kit.keys_cli import keys_app
 from botplatform.worker.cli import queue_app
@@ -40,6 +41,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.command("backup")(backup_cli.backup)
+app.command("restore")(backup_cli.restore)
 
 
 def _print_credentials(created: list[NewCredentials]) -> None:
@@ -429,6 +432,40 @@ def db_migrate() -> None:
 
     migrate.upgrade(load_settings())
     typer.echo("Database is at the latest migration.")
+
+
+@db_app.command("wait")
+def db_wait(
+    timeout: Annotated[int, typer.Option(help="Seconds to wait at most")] = 300,
+) -> None:
+    """Wait until the database is at this release's latest migration; exit 1 after TIMEOUT.
+    Kubernetes runs it as the app pods' init container: they start once the migration Job
+    has run."""
+    import asyncio
+    import time
+
+    from botplatform.backup.database import code_heads, current_revisions
+    from botplatform.config import load_settings
+
+    settings = load_settings()
+    wanted = code_heads(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            current = asyncio.run(current_revisions(settings))
+        except Exception as exc:  # not reachable yet: keep waiting, say why at the end
+            current, reason = (), str(exc)
+        else:
+            reason = f"the database is at {', '.join(current) or 'no migration'}"
+        if current == wanted:
+            typer.echo(f"Database is at the latest migration ({', '.join(wanted)}).")
+            return
+        if time.monotonic() > deadline:
+            typer.echo(
+                f"error: still waiting for migration {', '.join(wanted)}: {reason}", err=True
+            )
+            raise typer.Exit(1)
+        time.sleep(2)
 
 
 @db_app.command("seed")

@@ -144,6 +144,18 @@ class Settings(BaseSettings):
     aws_region: str = Field("us-east-1", alias="AWS_REGION")
     aws_endpoint_url: str = Field("", alias="AWS_ENDPOINT_URL")
 
+    # --- backups ----------------------------------------------------------------------------
+    # Set: backups are encrypted (AES-256-GCM, key derived from this); keep it apart from them.
+    backup_encryption_key: str = Field("", alias="BACKUP_ENCRYPTION_KEY")
+    # Cron (UTC) of the scheduled backup job; empty: no scheduled backups.
+    backup_schedule: str = Field("", alias="BACKUP_SCHEDULE")
+    backup_keep: int = Field(7, ge=1, alias="BACKUP_KEEP")
+    # Where scheduled backups go: this S3 bucket (media's credentials) under BACKUP_S3_PREFIX,
+    # else the folder BACKUP_DIR (empty: DATA_DIR/backups).
+    backup_dir: Path | None = Field(None, alias="BACKUP_DIR")
+    backup_s3_bucket: str = Field("", alias="BACKUP_S3_BUCKET")
+    backup_s3_prefix: str = Field("backups/", alias="BACKUP_S3_PREFIX")
+
     # --- providers --------------------------------------------------------------------------
     whatsapp_api_key: str = Field("", alias="WHATSAPP_API_KEY")
     facebook_app_secret: str = Field("", alias="FACEBOOK_APP_SECRET")
@@ -212,6 +224,26 @@ class Settings(BaseSettings):
         if not self.app_url:
             self.app_url = f"http://{public_host(self.host)}:{self.port}"
         return self
+
+    @field_validator("backup_encryption_key")
+    @classmethod
+    def _strong_backup_key(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("BACKUP_ENCRYPTION_KEY must be at least 32 characters")
+        return value
+
+    @field_validator("backup_schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if value and not croniter.is_valid(value):
+            raise ValueError(f"BACKUP_SCHEDULE is not a valid cron expression: {value!r}")
+        return value
+
+    @property
+    def backup_folder(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
 
     @field_validator("metrics_allow_ips")
     @classmethod

@@ -32,7 +32,7 @@ from botplatform.kit.middleware import (
 from botplatform.kit.ratelimit import RateLimitMiddleware
 from botplatform.media.endpoints import router as media_router
 from botplatform.runtime import Runtime
-from botplatform.worker.scheduler import SCHEDULES, Scheduler
+from botplatform.worker.scheduler import Scheduler, schedules_for
 
 log = get_logger("botplatform.app")
 
@@ -47,7 +47,10 @@ async def _background(runtime: Runtime) -> AsyncIterator[None]:
     scheduler_task = None
     if settings.runs_scheduler_in_process:
         scheduler = Scheduler(
-            runtime.kv, runtime.jobs.send, SCHEDULES, lock_seconds=settings.scheduler_lock_seconds
+            runtime.kv,
+            runtime.jobs.send,
+            schedules_for(settings),
+            lock_seconds=settings.scheduler_lock_seconds,
         )
         scheduler_task = asyncio.create_task(scheduler.run(stop))
     try:

@@ -8,12 +8,11 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from botplatform.config import Settings
 from botplatform.media.storage import (
@@ -30,7 +29,6 @@ from botplatform.media.storage import (
     create_storage,
     media_key,
 )
-from tests.serving import free_port
 
 FAKE_KEY_ID = "testing-key-id"
 FAKE_SECRET = "testing-secret"
@@ -47,15 +45,6 @@ BAD_KEYS = [
     "a b",
     "~meta",
 ]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def _s3_settings(tmp_path: Path, endpoint: str, bucket: str) -> Settings:
@@ -123,6 +112,18 @@ async def test_missing_key_is_media_not_found(storage: MediaStorage) -> None:
         await storage.get("nothing/here.txt")
     assert caught.value.key == "nothing/here.txt"
     assert not await storage.exists("nothing/here.txt")
+
+
+async def test_keys_lists_every_object_sorted_but_the_skipped_prefix(
+    storage: MediaStorage,
+) -> None:
+    assert await storage.keys() == []
+    for key in ("ws/b/2.png", "ws/a/1.png", "backups/x.tar"):
+        await storage.put(key, b"data", "image/png")
+    assert await storage.keys() == ["backups/x.tar", "ws/a/1.png", "ws/b/2.png"]
+    assert await storage.keys("backups/") == ["ws/a/1.png", "ws/b/2.png"]
+    await storage.delete("ws/a/1.png")
+    assert await storage.keys("backups/") == ["ws/b/2.png"]
 
 
 async def test_delete_is_idempotent(storage: MediaStorage) -> None:

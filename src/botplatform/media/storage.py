@@ -91,6 +91,10 @@ class MediaStorage(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    async def keys(self, skip_prefix: str = "") -> list[str]:
+        """Every stored key, sorted, but those under `skip_prefix` (backups kept alongside)."""
+        ...
+
 
 # --- keys --------------------------------------------------------------------------------------
 
@@ -180,6 +184,24 @@ class LocalStorage:
         validate_key(key)
         return await anyio.to_thread.run_sync(self._exists, key)
 
+    async def keys(self, skip_prefix: str = "") -> list[str]:
+        return await anyio.to_thread.run_sync(self._keys, skip_prefix)
+
+    def _keys(self, skip_prefix: str) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in self.root.rglob("*"):
+            key = path.relative_to(self.root).as_posix()
+            # "~" never appears in a key: sidecars and temporary files are not objects.
+            if (
+                path.is_file()
+                and "~" not in key
+                and not (skip_prefix and key.startswith(skip_prefix))
+            ):
+                found.append(key)
+        return sorted(found)
+
     def _put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +251,7 @@ class S3Client(Protocol):
     def get_object(self, **kwargs: Any) -> Any: ...
     def delete_object(self, **kwargs: Any) -> Any: ...
     def head_object(self, **kwargs: Any) -> Any: ...
+    def list_objects_v2(self, **kwargs: Any) -> Any: ...
 
 
 def s3_client(settings: Settings) -> S3Client:
@@ -299,6 +322,23 @@ class S3Storage:
     async def exists(self, key: str) -> bool:
         validate_key(key)
         return await anyio.to_thread.run_sync(self._exists, key)
+
+    async def keys(self, skip_prefix: str = "") -> list[str]:
+        return await anyio.to_thread.run_sync(self._keys, skip_prefix)
+
+    def _keys(self, skip_prefix: str) -> list[str]:
+        found: list[str] = []
+        token: dict[str, str] = {}
+        while True:
+            page = self._client.list_objects_v2(Bucket=self.bucket, **token)
+            found.extend(
+                item["Key"]
+                for item in page.get("Contents", [])
+                if not (skip_prefix and item["Key"].startswith(skip_prefix))
+            )
+            if not page.get("IsTruncated"):
+                return sorted(found)
+            token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def _get(self, key: str) -> tuple[bytes, str]:
         try:

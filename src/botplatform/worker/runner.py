@@ -13,7 +13,7 @@ from botplatform.config import Settings, load_settings
 from botplatform.kit import metrics
 from botplatform.kit.logging import configure_logging, get_logger
 from botplatform.runtime import Runtime
-from botplatform.worker.scheduler import SCHEDULES, Scheduler
+from botplatform.worker.scheduler import Scheduler, schedules_for
 
 log = get_logger("botplatform.worker")
 
@@ -100,7 +100,10 @@ def run_scheduler() -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         scheduler = Scheduler(
-            runtime.kv, runtime.jobs.send, SCHEDULES, lock_seconds=settings.scheduler_lock_seconds
+            runtime.kv,
+            runtime.jobs.send,
+            schedules_for(settings),
+            lock_seconds=settings.scheduler_lock_seconds,
         )
         try:
             await scheduler.run(stop)

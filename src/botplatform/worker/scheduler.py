@@ -17,6 +17,7 @@ from datetime import datetime
 
 from croniter import croniter
 
+from botplatform.config import Settings
 from botplatform.kit.clock import utcnow
 from botplatform.kit.kv import KeyValueStore
 from botplatform.kit.logging import get_logger
@@ -43,6 +44,14 @@ SCHEDULES = [
 ]
 
 Fire = Callable[[str], object]
+BACKUP_JOB = "backup.scheduled"  # botplatform.backup.tasks
+
+
+def schedules_for(settings: Settings) -> list[Schedule]:
+    """The fixed schedules, plus the backup when BACKUP_SCHEDULE sets one."""
+    if not settings.backup_schedule:
+        return list(SCHEDULES)
+    return [*SCHEDULES, Schedule(BACKUP_JOB, settings.backup_schedule)]
 
 
 class Scheduler:

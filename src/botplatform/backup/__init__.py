@@ -1,0 +1,2 @@
+"""Backups: one file holding the database and the media storage, with a manifest of
+checksums, optionally encrypted; `botplatform backup|restore` and a scheduled job."""
