@@ -1,0 +1,176 @@
+"""The visitor API on both backends: a visitor's message takes the common inbound path into
+the inbox, an agent's reply comes back to the visitor, and the site's rules hold (origins,
+tokens, identity verification, deduplication, limits)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+
+from botplatform.channels.webchat.site import user_hash
+from tests.channels.webchat.helpers import SITE, VisitorClient, webchat_channel
+from tests.conftest import Account, Api, eventually
+
+
+async def _setup(api: Api) -> tuple[Account, str, dict]:
+    owner = await api.register(name="Olivia Owner")
+    ws = await api.create_workspace(owner, "Acme Shop")
+    channel = await webchat_channel(api, owner, ws, welcome_message="Hi! Ask us anything.")
+    return owner, ws, channel
+
+
+async def _conversation(api: Api, owner: Account, ws: str) -> dict:
+    async def find() -> dict | None:
+        response = await api.http.get(
+            f"/api/v1/workspaces/{ws}/conversations", headers=owner.headers
+        )
+        items = response.json()["data"]["items"]
+        return items[0] if items else None
+
+    return dict(await eventually(find))
+
+
+async def test_a_visitor_chats_with_an_agent_both_ways(api: Api, client: httpx.AsyncClient) -> None:
+    owner, ws, channel = await _setup(api)
+    assert channel["webchat"]["snippet"] == (
+        f'<script src="{channel["webchat"]["script_url"]}" async></script>'
+    )
+    visitor = VisitorClient(client, channel["id"])
+    started = await visitor.start()
+    assert started.status_code == 200, started.text
+    assert started.headers["access-control-allow-origin"] == SITE
+    widget = started.json()["data"]["widget"]
+    assert widget["welcome_message"] == "Hi! Ask us anything."
+    assert widget["name"] == "Acme Shop"
+
+    client_id = uuid.uuid4().hex
+    said = await visitor.say("<img src=x onerror=alert(1)> hello", client_id)
+    assert said.status_code == 200, said.text
+    again = await visitor.say("<img src=x onerror=alert(1)> hello", client_id)
+    assert again.json()["data"]["duplicate"] is True
+
+    conversation = await _conversation(api, owner, ws)
+    messages = await client.get(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/messages",
+        headers=owner.headers,
+    )
+    texts = [m["text"] for m in messages.json()["data"]["items"]]
+    assert texts == ["<img src=x onerror=alert(1)> hello"]
+
+    reply = await client.post(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/messages",
+        json={"text": "Hello! How can we help?"},
+        headers=owner.headers,
+    )
+    assert reply.status_code in (200, 201, 202), reply.text
+
+    async def replied() -> list | None:
+        found = await visitor.history()
+        out = [m for m in found if m["direction"] == "outbound" and m["status"] == "sent"]
+        return found if out else None
+
+    history = await eventually(replied)
+    assert [m["text"] for m in history] == [
+        "<img src=x onerror=alert(1)> hello",
+        "Hello! How can we help?",
+    ]
+    # The visitor reads the reply: the agent sees it read.
+    pid = history[1]["pid"]
+    read = await client.post(
+        f"/widget/{channel['id']}/read", json={"ids": [pid]}, headers=visitor.headers
+    )
+    assert read.json()["data"] == {"read": 1}
+
+    async def seen() -> bool:
+        response = await client.get(
+            f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/messages",
+            headers=owner.headers,
+        )
+        return any(m["status"] == "read" for m in response.json()["data"]["items"])
+
+    assert await eventually(seen)
+
+
+async def test_another_origin_or_a_missing_token_is_refused(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    _, _, channel = await _setup(api)
+    stranger = VisitorClient(client, channel["id"], origin="https://evil.example.net")
+    refused = await stranger.start()
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "origin_not_allowed"
+    no_origin = await client.post(f"/widget/{channel['id']}/session", json={})
+    assert no_origin.status_code == 403
+
+    visitor = VisitorClient(client, channel["id"])
+    untokened = await visitor.say("hello")
+    assert untokened.status_code == 401
+    await visitor.start()
+    # A token of this channel is worthless from another site.
+    stolen = VisitorClient(client, channel["id"], origin="https://evil.example.net")
+    stolen.token = visitor.token
+    assert (await stolen.say("hi")).status_code == 403
+    forged = VisitorClient(client, channel["id"])
+    forged.token = (visitor.token or "")[:-4] + "AAAA"
+    assert (await forged.say("hi")).status_code == 401
+
+
+async def test_visitors_see_only_their_own_conversation(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    _, _, channel = await _setup(api)
+    alice, bob = VisitorClient(client, channel["id"]), VisitorClient(client, channel["id"])
+    await alice.start()
+    await bob.start()
+    await alice.say("alice's secret")
+    await eventually(alice.history)
+    assert await bob.history() == []
+    # A returning visitor keeps the conversation: the renewed token names the same visitor.
+    visitor_id = (await alice.start()).json()["data"]["visitor_id"]
+    assert visitor_id.startswith("v:")
+    assert (await alice.start()).json()["data"]["visitor_id"] == visitor_id
+    assert [m["text"] for m in await alice.history()] == ["alice's secret"]
+
+
+async def test_identity_verification_refuses_a_wrong_hash(
+    api: Api, client: httpx.AsyncClient
+) -> None:
+    owner, ws, _ = await _setup(api)
+    channel = await webchat_channel(
+        api, owner, ws, name="Logged in", identity_secret="s3cret-value"
+    )
+    visitor = VisitorClient(client, channel["id"])
+    wrong = await visitor.start(user_id="user-42", user_hash="0" * 64)
+    assert wrong.status_code == 403
+    assert wrong.json()["error"]["code"] == "identity_rejected"
+    good = await visitor.start(user_id="user-42", user_hash=user_hash("s3cret-value", "user-42"))
+    assert good.status_code == 200
+    assert good.json()["data"]["visitor_id"] == "u:user-42"
+    # Another browser of the same user continues the same conversation.
+    await visitor.say("from the laptop")
+    phone = VisitorClient(client, channel["id"])
+    await phone.start(user_id="user-42", user_hash=user_hash("s3cret-value", "user-42"))
+    assert [m["text"] for m in await eventually(phone.history)] == ["from the laptop"]
+
+
+async def test_bad_input_gets_a_clear_4xx(api: Api, client: httpx.AsyncClient) -> None:
+    _, _, channel = await _setup(api)
+    visitor = VisitorClient(client, channel["id"])
+    await visitor.start()
+    base = f"/widget/{channel['id']}/messages"
+    too_long = await client.post(
+        base, json={"client_id": uuid.uuid4().hex, "text": "x" * 5000}, headers=visitor.headers
+    )
+    assert too_long.status_code == 422
+    no_id = await client.post(base, json={"text": "hi"}, headers=visitor.headers)
+    assert no_id.status_code == 422
+    empty = await client.post(base, json={"client_id": uuid.uuid4().hex}, headers=visitor.headers)
+    assert empty.status_code == 400
+    unknown = await client.post(f"/widget/{uuid.uuid4()}/session", json={}, headers=visitor.headers)
+    assert unknown.status_code == 404
+    preflight = await client.options(
+        base, headers={"Origin": SITE, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 204
+    assert "authorization" in preflight.headers["access-control-allow-headers"]
