@@ -76,6 +76,7 @@ def of_row(row: Message, media_url: str | None) -> dict[str, Any]:
         "media": _media(media_url or link, row.media_mime, _filename(row)),
         "status": row.status,
         "at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
     }
 
 
