@@ -102,6 +102,9 @@ async def test_widget_chat_bot_handoff_agent_history_and_polling(
         # The agent, in a second browser context, answers from the inbox.
         agent = Tab(await (await browser.new_context()).new_page(), live_url)
         await agent.login(owner)
+        await agent.open(f"/app/w/{ws}/channels/{channel['id']}")
+        await expect(agent.page.locator("#widget-snippet")).to_have_text(channel["webchat"]["snippet"])
+        await agent.shot("webchat-channel-snippet")
         await agent.open(f"/app/w/{ws}/inbox")
         await agent.page.locator("#conv-list a", has_text="Wendy Web").click()
         await agent.page.get_by_label("Reply to Wendy Web").fill("Hello Wendy, Alex here.")
