@@ -103,7 +103,9 @@ async def test_widget_chat_bot_handoff_agent_history_and_polling(
         agent = Tab(await (await browser.new_context()).new_page(), live_url)
         await agent.login(owner)
         await agent.open(f"/app/w/{ws}/channels/{channel['id']}")
-        await expect(agent.page.locator("#widget-snippet")).to_have_text(channel["webchat"]["snippet"])
+        await expect(agent.page.locator("#widget-snippet")).to_have_text(
+            channel["webchat"]["snippet"]
+        )
         await agent.shot("webchat-channel-snippet")
         await agent.open(f"/app/w/{ws}/inbox")
         await agent.page.locator("#conv-list a", has_text="Wendy Web").click()
