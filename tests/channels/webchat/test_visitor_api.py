@@ -5,23 +5,31 @@ tokens, identity verification, deduplication, limits)."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from botplatform.channels.webchat.site import user_hash
+from botplatform.channels.webchat.tasks import email_unseen_replies
+from botplatform.kit.clock import utcnow
+from botplatform.models import Message
+from botplatform.runtime import Runtime
+from botplatform.worker.jobs import JobContext
 from tests.channels.webchat.helpers import SITE, VisitorClient, webchat_channel
-from tests.conftest import Account, Api, eventually
+from tests.conftest import Account, Api, SmtpSink, eventually
 
 
-async def _setup(api: Api) -> tuple[Account, str, dict]:
+async def _setup(api: Api) -> tuple[Account, str, dict[str, Any]]:
     owner = await api.register(name="Olivia Owner")
     ws = await api.create_workspace(owner, "Acme Shop")
     channel = await webchat_channel(api, owner, ws, welcome_message="Hi! Ask us anything.")
     return owner, ws, channel
 
 
-async def _conversation(api: Api, owner: Account, ws: str) -> dict:
-    async def find() -> dict | None:
+async def _conversation(api: Api, owner: Account, ws: str) -> dict[str, Any]:
+    async def find() -> dict[str, Any] | None:
         response = await api.http.get(
             f"/api/v1/workspaces/{ws}/conversations", headers=owner.headers
         )
@@ -65,7 +73,7 @@ async def test_a_visitor_chats_with_an_agent_both_ways(api: Api, client: httpx.A
     )
     assert reply.status_code in (200, 201, 202), reply.text
 
-    async def replied() -> list | None:
+    async def replied() -> list[dict[str, Any]] | None:
         found = await visitor.history()
         out = [m for m in found if m["direction"] == "outbound" and m["status"] == "sent"]
         return found if out else None
@@ -174,3 +182,46 @@ async def test_bad_input_gets_a_clear_4xx(api: Api, client: httpx.AsyncClient) -
     )
     assert preflight.status_code == 204
     assert "authorization" in preflight.headers["access-control-allow-headers"]
+
+
+async def test_a_reply_left_unread_reaches_the_visitor_by_email_once(
+    api: Api, client: httpx.AsyncClient, runtime: Runtime, smtp: SmtpSink
+) -> None:
+    owner, ws, channel = await _setup(api)
+    visitor = VisitorClient(client, channel["id"])
+    await visitor.start()
+    profile = await client.post(
+        f"/widget/{channel['id']}/profile",
+        json={"name": "Ann Away", "email": "ann.away@example.com"},
+        headers=visitor.headers,
+    )
+    assert profile.status_code == 200, profile.text
+    await visitor.say("Can you call me back?")
+    conversation = await _conversation(api, owner, ws)
+    await client.post(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/messages",
+        json={"text": "Sure, <b>tomorrow</b> at 10."},
+        headers=owner.headers,
+    )
+
+    async def sent() -> bool:
+        return any(m["status"] == "sent" for m in await visitor.history())
+
+    assert await eventually(sent)
+    async with runtime.db.unit_of_work(system=True) as db:  # nobody read it just now: no email
+        await email_unseen_replies(JobContext(runtime, db, "t", 1, 1))
+    assert smtp.to("ann.away@example.com") == []
+    async with runtime.db.unit_of_work(system=True) as db:  # ... unread for 5 minutes
+        await db.execute(
+            update(Message)
+            .where(Message.direction == "outbound")
+            .values(created_at=utcnow() - timedelta(minutes=5))
+        )
+        await email_unseen_replies(JobContext(runtime, db, "t", 1, 1))
+    (mail,) = await eventually(lambda: smtp.to("ann.away@example.com"))
+    assert "Acme Shop replied to your chat" in mail["Subject"]
+    html = next(p for p in mail.walk() if p.get_content_type() == "text/html").get_content()
+    assert "&lt;b&gt;tomorrow&lt;/b&gt;" in html
+    async with runtime.db.unit_of_work(system=True) as db:  # once only
+        await email_unseen_replies(JobContext(runtime, db, "t", 1, 1))
+    assert len(smtp.to("ann.away@example.com")) == 1
