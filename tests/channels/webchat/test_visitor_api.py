@@ -225,3 +225,72 @@ async def test_a_reply_left_unread_reaches_the_visitor_by_email_once(
     async with runtime.db.unit_of_work(system=True) as db:  # once only
         await email_unseen_replies(JobContext(runtime, db, "t", 1, 1))
     assert len(smtp.to("ann.away@example.com")) == 1
+
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00"
+    b"\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+async def test_uploads_are_checked_by_content_and_size(
+    api: Api, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, _, channel = await _setup(api)
+    visitor = VisitorClient(client, channel["id"])
+    await visitor.start()
+    url = f"/widget/{channel['id']}/uploads"
+
+    def form(client_id: str) -> dict[str, str]:
+        return {"client_id": client_id, "caption": "my receipt"}
+
+    fake = await client.post(
+        url,
+        files={"file": ("x.png", b"MZ\x90\x00 not an image", "image/png")},
+        data=form(uuid.uuid4().hex),
+        headers=visitor.headers,
+    )
+    assert fake.status_code == 400 and fake.json()["error"]["code"] == "file_rejected"
+    limit = runtime.settings.webchat_max_upload_bytes
+    huge = await client.post(
+        url,
+        files={"file": ("big.txt", b"a" * (limit + 1), "text/plain")},
+        data=form(uuid.uuid4().hex),
+        headers=visitor.headers,
+    )
+    assert huge.status_code == 413
+    good = await client.post(
+        url,
+        files={"file": ("dot.png", PNG, "image/png")},
+        data=form(uuid.uuid4().hex),
+        headers=visitor.headers,
+    )
+    assert good.status_code == 200, good.text
+
+    async def stored() -> list[dict[str, Any]] | None:
+        found = await visitor.history()
+        return found if found and found[0]["media"] else None
+
+    [image] = await eventually(stored)
+    assert image["type"] == "image" and image["text"] == "my receipt"
+    assert image["media"]["mime"] == "image/png"
+    picture = await client.get(image["media"]["url"].removeprefix(runtime.settings.app_url))
+    assert picture.status_code == 200 and picture.content == PNG
+
+
+async def test_a_visitor_over_the_rate_limit_gets_429(
+    api: Api, client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, _, channel = await _setup(api)
+    visitor = VisitorClient(client, channel["id"])
+    await visitor.start()
+    limit = runtime.ratelimiter.tiers["webchat_visitor"].amount
+    # A few more than the limit: a sliding window that turns a minute meanwhile lets a
+    # hit or two more through.
+    answers = [(await visitor.say(f"spam {n}")).status_code for n in range(limit + 5)]
+    assert answers[:limit] == [200] * limit, (limit, answers)
+    assert answers[-1] == 429, (limit, answers)
+    other = VisitorClient(client, channel["id"])
+    await other.start()
+    assert (await other.say("I am someone else")).status_code == 200
