@@ -154,3 +154,28 @@ async def test_widget_chat_bot_handoff_agent_history_and_polling(
         await panel.get_by_role("button", name="Close chat").click()
         await _shot(mobile, "widget-phone-closed")
         await phone.close()
+
+
+async def test_add_a_website_chat_from_the_dashboard(tab: Tab, api: Api) -> None:
+    owner = await api.register(name="Olivia Owner")
+    ws = await api.create_workspace(owner, "Acme Shop")
+    await tab.login(owner)
+    await tab.open(f"/app/w/{ws}/channels")
+    await tab.page.get_by_role("link", name="Add a website chat").click()
+    await expect(tab.page.get_by_role("heading", name="Add a chat to your website")).to_be_visible()
+    await tab.page.get_by_label("Name (for your team)").fill("Main site")
+    await tab.page.get_by_label("Allowed sites (one per line)").fill("www.example.com")
+    await tab.page.get_by_role("button", name="Connect").click()
+    await expect(tab.page.locator("#e-allowed_origins")).to_contain_text("https://")
+    await tab.page.get_by_label("Allowed sites (one per line)").fill(
+        "https://www.example.com\nhttps://*.example.org"
+    )
+    await tab.page.get_by_label("Welcome message (optional)").fill("Hello <there>!")
+    await tab.page.get_by_label("Email (replies reach visitors who left)").check()
+    await tab.page.get_by_role("button", name="Connect").click()
+    snippet = tab.page.locator("#widget-snippet")
+    await expect(snippet).to_contain_text('<script src="')
+    await expect(snippet).to_contain_text('.js" async></script>')
+    await expect(tab.page.locator("main")).to_contain_text("https://*.example.org")
+    await expect(tab.page.locator("main")).to_contain_text("Hello <there>!")
+    await tab.shot("webchat-channel-created")
