@@ -12,6 +12,7 @@ from botplatform.business_hours.schemas import BusinessHours
 from botplatform.business_hours.service import minutes_until_open
 from botplatform.channels.base import MalformedPayload
 from botplatform.channels.messages import InboundMessage, MessageType, StatusUpdate
+from botplatform.channels.policy import window_open
 from botplatform.channels.webchat.parse import parse
 from botplatform.channels.webchat.site import (
     identity_valid,
@@ -89,3 +90,8 @@ def test_minutes_until_the_workspace_opens() -> None:
         minutes_until_open(hours, datetime(2026, 1, 5, 18, 0, tzinfo=UTC)) == 6 * 24 * 60 + 15 * 60
     )
     assert minutes_until_open(BusinessHours(), monday_morning) is None
+
+
+def test_no_24_hour_window_on_the_widget() -> None:
+    assert window_open("webchat", None)
+    assert not window_open("whatsapp", None)

@@ -152,6 +152,13 @@ async def test_widget_chat_bot_handoff_agent_history_and_polling(
         await expect(panel).to_contain_text("Yes, by long-poll!", timeout=20_000)
         await _shot(mobile, "widget-phone")
         await panel.get_by_role("button", name="Close chat").click()
+        # A reply while the panel is closed: the launcher shows it unread.
+        await agent.page.get_by_label("Reply to Paula Phone").fill("Still there?")
+        await agent.page.get_by_role("button", name="Send").click()
+        launcher = mobile.get_by_role("button", name=re.compile("Open chat"))
+        await expect(launcher).to_have_accessible_name(
+            re.compile("1 unread message"), timeout=20_000
+        )
         await _shot(mobile, "widget-phone-closed")
         await phone.close()
 

@@ -427,8 +427,14 @@
     };
   }
 
+  var SOCKET_RETRY_MS = 60000;
+
   function poll() {
-    state.polling = true;
+    if (!state.polling) { state.polling = true; state.socketRetryAt = Date.now() + SOCKET_RETRY_MS; }
+    if (window.WebSocket && Date.now() > state.socketRetryAt) {
+      // Every minute the socket is tried again; two more refusals bring the polls back.
+      state.polling = false; state.socketFails = 0; connect(); return;
+    }
     history(true).then(function () { setTimeout(poll, 100); }, function (err) {
       if (err.status === 401) { session().then(function () { setTimeout(poll, 100); }); return; }
       setTimeout(poll, Math.min(30000, 2000 * Math.pow(2, Math.min(state.pollFails = (state.pollFails || 0) + 1, 4))));
