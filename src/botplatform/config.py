@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     rate_limit_general: str = Field("100/minute", alias="RATE_LIMIT_GENERAL")
     rate_limit_auth: str = Field("5/minute", alias="RATE_LIMIT_AUTH")
     rate_limit_webhooks: str = Field("1000/minute", alias="RATE_LIMIT_WEBHOOKS")
+    rate_limit_webchat_visitor: str = Field("30/minute", alias="RATE_LIMIT_WEBCHAT_VISITOR")
+    rate_limit_webchat_ip: str = Field("300/minute", alias="RATE_LIMIT_WEBCHAT_IP")
+    webchat_token_ttl_seconds: int = Field(30 * 86400, ge=60, alias="WEBCHAT_TOKEN_TTL_SECONDS")
+    webchat_max_upload_bytes: int = Field(5 * 1_048_576, ge=1, alias="WEBCHAT_MAX_UPLOAD_BYTES")
+    webchat_poll_seconds: float = Field(25.0, gt=0, le=55, alias="WEBCHAT_POLL_SECONDS")
     database_owner_url: str = Field("", alias="DATABASE_OWNER_URL")
 
     # --- first start ------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from botplatform.api import api_router
 from botplatform.branding.endpoints import public_router as branding_public_router
 from botplatform.channels.inbound import WebhookLane
 from botplatform.channels.inbound import router as webhooks_router
+from botplatform.channels.webchat.cors import WidgetCorsMiddleware
+from botplatform.channels.webchat.endpoints import router as widget_router
 from botplatform.config import Settings, load_settings
 from botplatform.dashboard.router import dashboard_router, static_files
 from botplatform.email.endpoints import public_router as email_public_router
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(media_router)
     app.include_router(branding_public_router)
     app.include_router(email_public_router)
+    app.include_router(widget_router)
     app.include_router(dashboard_router)
     app.mount("/app/static", static_files, name="static")
     # Added last = outermost: the request id wraps everything, even a refused body.
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
     )
     app.add_middleware(RateLimitMiddleware)
+    app.add_middleware(WidgetCorsMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.app_url.startswith("https://"))
     app.add_middleware(RequestContextMiddleware, trusted_proxies=settings.trusted_proxies)

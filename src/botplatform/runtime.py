@@ -18,6 +18,7 @@ from botplatform.automation import cache as automation_cache
 from botplatform.bot import cache as bot_cache
 from botplatform.channel import cache as channel_cache
 from botplatform.channels.intake import WebhookIntake
+from botplatform.channels.webchat.hub import hub_for
 from botplatform.config import Settings
 from botplatform.db import Database
 from botplatform.events.live import LIVE_HUB, PRESENCE_KIND, LiveHub
@@ -102,6 +103,7 @@ class Runtime:
         await self.jobs.aclose()
         self.jobs.close()
         await self.live.close()
+        await hub_for(self.settings.redis_url).close()
         await self.cache.close()
         await self.kv.close()
         await self.http.aclose()

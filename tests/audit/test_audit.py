@@ -914,6 +914,14 @@ NOT_AUDITED = {
     # A recipient's one-click unsubscribe: anonymous, and recorded in the consent ledger (as a
     # STOP keyword is), which is where opt-outs are audited; the audit log is members' actions.
     ("POST", "/email/unsubscribe/{token}"),
+    # The website chat widget's visitors: anonymous people of a customer's site, not members.
+    # What they say is stored as raw events through the channel intake (as a provider's
+    # webhook is), which is their record.
+    ("POST", "/widget/{channel_id}/session"),
+    ("POST", "/widget/{channel_id}/messages"),
+    ("POST", "/widget/{channel_id}/uploads"),
+    ("POST", "/widget/{channel_id}/read"),
+    ("POST", "/widget/{channel_id}/profile"),
 }
 
 

@@ -4,11 +4,12 @@ a provider without a fixture below fails this test rather than slipping through.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,15 @@ from typing import Any
 import httpx
 import pytest
 
-from botplatform.channels.base import MalformedPayload, ProviderSendError, WebhookRejected
+from botplatform.channels.base import (
+    ChannelAdapter,
+    MalformedPayload,
+    ProviderSendError,
+    WebhookRejected,
+)
 from botplatform.channels.messages import Content, InboundMessage, MessageType, OutboundMessage
 from botplatform.channels.registry import ADAPTERS, PROVIDERS, adapter_for
+from botplatform.channels.webchat.hub import hub_for
 from botplatform.config import Settings
 from botplatform.kit import provider_http
 from botplatform.kit.errors import NotAvailable
@@ -34,9 +41,13 @@ SAMPLES = PROVIDER_SAMPLES
 @dataclass
 class Case:
     channel: Channel
-    signed: Callable[[bytes], dict[str, str]]
+    #: None: the provider webhook route is closed to this channel (the website widget's
+    #: visitors come in through /widget/, which checks their token instead).
+    signed: Callable[[bytes], dict[str, str]] | None
     sample: bytes
-    fake: Callable[[], FakeGraph]
+    #: None: the platform is both ends; `delivered` checks a send reached its recipient.
+    fake: Callable[[], FakeGraph] | None
+    delivered: Callable[[ChannelAdapter, OutboundMessage], Awaitable[None]] | None = None
 
 
 def _whatsapp() -> Case:
@@ -95,10 +106,47 @@ def _meta(provider: str, sample: str) -> Callable[[], Case]:
     return case
 
 
+async def _pushed_to_the_visitor(adapter: ChannelAdapter, message: OutboundMessage) -> None:
+    """A widget reply reaches the visitor's open socket (the in-process hub when embedded);
+    a template, which the widget cannot show, is a final error."""
+    webchat: Any = adapter  # its channel and settings are not on the port
+    hub = hub_for(webchat.settings.redis_url)
+    channel_id = str(webchat.channel.id)
+    async with hub.subscribe(channel_id, message.recipient_id) as feed:
+        result = await adapter.send(message)
+        pushed = await asyncio.wait_for(feed.queue.get(), 5)
+    assert pushed["type"] == "message" and pushed["message"]["text"] == "hello"
+    assert result.provider_message_id == pushed["message"]["pid"]
+    template = Content(type=MessageType.TEMPLATE)
+    with pytest.raises(ProviderSendError) as refused:
+        await adapter.send(
+            OutboundMessage(recipient_id="v:1", idempotency_key="t", content=template)
+        )
+    assert refused.value.retryable is False
+
+
+def _webchat() -> Case:
+    channel = Channel(
+        id=uuid.uuid4(),
+        workspace_id=uuid.uuid4(),
+        provider="webchat",
+        name="c",
+        config={"allowed_origins": ["https://shop.example.com"]},
+        app_secret="identity-secret",
+        send_rate_per_second=1000,
+    )
+    sample = json.dumps(
+        {"kind": "message", "visitor": "v:1", "client_id": "c1", "text": "hi",
+         "at": "2026-01-01T00:00:00+00:00"}
+    ).encode()  # fmt: skip
+    return Case(channel, None, sample, None, _pushed_to_the_visitor)
+
+
 CASES: dict[str, Callable[[], Case]] = {
     "whatsapp": _whatsapp,
     "messenger": _meta("messenger", "messenger/message_reply_to.json"),
     "instagram": _meta("instagram", "instagram/message_text_doc_shape.json"),
+    "webchat": _webchat,
 }
 
 
@@ -119,6 +167,11 @@ def test_every_registered_adapter_has_a_contract_case() -> None:
 def test_verify_accepts_signed_and_rejects_the_rest(provider: str, tmp_path: Path) -> None:
     case = CASES[provider]()
     adapter = adapter_for(case.channel, _settings(tmp_path), httpx.AsyncClient())
+    if case.signed is None:  # closed to webhooks: nothing gets through, signed or not
+        for headers in ({}, {"x-hub-signature-256": "sha256=00"}):
+            with pytest.raises(WebhookRejected):
+                adapter.verify(headers, case.sample)
+        return
     adapter.verify(case.signed(case.sample), case.sample)
     for headers in ({}, case.signed(b"another body")):
         with pytest.raises(WebhookRejected):
@@ -142,17 +195,22 @@ async def test_send_returns_the_provider_id_and_classifies_errors(
     provider: str, tmp_path: Path
 ) -> None:
     case = CASES[provider]()
+    message = OutboundMessage(
+        recipient_id="15550001234",
+        idempotency_key="k",
+        content=Content(type=MessageType.TEXT, text="hello"),
+    )
+    if case.fake is None:
+        assert case.delivered is not None
+        async with httpx.AsyncClient() as http:
+            await case.delivered(adapter_for(case.channel, _settings(tmp_path), http), message)
+        return
     fake = case.fake()
     # Sends leave through the message path's own client (kit.provider_http): a real server.
     async with serving(create_graph_app(fake), lifespan="on") as port, httpx.AsyncClient() as http:
         base = f"http://127.0.0.1:{port}"
         settings = base_settings(tmp_path, whatsapp_api_base_url=base, messenger_api_base_url=base)
         adapter = adapter_for(case.channel, settings, http)
-        message = OutboundMessage(
-            recipient_id="15550001234",
-            idempotency_key="k",
-            content=Content(type=MessageType.TEXT, text="hello"),
-        )
         result = await adapter.send(message)
         assert result.provider_message_id
         fake.fail_next(429, 130429)

@@ -4,7 +4,7 @@ automation conditions (and available to bot flows)."""
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from botplatform.business_hours.schemas import DAYS, BusinessHours
@@ -31,3 +31,22 @@ def is_open(hours: BusinessHours, moment: datetime) -> bool:
     clock = local.strftime("%H:%M")
     ranges = hours.days.get(DAYS[local.weekday()], [])
     return any(r.start <= clock < r.end for r in ranges)
+
+
+def minutes_until_open(hours: BusinessHours, moment: datetime) -> int | None:
+    """Minutes from `moment` to the next opening within a week (0 when open now); None when
+    no hours are set at all (the workspace never says it is closed)."""
+    if not any(hours.days.values()):
+        return None
+    local = moment.astimezone(zoneinfo.ZoneInfo(hours.timezone))
+    for offset in range(8):
+        day = local + timedelta(days=offset)
+        for r in sorted(hours.days.get(DAYS[day.weekday()], []), key=lambda r: r.start):
+            start = day.replace(
+                hour=int(r.start[:2]), minute=int(r.start[3:]), second=0, microsecond=0
+            )
+            if offset == 0 and r.start <= local.strftime("%H:%M") < r.end:
+                return 0
+            if start > local:
+                return int((start - local).total_seconds() // 60)
+    return None

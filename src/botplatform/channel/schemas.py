@@ -15,6 +15,7 @@ from pydantic import (
     Tag,
 )
 
+from botplatform.channels.webchat.site import normalize_origin
 from botplatform.kit.phone import PhoneNumber
 from botplatform.kit.schemas import InputModel
 
@@ -90,6 +91,53 @@ class InstagramChannelCreate(InputModel):
     auto_reply: AutoReply | None = None
 
 
+def _origins(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(normalize_origin(v) for v in values))
+
+
+Origins = Annotated[
+    list[Annotated[str, StringConstraints(max_length=300)]],
+    Field(max_length=50),
+    AfterValidator(_origins),
+]
+WelcomeMessage = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+WidgetColor = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^#[0-9a-fA-F]{6}$")
+]
+LogoUrl = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=1000, pattern=r"^https://")
+]
+PreChatFields = Annotated[list[Literal["name", "email"]], Field(max_length=2)]
+
+
+class WebchatChannelCreate(InputModel):
+    """A website chat widget: one per website (or family of sites sharing a widget)."""
+
+    provider: Literal["webchat"]
+    name: Name
+    allowed_origins: Origins = Field(
+        min_length=1,
+        description="Sites that may embed the widget, e.g. https://www.example.com "
+        "(https://*.example.com for every subdomain); any other origin is refused",
+    )
+    welcome_message: WelcomeMessage | None = Field(None, description="Shown when it opens")
+    primary_color: WidgetColor | None = Field(
+        None, description="The widget's colour; the workspace branding's when unset"
+    )
+    logo_url: LogoUrl | None = Field(
+        None, description="A https image for the header; the workspace logo when unset"
+    )
+    pre_chat_fields: PreChatFields = Field(
+        default_factory=list, description="Asked before the first message: name, email"
+    )
+    identity_secret: Secret | None = Field(
+        None,
+        description="Signs logged-in users' ids (user_hash = HMAC-SHA256 hex); generated "
+        "when omitted",
+    )
+    auto_reply: AutoReply | None = None
+
+
 class UnavailableChannelCreate(BaseModel):
     """A channel of SPEC §3 not built yet: refused with `channel_not_available`."""
 
@@ -97,8 +145,8 @@ class UnavailableChannelCreate(BaseModel):
     provider: str
 
 
-BUILT = ("whatsapp", "messenger", "instagram")
-NOT_YET = ("webchat", "telegram", "slack")
+BUILT = ("whatsapp", "messenger", "instagram", "webchat")
+NOT_YET = ("telegram", "slack")
 
 
 def _provider_of(value: Any) -> str | None:
@@ -114,6 +162,7 @@ ChannelCreate = Annotated[
     Annotated[WhatsAppChannelCreate, Tag("~whatsapp")]
     | Annotated[MessengerChannelCreate, Tag("~messenger")]
     | Annotated[InstagramChannelCreate, Tag("~instagram")]
+    | Annotated[WebchatChannelCreate, Tag("~webchat")]
     | Annotated[UnavailableChannelCreate, Tag("~unavailable")],
     Discriminator(_provider_of),
 ]
@@ -147,6 +196,28 @@ class ChannelUpdate(InputModel):
     send_rate_per_second: int | None = Field(None, ge=1, le=1000)
     messaging_limit_tier: MessagingLimitTier | None = Field(None, description=TIER_HELP)
     auto_reply: AutoReply | None = None
+    allowed_origins: Origins | None = Field(None, description="Webchat: sites that may embed it")
+    welcome_message: WelcomeMessage | None = Field(None, description="Webchat; '' clears")
+    primary_color: WidgetColor | None = None
+    logo_url: LogoUrl | None = None
+    pre_chat_fields: PreChatFields | None = None
+    identity_secret: Secret | None = Field(None, description="Webchat: a new identity secret")
+
+
+class WebchatOut(BaseModel):
+    allowed_origins: list[str]
+    welcome_message: str | None
+    primary_color: str | None
+    logo_url: str | None
+    pre_chat_fields: list[str]
+    script_url: str = Field(description="The widget's script")
+    snippet: str = Field(description="Paste before </body> on every page of the site")
+    identity_secret_hint: str | None = Field(
+        description="Masked; shown in full to channels:manage as identity_secret"
+    )
+    identity_secret: str | None = Field(
+        None, description="For the site's backend: user_hash = HMAC-SHA256(secret, user_id)"
+    )
 
 
 class ChannelOut(BaseModel):
@@ -172,3 +243,4 @@ class ChannelOut(BaseModel):
         default_factory=list,
         description="Members assigned to this channel; agents see only their channels",
     )
+    webchat: WebchatOut | None = Field(None, description="The website chat widget's settings")

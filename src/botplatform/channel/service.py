@@ -17,6 +17,8 @@ from botplatform.channel.schemas import (
     MetaChannelCreate,
     SandboxChannelCreate,
     UnavailableChannelCreate,
+    WebchatChannelCreate,
+    WebchatOut,
     WhatsAppChannelCreate,
 )
 from botplatform.channels.registry import not_available
@@ -36,7 +38,14 @@ CONFIG_FIELDS = (
     "messaging_limit_tier",
     "page_id",
     "instagram_account_id",
+    "allowed_origins",
+    "welcome_message",
+    "primary_color",
+    "logo_url",
+    "pre_chat_fields",
 )
+#: Webchat's identity secret lives in the encrypted `app_secret` column.
+RENAMED_SECRETS = {"identity_secret": "app_secret"}
 #: The config field naming the provider's account: one channel per account in a workspace.
 ACCOUNT_FIELD = {
     "whatsapp": "phone_number_id",
@@ -51,6 +60,26 @@ def webhook_url(settings: Settings, channel: Channel) -> str:
 
 def _webhook_url(settings: Settings, provider: str, channel_id: uuid.UUID) -> str:
     return f"{settings.app_url.rstrip('/')}/webhooks/{provider}/{channel_id}"
+
+
+def widget_script_url(settings: Settings, channel_id: uuid.UUID) -> str:
+    return f"{settings.app_url.rstrip('/')}/widget/{channel_id}.js"
+
+
+def _webchat_out(settings: Settings, channel: Channel, show_secret: bool) -> WebchatOut:
+    config = channel.config or {}
+    script = widget_script_url(settings, channel.id)
+    return WebchatOut(
+        allowed_origins=list(config.get("allowed_origins") or []),
+        welcome_message=config.get("welcome_message"),
+        primary_color=config.get("primary_color"),
+        logo_url=config.get("logo_url"),
+        pre_chat_fields=list(config.get("pre_chat_fields") or []),
+        script_url=script,
+        snippet=f'<script src="{script}" async></script>',
+        identity_secret_hint=mask(channel.app_secret),
+        identity_secret=channel.app_secret if show_secret else None,
+    )
 
 
 def to_out(
@@ -81,6 +110,11 @@ def to_out(
         app_secret_hint=mask(channel.app_secret),
         created_at=channel.created_at,
         member_ids=member_ids or [],
+        webchat=(
+            _webchat_out(settings, channel, show_verify_token)
+            if channel.provider == "webchat"
+            else None
+        ),
     )
 
 
@@ -103,6 +137,8 @@ async def create(db: AsyncSession, workspace_id: uuid.UUID, data: ChannelCreate)
     if isinstance(data, UnavailableChannelCreate):
         raise not_available(data.provider)
     await usage.ensure_room(db, workspace_id, "channels")
+    if isinstance(data, WebchatChannelCreate):
+        return await _create_webchat(db, workspace_id, data)
     if not isinstance(data, WhatsAppChannelCreate):
         return await _create_meta(db, workspace_id, data)
     await _ensure_number_free(db, workspace_id, data.phone_number_id)
@@ -148,6 +184,32 @@ async def _create_meta(
         app_secret=data.app_secret,
         verify_token=data.verify_token or secrets.token_urlsafe(24),
         send_rate_per_second=data.send_rate_per_second,
+    )
+    db.add(channel)
+    await db.flush()
+    return channel
+
+
+async def _create_webchat(
+    db: AsyncSession, workspace_id: uuid.UUID, data: WebchatChannelCreate
+) -> Channel:
+    """A website chat widget: its sites, its look, and the secret that signs user ids."""
+    channel = Channel(
+        workspace_id=workspace_id,
+        provider="webchat",
+        name=data.name,
+        status="active",
+        config={
+            "allowed_origins": data.allowed_origins,
+            "welcome_message": data.welcome_message or None,
+            "primary_color": data.primary_color,
+            "logo_url": data.logo_url,
+            "pre_chat_fields": data.pre_chat_fields,
+            "auto_reply": data.auto_reply or None,
+        },
+        app_secret=data.identity_secret or secrets.token_urlsafe(32),
+        verify_token=secrets.token_urlsafe(24),
+        send_rate_per_second=1000,
     )
     db.add(channel)
     await db.flush()
@@ -267,6 +329,9 @@ async def update(db: AsyncSession, channel: Channel, data: ChannelUpdate) -> dic
         await _ensure_number_free(
             db, channel.workspace_id, changes[field], channel.id, channel.provider
         )
+    for alias, column in RENAMED_SECRETS.items():
+        if alias in changes:
+            changes[column] = changes.pop(alias)
     before: dict[str, Any] = {}
     for field, value in changes.items():
         if field in CONFIG_FIELDS:

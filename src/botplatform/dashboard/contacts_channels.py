@@ -20,6 +20,7 @@ from botplatform.channel.schemas import (
     InstagramChannelCreate,
     MessengerChannelCreate,
     SandboxChannelCreate,
+    WebchatChannelCreate,
     WhatsAppChannelCreate,
 )
 from botplatform.conversation import endpoints as conversation_api
@@ -184,8 +185,9 @@ CHANNEL_FORMS: dict[str, tuple[type[Any], tuple[str, ...], int]] = {
     ),
     "messenger": (MessengerChannelCreate, ("page_id",), 300),
     "instagram": (InstagramChannelCreate, ("instagram_account_id", "page_id"), 300),
+    "webchat": (WebchatChannelCreate, ("welcome_message", "primary_color"), 1000),
 }
-ProviderQuery = Annotated[str, Query(pattern="^(whatsapp|messenger|instagram)$")]
+ProviderQuery = Annotated[str, Query(pattern="^(whatsapp|messenger|instagram|webchat)$")]
 
 
 @router.get("/channels/new")
@@ -193,7 +195,18 @@ async def new_channel(page: ChannelsManagePage, provider: ProviderQuery = "whats
     return page.render("app/channel_new.html", values={}, provider=provider)
 
 
+def _webchat_fields(form: Any) -> dict[str, Any]:
+    origins = str(form.get("allowed_origins") or "").split()
+    fields: dict[str, Any] = {"provider": "webchat", "allowed_origins": origins}
+    for name in ("name", "welcome_message", "primary_color", "auto_reply"):
+        fields[name] = form.get(name) or None
+    fields["pre_chat_fields"] = form.getlist("pre_chat_fields")
+    return fields
+
+
 def _channel_fields(form: Any, provider: str) -> dict[str, Any]:
+    if provider == "webchat":
+        return _webchat_fields(form)
     _model, own, rate = CHANNEL_FORMS[provider]
     names = ("name", *own, "access_token", "app_secret", "verify_token", "auto_reply")
     fields: dict[str, Any] = {name: (form.get(name) or None) for name in names}
@@ -208,9 +221,13 @@ async def create_channel(request: Request, page: ChannelsManagePage) -> Response
     form = await page.form()
     provider = str(form.get("provider") or "whatsapp")
     if provider not in CHANNEL_FORMS:
-        raise AppError("Choose WhatsApp, Messenger or Instagram.", code="validation_error")
+        raise AppError(
+            "Choose WhatsApp, Messenger, Instagram or a website chat.", code="validation_error"
+        )
     fields = _channel_fields(form, provider)
     shown = {k: v for k, v in fields.items() if k not in ("access_token", "app_secret")}
+    if provider == "webchat":  # the textarea shows the sites one per line again
+        shown["allowed_origins"] = "\n".join(fields["allowed_origins"])
     body, errors = parse_form(CHANNEL_FORMS[provider][0], fields)
     try:
         if body is None:

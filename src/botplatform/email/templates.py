@@ -66,3 +66,20 @@ def webhook_endpoint_disabled(
         "</p>"
     )
     return subject, text, html
+
+
+def unseen_chat_replies(workspace_name: str, replies: list[str]) -> tuple[str, str, str]:
+    """A website chat visitor who went away before reading the answers they got."""
+    subject = f"{workspace_name} replied to your chat"
+    text = (
+        f"{workspace_name} answered you in the chat on their website:\n\n"
+        + "\n\n".join(f"> {reply}" for reply in replies)
+        + "\n\nOpen the chat on their site again to continue the conversation.\n"
+    )
+    html = (
+        f"<p><strong>{escape(workspace_name)}</strong> answered you in the chat on their "
+        "website:</p>"
+        + "".join(f"<blockquote>{escape(reply)}</blockquote>" for reply in replies)
+        + "<p>Open the chat on their site again to continue the conversation.</p>"
+    )
+    return subject, text, html

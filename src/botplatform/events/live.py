@@ -28,6 +28,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from botplatform.kit import pubsub
 from botplatform.kit.logging import get_logger
 from botplatform.kit.shared_cache import SharedCache
 
@@ -185,51 +186,26 @@ class LiveHub:
             subscription.put(payload)
 
     async def _ensure_listener(self) -> None:
-        if self._listener is not None and not self._listener.done():
-            return
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._listener = asyncio.create_task(self._listen(ready))
-        await asyncio.wait_for(asyncio.shield(ready), timeout=10)
-
-    async def _listen(self, ready: asyncio.Future[None]) -> None:
         """One pattern subscription for the whole process; reconnects after Redis drops."""
-        while True:
-            client = aioredis.Redis.from_url(self.redis_url)
-            pubsub = client.pubsub()
-            try:
-                await pubsub.psubscribe(f"{CHANNEL_PREFIX}*")
-                if not ready.done():
-                    ready.set_result(None)
-                async for message in pubsub.listen():
-                    if message.get("type") == "pmessage":
-                        self._receive(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("live_listener_lost")
-                await asyncio.sleep(1)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                    await client.aclose()
+        self._listener = await pubsub.ensure_listener(
+            self._listener, self.redis_url, f"{CHANNEL_PREFIX}*", self._receive,
+            "live_listener_lost",
+        )  # fmt: skip
 
     def _receive(self, message: dict[str, Any]) -> None:
-        channel = message["channel"]
-        name = channel.decode() if isinstance(channel, bytes) else str(channel)
-        try:
-            workspace_id = uuid.UUID(name.removeprefix(CHANNEL_PREFIX))
-            payload = json.loads(message["data"])
-        except (ValueError, TypeError):
+        decoded = pubsub.decode(message, CHANNEL_PREFIX)
+        if decoded is None:
             return
-        self._dispatch(workspace_id, payload)
+        try:
+            workspace_id = uuid.UUID(decoded[0])
+        except ValueError:
+            return
+        self._dispatch(workspace_id, decoded[1])
 
     async def close(self) -> None:
         for presence in self._presence.values():
             presence.cancel()
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
+        await pubsub.stop(self._listener)
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task

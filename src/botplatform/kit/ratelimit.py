@@ -73,6 +73,8 @@ class RateLimiter:
             "general": parse(settings.rate_limit_general),
             "auth": parse(settings.rate_limit_auth),
             "webhooks": parse(settings.rate_limit_webhooks),
+            "webchat_visitor": parse(settings.rate_limit_webchat_visitor),
+            "webchat_ip": parse(settings.rate_limit_webchat_ip),
         }
 
     async def hit(self, tier: str, key: str) -> Decision:

@@ -74,6 +74,7 @@ TASK_MODULES = [
     "botplatform.webhook.tasks",
     "botplatform.automation.tasks",
     "botplatform.bot.tasks",
+    "botplatform.channels.webchat.tasks",
     "botplatform.privacy.tasks",
     "botplatform.branding.tasks",
     "botplatform.retention.tasks",

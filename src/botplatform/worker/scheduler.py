@@ -36,6 +36,8 @@ class Schedule:
 SCHEDULES = [
     Schedule("sweep_pending_work", "* * * * *"),
     Schedule("release_idle_handoffs", "* * * * *"),
+    # Website chat replies a visitor went away without reading: by email, once.
+    Schedule("webchat_email_unseen_replies", "* * * * *"),
     # The broadcasts' safety net (the jobs were lost with Redis, a scheduled start's own
     # delayed job too): each minute, like the sweeps, so an idle process stays asleep.
     Schedule("broadcast_tick", "* * * * *"),
