@@ -55,11 +55,12 @@ async def create_channel(
     audit: Audit,
 ) -> Envelope[ChannelOut]:
     """Connects a channel: a WhatsApp Business number (`provider` omitted or `whatsapp`), a
-    Facebook Page (`messenger`) or an Instagram professional account (`instagram`). The
-    answer gives the webhook URL and verify token to paste into Meta's console; tokens and
+    Facebook Page (`messenger`), an Instagram professional account (`instagram`) or a Slack
+    app's bot token and signing secret (`slack`, checked with auth.test). The answer gives
+    the webhook URL (and verify token) to paste into the provider's console; tokens and
     secrets are stored encrypted and never shown. Providers not built yet answer 501
     `channel_not_available`."""
-    channel = await service.create(db, access.workspace_id, body)
+    channel = await service.create(db, access.workspace_id, body, runtime.http, runtime.settings)
     await audit.log(
         "channel.create",
         workspace_id=access.workspace_id,
