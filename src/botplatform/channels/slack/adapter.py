@@ -47,8 +47,8 @@ def verify_signature(
     """Slack's v0 scheme: `v0=` HMAC-SHA256 of `v0:{timestamp}:{raw body}` with the signing
     secret, compared in constant time; a timestamp over 5 minutes from `now` is refused even
     with a valid HMAC (a replayed request)."""
-    stamp = headers.get("x-slack-request-timestamp", "")
-    signature = headers.get("x-slack-signature", "")
+    stamp = _header(headers, "x-slack-request-timestamp")
+    signature = _header(headers, "x-slack-signature")
     if not signing_secret or not stamp.isdigit() or not signature.startswith("v0="):
         raise WebhookRejected()
     if abs(now - int(stamp)) > REPLAY_WINDOW_SECONDS:
@@ -57,6 +57,14 @@ def verify_signature(
     expected = "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(signature.encode(), expected.encode()):
         raise WebhookRejected()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    """A header by name whatever its case (request headers are; a plain mapping may not be)."""
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), "")
+    return value
 
 
 def sign(body: bytes, signing_secret: str, stamp: int) -> dict[str, str]:
