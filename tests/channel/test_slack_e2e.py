@@ -178,6 +178,23 @@ async def test_channel_mentions_are_answered_and_other_bots_ignored(
     )
     texts = [m["text"] for m in response.json()["data"]["items"]]
     assert texts == [f"<@{BOT_USER_ID}> help"]  # the app's own message was left out
+    # A thread is a conversation: the answer goes into the mention's thread, in its channel,
+    # and the customer's reply in that thread is the same conversation, answered there again.
+    root = mention["event"]["ts"]
+    for text in ("first answer", "second answer"):
+        sent = await client.post(
+            f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/messages",
+            json={"type": "text", "text": text},
+            headers=owner.headers,
+        )
+        assert sent.status_code in (200, 201, 202), sent.text
+        post = await eventually(
+            lambda text=text: next((p for p in _posts(slack) if p["text"] == text), None)
+        )
+        assert (post["channel"], post["thread_ts"]) == ("C0GENERAL", root)
+        reply = slack.message_event(CUSTOMER, "thanks", channel="C0GENERAL", thread_ts=root)
+        await slack.push(json.dumps(reply).encode(), "application/json")
+    assert (await _conversation(api, owner, ws))["id"] == conversation["id"]
 
 
 async def test_retry_after_is_honoured(

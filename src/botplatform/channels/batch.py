@@ -34,6 +34,7 @@ from botplatform.channels import policy
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import MEDIA_TYPES, InboundMessage
+from botplatform.channels.registry import thread_of
 from botplatform.channels.sender import LeasedSend, outbound_of
 from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import content_json
@@ -700,7 +701,10 @@ def _reply_row(
         "send_attempted_at": now if lease_until else None,
         "attempts": 1 if lease_until else 0,
         "idempotency_key": f"auto:{message.id}",
-        "reply_to_provider_id": None,
+        # Slack: into the thread the customer wrote in (None elsewhere).
+        "reply_to_provider_id": thread_of(
+            sender.channel.provider, message.provider_message_id or "", message.reply_to_provider_id
+        ),
         "sender_user_id": None,
         "edited": False,
         "deleted": False,

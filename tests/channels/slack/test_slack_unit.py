@@ -203,7 +203,7 @@ def test_text_is_escaped_for_mrkdwn_and_threads_follow_reply_to() -> None:
     body = outbound.post_body(_out(reply_to="C1:1700000000.000200"), "U1")
     assert body["text"] == "a &amp; &lt;b&gt; &lt;!channel&gt;"
     assert body["thread_ts"] == "1700000000.000200"
-    assert body["channel"] == "U1"
+    assert body["channel"] == "C1"  # the replied message's Slack channel
 
 
 def test_buttons_and_lists_become_block_kit() -> None:

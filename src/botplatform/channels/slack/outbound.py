@@ -129,8 +129,8 @@ def post_body(message: OutboundMessage, channel: str) -> dict[str, Any]:
         body["text"], body["blocks"] = _media_link(message)
     else:
         raise ValueError(f"Slack cannot send a {content.type} message")
-    if message.reply_to:
-        body["thread_ts"] = split_message_id(message.reply_to)[1]
+    if message.reply_to:  # in the replied message's Slack channel, in its thread
+        body["channel"], body["thread_ts"] = split_message_id(message.reply_to)
     if message.callback_data:  # our row's id, carried in the message's metadata
         body["metadata"] = {"event_type": "botplatform_message",
                             "event_payload": {"id": message.callback_data}}  # fmt: skip
