@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from botplatform.channels.slack.adapter import sign
@@ -21,6 +22,7 @@ from tests.bot.flows import support_flow
 from tests.bot.helpers import create_bot, publish
 from tests.conftest import (
     PROVIDER_SAMPLES,
+    SLACK_PORT,
     SLACK_SIGNING_SECRET,
     SLACK_TOKEN,
     Account,
@@ -236,3 +238,49 @@ async def test_shared_samples_through_the_webhook(
             return statuses if statuses and "pending" not in statuses else None
 
     assert await eventually(processed) == ["processed"]  # url_verification stored nothing
+
+
+async def test_add_to_slack_installs_through_oauth(
+    client: httpx.AsyncClient,
+    api: Api,
+    slack: FakeSlack,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    link = f"/api/v1/workspaces/{ws}/channels/slack/install"
+    refused = await client.get(link, headers=owner.headers)
+    assert refused.status_code == 501
+    assert refused.json()["error"]["code"] == "slack_oauth_not_configured"
+    base = f"http://127.0.0.1:{SLACK_PORT}"
+    for name, value in {
+        "slack_client_id": slack.client_id,
+        "slack_client_secret": slack.client_secret,
+        "slack_signing_secret": SLACK_SIGNING_SECRET,
+        "slack_authorize_url": f"{base}/oauth/v2/authorize",
+    }.items():
+        monkeypatch.setattr(runtime.settings, name, value)
+    url = (await client.get(link, headers=owner.headers)).json()["data"]["url"]
+    assert url.startswith(f"{base}/oauth/v2/authorize?") and "chat%3Awrite" in url
+    async with httpx.AsyncClient() as browser:  # Slack's page sends the browser back
+        back = await browser.get(url)
+    assert back.status_code in (302, 307)
+    callback = httpx.URL(back.headers["location"])
+    assert callback.path == "/oauth/slack/callback"
+    done = await client.get(f"{callback.path}?{callback.query.decode()}")
+    assert done.status_code == 303 and done.headers["location"] == f"/app/w/{ws}/channels"
+    assert slack.sent("oauth.v2.access")[0]["code"]
+    again = await client.get(f"{callback.path}?{callback.query.decode()}")
+    assert again.status_code == 422  # a code works once
+    channels = await client.get(f"/api/v1/workspaces/{ws}/channels", headers=owner.headers)
+    [channel] = channels.json()["data"]["items"]
+    assert (channel["provider"], channel["team_id"]) == ("slack", TEAM_ID)
+    # Installed through the platform's app: its signing secret verifies the channel's events.
+    slack.webhook_url = f"http://testserver/webhooks/slack/{channel['id']}"
+    pushed = await slack.push(
+        json.dumps(slack.message_event(CUSTOMER, "hi")).encode(), "application/json"
+    )
+    assert pushed.status_code == 200
+    forged = await client.get("/oauth/slack/callback?state=forged&code=x")
+    assert forged.status_code == 400 and forged.json()["error"]["code"] == "invalid_state"

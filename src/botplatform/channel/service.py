@@ -121,7 +121,14 @@ async def create(
             raise not_available(data.provider)
         installed = await slack_install.check_token(http, settings, data.bot_token)
         return await slack_install.create_channel(
-            db, workspace_id, installed, data.bot_token, data.signing_secret, data
+            db,
+            workspace_id,
+            installed,
+            bot_token=data.bot_token,
+            signing_secret=data.signing_secret,
+            name=data.name,
+            auto_reply=data.auto_reply,
+            send_rate_per_second=data.send_rate_per_second,
         )
     if not isinstance(data, WhatsAppChannelCreate):
         return await _create_meta(db, workspace_id, data)

@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from botplatform.channels.slack.adapter import sign
@@ -63,6 +63,10 @@ class FakeSlack:
     shared_files: list[dict[str, Any]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     base_url: str = ""
+    #: The app's OAuth credentials ("Add to Slack"): codes handed out by the authorize page.
+    client_id: str = "sandbox-client-id"
+    client_secret: str = "sandbox-client-secret"  # noqa: S105 - a fake's well-known value
+    codes: dict[str, str] = field(default_factory=dict)  # code → redirect_uri
     #: How events reach the platform (tests pass one bound to the app under test).
     webhook_client: httpx.AsyncClient | None = None
     _clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -348,7 +352,29 @@ def _auth_test(fake: FakeSlack, body: dict[str, Any]) -> JSONResponse:
                team_id=fake.team_id, user_id=BOT_USER_ID, bot_id=BOT_ID)  # fmt: skip
 
 
+def _oauth_access(fake: FakeSlack, body: dict[str, Any]) -> JSONResponse:
+    """Trades an authorize code for a new bot token, as Slack's OAuth v2 does."""
+    if body.get("client_id") != fake.client_id or body.get("client_secret") != fake.client_secret:
+        raise Invalid("invalid_client_id" if body.get("client_id") != fake.client_id
+                      else "bad_client_secret")  # fmt: skip
+    redirect = fake.codes.pop(str(body.get("code", "")), None)
+    if redirect is None:
+        raise Invalid("invalid_code")
+    if body.get("redirect_uri") and body["redirect_uri"] != redirect:
+        raise Invalid("bad_redirect_uri")
+    token = f"xoxb-sandbox-{secrets.token_hex(8)}"
+    fake.tokens.add(token)
+    return _ok(access_token=token, token_type="bot",  # noqa: S106 - the kind of token, not one
+               scope="chat:write",
+               bot_user_id=BOT_USER_ID, app_id="A0SANDBOX1",
+               team={"id": fake.team_id, "name": fake.team_name})  # fmt: skip
+
+
+#: Methods called without a bearer token.
+UNAUTHENTICATED = frozenset({"oauth.v2.access"})
+
 METHODS = {
+    "oauth.v2.access": _oauth_access,
     "auth.test": _auth_test,
     "chat.postMessage": _post_message,
     "chat.update": _update,
@@ -376,14 +402,31 @@ async def web_api(request: Request) -> Response:
         headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
         answer = {"ok": False, "error": failure.error}
         return JSONResponse(answer, status_code=failure.status, headers=headers)
-    if scheme.lower() != "bearer" or not token:
-        return _error("not_authed")
-    if token not in fake.tokens:
-        return _error("invalid_auth")
+    if method not in UNAUTHENTICATED:
+        if scheme.lower() != "bearer" or not token:
+            return _error("not_authed")
+        if token not in fake.tokens:
+            return _error("invalid_auth")
     try:
         return handler(fake, body)
     except Invalid as exc:
         return _error(str(exc))
+
+
+async def authorize(request: Request) -> Response:
+    """Slack's authorize page, with the user approving at once: back to `redirect_uri` with
+    a code and the `state` unchanged (`?deny=1` plays a user who cancels)."""
+    fake, query = _fake(request), request.query_params
+    redirect, state = query.get("redirect_uri", ""), query.get("state", "")
+    if query.get("client_id") != fake.client_id or not redirect:
+        return PlainTextResponse("invalid_client_id or redirect_uri", status_code=400)
+    if query.get("deny"):
+        return RedirectResponse(
+            f"{redirect}?{urlencode({'error': 'access_denied', 'state': state})}"
+        )
+    code = secrets.token_hex(12)
+    fake.codes[code] = redirect
+    return RedirectResponse(f"{redirect}?{urlencode({'code': code, 'state': state})}")
 
 
 async def upload(request: Request) -> Response:
@@ -496,6 +539,7 @@ def create_app(fake: FakeSlack) -> Starlette:
     app = Starlette(
         routes=[
             Route("/api/{method}", web_api, methods=["POST", "GET"]),
+            Route("/oauth/v2/authorize", authorize, methods=["GET"]),
             Route("/_upload/{file_id}", upload, methods=["POST"]),
             Route("/_files/{file_id}/{name}", download, methods=["GET"]),
             Route("/_sandbox/slack/connect", control_connect, methods=["POST"]),

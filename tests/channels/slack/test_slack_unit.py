@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -243,3 +244,17 @@ def test_429_carries_retry_after_and_errors_are_classified() -> None:
 def test_signed_now_verifies() -> None:
     body = b'{"type":"event_callback"}'
     verify_signature(sign(body, "s", int(time.time())), body, "s", time.time())
+
+
+def test_the_shipped_manifest_asks_for_the_scopes_we_use() -> None:
+    import yaml
+
+    from botplatform.channels.slack.adapter import BOT_SCOPES
+
+    manifest = yaml.safe_load(
+        (Path(__file__).parents[3] / "deploy" / "slack" / "manifest.yml").read_text()
+    )
+    assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(BOT_SCOPES)
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert {"app_mention", "message.im", "reaction_added", "reaction_removed"} <= events
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True

@@ -113,6 +113,28 @@ async def auth_test(http: httpx.AsyncClient, settings: Settings, token: str) -> 
     return await call(http, api_base(settings), "auth.test", token, {})
 
 
+#: The bot scopes the platform uses (deploy/slack/manifest.yml lists the same).
+BOT_SCOPES = (
+    "app_mentions:read", "channels:history", "groups:history", "im:history", "im:read",
+    "im:write", "chat:write", "reactions:read", "reactions:write", "files:read", "files:write",
+    "users:read",
+)  # fmt: skip
+
+
+async def oauth_access(
+    http: httpx.AsyncClient, settings: Settings, code: str, redirect_uri: str
+) -> dict[str, Any]:
+    """ "Add to Slack": the code Slack redirected the browser with → the bot token, the bot
+    user and the Slack workspace it was installed in."""
+    data = {
+        "client_id": settings.slack_client_id,
+        "client_secret": settings.slack_client_secret,
+        "code": code,
+        "redirect_uri": redirect_uri,
+    }
+    return await call(http, api_base(settings), "oauth.v2.access", None, data)
+
+
 def api_base(settings: Settings) -> str:
     return settings.slack_api_base_url.rstrip("/")
 
@@ -126,7 +148,8 @@ class SlackAdapter:
     def __init__(self, channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient) -> None:
         self.channel = channel
         self.http = http
-        self.signing_secret = channel.app_secret
+        # Channels installed through the platform's own app use its signing secret.
+        self.signing_secret = channel.app_secret or settings.slack_signing_secret
         self.token = channel.access_token
         self.base = api_base(settings)
         config = channel.config

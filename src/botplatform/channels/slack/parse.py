@@ -359,3 +359,16 @@ def event_id(body: bytes) -> str | None:
         return None
     found = _str(payload, "event_id")
     return f"{_str(payload, 'team_id') or ''}:{found}" if found else None
+
+
+def team_of(body: bytes) -> str | None:
+    """The Slack workspace a request is for (events: `team_id`; interactivity: `team.id`)."""
+    try:
+        if is_interactive(body):
+            payload = json.loads(parse_qs(body.decode("utf-8"))["payload"][0])
+            team = payload.get("team") if isinstance(payload, dict) else None
+            return _str(team, "id") if isinstance(team, dict) else None
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError, KeyError):
+        return None
+    return _str(payload, "team_id") if isinstance(payload, dict) else None
