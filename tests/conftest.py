@@ -484,6 +484,18 @@ class Api:
         assert response.status_code == 201, response.text
         return dict(response.json()["data"])
 
+    async def upload_media(
+        self, owner: Account, ws: str, channel_id: str, data: bytes, name: str, mime: str
+    ) -> str:
+        """Uploads media through a channel (`POST …/channels/{id}/media`); its media id."""
+        response = await self.http.post(
+            f"/api/v1/workspaces/{ws}/channels/{channel_id}/media",
+            files={"file": (name, data, mime)},
+            headers=owner.headers,
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["data"]["id"])
+
     async def inbound_text(
         self,
         channel_id: str,

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from botplatform.channels.slack.adapter import sign
 from botplatform.models import InboundEvent
 from botplatform.runtime import Runtime
-from botplatform.sandbox.slack import BOT_USER_ID, TEAM_ID, FakeSlack
+from botplatform.sandbox.slack import BOT_USER_ID, TEAM_ID, FakeSlack, shared_file
 from tests.bot.flows import support_flow
 from tests.bot.helpers import create_bot, publish
 from tests.conftest import (
@@ -284,3 +284,54 @@ async def test_add_to_slack_installs_through_oauth(
     assert pushed.status_code == 200
     forged = await client.get("/oauth/slack/callback?state=forged&code=x")
     assert forged.status_code == 400 and forged.json()["error"]["code"] == "invalid_state"
+
+
+async def test_files_both_ways_and_reactions(
+    client: httpx.AsyncClient, api: Api, slack: FakeSlack
+) -> None:
+    from tests.media.test_storage import _png
+
+    owner, ws, channel = await _setup(api, slack)
+    image = _png()
+    file_id = await api.upload_media(owner, ws, channel["id"], image, "photo.png", "image/png")
+    assert slack.uploads[file_id]["data"] == image  # getUploadURLExternal, then the bytes
+    # A customer shares a file in the DM: downloaded with the bot token into storage.
+    shared = {"name": "notes.txt", "mimetype": "text/plain", "content": "the notes"}
+    event = slack.message_event(CUSTOMER, "see attached")
+    event["event"].update(subtype="file_share", files=[shared_file(slack, shared)])
+    await slack.push(json.dumps(event).encode(), "application/json")
+    conversation = await _conversation(api, owner, ws)
+
+    async def stored() -> dict[str, Any] | None:
+        response = await client.get(
+            f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/messages",
+            headers=owner.headers,
+        )
+        items = response.json()["data"]["items"]
+        found = next((m for m in items if m["type"] == "document"), None)
+        return found if found and found["media_status"] == "stored" else None
+
+    document = await eventually(stored)
+    assert document["text"] == "see attached"
+    reply = f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/messages"
+    sent = await client.post(
+        reply,
+        json={"type": "image", "media": {"id": file_id, "caption": "here"}},
+        headers=owner.headers,
+    )
+    assert sent.status_code == 201, sent.text
+    share = await eventually(lambda: slack.shared_files[0] if slack.shared_files else None)
+    assert share["files"][0]["id"] == file_id
+    assert share["channel_id"] == "D0CUSTOMER"  # the DM, opened with conversations.open
+    assert share["initial_comment"] == "here"
+    # A reaction to the customer's message, by its Slack name.
+    target = f"D0CUSTOMER:{event['event']['ts']}"
+    react = await client.post(
+        reply,
+        json={"type": "reaction", "reaction_to": target, "emoji": "👍"},
+        headers=owner.headers,
+    )
+    assert react.status_code == 201, react.text
+    added = await eventually(lambda: slack.reactions[0] if slack.reactions else None)
+    assert (added["name"], added["channel"]) == ("+1", "D0CUSTOMER")
+    assert added["timestamp"] == event["event"]["ts"]

@@ -486,7 +486,7 @@ async def control_message(request: Request) -> Response:
                                  body.get("thread_ts"))  # fmt: skip
     file = body.get("file")
     if isinstance(file, dict):
-        payload["event"]["files"] = [_shared_file(fake, file)]
+        payload["event"]["files"] = [shared_file(fake, file)]
         payload["event"]["subtype"] = "file_share"
     try:
         answer = await fake.push(json.dumps(payload).encode(), "application/json")
@@ -495,7 +495,9 @@ async def control_message(request: Request) -> Response:
     return _ok(event=payload, platform_status=answer.status_code)
 
 
-def _shared_file(fake: FakeSlack, file: dict[str, Any]) -> dict[str, Any]:
+def shared_file(fake: FakeSlack, file: dict[str, Any]) -> dict[str, Any]:
+    """A file a Slack user shares ({name, mimetype, content}), as a message event lists it;
+    its private URL serves the bytes to a bot token."""
     data = str(file.get("content") or "hello").encode()
     file_id = f"F{secrets.token_hex(5).upper()}"
     mime = str(file.get("mimetype") or "text/plain")
