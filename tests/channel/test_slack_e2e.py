@@ -160,6 +160,11 @@ async def test_bot_buttons_are_block_kit_and_presses_are_replies(
     assert pressed.status_code == 200
     # The press moved the bot on: its next question went out.
     assert await eventually(lambda: len(_posts(slack)) >= 2 or None)
+    # And the offer now shows the choice instead of its buttons (chat.update).
+    update = await eventually(lambda: (slack.sent("chat.update") or [None])[0])
+    assert (update["channel"], update["ts"]) == tuple(key.split(":"))
+    assert [b["type"] for b in update["blocks"]] == ["section", "context"]
+    assert slack.messages[key]["text"].endswith("✅ Sales")
 
 
 async def test_channel_mentions_are_answered_and_other_bots_ignored(

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
-from botplatform.channels import policy
+from botplatform.channels import choices, policy
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import MEDIA_TYPES, InboundMessage
@@ -519,6 +519,7 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
             )
             if message.media_status == "pending":
                 enqueue(db, FETCH_MEDIA_JOB, str(workspace_id), str(message.id))
+            choices.queue(db, sender.channel, message)
             if sender.contact_id is not None:
                 await automation_events.message_received(db, message, sender.contact_id)
     await emit_many(db, workspace_id, events.items)

@@ -252,8 +252,6 @@ class OutboundMessage:
     tag: str | None = None
     # Typing indicator instead of a message (Messenger's sender_action: typing_on/off).
     sender_action: str | None = None
-    # The provider id of an earlier message of ours this one replaces (Slack: chat.update).
-    edit_of: str | None = None
 
 
 @dataclass(frozen=True)

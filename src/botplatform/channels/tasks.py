@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.automation import events as automation_events
 from botplatform.bot import runner as bot_runner
 from botplatform.channel import cache as channel_cache
-from botplatform.channels import batch, delivery, policy, sender
+from botplatform.channels import batch, choices, delivery, policy, sender
 from botplatform.channels.base import (
     ChannelInfo,
     MalformedPayload,
@@ -327,6 +327,7 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
             return 0
         if message.media_status == "pending":
             enqueue(db, FETCH_MEDIA_JOB, str(channel.workspace_id), str(message.id))
+        choices.queue(db, channel, message)
         if not await bot_runner.handle_inbound(ctx.runtime, db, channel, message):
             await _auto_reply(db, channel, message)
         return 1

@@ -216,6 +216,10 @@ def _check_blocks(blocks: object) -> None:
                 raise Invalid("invalid_blocks")
             for element in elements:
                 _check_element(element, action_ids)
+        elif kind == "context":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
+                raise Invalid("invalid_blocks")
         elif kind == "image":
             if not str(block.get("image_url", "")).startswith(("http://", "https://")):
                 raise Invalid("invalid_blocks")

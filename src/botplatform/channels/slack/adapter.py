@@ -30,7 +30,14 @@ from botplatform.channels.messages import (
 )
 from botplatform.channels.slack import outbound
 from botplatform.channels.slack.errors import classify
-from botplatform.channels.slack.parse import App, challenge, event_id, message_id, parse
+from botplatform.channels.slack.parse import (
+    App,
+    challenge,
+    event_id,
+    message_id,
+    parse,
+    split_message_id,
+)
 from botplatform.config import Settings
 
 #: Slack's replay window: a request signed longer ago than this is refused.
@@ -216,13 +223,6 @@ class SlackAdapter:
             media = message.content.media
             if media is not None and media.provider_media_id and not media.url:
                 return await self._share_file(message, media)
-            if message.edit_of:
-                body = await self._call(
-                    "chat.update", outbound.update_body(message, message.edit_of), True
-                )
-                return SendResult(
-                    provider_message_id=message_id(str(body["channel"]), str(body["ts"])), raw=body
-                )
             request = outbound.post_body(message, message.recipient_id)
         except ValueError as exc:
             raise ProviderSendError(retryable=False, code="unsupported", title=str(exc)) from exc
@@ -235,6 +235,16 @@ class SlackAdapter:
             raise ProviderSendError(
                 retryable=False, code="bad_response", title="chat.postMessage gave no ts"
             ) from exc
+
+    async def show_choice(self, offer_id: str, offer_text: str, chosen: str) -> None:
+        """The message that offered buttons now shows the customer's choice instead of them
+        (chat.update), so it reads as it happened and cannot be pressed twice."""
+        channel, ts = split_message_id(offer_id)
+        text = outbound.escape(offer_text)
+        choice = f"✅ {outbound.escape(chosen)}"
+        blocks = [outbound.section(text or " "), outbound.context(choice)]
+        data = {"channel": channel, "ts": ts, "text": f"{text}\n{choice}", "blocks": blocks}
+        await self._call("chat.update", data)
 
     async def _react(self, message: OutboundMessage) -> SendResult:
         body = await self._call("reactions.add", outbound.reaction_body(message), sending=True)

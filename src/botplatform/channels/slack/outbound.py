@@ -1,5 +1,5 @@
 """Normalized outbound message → the Web API's JSON bodies (`chat.postMessage`,
-`chat.update`, `reactions.add`).
+`reactions.add`; `chat.update` shows a choice, see the adapter's `show_choice`).
 
 Our text is escaped for `mrkdwn` (`&`, `<`, `>` only, as Slack asks), so a customer-facing
 "<b>" or "a & b" shows as written and cannot ping `<!channel>`. Buttons become a Block Kit
@@ -46,8 +46,12 @@ def _text(message: OutboundMessage) -> str:
     return escape("\n\n".join(p for p in parts if p))[:TEXT_LIMIT]
 
 
-def _section(text: str) -> dict[str, Any]:
+def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT] or " "}}
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SECTION_LIMIT]}]}
 
 
 def _plain(text: str, limit: int) -> dict[str, Any]:
@@ -64,7 +68,7 @@ def _buttons(message: OutboundMessage) -> list[dict[str, Any]]:
         }
         for index, button in enumerate(message.buttons[:MAX_BUTTONS])
     ]
-    return [_section(_text(message)), {"type": "actions", "elements": elements}]
+    return [section(_text(message)), {"type": "actions", "elements": elements}]
 
 
 def _list(message: OutboundMessage) -> list[dict[str, Any]]:
@@ -84,7 +88,7 @@ def _list(message: OutboundMessage) -> list[dict[str, Any]]:
         "placeholder": _plain(message.list_button or "Choose", OPTION_TEXT_LIMIT),
         "options": options,
     }
-    return [_section(_text(message)), {"type": "actions", "elements": [select]}]
+    return [section(_text(message)), {"type": "actions", "elements": [select]}]
 
 
 def _location(message: OutboundMessage) -> str:
@@ -105,11 +109,11 @@ def _media_link(message: OutboundMessage) -> tuple[str, list[dict[str, Any]]]:
     if message.content.type in (MessageType.IMAGE, MessageType.STICKER):
         alt = (media.caption or media.filename or "image")[:2000]
         block: dict[str, Any] = {"type": "image", "image_url": media.url, "alt_text": alt}
-        return caption or media.url, ([_section(caption)] if caption else []) + [block]
+        return caption or media.url, ([section(caption)] if caption else []) + [block]
     text = "\n".join(
         p for p in (caption, f"<{media.url}|{escape(media.filename or media.url)}>") if p
     )
-    return text, [_section(text)]
+    return text, [section(text)]
 
 
 def post_body(message: OutboundMessage, channel: str) -> dict[str, Any]:
@@ -134,17 +138,6 @@ def post_body(message: OutboundMessage, channel: str) -> dict[str, Any]:
     if message.callback_data:  # our row's id, carried in the message's metadata
         body["metadata"] = {"event_type": "botplatform_message",
                             "event_payload": {"id": message.callback_data}}  # fmt: skip
-    return body
-
-
-def update_body(message: OutboundMessage, provider_id: str) -> dict[str, Any]:
-    """chat.update: the message `provider_id` now says what `message` says."""
-    channel, ts = split_message_id(provider_id)
-    body = post_body(message, channel)
-    body.pop("thread_ts", None)
-    body.pop("unfurl_links", None)
-    body.pop("metadata", None)
-    body["ts"] = ts
     return body
 
 
