@@ -54,9 +54,12 @@ async def _slack(step: str, call: Any) -> dict[str, Any]:
                 code="provider_unreachable",
                 details={"error": exc.code},
             ) from exc
-        code = "invalid_slack_token" if step == "check the bot token" else "slack_install_failed"
+        token = step == "check the bot token"
+        what = "the bot token" if token else "the install"
         raise Unprocessable(
-            f"Slack refused to {step} ({exc.code}).", code=code, details={"error": exc.code}
+            f"Slack refused {what} ({exc.code}).",
+            code="invalid_slack_token" if token else "slack_install_failed",
+            details={"error": exc.code},
         ) from exc
     return answer
 
