@@ -340,3 +340,34 @@ async def test_files_both_ways_and_reactions(
     added = await eventually(lambda: slack.reactions[0] if slack.reactions else None)
     assert (added["name"], added["channel"]) == ("+1", "D0CUSTOMER")
     assert added["timestamp"] == event["event"]["ts"]
+
+
+async def test_api_sends_and_merging_with_other_identities(
+    client: httpx.AsyncClient, api: Api, slack: FakeSlack
+) -> None:
+    owner, ws, channel = await _setup(api, slack)
+    sent = await client.post(
+        f"/api/v1/workspaces/{ws}/messages",
+        json={"channel_id": channel["id"], "to": CUSTOMER, "type": "text", "text": "order ready"},
+        headers=owner.headers,
+    )
+    assert sent.status_code == 201, sent.text
+    post = await eventually(lambda: _posts(slack)[0] if _posts(slack) else None)
+    assert (post["channel"], post["text"]) == (CUSTOMER, "order ready")
+    whatsapp = await api.create_channel(owner, ws)
+    await api.inbound_text(whatsapp["id"], "15557654321", "hi from WhatsApp", name="Ada L")
+
+    async def two() -> list[dict[str, Any]] | None:
+        response = await client.get(f"/api/v1/workspaces/{ws}/conversations", headers=owner.headers)
+        items = response.json()["data"]["items"]
+        return items if len(items) == 2 else None
+
+    first, second = await eventually(two)
+    merged = await client.post(
+        f"/api/v1/workspaces/{ws}/contacts/{first['contact_id']}/merge",
+        json={"contact_id": second["contact_id"]},
+        headers=owner.headers,
+    )
+    assert merged.status_code == 200, merged.text
+    identities = {i["provider"]: i["external_id"] for i in merged.json()["data"]["identities"]}
+    assert identities == {"slack": CUSTOMER, "whatsapp": "15557654321"}
