@@ -210,6 +210,7 @@ async def test_retry_after_is_honoured(
     owner, ws, _channel = await _setup(api, slack)
     await slack.push(json.dumps(slack.message_event(CUSTOMER, "x")).encode(), "application/json")
     conversation = await _conversation(api, owner, ws)
+    await eventually(lambda: slack.sent("users.info") or None)  # so the 429 meets the send
     slack.fail_next(429, "ratelimited", 1)
     started = time.monotonic()
     await client.post(
