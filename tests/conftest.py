@@ -43,6 +43,8 @@ from botplatform.plans.defaults import DEFAULT_PLANS
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from botplatform.sandbox import create_app as create_graph_app
+from botplatform.sandbox.slack import FakeSlack
+from botplatform.sandbox.slack import create_app as create_slack_app
 from tests.fakes import openai as fake_openai
 from tests.serving import free_port, serving
 
@@ -68,6 +70,9 @@ BACKENDS = [
 
 GRAPH_PORT = free_port()
 OPENAI_PORT = free_port()
+SLACK_PORT = free_port()
+SLACK_TOKEN = "xoxb-test-slack-token"
+SLACK_SIGNING_SECRET = "test-slack-signing-secret"
 REQUIRE_BACKENDS = (
     os.environ.get("CI", "").lower() == "true"
     or os.environ.get("BOTPLATFORM_REQUIRE_BACKENDS") == "1"
@@ -180,6 +185,8 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         # The fake Graph API (botplatform.sandbox) listens here during the tests.
         "whatsapp_api_base_url": f"http://127.0.0.1:{GRAPH_PORT}",
         "messenger_api_base_url": f"http://127.0.0.1:{GRAPH_PORT}",
+        # The fake Slack Web API (botplatform.sandbox.slack) listens here.
+        "slack_api_base_url": f"http://127.0.0.1:{SLACK_PORT}/api",
         # The fake OpenAI-compatible API (tests/fakes/openai.py) listens here.
         "openai_base_url": f"http://127.0.0.1:{OPENAI_PORT}/v1",
         "openai_api_key": fake_openai.API_KEY,
@@ -255,6 +262,29 @@ async def graph(app: FastAPI) -> AsyncIterator[FakeGraph]:
     )
     async with serving(create_graph_app(fake), GRAPH_PORT, lifespan="on"):
         yield fake
+
+
+@pytest.fixture(scope="session")
+async def slack_server(app: FastAPI) -> AsyncIterator[FakeSlack]:
+    """The fake Slack Web API on a loopback port, pushing its events into the app under test."""
+    fake = FakeSlack(
+        tokens={SLACK_TOKEN},
+        signing_secret=SLACK_SIGNING_SECRET,
+        base_url=f"http://127.0.0.1:{SLACK_PORT}",
+        webhook_client=httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ),
+    )
+    async with serving(create_slack_app(fake), SLACK_PORT, lifespan="on"):
+        yield fake
+
+
+@pytest.fixture
+async def slack(slack_server: FakeSlack) -> AsyncIterator[FakeSlack]:
+    """The fake Slack Web API, reset for this test."""
+    slack_server.reset()
+    yield slack_server
+    slack_server.reset()
 
 
 @pytest.fixture
@@ -464,6 +494,18 @@ class Api:
         )
         assert response.status_code == 201, response.text
         return dict(response.json()["data"])
+
+    async def upload_media(
+        self, owner: Account, ws: str, channel_id: str, data: bytes, name: str, mime: str
+    ) -> str:
+        """Uploads media through a channel (`POST …/channels/{id}/media`); its media id."""
+        response = await self.http.post(
+            f"/api/v1/workspaces/{ws}/channels/{channel_id}/media",
+            files={"file": (name, data, mime)},
+            headers=owner.headers,
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["data"]["id"])
 
     async def inbound_text(
         self,

@@ -244,6 +244,45 @@ def meta_sandbox_instructions(base: str, provider: str, token: str, app_secret: 
     )
 
 
+@sandbox_app.command("slack")
+def sandbox_slack(
+    port: Annotated[int, typer.Option(help="Port of the fake Slack Web API")] = 3200,
+    host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+    token: Annotated[str, typer.Option(help="Bot token the fake accepts")] = (
+        "xoxb-sandbox-token"  # noqa: S107 - a fake's well-known demo value
+    ),
+    signing_secret: Annotated[str, typer.Option(help="Signing secret it signs events with")] = (
+        "sandbox-signing-secret"  # noqa: S107 - a fake's well-known demo value
+    ),
+) -> None:
+    """Run a fake Slack Web API on loopback: it checks the bot token and the shapes of the
+    platform's calls, and lets you write and press buttons as a Slack user."""
+    from botplatform.sandbox.slack import FakeSlack, run
+
+    base = f"http://{host}:{port}"
+    typer.echo(slack_sandbox_instructions(base, token, signing_secret))
+    run(host, port, FakeSlack(tokens={token}, signing_secret=signing_secret, base_url=base))
+
+
+def slack_sandbox_instructions(base: str, token: str, signing_secret: str) -> str:
+    return (
+        f"Fake Slack Web API on {base}\n"
+        f"  1. Start the platform with SLACK_API_BASE_URL={base}/api\n"
+        f"  2. Create the channel: POST /api/v1/workspaces/{{ws}}/channels with\n"
+        f'     {{"provider": "slack", "bot_token": "{token}", '
+        f'"signing_secret": "{signing_secret}"}}\n'
+        f"  3. Tell the sandbox its webhook URL (the answer's webhook_url):\n"
+        f'       curl -X POST {base}/_sandbox/slack/connect -d \'{{"webhook_url": "<url>"}}\'\n'
+        f'  4. Write as a Slack user (a DM with the app; add "channel": "C123" to mention it):\n'
+        f'       curl -X POST {base}/_sandbox/slack/message -d \'{{"text": "hello"}}\'\n'
+        f"  5. See what reached 'Slack': curl {base}/_sandbox/slack/sent ; press a button with\n"
+        f"       curl -X POST {base}/_sandbox/slack/press "
+        f'-d \'{{"message": "<channel:ts>", "value": "<button id>"}}\'\n'
+        f"     Inject a 429: curl -X POST {base}/_sandbox/slack/fail "
+        f'-d \'{{"status": 429, "error": "ratelimited", "retry_after": 3}}\'\n'
+    )
+
+
 SandboxPort = Annotated[int, typer.Option(help="Port of the fake Graph API")]
 SandboxHost = Annotated[str, typer.Option(help="Bind address")]
 SandboxToken = Annotated[str, typer.Option(help="Access token the fake accepts")]

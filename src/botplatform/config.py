@@ -173,6 +173,14 @@ class Settings(BaseSettings):
     messenger_api_version: str = Field("v21.0", alias="MESSENGER_API_VERSION")
     telegram_api_base_url: str = Field("https://api.telegram.org", alias="TELEGRAM_API_BASE_URL")
     slack_api_base_url: str = Field("https://slack.com/api", alias="SLACK_API_BASE_URL")
+    # The platform's own Slack app, for "Add to Slack" installs (oauth.v2.access): all three
+    # set, a channel is connected by installing the app instead of pasting its bot token.
+    slack_client_id: str = Field("", alias="SLACK_CLIENT_ID")
+    slack_client_secret: str = Field("", alias="SLACK_CLIENT_SECRET")
+    slack_signing_secret: str = Field("", alias="SLACK_SIGNING_SECRET")
+    slack_authorize_url: str = Field(
+        "https://slack.com/oauth/v2/authorize", alias="SLACK_AUTHORIZE_URL"
+    )
     openai_base_url: str = Field("https://api.openai.com/v1", alias="OPENAI_BASE_URL")
 
     # --- bots -------------------------------------------------------------------------------

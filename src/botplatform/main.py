@@ -14,8 +14,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from botplatform import __version__
 from botplatform.api import api_router
 from botplatform.branding.endpoints import public_router as branding_public_router
+from botplatform.channel.endpoints import oauth_router as channel_oauth_router
 from botplatform.channels.inbound import WebhookLane
 from botplatform.channels.inbound import router as webhooks_router
+from botplatform.channels.slack.app_events import router as slack_app_router
 from botplatform.channels.webchat.cors import WidgetCorsMiddleware
 from botplatform.channels.webchat.endpoints import router as widget_router
 from botplatform.config import Settings, load_settings
@@ -112,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(branding_public_router)
     app.include_router(email_public_router)
     app.include_router(widget_router)
+    app.include_router(channel_oauth_router)
+    app.include_router(slack_app_router)
     app.include_router(dashboard_router)
     app.mount("/app/static", static_files, name="static")
     # Added last = outermost: the request id wraps everything, even a refused body.

@@ -909,6 +909,8 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
 # Provider webhooks are not a person's action: the raw event itself is their record.
 NOT_AUDITED = {
     ("POST", "/webhooks/{provider}/{channel_id}"),
+    # The platform Slack app's provider requests: a webhook like the one above.
+    ("POST", "/webhooks/slack-app"),
     # A count of an unsaved audience: a POST only because a definition is a JSON body.
     ("POST", "/api/v1/workspaces/{ws}/segments/preview-count"),
     # A recipient's one-click unsubscribe: anonymous, and recorded in the consent ledger (as a

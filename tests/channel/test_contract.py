@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from botplatform.channels.base import (
 )
 from botplatform.channels.messages import Content, InboundMessage, MessageType, OutboundMessage
 from botplatform.channels.registry import ADAPTERS, PROVIDERS, adapter_for
+from botplatform.channels.slack.adapter import sign as slack_sign
 from botplatform.channels.webchat.hub import hub_for
 from botplatform.config import Settings
 from botplatform.kit import provider_http
@@ -32,6 +34,7 @@ from botplatform.kit.errors import NotAvailable
 from botplatform.models import Channel
 from botplatform.sandbox import FakeGraph
 from botplatform.sandbox import create_app as create_graph_app
+from botplatform.sandbox import slack as slack_fake
 from tests.conftest import PROVIDER_SAMPLES, base_settings
 from tests.serving import serving
 
@@ -46,8 +49,44 @@ class Case:
     signed: Callable[[bytes], dict[str, str]] | None
     sample: bytes
     #: None: the platform is both ends; `delivered` checks a send reached its recipient.
-    fake: Callable[[], FakeGraph] | None
+    fake: Callable[[], Any] | None
     delivered: Callable[[ChannelAdapter, OutboundMessage], Awaitable[None]] | None = None
+    # The provider's fake as an app; how it is made to throttle, then to refuse for good
+    # (and the code that refusal is classified under).
+    app: Callable[[Any], Any] = create_graph_app
+    throttle: Callable[[Any], None] = lambda fake: fake.fail_next(429, 130429)
+    refuse: Callable[[Any], None] = lambda fake: fake.fail_next(400, 131026)
+    refused_code: str = "131026"
+    recipient: str = "15550001234"
+
+
+def _slack() -> Case:
+    secret = "contract-signing-secret"
+    channel = Channel(
+        id=uuid.uuid4(),
+        workspace_id=uuid.uuid4(),
+        provider="slack",
+        name="c",
+        config={"team_id": slack_fake.TEAM_ID, "bot_user_id": slack_fake.BOT_USER_ID},
+        access_token="xoxb-tok",
+        app_secret=secret,
+        verify_token="vt",
+        send_rate_per_second=20,
+    )
+    sample = (SAMPLES / "slack" / "event_callback_message_channels.json").read_bytes()
+    sample = sample.replace(b"Live long", b"<@" + slack_fake.BOT_USER_ID.encode() + b"> Live long")
+    sample = sample.replace(b"T123ABC456", slack_fake.TEAM_ID.encode())
+    return Case(
+        channel,
+        lambda body: slack_sign(body, secret, int(time.time())),
+        sample,
+        lambda: slack_fake.FakeSlack(tokens={"xoxb-tok"}, signing_secret=secret),
+        app=slack_fake.create_app,
+        throttle=lambda fake: fake.fail_next(429, "ratelimited", 3),
+        refuse=lambda fake: fake.fail_next(200, "channel_not_found"),
+        refused_code="channel_not_found",
+        recipient="U0CUSTOMER",
+    )
 
 
 def _whatsapp() -> Case:
@@ -147,6 +186,7 @@ CASES: dict[str, Callable[[], Case]] = {
     "messenger": _meta("messenger", "messenger/message_reply_to.json"),
     "instagram": _meta("instagram", "instagram/message_text_doc_shape.json"),
     "webchat": _webchat,
+    "slack": _slack,
 }
 
 
@@ -155,6 +195,7 @@ def _settings(tmp_path: Path) -> Settings:
         tmp_path,
         whatsapp_api_base_url="http://graph.test",
         messenger_api_base_url="http://graph.test",
+        slack_api_base_url="http://slack.test/api",
     )
 
 
@@ -207,20 +248,33 @@ async def test_send_returns_the_provider_id_and_classifies_errors(
         return
     fake = case.fake()
     # Sends leave through the message path's own client (kit.provider_http): a real server.
-    async with serving(create_graph_app(fake), lifespan="on") as port, httpx.AsyncClient() as http:
+    async with serving(case.app(fake), lifespan="on") as port, httpx.AsyncClient() as http:
         base = f"http://127.0.0.1:{port}"
-        settings = base_settings(tmp_path, whatsapp_api_base_url=base, messenger_api_base_url=base)
+        settings = base_settings(
+            tmp_path,
+            whatsapp_api_base_url=base,
+            messenger_api_base_url=base,
+            slack_api_base_url=f"{base}/api",
+        )
         adapter = adapter_for(case.channel, settings, http)
+        message = OutboundMessage(
+            recipient_id=case.recipient,
+            idempotency_key="k",
+            content=Content(type=MessageType.TEXT, text="hello"),
+        )
         result = await adapter.send(message)
         assert result.provider_message_id
-        fake.fail_next(429, 130429)
+        case.throttle(fake)
         with pytest.raises(ProviderSendError) as throttled:
             await adapter.send(message)
         assert throttled.value.retryable is True
-        fake.fail_next(400, 131026)
+        case.refuse(fake)
         with pytest.raises(ProviderSendError) as undeliverable:
             await adapter.send(message)
-        assert (undeliverable.value.retryable, undeliverable.value.code) == (False, "131026")
+        assert (undeliverable.value.retryable, undeliverable.value.code) == (
+            False,
+            case.refused_code,
+        )
         await provider_http.close()
 
 

@@ -4,12 +4,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, UploadFile, status
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
 
 from botplatform.audit.dependencies import Audit
 from botplatform.authz.dependencies import ChannelsManage, ChannelsRead, ConversationsReply
 from botplatform.authz.permissions import Permission
-from botplatform.channel import repository, service
+from botplatform.channel import repository, service, slack_install
 from botplatform.channel.schemas import (
     ChannelCreate,
     ChannelOut,
@@ -20,13 +21,15 @@ from botplatform.channels.base import CHANNEL_NOT_CONFIGURED, ProviderSendError
 from botplatform.channels.registry import adapter_for
 from botplatform.db import DbSession, after_commit
 from botplatform.kit.envelope import Envelope, ok
-from botplatform.kit.errors import BadGateway, Unprocessable
+from botplatform.kit.errors import BadGateway, BadRequest, Forbidden, Unprocessable
 from botplatform.kit.pagination import Page, PageQuery, paginate
 from botplatform.media.storage import MAX_MEDIA_BYTES, MediaRejected, check_media
-from botplatform.models import Channel
+from botplatform.models import Channel, User
 from botplatform.runtime import RuntimeDep
 
 router = APIRouter(prefix="/workspaces/{ws}", tags=["channels"])
+#: Public: Slack's OAuth redirect comes back here (the signed state is the authority).
+oauth_router = APIRouter(prefix="/oauth", tags=["channels"])
 
 
 @router.get("/channels")
@@ -55,11 +58,12 @@ async def create_channel(
     audit: Audit,
 ) -> Envelope[ChannelOut]:
     """Connects a channel: a WhatsApp Business number (`provider` omitted or `whatsapp`), a
-    Facebook Page (`messenger`) or an Instagram professional account (`instagram`). The
-    answer gives the webhook URL and verify token to paste into Meta's console; tokens and
+    Facebook Page (`messenger`), an Instagram professional account (`instagram`) or a Slack
+    app's bot token and signing secret (`slack`, checked with auth.test). The answer gives
+    the webhook URL (and verify token) to paste into the provider's console; tokens and
     secrets are stored encrypted and never shown. Providers not built yet answer 501
     `channel_not_available`."""
-    channel = await service.create(db, access.workspace_id, body)
+    channel = await service.create(db, access.workspace_id, body, runtime.http, runtime.settings)
     await audit.log(
         "channel.create",
         workspace_id=access.workspace_id,
@@ -68,6 +72,58 @@ async def create_channel(
         changes={"provider": channel.provider, "name": channel.name},
     )
     return ok(service.to_out(runtime.settings, channel, show_verify_token=True), "Channel created")
+
+
+class SlackInstallOut(BaseModel):
+    url: str = Field(description="Send the browser here: Slack's page to install the app")
+
+
+@router.get("/channels/slack/install")
+async def slack_install_link(
+    access: ChannelsManage, runtime: RuntimeDep
+) -> Envelope[SlackInstallOut]:
+    """ "Add to Slack": the link to Slack's authorize page for the platform's own app
+    (SLACK_CLIENT_ID…), valid 10 minutes. After the install Slack sends the browser to
+    `/oauth/slack/callback`, which connects the channel. 501 `slack_oauth_not_configured`
+    without the platform's Slack app."""
+    user = access.principal.user
+    if user is None:  # an install is a person's, in a browser
+        raise Forbidden("Add to Slack is started by a signed-in member.", code="user_required")
+    url = slack_install.install_url(runtime.settings, access.workspace_id, user.id)
+    return ok(SlackInstallOut(url=url))
+
+
+@oauth_router.get("/slack/callback", include_in_schema=True)
+async def slack_install_callback(
+    db: DbSession,
+    runtime: RuntimeDep,
+    audit: Audit,
+    state: str,
+    code: str | None = None,
+    error: str | None = None,
+) -> RedirectResponse:
+    """Where Slack sends the browser back after "Add to Slack": the signed `state` names the
+    workspace and the member who started it (still allowed to connect channels), the `code`
+    is traded for the bot token (oauth.v2.access) and the channel is created; then on to the
+    dashboard's channels page. 400 `invalid_state`/`install_cancelled`, 422
+    `slack_install_failed`."""
+    workspace_id, user_id = slack_install.read_state(runtime.settings, state)
+    if error or not code:
+        raise BadRequest(f"Slack did not install the app ({error or 'no code'}).",
+                         code="install_cancelled")  # fmt: skip
+    channel = await slack_install.finish_install(
+        db, runtime.http, runtime.settings, workspace_id, user_id, code
+    )
+    user = await db.get(User, user_id)
+    await audit.log(
+        "channel.create",
+        workspace_id=workspace_id,
+        target_type="channel",
+        target_id=channel.id,
+        changes={"provider": "slack", "name": channel.name, "install": "oauth"},
+        user=user,
+    )
+    return RedirectResponse(f"/app/w/{workspace_id}/channels", status_code=303)
 
 
 @router.post("/channels/sandbox", status_code=status.HTTP_201_CREATED)

@@ -138,6 +138,26 @@ class WebchatChannelCreate(InputModel):
     auto_reply: AutoReply | None = None
 
 
+def _bot_token(value: str) -> str:
+    if not value.startswith("xoxb-"):
+        raise ValueError("Paste the app's Bot User OAuth Token: it starts with xoxb-")
+    return value
+
+
+class SlackChannelCreate(InputModel):
+    """A Slack app installed in a Slack workspace: its bot token and signing secret. The
+    platform checks the token with auth.test and keeps the workspace and bot user it names."""
+
+    provider: Literal["slack"]
+    name: Name | None = Field(None, description="Defaults to the Slack workspace's name")
+    bot_token: Annotated[Secret, AfterValidator(_bot_token)] = Field(
+        description="The app's Bot User OAuth Token (xoxb-…), OAuth & Permissions page"
+    )
+    signing_secret: Secret = Field(description="The app's Signing Secret (Basic Information)")
+    send_rate_per_second: int = Field(20, ge=1, le=1000)
+    auto_reply: AutoReply | None = None
+
+
 class UnavailableChannelCreate(BaseModel):
     """A channel of SPEC §3 not built yet: refused with `channel_not_available`."""
 
@@ -145,8 +165,8 @@ class UnavailableChannelCreate(BaseModel):
     provider: str
 
 
-BUILT = ("whatsapp", "messenger", "instagram", "webchat")
-NOT_YET = ("telegram", "slack")
+BUILT = ("whatsapp", "messenger", "instagram", "webchat", "slack")
+NOT_YET = ("telegram",)
 
 
 def _provider_of(value: Any) -> str | None:
@@ -163,6 +183,7 @@ ChannelCreate = Annotated[
     | Annotated[MessengerChannelCreate, Tag("~messenger")]
     | Annotated[InstagramChannelCreate, Tag("~instagram")]
     | Annotated[WebchatChannelCreate, Tag("~webchat")]
+    | Annotated[SlackChannelCreate, Tag("~slack")]
     | Annotated[UnavailableChannelCreate, Tag("~unavailable")],
     Discriminator(_provider_of),
 ]
@@ -230,6 +251,7 @@ class ChannelOut(BaseModel):
     display_phone_number: str | None
     page_id: str | None = Field(None, description="Messenger/Instagram: the Facebook Page")
     instagram_account_id: str | None = Field(None, description="Instagram: the account's id")
+    team_id: str | None = Field(None, description="Slack: the workspace the app is installed in")
     send_rate_per_second: int
     messaging_limit_tier: str | None = None
     auto_reply: str | None

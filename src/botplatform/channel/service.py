@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.audit.service import diff
-from botplatform.channel import sandbox
+from botplatform.channel import sandbox, slack_install
 from botplatform.channel.schemas import (
     ChannelCreate,
     ChannelOut,
@@ -16,6 +16,7 @@ from botplatform.channel.schemas import (
     InstagramChannelCreate,
     MetaChannelCreate,
     SandboxChannelCreate,
+    SlackChannelCreate,
     UnavailableChannelCreate,
     WebchatChannelCreate,
     WebchatOut,
@@ -43,6 +44,10 @@ CONFIG_FIELDS = (
     "primary_color",
     "logo_url",
     "pre_chat_fields",
+    "team_id",
+    "team_name",
+    "bot_user_id",
+    "bot_id",
 )
 #: Webchat's identity secret lives in the encrypted `app_secret` column.
 RENAMED_SECRETS = {"identity_secret": "app_secret"}
@@ -51,6 +56,7 @@ ACCOUNT_FIELD = {
     "whatsapp": "phone_number_id",
     "messenger": "page_id",
     "instagram": "instagram_account_id",
+    "slack": "team_id",
 }
 
 
@@ -100,6 +106,7 @@ def to_out(
         display_phone_number=config.get("display_phone_number"),
         page_id=config.get("page_id"),
         instagram_account_id=config.get("instagram_account_id"),
+        team_id=config.get("team_id"),
         send_rate_per_second=channel.send_rate_per_second,
         messaging_limit_tier=config.get("messaging_limit_tier"),
         auto_reply=config.get("auto_reply"),
@@ -133,12 +140,32 @@ async def _ensure_number_free(
             raise Conflict(f"This {what} is already connected.", code="channel_exists")
 
 
-async def create(db: AsyncSession, workspace_id: uuid.UUID, data: ChannelCreate) -> Channel:
+async def create(
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    data: ChannelCreate,
+    http: httpx.AsyncClient | None = None,
+    settings: Settings | None = None,
+) -> Channel:
     if isinstance(data, UnavailableChannelCreate):
         raise not_available(data.provider)
     await usage.ensure_room(db, workspace_id, "channels")
     if isinstance(data, WebchatChannelCreate):
         return await _create_webchat(db, workspace_id, data)
+    if isinstance(data, SlackChannelCreate):
+        if http is None or settings is None:
+            raise not_available(data.provider)
+        installed = await slack_install.check_token(http, settings, data.bot_token)
+        return await slack_install.create_channel(
+            db,
+            workspace_id,
+            installed,
+            bot_token=data.bot_token,
+            signing_secret=data.signing_secret,
+            name=data.name,
+            auto_reply=data.auto_reply,
+            send_rate_per_second=data.send_rate_per_second,
+        )
     if not isinstance(data, WhatsAppChannelCreate):
         return await _create_meta(db, workspace_id, data)
     await _ensure_number_free(db, workspace_id, data.phone_number_id)

@@ -3,6 +3,7 @@ with that channel's decrypted credentials; it is never a shared mutable singleto
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import uuid
@@ -104,6 +105,7 @@ class ProviderSendError(Exception):
         title: str,
         http_status: int = 0,
         ambiguous: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{code}: {title}")
         self.retryable = retryable
@@ -111,6 +113,8 @@ class ProviderSendError(Exception):
         self.title = title
         self.http_status = http_status
         self.ambiguous = ambiguous
+        #: Seconds the provider asked us to wait (429 Retry-After): the retry waits as long.
+        self.retry_after = retry_after
 
 
 async def post_json(url: str, payload: Any, headers: dict[str, str]) -> tuple[int, Any]:
@@ -168,3 +172,17 @@ class ChannelAdapter(Protocol):
     async def upload_media(self, data: bytes, mime_type: str, filename: str) -> str:
         """Uploads media for later sends; the provider's media id."""
         ...
+
+
+def dedupe_key_of(adapter: object, body: bytes) -> str:
+    """What makes two webhooks the same event: the body's hash, unless the adapter names a
+    provider's event id (`dedupe_key`, e.g. Slack's event_id, repeated by its retries)."""
+    keyed = getattr(adapter, "dedupe_key", None)
+    return str(keyed(body)) if keyed is not None else hashlib.sha256(body).hexdigest()
+
+
+def immediate_answer_of(adapter: object, body: bytes) -> str | None:
+    """The text a provider expects back at once instead of our acknowledgement, with nothing
+    stored (Slack's url_verification challenge); None for every ordinary webhook."""
+    answer = getattr(adapter, "immediate_answer", None)
+    return answer(body) if answer is not None else None

@@ -30,10 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
-from botplatform.channels import policy
+from botplatform.channels import choices, policy
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import MEDIA_TYPES, InboundMessage
+from botplatform.channels.registry import thread_of
 from botplatform.channels.sender import LeasedSend, outbound_of
 from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import content_json
@@ -518,6 +519,7 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
             )
             if message.media_status == "pending":
                 enqueue(db, FETCH_MEDIA_JOB, str(workspace_id), str(message.id))
+            choices.queue(db, sender.channel, message)
             if sender.contact_id is not None:
                 await automation_events.message_received(db, message, sender.contact_id)
     await emit_many(db, workspace_id, events.items)
@@ -700,7 +702,10 @@ def _reply_row(
         "send_attempted_at": now if lease_until else None,
         "attempts": 1 if lease_until else 0,
         "idempotency_key": f"auto:{message.id}",
-        "reply_to_provider_id": None,
+        # Slack: into the thread the customer wrote in (None elsewhere).
+        "reply_to_provider_id": thread_of(
+            sender.channel.provider, message.provider_message_id or "", message.reply_to_provider_id
+        ),
         "sender_user_id": None,
         "edited": False,
         "deleted": False,

@@ -29,6 +29,7 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.datastructures import Headers, State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from botplatform.channels.base import immediate_answer_of
 from botplatform.channels.intake import PROCESS_JOB, WebhookChannel
 from botplatform.kit import metrics
 from botplatform.kit.client_ip import client_ip, parse_networks
@@ -74,6 +75,9 @@ async def receive(
     channel = await runtime.intake.channel(provider, channel_id)
     body = await request.body()
     channel.adapter.verify(request.headers, body)
+    answer = immediate_answer_of(channel.adapter, body)
+    if answer is not None:  # e.g. Slack's url_verification: its challenge, nothing stored
+        return PlainTextResponse(answer)
     decision = await runtime.ratelimiter.hit("webhooks", str(channel.workspace_id))
     decision.raise_if_denied()
     new = await runtime.intake.store(channel, body)
@@ -191,6 +195,8 @@ class WebhookLane:
         """Stores and answers; False (nothing sent) when the application must answer."""
         try:
             channel.adapter.verify(Headers(scope=scope), body)
+            if immediate_answer_of(channel.adapter, body) is not None:
+                return False  # the route answers it
         except Exception:
             return False
         runtime: Runtime = self.state.runtime

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import time
 import uuid
 from collections import defaultdict
@@ -27,7 +26,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from botplatform.channel import repository
-from botplatform.channels.base import ChannelAdapter
+from botplatform.channels.base import ChannelAdapter, dedupe_key_of
 from botplatform.channels.registry import PROVIDERS, adapter_for
 from botplatform.config import Settings
 from botplatform.db import Database
@@ -176,7 +175,7 @@ class WebhookIntake:
             channel_id=channel.id,
             provider=channel.channel.provider,
             body=body,
-            dedupe_key=hashlib.sha256(body).hexdigest(),
+            dedupe_key=dedupe_key_of(channel.adapter, body),
         )
         self._waiting.append(webhook)
         if self._writing < self._max_writers:

@@ -139,3 +139,28 @@ async def take_send_slot(
         await asyncio.sleep(step)
         waited += step
     return True
+
+
+#: Providers that also limit sends per conversation on their side (Slack: one message per
+#: second per Slack channel), in messages per second: a bucket per recipient, shared by every
+#: worker through Redis, so a burst to one conversation waits instead of meeting a 429.
+PER_RECIPIENT_RATES: dict[str, int] = {"slack": 1}
+
+
+async def take_recipient_slot(
+    limiter: RateLimiter, channel: ChannelInfo, recipient_id: str, max_wait: float = 30.0
+) -> bool:
+    """Waits for a send slot of this conversation where the provider limits one; True at
+    once elsewhere. False if none came within `max_wait` seconds."""
+    rate = PER_RECIPIENT_RATES.get(channel.provider)
+    if rate is None:
+        return True
+    item, key = RateLimitItemPerSecond(rate), f"{_send_window(channel)[1]}:{recipient_id}"
+    window = MovingWindowRateLimiter(limiter.storage)
+    waited, step = 0.0, 1.0 / rate / 4
+    while not await window.hit(item, "send-to", key):
+        if waited >= max_wait:
+            return False
+        await asyncio.sleep(step)
+        waited += step
+    return True

@@ -9,6 +9,7 @@ from botplatform.channels.base import ChannelAdapter, ChannelInfo
 from botplatform.channels.instagram.adapter import InstagramAdapter
 from botplatform.channels.messages import Capability
 from botplatform.channels.messenger.adapter import MessengerAdapter
+from botplatform.channels.slack.adapter import SlackAdapter
 from botplatform.channels.webchat.adapter import WebchatAdapter
 from botplatform.channels.whatsapp.adapter import WhatsAppAdapter
 from botplatform.config import Settings
@@ -19,6 +20,7 @@ ADAPTERS: dict[str, type[ChannelAdapter]] = {
     "messenger": MessengerAdapter,
     "instagram": InstagramAdapter,
     "webchat": WebchatAdapter,
+    "slack": SlackAdapter,
 }
 #: The channels of SPEC §3; those without an adapter yet are refused plainly.
 PROVIDERS = ("whatsapp", "messenger", "instagram", "webchat", "telegram", "slack")
@@ -45,3 +47,15 @@ def capabilities_of(provider: str) -> frozenset[Capability]:
     """What a provider's channel can show besides text (nothing, for one without an adapter)."""
     adapter = ADAPTERS.get(provider)
     return adapter.capabilities if adapter is not None else frozenset()
+
+
+def thread_of(provider: str, provider_message_id: str, reply_to: str | None) -> str | None:
+    """Where an answer to this inbound message goes, for a channel whose conversations live
+    in threads (the adapter's `thread_of`: Slack answers a channel message in its thread):
+    the provider id to reply to, or None (an ordinary message; every other channel)."""
+    locate = getattr(ADAPTERS.get(provider), "thread_of", None)
+    return locate(provider_message_id, reply_to) if locate is not None else None
+
+
+def threads_replies(provider: str) -> bool:
+    return hasattr(ADAPTERS.get(provider), "thread_of")

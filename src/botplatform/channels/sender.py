@@ -88,6 +88,7 @@ class _Result:
     provider_message_id: str | None = None
     error_code: str | None = None
     error_title: str | None = None
+    retry_after: float | None = None  # seconds the provider asked to wait (Retry-After)
 
 
 #: An accepted send whose outcome is still to be written (`send_leased`, `riding_writes`).
@@ -123,13 +124,16 @@ async def _send_channel(runtime: Runtime, sends: list[LeasedSend]) -> list[_Resu
 
     async def one(send: LeasedSend) -> _Result:
         async with gate:
+            limiter, recipient = runtime.ratelimiter, send.recipient_id
+            if not await policy.take_recipient_slot(limiter, channel, recipient, 0):
+                return _Result(send, "later")  # the send job waits for this conversation
             try:
                 result: SendResult = await adapter.send(send.outbound)
             except ProviderSendError as exc:
                 if exc.ambiguous:
                     return _Result(send, "unknown")
                 status = "retry" if exc.retryable else "failed"
-                return _Result(send, status, None, exc.code, exc.title[:500])
+                return _Result(send, status, None, exc.code, exc.title[:500], exc.retry_after)
             return _Result(send, "sent", result.provider_message_id)
 
     sent = await asyncio.gather(*(one(send) for send in sends[:granted]))
@@ -250,7 +254,8 @@ async def _after_outcomes(
     for result in written:
         if result.status in ("retry", "later"):
             message_id = str(result.send.message_id)
-            enqueue(db, SEND_JOB, str(workspace_id), message_id, delay_ms=RETRY_DELAY_MS)
+            delay = max(RETRY_DELAY_MS, int((result.retry_after or 0) * 1000))
+            enqueue(db, SEND_JOB, str(workspace_id), message_id, delay_ms=delay)
             continue
         if wanted:
             message = _as_written(result, now)

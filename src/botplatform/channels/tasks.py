@@ -19,8 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.automation import events as automation_events
 from botplatform.bot import runner as bot_runner
 from botplatform.channel import cache as channel_cache
-from botplatform.channels import batch, delivery, policy, sender
-from botplatform.channels.base import ChannelInfo, MalformedPayload, ProviderSendError
+from botplatform.channels import batch, choices, delivery, policy, sender
+from botplatform.channels.base import (
+    ChannelInfo,
+    MalformedPayload,
+    ProviderSendError,
+    dedupe_key_of,
+)
 from botplatform.channels.messages import (
     Content,
     InboundMessage,
@@ -331,10 +336,10 @@ def _parse(ctx: JobContext, channel: ChannelInfo, event: Any) -> list[object]:
     """The event's normalized items, or `MalformedPayload`. Parsing is pure (no I/O, no
     clock): whatever it raises, it raises again on every retry, so any failure is final."""
     body = event.body.encode()
-    if hashlib.sha256(body).hexdigest() != event.dedupe_key:
+    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+    if dedupe_key_of(adapter, body) != event.dedupe_key:
         # The stored text is not the bytes received (see intake's `_text`).
         raise MalformedPayload("not usable: the body is not valid UTF-8 or contains NUL")
-    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
     try:
         return list(adapter.parse(body))
     except MalformedPayload:
@@ -366,6 +371,7 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
             return 0
         if message.media_status == "pending":
             enqueue(db, FETCH_MEDIA_JOB, str(channel.workspace_id), str(message.id))
+        choices.queue(db, channel, message)
         if not await bot_runner.handle_inbound(ctx.runtime, db, channel, message):
             await _auto_reply(db, channel, message)
         return 1
@@ -525,7 +531,11 @@ async def send_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
         values = delivery.failed_values(refused.code, refused.message)
         await _finish(ctx, ws, row_id, event="message.failed", held=lease_until, **values)
         return
-    if not await policy.take_send_slot(ctx.runtime.ratelimiter, channel):
+    limiter = ctx.runtime.ratelimiter
+    if not (
+        await policy.take_send_slot(limiter, channel)
+        and await policy.take_recipient_slot(limiter, channel, outbound.recipient_id)
+    ):
         await _finish(ctx, ws, row_id, status="queued", lease_until=None, held=lease_until)
         raise Retry(delay=1000)
     await _deliver(ctx, ws, row_id, channel, outbound, lease_until)
@@ -591,6 +601,8 @@ async def _deliver(
         await _finish(ctx, ws, row_id, event="message.failed" if final else None, **values)
         if final:
             return
+        if exc.retry_after is not None:  # the provider named the wait (429 Retry-After)
+            raise Retry(delay=int(exc.retry_after * 1000)) from exc
         raise
     values = delivery.sent_values(result.provider_message_id)
     await _finish(ctx, ws, row_id, event="message.sent", **values)

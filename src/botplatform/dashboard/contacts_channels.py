@@ -20,6 +20,7 @@ from botplatform.channel.schemas import (
     InstagramChannelCreate,
     MessengerChannelCreate,
     SandboxChannelCreate,
+    SlackChannelCreate,
     WebchatChannelCreate,
     WhatsAppChannelCreate,
 )
@@ -186,8 +187,11 @@ CHANNEL_FORMS: dict[str, tuple[type[Any], tuple[str, ...], int]] = {
     "messenger": (MessengerChannelCreate, ("page_id",), 300),
     "instagram": (InstagramChannelCreate, ("instagram_account_id", "page_id"), 300),
     "webchat": (WebchatChannelCreate, ("welcome_message", "primary_color"), 1000),
+    "slack": (SlackChannelCreate, ("bot_token", "signing_secret"), 20),
 }
-ProviderQuery = Annotated[str, Query(pattern="^(whatsapp|messenger|instagram|webchat)$")]
+ProviderQuery = Annotated[str, Query(pattern="^(whatsapp|messenger|instagram|webchat|slack)$")]
+#: Form fields never shown back after a refused form.
+SECRET_INPUTS = frozenset({"access_token", "app_secret", "bot_token", "signing_secret"})
 
 
 @router.get("/channels/new")
@@ -207,9 +211,11 @@ def _webchat_fields(form: Any) -> dict[str, Any]:
 def _channel_fields(form: Any, provider: str) -> dict[str, Any]:
     if provider == "webchat":
         return _webchat_fields(form)
-    _model, own, rate = CHANNEL_FORMS[provider]
+    model, own, rate = CHANNEL_FORMS[provider]
     names = ("name", *own, "access_token", "app_secret", "verify_token", "auto_reply")
-    fields: dict[str, Any] = {name: (form.get(name) or None) for name in names}
+    fields: dict[str, Any] = {
+        name: (form.get(name) or None) for name in names if name in model.model_fields
+    }
     fields["send_rate_per_second"] = form.get("send_rate_per_second") or rate
     if provider != "whatsapp":
         fields["provider"] = provider
@@ -222,10 +228,11 @@ async def create_channel(request: Request, page: ChannelsManagePage) -> Response
     provider = str(form.get("provider") or "whatsapp")
     if provider not in CHANNEL_FORMS:
         raise AppError(
-            "Choose WhatsApp, Messenger, Instagram or a website chat.", code="validation_error"
+            "Choose WhatsApp, Messenger, Instagram, Slack or a website chat.",
+            code="validation_error",
         )
     fields = _channel_fields(form, provider)
-    shown = {k: v for k, v in fields.items() if k not in ("access_token", "app_secret")}
+    shown = {k: v for k, v in fields.items() if k not in SECRET_INPUTS}
     if provider == "webchat":  # the textarea shows the sites one per line again
         shown["allowed_origins"] = "\n".join(fields["allowed_origins"])
     body, errors = parse_form(CHANNEL_FORMS[provider][0], fields)

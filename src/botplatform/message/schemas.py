@@ -143,24 +143,25 @@ class MessageBody(InputModel):
 
 
 def _recipient(value: str) -> str:
-    """A phone number (normalised), or a Page- or Instagram-scoped id (16 to 20 digits,
-    longer than any phone number)."""
+    """A phone number (normalised), a Page- or Instagram-scoped id (16 to 20 digits, longer
+    than any phone number), or a Slack user id (U or W, then capitals and digits)."""
     try:
         return normalize_phone(value)
     except ValueError:
-        if _SCOPED_ID.fullmatch(value):
+        if _SCOPED_ID.fullmatch(value) or _SLACK_USER_ID.fullmatch(value):
             return value
         raise
 
 
 _SCOPED_ID = re.compile(r"[0-9]{16,20}")
+_SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{8,20}")
 Recipient = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_recipient),
     Field(
         description="WhatsApp: a phone number with its country code; Messenger/Instagram: "
-        "the contact's Page- or Instagram-scoped id"
+        "the contact's Page- or Instagram-scoped id; Slack: the user id (U…)"
     ),
 ]
 
