@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from botplatform.analytics.cli import analytics_app
 from botplatform.audit.cli import audit_app
 from botplatform.kit.cli_help import Group
 from botplatform.kit.keys_cli import keys_app
@@ -40,6 +41,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(analytics_app, name="analytics")
 
 
 def _print_credentials(created: list[NewCredentials]) -> None:

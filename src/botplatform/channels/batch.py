@@ -28,6 +28,7 @@ from sqlalchemy import any_, bindparam, case, delete, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
 from botplatform.channels import policy
@@ -511,6 +512,7 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
     touched = [sender for sender in senders if sender.stored]
     moved = [sender for sender in touched if not sender.new_conversation]
     await _move_conversations(db, workspace_id, moved, now)
+    await cycles.open_cycles(db, workspace_id, [_opening(sender) for sender in touched])
     for sender in touched:
         for message in sender.stored:
             events.add(
@@ -521,6 +523,12 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
             if sender.contact_id is not None:
                 await automation_events.message_received(db, message, sender.contact_id)
     await emit_many(db, workspace_id, events.items)
+
+
+def _opening(sender: Sender) -> cycles.Opening:
+    assert sender.conversation_id is not None  # a stored message has its conversation
+    first = min(message.created_at for message in sender.stored)
+    return cycles.Opening(sender.conversation_id, sender.channel.id, first)
 
 
 def _keep_stored(rows: list[tuple[Sender, dict[str, Any]]], stored: set[Any]) -> None:

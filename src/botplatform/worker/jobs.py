@@ -78,6 +78,7 @@ TASK_MODULES = [
     "botplatform.branding.tasks",
     "botplatform.retention.tasks",
     "botplatform.broadcast.tasks",
+    "botplatform.analytics.tasks",
 ]
 
 
