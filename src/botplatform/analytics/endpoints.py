@@ -62,31 +62,20 @@ def wants_csv(request: Request, format_: str | None) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
 
-@router.get(
-    "/analytics/{report}",
-    response_model=Envelope[ReportOut],
-    responses={200: {"content": {"text/csv": {}}, "description": "The report (JSON or CSV)"}},
-)
-async def get_report(
-    access: AnalyticsRead,
+async def _report(
     report: ReportName,
+    access: AnalyticsRead,
     request: Request,
     db: DbSession,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: Annotated[date | None, Query()] = None,
-    channel_id: Annotated[uuid.UUID | None, Query()] = None,
-    granularity: Annotated[Granularity, Query()] = "day",
-    format_: Annotated[str | None, Query(alias="format", pattern="^(json|csv)$")] = None,
+    first_: date | None,
+    last_: date | None,
+    channel_id: uuid.UUID | None,
+    granularity: Granularity,
+    format_: str | None,
 ) -> Any:
-    """A report of the workspace's figures over local dates `from`..`to` (default: the last
-    30 days), optionally one channel's: `overview` (every count, by period, channel, metric
-    and key), `conversations` (opened, reopened, resolved, first response and resolution
-    times), `agents` (per agent and team), `bots` (per bot and version: containment,
-    drop-off nodes), `broadcasts` (per broadcast started in the range: delivery, read,
-    failure and reply rates). CSV with `Accept: text/csv` or `?format=csv`: the same rows."""
     workspace = await db.get(Workspace, access.workspace_id)
     assert workspace is not None  # access was granted to it
-    first, last = _range(workspace.timezone or "UTC", from_, to)
+    first, last = _range(workspace.timezone or "UTC", first_, last_)
     window = reports.Window(workspace, first, last, channel_id, granularity)
     rows = await reports.REPORTS[report](db, window)
     columns = reports.COLUMNS[report]
@@ -108,3 +97,77 @@ async def get_report(
         rows=rows,
     )
     return ok(out)
+
+
+From = Annotated[
+    date | None, Query(alias="from", description="First local date (default: 29 days before `to`)")
+]
+To = Annotated[date | None, Query(description="Last local date, included (default: today)")]
+ChannelFilter = Annotated[uuid.UUID | None, Query(description="Only this channel's figures")]
+GranularityQuery = Annotated[Granularity, Query()]
+Format = Annotated[
+    str | None,
+    Query(alias="format", pattern="^(json|csv)$", description="csv: as `Accept: text/csv`"),
+]
+_CSV = {200: {"content": {"text/csv": {}}, "description": "The report (JSON, or CSV)"}}
+
+
+def _route(report: ReportName, doc: str) -> None:
+    async def endpoint(
+        access: AnalyticsRead,
+        request: Request,
+        db: DbSession,
+        from_: From = None,
+        to: To = None,
+        channel_id: ChannelFilter = None,
+        granularity: GranularityQuery = "day",
+        format_: Format = None,
+    ) -> Any:
+        return await _report(
+            report, access, request, db, from_, to, channel_id, granularity, format_
+        )
+
+    endpoint.__name__ = f"analytics_{report}"
+    endpoint.__doc__ = doc + _COMMON
+    router.add_api_route(
+        f"/analytics/{report}",
+        endpoint,
+        methods=["GET"],
+        response_model=Envelope[ReportOut],
+        responses=_CSV,  # type: ignore[arg-type]
+    )
+
+
+_COMMON = (
+    " Over the local dates `from`..`to` of the workspace's time zone (default: the last 30"
+    " days), optionally one channel's. CSV with `Accept: text/csv` or `?format=csv`: the"
+    " same rows, streamed."
+)
+
+_route(
+    "overview",
+    "Every count of the range, one row per period, channel, metric and key: messages in and"
+    " out by type, outbound by status, conversations opened/resolved, agent and team replies,"
+    " bot runs, automation runs by outcome, opt-outs and opt-ins by source, AI answers by"
+    " outcome (docs/analytics.md lists the metrics).",
+)
+_route(
+    "conversations",
+    "Per period: conversations opened (of which reopened) and resolved, and the first"
+    " response and resolution times (median, p90; wall-clock and within business hours).",
+)
+_route(
+    "agents",
+    "Per agent and per team: replies, conversations handled (answered first), median first"
+    " response.",
+)
+_route(
+    "bots",
+    "Per bot and version: conversations started, completed, handed off, contained"
+    " (resolved without a human), containment rate, the nodes where users dropped off.",
+)
+_route(
+    "broadcasts",
+    "Per broadcast started in the range: recipients sent, delivered, read, failed, replied,"
+    " and their rates.",
+)
