@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 
 from botplatform.analytics import reports, service
@@ -291,6 +292,11 @@ async def test_webhook_and_resolve_write_the_cycles(api: Api, runtime: Runtime) 
 
     cycles = await eventually(two)
     assert cycles[1].reopened and cycles[1].resolved_at is None
+    # The per-workspace Prometheus counter saw both messages.
+    counted = REGISTRY.get_sample_value(
+        "workspace_messages_total", {"workspace": ws, "direction": "inbound"}
+    )
+    assert counted == 2
 
 
 @pytest.mark.asyncio

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
@@ -19,7 +20,7 @@ from botplatform.channels.messages import (
     SendResult,
 )
 from botplatform.config import Settings
-from botplatform.kit import provider_http
+from botplatform.kit import metrics, provider_http
 from botplatform.kit.errors import AppError
 
 
@@ -168,3 +169,22 @@ class ChannelAdapter(Protocol):
     async def upload_media(self, data: bytes, mime_type: str, filename: str) -> str:
         """Uploads media for later sends; the provider's media id."""
         ...
+
+
+async def send_measured(
+    adapter: ChannelAdapter, channel: ChannelInfo, outbound: OutboundMessage
+) -> SendResult:
+    """`adapter.send`, timed and counted for Prometheus by provider and outcome."""
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        result = await adapter.send(outbound)
+    except ProviderSendError as exc:
+        outcome = "unknown" if exc.ambiguous else "retry" if exc.retryable else "refused"
+        metrics.PROVIDER_ERRORS.labels(adapter.provider, outcome).inc()
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.PROVIDER_LATENCY.labels(adapter.provider, outcome).observe(elapsed)
+    metrics.count_messages(channel.workspace_id, "outbound")
+    return result

@@ -40,7 +40,7 @@ from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import content_json
 from botplatform.events import payloads
 from botplatform.events.service import anyone_receives, emit_many
-from botplatform.kit import core
+from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped_columns
 from botplatform.message.schemas import MessageBody
@@ -513,6 +513,7 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
     moved = [sender for sender in touched if not sender.new_conversation]
     await _move_conversations(db, workspace_id, moved, now)
     await cycles.open_cycles(db, workspace_id, [_opening(sender) for sender in touched])
+    metrics.count_messages(workspace_id, "inbound", sum(len(s.stored) for s in touched))
     for sender in touched:
         for message in sender.stored:
             events.add(

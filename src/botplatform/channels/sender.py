@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.channels import delivery, policy
-from botplatform.channels.base import ChannelInfo, ProviderSendError
+from botplatform.channels.base import ChannelInfo, ProviderSendError, send_measured
 from botplatform.channels.messages import OutboundMessage, SendResult
 from botplatform.channels.registry import adapter_for
 from botplatform.events import payloads
@@ -110,7 +110,7 @@ async def _send_channel(runtime: Runtime, sends: list[LeasedSend]) -> list[_Resu
     async def one(send: LeasedSend) -> _Result:
         async with gate:
             try:
-                result: SendResult = await adapter.send(send.outbound)
+                result: SendResult = await send_measured(adapter, channel, send.outbound)
             except ProviderSendError as exc:
                 if exc.ambiguous:
                     return _Result(send, "unknown")

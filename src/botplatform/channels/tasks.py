@@ -20,7 +20,12 @@ from botplatform.automation import events as automation_events
 from botplatform.bot import runner as bot_runner
 from botplatform.channel import cache as channel_cache
 from botplatform.channels import batch, delivery, policy, sender
-from botplatform.channels.base import ChannelInfo, MalformedPayload, ProviderSendError
+from botplatform.channels.base import (
+    ChannelInfo,
+    MalformedPayload,
+    ProviderSendError,
+    send_measured,
+)
 from botplatform.channels.messages import (
     Content,
     InboundMessage,
@@ -537,7 +542,7 @@ async def _deliver(
     if not await delivery.commit_attempt(ctx.runtime.db, ws, [row_id], lease_until):
         return
     try:
-        result = await adapter.send(outbound)
+        result = await send_measured(adapter, channel, outbound)
     except ProviderSendError as exc:
         if exc.ambiguous:  # no answer: the marker stays, the status webhook or sweeper decides
             log.warning("send_outcome_unknown", message_id=str(row_id), error=exc.title[:200])

@@ -32,6 +32,7 @@ from botplatform.channels.messages import (
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events import payloads
 from botplatform.events.service import emit, emit_message
+from botplatform.kit import metrics
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import (
@@ -260,6 +261,7 @@ async def record_inbound(
     await db.flush()
     opening = cycles.Opening(conversation.id, channel.id, message.created_at)
     await cycles.open_cycles(db, channel.workspace_id, [opening])
+    metrics.count_messages(channel.workspace_id, "inbound")
     await emit_message(db, "message.received", message)
     await automation_events.message_received(db, message, contact.id)
     return message
