@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
@@ -44,12 +45,16 @@ def rebuild(
     from botplatform.runtime import run_with_runtime
 
     first = _day(since)
+    try:
+        only = uuid.UUID(workspace) if workspace else None
+    except ValueError as exc:
+        raise typer.BadParameter("expected a workspace id (UUID)") from exc
 
     async def work(runtime: Runtime) -> list[tuple[str, int]]:
         async with runtime.db.unit_of_work(write=False, system=True) as db:
             statement = select(Workspace.id).where(Workspace.deleted_at.is_(None))
-            if workspace:
-                statement = statement.where(Workspace.id == workspace)
+            if only is not None:
+                statement = statement.where(Workspace.id == only)
             ids = list((await db.execute(statement.order_by(Workspace.id))).scalars())
         done: list[tuple[str, int]] = []
         for ws in ids:  # a transaction per workspace
