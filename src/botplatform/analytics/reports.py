@@ -93,10 +93,9 @@ async def durations(db: AsyncSession, window: Window) -> list[Durations]:
     ws = window.workspace.id
     start, end = window.bounds()
     out = await repository.stored_durations(db, ws, start, end)
-    missing = await repository.cycles_missing_facts(db, ws, start, end)
+    missing = await repository.cycles_missing_facts(db, ws, start, end, awaiting=False)
     if missing:
         hours = hours_of(window.workspace)
-        teams = await repository.team_of_cycles(db, ws, [c.id for c in missing])
         for cycle in missing:
             f = facts_of(hours, cycle)
             out.append(
@@ -108,7 +107,7 @@ async def durations(db: AsyncSession, window: Window) -> list[Durations]:
                     f["first_response_business_seconds"],
                     f["resolution_seconds"],
                     f["resolution_business_seconds"],
-                    teams.get(cycle.id),
+                    cycle.team_id,
                 )
             )
     if window.channel_id is not None:

@@ -280,13 +280,22 @@ class CycleTimes:
     resolved_at: datetime | None
     first_response_at: datetime | None
     first_responder_id: uuid.UUID | None
+    team_id: uuid.UUID | None
+
+
+def _stale(c: type[ConversationCycle], *, awaiting: bool) -> ColumnElement[bool]:
+    """Cycles whose stored durations are missing or out of date: never derived, or resolved
+    since; with `awaiting`, also those still waiting for a first reply (the job looks again,
+    a read trusts the job's last look)."""
+    stale = c.facts_at.is_(None) | (c.resolved_at.is_not(None) & c.resolution_seconds.is_(None))
+    return stale | c.first_response_at.is_(None) if awaiting else stale
 
 
 async def cycles_missing_facts(
-    db: AsyncSession, ws: uuid.UUID, start: datetime, end: datetime
+    db: AsyncSession, ws: uuid.UUID, start: datetime, end: datetime, *, awaiting: bool
 ) -> list[CycleTimes]:
-    """Cycles opened in the window whose durations are not stored yet (no first response
-    found, or resolved since), with their first reply read from the messages."""
+    """Cycles opened in the window whose durations are stale (see `_stale`), with their
+    first reply read from the messages and the conversation's team."""
     c = ConversationCycle
     m = Message
     after_open = and_(
@@ -304,16 +313,17 @@ async def cycles_missing_facts(
         .correlate(c)
         .scalar_subquery()
     )
-    missing = (c.first_response_at.is_(None)) | (
-        c.resolved_at.is_not(None) & c.resolution_seconds.is_(None)
-    )
+    columns = (c.id, c.channel_id, c.opened_at, c.resolved_at, first_at, responder)
     statement = (
         scoped(c, ws)
-        .with_only_columns(c.id, c.channel_id, c.opened_at, c.resolved_at, first_at, responder)
-        .where(_between(c.opened_at, start, end), missing)
+        .with_only_columns(*columns, Conversation.team_id)
+        .join(Conversation, Conversation.id == c.conversation_id)
+        .where(_between(c.opened_at, start, end), _stale(c, awaiting=awaiting))
     )
     rows = (await db.execute(statement)).all()
-    return [CycleTimes(r[0], r[1], r[2], r[3], _aware(r[4]) if r[4] else None, r[5]) for r in rows]
+    return [
+        CycleTimes(r[0], r[1], r[2], r[3], _aware(r[4]) if r[4] else None, r[5], r[6]) for r in rows
+    ]
 
 
 async def store_facts(db: AsyncSession, facts: list[dict[str, Any]]) -> None:
@@ -329,6 +339,7 @@ async def store_facts(db: AsyncSession, facts: list[dict[str, Any]]) -> None:
                 first_response_business_seconds=bindparam("first_response_business_seconds"),
                 resolution_seconds=bindparam("resolution_seconds"),
                 resolution_business_seconds=bindparam("resolution_business_seconds"),
+                facts_at=bindparam("facts_at"),
                 # Derived values are no change to aggregate again: the stamp stays.
                 updated_at=table.c.updated_at,
             )
@@ -367,23 +378,9 @@ async def stored_durations(
         )
         .join(Conversation, Conversation.id == c.conversation_id)
         .where(_between(c.opened_at, start, end))
-        .where(c.first_response_at.is_not(None))
-        .where(c.resolved_at.is_(None) | c.resolution_seconds.is_not(None))
+        .where(~_stale(c, awaiting=False))
     )
     return [Durations(*row) for row in (await db.execute(statement)).all()]  # type: ignore[call-arg]
-
-
-async def team_of_cycles(
-    db: AsyncSession, ws: uuid.UUID, ids: list[uuid.UUID]
-) -> dict[uuid.UUID, uuid.UUID | None]:
-    c = ConversationCycle
-    statement = (
-        scoped(c, ws)
-        .with_only_columns(c.id, Conversation.team_id)
-        .join(Conversation, Conversation.id == c.conversation_id)
-        .where(c.id.in_(ids))
-    )
-    return {row[0]: row[1] for row in (await db.execute(statement)).all()}
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ def facts_of(hours: BusinessHours, cycle: CycleTimes) -> dict[str, Any]:
         "first_response_business_seconds": first_business,
         "resolution_seconds": resolution_wall,
         "resolution_business_seconds": resolution_business,
+        "facts_at": utcnow(),
     }
 
 
@@ -60,7 +61,7 @@ async def refresh_facts(
 ) -> int:
     """Stores the durations of the window's cycles that lack them; returns how many."""
     hours = hours_of(workspace)
-    missing = await repository.cycles_missing_facts(db, workspace.id, start, end)
+    missing = await repository.cycles_missing_facts(db, workspace.id, start, end, awaiting=True)
     await repository.store_facts(db, [facts_of(hours, cycle) for cycle in missing])
     return len(missing)
 
@@ -71,8 +72,7 @@ async def _forget_facts(db: AsyncSession, workspace_id: uuid.UUID, start: dateti
         update(ConversationCycle)
         .where(ConversationCycle.workspace_id == workspace_id, ConversationCycle.opened_at >= start)
         .values(
-            first_response_at=None,
-            resolution_seconds=None,
+            facts_at=None,
             updated_at=ConversationCycle.updated_at,  # derived values: no change to fold in
         )
         .execution_options(synchronize_session=False)

@@ -65,6 +65,8 @@ class ConversationCycle(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     first_response_business_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     resolution_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     resolution_business_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # When the durations were last derived (None: never; a read derives them itself).
+    facts_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AnalyticsDaily(IdMixin, WorkspaceScoped, Base):

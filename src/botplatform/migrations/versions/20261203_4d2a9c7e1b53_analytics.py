@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("first_response_business_seconds", sa.Float(), nullable=True),
         sa.Column("resolution_seconds", sa.Float(), nullable=True),
         sa.Column("resolution_business_seconds", sa.Float(), nullable=True),
+        sa.Column("facts_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("workspace_id", sa.Uuid(), nullable=False),
