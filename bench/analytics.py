@@ -139,6 +139,8 @@ async def _run(database: Database, messages: int) -> None:
         started = time.perf_counter()
         days = await service.rebuild(db, row, local_day("UTC", utcnow()) - timedelta(days=DAYS))
         print(f"rollup of {len(days)} days: {time.perf_counter() - started:.1f} s")
+    async with database.unit_of_work(system=True) as db:
+        await db.execute(text("ANALYZE"))  # as autovacuum would after the rollup's writes
     results: dict[str, Any] = {}
     async with database.unit_of_work(system=True) as db:
         row = await db.get(Workspace, workspace.id)

@@ -23,7 +23,7 @@ from botplatform.models import Workspace
 router = APIRouter(prefix="/workspaces/{ws}", tags=["analytics"])
 
 
-def _range(zone: str, first: date | None, last: date | None) -> tuple[date, date]:
+def date_range(zone: str, first: date | None, last: date | None) -> tuple[date, date]:
     """Defaults: the last 30 local days up to today."""
     last = last or local_day(zone, utcnow())
     first = first or last - timedelta(days=29)
@@ -56,6 +56,16 @@ def _csv_lines(columns: list[str], rows: list[reports.Row]) -> Iterator[str]:
         buffer.truncate()
 
 
+def csv_response(report: str, window: reports.Window, rows: list[reports.Row]) -> StreamingResponse:
+    """The report's rows as a CSV download, streamed line by line."""
+    name = f"analytics-{report}-{window.first}-{window.last}.csv"
+    return StreamingResponse(
+        _csv_lines(reports.COLUMNS[report], rows),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 def wants_csv(request: Request, format_: str | None) -> bool:
     if format_ is not None:
         return format_ == "csv"
@@ -75,17 +85,12 @@ async def _report(
 ) -> Any:
     workspace = await db.get(Workspace, access.workspace_id)
     assert workspace is not None  # access was granted to it
-    first, last = _range(workspace.timezone or "UTC", first_, last_)
+    first, last = date_range(workspace.timezone or "UTC", first_, last_)
     window = reports.Window(workspace, first, last, channel_id, granularity)
     rows = await reports.REPORTS[report](db, window)
     columns = reports.COLUMNS[report]
     if wants_csv(request, format_):
-        name = f"analytics-{report}-{first}-{last}.csv"
-        return StreamingResponse(
-            _csv_lines(columns, rows),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return csv_response(report, window, rows)
     out = ReportOut(
         report=report,
         timezone=window.zone,

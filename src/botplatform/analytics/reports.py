@@ -8,14 +8,15 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.analytics import repository
-from botplatform.analytics.repository import Count, Durations
+from botplatform.analytics.repository import Count
 from botplatform.analytics.service import facts_of
-from botplatform.analytics.timing import day_window, days_between, local_day, percentile
+from botplatform.analytics.stats import MEASURES, By, Facts, Scope, Stats, duration_stats
+from botplatform.analytics.timing import day_window, days_between, local_day
 from botplatform.business_hours.service import hours_of
 from botplatform.kit.clock import utcnow
 from botplatform.models import Workspace
@@ -87,46 +88,38 @@ def totals(rows: list[tuple[date, Count]], metric: str) -> dict[str, int]:
     return dict(out)
 
 
-async def durations(db: AsyncSession, window: Window) -> list[Durations]:
-    """The durations of the cycles opened in the range: stored ones, and those the rollup
-    has not stored yet computed now (not written: a GET changes nothing)."""
-    ws = window.workspace.id
+async def _live_facts(db: AsyncSession, window: Window) -> list[Facts]:
+    """The facts of the range's cycles the job has not derived yet (opened since its last
+    pass, or resolved since), derived now and not written: a read changes nothing."""
     start, end = window.bounds()
-    out = await repository.stored_durations(db, ws, start, end)
-    missing = await repository.cycles_missing_facts(db, ws, start, end, awaiting=False)
-    if missing:
-        hours = hours_of(window.workspace)
-        for cycle in missing:
-            f = facts_of(hours, cycle)
-            out.append(
-                Durations(
-                    cycle.channel_id,
-                    cycle.opened_at,
-                    f["first_responder_id"],
-                    f["first_response_seconds"],
-                    f["first_response_business_seconds"],
-                    f["resolution_seconds"],
-                    f["resolution_business_seconds"],
-                    cycle.team_id,
-                )
-            )
-    if window.channel_id is not None:
-        out = [d for d in out if d.channel_id == window.channel_id]
+    missing = await repository.cycles_missing_facts(
+        db, window.workspace.id, start, end, awaiting=False
+    )
+    hours = hours_of(window.workspace)
+    out: list[Facts] = []
+    for cycle in missing:
+        if window.channel_id is not None and cycle.channel_id != window.channel_id:
+            continue
+        f = facts_of(hours, cycle)
+        out.append(
+            (cycle.opened_at, f["first_responder_id"], cycle.team_id, *(f[m] for m in MEASURES))
+        )
     return out
+
+
+async def _stats_by(db: AsyncSession, window: Window, by: By) -> dict[Any, Stats]:
+    start, end = window.bounds()
+    scope = Scope(
+        window.workspace.id, start, end, window.channel_id, window.zone, window.granularity
+    )
+    live = await _live_facts(db, window)
+    return await duration_stats(db, scope, by, lambda day: bucket_of(day, window.granularity), live)
 
 
 # -- the five reports, each a list of flat rows (the JSON items and the CSV lines) --------
 
 
 Row = dict[str, object]
-
-
-def _stats(values: list[float | None], prefix: str) -> Row:
-    present = [v for v in values if v is not None]
-    return {
-        f"{prefix}_median": _round(percentile(present, 0.5)),
-        f"{prefix}_p90": _round(percentile(present, 0.9)),
-    }
 
 
 def _round(value: float | None) -> float | None:
@@ -153,63 +146,44 @@ async def conversations(db: AsyncSession, window: Window) -> list[Row]:
     """Per period: opened (new, reopened), resolved, and the first response and resolution
     times (median, p90; wall-clock and within business hours) of the cycles opened."""
     buckets = by_bucket(await counts(db, window), window.granularity)
-    times: dict[date, list[Durations]] = defaultdict(list)
-    for d in await durations(db, window):
-        times[bucket_of(local_day(window.zone, d.opened_at), window.granularity)].append(d)
+    times = await _stats_by(db, window, "period")
     periods = sorted(
         {bucket_of(day, window.granularity) for day in days_between(window.first, window.last)}
     )
     rows: list[Row] = []
     for period in periods:
-        got, spans = buckets.get(period, {}), times.get(period, [])
+        got, stats = buckets.get(period, {}), times.get(period, {})
+        reopened = got.get(("conversations_opened", "reopened"), 0)
         row: Row = {
             "period": period.isoformat(),
-            "opened": got.get(("conversations_opened", "new"), 0)
-            + got.get(("conversations_opened", "reopened"), 0),
-            "reopened": got.get(("conversations_opened", "reopened"), 0),
+            "opened": got.get(("conversations_opened", "new"), 0) + reopened,
+            "reopened": reopened,
             "resolved": got.get(("conversations_resolved", ""), 0),
         }
-        row |= _stats([d.first_response for d in spans], "first_response_seconds")
-        row |= _stats([d.first_response_business for d in spans], "first_response_business_seconds")
-        row |= _stats([d.resolution for d in spans], "resolution_seconds")
-        row |= _stats([d.resolution_business for d in spans], "resolution_business_seconds")
+        row |= {column: stats.get(column) for column in _STAT_COLUMNS}
         rows.append(row)
     return rows
 
 
-def _agent_of(d: Durations) -> uuid.UUID | None:
-    return d.first_responder_id
-
-
-def _team_of(d: Durations) -> uuid.UUID | None:
-    return d.team_id if d.first_responder_id else None  # a team answers through its agents
-
-
 async def agents(db: AsyncSession, window: Window) -> list[Row]:
-    """Per agent and per team: replies, conversations handled (cycles they answered first),
-    and the median first response of those."""
+    """Per agent and per team: replies, conversations handled (cycles they answered first;
+    a team's through the conversation's team), and the median first response of those."""
     rows_ = await counts(db, window)
-    spans = await durations(db, window)
     rows: list[Row] = []
-    for kind, metric, of in (
-        ("agent", "agent_replies", _agent_of),
-        ("team", "team_replies", _team_of),
-    ):
+    for kind, metric, by in (("agent", "agent_replies", "agent"), ("team", "team_replies", "team")):
         replies = totals(rows_, metric)
-        handled: dict[str, list[float | None]] = defaultdict(list)
-        for d in spans:
-            if of(d) is not None:
-                handled[str(of(d))].append(d.first_response)
+        handled = await _stats_by(db, window, by)  # type: ignore[arg-type]
         for who in sorted(set(replies) | set(handled)):
-            row: Row = {
-                "kind": kind,
-                "id": who,
-                "replies": replies.get(who, 0),
-                "conversations": len(handled.get(who, [])),
-            }
-            present = [v for v in handled.get(who, []) if v is not None]
-            row["first_response_seconds_median"] = _round(percentile(present, 0.5))
-            rows.append(row)
+            stats = handled.get(who, {})
+            rows.append(
+                {
+                    "kind": kind,
+                    "id": who,
+                    "replies": replies.get(who, 0),
+                    "conversations": stats.get("answered", 0),
+                    "first_response_seconds_median": stats.get("first_response_seconds_median"),
+                }
+            )
     rows.sort(key=lambda r: (str(r["kind"]), -int(r["replies"]), str(r["id"])))  # type: ignore[call-overload]
     return rows
 

@@ -18,12 +18,15 @@ from botplatform.models import (
     AnalyticsDaily,
     AnalyticsWatermark,
     AutomationRun,
+    Bot,
+    BotVersion,
     Broadcast,
     BroadcastRecipient,
     ConsentEvent,
     Conversation,
     ConversationCycle,
     Message,
+    Team,
 )
 
 
@@ -347,40 +350,10 @@ async def store_facts(db: AsyncSession, facts: list[dict[str, Any]]) -> None:
         await db.execute(statement, facts)
 
 
-@dataclass(frozen=True)
-class Durations:
-    channel_id: uuid.UUID
-    opened_at: datetime
-    first_responder_id: uuid.UUID | None
-    first_response: float | None
-    first_response_business: float | None
-    resolution: float | None
-    resolution_business: float | None
-    team_id: uuid.UUID | None
-
-
-async def stored_durations(
-    db: AsyncSession, ws: uuid.UUID, start: datetime, end: datetime
-) -> list[Durations]:
-    """The stored durations of cycles opened in the window (with the conversation's team)."""
+def fresh_facts(ws: uuid.UUID, start: datetime, end: datetime) -> Select[Any]:
+    """The cycles opened in the window whose stored durations are up to date."""
     c = ConversationCycle
-    statement = (
-        scoped(c, ws)
-        .with_only_columns(
-            c.channel_id,
-            c.opened_at,
-            c.first_responder_id,
-            c.first_response_seconds,
-            c.first_response_business_seconds,
-            c.resolution_seconds,
-            c.resolution_business_seconds,
-            Conversation.team_id,
-        )
-        .join(Conversation, Conversation.id == c.conversation_id)
-        .where(_between(c.opened_at, start, end))
-        .where(~_stale(c, awaiting=False))
-    )
-    return [Durations(*row) for row in (await db.execute(statement)).all()]  # type: ignore[call-arg]
+    return scoped(c, ws).where(_between(c.opened_at, start, end), ~_stale(c, awaiting=False))
 
 
 @dataclass(frozen=True)
@@ -445,3 +418,25 @@ def _replied(ws: uuid.UUID, ids: list[uuid.UUID]) -> Any:
         .where(r.broadcast_id.in_(ids), r.sent_at.is_not(None), answer)
         .group_by(r.broadcast_id)
     )
+
+
+async def display_names(db: AsyncSession, ws: uuid.UUID) -> dict[str, str]:
+    """{id: name} of the workspace's members and teams, to label the leaderboard."""
+    from botplatform.member.repository import members_with_users
+
+    out = {
+        str(user.id): user.name or user.email
+        for _, user in (await db.execute(members_with_users(ws))).tuples()
+    }
+    teams = scoped(Team, ws).with_only_columns(Team.id, Team.name)
+    out |= {str(row[0]): row[1] for row in (await db.execute(teams)).all()}
+    return out
+
+
+async def bot_labels(db: AsyncSession, ws: uuid.UUID) -> tuple[dict[str, str], dict[str, int]]:
+    """The workspace's bot names and version numbers, by id as text."""
+    bots = scoped(Bot, ws).with_only_columns(Bot.id, Bot.name)
+    versions = scoped(BotVersion, ws).with_only_columns(BotVersion.id, BotVersion.number)
+    names = {str(row[0]): row[1] for row in (await db.execute(bots)).all()}
+    numbers = {str(row[0]): int(row[1]) for row in (await db.execute(versions)).all()}
+    return names, numbers

@@ -57,11 +57,13 @@ def facts_of(hours: BusinessHours, cycle: CycleTimes) -> dict[str, Any]:
 
 
 async def refresh_facts(
-    db: AsyncSession, workspace: Workspace, start: datetime, end: datetime
+    db: AsyncSession, workspace: Workspace, start: datetime, end: datetime, *, awaiting: bool
 ) -> int:
-    """Stores the durations of the window's cycles that lack them; returns how many."""
+    """Stores the durations of the window's cycles that lack them (with `awaiting`, also
+    looks again at those still waiting for a first reply: the job does, a read does not);
+    returns how many."""
     hours = hours_of(workspace)
-    missing = await repository.cycles_missing_facts(db, workspace.id, start, end, awaiting=True)
+    missing = await repository.cycles_missing_facts(db, workspace.id, start, end, awaiting=awaiting)
     await repository.store_facts(db, [facts_of(hours, cycle) for cycle in missing])
     return len(missing)
 
@@ -102,7 +104,7 @@ async def run(db: AsyncSession, workspace: Workspace, now: datetime | None = Non
     for day in days:
         await aggregate_day(db, workspace, day)
     lookback = min(first, now - FACTS_LOOKBACK) if first else now - FACTS_LOOKBACK
-    await refresh_facts(db, workspace, lookback, now)
+    await refresh_facts(db, workspace, lookback, now, awaiting=True)
     await _mark(db, workspace.id, now)
     return days
 
@@ -118,6 +120,6 @@ async def rebuild(
     days = list(days_between(since, local_day(zone, now) - timedelta(days=1)))
     for day in days:
         await aggregate_day(db, workspace, day)
-    await refresh_facts(db, workspace, start, now)
+    await refresh_facts(db, workspace, start, now, awaiting=True)
     # Then the usual pass: what changed before `since` since the last pass, and the mark.
     return sorted(set(days) | set(await run(db, workspace, now)))
