@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -50,20 +51,26 @@ class Window:
         return day_window(self.zone, self.first)[0], day_window(self.zone, self.last)[1]
 
 
-async def counts(db: AsyncSession, window: Window) -> list[tuple[date, Count]]:
-    """Every count of the range, by local day, filtered to the channel when one is given."""
+async def counts(
+    db: AsyncSession, window: Window, families: Sequence[str] = repository.ALL_FAMILIES
+) -> list[tuple[date, Count]]:
+    """The counts of the range (of the families asked), by local day, filtered to the
+    channel when one is given."""
     ws = window.workspace.id
     mark = await repository.watermark(db, ws)
     live_from = local_day(window.zone, mark.checked_at) if mark else window.first
     out: list[tuple[date, Count]] = []
     rolled_last = min(window.last, live_from - timedelta(days=1))
     if window.first <= rolled_last:
-        rows = await repository.rolled_up(db, ws, window.first.isoformat(), rolled_last.isoformat())
+        rows = await repository.rolled_up(
+            db, ws, window.first.isoformat(), rolled_last.isoformat(), families
+        )
         out += [(date.fromisoformat(day), count) for day, count in rows]
     today = local_day(window.zone, window.now)
     for day in days_between(max(window.first, live_from), min(window.last, today)):
         start, end = day_window(window.zone, day)
-        out += [(day, c) for c in await repository.counts_of_window(db, ws, start, end)]
+        live = await repository.counts_of_window(db, ws, start, end, families)
+        out += [(day, c) for c in live]
     if window.channel_id is not None:
         out = [(d, c) for d, c in out if c.channel_id == window.channel_id]
     return out
@@ -145,7 +152,7 @@ async def overview(db: AsyncSession, window: Window) -> list[Row]:
 async def conversations(db: AsyncSession, window: Window) -> list[Row]:
     """Per period: opened (new, reopened), resolved, and the first response and resolution
     times (median, p90; wall-clock and within business hours) of the cycles opened."""
-    buckets = by_bucket(await counts(db, window), window.granularity)
+    buckets = by_bucket(await counts(db, window, ("cycles",)), window.granularity)
     times = await _stats_by(db, window, "period")
     periods = sorted(
         {bucket_of(day, window.granularity) for day in days_between(window.first, window.last)}
@@ -168,7 +175,7 @@ async def conversations(db: AsyncSession, window: Window) -> list[Row]:
 async def agents(db: AsyncSession, window: Window) -> list[Row]:
     """Per agent and per team: replies, conversations handled (cycles they answered first;
     a team's through the conversation's team), and the median first response of those."""
-    rows_ = await counts(db, window)
+    rows_ = await counts(db, window, ("messages",))
     rows: list[Row] = []
     for kind, metric, by in (("agent", "agent_replies", "agent"), ("team", "team_replies", "team")):
         replies = totals(rows_, metric)
@@ -191,7 +198,7 @@ async def agents(db: AsyncSession, window: Window) -> list[Row]:
 async def bots(db: AsyncSession, window: Window) -> list[Row]:
     """Per bot and version: cycles started, completed, handed off, contained; the
     containment rate; the nodes where the others stopped."""
-    rows_ = await counts(db, window)
+    rows_ = await counts(db, window, ("cycles",))
     started = totals(rows_, "bot_started")
     completed, handoff = totals(rows_, "bot_completed"), totals(rows_, "bot_handoff")
     contained = totals(rows_, "bot_contained")

@@ -194,14 +194,35 @@ async def ledger_counts(
     return out
 
 
+#: The counts come in three families, each from its own rows; a report asks for those it shows.
+FAMILIES = {"messages": message_counts, "cycles": cycle_counts, "ledger": ledger_counts}
+METRICS = {
+    "messages": ("messages_in", "messages_out", "outbound_status", "agent_replies", "team_replies"),
+    "cycles": (
+        "conversations_opened",
+        "conversations_resolved",
+        "bot_started",
+        "bot_completed",
+        "bot_handoff",
+        "bot_contained",
+        "bot_dropoff",
+    ),
+    "ledger": ("automation_runs", "opt_out", "opt_in", "ai_answers"),
+}
+ALL_FAMILIES = tuple(FAMILIES)
+
+
 async def counts_of_window(
-    db: AsyncSession, ws: uuid.UUID, start: datetime, end: datetime
+    db: AsyncSession,
+    ws: uuid.UUID,
+    start: datetime,
+    end: datetime,
+    families: Iterable[str] = ALL_FAMILIES,
 ) -> list[Count]:
-    return (
-        await message_counts(db, ws, start, end)
-        + await cycle_counts(db, ws, start, end)
-        + await ledger_counts(db, ws, start, end)
-    )
+    out: list[Count] = []
+    for family in families:
+        out += await FAMILIES[family](db, ws, start, end)
+    return out
 
 
 async def replace_day(db: AsyncSession, ws: uuid.UUID, day: str, counts: Iterable[Count]) -> None:
@@ -227,15 +248,18 @@ async def replace_day(db: AsyncSession, ws: uuid.UUID, day: str, counts: Iterabl
 
 
 async def rolled_up(
-    db: AsyncSession, ws: uuid.UUID, first: str, last: str
+    db: AsyncSession, ws: uuid.UUID, first: str, last: str, families: Iterable[str]
 ) -> list[tuple[str, Count]]:
     """The closed days' counts from `first` to `last` (inclusive, YYYY-MM-DD)."""
     a = AnalyticsDaily
+    metrics = [metric for family in families for metric in METRICS[family]]
     statement = (
         scoped(a, ws)
         .with_only_columns(a.day, a.metric, a.channel_id, a.key, a.value)
         .where(a.day >= first, a.day <= last)
     )
+    if len(metrics) < sum(len(m) for m in METRICS.values()):
+        statement = statement.where(a.metric.in_(metrics))
     rows = (await db.execute(statement)).all()
     return [(row[0], Count(row[1], row[2], row[3], int(row[4]))) for row in rows]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Float, Uuid, bindparam, func, select, union_all
+from sqlalchemy import ColumnElement, Float, Uuid, bindparam, func, null, select, union_all
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,34 +53,33 @@ Facts = tuple[Any, ...]
 _NAMES = ("opened_at", "first_responder_id", "team_id", *MEASURES)
 
 
-def _stored(scope: Scope) -> Any:
+def _stored(scope: Scope, by: By) -> Any:
     c = ConversationCycle
-    columns = [c.opened_at, c.first_responder_id, Conversation.team_id]
+    # Only the teams need the conversation (its current team): the others skip the join.
+    team: Any = Conversation.team_id if by == "team" else null().cast(Uuid)
+    columns = [c.opened_at, c.first_responder_id, team]
     columns += [getattr(c, name) for name in MEASURES]
-    statement = (
-        fresh_facts(scope.workspace_id, scope.start, scope.end)
-        .with_only_columns(
-            *(column.label(name) for column, name in zip(columns, _NAMES, strict=True))
-        )
-        .join(Conversation, Conversation.id == c.conversation_id)
-    )
+    labelled = (column.label(name) for column, name in zip(columns, _NAMES, strict=True))
+    statement = fresh_facts(scope.workspace_id, scope.start, scope.end).with_only_columns(*labelled)
+    if by == "team":
+        statement = statement.join(Conversation, Conversation.id == c.conversation_id)
     if scope.channel_id is not None:
         statement = statement.where(c.channel_id == scope.channel_id)
     return statement
 
 
-def _with_live(scope: Scope, live: list[Facts]) -> Any:
+def _with_live(scope: Scope, by: By, live: list[Facts]) -> Any:
     """The stored facts and, as one more set of rows, those derived live (PostgreSQL arrays
     unnested), so the database ranks them all together."""
     if not live:
-        return _stored(scope).subquery()
+        return _stored(scope, by).subquery()
     types: list[Any] = [UTCDateTime(), Uuid(), Uuid(), *([Float()] * len(MEASURES))]
     arrays: list[Any] = [
         bindparam(f"live_{name}", [row[i] for row in live], type_=postgresql.ARRAY(kind))
         for i, (name, kind) in enumerate(zip(_NAMES, types, strict=True))
     ]
     rows = func.unnest(*arrays).table_valued(*_NAMES).render_derived(name="live")
-    return union_all(_stored(scope), select(*(rows.c[name] for name in _NAMES))).subquery()
+    return union_all(_stored(scope, by), select(*(rows.c[name] for name in _NAMES))).subquery()
 
 
 def _key_column(by: By, scope: Scope, facts: Any) -> ColumnElement[Any]:
@@ -93,15 +92,12 @@ def _key_column(by: By, scope: Scope, facts: Any) -> ColumnElement[Any]:
 
 
 async def _postgres(db: AsyncSession, scope: Scope, by: By, live: list[Facts]) -> dict[Any, Stats]:
-    facts = _with_live(scope, live)
+    facts = _with_live(scope, by, live)
     key = _key_column(by, scope, facts)
     columns: list[Any] = [key, func.count(facts.c.first_response_seconds)]
-    for name in MEASURES:
-        column = facts.c[name]
-        columns += [
-            func.percentile_cont(0.5).within_group(column),
-            func.percentile_cont(0.9).within_group(column),
-        ]
+    # Both percentiles of a measure from one sort: an array of fractions gives an array.
+    fractions = postgresql.array([0.5, 0.9])
+    columns += [func.percentile_cont(fractions).within_group(facts.c[name]) for name in MEASURES]
     statement = select(*columns).group_by(key)
     if by != "period":
         statement = statement.where(facts.c.first_responder_id.is_not(None), key.is_not(None))
@@ -109,8 +105,9 @@ async def _postgres(db: AsyncSession, scope: Scope, by: By, live: list[Facts]) -
     for row in (await db.execute(statement)).all():
         stats: Stats = {"answered": int(row[1])}
         for index, name in enumerate(MEASURES):
-            stats[f"{name}_median"] = _round(row[2 + 2 * index])
-            stats[f"{name}_p90"] = _round(row[3 + 2 * index])
+            median, p90 = row[2 + index] or (None, None)
+            stats[f"{name}_median"] = _round(median)
+            stats[f"{name}_p90"] = _round(p90)
         group = row[0].date() if by == "period" else str(row[0])
         out[group] = stats
     return out
@@ -120,7 +117,7 @@ async def _python(
     db: AsyncSession, scope: Scope, by: By, bucket: Callable[[date], date], live: list[Facts]
 ) -> dict[Any, Stats]:
     values: dict[Any, list[tuple[Any, ...]]] = defaultdict(list)
-    stored = [tuple(row) for row in (await db.execute(_stored(scope))).all()]
+    stored = [tuple(row) for row in (await db.execute(_stored(scope, by))).all()]
     for row in stored + live:
         if by == "period":
             values[bucket(local_day(scope.zone, row[0]))].append(row[3:])

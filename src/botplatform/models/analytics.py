@@ -25,6 +25,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from botplatform.models.base import Base, IdMixin, TimestampMixin, UTCDateTime, WorkspaceScoped
 
+#: A cycle whose stored durations are missing or out of date (never derived, or resolved
+#: since): the same condition as `analytics.repository._stale`, so the index serves it.
+STALE = "facts_at IS NULL OR (resolved_at IS NOT NULL AND resolution_seconds IS NULL)"
+
 
 class ConversationCycle(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     """One open → resolved stretch of a conversation. At most one is open per conversation
@@ -34,6 +38,14 @@ class ConversationCycle(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     __table_args__ = (
         Index("ix_conversation_cycles_workspace_id_opened_at", "workspace_id", "opened_at"),
         Index("ix_conversation_cycles_workspace_id_updated_at", "workspace_id", "updated_at"),
+        # The few cycles whose durations a read derives itself (see analytics.repository).
+        Index(
+            "ix_conversation_cycles_stale",
+            "workspace_id",
+            "opened_at",
+            sqlite_where=text(STALE),
+            postgresql_where=text(STALE),
+        ),
         Index(
             "ix_conversation_cycles_open_conversation_id",
             "conversation_id",

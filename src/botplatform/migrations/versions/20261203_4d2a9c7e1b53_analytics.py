@@ -23,6 +23,8 @@ down_revision: str | Sequence[str] | None = "b9e4f1a7c2d8"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# As in models/analytics.py (a migration keeps its own copy: the model may change later).
+STALE = "facts_at IS NULL OR (resolved_at IS NOT NULL AND resolution_seconds IS NULL)"
 RLS_TABLES = ("conversation_cycles", "analytics_daily", "analytics_watermarks")
 
 
@@ -73,6 +75,12 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_conversation_cycles_workspace_id_opened_at", ["workspace_id", "opened_at"]
+        )
+        batch_op.create_index(
+            "ix_conversation_cycles_stale",
+            ["workspace_id", "opened_at"],
+            sqlite_where=sa.text(STALE),
+            postgresql_where=sa.text(STALE),
         )
         batch_op.create_index(
             "ix_conversation_cycles_workspace_id_updated_at", ["workspace_id", "updated_at"]
