@@ -23,6 +23,8 @@ from botplatform.business_hours.schemas import BusinessHours
 from botplatform.kit.clock import utcnow
 from botplatform.models import (
     AnalyticsDaily,
+    Broadcast,
+    BroadcastRecipient,
     Contact,
     Conversation,
     ConversationCycle,
@@ -346,3 +348,43 @@ async def test_api_json_and_csv_agree_and_bad_params_are_4xx(api: Api, runtime: 
     agent = await api.add_member(history.owner, str(history.ws), "agent")
     denied = await api.http.get(f"{base}/overview", headers=agent.headers)
     assert denied.status_code == 403
+
+
+@pytest.mark.asyncio
+async def test_broadcast_funnel(api: Api, runtime: Runtime) -> None:
+    history = await _seed(api, runtime)
+    ws = history.ws
+    async with runtime.db.unit_of_work(system=True) as db:
+        contacts = {
+            c.name: c.id
+            for c in (await db.execute(select(Contact).where(Contact.workspace_id == ws))).scalars()
+        }
+        silent = Contact(workspace_id=ws, name="silent")
+        db.add(silent)
+        await db.flush()
+        sent_at = utc("2026-10-24T10:00:00")  # before "one" and "two" wrote again
+        broadcast = Broadcast(
+            workspace_id=ws, channel_id=history.channel, name="Promo", status="completed",
+            started_at=sent_at,
+        )  # fmt: skip
+        db.add(broadcast)
+        await db.flush()
+        for contact, status, at in (
+            (contacts["one"], "read", sent_at),
+            (contacts["two"], "delivered", sent_at),
+            (contacts["three"], "failed", None),
+            (silent.id, "sent", sent_at),
+        ):
+            db.add(
+                BroadcastRecipient(
+                    workspace_id=ws, broadcast_id=broadcast.id, channel_id=history.channel,
+                    contact_id=contact, status=status, sent_at=at,
+                )
+            )  # fmt: skip
+    (row,) = await _report(runtime, ws, "broadcasts")
+    assert (row["name"], row["recipients"], row["sent"], row["delivered"]) == ("Promo", 4, 3, 2)
+    assert (row["read"], row["failed"], row["replied"]) == (1, 1, 2)
+    assert (row["delivered_rate"], row["read_rate"]) == (0.6667, 0.3333)
+    assert (row["failed_rate"], row["replied_rate"]) == (0.25, 0.6667)
+    # Another channel's filter leaves it out.
+    assert await _report(runtime, ws, "broadcasts", channel_id=uuid.uuid4()) == []
