@@ -22,9 +22,11 @@ from botplatform.analytics.timing import business_seconds, day_window, percentil
 from botplatform.business_hours.schemas import BusinessHours
 from botplatform.kit.clock import utcnow
 from botplatform.models import (
+    AiUsage,
     AnalyticsDaily,
     Broadcast,
     BroadcastRecipient,
+    ConsentEvent,
     Contact,
     Conversation,
     ConversationCycle,
@@ -107,6 +109,16 @@ async def _seed(api: Api, runtime: Runtime) -> History:
         # three: Sunday 23:30 local (+01:00), never answered; the bot waits at "ask_name".
         message(three, "inbound", "2026-10-25T22:30:00")
         cycle(three, "2026-10-25T22:30:00", None, bot_node_id="ask_name")
+        # The consent ledger and the AI meter, around the DST night.
+        contact_three = (await db.get(Conversation, three)).contact_id  # type: ignore[union-attr]
+        at = utc("2026-10-25T22:40:00")  # Sunday 23:40 local
+        db.add(ConsentEvent(workspace_id=ws, contact_id=contact_three, action="opt_out",
+                            source="keyword", channel_id=channel, created_at=at))  # fmt: skip
+        db.add(ConsentEvent(workspace_id=ws, contact_id=contact_three, action="opt_in",
+                            source="agent", channel_id=channel,
+                            created_at=utc("2026-10-25T23:10:00")))  # fmt: skip
+        for outcome in ("ok", "ok", "timeout"):
+            db.add(AiUsage(workspace_id=ws, model="m", outcome=outcome, created_at=at))
         await db.flush()
         return History(owner, ws, channel, late.id)
 
@@ -177,6 +189,10 @@ async def test_figures_equal_hand_computed_values(api: Api, runtime: Runtime) ->
     assert _metric(overview, "2026-10-26", "messages_in", "text") == 1
     assert _metric(overview, "2026-10-26", "messages_out", "text") == 2
     assert _metric(overview, "2026-10-24", "messages_in", "text") == 0
+    assert _metric(overview, "2026-10-25", "opt_out", "keyword") == 1
+    assert _metric(overview, "2026-10-26", "opt_in", "agent") == 1  # 00:10 local, Monday
+    assert _metric(overview, "2026-10-25", "ai_answers", "ok") == 2
+    assert _metric(overview, "2026-10-25", "ai_answers", "timeout") == 1
 
     conversations = _by_period(rolled["conversations"])
     assert conversations["2026-10-23"] | {} == conversations["2026-10-23"]
