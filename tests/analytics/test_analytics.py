@@ -24,6 +24,9 @@ from botplatform.kit.clock import utcnow
 from botplatform.models import (
     AiUsage,
     AnalyticsDaily,
+    AutomationEvent,
+    AutomationRule,
+    AutomationRun,
     Broadcast,
     BroadcastRecipient,
     ConsentEvent,
@@ -119,6 +122,15 @@ async def _seed(api: Api, runtime: Runtime) -> History:
                             created_at=utc("2026-10-25T23:10:00")))  # fmt: skip
         for outcome in ("ok", "ok", "timeout"):
             db.add(AiUsage(workspace_id=ws, model="m", outcome=outcome, created_at=at))
+        rule = AutomationRule(workspace_id=ws, name="r", event="message.received", actions=[])
+        trigger = AutomationEvent(workspace_id=ws, event="message.received", chain=[])
+        db.add_all([rule, trigger])
+        await db.flush()
+        run = AutomationRun(
+            workspace_id=ws, rule_id=rule.id, event_id=trigger.id, event="message.received",
+            outcome="succeeded", created_at=at,
+        )  # fmt: skip
+        db.add(run)
         await db.flush()
         return History(owner, ws, channel, late.id)
 
@@ -193,6 +205,7 @@ async def test_figures_equal_hand_computed_values(api: Api, runtime: Runtime) ->
     assert _metric(overview, "2026-10-26", "opt_in", "agent") == 1  # 00:10 local, Monday
     assert _metric(overview, "2026-10-25", "ai_answers", "ok") == 2
     assert _metric(overview, "2026-10-25", "ai_answers", "timeout") == 1
+    assert _metric(overview, "2026-10-25", "automation_runs", "succeeded") == 1
 
     conversations = _by_period(rolled["conversations"])
     assert conversations["2026-10-23"] | {} == conversations["2026-10-23"]
