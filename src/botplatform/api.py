@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from botplatform.ai.endpoints import router as ai_router
+from botplatform.analytics.endpoints import router as analytics_router
 from botplatform.api_key.endpoints import router as api_key_router
 from botplatform.audit.endpoints import router as audit_router
 from botplatform.auth.endpoints import router as auth_router
@@ -44,6 +45,7 @@ api_router.include_router(business_hours_router)
 api_router.include_router(automation_router)
 api_router.include_router(bot_router)
 api_router.include_router(broadcast_router)
+api_router.include_router(analytics_router)
 api_router.include_router(privacy_router)
 api_router.include_router(branding_router)
 api_router.include_router(retention_router)

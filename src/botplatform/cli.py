@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from botplatform.analytics.cli import analytics_app
 from botplatform.audit.cli import audit_app
 from botplatform.backup import cli as backup_cli
 from botplatform.kit.cli_help import Group
@@ -43,6 +44,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.command("backup")(backup_cli.backup)
 app.command("restore")(backup_cli.restore)
+app.add_typer(analytics_app, name="analytics")
 
 
 def _print_credentials(created: list[NewCredentials]) -> None:

@@ -207,6 +207,7 @@ AutomationsManage = Annotated[WorkspaceAccess, _access(Permission.AUTOMATIONS_MA
 ContactsExport = Annotated[WorkspaceAccess, _access(Permission.CONTACTS_EXPORT)]
 BillingRead = Annotated[WorkspaceAccess, _access(Permission.BILLING_READ)]
 PrivacyErase = Annotated[WorkspaceAccess, _access(Permission.PRIVACY_ERASE)]
+AnalyticsRead = Annotated[WorkspaceAccess, _access(Permission.ANALYTICS_READ)]
 BroadcastsRead = Annotated[WorkspaceAccess, _access(Permission.BROADCASTS_READ)]
 BroadcastsSend = Annotated[WorkspaceAccess, _access(Permission.BROADCASTS_SEND)]
 TemplatesRead = Annotated[WorkspaceAccess, _access(Permission.TEMPLATES_READ)]

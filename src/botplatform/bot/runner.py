@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.analytics import cycles
 from botplatform.bot import cache as bot_cache
 from botplatform.bot import calls, repository
 from botplatform.bot.dispatch import dispatch
@@ -253,6 +254,7 @@ async def handle_inbound(
         lambda flow: _engine(flow, contact, effects),
     )
     store_state(session, state)
+    await cycles.note_bot(db, session)
     if handled and state.status in ("running", "finished") and conversation.status != "bot":
         conversation.status = "bot"
     return handled
@@ -289,6 +291,7 @@ async def continue_run(
     )
     await _engine(flow, contact, effects).resume(state, outcome)
     store_state(session, state)
+    await cycles.note_bot(db, session)
     return True
 
 
@@ -301,6 +304,7 @@ async def pause_for_human(db: AsyncSession, conversation: Conversation) -> None:
         session.handoff_at = now
         if session.bot_id is not None and session.status != "finished":  # a bot was talking
             await _emit_handoff(db, conversation, session.bot_id, "agent_reply")
+            await cycles.note_handoff(db, session)
     session.status, session.waiting, session.node_id, session.human_at = "handoff", None, None, now
     session.step += 1
 

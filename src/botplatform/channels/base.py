@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
@@ -20,7 +21,7 @@ from botplatform.channels.messages import (
     SendResult,
 )
 from botplatform.config import Settings
-from botplatform.kit import provider_http
+from botplatform.kit import metrics, provider_http
 from botplatform.kit.errors import AppError
 
 
@@ -186,3 +187,22 @@ def immediate_answer_of(adapter: object, body: bytes) -> str | None:
     stored (Slack's url_verification challenge); None for every ordinary webhook."""
     answer = getattr(adapter, "immediate_answer", None)
     return answer(body) if answer is not None else None
+
+
+async def send_measured(
+    adapter: ChannelAdapter, channel: ChannelInfo, outbound: OutboundMessage
+) -> SendResult:
+    """`adapter.send`, timed and counted for Prometheus by provider and outcome."""
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        result = await adapter.send(outbound)
+    except ProviderSendError as exc:
+        outcome = "unknown" if exc.ambiguous else "retry" if exc.retryable else "refused"
+        metrics.PROVIDER_ERRORS.labels(adapter.provider, outcome).inc()
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.PROVIDER_LATENCY.labels(adapter.provider, outcome).observe(elapsed)
+    metrics.count_messages(channel.workspace_id, "outbound")
+    return result

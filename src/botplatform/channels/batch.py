@@ -28,6 +28,7 @@ from sqlalchemy import any_, bindparam, case, delete, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
 from botplatform.channels import choices, policy
@@ -40,7 +41,7 @@ from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import content_json
 from botplatform.events import payloads
 from botplatform.events.service import anyone_receives, emit_many
-from botplatform.kit import core
+from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped_columns
 from botplatform.message.schemas import MessageBody
@@ -512,6 +513,8 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
     touched = [sender for sender in senders if sender.stored]
     moved = [sender for sender in touched if not sender.new_conversation]
     await _move_conversations(db, workspace_id, moved, now)
+    await cycles.open_cycles(db, workspace_id, [_opening(sender) for sender in touched])
+    metrics.count_messages(workspace_id, "inbound", sum(len(s.stored) for s in touched))
     for sender in touched:
         for message in sender.stored:
             events.add(
@@ -523,6 +526,12 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
             if sender.contact_id is not None:
                 await automation_events.message_received(db, message, sender.contact_id)
     await emit_many(db, workspace_id, events.items)
+
+
+def _opening(sender: Sender) -> cycles.Opening:
+    assert sender.conversation_id is not None  # a stored message has its conversation
+    first = min(message.created_at for message in sender.stored)
+    return cycles.Opening(sender.conversation_id, sender.channel.id, first)
 
 
 def _keep_stored(rows: list[tuple[Sender, dict[str, Any]]], stored: set[Any]) -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.automation import events as automation_events
 from botplatform.automation.events import has_rules
 from botplatform.channels import delivery, policy
-from botplatform.channels.base import ChannelInfo, ProviderSendError
+from botplatform.channels.base import ChannelInfo, ProviderSendError, send_measured
 from botplatform.channels.messages import OutboundMessage, SendResult
 from botplatform.channels.registry import adapter_for
 from botplatform.events import payloads
@@ -128,7 +128,7 @@ async def _send_channel(runtime: Runtime, sends: list[LeasedSend]) -> list[_Resu
             if not await policy.take_recipient_slot(limiter, channel, recipient, 0):
                 return _Result(send, "later")  # the send job waits for this conversation
             try:
-                result: SendResult = await adapter.send(send.outbound)
+                result: SendResult = await send_measured(adapter, channel, send.outbound)
             except ProviderSendError as exc:
                 if exc.ambiguous:
                     return _Result(send, "unknown")

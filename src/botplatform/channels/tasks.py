@@ -25,6 +25,7 @@ from botplatform.channels.base import (
     MalformedPayload,
     ProviderSendError,
     dedupe_key_of,
+    send_measured,
 )
 from botplatform.channels.messages import (
     Content,
@@ -591,7 +592,7 @@ async def _deliver(
     if not await delivery.commit_attempt(ctx.runtime.db, ws, [row_id], lease_until):
         return
     try:
-        result = await adapter.send(outbound)
+        result = await send_measured(adapter, channel, outbound)
     except ProviderSendError as exc:
         if exc.ambiguous:  # no answer: the marker stays, the status webhook or sweeper decides
             log.warning("send_outcome_unknown", message_id=str(row_id), error=exc.title[:200])

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
 from botplatform.broadcast import status as broadcast_status
 from botplatform.channels import delivery
@@ -31,6 +32,7 @@ from botplatform.channels.messages import (
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events import payloads
 from botplatform.events.service import emit, emit_message
+from botplatform.kit import metrics
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import (
@@ -164,6 +166,7 @@ async def set_status(db: AsyncSession, conversation: Conversation, status: str) 
     """Moves the conversation to `status`; resolving it is an automation event."""
     previous, conversation.status = conversation.status, status
     if status == "resolved" and previous != "resolved":
+        await cycles.close_cycle(db, conversation.workspace_id, conversation.id)
         await automation_events.record(
             db,
             conversation.workspace_id,
@@ -256,6 +259,9 @@ async def record_inbound(
     if keyword and (keyword == "opt_out") != contact.opted_out:
         await record_consent(db, contact, keyword, "keyword", channel.id, content.text)
     await db.flush()
+    opening = cycles.Opening(conversation.id, channel.id, message.created_at)
+    await cycles.open_cycles(db, channel.workspace_id, [opening])
+    metrics.count_messages(channel.workspace_id, "inbound")
     await emit_message(db, "message.received", message)
     await automation_events.message_received(db, message, contact.id)
     return message

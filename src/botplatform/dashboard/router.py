@@ -12,6 +12,7 @@ from botplatform.dashboard import segments as segment_pages
 from botplatform.dashboard import teams_hours as team_pages
 from botplatform.dashboard import webhooks as webhook_pages
 from botplatform.dashboard.ai import router as ai_router
+from botplatform.dashboard.analytics import router as analytics_router
 from botplatform.dashboard.assets import STATIC_DIR
 from botplatform.dashboard.bots import router as bots_router
 from botplatform.dashboard.usage import router as usage_router
@@ -48,6 +49,7 @@ dashboard_router.include_router(team_pages.router)
 dashboard_router.include_router(bots_router)
 dashboard_router.include_router(ai_router)
 dashboard_router.include_router(usage_router)
+dashboard_router.include_router(analytics_router)
 dashboard_router.include_router(template_pages.router)
 dashboard_router.include_router(broadcast_pages.router)
 

@@ -74,6 +74,7 @@ NAV: list[NavItem] = [
     NavItem("Members", "members", Permission.MEMBERS_READ),
     NavItem("Audit log", "audit", Permission.AUDIT_READ),
     NavItem("Settings", "settings", Permission.WORKSPACE_READ),
+    NavItem("Analytics", "analytics", Permission.ANALYTICS_READ),
     NavItem("Usage", "usage", Permission.BILLING_READ),
     NavItem("Webhooks", "webhooks", Permission.WEBHOOKS_READ),
     NavItem("Automations", "automations", Permission.CONVERSATIONS_READ),

@@ -133,3 +133,29 @@ def init_sentry(dsn: str, environment: str, traces_sample_rate: float, **extra: 
         **extra,
     )
     return True
+
+
+# Per-workspace message counters and provider figures (SPEC §8). Label values stay bounded:
+# a workspace id (one per tenant), a direction, a provider name from the channel registry, an
+# outcome from a fixed set.
+MESSAGES = Counter(
+    "workspace_messages_total",
+    "Messages stored (inbound) or accepted by the provider (outbound), per workspace",
+    ["workspace", "direction"],
+)
+PROVIDER_LATENCY = Histogram(
+    "provider_request_duration_seconds",
+    "Time a provider took to answer a send, by provider and outcome (ok|refused|retry|unknown)",
+    ["provider", "outcome"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+PROVIDER_ERRORS = Counter(
+    "provider_errors_total",
+    "Sends a provider refused or left unanswered, by provider and outcome",
+    ["provider", "outcome"],
+)
+
+
+def count_messages(workspace_id: object, direction: str, n: int = 1) -> None:
+    if n:
+        MESSAGES.labels(str(workspace_id), direction).inc(n)

@@ -3,6 +3,7 @@
 from botplatform.models.ai_intent import AiIntent
 from botplatform.models.ai_intent_model import AiIntentModel
 from botplatform.models.ai_usage import AiUsage
+from botplatform.models.analytics import AnalyticsDaily, AnalyticsWatermark, ConversationCycle
 from botplatform.models.api_key import ApiKey
 from botplatform.models.audit_log import AuditHead, AuditLog
 from botplatform.models.automation import AutomationEvent, AutomationRule, AutomationRun
@@ -35,6 +36,8 @@ __all__ = [
     "AiIntent",
     "AiIntentModel",
     "AiUsage",
+    "AnalyticsDaily",
+    "AnalyticsWatermark",
     "ApiKey",
     "AuditHead",
     "AuditLog",
@@ -53,6 +56,7 @@ __all__ = [
     "Contact",
     "ContactIdentity",
     "Conversation",
+    "ConversationCycle",
     "DeadJob",
     "Email",
     "Event",

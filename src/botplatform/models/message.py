@@ -32,6 +32,8 @@ class Message(IdMixin, TimestampMixin, WorkspaceScoped, Base):
         Index("ix_messages_status_updated_at", "status", "updated_at"),
         # The retention job walks a workspace's oldest messages first.
         Index("ix_messages_workspace_id_created_at", "workspace_id", "created_at"),
+        # The analytics rollup finds the days that late status webhooks changed.
+        Index("ix_messages_workspace_id_updated_at", "workspace_id", "updated_at"),
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(

@@ -81,6 +81,7 @@ TASK_MODULES = [
     "botplatform.retention.tasks",
     "botplatform.broadcast.tasks",
     "botplatform.backup.tasks",
+    "botplatform.analytics.tasks",
 ]
 
 

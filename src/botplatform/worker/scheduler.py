@@ -43,6 +43,8 @@ SCHEDULES = [
     Schedule("broadcast_tick", "* * * * *"),
     # Daily, off the hour: deletes (and archives) messages past each workspace's retention.
     Schedule("retention_sweep", "17 3 * * *"),
+    # Hourly: folds what changed (late statuses, resolves) into the closed days' rollups.
+    Schedule("analytics_rollup", "41 * * * *"),
 ]
 
 Fire = Callable[[str], object]
