@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     database_url: str = Field("", alias="DATABASE_URL")
     database_replica_url: str = Field("", alias="DATABASE_REPLICA_URL")
     database_pool_size: int = Field(10, alias="DATABASE_POOL_SIZE")
-    database_pgbouncer: bool = Field(False, alias="DATABASE_PGBOUNCER")
+    # "transaction" when DATABASE_URL reaches PostgreSQL through a pooler in transaction mode
+    # (PgBouncer's pool_mode=transaction): no server-side prepared statement outlives its
+    # transaction.
+    database_pool_mode: Literal["session", "transaction"] = Field(
+        "session", alias="DATABASE_POOL_MODE"
+    )
     database_pre_ping: bool = Field(False, alias="DATABASE_PRE_PING")
     redis_url: str = Field("", alias="REDIS_URL")
     auto_migrate: bool | None = Field(None, alias="AUTO_MIGRATE")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -96,11 +97,6 @@ def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", gate.begin)
         event.listen(engine.sync_engine.pool, "checkin", gate.checkin)
         return engine
-    connect_args: dict[str, Any] = {}
-    if settings.database_pgbouncer:
-        # PgBouncer in transaction mode cannot keep server-side prepared statements.
-        connect_args["statement_cache_size"] = 0
-        connect_args["prepared_statement_cache_size"] = 0
     return create_async_engine(
         dsn,
         pool_size=settings.database_pool_size,
@@ -109,8 +105,30 @@ def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
         # a server restart fails its first statement, which invalidates the whole pool; the
         # request answers 503 and a job retries, so nothing accepted is lost either way.
         pool_pre_ping=settings.database_pre_ping,
-        connect_args=connect_args,
+        connect_args=pooler_connect_args(settings.database_pool_mode),
     )
+
+
+def pooler_connect_args(pool_mode: str) -> dict[str, Any]:
+    """What asyncpg needs behind a pooler in transaction mode (PgBouncer before 1.21 keeps no
+    prepared statement for its clients; Debian 12 ships 1.18). Each transaction may run on
+    another server connection, so nothing may be prepared in one transaction and used in a
+    later one: no statement cache (asyncpg, and SQLAlchemy's on top of it), and the statements
+    SQLAlchemy still prepares by name get a name no other client of the same server connection
+    can have chosen (asyncpg numbers them per client connection: two clients would collide).
+    Statements are prepared and run inside the transaction the code always opens, which keeps
+    one server connection from BEGIN to COMMIT."""
+    if pool_mode != "transaction":
+        return {}
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
 AfterCommit = Callable[[list[PendingJob]], Awaitable[None]]
