@@ -26,6 +26,7 @@ from sqlalchemy.util import await_only
 
 from botplatform.config import Settings
 from botplatform.kit.scoping import enter_system
+from botplatform.kit.shared_cache import SHARED_CACHE, SharedCache
 from botplatform.worker.jobs import PendingJob, take_pending
 
 
@@ -198,6 +199,9 @@ class Database:
                 session.info.pop(AFTER_COMMIT, None)
                 await session.rollback()
                 raise
+            cache = session.info.get(SHARED_CACHE)
+            if isinstance(cache, SharedCache):
+                await cache.published()
             pending = take_pending(session)
             if pending and self.after_commit is not None:
                 await self.after_commit(pending)

@@ -45,6 +45,9 @@ log = get_logger("botplatform.cache")
 T = TypeVar("T")
 
 TTL_SECONDS = 30.0
+#: How long a unit of work waits after its commit for its invalidations to reach Redis (then
+#: it answers anyway: the TTL bounds what the others keep).
+PUBLISH_WAIT_SECONDS = 1.0
 REDIS_CHANNEL = "botplatform:cache-invalidate"
 #: Key of the process's cache in every database session's `info` (set by Runtime.create).
 SHARED_CACHE = "shared_cache"
@@ -168,6 +171,15 @@ class SharedCache:
         task = loop.create_task(self._publish(scopes))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def published(self) -> None:
+        """Waits (at most `PUBLISH_WAIT_SECONDS`) until this loop's invalidations have reached
+        Redis, which has then handed them to every subscribed process: a write answered after
+        this is seen by the next request, whichever process takes it."""
+        loop = asyncio.get_running_loop()
+        mine = [task for task in self._tasks if task.get_loop() is loop]
+        if mine:
+            await asyncio.wait(mine, timeout=PUBLISH_WAIT_SECONDS)
 
     async def _publish(self, scopes: list[Scope]) -> None:
         message = json.dumps(
