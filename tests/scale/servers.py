@@ -100,3 +100,79 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
                 return
         time.sleep(0.05)
     raise RuntimeError(f"pgbouncer did not listen on {port}")
+
+
+PG_VERSION = next(iter(sorted(Path("/usr/lib/postgresql").glob("*"))), Path("15")).name
+HAS_PG_CREATECLUSTER = shutil.which("pg_createcluster") is not None
+
+
+@dataclass
+class Cluster:
+    """A PostgreSQL cluster of our own (Debian's pg_createcluster), on a loopback port."""
+
+    name: str
+    port: int
+
+    def url(self, user: str = "postgres", database: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+
+    def ctl(self, action: str, *options: str) -> None:
+        _run("pg_ctlcluster", "--skip-systemctl-redirect", PG_VERSION, self.name, action, *options)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path("/var/lib/postgresql") / PG_VERSION / self.name
+
+
+def _tool(name: str) -> str:
+    return shutil.which(name) or name
+
+
+def _run(*command: str) -> None:
+    completed = subprocess.run(
+        [_tool(command[0]), *command[1:]], capture_output=True, timeout=120, check=False
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: {completed.stderr.decode()[-2000:]}")
+
+
+def _create_cluster(name: str) -> Cluster:
+    port = free_port()
+    # Trust on loopback (replication included), as the test server; fsync off: a test's
+    # cluster is thrown away, its durability is not under test.
+    _run(
+        "pg_createcluster", PG_VERSION, name, "-p", str(port),
+        "-o", "fsync=off", "-o", "shared_buffers=32MB",
+        "--", "--auth=trust",
+    )  # fmt: skip
+    return Cluster(name, port)
+
+
+@contextmanager
+def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
+    """Two new clusters: a primary, and a streaming replica of it (`pg_basebackup -R`), both
+    started; both dropped afterwards."""
+    suffix = f"{os.getpid()}_{free_port()}"
+    created: list[Cluster] = []
+    try:
+        primary = _create_cluster(f"scale_primary_{suffix}")
+        created.append(primary)
+        primary.ctl("start")
+        replica = _create_cluster(f"scale_replica_{suffix}")
+        created.append(replica)
+        for item in replica.data_dir.iterdir():  # emptied, kept: the postgres user's own
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+        _run(
+            "runuser", "-u", "postgres", "--", "pg_basebackup", "-h", "127.0.0.1",
+            "-p", str(primary.port), "-U", "postgres", "-D", str(replica.data_dir),
+            "-R", "-X", "stream", "-c", "fast",
+        )  # fmt: skip
+        replica.ctl("start")
+        yield primary, replica
+    finally:
+        for cluster in reversed(created):
+            subprocess.run(
+                [_tool("pg_dropcluster"), "--stop", PG_VERSION, cluster.name],
+                capture_output=True,
+                timeout=120,
+            )

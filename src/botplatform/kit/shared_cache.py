@@ -51,6 +51,9 @@ PUBLISH_WAIT_SECONDS = 1.0
 REDIS_CHANNEL = "botplatform:cache-invalidate"
 #: Key of the process's cache in every database session's `info` (set by Runtime.create).
 SHARED_CACHE = "shared_cache"
+#: Set in the `info` of a session on the read replica: what it reads may be a moment old,
+#: and a load made there after an invalidation would keep the old value (never stored).
+READS_REPLICA = "reads_replica"
 _PENDING = "shared_cache_pending"
 
 #: (kind, workspace id, key); None in an invalidation means "every".
@@ -109,7 +112,12 @@ class SharedCache:
         loaded = await load()
         # Not stored when something was invalidated meanwhile (the load may predate it), nor
         # what this transaction has changed and not yet committed.
-        if self._listening and generation == self._generation and not _changed_here(db, entry_key):
+        if (
+            self._listening
+            and generation == self._generation
+            and not db.info.get(READS_REPLICA)
+            and not _changed_here(db, entry_key)
+        ):
             self._store(entry_key, loaded)
         return loaded
 
