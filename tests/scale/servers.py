@@ -149,6 +149,26 @@ def _create_cluster(name: str) -> Cluster:
 
 
 @contextmanager
+def own_cluster(label: str) -> Iterator[Cluster]:
+    """A new cluster of our own, started; dropped afterwards."""
+    cluster = _create_cluster(f"scale_{label}_{os.getpid()}_{free_port()}")
+    try:
+        cluster.ctl("start")
+        yield cluster
+    finally:
+        _drop(cluster)
+
+
+def _drop(cluster: Cluster) -> None:
+    subprocess.run(
+        [_tool("pg_dropcluster"), "--stop", PG_VERSION, cluster.name],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@contextmanager
 def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
     """Two new clusters: a primary, and a streaming replica of it (`pg_basebackup -R`), both
     started; both dropped afterwards."""
@@ -171,8 +191,4 @@ def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
         yield primary, replica
     finally:
         for cluster in reversed(created):
-            subprocess.run(
-                [_tool("pg_dropcluster"), "--stop", PG_VERSION, cluster.name],
-                capture_output=True,
-                timeout=120,
-            )
+            _drop(cluster)
