@@ -9,11 +9,12 @@ load (every customer new, every message auto-replied):
 - afterwards every webhook that was acknowledged has been processed and answered exactly
   once (nothing lost, nothing sent twice).
 
-    uv run --frozen python bench/scaleout.py [--rate 15] [--seconds 60] [--markdown]
+    uv run --frozen python bench/scaleout.py [--rate 10] [--seconds 40] [--markdown] [--write]
 
 Senders retry a webhook that was not acknowledged, as Meta does (every 1 s, up to 30 times).
 Prints the figures as JSON (and the docs/benchmarks.md section with --markdown). Not part of
-the test command: it takes about three minutes and most of a small machine.
+the test command: it takes about five minutes and most of a small machine. `--write`
+puts the figures into docs/benchmarks.md (its own section, kept by bench/run.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import aiohttp
 import asyncpg
 import httpx
 from common import HOST, free_port, signed_request, text_for, wa_id_for
+from sections import SCALEOUT_HEADING, replace_section
 from servers import (
     Proc,
     Processes,
@@ -280,7 +282,7 @@ class Stored:
     events_pending: int
     events_failed: int
     sends_owed: int  # replies still to send (queued, or leased before their request left)
-    sends_in_doubt: int  # the worker died during the provider call: never resent by design
+    in_doubt: frozenset[str]  # customers whose reply's provider call the killed worker began
 
 
 async def stored(cluster: Cluster) -> Stored:
@@ -290,16 +292,23 @@ async def stored(cluster: Cluster) -> Stored:
             "SELECT count(*) FILTER (WHERE status = 'pending'),"
             " count(*) FILTER (WHERE status = 'failed') FROM inbound_events"
         )
-        sends = await connection.fetchrow(
-            "SELECT count(*) FILTER (WHERE send_attempted_at IS NULL),"
-            " count(*) FILTER (WHERE send_attempted_at IS NOT NULL) FROM messages"
-            " WHERE direction = 'outbound' AND status IN ('queued', 'sending')"
+        owed = await connection.fetchval(
+            "SELECT count(*) FROM messages WHERE direction = 'outbound'"
+            " AND status IN ('queued', 'sending') AND send_attempted_at IS NULL"
+        )
+        # Never resent by design (its request may have arrived): the provider's status settles it.
+        doubtful = await connection.fetch(
+            "SELECT i.external_id FROM messages m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " JOIN contact_identities i ON i.contact_id = c.contact_id"
+            " WHERE m.direction = 'outbound' AND m.status = 'sending'"
+            " AND m.send_attempted_at IS NOT NULL"
         )
     finally:
         await connection.close()
     assert events is not None
-    assert sends is not None
-    return Stored(int(events[0]), int(events[1]), int(sends[0]), int(sends[1]))
+    in_doubt = frozenset(str(row[0]) for row in doubtful)
+    return Stored(int(events[0]), int(events[1]), int(owed), in_doubt)
 
 
 def arrivals(graph: str) -> dict[str, list[float]]:
@@ -312,12 +321,9 @@ async def drain(platform: Platform, sender: Sender, deadline_seconds: float) -> 
     started = time.monotonic()
     while time.monotonic() - started < deadline_seconds:
         now = await stored(platform.cluster)
-        answered = sum(1 for wa_id in sender.acked_at if wa_id in arrivals(platform.graph))
-        if (
-            now.events_pending == 0
-            and now.sends_owed == 0
-            and answered + now.sends_in_doubt >= len(sender.acked_at)
-        ):
+        replied = arrivals(platform.graph)
+        settled = [w for w in sender.acked_at if w in replied or w in now.in_doubt]
+        if now.events_pending == 0 and now.sends_owed == 0 and len(settled) == len(sender.acked_at):
             break
         await asyncio.sleep(1)
     return time.monotonic() - started
@@ -409,7 +415,8 @@ async def scenario(platform: Platform, channel: Any, figures: Figures) -> None:
     figures.never_acknowledged = figures.webhooks - figures.acknowledged
     figures.errors_by_kind = dict(sorted(sender.kinds.items()))
     figures.answered = sum(1 for wa_id in sender.acked_at if wa_id in replied)
-    figures.in_doubt = end.sends_in_doubt
+    # In doubt and never arrived (one that arrived is answered, whatever its row says).
+    figures.in_doubt = sum(1 for w in sender.acked_at if w in end.in_doubt and w not in replied)
     figures.lost = figures.acknowledged - figures.answered - figures.in_doubt
     figures.sent_twice = sum(1 for times in replied.values() if len(times) > 1)
     figures.events_failed = end.events_failed
@@ -452,7 +459,7 @@ def run(rate: float, seconds: float) -> Figures:
                 run_dir, env, procs, cluster, graph, nginx, apps, workers, redis_proc, redis_port
             )
             asyncio.run(scenario(platform, channel, figures))
-    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(run_dir / "nginx-tmp", ignore_errors=True)  # the logs stay, to be read
     return figures
 
 
@@ -489,16 +496,67 @@ def markdown(figures: Figures) -> str:
     )
 
 
+def section(figures: Figures, started_at: str) -> str:
+    """The docs/benchmarks.md section of this run."""
+    return "\n".join(
+        [
+            SCALEOUT_HEADING,
+            "",
+            f"Generated by `uv run --frozen python bench/scaleout.py --rate "
+            f"{figures.rate_per_second:g} --seconds {figures.load_seconds:g} --write`, started "
+            f"{started_at}, on the shared two-core machine above. Debian's nginx (round robin) "
+            "in front of 3 `serve` processes, 2 `worker` processes (1 process, 4 threads each) "
+            "and 1 `scheduler`; PgBouncer 1.18 in transaction pooling mode "
+            "(`DATABASE_POOL_MODE=transaction`, 20 server connections, `server_login_retry = "
+            "1`) in front of a "
+            "PostgreSQL cluster made for the run; a Redis of the run's own; the fake Graph API. "
+            "Every webhook is a new customer whose text gets the channel's auto-reply. "
+            "Disruptions at fixed points of the load: SIGKILL to app 2 and worker 1 (neither "
+            "restarted), Redis stopped and started again (it keeps nothing: the queued jobs "
+            "are gone), PostgreSQL restarted (`pg_ctlcluster restart -m fast`). Short "
+            "recovery settings for a short run: `QUEUE_HEARTBEAT_TIMEOUT_MS=5000`, "
+            "`SWEEP_AFTER_SECONDS=10`, `SEND_LEASE_SECONDS=10`.",
+            "",
+            markdown(figures),
+            "",
+            "- *first ack after*: from the disruption to the first acknowledgement of a "
+            "webhook sent after it; *first reply after*: to the first auto-reply to one. "
+            "*down*: how long the restart command took.",
+            "- Errors are what senders saw before a retry succeeded; every one was retried "
+            "to a 200. 503: Redis or PostgreSQL restarting (the request did nothing). 502: "
+            "requests the killed app held (nginx sends everything after them elsewhere). A "
+            "500 would be a failure the platform did not recognise as a lost connection (a "
+            "bug: see the logs the run leaves in its directory).",
+            "- *In doubt*: replies whose provider request the killed worker had started "
+            "(the marker was committed, the answer never came back). By design they are never "
+            'sent again automatically (docs/operations.md, "Outbound sends"): a real '
+            "provider's status webhook settles them, else they end `delivery_unknown` with a "
+            "Resend button. The fake Graph API here sends no statuses.",
+            "- Inbound messages whose jobs the restarted Redis lost are processed from their "
+            "rows by the sweeper (the scheduler fires it each minute); *drained* counts from "
+            "the end of the load until nothing was pending and every acknowledged customer "
+            "was answered (or in doubt).",
+            "",
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rate", type=float, default=15.0)
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=40.0)
+    parser.add_argument("--markdown", action="store_true", help="print the figures' section")
+    parser.add_argument("--write", action="store_true", help="into docs/benchmarks.md")
     args = parser.parse_args()
+    started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     figures = run(args.rate, args.seconds)
     print(json.dumps(asdict(figures), indent=2))
     if args.markdown:
-        print(markdown(figures))
+        print(section(figures, started_at))
+    if args.write:
+        replace_section(
+            ROOT / "docs" / "benchmarks.md", SCALEOUT_HEADING, section(figures, started_at)
+        )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,9 @@ def pgbouncer(server_url: str, users: list[str], *, pool_size: int = 2) -> Itera
         f"unix_socket_dir =\nauth_type = trust\nauth_file = {workdir / 'users.txt'}\n"
         f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 500\n"
         f"logfile = {workdir / 'pgbouncer.log'}\npidfile = {workdir / 'pgbouncer.pid'}\n"
-        "server_reset_query =\nignore_startup_parameters = extra_float_digits\n" + as_user
+        "server_reset_query =\nignore_startup_parameters = extra_float_digits\n"
+        # A login refused while PostgreSQL restarts is tried again after 1 s, not 15.
+        "server_login_retry = 1\n" + as_user
     )
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")

@@ -40,6 +40,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     # asyncpg's "connection is closed" (the server restarted under a pooled connection).
     app.add_exception_handler(InterfaceError, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -165,19 +168,27 @@ async def _database_unavailable(request: Request, exc: DBAPIError) -> JSONRespon
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, DBAPIError) and _connection_lost(exc):
-        return await _database_unavailable(request, exc)
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        # Redis restarting or failing over: nothing was done that a retry would repeat.
-        log.warning("redis_unavailable", path=request.url.path, error=str(exc)[:200])
-        return error_response(
-            503,
-            "service_unavailable",
-            "A backing service is unreachable; try again.",
-            headers={"Retry-After": "1"},
-        )
     log.exception("unhandled_error", path=request.url.path)
     return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    """Any other driver error: 503 when the connection was lost (a retry will do), else the
+    bug it is."""
+    if _connection_lost(exc):
+        return await _database_unavailable(request, exc)
+    return await _unexpected_error(request, exc)
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Redis restarting or failing over: nothing was done that a retry would repeat.
+    log.warning("redis_unavailable", path=request.url.path, error=str(exc)[:200])
+    return error_response(
+        503,
+        "service_unavailable",
+        "A backing service is unreachable; try again.",
+        headers={"Retry-After": "1"},
+    )
 
 
 # SQLSTATE classes of a lost or refused connection: 08 (connection exception), 57P (the server
