@@ -55,6 +55,8 @@ def clusters(
             database_replica_max_lag_seconds=30,
             redis_url=REPLICA_REDIS,
             worker_in_process=False,
+            # The suite's own: logging is set up per process, and the audit tests read it.
+            log_dir=settings.log_dir,
         )
         migrate.upgrade(app_settings)
         yield app_settings, replica
