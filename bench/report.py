@@ -26,6 +26,7 @@ from report_details import (
     profile_section,
     write_idle_section,
 )
+from sections import SCALEOUT_HEADING, section_of
 
 __all__ = ["headline", "write_idle_section", "write_report"]
 
@@ -73,5 +74,6 @@ def write_report(results: dict[str, Any], output: Path) -> None:
         *profile_section(results),
         *notes_section(),
     ]
+    kept = section_of(output, SCALEOUT_HEADING)  # bench/scaleout.py's, measured apart
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("\n".join(lines))
+    output.write_text("\n".join(lines) + (f"\n\n{kept}" if kept else ""))

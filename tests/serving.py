@@ -95,7 +95,8 @@ async def app_processes(
                     return False
 
             for base in bases:
-                await _until(lambda base=base: up(base), timeout=30)
+                # Generous: the import and start-up of several processes on a busy machine.
+                await _until(lambda base=base: up(base), timeout=90)
         yield bases
     finally:
         for process in processes:

@@ -42,9 +42,19 @@ class Settings(BaseSettings):
     # Empty DATABASE_URL means the embedded SQLite file under DATA_DIR; empty REDIS_URL means
     # in-process cache, sessions, rate limits and queue (one process only).
     database_url: str = Field("", alias="DATABASE_URL")
+    # A streaming replica for the reads that opt in (lists, analytics, exports), used while
+    # it is at most DATABASE_REPLICA_MAX_LAG_SECONDS behind; else the primary answers.
     database_replica_url: str = Field("", alias="DATABASE_REPLICA_URL")
+    database_replica_max_lag_seconds: float = Field(
+        2.0, ge=0, le=300, alias="DATABASE_REPLICA_MAX_LAG_SECONDS"
+    )
     database_pool_size: int = Field(10, alias="DATABASE_POOL_SIZE")
-    database_pgbouncer: bool = Field(False, alias="DATABASE_PGBOUNCER")
+    # "transaction" when DATABASE_URL reaches PostgreSQL through a pooler in transaction mode
+    # (PgBouncer's pool_mode=transaction): no server-side prepared statement outlives its
+    # transaction.
+    database_pool_mode: Literal["session", "transaction"] = Field(
+        "session", alias="DATABASE_POOL_MODE"
+    )
     database_pre_ping: bool = Field(False, alias="DATABASE_PRE_PING")
     redis_url: str = Field("", alias="REDIS_URL")
     auto_migrate: bool | None = Field(None, alias="AUTO_MIGRATE")
@@ -286,6 +296,14 @@ class Settings(BaseSettings):
         if not self.database_url:
             return f"sqlite+aiosqlite:///{self.data_dir / 'botplatform.db'}"
         return _async_dsn(self.database_url)
+
+    @property
+    def replica_dsn(self) -> str:
+        """DATABASE_REPLICA_URL as a SQLAlchemy async URL ('' without a replica; PostgreSQL
+        only: an embedded SQLite file has none)."""
+        if not self.database_replica_url or self.is_sqlite:
+            return ""
+        return _async_dsn(self.database_replica_url)
 
     @property
     def owner_dsn(self) -> str:

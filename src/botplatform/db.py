@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,7 +26,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
 
 from botplatform.config import Settings
+from botplatform.kit.replica import Replica, caller_key
 from botplatform.kit.scoping import enter_system
+from botplatform.kit.shared_cache import READS_REPLICA, SHARED_CACHE, SharedCache
 from botplatform.worker.jobs import PendingJob, take_pending
 
 
@@ -80,7 +84,9 @@ _HOLDS_GATE = "holds_write_gate"
 WRITE = {"sqlite_begin": "IMMEDIATE"}
 
 
-def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, dsn: str | None = None, *, pre_ping: bool | None = None
+) -> AsyncEngine:
     dsn = dsn or settings.database_dsn
     if dsn.startswith("sqlite"):
         database_path = dsn.split(":///", 1)[1]
@@ -96,11 +102,6 @@ def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", gate.begin)
         event.listen(engine.sync_engine.pool, "checkin", gate.checkin)
         return engine
-    connect_args: dict[str, Any] = {}
-    if settings.database_pgbouncer:
-        # PgBouncer in transaction mode cannot keep server-side prepared statements.
-        connect_args["statement_cache_size"] = 0
-        connect_args["prepared_statement_cache_size"] = 0
     return create_async_engine(
         dsn,
         pool_size=settings.database_pool_size,
@@ -108,9 +109,31 @@ def create_engine(settings: Settings, dsn: str | None = None) -> AsyncEngine:
         # Off by default: a checkout then costs no extra round trip. A connection broken by
         # a server restart fails its first statement, which invalidates the whole pool; the
         # request answers 503 and a job retries, so nothing accepted is lost either way.
-        pool_pre_ping=settings.database_pre_ping,
-        connect_args=connect_args,
+        pool_pre_ping=settings.database_pre_ping if pre_ping is None else pre_ping,
+        connect_args=pooler_connect_args(settings.database_pool_mode),
     )
+
+
+def pooler_connect_args(pool_mode: str) -> dict[str, Any]:
+    """What asyncpg needs behind a pooler in transaction mode (PgBouncer before 1.21 keeps no
+    prepared statement for its clients; Debian 12 ships 1.18). Each transaction may run on
+    another server connection, so nothing may be prepared in one transaction and used in a
+    later one: no statement cache (asyncpg, and SQLAlchemy's on top of it), and the statements
+    SQLAlchemy still prepares by name get a name no other client of the same server connection
+    can have chosen (asyncpg numbers them per client connection: two clients would collide).
+    Statements are prepared and run inside the transaction the code always opens, which keeps
+    one server connection from BEGIN to COMMIT."""
+    if pool_mode != "transaction":
+        return {}
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _unique_statement_name,
+    }
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
 AfterCommit = Callable[[list[PendingJob]], Awaitable[None]]
@@ -146,6 +169,16 @@ class Database:
         )
         #: Receives the jobs a unit of work queued, once it has committed (the job queue).
         self.after_commit: AfterCommit | None = None
+        #: The streaming replica (DATABASE_REPLICA_URL), for the reads that opt in. Its
+        #: connections are checked when taken from the pool, so a replica that went away is
+        #: noticed before a read starts on it (and the primary answers that read).
+        self.replica: Replica | None = None
+        if settings.replica_dsn:
+            self.replica = Replica(
+                create_engine(settings, settings.replica_dsn, pre_ping=True),
+                self.engine,
+                settings.database_replica_max_lag_seconds,
+            )
 
     @property
     def dialect(self) -> str:
@@ -161,15 +194,36 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.engine.dispose()
+
+    async def _replica_session(self) -> AsyncSession | None:
+        """A session on the replica when it may answer now, with its connection taken (and
+        checked); None sends the read to the primary."""
+        if self.replica is None or not await self.replica.usable():
+            return None
+        session = self.sessionmaker(bind=self.replica.engine)
+        session.info[READS_REPLICA] = True
+        try:
+            await session.connection()
+        except (DBAPIError, OSError):
+            self.replica.mark_down()
+            await session.close()
+            return None
+        return session
 
     @asynccontextmanager
     async def unit_of_work(
-        self, *, write: bool = True, system: bool = False
+        self, *, write: bool = True, system: bool = False, replica: bool = False
     ) -> AsyncIterator[AsyncSession]:
         """A session committed when the block ends, rolled back if it raises. Jobs queued
         with `worker.jobs.enqueue` leave after the commit, and are dropped on rollback.
-        `system` work (commands, cross-tenant maintenance) is exempt from row-level security."""
-        async with self.sessionmaker(bind=self.write_engine if write else self.engine) as session:
+        `system` work (commands, cross-tenant maintenance) is exempt from row-level security.
+        `replica`: a read that may be answered by the replica (kit/replica.py)."""
+        session = await self._replica_session() if replica and not write else None
+        if session is None:
+            session = self.sessionmaker(bind=self.write_engine if write else self.engine)
+        async with session:
             try:
                 if system:
                     await enter_system(session)
@@ -180,6 +234,9 @@ class Database:
                 session.info.pop(AFTER_COMMIT, None)
                 await session.rollback()
                 raise
+            cache = session.info.get(SHARED_CACHE)
+            if isinstance(cache, SharedCache):
+                await cache.published()
             pending = take_pending(session)
             if pending and self.after_commit is not None:
                 await self.after_commit(pending)
@@ -200,10 +257,45 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed before the response is sent (the dependency is
-    function-scoped), rolled back when the endpoint raises."""
-    database: Database = request.app.state.runtime.db
-    async with database.unit_of_work(write=request.method not in READ_METHODS) as session:
+    function-scoped), rolled back when the endpoint raises. On the replica for an endpoint
+    that `reads_replica`, unless its caller wrote a moment ago."""
+    runtime = request.app.state.runtime
+    database: Database = runtime.db
+    write = request.method not in READ_METHODS
+    sticky = None
+    if database.replica is not None:
+        sticky = caller_key(request.headers.get("authorization"), request.headers.get("cookie"))
+    replica = not write and _reads_replica(request) and not await _wrote_lately(runtime, sticky)
+    async with database.unit_of_work(write=write, replica=replica) as session:
         yield session
+    if write and sticky is not None and database.replica is not None:
+        await runtime.kv.put(sticky, "1", ttl_seconds=database.replica.sticky_seconds)
+
+
+_READS_REPLICA = "__reads_replica__"
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
+
+def reads_replica(endpoint: EndpointT) -> EndpointT:
+    """Marks a GET endpoint whose reads may come from the replica (a list, analytics, an
+    export): what it shows may be up to DATABASE_REPLICA_MAX_LAG_SECONDS old, except to a
+    caller who has just written."""
+    setattr(endpoint, _READS_REPLICA, True)
+    return endpoint
+
+
+def _reads_replica(request: Request) -> bool:
+    route = request.scope.get("route")
+    return bool(getattr(getattr(route, "endpoint", None), _READS_REPLICA, False))
+
+
+async def _wrote_lately(runtime: Any, sticky: str | None) -> bool:
+    if sticky is None:
+        return False
+    try:
+        return await runtime.kv.get(sticky) is not None
+    except Exception:  # the marker is unknown: the primary is always right
+        return True
 
 
 DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

@@ -27,6 +27,7 @@ from botplatform.health.endpoints import router as health_router
 from botplatform.kit import metrics
 from botplatform.kit.api_docs import router as api_docs_router
 from botplatform.kit.handlers import install_error_handlers
+from botplatform.kit.http_cache import ConditionalGetMiddleware
 from botplatform.kit.logging import configure_logging, get_logger
 from botplatform.kit.middleware import (
     BodyGuardMiddleware,
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    app.add_middleware(ConditionalGetMiddleware)
     app.add_middleware(
         BodyGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from botplatform.audit import repository
 from botplatform.audit.schemas import AuditLogOut
 from botplatform.authz.dependencies import AuditRead
-from botplatform.db import DbSession
+from botplatform.db import DbSession, reads_replica
 from botplatform.kit.envelope import Envelope, ok
 from botplatform.kit.pagination import Page, PageQuery, paginate
 from botplatform.models import AuditLog
@@ -19,6 +19,7 @@ Text = Annotated[str | None, Query(max_length=100)]
 
 
 @router.get("/audit-logs")
+@reads_replica
 async def list_audit_logs(
     access: AuditRead,
     db: DbSession,

@@ -19,6 +19,7 @@ from fastapi import Depends, Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.auth.dependencies import CurrentPrincipal, CurrentUser, Principal, UserPrincipal
+from botplatform.authz import cache as authz_cache
 from botplatform.authz.permissions import CHANNEL_SCOPED_ROLES, Permission, Role, permissions_of
 from botplatform.db import DbSession
 from botplatform.kit.errors import Forbidden
@@ -60,7 +61,7 @@ async def _user_access(
     db: AsyncSession, principal: Principal, ws: uuid.UUID
 ) -> tuple[Workspace, Membership, frozenset[Permission]]:
     assert principal.user is not None
-    found = await workspace_repository.get_with_membership(db, ws, principal.user.id)
+    found = await authz_cache.workspace_and_membership(db, ws, principal.user.id)
     if found is None:
         raise workspace_repository.workspace_not_found()
     workspace, membership = found

@@ -19,7 +19,7 @@ from botplatform.broadcast.schemas import (
     RecipientStatus,
     TestSendIn,
 )
-from botplatform.db import DbSession
+from botplatform.db import DbSession, reads_replica
 from botplatform.kit.envelope import Envelope, ok
 from botplatform.kit.pagination import Page, PageQuery, paginate
 from botplatform.message.schemas import MessageOut
@@ -63,6 +63,7 @@ async def create_broadcast(
 
 
 @router.get("/broadcasts")
+@reads_replica
 async def list_broadcasts(
     access: BroadcastsRead,
     db: DbSession,
@@ -178,6 +179,7 @@ async def test_send(
 
 
 @router.get("/broadcasts/{broadcast_id}/recipients")
+@reads_replica
 async def list_recipients(
     access: BroadcastsRead,
     broadcast_id: uuid.UUID,
@@ -202,6 +204,7 @@ async def list_recipients(
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "The recipients as CSV"}},
 )
+@reads_replica
 async def export_recipients(
     access: BroadcastsRead,
     broadcast_id: uuid.UUID,

@@ -200,7 +200,11 @@ class WebhookLane:
         except Exception:
             return False
         runtime: Runtime = self.state.runtime
-        decision = await runtime.ratelimiter.hit("webhooks", str(channel.workspace_id))
+        try:
+            decision = await runtime.ratelimiter.hit("webhooks", str(channel.workspace_id))
+        except Exception:
+            # Redis is not answering: the route tries again and answers the failure (503).
+            return False
         if not decision.allowed:
             # The route counts this request once more and answers 429 with its headers.
             return False

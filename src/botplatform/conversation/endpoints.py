@@ -29,7 +29,7 @@ from botplatform.conversation.schemas import (
     IdentityOut,
     MergeIn,
 )
-from botplatform.db import DbSession
+from botplatform.db import DbSession, reads_replica
 from botplatform.events import payloads
 from botplatform.events.service import emit
 from botplatform.kit.clock import utcnow
@@ -85,6 +85,7 @@ async def _conversation_out(
 
 
 @router.get("/conversations")
+@reads_replica
 async def list_conversations(
     access: ConversationsRead,
     db: DbSession,
@@ -176,6 +177,7 @@ async def _emit_changes(
 
 
 @router.get("/conversations/{conversation_id}/messages")
+@reads_replica
 async def list_messages(
     access: ConversationsRead,
     conversation_id: uuid.UUID,
@@ -305,6 +307,7 @@ async def resend_message(
 
 
 @router.get("/contacts")
+@reads_replica
 async def list_contacts(
     access: ContactsRead,
     db: DbSession,

@@ -12,7 +12,13 @@ import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+
+from starlette.datastructures import QueryParams
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 STATIC_DIR = Path(__file__).parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
@@ -72,6 +78,32 @@ DOCS_ASSETS = (SWAGGER_UI_JS, SWAGGER_UI_CSS)
 
 class AssetError(RuntimeError):
     pass
+
+
+@cache
+def static_version(name: str) -> str:
+    """A short digest of one of our static files: pages link `name?v=<digest>`, a new
+    release's file gets a new address, so browsers and CDNs may keep each address for ever."""
+    path = STATIC_DIR / name
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "missing"
+
+
+class FingerprintedStaticFiles(StaticFiles):
+    """Our static files. Asked for by their current fingerprint (`?v=` as `static_version`
+    gives it): kept for a year and never revalidated (`immutable`); asked for otherwise
+    (an old page, a bookmark): revalidated each time with the ETag StaticFiles sends."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code in (200, 304):
+            version = QueryParams(scope.get("query_string", b"")).get("v")
+            fingerprinted = version is not None and version == static_version(path)
+            response.headers["Cache-Control"] = IMMUTABLE if fingerprinted else REVALIDATE
+        return response
+
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "public, no-cache"
 
 
 def _digest(path: Path) -> str:

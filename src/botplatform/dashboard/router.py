@@ -2,7 +2,6 @@
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
-from fastapi.staticfiles import StaticFiles
 
 from botplatform.dashboard import access, admin, auth_pages, contacts_channels, inbox, workspace
 from botplatform.dashboard import automations as automation_pages
@@ -13,7 +12,7 @@ from botplatform.dashboard import teams_hours as team_pages
 from botplatform.dashboard import webhooks as webhook_pages
 from botplatform.dashboard.ai import router as ai_router
 from botplatform.dashboard.analytics import router as analytics_router
-from botplatform.dashboard.assets import STATIC_DIR
+from botplatform.dashboard.assets import STATIC_DIR, FingerprintedStaticFiles
 from botplatform.dashboard.bots import router as bots_router
 from botplatform.dashboard.usage import router as usage_router
 
@@ -53,4 +52,4 @@ dashboard_router.include_router(analytics_router)
 dashboard_router.include_router(template_pages.router)
 dashboard_router.include_router(broadcast_pages.router)
 
-static_files = StaticFiles(directory=STATIC_DIR, check_dir=False)
+static_files = FingerprintedStaticFiles(directory=STATIC_DIR, check_dir=False)

@@ -4,12 +4,10 @@ HTML answers for errors (a page never shows the API's JSON envelope)."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
@@ -26,7 +24,7 @@ from botplatform.auth.dependencies import UserPrincipal, principal_from_session_
 from botplatform.authz.dependencies import WorkspaceAccess, access_for
 from botplatform.authz.permissions import Permission
 from botplatform.dashboard import security
-from botplatform.dashboard.assets import STATIC_DIR
+from botplatform.dashboard.assets import STATIC_DIR, static_version
 from botplatform.db import DbSession
 from botplatform.kit.errors import AppError, NotFound, Unauthorized
 from botplatform.kit.handlers import plain_message
@@ -37,13 +35,6 @@ from botplatform.workspace import repository as workspace_repository
 
 templates = Jinja2Templates(directory=str(STATIC_DIR.parent / "templates"))
 M = TypeVar("M", bound=BaseModel)
-
-
-@cache
-def static_version(name: str) -> str:
-    """A short content hash for cache-busting our own static files."""
-    path = STATIC_DIR / name
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else "missing"
 
 
 def _when(value: datetime | None) -> str:

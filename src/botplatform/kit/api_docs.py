@@ -11,7 +11,7 @@ from html import escape
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from botplatform.dashboard.assets import DOCS_ASSETS, missing
+from botplatform.dashboard.assets import DOCS_ASSETS, missing, static_version
 
 DOCS_PATH = "/api/docs"
 OPENAPI_PATH = "/api/openapi.json"
@@ -25,13 +25,13 @@ _PAGE = """<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} — API docs</title>
-<link rel="stylesheet" href="{static}/vendor/swagger-ui.css">
+<link rel="stylesheet" href="{static}/vendor/swagger-ui.css?v={css}">
 <link rel="icon" href="data:,">
 </head>
 <body>
 <div id="swagger-ui" data-openapi-url="{openapi}"></div>
-<script src="{static}/vendor/swagger-ui-bundle.js"></script>
-<script src="{static}/api-docs.js"></script>
+<script src="{static}/vendor/swagger-ui-bundle.js?v={bundle}"></script>
+<script src="{static}/api-docs.js?v={starter}"></script>
 </body>
 </html>
 """
@@ -55,7 +55,15 @@ def docs_page(title: str) -> HTMLResponse:
         names = ", ".join(asset.target for asset in absent)
         body = _MISSING.format(names=escape(names), openapi=OPENAPI_PATH)
         return HTMLResponse(body, status_code=503)
-    return HTMLResponse(_PAGE.format(title=escape(title), static=STATIC, openapi=OPENAPI_PATH))
+    page = _PAGE.format(
+        title=escape(title),
+        static=STATIC,
+        openapi=OPENAPI_PATH,
+        css=static_version("vendor/swagger-ui.css"),
+        bundle=static_version("vendor/swagger-ui-bundle.js"),
+        starter=static_version("api-docs.js"),
+    )
+    return HTMLResponse(page)
 
 
 @router.get(DOCS_PATH)

@@ -21,19 +21,20 @@ from __future__ import annotations
 import re
 import uuid
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, Executable, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from botplatform.models.base import table_of
 
 Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+T = TypeVar("T")
 
 
 class Rows:
@@ -72,7 +73,7 @@ async def run(db: AsyncSession, statement: Executable, parameters: Parameters = 
     if compiled is None:
         return await connection.execute(statement, parameters)
     raw = await connection.get_raw_connection()
-    return await _run_on_driver(raw.dbapi_connection, compiled, rows)
+    return await _invalidating(connection, _run_on_driver(raw.dbapi_connection, compiled, rows))
 
 
 Write = tuple[Executable, Parameters]  # a statement and its parameters, to run later
@@ -161,7 +162,9 @@ async def together(db: AsyncSession, writes: list[Write]) -> list[Any]:
             arguments = [a for c, values in compiled for a in c.arguments(values)]
             raw = await connection.get_raw_connection()
             parameters = dict(zip(combined.names, arguments, strict=True))
-            found = await _run_on_driver(raw.dbapi_connection, combined, [parameters])
+            found = await _invalidating(
+                connection, _run_on_driver(raw.dbapi_connection, combined, [parameters])
+            )
             return [[] if value is None else value for value in found.first()]
     outcomes: list[Any] = []
     for statement, values in writes:
@@ -188,14 +191,34 @@ async def begin_with_setting(db: AsyncSession, name: str, value: str) -> bool:
     begin = _BEGIN.get(adapted.isolation_level)
     if adapted._transaction is not None or begin is None or adapted.readonly or adapted.deferrable:
         return False
+    setting = f"SELECT set_config('{name}', '{value}', true)"
+    await _invalidating(connection, _begin(adapted, f"{begin}; {setting}"))
+    return True
+
+
+async def _begin(adapted: Any, sql: str) -> None:
     async with adapted._execute_mutex:
         try:
-            setting = f"SELECT set_config('{name}', '{value}', true)"
-            await adapted._connection.execute(f"{begin}; {setting}")
+            await adapted._connection.execute(sql)
         except Exception as error:
             raise _translated(adapted, "BEGIN", error) from error
         adapted._transaction = _Begun(adapted._connection)
-    return True
+
+
+async def _invalidating(connection: AsyncConnection, work: Awaitable[T]) -> T:
+    """Runs `work` (statements sent past SQLAlchemy, on its connection); when they fail
+    because the connection is gone (the server restarted, PgBouncer closed it), the pool is
+    told, as SQLAlchemy does for its own statements: otherwise the dead connection would go
+    back to the pool and fail every unit of work that takes it, for ever."""
+    try:
+        return await work
+    except DBAPIError as error:
+        raw = await connection.get_raw_connection()
+        orig: Any = error.orig
+        if connection.dialect.is_disconnect(orig, raw.dbapi_connection, None):
+            error.connection_invalidated = True
+            await connection.invalidate(error.orig)
+        raise
 
 
 class _Begun:

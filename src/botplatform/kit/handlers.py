@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from botplatform.kit.envelope import error_from, error_response
@@ -36,6 +38,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    # asyncpg's "connection is closed" (the server restarted under a pooled connection).
+    app.add_exception_handler(InterfaceError, _database_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -148,7 +155,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     return error_response(status, code, message, headers=getattr(exc, "headers", None))
 
 
-async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+async def _database_unavailable(request: Request, exc: DBAPIError) -> JSONResponse:
     # Lost connections, failovers, SQLite's write lock held past the busy timeout: the
     # request did nothing (its transaction rolled back) and can simply be tried again.
     log.warning("database_unavailable", path=request.url.path, error=str(exc.orig)[:200])
@@ -163,3 +170,41 @@ async def _database_unavailable(request: Request, exc: OperationalError) -> JSON
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
     return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    """Any other driver error: 503 when the connection was lost (a retry will do), else the
+    bug it is."""
+    if _connection_lost(exc):
+        return await _database_unavailable(request, exc)
+    return await _unexpected_error(request, exc)
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Redis restarting or failing over: nothing was done that a retry would repeat.
+    log.warning("redis_unavailable", path=request.url.path, error=str(exc)[:200])
+    return error_response(
+        503,
+        "service_unavailable",
+        "A backing service is unreachable; try again.",
+        headers={"Retry-After": "1"},
+    )
+
+
+# SQLSTATE classes of a lost or refused connection: 08 (connection exception), 57P (the server
+# shutting down or starting: admin_shutdown, crash_shutdown, cannot_connect_now).
+_CONNECTION_STATES = ("08", "57P")
+
+
+def _connection_lost(exc: DBAPIError) -> bool:
+    """A statement failed because the connection went away (a restart, PgBouncer's
+    server_login_retry), not because of what it asked."""
+    if exc.connection_invalidated:
+        return True
+    error: BaseException | None = exc.orig
+    while error is not None:
+        state = getattr(error, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_CONNECTION_STATES):
+            return True
+        error = error.__cause__
+    return False

@@ -45,9 +45,15 @@ log = get_logger("botplatform.cache")
 T = TypeVar("T")
 
 TTL_SECONDS = 30.0
+#: How long a unit of work waits after its commit for its invalidations to reach Redis (then
+#: it answers anyway: the TTL bounds what the others keep).
+PUBLISH_WAIT_SECONDS = 1.0
 REDIS_CHANNEL = "botplatform:cache-invalidate"
 #: Key of the process's cache in every database session's `info` (set by Runtime.create).
 SHARED_CACHE = "shared_cache"
+#: Set in the `info` of a session on the read replica: what it reads may be a moment old,
+#: and a load made there after an invalidation would keep the old value (never stored).
+READS_REPLICA = "reads_replica"
 _PENDING = "shared_cache_pending"
 
 #: (kind, workspace id, key); None in an invalidation means "every".
@@ -106,7 +112,12 @@ class SharedCache:
         loaded = await load()
         # Not stored when something was invalidated meanwhile (the load may predate it), nor
         # what this transaction has changed and not yet committed.
-        if self._listening and generation == self._generation and not _changed_here(db, entry_key):
+        if (
+            self._listening
+            and generation == self._generation
+            and not db.info.get(READS_REPLICA)
+            and not _changed_here(db, entry_key)
+        ):
             self._store(entry_key, loaded)
         return loaded
 
@@ -168,6 +179,15 @@ class SharedCache:
         task = loop.create_task(self._publish(scopes))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def published(self) -> None:
+        """Waits (at most `PUBLISH_WAIT_SECONDS`) until this loop's invalidations have reached
+        Redis, which has then handed them to every subscribed process: a write answered after
+        this is seen by the next request, whichever process takes it."""
+        loop = asyncio.get_running_loop()
+        mine = [task for task in self._tasks if task.get_loop() is loop]
+        if mine:
+            await asyncio.wait(mine, timeout=PUBLISH_WAIT_SECONDS)
 
     async def _publish(self, scopes: list[Scope]) -> None:
         message = json.dumps(

@@ -43,15 +43,12 @@ def _configure(connection: Connection) -> None:
 
 def _run(connection: Connection) -> None:
     _configure(connection)
-    is_postgres = connection.dialect.name == "postgresql"
-    if is_postgres:
-        connection.execute(text(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
-    try:
-        with context.begin_transaction():
-            context.run_migrations()
-    finally:
-        if is_postgres:
-            connection.execute(text(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+    with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Held until the migrations' transaction ends (a session lock would not survive a
+            # pooler in transaction mode, nor be released by it).
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
+        context.run_migrations()
 
 
 async def _run_online() -> None:

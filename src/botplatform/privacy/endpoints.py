@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from botplatform.audit import service as audit_service
 from botplatform.audit.dependencies import Audit
 from botplatform.authz.dependencies import ContactsExport, PrivacyErase
-from botplatform.db import DbSession
+from botplatform.db import DbSession, reads_replica
 from botplatform.kit.envelope import Envelope, ok
 from botplatform.kit.scoping import enter_workspace
 from botplatform.privacy import service
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/workspaces/{ws}", tags=["privacy"])
 
 
 @router.get("/contacts/{contact_id}/export")
+@reads_replica
 async def export_contact(
     access: ContactsExport,
     contact_id: uuid.UUID,

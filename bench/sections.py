@@ -1,0 +1,27 @@
+"""One section of docs/benchmarks.md kept apart from the main run's: `bench/scaleout.py`
+writes its own section, and `bench/run.py` keeps it when it rewrites the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SCALEOUT_HEADING = "## Scale-out on loopback"
+
+
+def section_of(path: Path, heading: str) -> str:
+    """The section under `heading` (up to the next `## `), or ''."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(f"\n{heading}\n")
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return text[start + 1 : end + 1 if end >= 0 else len(text)].rstrip("\n") + "\n"
+
+
+def replace_section(path: Path, heading: str, section: str) -> None:
+    """Writes `section` (starting with `heading`) in place of the old one, or at the end."""
+    text = path.read_text() if path.exists() else ""
+    old = section_of(path, heading)
+    body = section.rstrip("\n") + "\n"
+    text = text.replace(old, body) if old else text.rstrip("\n") + "\n\n" + body
+    path.write_text(text)
