@@ -268,7 +268,8 @@ async def test_the_plan_refuses_with_402_before_anything_is_queued(
     assert response.json()["error"]["details"]["quota"] == "recipients_per_month"
     assert (await s.get(third["id"]))["counts"]["total"] == 0
     fits = await s.create(phones(1, start=60))
-    await s.finished((await s.start(fits["id"]))["id"])
+    done = await s.finished((await s.start(fits["id"]))["id"])
+    assert done["counts"]["sent"] + done["counts"]["delivered"] + done["counts"]["read"] == 1, done
     assert len(sends(wa)) == 4
 
 
