@@ -914,6 +914,8 @@ NOT_AUDITED = {
     # A recipient's one-click unsubscribe: anonymous, and recorded in the consent ledger (as a
     # STOP keyword is), which is where opt-outs are audited; the audit log is members' actions.
     ("POST", "/email/unsubscribe/{token}"),
+    # Opting back in through the same link: the consent ledger again (`opt_in`).
+    ("POST", "/email/resubscribe/{token}"),
 }
 
 
