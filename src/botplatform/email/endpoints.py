@@ -23,7 +23,8 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title></head>"
-        '<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem">'
+        '<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;'
+        'padding:0 1rem">'
         f"<h1>{escape(title)}</h1>{body}</body></html>"
     )
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
