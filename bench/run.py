@@ -14,6 +14,9 @@ Phases, each with fresh processes on free loopback ports, stopped afterwards eve
 3. (d) idle: each backend's platform started (production mode with its scheduler too) and
    left without traffic; the CPU of every process, its PostgreSQL backends and Redis.
    `--only idle --idle-report` runs this alone and rewrites only its section of the report.
+4. (e) broadcasts, only with `--only broadcast` (bench/broadcast.py): throughput of one
+   broadcast (`--recipients`, 100,000 by default) at 1,000 msg/s with a worker SIGKILLed
+   mid-run, tenant fairness, and the restart tests; `--broadcast-report` writes its section.
 CPU is counted per process from /proc: the platform's processes (serve, workers, PostgreSQL
 backends of the bench database, the run's Redis server) apart from the apparatus (load
 generator, fake Graph API, counting relay, profiler). The closed loop uses Debian's `wrk`.
@@ -57,6 +60,8 @@ from servers import (
     start_sql_relay,
     wait_ready,
 )
+
+import broadcast
 
 REPO = BENCH_DIR.parent
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
@@ -532,6 +537,17 @@ def main() -> None:
         help="with --only idle: write scenario (d) into the report, leaving the rest as it is",
     )
     parser.add_argument(
+        "--recipients",
+        type=int,
+        default=broadcast.DEFAULT_RECIPIENTS,
+        help="with --only broadcast: the broadcast's size (shrink it on a shared machine)",
+    )
+    parser.add_argument(
+        "--broadcast-report",
+        action="store_true",
+        help="with --only broadcast: write scenario (e) into the report, leaving the rest",
+    )
+    parser.add_argument(
         "--from-results",
         type=Path,
         help="write the report from a run's saved results.json instead of measuring",
@@ -562,6 +578,10 @@ def main() -> None:
             if backend.name in only:
                 results[backend.name] = {"label": backend.label}
                 bench_platform(run, backend, results[backend.name])
+        if "broadcast" in only:
+            results["broadcast"] = broadcast.run_all(
+                args.recipients, broadcast.DEFAULT_RATE, {"throughput", "fairness", "resilience"}
+            )
         if "idle" in only:
             results["idle"] = {
                 backend.name: bench_idle(run, backend)
@@ -573,6 +593,9 @@ def main() -> None:
         (scratch / "results.json").write_text(json.dumps(results, indent=2))
     if set(only) != set(TARGETS):
         print(json.dumps(summary(results), indent=2))
+        if only == ["broadcast"] and args.broadcast_report:
+            broadcast.write_section(results["broadcast"], args.output, results["machine"])
+            log(f"replaced the broadcast section of {args.output}")
         if only == ["idle"] and args.idle_report:
             write_idle_section(results, args.output)
             log(f"replaced the idle section of {args.output}")

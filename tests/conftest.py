@@ -79,6 +79,19 @@ REQUIRE_BACKENDS = (
 )
 
 
+RUN_SLOW = os.environ.get("RUN_SLOW_TESTS") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` (over a minute of real processes) stay out of the default run."""
+    if RUN_SLOW:
+        return
+    skip = pytest.mark.skip(reason="slow: set RUN_SLOW_TESTS=1 (or bench/run.py --only broadcast)")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
+
+
 def _missing(reason: str) -> None:
     if REQUIRE_BACKENDS:
         pytest.fail(f"required test backend unavailable: {reason}", pytrace=False)

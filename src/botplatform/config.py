@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # Of each worker process's threads, the share that may run broadcast jobs at once (at
     # least one): the rest stay free for the message path (docs/decisions.md, "Broadcasts").
     broadcast_worker_share: float = Field(0.25, gt=0, le=1, alias="BROADCAST_WORKER_SHARE")
+    # The same for webhooks with delivery statuses only (a broadcast brings three per send):
+    # on their own queue, `statuses`, so a customer's message never waits behind them.
+    status_worker_share: float = Field(0.5, gt=0, le=1, alias="STATUS_WORKER_SHARE")
     send_lease_seconds: int = Field(60, ge=1, alias="SEND_LEASE_SECONDS")
     sweep_after_seconds: int = Field(300, ge=0, alias="SWEEP_AFTER_SECONDS")
     # A send whose request may have left (the worker died, the answer was lost) waits this long

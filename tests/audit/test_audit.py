@@ -924,6 +924,8 @@ NOT_AUDITED = {
     ("POST", "/widget/{channel_id}/uploads"),
     ("POST", "/widget/{channel_id}/read"),
     ("POST", "/widget/{channel_id}/profile"),
+    # Opting back in through the same link: the consent ledger again (`opt_in`).
+    ("POST", "/email/resubscribe/{token}"),
 }
 
 

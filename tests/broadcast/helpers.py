@@ -103,6 +103,75 @@ def per_recipient(wa: FakeGraph) -> Counter[str]:
     return Counter(item["to"] for item in sends(wa))
 
 
+async def add_contacts(runtime: Runtime, ws: str, numbers: list[str], tag: str) -> None:
+    """Opted-in WhatsApp contacts with `tag`, inserted in bulk (as an import would leave
+    them): a large audience set up in seconds, not one inbound message each."""
+    from sqlalchemy import insert
+
+    from botplatform.kit.clock import utcnow
+    from botplatform.models import ContactIdentity
+
+    now, workspace_id = utcnow(), uuid.UUID(ws)
+    contacts = [
+        {
+            "id": uuid.uuid4(),
+            "workspace_id": workspace_id,
+            "name": f"Customer {index}",
+            "attributes": {},
+            "tags": [tag],
+            "opted_out": False,
+            "email_opted_out": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for index in range(len(numbers))
+    ]
+    identities = [
+        {
+            "id": uuid.uuid4(),
+            "workspace_id": workspace_id,
+            "contact_id": contact["id"],
+            "provider": "whatsapp",
+            "external_id": number.lstrip("+"),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for contact, number in zip(contacts, numbers, strict=True)
+    ]
+    async with runtime.db.unit_of_work(system=True) as db:
+        for start in range(0, len(contacts), 1_000):
+            await db.execute(insert(Contact), contacts[start : start + 1_000])
+            await db.execute(insert(ContactIdentity), identities[start : start + 1_000])
+
+
+async def lift_broadcast_quotas(runtime: Runtime) -> None:
+    """The starter plan without the quotas a large broadcast would meet (for this test)."""
+    from tests.conftest import set_quota
+
+    await set_quota(
+        runtime,
+        "starter",
+        recipients_per_broadcast=None,
+        recipients_per_month=None,
+        messages_per_month=None,
+    )
+
+
+async def tagged_segment(shop: Shop, tag: str) -> dict[str, Any]:
+    """A broadcast audience: a saved segment of the contacts with `tag`."""
+    definition = {
+        "match": "all",
+        "conditions": [{"type": "tags", "operator": "has_any", "values": [tag]}],
+    }
+    response = await shop.api.http.post(
+        f"/api/v1/workspaces/{shop.ws}/segments",
+        json={"name": f"Tagged {tag}", "definition": definition},
+        headers=shop.owner.headers,
+    )
+    assert response.status_code == 201, response.text
+    return {"type": "segment", "segment_id": response.json()["data"]["id"]}
+
+
 async def set_channel(runtime: Runtime, channel_id: str, **config: Any) -> None:
     async with runtime.db.unit_of_work(system=True) as db:
         channel = await db.get(Channel, uuid.UUID(channel_id))

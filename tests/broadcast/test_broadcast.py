@@ -257,8 +257,20 @@ async def test_the_plan_refuses_with_402_before_anything_is_queued(
     usage = await api.http.get(f"/api/v1/workspaces/{s.ws}/usage", headers=s.owner.headers)
     used = {q["name"]: q["used"] for q in usage.json()["data"]["quotas"]}
     assert used["broadcasts_per_month"] == 1
+    assert used["recipients_per_month"] == 3
     await s.finished(created["id"])
     assert len(sends(wa)) == 3
+    # The month's recipients: a broadcast that would go past them is refused, nothing queued.
+    await set_quota(runtime, "starter", broadcasts_per_month=None, recipients_per_month=4)
+    third = await s.create(phones(2, start=40))
+    response = await s.post(third["id"], "start")
+    assert response.status_code == 402, response.text
+    assert response.json()["error"]["details"]["quota"] == "recipients_per_month"
+    assert (await s.get(third["id"]))["counts"]["total"] == 0
+    fits = await s.create(phones(1, start=60))
+    done = await s.finished((await s.start(fits["id"]))["id"])
+    assert done["counts"]["sent"] + done["counts"]["delivered"] + done["counts"]["read"] == 1, done
+    assert len(sends(wa)) == 4
 
 
 async def test_tenants_and_roles(api: Api, wa: FakeGraph) -> None:

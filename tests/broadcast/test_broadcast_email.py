@@ -191,6 +191,23 @@ async def test_email_broadcast_reaches_each_address_once_and_unsubscribes_in_one
     assert len(await _ledger(runtime, ids["Ann"])) == 1  # idempotent
     assert "no longer" in (await client.get(_path(ann_url))).text
 
+    # Unsubscribed by mistake: the page's button opts her back in (the same signed token).
+    unsubscribed = await client.get(_path(ann_url))
+    token = _path(ann_url).rsplit("/", 1)[1]
+    assert f'action="/email/resubscribe/{token}"' in unsubscribed.text
+    back = await client.post(f"/email/resubscribe/{token}")
+    assert back.status_code == 200 and "again" in back.text
+    assert not (await _contact(runtime, ids["Ann"])).email_opted_out
+    entries = sorted(await _ledger(runtime, ids["Ann"]), key=lambda e: e.created_at)
+    assert [(e.action, e.source) for e in entries] == [
+        ("opt_out", "email_unsubscribe"),
+        ("opt_in", "email_resubscribe"),
+    ]
+    assert (await client.post(f"/email/resubscribe/{token}")).status_code == 200
+    assert len(await _ledger(runtime, ids["Ann"])) == 2  # idempotent
+    assert (await client.post(f"/email/resubscribe/{token}x")).status_code == 400
+    await client.post(_path(ann_url), content=b"List-Unsubscribe=One-Click")  # out again
+
     # The next email broadcast skips her.
     smtp.reset()
     second = await shop.create([ids["Ann"], ids["Bob"]])

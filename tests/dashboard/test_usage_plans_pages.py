@@ -71,6 +71,7 @@ async def test_superadmin_edits_a_plan_and_moves_a_workspace(
         "bots": "5",
         "broadcasts_per_month": "20",
         "recipients_per_broadcast": "1000",
+        "recipients_per_month": "5000",
         "ai_tokens_per_month": "200000",
         "api_requests_per_minute": "600",
         "retention_days": "90",

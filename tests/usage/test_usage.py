@@ -40,6 +40,7 @@ async def test_usage_shows_every_quota_with_used_and_remaining(
         "bots",
         "broadcasts_per_month",
         "recipients_per_broadcast",
+        "recipients_per_month",
         "ai_tokens_per_month",
         "api_requests_per_minute",
         "retention_days",
@@ -161,6 +162,38 @@ async def test_broadcast_reservations_check_recipients_and_the_month(
             await service.reserve_broadcast(db, ws, 1)
         assert second.value.details["quota"] == "broadcasts_per_month"
     assert (await _counter(runtime, ws)).broadcasts == 1
+
+
+async def test_broadcast_recipients_are_counted_per_month(api: Api, runtime: Runtime) -> None:
+    ws = await _workspace(api)
+    await set_quota(runtime, "starter", broadcasts_per_month=None, recipients_per_month=25)
+    async with runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        with pytest.raises(QuotaExceeded) as too_big:  # the month's first: refused too
+            await service.reserve_broadcast(db, ws, 26)
+        assert too_big.value.details == {
+            "quota": "recipients_per_month",
+            "limit": 25,
+            "used": 0,
+            "plan": "starter",
+        }
+        await service.reserve_broadcast(db, ws, 10)
+        await service.reserve_broadcast(db, ws, 15)  # exactly the limit
+        with pytest.raises(QuotaExceeded) as spent:
+            await service.reserve_broadcast(db, ws, 1)
+        assert spent.value.details["quota"] == "recipients_per_month"
+        assert spent.value.details["used"] == 25
+    counter = await _counter(runtime, ws)
+    assert (counter.broadcasts, counter.broadcast_recipients) == (2, 25)
+    # Both month quotas at once: the broadcast count refuses first, nothing is counted.
+    await set_quota(runtime, "starter", broadcasts_per_month=2, recipients_per_month=None)
+    async with runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        with pytest.raises(QuotaExceeded) as third:
+            await service.reserve_broadcast(db, ws, 1)
+        assert third.value.details["quota"] == "broadcasts_per_month"
+    counter = await _counter(runtime, ws)
+    assert (counter.broadcasts, counter.broadcast_recipients) == (2, 25)
 
 
 def test_periods_are_calendar_months_in_utc() -> None:

@@ -4,8 +4,6 @@ stay free for the message path, so a reply never waits behind a broadcast."""
 
 from __future__ import annotations
 
-import math
-import threading
 import uuid
 from datetime import timedelta
 
@@ -16,6 +14,7 @@ from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Broadcast
 from botplatform.worker.jobs import JobContext, enqueue, job
+from botplatform.worker.lane import Lane
 from botplatform.worker.sweeper import sweep_step
 
 LANE = "broadcasts"
@@ -23,26 +22,8 @@ TICK_JOB = "broadcast_tick"
 TICK_BATCH = 100
 
 
-class _Lane:
-    """How many broadcast jobs this process runs at once, out of its worker threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running = 0
-
-    def enter(self, threads: int, share: float) -> bool:
-        with self._lock:
-            if self._running >= max(1, math.floor(threads * share)):
-                return False
-            self._running += 1
-            return True
-
-    def leave(self) -> None:
-        with self._lock:
-            self._running -= 1
-
-
-LANE_GATE = _Lane()
+#: How many broadcast jobs this process runs at once, out of its worker threads.
+LANE_GATE = Lane()
 
 
 @job(service.RUN_JOB, queue=LANE, max_retries=20, min_backoff_ms=1_000, max_backoff_ms=60_000)

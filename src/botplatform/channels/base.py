@@ -164,6 +164,13 @@ class ChannelAdapter(Protocol):
 
     def parse(self, body: bytes) -> list[InboundEvent]: ...
 
+    def statuses_only(self, body: bytes) -> bool:
+        """True when the webhook surely carries delivery statuses and nothing else (no
+        message, no template or account update): it is processed in the status lane, apart
+        from the messages customers wait an answer to. A cheap look at the bytes, no parse;
+        False when unsure (the message lane takes everything)."""
+        ...
+
     async def send(self, message: OutboundMessage) -> SendResult: ...
 
     async def fetch_media(self, media: Media) -> tuple[bytes, str]:

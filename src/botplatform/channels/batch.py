@@ -34,7 +34,7 @@ from botplatform.bot import cache as bot_cache
 from botplatform.channels import choices, policy
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
-from botplatform.channels.messages import MEDIA_TYPES, InboundMessage
+from botplatform.channels.messages import MEDIA_TYPES, InboundMessage, StatusUpdate
 from botplatform.channels.registry import thread_of
 from botplatform.channels.sender import LeasedSend, outbound_of
 from botplatform.conversation.consent import consent_keyword
@@ -43,7 +43,7 @@ from botplatform.events import payloads
 from botplatform.events.service import anyone_receives, emit_many
 from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
-from botplatform.kit.scoping import scoped_columns
+from botplatform.kit.scoping import scoped, scoped_columns
 from botplatform.message.schemas import MessageBody
 from botplatform.message.service import SEND_JOB
 from botplatform.models import (
@@ -143,6 +143,7 @@ async def apply_items(
     if senders:
         await _record(db, senders)
         outcome.received += sum(len(sender.stored) for sender in senders)
+    await _lock_status_targets(db, rest)
     for channel, item in rest:
         outcome.received += await apply_one(channel, item)
     wanted = _wanted_replies(senders)
@@ -163,6 +164,33 @@ async def apply_items(
         writes.append(core.inserting(db, Message, rows))
     await core.together(db, writes + closing)
     return outcome
+
+
+async def _lock_status_targets(db: AsyncSession, items: list[tuple[ChannelInfo, object]]) -> None:
+    """Locks the messages the batch's status updates are about, all at once in id order,
+    before they are applied one by one. Two batches carrying statuses of the same messages
+    in different orders (a broadcast's sent / delivered / read webhooks) would otherwise
+    each hold a row the other waits for, and PostgreSQL would end one as a deadlock."""
+    if db.get_bind().dialect.name != "postgresql":
+        return  # SQLite has one writer: nothing to order
+    wanted: dict[ChannelInfo, set[str]] = defaultdict(set)
+    for channel, item in items:
+        if isinstance(item, StatusUpdate):
+            wanted[channel].add(item.provider_message_id)
+    for channel, provider_ids in sorted(wanted.items(), key=lambda pair: pair[0].id):
+        if len(provider_ids) < 2:
+            continue  # one row: its own lock below is already in order
+        statement = (
+            scoped(Message, channel.workspace_id)
+            .with_only_columns(Message.id)
+            .where(
+                Message.channel_id == channel.id,
+                Message.provider_message_id.in_(sorted(provider_ids)),
+            )
+            .order_by(Message.id)
+            .with_for_update()
+        )
+        await db.execute(statement)
 
 
 # -- which items take the bulk path ----------------------------------------------------------

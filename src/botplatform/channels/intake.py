@@ -39,6 +39,9 @@ from botplatform.worker.jobs import PendingJob, enqueue
 PROCESS_JOB = "process_inbound_event"
 #: The job of a group's new events of one workspace: they are processed as one batch.
 PROCESS_BATCH_JOB = "process_inbound_events"
+#: The same for webhooks with delivery statuses only (a broadcast's thousands), on their own
+#: queue and a bounded share of the worker's threads (channels/tasks.py).
+STATUS_BATCH_JOB = "process_status_events"
 #: How long a process trusts what it read about a channel. Changes made through this process
 #: apply at once (`forget`); another process sees them within this many seconds.
 CHANNEL_CACHE_SECONDS = 5.0
@@ -77,6 +80,7 @@ class _Webhook:
     provider: str
     body: bytes
     dedupe_key: str
+    statuses_only: bool = False
     stored: asyncio.Future[bool] = field(default_factory=_future)
 
 
@@ -176,6 +180,7 @@ class WebhookIntake:
             provider=channel.channel.provider,
             body=body,
             dedupe_key=dedupe_key_of(channel.adapter, body),
+            statuses_only=channel.adapter.statuses_only(body),
         )
         self._waiting.append(webhook)
         if self._writing < self._max_writers:
@@ -232,13 +237,16 @@ def _first_of_each(webhooks: list[_Webhook]) -> dict[tuple[str, str], _Webhook]:
 
 def _created(
     workspace_id: uuid.UUID, first: dict[tuple[str, str], _Webhook], inserted: Inserted
-) -> tuple[set[int], PendingJob | None]:
-    """The `id()`s of the webhooks that made a row, and the one job that processes the rows."""
+) -> tuple[set[int], list[PendingJob]]:
+    """The `id()`s of the webhooks that made a row, and the jobs that process the rows: one
+    for the messages, one for the webhooks with statuses only."""
     created = {id(first[(channel_id, dedupe_key)]) for _, channel_id, dedupe_key in inserted}
-    if not inserted:
-        return created, None
-    event_ids = [event_id for event_id, _, _ in inserted]
-    return created, PendingJob(PROCESS_BATCH_JOB, (str(workspace_id), event_ids))
+    lanes: dict[str, list[str]] = {PROCESS_BATCH_JOB: [], STATUS_BATCH_JOB: []}
+    for event_id, channel_id, dedupe_key in inserted:
+        statuses = first[(channel_id, dedupe_key)].statuses_only
+        lanes[STATUS_BATCH_JOB if statuses else PROCESS_BATCH_JOB].append(event_id)
+    jobs = [PendingJob(job, (str(workspace_id), ids)) for job, ids in lanes.items() if ids]
+    return created, jobs
 
 
 # -- PostgreSQL: asyncpg directly ------------------------------------------------------------
@@ -281,9 +289,9 @@ async def _write_postgres(db: Database, by_workspace: dict[uuid.UUID, list[_Webh
         for workspace_id, webhooks in by_workspace.items():
             first = _first_of_each(webhooks)
             inserted = await _insert_postgres(connection, workspace_id, list(first.values()))
-            new, job = _created(workspace_id, first, inserted)
+            new, made = _created(workspace_id, first, inserted)
             created |= new
-            jobs += [job] if job is not None else []
+            jobs += made
         if several:
             await connection.execute("COMMIT")
     except BaseException as exc:
@@ -338,9 +346,9 @@ async def _write_sqlite(db: Database, by_workspace: dict[uuid.UUID, list[_Webhoo
         for workspace_id, webhooks in by_workspace.items():
             first = _first_of_each(webhooks)
             inserted = await _insert_sqlite(session, workspace_id, list(first.values()))
-            new, job = _created(workspace_id, first, inserted)
+            new, made = _created(workspace_id, first, inserted)
             created |= new
-            if job is not None:  # sent once the unit of work commits
+            for job in made:  # sent once the unit of work commits
                 enqueue(session, job.name, *job.args)
     return created
 

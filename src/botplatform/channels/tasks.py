@@ -65,6 +65,7 @@ from botplatform.models.base import UTCDateTime, table_of
 from botplatform.template import service as templates
 from botplatform.usage import service as usage
 from botplatform.worker.jobs import JobContext, enqueue, job
+from botplatform.worker.lane import Lane
 from botplatform.worker.sweeper import SweepTarget, sweep_step, sweep_target
 
 log = get_logger("botplatform.channels")
@@ -77,6 +78,10 @@ async def _enter(ctx: JobContext, workspace_id: str) -> uuid.UUID:
 
 
 PROCESS_BATCH_JOB = "process_inbound_events"
+STATUS_BATCH_JOB = "process_status_events"
+STATUS_LANE = "statuses"
+#: A status job that finds its lane full comes back after this long.
+STATUS_LANE_RETRY_MS = 200
 
 
 @job("process_inbound_event", max_retries=10, min_backoff_ms=1_000)
@@ -90,6 +95,21 @@ async def process_inbound_events(ctx: JobContext, workspace_id: str, event_ids: 
     """The stored webhooks of one workspace committed together (one intake group); jobs of
     the same workspace reaching this process at the same moment share one batch."""
     await _BATCHES.join(ctx, workspace_id, event_ids)
+
+
+@job(STATUS_BATCH_JOB, queue=STATUS_LANE, max_retries=10, min_backoff_ms=1_000)
+async def process_status_events(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
+    """Webhooks with delivery statuses only (channels/intake.py), batched like the others
+    but apart from them, on at most STATUS_WORKER_SHARE of the threads: a broadcast's
+    thousands of statuses never hold up a customer's message."""
+    settings = ctx.runtime.settings
+    if not STATUS_GATE.enter(settings.worker_threads, settings.status_worker_share):
+        enqueue(ctx.db, STATUS_BATCH_JOB, workspace_id, event_ids, delay_ms=STATUS_LANE_RETRY_MS)
+        return
+    try:
+        await _STATUS_BATCHES.join(ctx, workspace_id, event_ids)
+    finally:
+        STATUS_GATE.leave()
 
 
 @dataclass(eq=False)
@@ -184,6 +204,8 @@ MAX_BATCH_EVENTS = 200
 #: the provider, the next is being written).
 CONCURRENT_BATCHES = 2
 _BATCHES = _Batches()
+_STATUS_BATCHES = _Batches()
+STATUS_GATE = Lane()
 
 
 async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:

@@ -23,6 +23,7 @@ QUOTA_LABELS = {
     "bots": "Bots",
     "broadcasts_per_month": "Broadcasts this month",
     "recipients_per_broadcast": "Recipients per broadcast",
+    "recipients_per_month": "Broadcast recipients this month",
     "ai_tokens_per_month": "AI tokens this month",
     "api_requests_per_minute": "API requests per minute (API keys)",
     "retention_days": "Message retention ceiling (days)",

@@ -23,7 +23,8 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title></head>"
-        '<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto">'
+        '<body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;'
+        'padding:0 1rem">'
         f"<h1>{escape(title)}</h1>{body}</body></html>"
     )
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
@@ -45,7 +46,8 @@ async def unsubscribe_page(token: str, db: DbSession, runtime: RuntimeDep) -> HT
     workspace = await db.get(Workspace, subscriber.workspace_id)
     sender = escape(workspace.name) if workspace else "this sender"
     if contact.email_opted_out:
-        return _page("Unsubscribed", f"<p>You no longer receive marketing email from {sender}.</p>")
+        told = f"<p>You no longer receive marketing email from {sender}.</p>"
+        return _page("Unsubscribed", told + _resubscribe_form(token))
     form = (
         f"<p>Stop receiving marketing email from {sender}?</p>"
         '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
@@ -64,4 +66,26 @@ async def unsubscribe_now(token: str, db: DbSession, runtime: RuntimeDep) -> HTM
         await unsubscribe.unsubscribe(db, subscriber)
     except AppError as exc:
         return _error(exc)
-    return _page("Unsubscribed", "<p>You will no longer receive these emails.</p>")
+    told = "<p>You will no longer receive these emails.</p>"
+    return _page("Unsubscribed", told + _resubscribe_form(token))
+
+
+def _resubscribe_form(token: str) -> str:
+    """Changed your mind? The same signed link, posted to `resubscribe`."""
+    action = escape(f"{public_router.prefix}/resubscribe/{token}")
+    return (
+        f'<form method="post" action="{action}"><p>Unsubscribed by mistake?</p>'
+        '<button type="submit">Subscribe again</button></form>'
+    )
+
+
+@public_router.post("/resubscribe/{token}", response_class=HTMLResponse)
+async def resubscribe_now(token: str, db: DbSession, runtime: RuntimeDep) -> HTMLResponse:
+    """The button on the unsubscribed page: the contact opts back in to marketing email
+    (the same signed token; recorded in the consent ledger as `opt_in`). Again is harmless."""
+    try:
+        subscriber = unsubscribe.read(runtime.settings, token)
+        await unsubscribe.resubscribe(db, subscriber)
+    except AppError as exc:
+        return _error(exc)
+    return _page("Subscribed", "<p>You will receive these emails again.</p>")

@@ -20,6 +20,7 @@ from botplatform.models import ConsentEvent, Contact
 
 PURPOSE = "email-unsubscribe"
 SOURCE = "email_unsubscribe"
+RESUBSCRIBE_SOURCE = "email_resubscribe"
 PATH = "/email/unsubscribe/"
 
 
@@ -74,17 +75,28 @@ async def contact_of(db: AsyncSession, subscriber: Subscriber) -> Contact:
 
 async def unsubscribe(db: AsyncSession, subscriber: Subscriber) -> bool:
     """Opts the contact out of marketing email; False when it already was (nothing new)."""
+    return await _set_opted_out(db, subscriber, True)
+
+
+async def resubscribe(db: AsyncSession, subscriber: Subscriber) -> bool:
+    """The same link, the other way: the contact who unsubscribed asks for marketing email
+    again (`opt_in` in the consent ledger, its own consent); False when it was not opted out.
+    The contact's opt-out of everything (a STOP) is not touched: only that opts back in."""
+    return await _set_opted_out(db, subscriber, False)
+
+
+async def _set_opted_out(db: AsyncSession, subscriber: Subscriber, opted_out: bool) -> bool:
     contact = await contact_of(db, subscriber)
-    if contact.email_opted_out:
+    if contact.email_opted_out == opted_out:
         return False
-    contact.email_opted_out = True
+    contact.email_opted_out = opted_out
     detail = f"broadcast {subscriber.broadcast_id}" if subscriber.broadcast_id else None
     db.add(
         ConsentEvent(
             workspace_id=subscriber.workspace_id,
             contact_id=contact.id,
-            action="opt_out",
-            source=SOURCE,
+            action="opt_out" if opted_out else "opt_in",
+            source=SOURCE if opted_out else RESUBSCRIBE_SOURCE,
             channel_id=None,
             detail=detail,
         )

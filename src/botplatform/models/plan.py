@@ -21,6 +21,8 @@ class Plan(TimestampMixin, Base):
     bots: Mapped[int | None] = mapped_column(Integer, nullable=True)
     broadcasts_per_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
     recipients_per_broadcast: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Recipients of all the month's broadcasts together (counted when each starts).
+    recipients_per_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ai_tokens_per_month: Mapped[int | None] = mapped_column(Integer, nullable=True)
     api_requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The longest message retention a workspace on this plan may choose.

@@ -21,4 +21,5 @@ class UsageCounter(IdMixin, WorkspaceScoped, Base):
     messages_outbound: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     ai_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     broadcasts: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    broadcast_recipients: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -30,6 +30,7 @@ class PlanLimits:
     bots: int | None
     broadcasts_per_month: int | None
     recipients_per_broadcast: int | None
+    recipients_per_month: int | None
     ai_tokens_per_month: int | None
     api_requests_per_minute: int | None
     retention_days: int | None
@@ -44,6 +45,7 @@ class PlanLimits:
             bots=plan.bots,
             broadcasts_per_month=plan.broadcasts_per_month,
             recipients_per_broadcast=plan.recipients_per_broadcast,
+            recipients_per_month=plan.recipients_per_month,
             ai_tokens_per_month=plan.ai_tokens_per_month,
             api_requests_per_minute=plan.api_requests_per_minute,
             retention_days=plan.retention_days,

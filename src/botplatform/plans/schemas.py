@@ -18,6 +18,7 @@ class PlanOut(BaseModel):
     bots: int | None
     broadcasts_per_month: int | None
     recipients_per_broadcast: int | None
+    recipients_per_month: int | None = Field(description="All broadcasts of a month together")
     ai_tokens_per_month: int | None
     api_requests_per_minute: int | None = Field(description="Per workspace, for its API keys")
     retention_days: int | None = Field(description="Retention ceiling; None: unlimited")
@@ -32,6 +33,7 @@ class PlanUpdate(InputModel):
     bots: Quota = None
     broadcasts_per_month: Quota = None
     recipients_per_broadcast: Quota = None
+    recipients_per_month: Quota = None
     ai_tokens_per_month: Quota = None
     api_requests_per_minute: Annotated[int | None, Field(ge=1, le=1_000_000)] = None
     retention_days: Annotated[int | None, Field(ge=1, le=36_500)] = None

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +19,13 @@ from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import Bot, Channel, Invitation, Membership, UsageCounter, Workspace
 
-COUNTERS = ("messages_inbound", "messages_outbound", "ai_tokens", "broadcasts")
+COUNTERS = (
+    "messages_inbound",
+    "messages_outbound",
+    "ai_tokens",
+    "broadcasts",
+    "broadcast_recipients",
+)
 
 
 def period_of(moment: datetime) -> str:
@@ -109,6 +115,28 @@ async def add_within(
             index_elements=["workspace_id", "period"],
             set_=increments,
             where=used + amount <= limit,
+        ).returning(UsageCounter.id)
+    )
+    return result.first() is not None
+
+
+async def add_all_within(
+    db: AsyncSession, workspace_id: uuid.UUID, amounts: dict[str, int], limits: dict[str, int]
+) -> bool:
+    """`add_within` for several counters at once: all of `amounts` added only while every
+    counter named in `limits` stays within its limit afterwards; else nothing (one
+    statement, so two concurrent reservations cannot both take the last room)."""
+    if any(amounts[name] > limit for name, limit in limits.items()):
+        return False  # a first row of the month is inserted unchecked: refuse it here
+    statement, increments = _upsert(db, workspace_id, amounts)
+    within = [
+        getattr(UsageCounter, name) + amounts[name] <= limit for name, limit in limits.items()
+    ]
+    result = await db.execute(
+        statement.on_conflict_do_update(
+            index_elements=["workspace_id", "period"],
+            set_=increments,
+            where=and_(*within) if within else None,
         ).returning(UsageCounter.id)
     )
     return result.first() is not None

@@ -1,9 +1,10 @@
 """Quotas of the workspace's plan against what it used: the checks every creating or sending
 path calls, and the usage summary. Flushes, never commits.
 
-Monthly counters (messages, AI tokens, broadcasts) live in `usage_counters`; counted
-resources (channels, members, bots) are counted live. Inbound messages are always counted
-and never refused: a spent message quota stops only what the platform sends."""
+Monthly counters (messages, AI tokens, broadcasts and their recipients) live in
+`usage_counters`; counted resources (channels, members, bots) are counted live. Inbound
+messages are always counted and never refused: a spent message quota stops only what the
+platform sends."""
 
 from __future__ import annotations
 
@@ -168,20 +169,31 @@ async def ai_tokens_spent(db: AsyncSession, workspace_id: uuid.UUID) -> bool:
 
 
 async def reserve_broadcast(db: AsyncSession, workspace_id: uuid.UUID, recipients: int) -> None:
-    """For the broadcast domain, when it sends one: its recipients within the per-broadcast
-    limit, and one more broadcast this month (counted in the same statement that checks)."""
+    """For the broadcast domain, when it starts or schedules one: its recipients within the
+    per-broadcast limit, then one more broadcast and its recipients this month, both counted
+    in the one statement that checks them (402 `quota_exceeded`, nothing counted, when either
+    month's quota has no room). Counted once, at start: a broadcast cancelled later keeps its
+    place (what it reserved may already be on its way)."""
     plan = await plan_for(db, workspace_id)
     if plan.recipients_per_broadcast is not None and recipients > plan.recipients_per_broadcast:
         raise exceeded(plan, "recipients_per_broadcast", recipients)
-    if plan.broadcasts_per_month is None:
-        await repository.add(db, workspace_id, broadcasts=1)
+    amounts = {"broadcasts": 1, "broadcast_recipients": recipients}
+    limits = {
+        counter: limit
+        for counter, limit in (
+            ("broadcasts", plan.broadcasts_per_month),
+            ("broadcast_recipients", plan.recipients_per_month),
+        )
+        if limit is not None
+    }
+    if await repository.add_all_within(db, workspace_id, amounts, limits):
         return
-    limit = plan.broadcasts_per_month
-    if not await repository.add_within(
-        db, workspace_id, "broadcasts", 1, limit, UsageCounter.broadcasts
-    ):
-        row = await _counter(db, workspace_id)
-        raise exceeded(plan, "broadcasts_per_month", row.broadcasts if row else 0)
+    row = await _counter(db, workspace_id)
+    broadcasts = row.broadcasts if row else 0
+    if plan.broadcasts_per_month is not None and broadcasts + 1 > plan.broadcasts_per_month:
+        raise exceeded(plan, "broadcasts_per_month", broadcasts)
+    sent_to = row.broadcast_recipients if row else 0
+    raise exceeded(plan, "recipients_per_month", sent_to)
 
 
 # --- the summary ------------------------------------------------------------------------
@@ -218,6 +230,11 @@ async def summary(db: AsyncSession, workspace: Workspace) -> UsageOut:
             _use("bots", plan.bots, await repository.count_bots(db, ws)),
             _use("broadcasts_per_month", plan.broadcasts_per_month, row.broadcasts if row else 0),
             _use("recipients_per_broadcast", plan.recipients_per_broadcast, None),
+            _use(
+                "recipients_per_month",
+                plan.recipients_per_month,
+                row.broadcast_recipients if row else 0,
+            ),
             _use("ai_tokens_per_month", plan.ai_tokens_per_month, row.ai_tokens if row else 0),
             _use("api_requests_per_minute", plan.api_requests_per_minute, None),
             _use("retention_days", plan.retention_days, None),

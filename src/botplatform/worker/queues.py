@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 NAMESPACE = "botplatform"  # dramatiq's key prefix for our broker
-QUEUES = ("default", "webhooks", "broadcasts")
+QUEUES = ("default", "webhooks", "broadcasts", "statuses")
 
 
 def delay_queue(queue: str) -> str:

@@ -57,6 +57,9 @@ class MessengerAdapter:
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         hub.verify(headers, body, self.app_secret)
 
+    def statuses_only(self, body: bytes) -> bool:
+        return False  # delivery and read receipts are few here: the message lane takes them
+
     def parse(self, body: bytes) -> list[InboundEvent]:
         return parse(load_json(body))
 

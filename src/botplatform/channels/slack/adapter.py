@@ -194,6 +194,9 @@ class SlackAdapter:
         subject = f"slack-event:{found}".encode() if found else body
         return hashlib.sha256(subject).hexdigest()
 
+    def statuses_only(self, body: bytes) -> bool:
+        return False  # Slack sends no delivery statuses
+
     def parse(self, body: bytes) -> list[InboundEvent]:
         return parse(body, self.app)
 

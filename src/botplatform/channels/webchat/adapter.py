@@ -46,6 +46,9 @@ class WebchatAdapter:
         # The webhook route is not a door into this channel: visitors use the visitor API.
         raise WebhookRejected("The website chat widget takes messages through /widget/ only.")
 
+    def statuses_only(self, body: bytes) -> bool:
+        return False  # a visitor sends messages, never delivery statuses
+
     def parse(self, body: bytes) -> list[InboundEvent]:
         return parse(body)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -27,6 +28,9 @@ from botplatform.channels.whatsapp.outbound import graph_body
 from botplatform.channels.whatsapp.parse import parse
 from botplatform.config import Settings
 
+_STATUSES_KEY = re.compile(rb'"statuses"\s*:')
+_MESSAGES_KEY = re.compile(rb'"messages"\s*:')
+
 
 class WhatsAppAdapter:
     provider: ClassVar[str] = "whatsapp"
@@ -46,6 +50,11 @@ class WhatsAppAdapter:
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         hub.verify(headers, body, self.app_secret)
+
+    def statuses_only(self, body: bytes) -> bool:
+        # A `messages` change (its `field`) carries a `statuses` or a `messages` key (or
+        # both) in its value; templates and account updates carry neither.
+        return _STATUSES_KEY.search(body) is not None and _MESSAGES_KEY.search(body) is None
 
     def parse(self, body: bytes) -> list[InboundEvent]:
         return parse(load_json(body))
