@@ -140,6 +140,10 @@ async def send_chunk(driver: Driver, chunk: list[Ready], claim_lease: datetime) 
                 driver.runtime.ratelimiter, channel, SLOT_WAIT_SECONDS
             ):
                 continue
+            while not await policy.take_recipient_slot(
+                driver.runtime.ratelimiter, channel, item.address, SLOT_WAIT_SECONDS
+            ):
+                continue
             key = message.idempotency_key or str(message.id)
             outbound = to_outbound(item.body, item.address, key, None, str(message.id))
             try:

@@ -90,6 +90,16 @@ class InstagramChannelCreate(InputModel):
     auto_reply: AutoReply | None = None
 
 
+class TelegramChannelCreate(InputModel):
+    provider: Literal["telegram"]
+    name: Name | None = Field(None, description="Defaults to the bot's name")
+    bot_token: Secret = Field(description="The token BotFather gave the bot (123456:ABC…)")
+    send_rate_per_second: int = Field(
+        30, ge=1, le=30, description="Telegram's limit is 30 messages a second per bot"
+    )
+    auto_reply: AutoReply | None = None
+
+
 class UnavailableChannelCreate(BaseModel):
     """A channel of SPEC §3 not built yet: refused with `channel_not_available`."""
 
@@ -97,8 +107,8 @@ class UnavailableChannelCreate(BaseModel):
     provider: str
 
 
-BUILT = ("whatsapp", "messenger", "instagram")
-NOT_YET = ("webchat", "telegram", "slack")
+BUILT = ("whatsapp", "messenger", "instagram", "telegram")
+NOT_YET = ("webchat", "slack")
 
 
 def _provider_of(value: Any) -> str | None:
@@ -114,6 +124,7 @@ ChannelCreate = Annotated[
     Annotated[WhatsAppChannelCreate, Tag("~whatsapp")]
     | Annotated[MessengerChannelCreate, Tag("~messenger")]
     | Annotated[InstagramChannelCreate, Tag("~instagram")]
+    | Annotated[TelegramChannelCreate, Tag("~telegram")]
     | Annotated[UnavailableChannelCreate, Tag("~unavailable")],
     Discriminator(_provider_of),
 ]
@@ -159,6 +170,7 @@ class ChannelOut(BaseModel):
     display_phone_number: str | None
     page_id: str | None = Field(None, description="Messenger/Instagram: the Facebook Page")
     instagram_account_id: str | None = Field(None, description="Instagram: the account's id")
+    telegram_bot_username: str | None = Field(None, description="Telegram: the bot's @username")
     send_rate_per_second: int
     messaging_limit_tier: str | None = None
     auto_reply: str | None

@@ -104,6 +104,7 @@ class ProviderSendError(Exception):
         title: str,
         http_status: int = 0,
         ambiguous: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{code}: {title}")
         self.retryable = retryable
@@ -111,6 +112,9 @@ class ProviderSendError(Exception):
         self.title = title
         self.http_status = http_status
         self.ambiguous = ambiguous
+        #: Seconds the provider asked us to wait before trying again (Telegram's 429
+        #: `retry_after`): the retry waits exactly that long.
+        self.retry_after = retry_after
 
 
 async def post_json(url: str, payload: Any, headers: dict[str, str]) -> tuple[int, Any]:
@@ -128,6 +132,9 @@ async def post_json(url: str, payload: Any, headers: dict[str, str]) -> tuple[in
 
 
 CHANNEL_NOT_CONFIGURED = "channel_not_configured"
+#: A send refused because the person blocked the channel (Telegram's 403 "bot was blocked by
+#: the user"): final, and the contact is opted out (channels/tasks.py).
+RECIPIENT_BLOCKED = "recipient_blocked"
 
 
 def not_configured(setting: str, how: str) -> ProviderSendError:

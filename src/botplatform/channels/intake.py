@@ -176,7 +176,7 @@ class WebhookIntake:
             channel_id=channel.id,
             provider=channel.channel.provider,
             body=body,
-            dedupe_key=hashlib.sha256(body).hexdigest(),
+            dedupe_key=dedupe_key(channel.adapter, body),
         )
         self._waiting.append(webhook)
         if self._writing < self._max_writers:
@@ -218,6 +218,14 @@ class WebhookIntake:
         if self._db.dialect == "postgresql":
             return await _write_postgres(self._db, by_workspace)
         return await _write_sqlite(self._db, by_workspace)
+
+
+def dedupe_key(adapter: object, body: bytes) -> str:
+    """What makes a webhook a redelivery: the provider's own event id where the adapter
+    names one (Telegram's `update_id`, per bot), else the body's hash."""
+    own = getattr(adapter, "dedupe_key", None)
+    key = own(body) if own is not None else None
+    return key or hashlib.sha256(body).hexdigest()
 
 
 Inserted = list[tuple[str, str, str]]  # (event id, channel id, dedupe key), as text

@@ -9,6 +9,7 @@ from botplatform.channels.base import ChannelAdapter, ChannelInfo
 from botplatform.channels.instagram.adapter import InstagramAdapter
 from botplatform.channels.messages import Capability
 from botplatform.channels.messenger.adapter import MessengerAdapter
+from botplatform.channels.telegram.adapter import TelegramAdapter
 from botplatform.channels.whatsapp.adapter import WhatsAppAdapter
 from botplatform.config import Settings
 from botplatform.kit.errors import NotAvailable
@@ -17,6 +18,7 @@ ADAPTERS: dict[str, type[ChannelAdapter]] = {
     "whatsapp": WhatsAppAdapter,
     "messenger": MessengerAdapter,
     "instagram": InstagramAdapter,
+    "telegram": TelegramAdapter,
 }
 #: The channels of SPEC §3; those without an adapter yet are refused plainly.
 PROVIDERS = ("whatsapp", "messenger", "instagram", "webchat", "telegram", "slack")

@@ -83,6 +83,7 @@ class _Result:
     provider_message_id: str | None = None
     error_code: str | None = None
     error_title: str | None = None
+    retry_after: float | None = None  # seconds the provider asked us to wait (Telegram's 429)
 
 
 async def send_leased(runtime: Runtime, sends: list[LeasedSend]) -> None:
@@ -109,13 +110,18 @@ async def _send_channel(runtime: Runtime, sends: list[LeasedSend]) -> list[_Resu
 
     async def one(send: LeasedSend) -> _Result:
         async with gate:
+            recipient = send.outbound.recipient_id
+            if not await policy.take_recipient_slot(
+                runtime.ratelimiter, channel, recipient, SLOT_WAIT_SECONDS
+            ):
+                return _Result(send, "later")
             try:
                 result: SendResult = await adapter.send(send.outbound)
             except ProviderSendError as exc:
                 if exc.ambiguous:
                     return _Result(send, "unknown")
                 status = "retry" if exc.retryable else "failed"
-                return _Result(send, status, None, exc.code, exc.title[:500])
+                return _Result(send, status, None, exc.code, exc.title[:500], exc.retry_after)
             return _Result(send, "sent", result.provider_message_id)
 
     sent = await asyncio.gather(*(one(send) for send in sends[:granted]))
@@ -179,7 +185,10 @@ async def _write_outcomes(
         for result in written:
             if result.status in ("retry", "later"):
                 message_id = str(result.send.message_id)
-                enqueue(db, SEND_JOB, str(workspace_id), message_id, delay_ms=RETRY_DELAY_MS)
+                delay = RETRY_DELAY_MS
+                if result.retry_after is not None:  # exactly what the provider asked for
+                    delay = int(result.retry_after * 1000)
+                enqueue(db, SEND_JOB, str(workspace_id), message_id, delay_ms=delay)
                 continue
             message = _as_written(result, now)
             event = "message.sent" if result.status == "sent" else "message.failed"

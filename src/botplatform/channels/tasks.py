@@ -20,8 +20,15 @@ from botplatform.automation import events as automation_events
 from botplatform.bot import runner as bot_runner
 from botplatform.channel import cache as channel_cache
 from botplatform.channels import batch, delivery, policy, sender
-from botplatform.channels.base import ChannelInfo, MalformedPayload, ProviderSendError
+from botplatform.channels.base import (
+    RECIPIENT_BLOCKED,
+    ChannelInfo,
+    MalformedPayload,
+    ProviderSendError,
+)
+from botplatform.channels.intake import dedupe_key
 from botplatform.channels.messages import (
+    CONSENT_EVENTS,
     Content,
     InboundMessage,
     Media,
@@ -208,7 +215,22 @@ async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> 
             await _give_up(ctx, ws, usable[0], exc)
         raise
     await ctx.db.commit()  # the batch is durable before any reply leaves
+    await _acknowledge(ctx, items)
     await sender.send_leased(ctx.runtime, outcome.replies)
+
+
+async def _acknowledge(ctx: JobContext, items: list[tuple[ChannelInfo, object]]) -> None:
+    """Tells the provider, once the events are stored, what it waits to hear about them
+    (Telegram: a button tap answered, so the client's spinner stops). Channels with nothing
+    to acknowledge have no `acknowledge`."""
+    by_channel: dict[uuid.UUID, tuple[ChannelInfo, list[object]]] = {}
+    for channel, item in items:
+        by_channel.setdefault(channel.id, (channel, []))[1].append(item)
+    for channel, events in by_channel.values():
+        adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+        acknowledge = getattr(adapter, "acknowledge", None)
+        if acknowledge is not None:
+            await acknowledge(events)
 
 
 _EVENTS = table_of(InboundEvent)
@@ -287,10 +309,10 @@ def _parse(ctx: JobContext, channel: ChannelInfo, event: Any) -> list[object]:
     """The event's normalized items, or `MalformedPayload`. Parsing is pure (no I/O, no
     clock): whatever it raises, it raises again on every retry, so any failure is final."""
     body = event.body.encode()
-    if hashlib.sha256(body).hexdigest() != event.dedupe_key:
+    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+    if dedupe_key(adapter, body) != event.dedupe_key:
         # The stored text is not the bytes received (see intake's `_text`).
         raise MalformedPayload("not usable: the body is not valid UTF-8 or contains NUL")
-    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
     try:
         return list(adapter.parse(body))
     except MalformedPayload:
@@ -335,11 +357,39 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         await conversations.record_echo(db, channel, item)
     elif isinstance(item, Watermark):
         await conversations.apply_watermark(db, channel, item)
+    elif isinstance(item, SystemEvent) and item.kind in CONSENT_EVENTS:
+        await _provider_consent(db, channel, item)
     elif isinstance(item, SystemEvent) and await templates.apply_webhook(db, channel, item):
         return 0  # a template's status, quality or category: kept on the template's row
     else:  # other system events (account changes...) are logged for now
         log.info("channel_event", channel_id=str(channel.id), kind=type(item).__name__)
     return 0
+
+
+async def _provider_consent(db: AsyncSession, channel: ChannelInfo, event: SystemEvent) -> None:
+    """The provider says the person blocked the channel (or came back): their consent in the
+    ledger, as a STOP / START would. A person never seen has no contact to change."""
+    if event.sender_id is None:
+        return
+    contact = await _contact_of(db, channel, event.sender_id)
+    if contact is not None:
+        action = CONSENT_EVENTS[event.kind]
+        if (action == "opt_out") != contact.opted_out:
+            await conversations.record_consent(
+                db, contact, action, "provider", channel.id, event.kind
+            )
+
+
+async def _contact_of(db: AsyncSession, channel: ChannelInfo, external_id: str) -> Contact | None:
+    identity = (
+        await db.execute(
+            scoped(ContactIdentity, channel.workspace_id).where(
+                ContactIdentity.provider == channel.provider,
+                ContactIdentity.external_id == external_id,
+            )
+        )
+    ).scalar_one_or_none()
+    return await db.get(Contact, identity.contact_id) if identity is not None else None
 
 
 async def _auto_reply(db: AsyncSession, channel: ChannelInfo, message: Message) -> None:
@@ -481,7 +531,10 @@ async def send_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
         values = delivery.failed_values(refused.code, refused.message)
         await _finish(ctx, ws, row_id, event="message.failed", held=lease_until, **values)
         return
-    if not await policy.take_send_slot(ctx.runtime.ratelimiter, channel):
+    limiter = ctx.runtime.ratelimiter
+    if not await policy.take_send_slot(limiter, channel) or not await policy.take_recipient_slot(
+        limiter, channel, outbound.recipient_id
+    ):
         await _finish(ctx, ws, row_id, status="queued", lease_until=None, held=lease_until)
         raise Retry(delay=1000)
     await _deliver(ctx, ws, row_id, channel, outbound, lease_until)
@@ -545,11 +598,31 @@ async def _deliver(
         final = not exc.retryable or ctx.is_last_attempt
         values = (delivery.failed_values if final else delivery.retry_values)(exc.code, exc.title)
         await _finish(ctx, ws, row_id, event="message.failed" if final else None, **values)
+        if exc.code == RECIPIENT_BLOCKED:
+            await _recipient_blocked(ctx, ws, row_id, channel, exc.title)
         if final:
             return
+        if exc.retry_after is not None:  # the provider said exactly when: not our backoff
+            raise Retry(delay=int(exc.retry_after * 1000)) from exc
         raise
     values = delivery.sent_values(result.provider_message_id)
     await _finish(ctx, ws, row_id, event="message.sent", **values)
+
+
+async def _recipient_blocked(
+    ctx: JobContext, ws: uuid.UUID, row_id: uuid.UUID, channel: ChannelInfo, reason: str
+) -> None:
+    """The person blocked the channel: they are opted out, so nothing else is queued to a
+    recipient who will never receive it."""
+    async with ctx.runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        message = await db.get(Message, row_id)
+        conversation = await db.get(Conversation, message.conversation_id) if message else None
+        contact = await db.get(Contact, conversation.contact_id) if conversation else None
+        if contact is not None and not contact.opted_out:
+            await conversations.record_consent(
+                db, contact, "opt_out", "provider", channel.id, reason
+            )
 
 
 MARK_READ_JOB = "mark_read"
