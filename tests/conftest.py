@@ -42,6 +42,9 @@ from botplatform.plans.defaults import DEFAULT_PLANS
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from botplatform.sandbox import create_app as create_graph_app
+from botplatform.sandbox.telegram import DEFAULT_TOKEN as TELEGRAM_TOKEN
+from botplatform.sandbox.telegram import FakeBotApi
+from botplatform.sandbox.telegram import create_app as create_telegram_app
 from tests.fakes import openai as fake_openai
 from tests.serving import free_port, serving
 
@@ -67,6 +70,7 @@ BACKENDS = [
 
 GRAPH_PORT = free_port()
 OPENAI_PORT = free_port()
+TELEGRAM_PORT = free_port()
 REQUIRE_BACKENDS = (
     os.environ.get("CI", "").lower() == "true"
     or os.environ.get("BOTPLATFORM_REQUIRE_BACKENDS") == "1"
@@ -179,6 +183,8 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         # The fake Graph API (botplatform.sandbox) listens here during the tests.
         "whatsapp_api_base_url": f"http://127.0.0.1:{GRAPH_PORT}",
         "messenger_api_base_url": f"http://127.0.0.1:{GRAPH_PORT}",
+        # The fake Telegram Bot API (botplatform.sandbox.telegram) listens here.
+        "telegram_api_base_url": f"http://127.0.0.1:{TELEGRAM_PORT}",
         # The fake OpenAI-compatible API (tests/fakes/openai.py) listens here.
         "openai_base_url": f"http://127.0.0.1:{OPENAI_PORT}/v1",
         "openai_api_key": fake_openai.API_KEY,
@@ -267,6 +273,29 @@ async def wa(graph: FakeGraph) -> AsyncIterator[FakeGraph]:
     graph.reset()
     graph.numbers.clear()
     graph.pages.clear()
+
+
+@pytest.fixture(scope="session")
+async def telegram_api(app: FastAPI) -> AsyncIterator[FakeBotApi]:
+    """The fake Telegram Bot API on its loopback port, pushing updates straight into the app
+    under test (same event loop)."""
+    fake = FakeBotApi(
+        webhook_client=httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+    )
+    async with serving(create_telegram_app(fake), TELEGRAM_PORT):
+        yield fake
+
+
+@pytest.fixture
+async def tg(telegram_api: FakeBotApi) -> AsyncIterator[FakeBotApi]:
+    """The fake Telegram Bot API, reset for this test (its default bot only)."""
+    telegram_api.reset()
+    yield telegram_api
+    telegram_api.reset()
+    for token in [t for t in telegram_api.bots if t != TELEGRAM_TOKEN]:
+        del telegram_api.bots[token]
 
 
 @pytest.fixture(scope="session")

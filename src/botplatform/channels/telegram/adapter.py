@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import mimetypes
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -54,6 +56,24 @@ PRIVATE_CHAT_RATE = RateLimitItemPerSecond(1)
 GROUP_CHAT_RATE = RateLimitItemPerMinute(20)
 
 log = get_logger("botplatform.channels")
+
+
+#: A bot token where the Bot API puts it: in the URL path.
+_TOKEN_IN_PATH = re.compile(r"/(file/)?bot[0-9]+:[A-Za-z0-9_-]+")
+
+
+class RedactBotTokens(logging.Filter):
+    """The Bot API carries the bot's token in every URL, and httpx logs each request's URL:
+    the token is cut out of those lines before any handler writes them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/bot" in message:
+            record.msg, record.args = _TOKEN_IN_PATH.sub(r"/\1bot<token>", message), None
+        return True
+
+
+logging.getLogger("httpx").addFilter(RedactBotTokens())
 
 
 def bot_api(settings: Settings, token: str, method: str) -> str:
@@ -234,8 +254,11 @@ class TelegramAdapter:
             raise ProviderSendError(retryable=True, code="network", title=str(exc)) from exc
         if response.status_code >= 400:
             raise classify(response.status_code, _json(response))
-        mime = media.mime_type or response.headers.get("content-type", "application/octet-stream")
-        return response.content, mime.split(";")[0].strip()
+        # Telegram's file server often says only octet-stream: then the update's own type.
+        served = response.headers.get("content-type", "").split(";")[0].strip()
+        generic = served in ("", "application/octet-stream")
+        mime = (media.mime_type or served) if generic else served
+        return response.content, mime or "application/octet-stream"
 
     async def profile(self, external_id: str) -> dict[str, str | None]:
         """The chat's name (`getChat`): a person's first and last name, a group's title.

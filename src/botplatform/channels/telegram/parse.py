@@ -98,12 +98,12 @@ def message_key(chat_id: int | str, message_id: int | str) -> str:
 
 
 def _file(obj: dict[str, Any], caption: str | None, **extra: Any) -> Media:
+    fields: dict[str, Any] = {"mime_type": _str(obj, "mime_type"), **extra}
     return Media(
         provider_media_id=_str(obj, "file_id"),
-        mime_type=_str(obj, "mime_type"),
         caption=caption,
         filename=_str(obj, "file_name"),
-        **extra,
+        **fields,
     )
 
 
