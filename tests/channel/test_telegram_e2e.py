@@ -333,3 +333,33 @@ async def test_every_sample_is_accepted_and_processed(
             return event.status if event and event.status != "pending" else None
 
     assert await eventually(done) == "processed"
+
+
+async def test_api_sends_to_users_and_groups_and_events_go_out(
+    client: httpx.AsyncClient, api: Api, tg: FakeBotApi
+) -> None:
+    from tests.conftest import Account
+    from tests.fakes.webhook_receiver import running_receiver
+
+    owner, ws, channel, bot = await _setup(api, tg)
+    async with running_receiver() as receiver:
+        await api.subscribe(owner, ws, receiver.url)
+        await tg.push(bot, tg.user_message(bot, USER, "Ada", "hello"))
+        key = await api.create_key(owner, ws, ["conversations:reply", "conversations:read"])
+        as_key = Account(owner.email, "", key["key"], owner.user_id)
+        for chat in (str(USER), "-1001234567890"):  # a person who started the bot; a group
+            response = await client.post(
+                f"/api/v1/workspaces/{ws}/messages",
+                json={"channel_id": channel["id"], "to": chat, "type": "text", "text": "news"},
+                headers=as_key.headers,
+            )
+            assert response.status_code == 201, response.text
+        sends = await eventually(lambda: s if len(s := _sends(tg, "sendMessage")) >= 2 else None)
+        assert sorted(str(c["params"]["chat_id"]) for c in sends) == sorted(
+            [str(USER), "-1001234567890"]
+        )
+
+        def kinds() -> set[str]:
+            return {json.loads(r.body).get("type", "") for r in receiver.received}
+
+        await eventually(lambda: {"message.received", "message.sent"} <= kinds() or None)

@@ -144,7 +144,10 @@ class MessageBody(InputModel):
 
 def _recipient(value: str) -> str:
     """A phone number (normalised), or a Page- or Instagram-scoped id (16 to 20 digits,
-    longer than any phone number)."""
+    longer than any phone number), or a Telegram chat id (a person's: digits; a group's:
+    negative, kept as it is)."""
+    if _GROUP_CHAT_ID.fullmatch(value):
+        return value
     try:
         return normalize_phone(value)
     except ValueError:
@@ -154,13 +157,15 @@ def _recipient(value: str) -> str:
 
 
 _SCOPED_ID = re.compile(r"[0-9]{16,20}")
+_GROUP_CHAT_ID = re.compile(r"-[0-9]{1,20}")
 Recipient = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_recipient),
     Field(
         description="WhatsApp: a phone number with its country code; Messenger/Instagram: "
-        "the contact's Page- or Instagram-scoped id"
+        "the contact's Page- or Instagram-scoped id; Telegram: the chat id (a user who "
+        "started the bot, or a group: negative)"
     ),
 ]
 
