@@ -20,6 +20,7 @@ from botplatform.channel.schemas import (
     InstagramChannelCreate,
     MessengerChannelCreate,
     SandboxChannelCreate,
+    TelegramChannelCreate,
     WhatsAppChannelCreate,
 )
 from botplatform.conversation import endpoints as conversation_api
@@ -184,8 +185,11 @@ CHANNEL_FORMS: dict[str, tuple[type[Any], tuple[str, ...], int]] = {
     ),
     "messenger": (MessengerChannelCreate, ("page_id",), 300),
     "instagram": (InstagramChannelCreate, ("instagram_account_id", "page_id"), 300),
+    "telegram": (TelegramChannelCreate, ("bot_token",), 30),
 }
-ProviderQuery = Annotated[str, Query(pattern="^(whatsapp|messenger|instagram)$")]
+#: What a bot takes instead of Meta's credentials: its token, nothing else.
+TOKEN_ONLY = frozenset({"telegram"})
+ProviderQuery = Annotated[str, Query(pattern="^(whatsapp|messenger|instagram|telegram)$")]
 
 
 @router.get("/channels/new")
@@ -195,7 +199,8 @@ async def new_channel(page: ChannelsManagePage, provider: ProviderQuery = "whats
 
 def _channel_fields(form: Any, provider: str) -> dict[str, Any]:
     _model, own, rate = CHANNEL_FORMS[provider]
-    names = ("name", *own, "access_token", "app_secret", "verify_token", "auto_reply")
+    secrets = () if provider in TOKEN_ONLY else ("access_token", "app_secret", "verify_token")
+    names = ("name", *own, *secrets, "auto_reply")
     fields: dict[str, Any] = {name: (form.get(name) or None) for name in names}
     fields["send_rate_per_second"] = form.get("send_rate_per_second") or rate
     if provider != "whatsapp":
@@ -208,9 +213,12 @@ async def create_channel(request: Request, page: ChannelsManagePage) -> Response
     form = await page.form()
     provider = str(form.get("provider") or "whatsapp")
     if provider not in CHANNEL_FORMS:
-        raise AppError("Choose WhatsApp, Messenger or Instagram.", code="validation_error")
+        raise AppError(
+            "Choose WhatsApp, Messenger, Instagram or Telegram.", code="validation_error"
+        )
     fields = _channel_fields(form, provider)
-    shown = {k: v for k, v in fields.items() if k not in ("access_token", "app_secret")}
+    hidden = ("access_token", "app_secret", "bot_token")
+    shown = {k: v for k, v in fields.items() if k not in hidden}
     body, errors = parse_form(CHANNEL_FORMS[provider][0], fields)
     try:
         if body is None:
