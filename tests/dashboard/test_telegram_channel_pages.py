@@ -4,8 +4,6 @@ setWebhook on the fake Bot API), shows the bot and its registered webhook, and d
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 from playwright.async_api import expect
 
@@ -13,8 +11,6 @@ from botplatform.sandbox.telegram import FakeBotApi
 from tests.conftest import TELEGRAM_TOKEN, Api
 from tests.dashboard.conftest import Tab
 from tests.dashboard.helpers import browser_login, post_form, unlabelled_controls
-
-SHOTS = Path("/tmp/shots-tg")
 
 
 async def test_connect_a_telegram_bot_from_the_dashboard(
@@ -50,14 +46,13 @@ async def test_telegram_pages_in_the_browser(tab: Tab, api: Api, tg: FakeBotApi)
     await tab.open(f"/app/w/{ws}/channels/new?provider=telegram")
     await expect(tab.page.get_by_role("heading", level=1)).to_contain_text("Telegram bot")
     await tab.page.get_by_label("Bot token").fill(TELEGRAM_TOKEN)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await tab.page.screenshot(path=str(SHOTS / "telegram-connect.png"), full_page=True)
+    await tab.shot("telegram-connect")
     await tab.page.get_by_role("button", name="Connect").click()
     await expect(tab.page.locator("#webhook-url")).to_contain_text("/webhooks/telegram/")
-    await tab.page.screenshot(path=str(SHOTS / "telegram-detail.png"), full_page=True)
+    await tab.shot("telegram-detail")
     await tab.page.set_viewport_size({"width": 390, "height": 844})
     width = await tab.page.evaluate("document.documentElement.scrollWidth")
-    await tab.page.screenshot(path=str(SHOTS / "telegram-detail-phone.png"), full_page=True)
+    await tab.shot("telegram-detail-phone")
     assert width <= 390, f"the channel page scrolls sideways at phone width ({width}px)"
     await tab.open(f"/app/w/{ws}/channels/new?provider=telegram")
-    await tab.page.screenshot(path=str(SHOTS / "telegram-connect-phone.png"), full_page=True)
+    await tab.shot("telegram-connect-phone")
