@@ -116,6 +116,26 @@ async def test_connect_registers_the_webhook_and_delete_removes_it(
         f"/api/v1/workspaces/{ws}/channels", json={"provider": "telegram"}, headers=owner.headers
     )
     assert missing.status_code == 422
+    # A new secret (or token) is told to Telegram at once; another bot's token is refused.
+    patched = await client.patch(
+        f"/api/v1/workspaces/{ws}/channels/{channel['id']}",
+        json={"verify_token": "a-new_secret-token-123"},
+        headers=owner.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert bot.secret_token == "a-new_secret-token-123"
+    other = tg.new_bot()
+    swapped = await client.patch(
+        f"/api/v1/workspaces/{ws}/channels/{channel['id']}",
+        json={"access_token": other.token},
+        headers=owner.headers,
+    )
+    assert swapped.status_code == 422 and swapped.json()["error"]["code"] == "invalid_bot_token"
+    assert other.webhook_url is None
+    kept = await client.get(
+        f"/api/v1/workspaces/{ws}/channels/{channel['id']}", headers=owner.headers
+    )
+    assert kept.json()["data"]["access_token_hint"] == channel["access_token_hint"]
     deleted = await client.delete(
         f"/api/v1/workspaces/{ws}/channels/{channel['id']}", headers=owner.headers
     )

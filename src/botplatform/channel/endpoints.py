@@ -148,6 +148,7 @@ async def update_channel(
 ) -> Envelope[ChannelOut]:
     channel = await repository.get(db, access.workspace_id, channel_id)
     changes = await service.update(db, channel, body)
+    await service.reconnect(runtime.http, runtime.settings, channel, changes)
     after_commit(db, lambda: runtime.intake.forget(channel_id))
     await audit.log(
         "channel.update",

@@ -216,6 +216,30 @@ async def _telegram(call: Any) -> Any:
         ) from exc
 
 
+async def reconnect(
+    http: httpx.AsyncClient, settings: Settings, channel: Channel, changed: dict[str, Any]
+) -> None:
+    """After a PATCH: a Telegram bot's new token (or secret) is told to Telegram at once,
+    or the webhooks would stop; the token must still be the same bot's."""
+    if channel.provider != "telegram" or not {"access_token", "verify_token"} & set(changed):
+        return
+    token, secret = channel.access_token or "", channel.verify_token or ""
+    bot = await _telegram(telegram.identify(http, settings, token))
+    if str(bot.id) != str(channel.config.get("bot_id")):
+        raise Unprocessable(
+            "This token belongs to another bot: connect that bot as a new channel.",
+            code="invalid_bot_token",
+        )
+    if not secret or not all(c.isascii() and (c.isalnum() or c in "_-") for c in secret):
+        raise Unprocessable(
+            "Telegram's secret token takes only letters, digits, _ and -.",
+            code="validation_error",
+            details={"field": "body.verify_token"},
+        )
+    url = webhook_url(settings, channel)
+    await _telegram(telegram.register(http, settings, token, url, secret))
+
+
 async def disconnect(http: httpx.AsyncClient, settings: Settings, channel: Channel) -> None:
     """Tells the provider to stop sending this channel's webhooks, where it is told that way
     (Telegram's deleteWebhook); best effort, so a revoked token never blocks a delete."""
