@@ -383,3 +383,27 @@ async def test_api_sends_to_users_and_groups_and_events_go_out(
             return {json.loads(r.body).get("type", "") for r in receiver.received}
 
         await eventually(lambda: {"message.received", "message.sent"} <= kinds() or None)
+
+
+async def test_a_telegram_contact_merges_with_the_persons_whatsapp_one(
+    client: httpx.AsyncClient, api: Api, tg: FakeBotApi
+) -> None:
+    owner, ws, _channel_out, bot = await _setup(api, tg)
+    whatsapp = await api.create_channel(owner, ws)
+    await api.inbound_text(whatsapp["id"], "15557654321", "hi from WhatsApp", name="Ada L")
+    await tg.push(bot, tg.user_message(bot, USER, "Ada", "hi from Telegram"))
+
+    async def two() -> list[dict[str, Any]] | None:
+        response = await client.get(f"/api/v1/workspaces/{ws}/conversations", headers=owner.headers)
+        items = response.json()["data"]["items"]
+        return items if len(items) == 2 else None
+
+    first, second = await eventually(two)
+    merged = await client.post(
+        f"/api/v1/workspaces/{ws}/contacts/{first['contact_id']}/merge",
+        json={"contact_id": second["contact_id"]},
+        headers=owner.headers,
+    )
+    assert merged.status_code == 200, merged.text
+    identities = {i["provider"]: i["external_id"] for i in merged.json()["data"]["identities"]}
+    assert identities == {"telegram": str(USER), "whatsapp": "15557654321"}
