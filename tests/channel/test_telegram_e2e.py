@@ -407,3 +407,42 @@ async def test_a_telegram_contact_merges_with_the_persons_whatsapp_one(
     assert merged.status_code == 200, merged.text
     identities = {i["provider"]: i["external_id"] for i in merged.json()["data"]["identities"]}
     assert identities == {"telegram": str(USER), "whatsapp": "15557654321"}
+
+
+async def test_a_broadcast_reaches_bot_users_and_opts_out_who_blocked_it(
+    client: httpx.AsyncClient, api: Api, tg: FakeBotApi
+) -> None:
+    from tests.broadcast.helpers import Shop
+
+    owner, ws, channel, bot = await _setup(api, tg)
+    for user, name in ((USER, "Ada"), (USER + 1, "Bob")):
+        await tg.push(bot, tg.user_message(bot, user, name, "hello"))
+
+    async def contacts() -> dict[str, str] | None:
+        response = await client.get(f"/api/v1/workspaces/{ws}/contacts", headers=owner.headers)
+        items = response.json()["data"]["items"]
+        return {c["name"]: c["id"] for c in items} if len(items) == 2 else None
+
+    ids = await eventually(contacts)
+    bot.blocked_by.add(USER + 1)
+    shop = Shop(api, owner, ws, channel)
+    made = await shop.create(
+        [],
+        message={"type": "text", "text": "Spring sale <today>"},
+        audience={"type": "list", "contact_ids": list(ids.values())},
+    )
+    await shop.start(made["id"])
+    done = await shop.finished(made["id"])
+    counts = done["counts"]
+    assert (counts["sent"], counts["failed"]) == (1, 1), done
+    assert counts["failed_by_code"] == {"recipient_blocked": 1}
+    texts = [c["params"]["text"] for c in _sends(tg, "sendMessage")]
+    assert texts == ["Spring sale &lt;today&gt;"]
+
+    async def opted_out(contact_id: str) -> bool:
+        response = await client.get(
+            f"/api/v1/workspaces/{ws}/contacts/{contact_id}", headers=owner.headers
+        )
+        return bool(response.json()["data"]["opted_out"])
+
+    assert await opted_out(ids["Bob"]) and not await opted_out(ids["Ada"])

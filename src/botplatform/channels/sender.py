@@ -23,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
 from botplatform.channels import delivery, policy
-from botplatform.channels.base import ChannelInfo, ProviderSendError
+from botplatform.channels.base import RECIPIENT_BLOCKED, ChannelInfo, ProviderSendError
 from botplatform.channels.messages import OutboundMessage, SendResult
 from botplatform.channels.registry import adapter_for
+from botplatform.conversation.service import opt_out_blocked
 from botplatform.events import payloads
 from botplatform.events.service import emit_many
 from botplatform.kit import core
@@ -195,6 +196,22 @@ async def _write_outcomes(
             events.append((event, payloads.message_event(message, result.send.contact_id)))
         await emit_many(db, workspace_id, events)
         await _rules_on_sent(db, written, now)
+        await _opt_out_blocked(db, workspace_id, written)
+
+
+async def _opt_out_blocked(
+    db: AsyncSession, workspace_id: uuid.UUID, results: list[_Result]
+) -> None:
+    """Recipients the provider says blocked the channel are opted out (as the send job does)."""
+    for result in results:
+        if result.error_code == RECIPIENT_BLOCKED and result.send.contact_id is not None:
+            await opt_out_blocked(
+                db,
+                workspace_id,
+                [result.send.contact_id],
+                result.send.channel.id,
+                result.error_title or "",
+            )
 
 
 async def _rules_on_sent(db: AsyncSession, results: list[_Result], now: datetime) -> None:

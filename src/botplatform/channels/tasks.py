@@ -618,11 +618,9 @@ async def _recipient_blocked(
         await enter_workspace(db, ws)
         message = await db.get(Message, row_id)
         conversation = await db.get(Conversation, message.conversation_id) if message else None
-        contact = await db.get(Contact, conversation.contact_id) if conversation else None
-        if contact is not None and not contact.opted_out:
-            await conversations.record_consent(
-                db, contact, "opt_out", "provider", channel.id, reason
-            )
+        if conversation is not None:
+            contact_ids = [conversation.contact_id]
+            await conversations.opt_out_blocked(db, ws, contact_ids, channel.id, reason)
 
 
 MARK_READ_JOB = "mark_read"
