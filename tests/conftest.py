@@ -45,6 +45,9 @@ from botplatform.sandbox import FakeGraph
 from botplatform.sandbox import create_app as create_graph_app
 from botplatform.sandbox.slack import FakeSlack
 from botplatform.sandbox.slack import create_app as create_slack_app
+from botplatform.sandbox.telegram import DEFAULT_TOKEN as TELEGRAM_TOKEN
+from botplatform.sandbox.telegram import FakeBotApi
+from botplatform.sandbox.telegram import create_app as create_telegram_app
 from tests.fakes import openai as fake_openai
 from tests.serving import free_port, serving
 
@@ -73,6 +76,7 @@ OPENAI_PORT = free_port()
 SLACK_PORT = free_port()
 SLACK_TOKEN = "xoxb-test-slack-token"
 SLACK_SIGNING_SECRET = "test-slack-signing-secret"
+TELEGRAM_PORT = free_port()
 REQUIRE_BACKENDS = (
     os.environ.get("CI", "").lower() == "true"
     or os.environ.get("BOTPLATFORM_REQUIRE_BACKENDS") == "1"
@@ -200,6 +204,8 @@ def base_settings(tmp: Path, **overrides: Any) -> Settings:
         "messenger_api_base_url": f"http://127.0.0.1:{GRAPH_PORT}",
         # The fake Slack Web API (botplatform.sandbox.slack) listens here.
         "slack_api_base_url": f"http://127.0.0.1:{SLACK_PORT}/api",
+        # The fake Telegram Bot API (botplatform.sandbox.telegram) listens here.
+        "telegram_api_base_url": f"http://127.0.0.1:{TELEGRAM_PORT}",
         # The fake OpenAI-compatible API (tests/fakes/openai.py) listens here.
         "openai_base_url": f"http://127.0.0.1:{OPENAI_PORT}/v1",
         "openai_api_key": fake_openai.API_KEY,
@@ -311,6 +317,29 @@ async def wa(graph: FakeGraph) -> AsyncIterator[FakeGraph]:
     graph.reset()
     graph.numbers.clear()
     graph.pages.clear()
+
+
+@pytest.fixture(scope="session")
+async def telegram_api(app: FastAPI) -> AsyncIterator[FakeBotApi]:
+    """The fake Telegram Bot API on its loopback port, pushing updates straight into the app
+    under test (same event loop)."""
+    fake = FakeBotApi(
+        webhook_client=httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+    )
+    async with serving(create_telegram_app(fake), TELEGRAM_PORT):
+        yield fake
+
+
+@pytest.fixture
+async def tg(telegram_api: FakeBotApi) -> AsyncIterator[FakeBotApi]:
+    """The fake Telegram Bot API, reset for this test (its default bot only)."""
+    telegram_api.reset()
+    yield telegram_api
+    telegram_api.reset()
+    for token in [t for t in telegram_api.bots if t != TELEGRAM_TOKEN]:
+        del telegram_api.bots[token]
 
 
 @pytest.fixture(scope="session")

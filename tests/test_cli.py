@@ -169,6 +169,24 @@ def test_sandbox_messenger_and_instagram_say_how_to_connect(
         assert line in result.output, line
 
 
+def test_sandbox_telegram_says_how_to_connect_a_bot(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(
+        "botplatform.sandbox.telegram.run", lambda host, port, fake: served.append(fake)
+    )
+    result = runner.invoke(app, ["sandbox", "telegram", "--port", "3997", "--token", "42:abc"])
+    assert result.exit_code == 0, result.output
+    [fake] = served
+    assert set(fake.bots) == {"42:abc"} and fake.bots["42:abc"].id == 42
+    for line in (
+        "TELEGRAM_API_BASE_URL=http://127.0.0.1:3997",
+        '{"provider": "telegram", "bot_token": "42:abc"}',
+        "http://127.0.0.1:3997/_sandbox/telegram/inbound",
+        "curl http://127.0.0.1:3997/_sandbox/telegram/sent",
+    ):
+        assert line in result.output, line
+
+
 async def test_sandbox_message_writes_as_a_customer() -> None:
     from botplatform.sandbox import FakeGraph, create_app
     from tests.serving import serving

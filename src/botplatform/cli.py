@@ -313,6 +313,49 @@ def sandbox_instagram(
     _meta_sandbox("instagram", port, host, token, app_secret)
 
 
+@sandbox_app.command("telegram")
+def sandbox_telegram(
+    port: Annotated[int, typer.Option(help="Port of the fake Bot API")] = 3200,
+    host: SandboxHost = "127.0.0.1",
+    token: Annotated[str, typer.Option(help="Bot token the fake accepts (<bot id>:<secret>)")] = (
+        "7000000001:sandbox-telegram-token"  # noqa: S107 - a fake's well-known demo value
+    ),
+) -> None:
+    """Run a fake Telegram Bot API on loopback: it answers the platform's getMe, setWebhook
+    and sends, pushes updates to the bot's webhook with its secret token, and lets you play
+    the user."""
+    from botplatform.sandbox import telegram
+
+    base = f"http://{host}:{port}"
+    fake = telegram.FakeBotApi(tokens=(token,))
+    typer.echo(telegram_sandbox_instructions(base, token))
+    telegram.run(host, port, fake)
+
+
+def telegram_sandbox_instructions(base: str, token: str) -> str:
+    """What `sandbox telegram` prints: how to point the platform at it and play a user."""
+    return (
+        f"Fake Telegram Bot API on {base}\n"
+        f"  1. Start the platform with TELEGRAM_API_BASE_URL={base}\n"
+        f"     e.g.  TELEGRAM_API_BASE_URL={base} uv run botplatform serve\n"
+        f"  2. Create the channel with this bot token (the platform calls getMe and\n"
+        f"     setWebhook here, as it would at Telegram):\n"
+        f"       POST /api/v1/workspaces/{{ws}}/channels\n"
+        f'       {{"provider": "telegram", "bot_token": "{token}"}}\n'
+        f"     Another bot: curl -X POST {base}/_sandbox/telegram/bots\n"
+        f'  3. Write as a user (each "from" is its own user and conversation):\n'
+        f"       curl -X POST {base}/_sandbox/telegram/inbound \\\n"
+        f"            -H 'content-type: application/json' \\\n"
+        f'            -d \'{{"text": "hello", "from": 100000001, "name": "Ada"}}\'\n'
+        f'     Tap a button: {{"callback_data": "<button id>", "from": 100000001}}; block the\n'
+        f'     bot: {{"block": true, "from": 100000001}}\n'
+        f"  4. Reply from the inbox; see what reached 'Telegram':\n"
+        f"       curl {base}/_sandbox/telegram/sent\n"
+        f"     Make the next send fail: curl -X POST {base}/_sandbox/telegram/fail \\\n"
+        f'            -d \'{{"status": 429, "retry_after": 3}}\'\n'
+    )
+
+
 @sandbox_app.command("message")
 def sandbox_message(
     text: Annotated[str, typer.Argument(help="What the customer writes")],

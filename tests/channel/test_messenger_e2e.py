@@ -122,7 +122,7 @@ async def test_channel_crud_and_handshake(client: httpx.AsyncClient, api: Api) -
     assert wrong.status_code == 404  # the URL names the provider too
     later = await client.post(
         f"/api/v1/workspaces/{ws}/channels",
-        json={"provider": "telegram", "name": "t"},
+        json={"provider": "webchat", "name": "t"},
         headers=owner.headers,
     )
     assert later.status_code == 501 and later.json()["error"]["code"] == "channel_not_available"

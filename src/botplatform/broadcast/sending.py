@@ -17,8 +17,9 @@ from botplatform.broadcast import events, repository
 from botplatform.broadcast.claim import Ready, ended, write_decisions
 from botplatform.broadcast.driver import Driver
 from botplatform.channels import delivery, policy
-from botplatform.channels.base import ChannelInfo, ProviderSendError
+from botplatform.channels.base import RECIPIENT_BLOCKED, ChannelInfo, ProviderSendError
 from botplatform.channels.registry import adapter_for
+from botplatform.conversation.service import opt_out_blocked
 from botplatform.events import payloads
 from botplatform.events.service import emit_many
 from botplatform.kit import core
@@ -37,7 +38,7 @@ CHUNK = 8  # messages marked per commit: at most this many end `delivery_unknown
 CONCURRENT_REQUESTS = 4
 SLOT_WAIT_SECONDS = 5.0
 MAX_ATTEMPTS = 8  # refusals worth retrying, per recipient, before it fails
-THROTTLE_CODES = frozenset({"130429", "131056", "80007"})
+THROTTLE_CODES = frozenset({"130429", "131056", "80007", "429"})
 
 
 _SET_MESSAGE = (
@@ -116,6 +117,7 @@ class Outcome:
     provider_message_id: str | None = None
     code: str | None = None
     title: str | None = None
+    retry_after: float | None = None  # seconds the provider asked us to wait (Telegram's 429)
 
 
 async def send_chunk(driver: Driver, chunk: list[Ready], claim_lease: datetime) -> bool:
@@ -140,6 +142,10 @@ async def send_chunk(driver: Driver, chunk: list[Ready], claim_lease: datetime) 
                 driver.runtime.ratelimiter, channel, SLOT_WAIT_SECONDS
             ):
                 continue
+            while not await policy.take_recipient_slot(
+                driver.runtime.ratelimiter, channel, item.address, SLOT_WAIT_SECONDS
+            ):
+                continue
             key = message.idempotency_key or str(message.id)
             outbound = to_outbound(item.body, item.address, key, None, str(message.id))
             try:
@@ -148,7 +154,9 @@ async def send_chunk(driver: Driver, chunk: list[Ready], claim_lease: datetime) 
                 if exc.ambiguous:
                     return Outcome(item, message, "unknown")
                 kind = "retry" if exc.retryable else "failed"
-                return Outcome(item, message, kind, None, exc.code, exc.title[:500])
+                return Outcome(
+                    item, message, kind, None, exc.code, exc.title[:500], exc.retry_after
+                )
             return Outcome(item, message, "sent", result.provider_message_id)
 
     outcomes = await asyncio.gather(*(one(item, message) for item, message in marked))
@@ -178,6 +186,9 @@ def _adapt(driver: Driver, outcomes: list[Outcome]) -> None:
     if any(o.status == "retry" and o.code in THROTTLE_CODES for o in outcomes):
         driver.pace = max(driver.pace / 2, 1.0)
         driver.backoff = min(max(driver.backoff * 2, 1.0), 30.0)
+        asked = [o.retry_after for o in outcomes if o.retry_after is not None]
+        if asked:  # the provider named the wait: at least that, whatever our own doubling says
+            driver.backoff = max(driver.backoff, *asked)
         log.info("broadcast_throttled", broadcast_id=str(driver.broadcast_id), pace=driver.pace)
     else:
         driver.backoff = driver.backoff / 2 if driver.backoff >= 0.5 else 0.0
@@ -279,6 +290,15 @@ async def _write_outcomes(driver: Driver, outcomes: list[Outcome]) -> None:
                 .values(throttled=Broadcast.throttled + throttled)
             )
         await emit_many(db, driver.ws, _message_events(outcomes, now))
+        blocked = [o for o in outcomes if o.status == "failed" and o.code == RECIPIENT_BLOCKED]
+        if blocked and driver.channel is not None:  # opted out, as the send job does
+            await opt_out_blocked(
+                db,
+                driver.ws,
+                [o.item.contact_id for o in blocked],
+                driver.channel.id,
+                blocked[0].title or "",
+            )
 
 
 def _message_events(outcomes: list[Outcome], now: datetime) -> list[tuple[str, dict[str, Any]]]:

@@ -16,6 +16,7 @@ from botplatform.channel.schemas import (
     ChannelOut,
     ChannelUpdate,
     SandboxChannelCreate,
+    TelegramChannelCreate,
 )
 from botplatform.channels.base import CHANNEL_NOT_CONFIGURED, ProviderSendError
 from botplatform.channels.registry import adapter_for
@@ -61,9 +62,18 @@ async def create_channel(
     Facebook Page (`messenger`), an Instagram professional account (`instagram`) or a Slack
     app's bot token and signing secret (`slack`, checked with auth.test). The answer gives
     the webhook URL (and verify token) to paste into the provider's console; tokens and
-    secrets are stored encrypted and never shown. Providers not built yet answer 501
+    secrets are stored encrypted and never shown. A Telegram bot (`telegram`, its
+    `bot_token`) is checked with getMe and its webhook registered here: nothing to paste
+    (422 `invalid_bot_token` when Telegram refuses it). Providers not built yet answer 501
     `channel_not_available`."""
-    channel = await service.create(db, access.workspace_id, body, runtime.http, runtime.settings)
+    if isinstance(body, TelegramChannelCreate):
+        channel = await service.create_telegram(
+            db, runtime.http, runtime.settings, access.workspace_id, body
+        )
+    else:
+        channel = await service.create(
+            db, access.workspace_id, body, runtime.http, runtime.settings
+        )
     await audit.log(
         "channel.create",
         workspace_id=access.workspace_id,
@@ -196,6 +206,7 @@ async def update_channel(
 ) -> Envelope[ChannelOut]:
     channel = await repository.get(db, access.workspace_id, channel_id)
     changes = await service.update(db, channel, body)
+    await service.reconnect(runtime.http, runtime.settings, channel, changes)
     after_commit(db, lambda: runtime.intake.forget(channel_id))
     await audit.log(
         "channel.update",
@@ -217,6 +228,7 @@ async def delete_channel(
 ) -> Envelope[None]:
     """Disconnects the channel and deletes its conversations and messages."""
     channel = await repository.get(db, access.workspace_id, channel_id)
+    await service.disconnect(runtime.http, runtime.settings, channel)
     await db.delete(channel)
     await db.flush()
     after_commit(db, lambda: runtime.intake.forget(channel_id))

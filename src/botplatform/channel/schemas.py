@@ -138,6 +138,16 @@ class WebchatChannelCreate(InputModel):
     auto_reply: AutoReply | None = None
 
 
+class TelegramChannelCreate(InputModel):
+    provider: Literal["telegram"]
+    name: Name | None = Field(None, description="Defaults to the bot's name")
+    bot_token: Secret = Field(description="The token BotFather gave the bot (123456:ABC…)")
+    send_rate_per_second: int = Field(
+        30, ge=1, le=30, description="Telegram's limit is 30 messages a second per bot"
+    )
+    auto_reply: AutoReply | None = None
+
+
 def _bot_token(value: str) -> str:
     if not value.startswith("xoxb-"):
         raise ValueError("Paste the app's Bot User OAuth Token: it starts with xoxb-")
@@ -165,8 +175,8 @@ class UnavailableChannelCreate(BaseModel):
     provider: str
 
 
-BUILT = ("whatsapp", "messenger", "instagram", "webchat", "slack")
-NOT_YET = ("telegram",)
+BUILT = ("whatsapp", "messenger", "instagram", "webchat", "slack", "telegram")
+NOT_YET: tuple[str, ...] = ()
 
 
 def _provider_of(value: Any) -> str | None:
@@ -184,6 +194,7 @@ ChannelCreate = Annotated[
     | Annotated[InstagramChannelCreate, Tag("~instagram")]
     | Annotated[WebchatChannelCreate, Tag("~webchat")]
     | Annotated[SlackChannelCreate, Tag("~slack")]
+    | Annotated[TelegramChannelCreate, Tag("~telegram")]
     | Annotated[UnavailableChannelCreate, Tag("~unavailable")],
     Discriminator(_provider_of),
 ]
@@ -252,6 +263,7 @@ class ChannelOut(BaseModel):
     page_id: str | None = Field(None, description="Messenger/Instagram: the Facebook Page")
     instagram_account_id: str | None = Field(None, description="Instagram: the account's id")
     team_id: str | None = Field(None, description="Slack: the workspace the app is installed in")
+    telegram_bot_username: str | None = Field(None, description="Telegram: the bot's @username")
     send_rate_per_second: int
     messaging_limit_tier: str | None = None
     auto_reply: str | None

@@ -17,15 +17,18 @@ from botplatform.channel.schemas import (
     MetaChannelCreate,
     SandboxChannelCreate,
     SlackChannelCreate,
+    TelegramChannelCreate,
     UnavailableChannelCreate,
     WebchatChannelCreate,
     WebchatOut,
     WhatsAppChannelCreate,
 )
+from botplatform.channels.base import ProviderSendError
 from botplatform.channels.registry import not_available
+from botplatform.channels.telegram import connect as telegram
 from botplatform.config import Settings
 from botplatform.kit.crypto import mask
-from botplatform.kit.errors import Conflict
+from botplatform.kit.errors import BadGateway, Conflict, Unprocessable
 from botplatform.kit.scoping import scoped
 from botplatform.models import Channel
 from botplatform.usage import service as usage
@@ -57,6 +60,7 @@ ACCOUNT_FIELD = {
     "messenger": "page_id",
     "instagram": "instagram_account_id",
     "slack": "team_id",
+    "telegram": "bot_id",
 }
 
 
@@ -107,6 +111,7 @@ def to_out(
         page_id=config.get("page_id"),
         instagram_account_id=config.get("instagram_account_id"),
         team_id=config.get("team_id"),
+        telegram_bot_username=config.get("bot_username"),
         send_rate_per_second=channel.send_rate_per_second,
         messaging_limit_tier=config.get("messaging_limit_tier"),
         auto_reply=config.get("auto_reply"),
@@ -149,6 +154,8 @@ async def create(
 ) -> Channel:
     if isinstance(data, UnavailableChannelCreate):
         raise not_available(data.provider)
+    if isinstance(data, TelegramChannelCreate):  # Telegram is told first: create_telegram
+        raise TypeError("a Telegram channel is created with create_telegram")
     await usage.ensure_room(db, workspace_id, "channels")
     if isinstance(data, WebchatChannelCreate):
         return await _create_webchat(db, workspace_id, data)
@@ -241,6 +248,92 @@ async def _create_webchat(
     db.add(channel)
     await db.flush()
     return channel
+
+
+async def create_telegram(
+    db: AsyncSession,
+    http: httpx.AsyncClient,
+    settings: Settings,
+    workspace_id: uuid.UUID,
+    data: TelegramChannelCreate,
+) -> Channel:
+    """A Telegram bot: its token checked (`getMe`), then its webhook pointed at this channel
+    with a fresh secret token (`setWebhook`)."""
+    await usage.ensure_room(db, workspace_id, "channels")
+    bot = await _telegram(telegram.identify(http, settings, data.bot_token))
+    await _ensure_number_free(db, workspace_id, str(bot.id), provider="telegram")
+    # Telegram's secret_token: 1-256 of A-Z a-z 0-9 _ -, which token_urlsafe keeps to.
+    secret = secrets.token_urlsafe(32)
+    channel = Channel(
+        id=uuid.uuid4(),
+        workspace_id=workspace_id,
+        provider="telegram",
+        name=data.name or bot.name or f"@{bot.username}",
+        status="active",
+        config={
+            "bot_id": str(bot.id),
+            "bot_username": bot.username,
+            "auto_reply": data.auto_reply or None,
+        },
+        access_token=data.bot_token,
+        verify_token=secret,
+        send_rate_per_second=data.send_rate_per_second,
+    )
+    url = _webhook_url(settings, "telegram", channel.id)
+    await _telegram(telegram.register(http, settings, data.bot_token, url, secret))
+    db.add(channel)
+    await db.flush()
+    return channel
+
+
+async def _telegram(call: Any) -> Any:
+    """A Bot API call made for the user: a refused token is theirs to fix (422), anything
+    else is Telegram's (502)."""
+    try:
+        return await call
+    except ProviderSendError as exc:
+        if not exc.retryable:
+            raise Unprocessable(
+                f"Telegram refused the bot token: {exc.title}",
+                code="invalid_bot_token",
+                details={"provider_code": exc.code},
+            ) from exc
+        raise BadGateway(
+            f"Telegram could not be reached: {exc.title}",
+            code="provider_error",
+            details={"provider_code": exc.code},
+        ) from exc
+
+
+async def reconnect(
+    http: httpx.AsyncClient, settings: Settings, channel: Channel, changed: dict[str, Any]
+) -> None:
+    """After a PATCH: a Telegram bot's new token (or secret) is told to Telegram at once,
+    or the webhooks would stop; the token must still be the same bot's."""
+    if channel.provider != "telegram" or not {"access_token", "verify_token"} & set(changed):
+        return
+    token, secret = channel.access_token or "", channel.verify_token or ""
+    bot = await _telegram(telegram.identify(http, settings, token))
+    if str(bot.id) != str(channel.config.get("bot_id")):
+        raise Unprocessable(
+            "This token belongs to another bot: connect that bot as a new channel.",
+            code="invalid_bot_token",
+        )
+    if not secret or not all(c.isascii() and (c.isalnum() or c in "_-") for c in secret):
+        raise Unprocessable(
+            "Telegram's secret token takes only letters, digits, _ and -.",
+            code="validation_error",
+            details={"field": "body.verify_token"},
+        )
+    url = webhook_url(settings, channel)
+    await _telegram(telegram.register(http, settings, token, url, secret))
+
+
+async def disconnect(http: httpx.AsyncClient, settings: Settings, channel: Channel) -> None:
+    """Tells the provider to stop sending this channel's webhooks, where it is told that way
+    (Telegram's deleteWebhook); best effort, so a revoked token never blocks a delete."""
+    if channel.provider == "telegram" and channel.access_token:
+        await telegram.disconnect(http, settings, channel.access_token)
 
 
 async def create_sandbox(

@@ -114,7 +114,8 @@ class ProviderSendError(Exception):
         self.title = title
         self.http_status = http_status
         self.ambiguous = ambiguous
-        #: Seconds the provider asked us to wait (429 Retry-After): the retry waits as long.
+        #: Seconds the provider asked us to wait before trying again (Telegram's 429
+        #: `retry_after`): the retry waits exactly that long.
         self.retry_after = retry_after
 
 
@@ -133,6 +134,9 @@ async def post_json(url: str, payload: Any, headers: dict[str, str]) -> tuple[in
 
 
 CHANNEL_NOT_CONFIGURED = "channel_not_configured"
+#: A send refused because the person blocked the channel (Telegram's 403 "bot was blocked by
+#: the user"): final, and the contact is opted out (channels/tasks.py).
+RECIPIENT_BLOCKED = "recipient_blocked"
 
 
 def not_configured(setting: str, how: str) -> ProviderSendError:
@@ -186,7 +190,8 @@ def dedupe_key_of(adapter: object, body: bytes) -> str:
     """What makes two webhooks the same event: the body's hash, unless the adapter names a
     provider's event id (`dedupe_key`, e.g. Slack's event_id, repeated by its retries)."""
     keyed = getattr(adapter, "dedupe_key", None)
-    return str(keyed(body)) if keyed is not None else hashlib.sha256(body).hexdigest()
+    key = keyed(body) if keyed is not None else None  # None: this body names no event id
+    return str(key) if key else hashlib.sha256(body).hexdigest()
 
 
 def immediate_answer_of(adapter: object, body: bytes) -> str | None:

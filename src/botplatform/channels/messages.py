@@ -156,6 +156,11 @@ class MessageDeleted:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+#: System event kinds that change a contact's consent (a Telegram user blocking the bot, or
+#: starting it again) → the consent ledger's action.
+CONSENT_EVENTS = {"opted_out": "opt_out", "opted_in": "opt_in"}
+
+
 @dataclass(frozen=True)
 class SystemEvent:
     """Anything about the account or a contact that is not a message: identity or number
@@ -252,6 +257,9 @@ class OutboundMessage:
     tag: str | None = None
     # Typing indicator instead of a message (Messenger's sender_action: typing_on/off).
     sender_action: str | None = None
+    # The provider id of one of our messages whose text this one replaces (Telegram:
+    # editMessageText), instead of a new message.
+    edit_of: str | None = None
 
 
 @dataclass(frozen=True)

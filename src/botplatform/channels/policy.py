@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import MessageType
+from botplatform.channels.registry import ADAPTERS
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Unprocessable
 from botplatform.kit.ratelimit import RateLimiter
@@ -115,11 +116,11 @@ async def take_send_slots(limiter: RateLimiter, channel: ChannelInfo, wanted: in
 
 
 def _send_window(channel: ChannelInfo) -> tuple[RateLimitItemPerSecond, str]:
-    """The channel's send rate and the key its slots are counted under (the WhatsApp number
-    or the Facebook Page, shared by every channel on it)."""
+    """The channel's send rate and the key its slots are counted under (the WhatsApp number,
+    the Facebook Page or the Telegram bot, shared by every channel on it)."""
     config = channel.config
-    key = str(config.get("phone_number_id") or config.get("page_id") or channel.id)
-    return RateLimitItemPerSecond(channel.send_rate_per_second), key
+    account = config.get("phone_number_id") or config.get("page_id") or config.get("bot_id")
+    return RateLimitItemPerSecond(channel.send_rate_per_second), str(account or channel.id)
 
 
 async def _hit_send_window(limiter: RateLimiter, channel: ChannelInfo, cost: int = 1) -> bool:
@@ -141,24 +142,31 @@ async def take_send_slot(
     return True
 
 
-#: Providers that also limit sends per conversation on their side (Slack: one message per
-#: second per Slack channel), in messages per second: a bucket per recipient, shared by every
-#: worker through Redis, so a burst to one conversation waits instead of meeting a 429.
-PER_RECIPIENT_RATES: dict[str, int] = {"slack": 1}
+def _recipient_window(channel: ChannelInfo, recipient_id: str) -> tuple[RateLimitItem, str] | None:
+    """The send rate of one recipient, where the provider limits it (Telegram: a chat), and
+    the key its slots are counted under (the bot's, so every channel on it shares them)."""
+    rate_of = getattr(ADAPTERS.get(channel.provider), "recipient_rate", None)
+    if rate_of is None:
+        return None
+    config = channel.config
+    account = config.get("bot_id") or config.get("page_id") or channel.id
+    return rate_of(recipient_id), f"{account}:{recipient_id}"
 
 
 async def take_recipient_slot(
     limiter: RateLimiter, channel: ChannelInfo, recipient_id: str, max_wait: float = 30.0
 ) -> bool:
-    """Waits for a send slot of this conversation where the provider limits one; True at
-    once elsewhere. False if none came within `max_wait` seconds."""
-    rate = PER_RECIPIENT_RATES.get(channel.provider)
-    if rate is None:
+    """Waits for a send slot of one recipient (Telegram: 1 a second in a chat, 20 a minute
+    in a group; Slack: 1 a second in a conversation), shared by every worker; True at once
+    where the provider sets no such limit. False if none came within `max_wait` seconds."""
+    window = _recipient_window(channel, recipient_id)
+    if window is None:
         return True
-    item, key = RateLimitItemPerSecond(rate), f"{_send_window(channel)[1]}:{recipient_id}"
-    window = MovingWindowRateLimiter(limiter.storage)
-    waited, step = 0.0, 1.0 / rate / 4
-    while not await window.hit(item, "send-to", key):
+    item, key = window
+    strategy = MovingWindowRateLimiter(limiter.storage)
+    step = item.get_expiry() / item.amount
+    waited = 0.0
+    while not await strategy.hit(item, "send-to", key):
         if waited >= max_wait:
             return False
         await asyncio.sleep(step)

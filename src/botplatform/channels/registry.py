@@ -10,6 +10,7 @@ from botplatform.channels.instagram.adapter import InstagramAdapter
 from botplatform.channels.messages import Capability
 from botplatform.channels.messenger.adapter import MessengerAdapter
 from botplatform.channels.slack.adapter import SlackAdapter
+from botplatform.channels.telegram.adapter import TelegramAdapter
 from botplatform.channels.webchat.adapter import WebchatAdapter
 from botplatform.channels.whatsapp.adapter import WhatsAppAdapter
 from botplatform.config import Settings
@@ -21,6 +22,7 @@ ADAPTERS: dict[str, type[ChannelAdapter]] = {
     "instagram": InstagramAdapter,
     "webchat": WebchatAdapter,
     "slack": SlackAdapter,
+    "telegram": TelegramAdapter,
 }
 #: The channels of SPEC §3; those without an adapter yet are refused plainly.
 PROVIDERS = ("whatsapp", "messenger", "instagram", "webchat", "telegram", "slack")

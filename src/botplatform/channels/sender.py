@@ -27,9 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.automation import events as automation_events
 from botplatform.automation.events import has_rules
 from botplatform.channels import delivery, policy
-from botplatform.channels.base import ChannelInfo, ProviderSendError, send_measured
+from botplatform.channels.base import (
+    RECIPIENT_BLOCKED,
+    ChannelInfo,
+    ProviderSendError,
+    send_measured,
+)
 from botplatform.channels.messages import OutboundMessage, SendResult
 from botplatform.channels.registry import adapter_for
+from botplatform.conversation.service import opt_out_blocked
 from botplatform.events import payloads
 from botplatform.events.catalog import MESSAGE_SENT
 from botplatform.events.service import anyone_receives, emit_many
@@ -124,7 +130,7 @@ async def _send_channel(runtime: Runtime, sends: list[LeasedSend]) -> list[_Resu
 
     async def one(send: LeasedSend) -> _Result:
         async with gate:
-            limiter, recipient = runtime.ratelimiter, send.recipient_id
+            limiter, recipient = runtime.ratelimiter, send.outbound.recipient_id
             if not await policy.take_recipient_slot(limiter, channel, recipient, 0):
                 return _Result(send, "later")  # the send job waits for this conversation
             try:
@@ -254,7 +260,9 @@ async def _after_outcomes(
     for result in written:
         if result.status in ("retry", "later"):
             message_id = str(result.send.message_id)
-            delay = max(RETRY_DELAY_MS, int((result.retry_after or 0) * 1000))
+            delay = RETRY_DELAY_MS
+            if result.retry_after is not None:  # exactly what the provider asked for
+                delay = int(result.retry_after * 1000)
             enqueue(db, SEND_JOB, str(workspace_id), message_id, delay_ms=delay)
             continue
         if wanted:
@@ -263,6 +271,22 @@ async def _after_outcomes(
             events.append((event, payloads.message_event(message, result.send.contact_id)))
     await emit_many(db, workspace_id, events)
     await _rules_on_sent(db, written, now)
+    await _opt_out_blocked(db, workspace_id, written)
+
+
+async def _opt_out_blocked(
+    db: AsyncSession, workspace_id: uuid.UUID, results: list[_Result]
+) -> None:
+    """Recipients the provider says blocked the channel are opted out (as the send job does)."""
+    for result in results:
+        if result.error_code == RECIPIENT_BLOCKED and result.send.contact_id is not None:
+            await opt_out_blocked(
+                db,
+                workspace_id,
+                [result.send.contact_id],
+                result.send.channel.id,
+                result.error_title or "",
+            )
 
 
 async def _rules_on_sent(db: AsyncSession, results: list[_Result], now: datetime) -> None:

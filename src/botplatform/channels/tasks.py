@@ -21,6 +21,7 @@ from botplatform.bot import runner as bot_runner
 from botplatform.channel import cache as channel_cache
 from botplatform.channels import batch, choices, delivery, policy, sender
 from botplatform.channels.base import (
+    RECIPIENT_BLOCKED,
     ChannelInfo,
     MalformedPayload,
     ProviderSendError,
@@ -28,6 +29,7 @@ from botplatform.channels.base import (
     send_measured,
 )
 from botplatform.channels.messages import (
+    CONSENT_EVENTS,
     Content,
     InboundMessage,
     Media,
@@ -280,7 +282,22 @@ async def _apply_batch(
             await _give_up(ctx, ws, usable[0], exc)
         raise
     await ctx.db.commit()  # the batch is durable before any reply leaves
+    await _acknowledge(ctx, items)
     return outcome.replies
+
+
+async def _acknowledge(ctx: JobContext, items: list[tuple[ChannelInfo, object]]) -> None:
+    """Tells the provider, once the events are stored, what it waits to hear about them
+    (Telegram: a button tap answered, so the client's spinner stops). Channels with nothing
+    to acknowledge have no `acknowledge`."""
+    by_channel: dict[uuid.UUID, tuple[ChannelInfo, list[object]]] = {}
+    for channel, item in items:
+        by_channel.setdefault(channel.id, (channel, []))[1].append(item)
+    for channel, events in by_channel.values():
+        adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+        acknowledge = getattr(adapter, "acknowledge", None)
+        if acknowledge is not None:
+            await acknowledge(events)
 
 
 _EVENTS = table_of(InboundEvent)
@@ -408,11 +425,39 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         await conversations.record_echo(db, channel, item)
     elif isinstance(item, Watermark):
         await conversations.apply_watermark(db, channel, item)
+    elif isinstance(item, SystemEvent) and item.kind in CONSENT_EVENTS:
+        await _provider_consent(db, channel, item)
     elif isinstance(item, SystemEvent) and await templates.apply_webhook(db, channel, item):
         return 0  # a template's status, quality or category: kept on the template's row
     else:  # other system events (account changes...) are logged for now
         log.info("channel_event", channel_id=str(channel.id), kind=type(item).__name__)
     return 0
+
+
+async def _provider_consent(db: AsyncSession, channel: ChannelInfo, event: SystemEvent) -> None:
+    """The provider says the person blocked the channel (or came back): their consent in the
+    ledger, as a STOP / START would. A person never seen has no contact to change."""
+    if event.sender_id is None:
+        return
+    contact = await _contact_of(db, channel, event.sender_id)
+    if contact is not None:
+        action = CONSENT_EVENTS[event.kind]
+        if (action == "opt_out") != contact.opted_out:
+            await conversations.record_consent(
+                db, contact, action, "provider", channel.id, event.kind
+            )
+
+
+async def _contact_of(db: AsyncSession, channel: ChannelInfo, external_id: str) -> Contact | None:
+    identity = (
+        await db.execute(
+            scoped(ContactIdentity, channel.workspace_id).where(
+                ContactIdentity.provider == channel.provider,
+                ContactIdentity.external_id == external_id,
+            )
+        )
+    ).scalar_one_or_none()
+    return await db.get(Contact, identity.contact_id) if identity is not None else None
 
 
 async def _auto_reply(db: AsyncSession, channel: ChannelInfo, message: Message) -> None:
@@ -622,6 +667,8 @@ async def _deliver(
         final = not exc.retryable or ctx.is_last_attempt
         values = (delivery.failed_values if final else delivery.retry_values)(exc.code, exc.title)
         await _finish(ctx, ws, row_id, event="message.failed" if final else None, **values)
+        if exc.code == RECIPIENT_BLOCKED:
+            await _recipient_blocked(ctx, ws, row_id, channel, exc.title)
         if final:
             return
         if exc.retry_after is not None:  # the provider named the wait (429 Retry-After)
@@ -629,6 +676,20 @@ async def _deliver(
         raise
     values = delivery.sent_values(result.provider_message_id)
     await _finish(ctx, ws, row_id, event="message.sent", **values)
+
+
+async def _recipient_blocked(
+    ctx: JobContext, ws: uuid.UUID, row_id: uuid.UUID, channel: ChannelInfo, reason: str
+) -> None:
+    """The person blocked the channel: they are opted out, so nothing else is queued to a
+    recipient who will never receive it."""
+    async with ctx.runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        message = await db.get(Message, row_id)
+        conversation = await db.get(Conversation, message.conversation_id) if message else None
+        if conversation is not None:
+            contact_ids = [conversation.contact_id]
+            await conversations.opt_out_blocked(db, ws, contact_ids, channel.id, reason)
 
 
 MARK_READ_JOB = "mark_read"

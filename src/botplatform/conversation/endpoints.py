@@ -265,7 +265,7 @@ async def send_message(
     idempotency_key: IdempotencyKey = None,
 ) -> Envelope[MessageOut]:
     """Sends to a phone number (WhatsApp) or the contact's id on the channel (Messenger,
-    Instagram: the PSID/IGSID) through a channel. Outside WhatsApp's
+    Instagram: the PSID/IGSID; Telegram: the chat id) through a channel. Outside WhatsApp's
     24-hour window only a template is accepted (422 `window_closed`)."""
     channel = await channels.get_visible(db, access, body.channel_id)
     if channel.provider == "whatsapp" and not body.to.startswith("+"):

@@ -219,6 +219,21 @@ async def record_consent(
     await db.flush()
 
 
+async def opt_out_blocked(
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    contact_ids: list[uuid.UUID],
+    channel_id: uuid.UUID,
+    reason: str,
+) -> None:
+    """Contacts a provider said blocked the channel (a send refused `recipient_blocked`):
+    opted out in the consent ledger, so nothing else is queued to them."""
+    for contact_id in dict.fromkeys(contact_ids):
+        contact = await db.get(Contact, contact_id)
+        if contact is not None and contact.workspace_id == workspace_id and not contact.opted_out:
+            await record_consent(db, contact, "opt_out", "provider", channel_id, reason)
+
+
 async def record_inbound(
     db: AsyncSession, channel: ChannelInfo, event: InboundMessage
 ) -> Message | None:

@@ -21,6 +21,7 @@ from botplatform.channel.schemas import (
     MessengerChannelCreate,
     SandboxChannelCreate,
     SlackChannelCreate,
+    TelegramChannelCreate,
     WebchatChannelCreate,
     WhatsAppChannelCreate,
 )
@@ -188,8 +189,11 @@ CHANNEL_FORMS: dict[str, tuple[type[Any], tuple[str, ...], int]] = {
     "instagram": (InstagramChannelCreate, ("instagram_account_id", "page_id"), 300),
     "webchat": (WebchatChannelCreate, ("welcome_message", "primary_color"), 1000),
     "slack": (SlackChannelCreate, ("bot_token", "signing_secret"), 20),
+    "telegram": (TelegramChannelCreate, ("bot_token",), 30),
 }
-ProviderQuery = Annotated[str, Query(pattern="^(whatsapp|messenger|instagram|webchat|slack)$")]
+ProviderQuery = Annotated[
+    str, Query(pattern="^(whatsapp|messenger|instagram|webchat|slack|telegram)$")
+]
 #: Form fields never shown back after a refused form.
 SECRET_INPUTS = frozenset({"access_token", "app_secret", "bot_token", "signing_secret"})
 
@@ -228,7 +232,7 @@ async def create_channel(request: Request, page: ChannelsManagePage) -> Response
     provider = str(form.get("provider") or "whatsapp")
     if provider not in CHANNEL_FORMS:
         raise AppError(
-            "Choose WhatsApp, Messenger, Instagram, Slack or a website chat.",
+            "Choose WhatsApp, Messenger, Instagram, Telegram, Slack or a website chat.",
             code="validation_error",
         )
     fields = _channel_fields(form, provider)

@@ -144,7 +144,10 @@ class MessageBody(InputModel):
 
 def _recipient(value: str) -> str:
     """A phone number (normalised), a Page- or Instagram-scoped id (16 to 20 digits, longer
-    than any phone number), or a Slack user id (U or W, then capitals and digits)."""
+    than any phone number), a Slack user id (U or W, then capitals and digits), or a Telegram
+    chat id (a person's: digits; a group's: negative, kept as it is)."""
+    if _GROUP_CHAT_ID.fullmatch(value):
+        return value
     try:
         return normalize_phone(value)
     except ValueError:
@@ -155,13 +158,15 @@ def _recipient(value: str) -> str:
 
 _SCOPED_ID = re.compile(r"[0-9]{16,20}")
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{8,20}")
+_GROUP_CHAT_ID = re.compile(r"-[0-9]{1,20}")
 Recipient = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_recipient),
     Field(
         description="WhatsApp: a phone number with its country code; Messenger/Instagram: "
-        "the contact's Page- or Instagram-scoped id; Slack: the user id (U…)"
+        "the contact's Page- or Instagram-scoped id; Slack: the user id (U…); Telegram: the "
+        "chat id (a user who started the bot, or a group: negative)"
     ),
 ]
 

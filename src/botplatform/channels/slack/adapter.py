@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
+from limits import RateLimitItem, RateLimitItemPerSecond
 
 from botplatform.channels.base import (
     ChannelInfo,
@@ -146,6 +147,10 @@ def api_base(settings: Settings) -> str:
     return settings.slack_api_base_url.rstrip("/")
 
 
+#: Slack's rate for posting into one conversation.
+CONVERSATION_RATE = RateLimitItemPerSecond(1)
+
+
 class SlackAdapter:
     provider: ClassVar[str] = "slack"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -193,6 +198,12 @@ class SlackAdapter:
         found = event_id(body)
         subject = f"slack-event:{found}".encode() if found else body
         return hashlib.sha256(subject).hexdigest()
+
+    @staticmethod
+    def recipient_rate(recipient_id: str) -> RateLimitItem:
+        """Slack posts at most one message a second into a conversation (`channels.policy`
+        keeps the bucket, shared by every worker)."""
+        return CONVERSATION_RATE
 
     def statuses_only(self, body: bytes) -> bool:
         return False  # Slack sends no delivery statuses

@@ -2,7 +2,7 @@
 `usage_counters.broadcast_recipients`
 
 Revision ID: 076fc722ea02
-Revises: b9e4f1a7c2d8
+Revises: 4d2a9c7e1b53
 Create Date: 2026-12-03 19:00:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "076fc722ea02"
-down_revision: str | Sequence[str] | None = "b9e4f1a7c2d8"
+down_revision: str | Sequence[str] | None = "4d2a9c7e1b53"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
