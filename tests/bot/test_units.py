@@ -76,7 +76,7 @@ def test_placeholders() -> None:
 
 def test_every_adapter_declares_its_capabilities_and_degrading() -> None:
     assert capabilities_of("whatsapp") == frozenset(Capability)
-    assert capabilities_of("webchat") == frozenset()  # no adapter yet: text only
+    assert Capability.BUTTONS in capabilities_of("webchat")  # the widget draws them
     assert Capability.BUTTONS in capabilities_of("telegram")  # inline keyboards
     for adapter in ADAPTERS.values():
         assert isinstance(adapter.capabilities, frozenset)

@@ -125,7 +125,8 @@ async def test_channel_crud_and_handshake(client: httpx.AsyncClient, api: Api) -
         json={"provider": "webchat", "name": "t"},
         headers=owner.headers,
     )
-    assert later.status_code == 501 and later.json()["error"]["code"] == "channel_not_available"
+    # Every provider of SPEC §3 is built now: a widget without its sites is refused plainly.
+    assert later.status_code == 422 and later.json()["error"]["code"] == "validation_error"
     patched = await client.patch(
         f"/api/v1/workspaces/{ws}/channels/{created['id']}",
         json={"name": "Renamed", "page_id": "5556667778"},
