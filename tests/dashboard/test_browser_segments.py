@@ -46,6 +46,9 @@ async def test_build_a_segment_with_a_live_count_and_import_contacts(
     await page.get_by_role("button", name="Add condition").click()
     second = page.get_by_label("Condition 2")
     await expect(second).to_be_visible()
+    # htmx wires the swapped-in row's own requests when it settles: choose only after that.
+    await expect(page.locator("#segment-builder .htmx-added, .htmx-settling")).to_have_count(0)
+    await page.wait_for_timeout(100)
     await second.select_option("attribute")
     await expect(page.get_by_label("Attribute")).to_be_visible()
     await page.get_by_label("Attribute").fill("city")
