@@ -1,6 +1,7 @@
-"""The outcomes of a batch's accepted sends ride with the workspace's next batch when one is
-already waiting (no transaction of their own), and are written on their own otherwise — also
-when that next batch ends up applying nothing."""
+"""The outcomes of a batch's accepted sends ride with the workspace's next batch in the process
+(no transaction of their own) when one is waiting or comes within a moment; they are written
+on their own otherwise (also when that next batch ends up applying nothing, and before a
+stopping worker ends)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
-from botplatform.channels import tasks
+from botplatform.channels import sender, tasks
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Event, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox.whatsapp import FakeGraph
 from botplatform.worker.jobs import JobContext
 from tests.channel.test_batch_equivalence import _run, _store, _text, _world
-from tests.conftest import Api
+from tests.conftest import Api, eventually
 from tests.fakes.webhook_receiver import running_receiver
 
 
@@ -41,6 +43,11 @@ async def _sent_events(runtime: Runtime, ws: str) -> int:
             )
         )
         return len(rows.all())
+
+
+async def _all_sent(runtime: Runtime, ws: str) -> list[tuple[str, str | None]] | None:
+    replies = await _replies(runtime, ws)
+    return replies if all(status == "sent" for status, _ in replies) else None
 
 
 def _waiting(runtime: Runtime, ws: str, event_id: str) -> Any:
@@ -86,8 +93,9 @@ async def test_accepted_outcomes_ride_with_the_next_batch(
             await _run(runtime, "process_inbound_event", ws, second)
             replies = await _replies(runtime, ws)
             # The first reply's outcome was written by the second batch; the second batch's
-            # own reply, with no batch waiting after it, was written on its own.
-            assert [status for status, _ in replies] == ["sent", "sent"]
+            # own reply waits for a next batch that does not come, then is written alone.
+            assert [status for status, _ in replies] == ["sent", "sending"]
+            replies = await eventually(lambda: _all_sent(runtime, ws))
             assert all(provider_id for _, provider_id in replies)
             assert await _sent_events(runtime, ws) == 2
             assert tasks._BATCHES.take_outcomes(ws) == []
@@ -107,9 +115,64 @@ async def test_a_next_batch_that_applies_nothing_writes_them_alone(
             )
             assert await _replies(runtime, ws) == [("sending", None)]
             await _run(runtime, "process_inbound_event", ws, first)  # nothing left to apply
-            [(status, provider_id)] = await _replies(runtime, ws)
+            [(status, provider_id)] = await eventually(lambda: _all_sent(runtime, ws))
             assert status == "sent" and provider_id
             assert await _sent_events(runtime, ws) == 1
             assert len(wa.sent) == 1
+    finally:
+        wa.auto_status = auto_status
+
+
+async def test_outcomes_wait_a_moment_for_the_next_batch(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No batch waits when the first one's reply is accepted: its outcome lingers, and the
+    batch that comes next writes it with its own last statement."""
+    monkeypatch.setattr(tasks, "OUTCOME_LINGER_SECONDS", 1.0)
+    written_alone: list[int] = []
+    write_outcomes = sender.write_outcomes
+
+    async def counted(runtime: Runtime, workspace_id: uuid.UUID, results: list[Any]) -> None:
+        if results:  # (the batch's refusals, none here, are written at once)
+            written_alone.append(len(results))
+        await write_outcomes(runtime, workspace_id, results)
+
+    monkeypatch.setattr(sender, "write_outcomes", counted)
+    auto_status, wa.auto_status = wa.auto_status, False
+    try:
+        async with running_receiver() as receiver:
+            owner = await api.register()
+            ws, channel_id = await _world(api, owner, "Linger", "1122334455667", receiver.url)
+            first_body = _text("15550011", "hi", "Ann", "wamid.L1")
+            second_body = _text("15550012", "hello", "Bob", "wamid.L2")
+            first, second = await _store(runtime, ws, channel_id, [first_body, second_body])
+            await _run(runtime, "process_inbound_event", ws, first)
+            assert await _replies(runtime, ws) == [("sending", None)]
+            await _run(runtime, "process_inbound_event", ws, second)
+            assert [status for status, _ in await _replies(runtime, ws)] == ["sent", "sending"]
+            assert written_alone == []  # the first outcome rode with the second batch
+            await eventually(lambda: _all_sent(runtime, ws))
+            assert written_alone == [1]  # the second one, with no batch after it
+            assert await _sent_events(runtime, ws) == 2
+    finally:
+        wa.auto_status = auto_status
+
+
+async def test_a_stopping_worker_writes_the_lingering_outcomes(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks, "OUTCOME_LINGER_SECONDS", 1.0)
+    auto_status, wa.auto_status = wa.auto_status, False
+    try:
+        owner = await api.register()
+        ws, channel_id = await _world(api, owner, "Stopping", "1122334455667", None)
+        (first,) = await _store(
+            runtime, ws, channel_id, [_text("15550021", "hi", "Cy", "wamid.S1")]
+        )
+        await _run(runtime, "process_inbound_event", ws, first)
+        assert await _replies(runtime, ws) == [("sending", None)]
+        await runtime.jobs.finish_trailing()  # what a stopping worker waits for
+        [(status, provider_id)] = await _replies(runtime, ws)
+        assert status == "sent" and provider_id
     finally:
         wa.auto_status = auto_status

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import bindparam, exists, func, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
-from botplatform.kit.scoping import scoped
 from botplatform.models import BotSession, ConversationCycle
 from botplatform.models.base import table_of
 
@@ -32,47 +32,76 @@ class Opening:
 async def open_cycles(db: AsyncSession, workspace_id: uuid.UUID, openings: list[Opening]) -> None:
     """Opens a cycle for each conversation that has none open; one that had cycles before is
     reopened. Idempotent, and safe against a concurrent opening (the partial unique key)."""
+    write = opening_cycles(db, workspace_id, openings)
+    if write is not None:
+        await core.run(db, *write)
+
+
+def opening_cycles(
+    db: AsyncSession, workspace_id: uuid.UUID, openings: list[Opening]
+) -> core.Write | None:
+    """`open_cycles` as one statement to run later (the channel batch sends it with its last
+    writes, `core.together`): a conversation with an open cycle is left out by the partial
+    unique key, and whether it had one before is asked in the statement itself, so nothing
+    is read first."""
     if not openings:
-        return
-    ids = [o.conversation_id for o in openings]
-    statement = (
-        scoped(ConversationCycle, workspace_id)
-        .where(ConversationCycle.conversation_id.in_(ids))
-        .with_only_columns(ConversationCycle.conversation_id, ConversationCycle.resolved_at)
-    )
-    known = (await db.execute(statement)).all()
-    had_cycle = {row[0] for row in known}
-    open_now = {row[0] for row in known if row[1] is None}
+        return None
     now = utcnow()
-    rows = [
-        _row(workspace_id, o, reopened=o.conversation_id in had_cycle, now=now)
-        for o in openings
-        if o.conversation_id not in open_now
-    ]
-    if rows:
-        await db.execute(_insert_ignoring_open(db), rows)
+    rows = [_row(workspace_id, o, now=now) for o in openings]
+    dialect = db.get_bind().dialect.name
+    if dialect == "postgresql":
+        return _OPENING[dialect], {name: [row[name] for row in rows] for name in _COLUMNS}
+    return _OPENING[dialect], rows
 
 
-def _row(workspace_id: uuid.UUID, o: Opening, *, reopened: bool, now: datetime) -> dict[str, Any]:
+def _row(workspace_id: uuid.UUID, o: Opening, *, now: datetime) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
         "workspace_id": workspace_id,
         "conversation_id": o.conversation_id,
         "channel_id": o.channel_id,
         "opened_at": o.at,
-        "reopened": reopened,
         "created_at": now,
         "updated_at": now,
     }
 
 
-def _insert_ignoring_open(db: AsyncSession) -> Any:
+_COLUMNS: tuple[str, ...] = ("id", "workspace_id", "conversation_id", "channel_id", "opened_at")
+_COLUMNS += ("created_at", "updated_at")
+
+
+def _opening_statement(dialect: str) -> Any:
+    """`INSERT … SELECT` of the new cycles, each with `reopened` = the conversation had a
+    cycle before; on PostgreSQL from arrays (one prepared shape whatever the number of
+    rows), on SQLite one row per execution (an `executemany`)."""
     table = table_of(ConversationCycle)
-    dialect = db.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(
-        index_elements=[table.c.conversation_id], index_where=text("resolved_at IS NULL")
+    earlier = table.alias("earlier")
+    source: Any
+    if dialect == "postgresql":
+        arrays = [
+            bindparam(name, type_=postgresql.ARRAY(table.c[name].type, dimensions=1))
+            for name in _COLUMNS
+        ]
+        derived = func.unnest(*arrays).table_valued(*_COLUMNS).render_derived(name="new")
+        values = [derived.c[name] for name in _COLUMNS]
+        insert: Any = postgresql.insert
+    else:
+        values = [bindparam(name, type_=table.c[name].type) for name in _COLUMNS]
+        insert = sqlite.insert
+    conversation_id = values[_COLUMNS.index("conversation_id")]
+    reopened = exists().where(earlier.c.conversation_id == conversation_id)
+    # SQLite reads `INSERT … SELECT … ON CONFLICT` only when the SELECT has a WHERE.
+    source = select(*values, reopened).where(true())
+    return (
+        insert(table)
+        .from_select([*_COLUMNS, "reopened"], source)
+        .on_conflict_do_nothing(
+            index_elements=[table.c.conversation_id], index_where=text("resolved_at IS NULL")
+        )
     )
+
+
+_OPENING = {dialect: _opening_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 async def close_cycle(

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import any_, bindparam, case, delete, update
+from sqlalchemy import any_, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -141,7 +141,7 @@ async def apply_items(
     outcome = Outcome()
     senders, rest = await _split(db, items)
     if senders:
-        await _record(db, senders)
+        closing = [*await _record(db, senders), *closing]
         outcome.received += sum(len(sender.stored) for sender in senders)
     await _lock_status_targets(db, rest)
     for channel, item in rest:
@@ -520,9 +520,10 @@ async def _create_conversations(
 # -- messages --------------------------------------------------------------------------------
 
 
-async def _record(db: AsyncSession, senders: list[Sender]) -> None:
+async def _record(db: AsyncSession, senders: list[Sender]) -> list[core.Write]:
     """Stores the senders' messages once each (a provider's redelivery is left out by the
-    unique key), and moves their conversations on: what `record_inbound` does per message."""
+    unique key), and moves their conversations on: what `record_inbound` does per message.
+    Gives the writes that can wait for the batch's last round trip (the cycles opened)."""
     now = utcnow()
     workspace_id = senders[0].channel.workspace_id
     events = Events(await anyone_receives(db, workspace_id))
@@ -540,8 +541,8 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
         _keep_stored(rows, set(inserted.scalars()))
     touched = [sender for sender in senders if sender.stored]
     moved = [sender for sender in touched if not sender.new_conversation]
-    await _move_conversations(db, workspace_id, moved, now)
-    await cycles.open_cycles(db, workspace_id, [_opening(sender) for sender in touched])
+    later = [_moving_conversations(db, workspace_id, moved, now)]
+    later.append(cycles.opening_cycles(db, workspace_id, [_opening(s) for s in touched]))
     metrics.count_messages(workspace_id, "inbound", sum(len(s.stored) for s in touched))
     for sender in touched:
         for message in sender.stored:
@@ -554,6 +555,7 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> None:
             if sender.contact_id is not None:
                 await automation_events.message_received(db, message, sender.contact_id)
     await emit_many(db, workspace_id, events.items)
+    return [write for write in later if write is not None]
 
 
 def _opening(sender: Sender) -> cycles.Opening:
@@ -614,54 +616,92 @@ def _message_row(sender: Sender, item: InboundMessage, now: datetime) -> dict[st
     }
 
 
-_MOVE_CONVERSATION = (
-    update(table_of(Conversation))
-    .where(
-        table_of(Conversation).c.workspace_id == bindparam("ws"),
-        table_of(Conversation).c.id == bindparam("conversation_id"),
-    )
-    .values(
-        last_inbound_at=case(
+def _moved_values(conversations: Any, moved: Any) -> dict[str, Any]:
+    """A conversation's columns once `moved` (its batch's latest message and how many it
+    brought) has reached it."""
+    return {
+        "last_inbound_at": case(
             (
-                table_of(Conversation).c.last_inbound_at.is_(None)
-                | (table_of(Conversation).c.last_inbound_at < bindparam("latest")),
-                bindparam("latest"),
+                conversations.c.last_inbound_at.is_(None)
+                | (conversations.c.last_inbound_at < moved["latest"]),
+                moved["latest"],
             ),
-            else_=table_of(Conversation).c.last_inbound_at,
+            else_=conversations.c.last_inbound_at,
         ),
-        last_message_at=bindparam("now"),
-        unread_count=table_of(Conversation).c.unread_count + bindparam("added"),
-        status=case(
-            (table_of(Conversation).c.status == "resolved", "open"),
-            else_=table_of(Conversation).c.status,
+        "last_message_at": bindparam("now"),
+        "unread_count": conversations.c.unread_count + moved["added"],
+        "status": case(
+            (conversations.c.status == "resolved", "open"),
+            else_=conversations.c.status,
         ),
-        updated_at=bindparam("now"),
+        "updated_at": bindparam("now"),
+    }
+
+
+def _move_statements() -> dict[str, Any]:
+    """PostgreSQL: every conversation of the batch in one statement from arrays, its rows
+    locked first in id order (the sorted `FOR UPDATE` subquery), so two batches touching the
+    same conversations never wait on each other in a circle; it runs among the batch's last
+    writes (`core.together`), first of them. SQLite (one writer): one row per execution."""
+    table = table_of(Conversation)
+    uuids = postgresql.ARRAY(table.c.id.type)
+    arrays = (
+        bindparam("ids", type_=uuids),
+        bindparam("latest", type_=postgresql.ARRAY(table.c.last_inbound_at.type)),
+        bindparam("added", type_=postgresql.ARRAY(table.c.unread_count.type)),
     )
-)
+    moved = func.unnest(*arrays).table_valued("id", "latest", "added").render_derived("moved")
+    locked = (
+        select(table.c.id)
+        .where(
+            table.c.workspace_id == bindparam("ws"),
+            table.c.id == any_(bindparam("locked", type_=uuids)),
+        )
+        .order_by(table.c.id)
+        .with_for_update()
+    )
+    return {
+        "postgresql": update(table)
+        .where(
+            table.c.workspace_id == bindparam("ws"),
+            table.c.id == moved.c.id,
+            table.c.id.in_(locked),
+        )
+        .values(_moved_values(table, moved.c)),
+        "sqlite": update(table)
+        .where(
+            table.c.workspace_id == bindparam("ws"),
+            table.c.id == bindparam("conversation_id"),
+        )
+        .values(_moved_values(table, {"latest": bindparam("latest"), "added": bindparam("added")})),
+    }
 
 
-async def _move_conversations(
+_MOVE_CONVERSATIONS = _move_statements()
+
+
+def _moving_conversations(
     db: AsyncSession, workspace_id: uuid.UUID, senders: list[Sender], now: datetime
-) -> None:
-    """One statement for every conversation of the batch (in id order, so two batches
-    touching the same conversations never wait on each other in a circle)."""
+) -> core.Write | None:
+    """The statement that moves the batch's known conversations on (last inbound, unread,
+    reopened), to run with the batch's last writes; the senders learn their new last
+    inbound time now (the replies' window is judged on it)."""
     if not senders:
-        return
+        return None
     rows: list[dict[str, Any]] = []
     for sender in sorted(senders, key=lambda s: str(s.conversation_id)):
         latest = max(message.created_at for message in sender.stored)
         previous = sender.last_inbound_at
         sender.last_inbound_at = latest if previous is None or previous < latest else previous
-        rows.append(
-            {
-                "ws": workspace_id,
-                "conversation_id": sender.conversation_id,
-                "latest": latest,
-                "now": now,
-                "added": len(sender.stored),
-            }
-        )
-    await core.run(db, _MOVE_CONVERSATION, rows)
+        rows.append({"conversation_id": sender.conversation_id, "latest": latest})
+        rows[-1]["added"] = len(sender.stored)
+    if db.get_bind().dialect.name == "postgresql":
+        ids = [row["conversation_id"] for row in rows]
+        parameters = {"ws": workspace_id, "now": now, "ids": ids, "locked": ids}
+        parameters["latest"] = [row["latest"] for row in rows]
+        parameters["added"] = [row["added"] for row in rows]
+        return _MOVE_CONVERSATIONS["postgresql"], parameters
+    return _MOVE_CONVERSATIONS["sqlite"], [{"ws": workspace_id, "now": now, **r} for r in rows]
 
 
 # -- the channel's auto-reply ----------------------------------------------------------------

@@ -202,9 +202,10 @@ async def write_outcomes(runtime: Runtime, workspace_id: uuid.UUID, results: lis
 
 # -- accepted sends written with the workspace's next inbound batch ----------------------------
 #
-# Under load the next batch of the same workspace is already waiting when a batch's sends come
-# back. Their outcomes (all accepted: the common case) then go into that batch's last statement
-# (`core.together`) instead of a transaction of their own: three round trips fewer per batch
+# The next batch of the same workspace is often waiting already when a batch's sends come back,
+# or comes a moment later (`tasks._Batches.leave_outcomes` waits that moment). Their outcomes
+# (all accepted: the common case) then go into that batch's last statement (`core.together`)
+# instead of a transaction of their own: three round trips fewer per batch
 # (BEGIN with the tenant, UPDATE, COMMIT). Nothing is at stake meanwhile: each row keeps its
 # committed send marker, so were the process to die first, the row would wait for its status
 # webhook (which moves it on, `_moves_to_sent`) exactly as if it had died during the request.

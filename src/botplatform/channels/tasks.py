@@ -9,7 +9,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dramatiq import Retry
 from sqlalchemy import String, Text, Uuid, bindparam, case, func, select, update
@@ -69,6 +69,9 @@ from botplatform.usage import service as usage
 from botplatform.worker.jobs import JobContext, enqueue, job
 from botplatform.worker.lane import Lane
 from botplatform.worker.sweeper import SweepTarget, sweep_step, sweep_target
+
+if TYPE_CHECKING:
+    from botplatform.runtime import Runtime
 
 log = get_logger("botplatform.channels")
 
@@ -133,14 +136,40 @@ class _Batches:
         self._runners: set[asyncio.Task[None]] = set()  # referenced until done
         #: Per workspace, accepted sends whose outcomes ride with its next batch (`_process`).
         self._unwritten: dict[str, list[sender.Accepted]] = defaultdict(list)
+        #: Per workspace, the task that writes them itself if no batch comes for them.
+        self._lingering: dict[str, asyncio.Task[None]] = {}
 
-    def leave_outcomes(self, workspace_id: str, accepted: list[sender.Accepted]) -> bool:
-        """Hands `accepted` to a batch of the workspace that is waiting (and so will take
-        them when it starts); False when none waits: the caller writes them itself."""
-        if not any(joined.workspace_id == workspace_id for joined in self._waiting):
-            return False
+    def leave_outcomes(
+        self, runtime: Runtime, workspace_id: str, accepted: list[sender.Accepted]
+    ) -> None:
+        """Hands `accepted` to the workspace's next batch in this process, which writes them
+        with its last statement. One waiting already takes them when it starts; otherwise
+        they wait up to OUTCOME_LINGER_SECONDS for one, and are then written on their own
+        (a stopping worker waits for that: `JobQueue.hold_stop_for`).
+        At a steady low rate the next batch comes within that time, so an outcome costs no
+        transaction of its own (three round trips: BEGIN, UPDATE, COMMIT). Until written,
+        each row keeps its committed send marker: a worker killed meanwhile leaves them to
+        the status webhook or `delivery_unknown`, never to a second send."""
         self._unwritten[workspace_id] += accepted
-        return True
+        if workspace_id in self._lingering:
+            return
+        # Also when a batch is waiting already: if it fails before taking them, they are
+        # still written.
+        task = asyncio.create_task(self._write_unless_taken(runtime, workspace_id))
+        self._lingering[workspace_id] = task
+        runtime.jobs.hold_stop_for(task)  # a stopping worker writes them first
+
+    async def _write_unless_taken(self, runtime: Runtime, workspace_id: str) -> None:
+        await asyncio.sleep(OUTCOME_LINGER_SECONDS)
+        # Before taking: outcomes left from here on start a timer of their own.
+        del self._lingering[workspace_id]
+        left = self.take_outcomes(workspace_id)
+        if not left:
+            return
+        try:
+            await sender.write_outcomes(runtime, uuid.UUID(workspace_id), left)
+        except Exception:  # the rows keep their send markers: settled like a killed worker's
+            log.exception("outcomes_not_written", workspace_id=workspace_id, sends=len(left))
 
     def take_outcomes(self, workspace_id: str) -> list[sender.Accepted]:
         return self._unwritten.pop(workspace_id, [])
@@ -200,6 +229,9 @@ async def _run_together(workspace_id: str, jobs: list[_Joined]) -> None:
             job.done.set_result(None)
 
 
+#: How long accepted sends' outcomes wait for the workspace's next batch to write them
+#: (`_Batches.leave_outcomes`): a few batches' time at the lowest tier's 80 messages/s.
+OUTCOME_LINGER_SECONDS = 0.05
 #: The most events one batch takes; the rest wait for the next.
 MAX_BATCH_EVENTS = 200
 #: Batches processed at once by one worker process (while one waits for the database or
@@ -224,8 +256,8 @@ async def _process(ctx: JobContext, workspace_id: str, event_ids: list[str]) -> 
             await sender.write_outcomes(ctx.runtime, uuid.UUID(workspace_id), riding)
         raise
     accepted = await sender.send_leased(ctx.runtime, replies, may_ride=True)
-    if accepted and not _BATCHES.leave_outcomes(workspace_id, accepted):
-        await sender.write_outcomes(ctx.runtime, uuid.UUID(workspace_id), accepted)
+    if accepted:
+        _BATCHES.leave_outcomes(ctx.runtime, workspace_id, accepted)
 
 
 async def _apply_batch(

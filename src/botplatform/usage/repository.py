@@ -54,7 +54,13 @@ async def add(db: AsyncSession, workspace_id: uuid.UUID, **amounts: int) -> None
 
 
 def _messages_upsert(insert: Any) -> Any:
+    # Every column given (no Python-side default to compute): what `core.together` needs to
+    # send this upsert in the same round trip as the batch's other last writes.
     statement = insert(UsageCounter).values(
+        id=bindparam("id"),
+        ai_tokens=0,
+        broadcasts=0,
+        broadcast_recipients=0,
         workspace_id=bindparam("ws"),
         period=bindparam("month"),
         updated_at=bindparam("now"),
@@ -92,6 +98,7 @@ def adding_messages(
     """`add_messages` as a statement to run later (`core.together`)."""
     now = utcnow()
     parameters = {
+        "id": uuid.uuid4(),
         "ws": workspace_id,
         "month": period_of(now),
         "now": now,

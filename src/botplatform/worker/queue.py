@@ -81,6 +81,7 @@ class JobQueue:
         self._worker: dramatiq.Worker | None = None
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
+        self._trailing: set[asyncio.Task[Any]] = set()
         middleware = [_Outcomes(self), *(m() for m in default_middleware), CurrentMessage()]
         self.broker: dramatiq.Broker
         #: The asyncio client that `dispatch` sends through, on the loop that first used it.
@@ -248,9 +249,16 @@ class JobQueue:
     def worker_running(self) -> bool:
         return self._worker is not None
 
+    def hold_stop_for(self, task: asyncio.Task[Any]) -> None:
+        """`task`, started by a job to finish its work a moment later (the reply path's
+        outcomes waiting for the next batch), ends before the worker counts as stopped."""
+        self._trailing.add(task)
+        task.add_done_callback(self._trailing.discard)
+
     async def stop_worker(self, grace_seconds: float = 10) -> None:
-        """Stops consuming and waits up to `grace_seconds` for running jobs. A job cut short
-        is redelivered (Redis) or swept up later: its row still says what is left to do."""
+        """Stops consuming and waits up to `grace_seconds` for running jobs, then for what
+        they left to finish (`hold_stop_for`). A job cut short is redelivered (Redis) or
+        swept up later: its row still says what is left to do."""
         worker, self._worker = self._worker, None
         if worker is not None:
             # In a thread: the worker waits for running jobs, whose coroutines need this loop.
@@ -260,6 +268,12 @@ class JobQueue:
                     lambda: worker.stop(timeout=int(grace_seconds * 1000))
                 )
                 tasks.cancel_scope.cancel()
+        await self.finish_trailing(grace_seconds)
+
+    async def finish_trailing(self, grace_seconds: float = 10) -> None:
+        """Waits (up to `grace_seconds`) for the tasks jobs left behind (`hold_stop_for`)."""
+        if self._trailing:
+            await asyncio.wait(list(self._trailing), timeout=grace_seconds)
 
     async def _wake_consumers_once_told(self, worker: dramatiq.Worker) -> None:
         """dramatiq tells the consumers to stop only once the running jobs are done; from that

@@ -1,0 +1,75 @@
+"""A quick look at (b) alone at fixed rates, for work on the hot path (not the report):
+
+    uv run --frozen --group bench python bench/quick.py [--rates 80] [--seconds 15] [--flow]
+
+PostgreSQL + Redis, 2 worker processes behind the counting relay, as run.py's production
+phase; prints CPU ms and SQL round trips per auto-replied message, per process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import run as bench
+import target_platform as platform_target
+from servers import Processes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="80")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=bench.WORKER_PROCESSES)
+    parser.add_argument("--flow", action="store_true", help="(c) instead of (b)")
+    parser.add_argument("--profile", action="store_true", help="py-spy on one worker")
+    args = parser.parse_args()
+    settings = bench.Settings(
+        rates=args.rates,
+        step_seconds=args.seconds,
+        min_step_requests=1,
+        worker_processes=args.workers,
+    )
+    scratch = Path(tempfile.mkdtemp(prefix="botplatform-quick-"))
+    run = bench.Run(settings, scratch)
+    backend = platform_target.POSTGRES
+    (scratch / backend.name).mkdir()
+    with Processes(run.logs) as procs:
+        graph, graph_url = bench.start_fake_graph(procs)
+        try:
+            platform = bench.start_platform(procs, backend, scratch / backend.name, graph_url, run)
+            platform.apparatus["fake Graph API"] = graph
+            if args.flow:
+                result = bench.bot_flow(run, platform, graph_url)
+                messages = int(result["messages"])
+            else:
+                platform_target.set_auto_reply(
+                    platform.base, platform.channel, platform_target.AUTO_REPLY_TEXT
+                )
+                profile = scratch / "worker-profile.raw" if args.profile else None
+                result = bench.end_to_end(run, platform, graph_url, profile)
+                messages = sum(s["requests"] for s in [result["warmup"], *result["steps"]])
+        finally:
+            procs.stop_all()
+            platform_target.drop_backing_services(backend)
+    cpu = result["cpu"]
+    per = {k: round(1000 * v / messages, 2) for k, v in cpu.items()}
+    per["platform"] = round(sum(per.get(k, 0.0) for k in bench.PLATFORM_LABELS), 2)
+    sql = result["sql"]
+    summary = {
+        "messages": messages,
+        "cpu_ms_per_message": per,
+        "round_trips_per_message": round(sql["round_trips"] / messages, 2),
+        "statements_per_message": {k: round(v / messages, 2) for k, v in sql["statements"].items()},
+        "steps": [
+            {k: v for k, v in step.items() if not isinstance(v, list | dict)}
+            for step in result.get("steps", [])
+        ],
+        "profile": result.get("profile"),
+    }
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
