@@ -8,13 +8,38 @@ phase; prints CPU ms and SQL round trips per auto-replied message, per process."
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import tempfile
 from pathlib import Path
 
+import asyncpg
 import run as bench
 import target_platform as platform_target
 from servers import Processes
+
+
+def _with_database_settings(settings: dict[str, str]) -> None:
+    """The bench database gets `settings` (ALTER DATABASE) once created, before any process
+    of the platform connects: to compare a PostgreSQL setting's cost."""
+    reset = platform_target.reset_backing_services
+
+    def reset_and_set(backend: platform_target.Backend, env: dict[str, str], cwd: Path) -> None:
+        reset(backend, env, cwd)
+
+        async def alter() -> None:
+            connection = await asyncpg.connect(platform_target.PG_ADMIN_DSN)
+            try:
+                for name, value in settings.items():
+                    await connection.execute(
+                        f'ALTER DATABASE "{platform_target.PG_DATABASE}" SET {name} = {value}'
+                    )
+            finally:
+                await connection.close()
+
+        asyncio.run(alter())
+
+    platform_target.reset_backing_services = reset_and_set  # type: ignore[assignment]
 
 
 def main() -> None:
@@ -24,6 +49,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=bench.WORKER_PROCESSES)
     parser.add_argument("--flow", action="store_true", help="(c) instead of (b)")
     parser.add_argument("--profile", action="store_true", help="py-spy on one worker")
+    parser.add_argument(
+        "--pg-setting", action="append", default=[], help="NAME=VALUE for the bench database"
+    )
     args = parser.parse_args()
     settings = bench.Settings(
         rates=args.rates,
@@ -31,6 +59,8 @@ def main() -> None:
         min_step_requests=1,
         worker_processes=args.workers,
     )
+    if args.pg_setting:
+        _with_database_settings(dict(item.split("=", 1) for item in args.pg_setting))
     scratch = Path(tempfile.mkdtemp(prefix="botplatform-quick-"))
     run = bench.Run(settings, scratch)
     backend = platform_target.POSTGRES

@@ -98,7 +98,8 @@ async def inbound_count(
 ) -> int:
     statement = (
         scoped(Message, workspace_id)
+        .with_only_columns(Message.id)  # counted, not loaded
         .where(Message.conversation_id == conversation_id, Message.direction == "inbound")
         .limit(limit)
     )
-    return len((await db.execute(statement)).scalars().all())
+    return len((await db.execute(statement)).all())

@@ -92,16 +92,18 @@ class ChannelEffects:
         conversation: Conversation,
         contact: Contact,
         session: BotSession,
+        state: State,
         key: str,
     ) -> None:
         self.runtime, self.db, self.channel = runtime, db, channel
         self.conversation, self.contact, self.session = conversation, contact, session
+        self.state = state  # the run as the engine moves it (the session row is written after)
         self.key, self.sent = key, 0
 
     async def send(self, body: MessageBody) -> None:
         self.sent += 1
         try:
-            message = await queue_outbound(
+            await queue_outbound(
                 self.db,
                 channel=self.channel,
                 contact=self.contact,
@@ -109,11 +111,12 @@ class ChannelEffects:
                 body=body,
                 idempotency_key=f"{self.key}:{self.sent}"[:200],
                 sender_user_id=None,
+                # Which bot answered, written with the row (the run's, not the session row's
+                # yet: a run that starts now is written to it after the engine's turn).
+                also={"bot": {"bot_id": self.state.bot_id}},
             )
         except PolicyRefused as exc:  # opted out, window closed: the bot does not insist
             self.error(exc.code, exc.message)
-            return
-        message.content = {**message.content, "bot": {"bot_id": str(self.session.bot_id)}}
 
     async def set_attribute(self, name: str, value: Any) -> None:
         if name == "name":
@@ -203,6 +206,14 @@ async def _session(db: AsyncSession, conversation: Conversation) -> BotSession:
     return found
 
 
+def _wants_new_conversation(candidates: list[Candidate]) -> bool:
+    return any(
+        trigger.get("type") == "new_conversation"
+        for candidate in candidates
+        for trigger in candidate.flow.triggers
+    )
+
+
 async def handle_inbound(
     runtime: Runtime, db: AsyncSession, channel: ChannelInfo, message: Message
 ) -> bool:
@@ -226,14 +237,17 @@ async def handle_inbound(
             return True
         give_back(session, conversation)
     state = to_state(session)
-    new = await repository.inbound_count(db, ws, conversation.id) == 1
     effects = ChannelEffects(
-        runtime, db, channel, conversation, contact, session, f"bot:{message.id}"
+        runtime, db, channel, conversation, contact, session, state, f"bot:{message.id}"
     )
     candidates = [
         Candidate(str(bot.bot_id), str(bot.version_id), bot.flow, index)
         for index, bot in enumerate(live)
     ]
+    # Asked only when a live flow starts on a new conversation (one query per message).
+    new = _wants_new_conversation(candidates) and (
+        await repository.inbound_count(db, ws, conversation.id) == 1
+    )
     live_flows = {candidate.version_id: candidate.flow for candidate in candidates}
 
     async def intents(text: str) -> IntentLike | None:
@@ -286,9 +300,8 @@ async def continue_run(
     if channel is None or contact is None or flow is None:
         return False
     state = to_state(session)
-    effects = ChannelEffects(
-        runtime, db, channel, conversation, contact, session, f"bot:{session.id}:{state.step}"
-    )
+    key = f"bot:{session.id}:{state.step}"
+    effects = ChannelEffects(runtime, db, channel, conversation, contact, session, state, key)
     await _engine(flow, contact, effects).resume(state, outcome)
     store_state(session, state)
     await cycles.note_bot(db, session)

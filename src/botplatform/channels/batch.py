@@ -31,14 +31,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
-from botplatform.channels import choices, policy
+from botplatform.channels import choices, delivery, policy
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
-from botplatform.channels.messages import MEDIA_TYPES, InboundMessage, StatusUpdate
+from botplatform.channels.messages import InboundMessage, StatusUpdate
 from botplatform.channels.registry import thread_of
 from botplatform.channels.sender import LeasedSend, outbound_of
 from botplatform.conversation.consent import consent_keyword
-from botplatform.conversation.service import content_json
+from botplatform.conversation.service import MESSAGE_KEY, inbound_row
 from botplatform.events import payloads
 from botplatform.events.service import anyone_receives, emit_many
 from botplatform.kit import core, metrics
@@ -147,15 +147,19 @@ async def apply_items(
     for channel, item in rest:
         outcome.received += await apply_one(channel, item)
     wanted = _wanted_replies(senders)
+    leases = delivery.leases_of(db)  # replies the per-item path leased (bots, automations)
+    leased = len(leases.replies) if leases is not None else 0
     # Inbound messages count first (as when the replies' own jobs ran after this one), then
     # the replies take their share of the month's quota: one statement for both.
     writes = await usage.counting_batch(
-        db, workspace_id, inbound=outcome.received, outbound=len(wanted)
+        db, workspace_id, inbound=outcome.received, outbound=len(wanted) + leased
     )
     if writes is None:  # a plan with a quota: decided now, the replies may be refused
         refused = await usage.count_batch(
-            db, workspace_id, inbound=outcome.received, outbound=len(wanted)
+            db, workspace_id, inbound=outcome.received, outbound=len(wanted) + leased
         )
+        if refused is not None and leases is not None:
+            _give_back(db, workspace_id, leases)
         writes = []
     else:
         refused = None
@@ -164,6 +168,17 @@ async def apply_items(
         writes.append(core.inserting(db, Message, rows))
     await core.together(db, writes + closing)
     return outcome
+
+
+def _give_back(db: AsyncSession, workspace_id: uuid.UUID, leases: delivery.Leases) -> None:
+    """The month's quota has no room for all of the batch's replies: the leased ones go the
+    per-message way instead, whose claim counts each (or fails it with `quota_exceeded`)."""
+    for reply in leases.replies:
+        message = reply.message
+        message.status, message.lease_until = "queued", None
+        message.send_attempted_at, message.attempts = None, 0
+        enqueue(db, SEND_JOB, str(workspace_id), str(message.id))
+    leases.replies.clear()
 
 
 async def _lock_status_targets(db: AsyncSession, items: list[tuple[ChannelInfo, object]]) -> None:
@@ -248,7 +263,6 @@ async def _channels_without_live_bots(
 
 _IDENTITY_KEY = ["workspace_id", "provider", "external_id"]
 _CONVERSATION_KEY = ["channel_id", "contact_id"]
-_MESSAGE_KEY = ["channel_id", "provider_message_id"]
 
 
 def _dialect(db: AsyncSession, statements: dict[str, Any]) -> Any:
@@ -351,7 +365,7 @@ async def _create_customers(
             ),
             core.inserting(db, Conversation, conversations),
             core.inserting(
-                db, Message, [row for _, row in messages], conflict=_MESSAGE_KEY, returning="id"
+                db, Message, [row for _, row in messages], conflict=MESSAGE_KEY, returning="id"
             ),
         ],
     )
@@ -536,7 +550,7 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> list[core.Write]:
         await _create_conversations(db, known, now, events)
         rows = _message_rows(known, now)
         inserted = await core.insert_many(
-            db, Message, [r for _, r in rows], conflict=_MESSAGE_KEY, returning="id"
+            db, Message, [r for _, r in rows], conflict=MESSAGE_KEY, returning="id"
         )
         _keep_stored(rows, set(inserted.scalars()))
     touched = [sender for sender in senders if sender.stored]
@@ -588,32 +602,8 @@ def _message_rows(senders: list[Sender], now: datetime) -> list[tuple[Sender, di
 
 
 def _message_row(sender: Sender, item: InboundMessage, now: datetime) -> dict[str, Any]:
-    content = item.content
-    return {
-        "id": uuid.uuid4(),
-        "workspace_id": sender.channel.workspace_id,
-        "conversation_id": sender.conversation_id,
-        "channel_id": sender.channel.id,
-        "direction": "inbound",
-        "type": content.type.value,
-        "text": content.text or (content.media.caption if content.media else None),
-        "content": {
-            **content_json(content),
-            "forwarded": item.forwarded,
-            "referral": item.referral,
-            "raw": item.raw,
-        },
-        "is_note": False,
-        "provider_message_id": item.provider_message_id,
-        "reply_to_provider_id": item.reply_to,
-        "status": "received",
-        "attempts": 0,
-        "media_status": "pending" if content.type in MEDIA_TYPES else None,
-        "edited": False,
-        "deleted": False,
-        "created_at": item.timestamp,
-        "updated_at": now,
-    }
+    assert sender.conversation_id is not None  # found or created before its messages
+    return inbound_row(sender.channel, sender.conversation_id, item, now)
 
 
 def _moved_values(conversations: Any, moved: Any) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Message
 
 if TYPE_CHECKING:
+    from botplatform.channels.base import ChannelInfo
     from botplatform.db import Database
 
 DELIVERY_UNKNOWN = "delivery_unknown"
@@ -228,3 +230,59 @@ async def expire_unknown(db: AsyncSession, grace_seconds: int) -> int:
     count = len(ended)
     after_commit(db, lambda: DELIVERY_UNKNOWN_TOTAL.inc(count))  # counted once it is true
     return count
+
+
+# -- replies leased in the unit of work that decides them ------------------------------------
+#
+# An inbound batch (`channels.tasks`) opens `Leases` on its session. A reply queued while it
+# applies its messages (`message.service.queue_outbound`: a bot's answer, an automation's, the
+# per-item auto-reply) to a conversation whose customer wrote in this batch is then inserted
+# already `sending`, leased to the batch, with its send marker: claimed and marked by the
+# batch's own commit, and sent by the batch right after it (`channels.sender`), instead of by a
+# send job that would claim, read the rows again, mark and finish in four transactions.
+
+
+@dataclass(frozen=True)
+class LeasedReply:
+    message: Message  # flushed in the batch's session; read when the batch is about to commit
+    channel: ChannelInfo
+    contact_id: uuid.UUID
+    recipient_id: str
+
+
+@dataclass
+class Leases:
+    until: datetime  # the batch's lease on its replies
+    recipients: dict[uuid.UUID, str] = field(default_factory=dict)  # conversation → recipient
+    replies: list[LeasedReply] = field(default_factory=list)
+
+    def recipient_for(self, conversation_id: uuid.UUID) -> str | None:
+        return self.recipients.get(conversation_id)
+
+    def take(self, message: Message, reply: LeasedReply, now: datetime) -> None:
+        """`message`, not yet flushed, becomes a row leased to the batch, marked as about to
+        leave: the batch's commit is the claim and the marker at once."""
+        message.status, message.lease_until = "sending", self.until
+        message.send_attempted_at, message.attempts = now, 1
+        self.replies.append(reply)
+
+
+_LEASES = "botplatform.leases"
+
+
+def open_leases(db: AsyncSession, until: datetime) -> Leases:
+    leases = Leases(until)
+    db.info[_LEASES] = leases
+    return leases
+
+
+def leases_of(db: AsyncSession) -> Leases | None:
+    leases: Leases | None = db.info.get(_LEASES)
+    return leases
+
+
+def learn_recipient(db: AsyncSession, conversation_id: uuid.UUID, recipient_id: str) -> None:
+    """The customer who just wrote in `conversation_id`: a reply to it may be leased."""
+    leases = leases_of(db)
+    if leases is not None:
+        leases.recipients[conversation_id] = recipient_id

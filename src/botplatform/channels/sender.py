@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, Uuid, bindparam, func, update
+from sqlalchemy import String, Uuid, bindparam, func, inspect, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,6 +83,28 @@ def outbound_of(row: dict[str, Any], recipient_id: str) -> OutboundMessage:
     body = MessageBody.model_validate(row["content"]["request"])
     key = row["idempotency_key"] or str(row["id"])
     return to_outbound(body, recipient_id, key, row["reply_to_provider_id"], str(row["id"]))
+
+
+_MESSAGE_ATTRIBUTES = [attribute.key for attribute in inspect(Message).column_attrs]
+
+
+def leased_reply(reply: delivery.LeasedReply) -> LeasedSend:
+    """A reply leased in an inbound batch's unit of work (`delivery.Leases`), read from the
+    flushed row before the batch commits, as the batch sends it."""
+    message = reply.message
+    assert message.lease_until is not None  # leased by `Leases.take`
+    row = {key: getattr(message, key) for key in _MESSAGE_ATTRIBUTES}
+    return LeasedSend(
+        message_id=message.id,
+        workspace_id=message.workspace_id,
+        channel=reply.channel,
+        conversation_id=message.conversation_id,
+        contact_id=reply.contact_id,
+        recipient_id=reply.recipient_id,
+        outbound=outbound_of(row, reply.recipient_id),
+        row=row,
+        lease_until=message.lease_until,
+    )
 
 
 @dataclass(frozen=True)

@@ -288,6 +288,8 @@ async def _apply_batch(
         return []
     usable = [event_id for event_id, error in outcomes.items() if error is None]
     lease = timedelta(seconds=ctx.runtime.settings.send_lease_seconds)
+    # Replies the per-item path decides are leased to this batch (delivery.Leases).
+    leases = delivery.open_leases(ctx.db, utcnow() + lease)
     closing = [_marking(ctx.db, ws, outcomes), *sender.riding_writes(ctx.db, ws, riding)]
     try:
         # Counted in the same transaction as the messages: a retried job never counts twice.
@@ -300,6 +302,7 @@ async def _apply_batch(
             closing=closing,  # with the batch's last writes
         )
         await sender.after_riding(ctx.db, ws, riding)
+        outcome.replies += [sender.leased_reply(reply) for reply in leases.replies]
     except Exception as exc:
         if len(outcomes) > 1:
             # One event the batch cannot take must not hold back the others: each goes on
@@ -441,6 +444,7 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         message = await conversations.record_inbound(db, channel, item)
         if message is None:  # a provider's redelivery
             return 0
+        delivery.learn_recipient(db, message.conversation_id, item.sender_id)
         if message.media_status == "pending":
             enqueue(db, FETCH_MEDIA_JOB, str(channel.workspace_id), str(message.id))
         choices.queue(db, channel, message)

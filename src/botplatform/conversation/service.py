@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
@@ -32,7 +33,7 @@ from botplatform.channels.messages import (
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events import payloads
 from botplatform.events.service import emit, emit_message
-from botplatform.kit import metrics
+from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import (
@@ -42,6 +43,7 @@ from botplatform.models import (
     Conversation,
     Message,
 )
+from botplatform.models.base import table_of
 
 
 def content_json(content: Content) -> dict[str, Any]:
@@ -234,35 +236,69 @@ async def opt_out_blocked(
             await record_consent(db, contact, "opt_out", "provider", channel_id, reason)
 
 
-async def record_inbound(
-    db: AsyncSession, channel: ChannelInfo, event: InboundMessage
-) -> Message | None:
-    """Stores an inbound message once (providers redeliver); None for a duplicate."""
-    if await find_message(db, channel, event.provider_message_id) is not None:
-        return None
-    contact = await contact_for(db, channel, event.sender_id, event.sender_name, inbound=True)
-    conversation = await conversation_for(db, channel, contact)
+#: A provider's message is stored once per channel: a redelivery meets this unique key.
+MESSAGE_KEY = ["channel_id", "provider_message_id"]
+
+
+def inbound_row(
+    channel: ChannelInfo, conversation_id: uuid.UUID, event: InboundMessage, now: datetime
+) -> dict[str, Any]:
+    """Every column of a customer's new message (the batch inserts many at once)."""
     content = event.content
-    message = Message(
-        workspace_id=channel.workspace_id,
-        conversation_id=conversation.id,
-        channel_id=channel.id,
-        direction="inbound",
-        type=content.type.value,
-        text=content.text or (content.media.caption if content.media else None),
-        content={
+    return {
+        "id": uuid.uuid4(),
+        "workspace_id": channel.workspace_id,
+        "conversation_id": conversation_id,
+        "channel_id": channel.id,
+        "direction": "inbound",
+        "type": content.type.value,
+        "text": content.text or (content.media.caption if content.media else None),
+        "content": {
             **content_json(content),
             "forwarded": event.forwarded,
             "referral": event.referral,
             "raw": event.raw,
         },
-        provider_message_id=event.provider_message_id,
-        reply_to_provider_id=event.reply_to,
-        status="received",
-        media_status="pending" if content.type in MEDIA_TYPES else None,
-        created_at=event.timestamp,
-    )
+        "is_note": False,
+        "provider_message_id": event.provider_message_id,
+        "reply_to_provider_id": event.reply_to,
+        "status": "received",
+        "attempts": 0,
+        "media_status": "pending" if content.type in MEDIA_TYPES else None,
+        "edited": False,
+        "deleted": False,
+        "created_at": event.timestamp,
+        "updated_at": now,
+    }
+
+
+_MESSAGE_COLUMNS = [column.key for column in table_of(Message).columns]
+
+
+async def _insert_once(db: AsyncSession, row: dict[str, Any]) -> Message | None:
+    """The message stored, or None when the provider's id is stored already: the unique key
+    decides (one statement; nothing is read first). Given back as a loaded row of the
+    session, every column set, so reading it never goes to the database."""
+    await db.flush()  # a conversation made just now is written before its message
+    row = {key: row.get(key) for key in _MESSAGE_COLUMNS}
+    inserted = await core.insert_many(db, Message, [row], conflict=MESSAGE_KEY, returning="id")
+    if not inserted.scalars():
+        return None
+    message = Message(**row)
+    make_transient_to_detached(message)  # as if loaded: the row exists
     db.add(message)
+    return message
+
+
+async def record_inbound(
+    db: AsyncSession, channel: ChannelInfo, event: InboundMessage
+) -> Message | None:
+    """Stores an inbound message once (providers redeliver); None for a duplicate."""
+    contact = await contact_for(db, channel, event.sender_id, event.sender_name, inbound=True)
+    conversation = await conversation_for(db, channel, contact)
+    message = await _insert_once(db, inbound_row(channel, conversation.id, event, utcnow()))
+    if message is None:
+        return None
     conversation.last_inbound_at = max(
         conversation.last_inbound_at or event.timestamp, event.timestamp
     )
@@ -270,9 +306,9 @@ async def record_inbound(
     conversation.unread_count += 1
     if conversation.status == "resolved":
         conversation.status = "open"
-    keyword = consent_keyword(content.text)
+    keyword = consent_keyword(event.content.text)
     if keyword and (keyword == "opt_out") != contact.opted_out:
-        await record_consent(db, contact, keyword, "keyword", channel.id, content.text)
+        await record_consent(db, contact, keyword, "keyword", channel.id, event.content.text)
     await db.flush()
     opening = cycles.Opening(conversation.id, channel.id, message.created_at)
     await cycles.open_cycles(db, channel.workspace_id, [opening])

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
-from botplatform.channels import policy
+from botplatform.channels import delivery, policy
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.degrade import degrade
 from botplatform.channels.messages import (
@@ -149,11 +149,13 @@ async def queue_outbound(
     sender_user_id: uuid.UUID | None,
     check_quota: bool = False,
     human: bool = False,
+    also: dict[str, Any] | None = None,
 ) -> Message:
     """Accepts a send: checks the policy now (a clear 422 instead of a failed message later),
     stores the row and queues its job. The same idempotency key returns the first message.
     `check_quota` (the API): a spent message quota answers 402 and stores nothing; sends from
-    workers skip it, and their send job fails the row with `quota_exceeded` instead."""
+    workers skip it, and their send job fails the row with `quota_exceeded` instead. `also`:
+    more of the row's content (who decided the send), stored with it."""
     found = await existing(db, channel.workspace_id, idempotency_key)
     if found is not None:
         return found
@@ -184,18 +186,26 @@ async def queue_outbound(
         direction="outbound",
         type=body.type,
         text=body.text or (body.media.caption if body.media else None),
-        content={"request": request},
+        content={"request": request, **(also or {})},
         status="queued",
         idempotency_key=idempotency_key,
         reply_to_provider_id=reply_to,
         sender_user_id=sender_user_id,
         attempts=0,
     )
+    # Decided by a worker inside an inbound batch for the customer who just wrote: leased to
+    # that batch, which sends it after its commit (channels/delivery.py); else a send job.
+    leases = None if human or check_quota else delivery.leases_of(db)
+    recipient = leases.recipient_for(conversation.id) if leases is not None else None
+    if leases is not None and recipient is not None:
+        reply = delivery.LeasedReply(message, channel, contact.id, recipient)
+        leases.take(message, reply, utcnow())
     db.add(message)
     conversation.last_message_at = utcnow()
     await db.flush()
     automation_events.remember_chain(db, message)
-    enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
+    if recipient is None:
+        enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
     return message
 
 

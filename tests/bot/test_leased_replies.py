@@ -1,0 +1,66 @@
+"""A bot's answer to a customer who wrote in an inbound batch is inserted already leased to
+that batch and sent by it right after its commit: no send job claims, reads, marks and
+finishes it in transactions of its own (channels/delivery.py, `Leases`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from botplatform.kit.scoping import enter_workspace
+from botplatform.message import service as message_service
+from botplatform.message.service import SEND_JOB
+from botplatform.models import Message
+from botplatform.runtime import Runtime
+from botplatform.sandbox import FakeGraph
+from tests.bot.flows import one_node
+from tests.bot.helpers import create_bot, publish
+from tests.channel.test_batch_equivalence import _run, _store, _text
+from tests.conftest import Api
+
+
+async def _outbound(runtime: Runtime, ws: str) -> list[Any]:
+    async with runtime.db.unit_of_work(write=False) as db:
+        await enter_workspace(db, uuid.UUID(ws))
+        rows = await db.execute(
+            select(Message).where(
+                Message.workspace_id == uuid.UUID(ws), Message.direction == "outbound"
+            )
+        )
+        return list(rows.scalars())
+
+
+async def test_a_bots_reply_is_sent_by_the_batch_that_decided_it(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queued: list[tuple[Any, ...]] = []
+    enqueue = message_service.enqueue
+
+    def recorded(db: Any, name: str, *args: Any, **options: Any) -> None:
+        queued.append((name, *args))
+        enqueue(db, name, *args, **options)
+
+    monkeypatch.setattr(message_service, "enqueue", recorded)
+    owner = await api.register()
+    ws = await api.create_workspace(owner, "Leased")
+    channel = await api.create_channel(owner, ws)
+    flow = one_node({"id": "hello", "type": "send_text", "text": "Hello there"})
+    bot = await create_bot(api, owner, ws, flow)
+    await publish(api, owner, ws, bot["id"])
+    before = len(wa.sent)
+
+    (event,) = await _store(
+        runtime, ws, channel["id"], [_text("15550031", "hi", "Eve", "wamid.B1")]
+    )
+    await _run(runtime, "process_inbound_event", ws, event)
+
+    # Sent by the batch itself before its job returned, with no send job queued for it.
+    assert [sent["body"]["text"]["body"] for sent in wa.sent[before:]] == ["Hello there"]
+    assert not [job for job in queued if job[0] == SEND_JOB]
+    [reply] = await _outbound(runtime, ws)
+    assert reply.attempts == 1  # claimed once, by the batch's commit
+    # Which bot answered is written with the row, also on the run's first message.
+    assert reply.content["bot"] == {"bot_id": bot["id"]}
