@@ -115,6 +115,10 @@ class InboundMessage:
     timestamp: datetime
     content: Content
     reply_to: str | None = None  # provider id of the message this one answers
+    # Which of the person's conversations on the channel this belongs to, on a channel with
+    # threads (Slack: the provider id of its thread's root, where answers go); None: their
+    # one conversation, as on every other channel.
+    thread: str | None = None
     forwarded: bool = False
     frequently_forwarded: bool = False
     referral: dict[str, Any] | None = None

@@ -81,6 +81,7 @@ async def _conversation_out(
         created_at=conversation.created_at,
         team_id=conversation.team_id,
         labels=list(conversation.labels or []),
+        thread=conversation.thread_key or None,
     )
 
 

@@ -55,6 +55,11 @@ class ConversationOut(BaseModel):
     created_at: datetime
     team_id: uuid.UUID | None = None
     labels: list[str] = []
+    thread: str | None = Field(
+        None,
+        description="Slack: the thread this conversation is (its root message's id, "
+        "`channel:ts`), where replies go; null for a contact's one conversation on a channel",
+    )
 
 
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]

@@ -23,7 +23,7 @@ from botplatform.channels.messages import (
     Reaction,
     Template,
 )
-from botplatform.channels.registry import capabilities_of, thread_of, threads_replies
+from botplatform.channels.registry import capabilities_of
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Conflict, NotFound
 from botplatform.kit.scoping import scoped
@@ -111,28 +111,6 @@ async def _reply_target(
     return target.provider_message_id
 
 
-async def _thread_target(
-    db: AsyncSession, channel: ChannelInfo, conversation: Conversation
-) -> str | None:
-    """On a channel whose conversations are threads (Slack), where the customer last wrote:
-    an answer follows them into that thread."""
-    latest = (
-        await db.execute(
-            scoped(Message, channel.workspace_id)
-            .where(
-                Message.conversation_id == conversation.id,
-                Message.direction == "inbound",
-                Message.provider_message_id.is_not(None),
-            )
-            .order_by(Message.created_at.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if latest is None or latest.provider_message_id is None:
-        return None
-    return thread_of(channel.provider, latest.provider_message_id, latest.reply_to_provider_id)
-
-
 async def existing(db: AsyncSession, workspace_id: uuid.UUID, key: str) -> Message | None:
     statement = scoped(Message, workspace_id).where(Message.idempotency_key == key)
     return (await db.execute(statement)).scalar_one_or_none()
@@ -171,8 +149,9 @@ async def queue_outbound(
             db, channel, template.name, template.language, template.components
         )
     reply_to = await _reply_target(db, channel.workspace_id, body.reply_to, conversation)
-    if reply_to is None and threads_replies(channel.provider):
-        reply_to = await _thread_target(db, channel, conversation)
+    # A conversation that is a thread (Slack) is answered in that thread: its root is the
+    # message replied to (Slack threads hang from their root only). Empty elsewhere.
+    reply_to = conversation.thread_key or reply_to
     # Only the message itself: the send job rebuilds it from this (not channel, to, note).
     request: dict[str, Any] = body.model_dump(
         mode="json", exclude_none=True, include=set(MessageBody.model_fields)

@@ -41,14 +41,39 @@ def _configure(connection: Connection) -> None:
     )
 
 
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """SQLite changes a table's keys by rebuilding it (batch mode): a new table, the rows
+    copied, the old one dropped. With foreign keys on, that drop would first delete every
+    row, cascading into the tables that refer to it. The pragma is ignored inside a
+    transaction, so it is set on the driver's connection before ours begins."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    cursor.close()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"the migration left rows that refer to nothing: {broken[:5]}")
+
+
 def _run(connection: Connection) -> None:
     _configure(connection)
-    with context.begin_transaction():
-        if connection.dialect.name == "postgresql":
-            # Held until the migrations' transaction ends (a session lock would not survive a
-            # pooler in transaction mode, nor be released by it).
-            connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
-        context.run_migrations()
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _sqlite_foreign_keys(connection, on=False)
+    try:
+        with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Held until the migrations' transaction ends (a session lock would not
+                # survive a pooler in transaction mode, nor be released by it).
+                connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})"))
+            context.run_migrations()
+            if sqlite:
+                _check_foreign_keys(connection)
+    finally:
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=True)
 
 
 async def _run_online() -> None:

@@ -171,15 +171,6 @@ class SlackAdapter:
             team_id=config.get("team_id"),
         )
 
-    @staticmethod
-    def thread_of(provider_message_id: str, reply_to: str | None) -> str | None:
-        """A thread is a conversation: an answer to a message in a Slack channel goes to its
-        thread (the root it replied to, or itself as a new root); in a DM, to the DM."""
-        for candidate in (reply_to, provider_message_id):
-            if candidate and not candidate.startswith(("reaction:", "action:", "file:")):
-                return None if candidate.startswith("D") else candidate
-        return None
-
     # -- inbound --------------------------------------------------------------------------
 
     def handshake(self, params: Mapping[str, str]) -> str | None:
