@@ -326,13 +326,13 @@ async def list_contacts(
 
 @router.get("/contacts/{contact_id}")
 async def get_contact(
-    access: ContactsRead, contact_id: uuid.UUID, db: DbSession
+    access: ContactsRead, contact_id: uuid.UUID, db: DbSession, runtime: RuntimeDep
 ) -> Envelope[ContactOut]:
     """The contact with its channel identities and its consent ledger."""
     contact = await repository.get_contact(db, access.workspace_id, contact_id)
     out = ContactOut.model_validate(contact, from_attributes=True)
     found = await repository.identities(db, access.workspace_id, contact.id)
-    out.identities = [IdentityOut.model_validate(i, from_attributes=True) for i in found]
+    out.identities = [IdentityOut.of(i, runtime.media_urls) for i in found]
     first = min(found, key=lambda i: (i.created_at, i.id), default=None)
     out.handle = repository.handle(first.provider, first.external_id) if first else None
     out.consent = [
@@ -344,7 +344,12 @@ async def get_contact(
 
 @router.post("/contacts/{contact_id}/merge")
 async def merge_contacts(
-    access: ContactsManage, contact_id: uuid.UUID, body: MergeIn, db: DbSession, audit: Audit
+    access: ContactsManage,
+    contact_id: uuid.UUID,
+    body: MergeIn,
+    db: DbSession,
+    audit: Audit,
+    runtime: RuntimeDep,
 ) -> Envelope[ContactOut]:
     """Merges another contact into this one (the same person on two channels): this contact
     takes its channel identities, conversations, consent ledger, tags and attributes, and the
@@ -361,5 +366,5 @@ async def merge_contacts(
     )
     out = ContactOut.model_validate(keep, from_attributes=True)
     found = await repository.identities(db, access.workspace_id, keep.id)
-    out.identities = [IdentityOut.model_validate(i, from_attributes=True) for i in found]
+    out.identities = [IdentityOut.of(i, runtime.media_urls) for i in found]
     return ok(out, "Contacts merged")
