@@ -441,3 +441,39 @@ async def test_each_thread_is_a_conversation_answered_in_its_thread(
 
     assert await eventually(unread) == 2
     assert len(await _conversations(api, owner, ws, 3)) == 3
+
+
+async def test_an_agent_edit_updates_the_slack_message_and_slack_shows_no_typing(
+    client: httpx.AsyncClient, api: Api, slack: FakeSlack
+) -> None:
+    owner, ws, _channel = await _setup(api, slack)
+    await slack.push(json.dumps(slack.message_event(CUSTOMER, "hi")).encode(), "application/json")
+    conversation = await _conversation(api, owner, ws)
+    base = f"/api/v1/workspaces/{ws}"
+    sent = await client.post(
+        f"{base}/conversations/{conversation['id']}/messages",
+        json={"type": "text", "text": "see you at 10"},
+        headers=owner.headers,
+    )
+    message_id = sent.json()["data"]["id"]
+
+    async def provider_id() -> str | None:
+        response = await client.get(
+            f"{base}/conversations/{conversation['id']}/messages", headers=owner.headers
+        )
+        row = next(m for m in response.json()["data"]["items"] if m["id"] == message_id)
+        return row["provider_message_id"] if row["status"] == "sent" else None
+
+    key = await eventually(provider_id)
+    edited = await client.patch(
+        f"{base}/messages/{message_id}", json={"text": "at 11 & <!here>"}, headers=owner.headers
+    )
+    assert edited.status_code == 200, edited.text
+    update = await eventually(lambda: (slack.sent("chat.update") or [None])[0])
+    assert (update["channel"], update["ts"]) == tuple(key.split(":"))
+    assert update["text"] == "at 11 &amp; &lt;!here&gt;"
+    assert slack.messages[key]["text"] == "at 11 &amp; &lt;!here&gt;"
+    typing = await client.post(
+        f"{base}/conversations/{conversation['id']}/typing", headers=owner.headers
+    )
+    assert (typing.status_code, typing.json()["data"]) == (202, {"typing": False})

@@ -514,3 +514,80 @@ async def test_avatars_are_fetched_once_and_served_by_us_never_with_the_token(
         return True if not await runtime.media.exists(key) else None
 
     assert await eventually(gone)
+
+
+async def test_the_customer_sees_a_bot_typing_before_its_answer_and_an_agent_typing(
+    client: httpx.AsyncClient, api: Api, tg: FakeBotApi
+) -> None:
+    owner, ws, _channel_out, bot = await _setup(api, tg)
+    flow = await create_bot(api, owner, ws, support_flow())
+    await publish(api, owner, ws, flow["id"])
+    await tg.push(bot, tg.user_message(bot, USER, "Ada", "hi"))
+    await eventually(lambda: _sends(tg, "sendMessage") or None)
+    methods = [call["method"] for call in tg.sent]
+    typing = _sends(tg, "sendChatAction")
+    assert typing and typing[0]["params"] == {"chat_id": str(USER), "action": "typing"}
+    assert methods.index("sendChatAction") < methods.index("sendMessage")  # before the answer
+    conversation = await _conversation(api, owner, ws)
+    shown = await client.post(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/typing",
+        headers=owner.headers,
+    )
+    assert (shown.status_code, shown.json()["data"]) == (202, {"typing": True})
+    assert await eventually(lambda: len(_sends(tg, "sendChatAction")) == 2 or None)
+    viewer = await api.add_member(owner, ws, "viewer")  # reads, never writes to customers
+    refused = await client.post(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/typing",
+        headers=viewer.headers,
+    )
+    assert refused.status_code == 403
+
+
+async def test_an_agent_edits_a_sent_text_and_only_that(
+    client: httpx.AsyncClient, api: Api, tg: FakeBotApi
+) -> None:
+    owner, ws, _channel_out, bot = await _setup(api, tg)
+    await tg.push(bot, tg.user_message(bot, USER, "Ada", "hello"))
+    conversation = await _conversation(api, owner, ws)
+    sent = await _reply(api, owner, ws, conversation["id"], {"type": "text", "text": "10 pm"})
+    row = await _status(api, owner, ws, conversation["id"], sent["id"])
+    url = f"/api/v1/workspaces/{ws}/messages/{sent['id']}"
+    edited = await client.patch(url, json={"text": "10 am <sharp>"}, headers=owner.headers)
+    assert edited.status_code == 200, edited.text
+    data = edited.json()["data"]
+    assert (data["text"], data["edited"], data["content"]["edit"]) == (
+        "10 am <sharp>",
+        True,
+        {"status": "pending"},
+    )
+    call = (await eventually(lambda: _sends(tg, "editMessageText") or None))[0]["params"]
+    assert f"{call['chat_id']}:{call['message_id']}" == row["provider_message_id"]
+    assert call["text"] == "10 am &lt;sharp&gt;" and call["parse_mode"] == "HTML"
+
+    async def settled() -> dict[str, Any] | None:
+        items = await _messages(api, owner, ws, conversation["id"])
+        found = next(m for m in items if m["id"] == sent["id"])
+        return found if found["content"]["edit"]["status"] != "pending" else None
+
+    assert (await eventually(settled))["content"]["edit"] == {"status": "sent"}
+    inbound = (await _messages(api, owner, ws, conversation["id"]))[0]
+    note = await _reply(api, owner, ws, conversation["id"], {"text": "internal", "note": True})
+    for other in (inbound, note):
+        refused = await client.patch(
+            f"/api/v1/workspaces/{ws}/messages/{other['id']}",
+            json={"text": "x"},
+            headers=owner.headers,
+        )
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == (
+            "message_not_editable"
+        )
+    stranger = await api.register()
+    elsewhere = await api.create_workspace(stranger)
+    hidden = await client.patch(
+        f"/api/v1/workspaces/{elsewhere}/messages/{sent['id']}",
+        json={"text": "x"},
+        headers=stranger.headers,
+    )
+    assert hidden.status_code == 404  # another workspace's message is not there
+    viewer = await api.add_member(owner, ws, "viewer")
+    assert (await client.patch(url, json={"text": "x"}, headers=viewer.headers)).status_code == 403

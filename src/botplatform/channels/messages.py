@@ -42,6 +42,9 @@ class Capability(StrEnum):
     LISTS = "lists"
     MEDIA = "media"
     TEMPLATES = "templates"
+    # What the channel can do besides showing messages (`channels.actions`):
+    TYPING = "typing"  # show the customer a typing indicator (`sender_action`)
+    EDITS = "edits"  # change the text of a message already sent (`edit_of`)
 
 
 class DeliveryStatus(StrEnum):

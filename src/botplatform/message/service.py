@@ -14,6 +14,7 @@ from botplatform.channels.base import ChannelInfo
 from botplatform.channels.degrade import degrade
 from botplatform.channels.messages import (
     Button,
+    Capability,
     Content,
     ListRow,
     ListSection,
@@ -25,7 +26,7 @@ from botplatform.channels.messages import (
 )
 from botplatform.channels.registry import capabilities_of
 from botplatform.kit.clock import utcnow
-from botplatform.kit.errors import Conflict, NotFound
+from botplatform.kit.errors import Conflict, NotFound, Unprocessable
 from botplatform.kit.scoping import scoped
 from botplatform.message.schemas import MessageBody
 from botplatform.models import Contact, Conversation, Message
@@ -34,6 +35,8 @@ from botplatform.usage import service as usage
 from botplatform.worker.jobs import enqueue
 
 SEND_JOB = "send_message"
+#: Declared in `channels.actions`.
+EDIT_JOB = "edit_message"
 
 
 def to_content(body: MessageBody) -> Content:
@@ -235,3 +238,34 @@ async def add_note(
     db.add(note)
     await db.flush()
     return note
+
+
+async def edit_sent(db: AsyncSession, message: Message, provider: str, text: str) -> Message:
+    """A text we sent, changed: the row first (its text, marked edited), then a job gives the
+    customer the new text where the channel can edit (`Capability.EDITS`). 422
+    `edit_not_available` elsewhere; 409 for what is not a sent text of ours."""
+    if Capability.EDITS not in capabilities_of(provider):
+        raise Unprocessable(
+            "Editing a sent message is not available on this channel.",
+            code="edit_not_available",
+            details={"provider": provider},
+        )
+    if message.direction != "outbound" or message.is_note or message.type != "text":
+        raise Conflict(
+            "Only a text message sent to the customer can be edited.",
+            code="message_not_editable",
+        )
+    if message.deleted or not message.provider_message_id:
+        raise Conflict(
+            "This message is not on the channel (not sent yet, or deleted): nothing to edit.",
+            code="message_not_sent",
+            details={"status": message.status},
+        )
+    content = dict(message.content or {})
+    content["request"] = {**(content.get("request") or {}), "text": text}
+    content["edit"] = {"status": "pending"}
+    message.content, message.text, message.edited = content, text, True
+    message.updated_at = utcnow()
+    await db.flush()
+    enqueue(db, EDIT_JOB, str(message.workspace_id), str(message.id))
+    return message

@@ -104,8 +104,9 @@ def result_of(status: int, body: Any) -> Any:
 class TelegramAdapter:
     provider: ClassVar[str] = "telegram"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA}
-    )
+        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA, Capability.TYPING,
+         Capability.EDITS}
+    )  # fmt: skip
 
     def __init__(self, channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient) -> None:
         self.channel = channel
