@@ -22,6 +22,7 @@ from botplatform.sandbox.telegram import SECRET_HEADER, Bot, FakeBotApi, square_
 from tests.bot.flows import support_flow
 from tests.bot.helpers import create_bot, publish
 from tests.conftest import PROVIDER_SAMPLES, TELEGRAM_TOKEN, Account, Api, eventually
+from tests.dashboard.helpers import browser_login, csrf_of
 
 USER = 100000001
 
@@ -541,6 +542,14 @@ async def test_the_customer_sees_a_bot_typing_before_its_answer_and_an_agent_typ
         headers=viewer.headers,
     )
     assert refused.status_code == 403
+    # In the inbox, the reply box says so as the agent types (htmx, throttled).
+    await browser_login(client, owner.email, owner.password)
+    page = await client.get(f"/app/w/{ws}/inbox/{conversation['id']}")
+    box = f"/app/w/{ws}/inbox/{conversation['id']}/typing"
+    assert f'hx-post="{box}"' in page.text
+    typed = await client.post(box, data={"csrf_token": csrf_of(page.text), "text": "On"})
+    assert typed.status_code == 204
+    assert await eventually(lambda: len(_sends(tg, "sendChatAction")) == 3 or None)
 
 
 async def test_an_agent_edits_a_sent_text_and_only_that(
