@@ -440,6 +440,23 @@ async def test_each_thread_is_a_conversation_answered_in_its_thread(
         return count if count == 2 else None
 
     assert await eventually(unread) == 2
+    # A reaction names the message, not its thread: it joins that message's conversation.
+    reaction = slack.envelope(
+        {"type": "reaction_added", "user": CUSTOMER, "reaction": "+1", "event_ts": "1800000000.1",
+         "item": {"type": "message", "channel": "C0GENERAL", "ts": later["event"]["ts"]}}
+    )  # fmt: skip
+    await slack.push(json.dumps(reaction).encode(), "application/json")
+
+    async def reacted() -> list[str] | None:
+        response = await client.get(
+            f"/api/v1/workspaces/{ws}/conversations/{by_thread[f'C0GENERAL:{root}']['id']}"
+            "/messages",
+            headers=owner.headers,
+        )
+        kinds = [m["type"] for m in response.json()["data"]["items"]]
+        return kinds if "reaction" in kinds else None
+
+    assert await eventually(reacted)
     assert len(await _conversations(api, owner, ws, 3)) == 3
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -35,6 +35,7 @@ from botplatform.channels import choices, policy
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import MEDIA_TYPES, InboundMessage, StatusUpdate
+from botplatform.channels.registry import threaded
 from botplatform.channels.sender import LeasedSend, outbound_of
 from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import content_json
@@ -140,6 +141,7 @@ async def apply_items(
     usage counters, the replies and the caller's `closing` ones — go together (one round
     trip on PostgreSQL)."""
     outcome = Outcome()
+    items = await _follow_reactions(db, items)
     senders, rest = await _split(db, items)
     if senders:
         await _record(db, senders)
@@ -529,6 +531,61 @@ async def _create_conversations(
         if row["id"] in won:
             sender.new_conversation, sender.last_inbound_at = True, row["last_inbound_at"]
             await _conversation_created(db, sender, now, events)
+
+
+_MESSAGES = table_of(Message)
+_THREADS_OF_MESSAGES = _per_dialect(
+    lambda dialect: (
+        scoped_columns(Message, "provider_message_id")
+        .add_columns(_CONVERSATIONS.c.thread_key)
+        .join(_CONVERSATIONS, _CONVERSATIONS.c.id == _MESSAGES.c.conversation_id)
+        .where(
+            _MESSAGES.c.channel_id == bindparam("channel_id"),
+            _one_of(_MESSAGES.c.provider_message_id, "provider_ids")[dialect],
+        )
+    )
+)
+
+
+def _reacted_to(channel: ChannelInfo, item: object) -> str | None:
+    """The message a reaction with no thread of its own is about, on a threaded channel."""
+    if not isinstance(item, InboundMessage) or item.thread is not None:
+        return None
+    reaction = item.content.reaction
+    return reaction.message_id if reaction is not None and threaded(channel.provider) else None
+
+
+async def _follow_reactions(
+    db: AsyncSession, items: list[tuple[ChannelInfo, object]]
+) -> list[tuple[ChannelInfo, object]]:
+    """A reaction on a channel with threads names the message it is about, not its thread:
+    it goes to that message's conversation (a thread is a conversation). One query per such
+    channel in the batch; the other channels' items are not looked at."""
+    wanted: dict[ChannelInfo, set[str]] = defaultdict(set)
+    for channel, item in items:
+        target = _reacted_to(channel, item)
+        if target is not None:
+            wanted[channel].add(target)
+    if not wanted:
+        return items
+    threads: dict[tuple[uuid.UUID, str], str] = {}
+    for channel, provider_ids in wanted.items():
+        parameters = {
+            "workspace_id": channel.workspace_id,
+            "channel_id": channel.id,
+            "provider_ids": sorted(provider_ids),
+        }
+        for provider_id, thread_key in await core.run(
+            db, _dialect(db, _THREADS_OF_MESSAGES), parameters
+        ):
+            threads[(channel.id, provider_id)] = thread_key
+    placed: list[tuple[ChannelInfo, object]] = []
+    for channel, item in items:
+        thread = threads.get((channel.id, _reacted_to(channel, item) or ""))
+        if thread and isinstance(item, InboundMessage):
+            item = replace(item, thread=thread)
+        placed.append((channel, item))
+    return placed
 
 
 # -- messages --------------------------------------------------------------------------------

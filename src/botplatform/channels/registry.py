@@ -45,6 +45,11 @@ def adapter_for(
     return adapter(channel, settings, http)
 
 
+def threaded(provider: str) -> bool:
+    """A channel whose people have several conversations, one a thread (Slack)."""
+    return bool(getattr(ADAPTERS.get(provider), "threaded", False))
+
+
 def capabilities_of(provider: str) -> frozenset[Capability]:
     """What a provider's channel can show besides text (nothing, for one without an adapter)."""
     adapter = ADAPTERS.get(provider)

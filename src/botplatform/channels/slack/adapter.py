@@ -156,6 +156,8 @@ class SlackAdapter:
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA, Capability.EDITS}
     )
+    #: A thread is a conversation (`InboundMessage.thread`, `Conversation.thread_key`).
+    threaded: ClassVar[bool] = True
 
     def __init__(self, channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient) -> None:
         self.channel = channel
