@@ -29,6 +29,7 @@ from tests.conftest import (
     Api,
     eventually,
 )
+from tests.dashboard.helpers import browser_login
 
 CUSTOMER = "U0CUSTOMER"
 
@@ -458,6 +459,9 @@ async def test_each_thread_is_a_conversation_answered_in_its_thread(
 
     assert await eventually(reacted)
     assert len(await _conversations(api, owner, ws, 3)) == 3
+    await browser_login(client, owner.email, owner.password)
+    inbox = await client.get(f"/app/w/{ws}/inbox")
+    assert inbox.text.count(" · thread") == 2  # the DM is not marked
 
 
 async def test_an_agent_edit_updates_the_slack_message_and_slack_shows_no_typing(
