@@ -100,10 +100,11 @@ async def edit_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
     if conversation is None or channel is None or not can(channel.provider, Capability.EDITS):
         return
     recipient = await recipient_of(ctx.db, ws, conversation.contact_id, channel.provider)
+    row_id, text = message.id, message.text or ""
     edit = OutboundMessage(
         recipient_id=recipient,
-        content=Content(type=MessageType.TEXT, text=message.text or ""),
-        idempotency_key=f"edit:{message.id}",
+        content=Content(type=MessageType.TEXT, text=text),
+        idempotency_key=f"edit:{row_id}",
         edit_of=message.provider_message_id,
     )
     await ctx.db.commit()  # nothing held open across the provider call
@@ -117,6 +118,6 @@ async def edit_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
         outcome = {"status": "failed", "error_code": exc.code, "error_title": exc.title[:200]}
         log.info("edit_not_delivered", message_id=message_id, code=exc.code)
     await enter_workspace(ctx.db, ws)
-    row = await ctx.db.get(Message, message.id, populate_existing=True)
-    if row is not None and row.text == message.text:  # not edited again meanwhile
+    row = await ctx.db.get(Message, row_id, populate_existing=True)
+    if row is not None and (row.text or "") == text:  # not edited again meanwhile
         row.content = {**(row.content or {}), "edit": outcome}
