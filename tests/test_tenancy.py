@@ -25,6 +25,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/workspaces/{ws}/channels/{channel_id}"): {"name": "x"},
     ("PATCH", "/api/v1/workspaces/{ws}/conversations/{conversation_id}"): {"status": "pending"},
     ("POST", "/api/v1/workspaces/{ws}/conversations/{conversation_id}/messages"): {"text": "hi"},
+    ("PATCH", "/api/v1/workspaces/{ws}/messages/{message_id}"): {"text": "edited"},
     ("POST", "/api/v1/workspaces/{ws}/messages"): {
         "channel_id": "{channel_id}",
         "to": "15550001234",

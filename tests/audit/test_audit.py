@@ -21,10 +21,18 @@ from botplatform.config import Settings
 from botplatform.models import AuditLog, Contact, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
+from botplatform.sandbox.telegram import FakeBotApi
 from tests.ai.helpers import ai_objects
 from tests.auth.test_two_factor import codes, enable_2fa, login
 from tests.branding.test_branding import png
-from tests.conftest import STRONG_PASSWORD, Api, SmtpSink, eventually, make_superadmin
+from tests.conftest import (
+    STRONG_PASSWORD,
+    TELEGRAM_TOKEN,
+    Api,
+    SmtpSink,
+    eventually,
+    make_superadmin,
+)
 from tests.template.test_templates_api import TEMPLATE
 
 Call = Callable[[], Awaitable[httpx.Response]]
@@ -289,6 +297,32 @@ class Scenarios:
             )
         return lambda: self.client.post(
             f"/api/v1/workspaces/{ws}/messages/{message_id}/resend", headers=owner.headers
+        )
+
+    async def edit_sent(self) -> Call:
+        """A text sent to a Telegram user (a channel that can edit), then edited."""
+        owner, ws = await self._owner_ws()
+        created = await self.client.post(
+            f"/api/v1/workspaces/{ws}/channels",
+            json={"provider": "telegram", "bot_token": TELEGRAM_TOKEN},
+            headers=owner.headers,
+        )
+        sent = await self.client.post(
+            f"/api/v1/workspaces/{ws}/messages",
+            json={"channel_id": created.json()["data"]["id"], "to": "100000001", "text": "Hi"},
+            headers=owner.headers,
+        )
+        message_id = uuid.UUID(sent.json()["data"]["id"])
+
+        async def delivered() -> bool:
+            async with self.runtime.db.unit_of_work(write=False, system=True) as db:
+                return (await db.get(Message, message_id, populate_existing=True)).status == "sent"
+
+        await eventually(delivered)
+        return lambda: self.client.patch(
+            f"/api/v1/workspaces/{ws}/messages/{message_id}",
+            json={"text": "Hi again"},
+            headers=owner.headers,
         )
 
     async def upload(self) -> Call:
@@ -775,6 +809,7 @@ ROUTES: dict[tuple[str, str], tuple[str, str]] = {
     ),
     ("POST", "/api/v1/workspaces/{ws}/messages"): ("send", "message.send"),
     ("POST", "/api/v1/workspaces/{ws}/messages/{message_id}/resend"): ("resend", "message.resend"),
+    ("PATCH", "/api/v1/workspaces/{ws}/messages/{message_id}"): ("edit_sent", "message.edit"),
     ("POST", "/api/v1/workspaces/{ws}/channels/{channel_id}/media"): (
         "upload",
         "channel.media_upload",
@@ -926,6 +961,8 @@ NOT_AUDITED = {
     ("POST", "/widget/{channel_id}/profile"),
     # Opting back in through the same link: the consent ledger again (`opt_in`).
     ("POST", "/email/resubscribe/{token}"),
+    # A typing indicator: shown to the customer for a few seconds, nothing stored or changed.
+    ("POST", "/api/v1/workspaces/{ws}/conversations/{conversation_id}/typing"),
 }
 
 
@@ -947,6 +984,7 @@ async def test_route_writes_exactly_one_entry(
     smtp: SmtpSink,
     runtime: Runtime,
     wa: FakeGraph,
+    tg: FakeBotApi,
 ) -> None:
     scenario, action = ROUTES[route]
     call = await getattr(Scenarios(client, api, smtp, runtime), scenario)()

@@ -75,7 +75,11 @@ def test_placeholders() -> None:
 
 
 def test_every_adapter_declares_its_capabilities_and_degrading() -> None:
-    assert capabilities_of("whatsapp") == frozenset(Capability)
+    shows = {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA, Capability.TEMPLATES}
+    assert capabilities_of("whatsapp") == shows  # every kind of message; no typing, no edits
+    assert {Capability.TYPING, Capability.EDITS} <= capabilities_of("telegram")
+    assert Capability.EDITS in capabilities_of("slack")
+    assert Capability.TYPING not in capabilities_of("slack")  # Slack has none for apps
     assert Capability.BUTTONS in capabilities_of("webchat")  # the widget draws them
     assert Capability.BUTTONS in capabilities_of("telegram")  # inline keyboards
     for adapter in ADAPTERS.values():

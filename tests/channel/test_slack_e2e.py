@@ -29,6 +29,7 @@ from tests.conftest import (
     Api,
     eventually,
 )
+from tests.dashboard.helpers import browser_login
 
 CUSTOMER = "U0CUSTOMER"
 
@@ -372,3 +373,128 @@ async def test_api_sends_and_merging_with_other_identities(
     assert merged.status_code == 200, merged.text
     identities = {i["provider"]: i["external_id"] for i in merged.json()["data"]["identities"]}
     assert identities == {"slack": CUSTOMER, "whatsapp": "15557654321"}
+
+
+async def _conversations(api: Api, owner: Account, ws: str, count: int) -> list[dict[str, Any]]:
+    async def found() -> list[dict[str, Any]] | None:
+        response = await api.http.get(
+            f"/api/v1/workspaces/{ws}/conversations", headers=owner.headers
+        )
+        items = response.json()["data"]["items"]
+        return items if len(items) == count else None
+
+    return list(await eventually(found))
+
+
+async def test_each_thread_is_a_conversation_answered_in_its_thread(
+    client: httpx.AsyncClient, api: Api, slack: FakeSlack
+) -> None:
+    """One person: their DM, a channel thread and a thread inside the DM are three
+    conversations; the channel's auto-reply (the batch path) and an agent's reply each go
+    back where the customer wrote, and a later message in a thread finds its conversation."""
+    owner, ws, channel = await _setup(api, slack)
+    patched = await client.patch(
+        f"/api/v1/workspaces/{ws}/channels/{channel['id']}",
+        json={"auto_reply": "On it."},
+        headers=owner.headers,
+    )
+    assert patched.status_code == 200, patched.text
+    dm = slack.message_event(CUSTOMER, "hello")
+    mention = slack.message_event(CUSTOMER, "help", channel="C0GENERAL")
+    dm_ts, root = dm["event"]["ts"], mention["event"]["ts"]
+    dm_thread = slack.message_event(CUSTOMER, "about that", thread_ts=dm_ts)
+    for event in (dm, mention, dm_thread):
+        await slack.push(json.dumps(event).encode(), "application/json")
+    conversations = await _conversations(api, owner, ws, 3)
+    by_thread = {c["thread"]: c for c in conversations}
+    assert set(by_thread) == {None, f"C0GENERAL:{root}", f"D0CUSTOMER:{dm_ts}"}
+    assert len({c["contact_id"] for c in conversations}) == 1  # one person, three threads
+
+    def auto_replies() -> list[tuple[str, str | None]] | None:
+        posts = [p for p in _posts(slack) if p["text"] == "On it."]
+        return [(p["channel"], p.get("thread_ts")) for p in posts] if len(posts) == 3 else None
+
+    assert sorted(await eventually(auto_replies), key=str) == sorted(
+        [(CUSTOMER, None), ("C0GENERAL", root), ("D0CUSTOMER", dm_ts)], key=str
+    )
+    for thread, where in ((None, (CUSTOMER, None)), (f"C0GENERAL:{root}", ("C0GENERAL", root))):
+        text = f"agent on {thread}"
+        sent = await client.post(
+            f"/api/v1/workspaces/{ws}/conversations/{by_thread[thread]['id']}/messages",
+            json={"type": "text", "text": text},
+            headers=owner.headers,
+        )
+        assert sent.status_code == 201, sent.text
+        post = await eventually(
+            lambda text=text: next((p for p in _posts(slack) if p["text"] == text), None)
+        )
+        assert (post["channel"], post.get("thread_ts")) == where
+    later = slack.message_event(CUSTOMER, "still there?", channel="C0GENERAL", thread_ts=root)
+    await slack.push(json.dumps(later).encode(), "application/json")
+
+    async def unread() -> int | None:
+        response = await client.get(
+            f"/api/v1/workspaces/{ws}/conversations/{by_thread[f'C0GENERAL:{root}']['id']}",
+            headers=owner.headers,
+        )
+        count = int(response.json()["data"]["unread_count"])
+        return count if count == 2 else None
+
+    assert await eventually(unread) == 2
+    # A reaction names the message, not its thread: it joins that message's conversation.
+    reaction = slack.envelope(
+        {"type": "reaction_added", "user": CUSTOMER, "reaction": "+1", "event_ts": "1800000000.1",
+         "item": {"type": "message", "channel": "C0GENERAL", "ts": later["event"]["ts"]}}
+    )  # fmt: skip
+    await slack.push(json.dumps(reaction).encode(), "application/json")
+
+    async def reacted() -> list[str] | None:
+        response = await client.get(
+            f"/api/v1/workspaces/{ws}/conversations/{by_thread[f'C0GENERAL:{root}']['id']}"
+            "/messages",
+            headers=owner.headers,
+        )
+        kinds = [m["type"] for m in response.json()["data"]["items"]]
+        return kinds if "reaction" in kinds else None
+
+    assert await eventually(reacted)
+    assert len(await _conversations(api, owner, ws, 3)) == 3
+    await browser_login(client, owner.email, owner.password)
+    inbox = await client.get(f"/app/w/{ws}/inbox")
+    assert inbox.text.count(" · thread") == 2  # the DM is not marked
+
+
+async def test_an_agent_edit_updates_the_slack_message_and_slack_shows_no_typing(
+    client: httpx.AsyncClient, api: Api, slack: FakeSlack
+) -> None:
+    owner, ws, _channel = await _setup(api, slack)
+    await slack.push(json.dumps(slack.message_event(CUSTOMER, "hi")).encode(), "application/json")
+    conversation = await _conversation(api, owner, ws)
+    base = f"/api/v1/workspaces/{ws}"
+    sent = await client.post(
+        f"{base}/conversations/{conversation['id']}/messages",
+        json={"type": "text", "text": "see you at 10"},
+        headers=owner.headers,
+    )
+    message_id = sent.json()["data"]["id"]
+
+    async def provider_id() -> str | None:
+        response = await client.get(
+            f"{base}/conversations/{conversation['id']}/messages", headers=owner.headers
+        )
+        row = next(m for m in response.json()["data"]["items"] if m["id"] == message_id)
+        return row["provider_message_id"] if row["status"] == "sent" else None
+
+    key = await eventually(provider_id)
+    edited = await client.patch(
+        f"{base}/messages/{message_id}", json={"text": "at 11 & <!here>"}, headers=owner.headers
+    )
+    assert edited.status_code == 200, edited.text
+    update = await eventually(lambda: (slack.sent("chat.update") or [None])[0])
+    assert (update["channel"], update["ts"]) == tuple(key.split(":"))
+    assert update["text"] == "at 11 &amp; &lt;!here&gt;"
+    assert slack.messages[key]["text"] == "at 11 &amp; &lt;!here&gt;"
+    typing = await client.post(
+        f"{base}/conversations/{conversation['id']}/typing", headers=owner.headers
+    )
+    assert (typing.status_code, typing.json()["data"]) == (202, {"typing": False})

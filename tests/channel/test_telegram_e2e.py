@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from botplatform.models import InboundEvent
+from botplatform.models import ContactIdentity, InboundEvent
 from botplatform.runtime import Runtime
-from botplatform.sandbox.telegram import SECRET_HEADER, Bot, FakeBotApi
+from botplatform.sandbox.telegram import SECRET_HEADER, Bot, FakeBotApi, square_png
 from tests.bot.flows import support_flow
 from tests.bot.helpers import create_bot, publish
 from tests.conftest import PROVIDER_SAMPLES, TELEGRAM_TOKEN, Account, Api, eventually
+from tests.dashboard.helpers import browser_login, csrf_of
 
 USER = 100000001
 
@@ -446,3 +448,155 @@ async def test_a_broadcast_reaches_bot_users_and_opts_out_who_blocked_it(
         return bool(response.json()["data"]["opted_out"])
 
     assert await opted_out(ids["Bob"]) and not await opted_out(ids["Ada"])
+
+
+async def test_avatars_are_fetched_once_and_served_by_us_never_with_the_token(
+    client: httpx.AsyncClient, api: Api, tg: FakeBotApi, runtime: Runtime
+) -> None:
+    """Telegram's file URLs carry the bot token: the avatar is downloaded once by a job,
+    stored in our media storage and shown as a signed link to our copy. A person without a
+    photo, or whose photo is unusable, simply has none."""
+    owner, ws, _channel_out, bot = await _setup(api, tg)
+    picture = square_png(b"\x10\x80\xf0")
+    tg.set_avatar(USER, picture)
+    tg.set_avatar(USER + 1, b"not an image at all", "image/jpeg")
+    people = {USER: "Ada", USER + 1: "Bob", USER + 2: "Cy"}  # Cy shows no photo
+    for user, name in people.items():
+        await tg.push(bot, tg.user_message(bot, user, name, "hello"))
+
+    async def identities() -> dict[str, dict[str, Any]] | None:
+        async with runtime.db.unit_of_work(write=False, system=True) as db:
+            rows = (await db.execute(select(ContactIdentity))).scalars().all()
+            mine = {r.external_id: r for r in rows if r.workspace_id == uuid.UUID(ws)}
+            done = len(mine) == 3 and all(r.profile_picture_key is not None for r in mine.values())
+            return {k: vars(r) for k, r in mine.items()} if done else None
+
+    found = await eventually(identities)
+    assert found[str(USER + 1)]["profile_picture_key"] == ""  # tried, unusable: none
+    assert found[str(USER + 2)]["profile_picture_key"] == ""  # tried, no photo: none
+    assert all(row["profile_picture_url"] is None for row in found.values())  # no token URL
+    contact = await client.get(
+        f"/api/v1/workspaces/{ws}/contacts/{found[str(USER)]['contact_id']}",
+        headers=owner.headers,
+    )
+    [identity] = contact.json()["data"]["identities"]
+    url = httpx.URL(identity["profile_picture_url"])
+    assert bot.token not in str(url) and url.path.startswith(f"/media/ws/{ws}/")
+    served = await client.get(url.raw_path.decode())
+    assert (served.status_code, served.content) == (200, picture)
+    assert sorted(tg.photo_lookups) == sorted(people)
+    # A day later the profile is read again (the name), the avatar is not.
+    async with runtime.db.unit_of_work(system=True) as db:
+        mine = ContactIdentity.workspace_id == uuid.UUID(ws)
+        await db.execute(update(ContactIdentity).where(mine).values(profile_fetched_at=None))
+    await tg.push(bot, tg.user_message(bot, USER, "Ada", "again"))
+
+    async def reread() -> bool | None:
+        async with runtime.db.unit_of_work(write=False, system=True) as db:
+            row = (
+                await db.execute(
+                    select(ContactIdentity).where(mine, ContactIdentity.external_id == str(USER))
+                )
+            ).scalar_one()
+            return True if row.profile_fetched_at is not None else None
+
+    assert await eventually(reread)
+    assert sorted(tg.photo_lookups) == sorted(people)
+    # Erasing the person removes our copy of their avatar too.
+    key = found[str(USER)]["profile_picture_key"]
+    assert await runtime.media.exists(key)
+    erased = await client.delete(
+        f"/api/v1/workspaces/{ws}/contacts/{found[str(USER)]['contact_id']}",
+        headers=owner.headers,
+    )
+    assert erased.status_code == 200, erased.text
+
+    async def gone() -> bool | None:
+        return True if not await runtime.media.exists(key) else None
+
+    assert await eventually(gone)
+
+
+async def test_the_customer_sees_a_bot_typing_before_its_answer_and_an_agent_typing(
+    client: httpx.AsyncClient, api: Api, tg: FakeBotApi
+) -> None:
+    owner, ws, _channel_out, bot = await _setup(api, tg)
+    flow = await create_bot(api, owner, ws, support_flow())
+    await publish(api, owner, ws, flow["id"])
+    await tg.push(bot, tg.user_message(bot, USER, "Ada", "hi"))
+    await eventually(lambda: _sends(tg, "sendMessage") or None)
+    methods = [call["method"] for call in tg.sent]
+    typing = _sends(tg, "sendChatAction")
+    assert typing and typing[0]["params"] == {"chat_id": str(USER), "action": "typing"}
+    assert methods.index("sendChatAction") < methods.index("sendMessage")  # before the answer
+    conversation = await _conversation(api, owner, ws)
+    shown = await client.post(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/typing",
+        headers=owner.headers,
+    )
+    assert (shown.status_code, shown.json()["data"]) == (202, {"typing": True})
+    assert await eventually(lambda: len(_sends(tg, "sendChatAction")) == 2 or None)
+    viewer = await api.add_member(owner, ws, "viewer")  # reads, never writes to customers
+    refused = await client.post(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}/typing",
+        headers=viewer.headers,
+    )
+    assert refused.status_code == 403
+    # In the inbox, the reply box says so as the agent types (htmx, throttled).
+    await browser_login(client, owner.email, owner.password)
+    page = await client.get(f"/app/w/{ws}/inbox/{conversation['id']}")
+    box = f"/app/w/{ws}/inbox/{conversation['id']}/typing"
+    assert f'hx-post="{box}"' in page.text
+    typed = await client.post(box, data={"csrf_token": csrf_of(page.text), "text": "On"})
+    assert typed.status_code == 204
+    assert await eventually(lambda: len(_sends(tg, "sendChatAction")) == 3 or None)
+
+
+async def test_an_agent_edits_a_sent_text_and_only_that(
+    client: httpx.AsyncClient, api: Api, tg: FakeBotApi
+) -> None:
+    owner, ws, _channel_out, bot = await _setup(api, tg)
+    await tg.push(bot, tg.user_message(bot, USER, "Ada", "hello"))
+    conversation = await _conversation(api, owner, ws)
+    sent = await _reply(api, owner, ws, conversation["id"], {"type": "text", "text": "10 pm"})
+    row = await _status(api, owner, ws, conversation["id"], sent["id"])
+    url = f"/api/v1/workspaces/{ws}/messages/{sent['id']}"
+    edited = await client.patch(url, json={"text": "10 am <sharp>"}, headers=owner.headers)
+    assert edited.status_code == 200, edited.text
+    data = edited.json()["data"]
+    assert (data["text"], data["edited"], data["content"]["edit"]) == (
+        "10 am <sharp>",
+        True,
+        {"status": "pending"},
+    )
+    call = (await eventually(lambda: _sends(tg, "editMessageText") or None))[0]["params"]
+    assert f"{call['chat_id']}:{call['message_id']}" == row["provider_message_id"]
+    assert call["text"] == "10 am &lt;sharp&gt;" and call["parse_mode"] == "HTML"
+
+    async def settled() -> dict[str, Any] | None:
+        items = await _messages(api, owner, ws, conversation["id"])
+        found = next(m for m in items if m["id"] == sent["id"])
+        return found if found["content"]["edit"]["status"] != "pending" else None
+
+    assert (await eventually(settled))["content"]["edit"] == {"status": "sent"}
+    inbound = (await _messages(api, owner, ws, conversation["id"]))[0]
+    note = await _reply(api, owner, ws, conversation["id"], {"text": "internal", "note": True})
+    for other in (inbound, note):
+        refused = await client.patch(
+            f"/api/v1/workspaces/{ws}/messages/{other['id']}",
+            json={"text": "x"},
+            headers=owner.headers,
+        )
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == (
+            "message_not_editable"
+        )
+    stranger = await api.register()
+    elsewhere = await api.create_workspace(stranger)
+    hidden = await client.patch(
+        f"/api/v1/workspaces/{elsewhere}/messages/{sent['id']}",
+        json={"text": "x"},
+        headers=stranger.headers,
+    )
+    assert hidden.status_code == 404  # another workspace's message is not there
+    viewer = await api.add_member(owner, ws, "viewer")
+    assert (await client.patch(url, json={"text": "x"}, headers=viewer.headers)).status_code == 403

@@ -468,3 +468,32 @@ async def test_uploaded_media_is_sent_by_id(
         url, files={"file": ("x.png", b"MZ\x90\x00" * 10, "image/png")}, headers=owner.headers
     )
     assert fake.status_code == 422 and fake.json()["error"]["code"] == "media_rejected"
+
+
+async def test_edits_and_typing_are_not_whatsapps(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph
+) -> None:
+    """WhatsApp cannot edit a sent message: a clear 422 and the row is untouched; a typing
+    indicator is answered `typing: false` with nothing sent."""
+    owner, ws, _channel, conversation = await _setup(api, wa)
+    base = f"/api/v1/workspaces/{ws}"
+    sent = await client.post(
+        f"{base}/conversations/{conversation['id']}/messages",
+        json={"type": "text", "text": "on its way"},
+        headers=owner.headers,
+    )
+    message_id = sent.json()["data"]["id"]
+    await eventually(lambda: wa.sent or None)
+    refused = await client.patch(
+        f"{base}/messages/{message_id}", json={"text": "delayed"}, headers=owner.headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "edit_not_available"
+    items = await _messages(api, owner, ws, conversation["id"])
+    row = next(m for m in items if m["id"] == message_id)
+    assert (row["text"], row["edited"]) == ("on its way", False)
+    typing = await client.post(
+        f"{base}/conversations/{conversation['id']}/typing", headers=owner.headers
+    )
+    assert (typing.status_code, typing.json()["data"]) == (202, {"typing": False})
+    assert len(wa.sent) == 1

@@ -21,6 +21,7 @@ from botplatform.bot.engine import Engine, Inbound, Outcome, State
 from botplatform.bot.flow import Flow
 from botplatform.bot.triggers import Candidate, IntentLike
 from botplatform.channel import cache as channel_cache
+from botplatform.channels import actions
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.policy import PolicyRefused
 from botplatform.conversation.consent import consent_keyword
@@ -215,10 +216,16 @@ def _wants_new_conversation(candidates: list[Candidate]) -> bool:
 
 
 async def handle_inbound(
-    runtime: Runtime, db: AsyncSession, channel: ChannelInfo, message: Message
+    runtime: Runtime,
+    db: AsyncSession,
+    channel: ChannelInfo,
+    message: Message,
+    sender_id: str | None = None,
 ) -> bool:
     """Gives an inbound message to the conversation's bot. True when a bot has the
-    conversation (it answered, or it is paused for a human): no plain auto-reply then."""
+    conversation (it answered, or it is paused for a human): no plain auto-reply then.
+    `sender_id` (the customer's id on the channel): they see the bot typing meanwhile,
+    where the channel shows it."""
     ws = channel.workspace_id
     if message.type == "reaction" or consent_keyword(message.text):
         return False  # a thumbs-up is not something to answer; STOP/START are handled apart
@@ -236,6 +243,8 @@ async def handle_inbound(
         if not await idle_expired(runtime, db, session):
             return True
         give_back(session, conversation)
+    if sender_id is not None:  # the bot is about to answer
+        actions.show_typing_soon(runtime, channel, sender_id, conversation.thread_key or None)
     state = to_state(session)
     effects = ChannelEffects(
         runtime, db, channel, conversation, contact, session, state, f"bot:{message.id}"

@@ -133,13 +133,15 @@ async def _contacts(
 async def _conversations(
     db: AsyncSession, driver: Driver, contact_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, Conversation]:
-    """Each contact's conversation on the channel, created (with its event) if missing."""
+    """Each contact's conversation on the channel, created (with its event) if missing: their
+    one conversation there, not a thread of theirs (a broadcast starts no thread)."""
     assert driver.channel is not None
     channel_id = driver.channel.id
     statement = select(Conversation).where(
         Conversation.workspace_id == driver.ws,
         Conversation.channel_id == channel_id,
         Conversation.contact_id.in_(contact_ids),
+        Conversation.thread_key == "",
     )
     found = {c.contact_id: c for c in (await db.execute(statement)).scalars()}
     missing = [contact_id for contact_id in contact_ids if contact_id not in found]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
@@ -35,7 +35,7 @@ from botplatform.channels import choices, delivery, policy
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import InboundMessage, OutboundMessage, StatusUpdate
-from botplatform.channels.registry import thread_of
+from botplatform.channels.registry import threaded
 from botplatform.channels.sender import LeasedSend
 from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import MESSAGE_KEY, inbound_row
@@ -66,11 +66,13 @@ ApplyOne = Callable[[ChannelInfo, object], Awaitable[int]]
 
 @dataclass
 class Sender:
-    """A customer writing on one channel, with what the batch learns about them."""
+    """A customer writing in one conversation of one channel (their one conversation, or a
+    thread of theirs on a channel with threads), with what the batch learns about them."""
 
     channel: ChannelInfo
     external_id: str
     name: str | None
+    thread_key: str = ""  # the conversation's key (`Conversation.thread_key`)
     arrivals: list[InboundMessage] = field(default_factory=list)
     contact_id: uuid.UUID | None = None
     opted_out: bool = False
@@ -139,6 +141,7 @@ async def apply_items(
     usage counters, the replies and the caller's `closing` ones — go together (one round
     trip on PostgreSQL)."""
     outcome = Outcome()
+    items = await _follow_reactions(db, items)
     senders, rest = await _split(db, items)
     if senders:
         closing = [*await _record(db, senders), *closing]
@@ -215,26 +218,28 @@ async def _split(
     db: AsyncSession, items: list[tuple[ChannelInfo, object]]
 ) -> tuple[list[Sender], list[tuple[ChannelInfo, object]]]:
     """The senders whose every message in this batch can be written in bulk, and the items
-    left to the per-item path. A sender stays whole on one side, so their messages keep
-    their order whichever path they take."""
-    by_sender: dict[tuple[uuid.UUID, str], Sender] = {}
-    per_item: set[tuple[uuid.UUID, str]] = set()
+    left to the per-item path. A person stays whole on one side (all their threads), so
+    their messages keep their order whichever path they take."""
+    by_sender: dict[tuple[uuid.UUID, str, str], Sender] = {}
+    per_item: set[tuple[uuid.UUID, str]] = set()  # people: (channel, their id on it)
     bot_free = await _channels_without_live_bots(db, {channel for channel, _ in items})
     for channel, item in items:
         if not isinstance(item, InboundMessage):
             continue
-        key = (channel.id, item.sender_id)
-        sender = by_sender.setdefault(key, Sender(channel, item.sender_id, item.sender_name))
+        person, thread = (channel.id, item.sender_id), item.thread or ""
+        sender = by_sender.setdefault(
+            (*person, thread), Sender(channel, item.sender_id, item.sender_name, thread)
+        )
         sender.arrivals.append(item)
         if channel.id not in bot_free or consent_keyword(item.content.text):
-            per_item.add(key)  # a bot's turn, or a STOP / START: the per-item path
+            per_item.add(person)  # a bot's turn, or a STOP / START: the per-item path
         elif item.sender_name and sender.name != item.sender_name:
-            per_item.add(key)  # renamed within the batch: the per-item path keeps up
-    await _find_contacts(db, [s for k, s in by_sender.items() if k not in per_item])
+            per_item.add(person)  # renamed within the batch: the per-item path keeps up
+    await _find_contacts(db, [s for k, s in by_sender.items() if k[:2] not in per_item])
     for key, sender in by_sender.items():
         if sender.contact_id is not None and sender.name and sender.profile_changed:
-            per_item.add(key)  # a new profile name is an update event: the per-item path
-    bulk = [sender for key, sender in by_sender.items() if key not in per_item]
+            per_item.add(key[:2])  # a new profile name is an update event: the per-item path
+    bulk = [sender for key, sender in by_sender.items() if key[:2] not in per_item]
     rest = [
         (channel, item)
         for channel, item in items
@@ -262,7 +267,7 @@ async def _channels_without_live_bots(
 # those rows out (`ON CONFLICT DO NOTHING`) and say which rows they wrote.
 
 _IDENTITY_KEY = ["workspace_id", "provider", "external_id"]
-_CONVERSATION_KEY = ["channel_id", "contact_id"]
+_CONVERSATION_KEY = ["channel_id", "contact_id", "thread_key"]
 
 
 def _dialect(db: AsyncSession, statements: dict[str, Any]) -> Any:
@@ -426,6 +431,7 @@ def _conversation_row(sender: Sender, workspace_id: uuid.UUID, now: datetime) ->
         "workspace_id": workspace_id,
         "channel_id": sender.channel.id,
         "contact_id": sender.contact_id,
+        "thread_key": sender.thread_key,
         "status": "open",
         "unread_count": len(arrivals),
         "labels": [],
@@ -480,36 +486,46 @@ async def _conversation_created(
 
 _CONVERSATIONS = table_of(Conversation)
 _KNOWN_CONVERSATIONS = _per_dialect(
-    lambda dialect: scoped_columns(Conversation, "contact_id", "id", "last_inbound_at").where(
+    lambda dialect: scoped_columns(
+        Conversation, "contact_id", "thread_key", "id", "last_inbound_at"
+    ).where(
         _CONVERSATIONS.c.channel_id == bindparam("channel_id"),
         _one_of(_CONVERSATIONS.c.contact_id, "contact_ids")[dialect],
+        _one_of(_CONVERSATIONS.c.thread_key, "thread_keys")[dialect],
     )
 )
 
 
 async def _find_conversations(db: AsyncSession, senders: list[Sender]) -> None:
-    by_channel: dict[uuid.UUID, dict[uuid.UUID, Sender]] = defaultdict(dict)
+    by_channel: dict[uuid.UUID, dict[tuple[uuid.UUID, str], Sender]] = defaultdict(dict)
     for sender in senders:
         assert sender.contact_id is not None
-        by_channel[sender.channel.id][sender.contact_id] = sender
+        by_channel[sender.channel.id][(sender.contact_id, sender.thread_key)] = sender
     for channel_id, known in by_channel.items():
         workspace_id = next(iter(known.values())).channel.workspace_id
         parameters = {
             "workspace_id": workspace_id,
             "channel_id": channel_id,
-            "contact_ids": list(known),
+            "contact_ids": list({contact_id for contact_id, _ in known}),
+            "thread_keys": list({thread_key for _, thread_key in known}),
         }
         found = await core.run(db, _dialect(db, _KNOWN_CONVERSATIONS), parameters)
-        for contact_id, conversation_id, last_inbound_at in found:
-            sender = known[contact_id]
-            sender.conversation_id, sender.last_inbound_at = conversation_id, last_inbound_at
+        # Every contact asked with every key asked: a row may pair a contact with another's
+        # thread, not one of ours.
+        for contact_id, thread_key, conversation_id, last_inbound_at in found:
+            mine = known.get((contact_id, thread_key))
+            if mine is not None:
+                mine.conversation_id, mine.last_inbound_at = conversation_id, last_inbound_at
 
 
 async def _create_conversations(
     db: AsyncSession, senders: list[Sender], now: datetime, events: Events
 ) -> None:
     """Conversations for known contacts that have none on this channel yet."""
-    new = sorted((s for s in senders if s.conversation_id is None), key=lambda s: s.external_id)
+    new = sorted(
+        (s for s in senders if s.conversation_id is None),
+        key=lambda s: (s.external_id, s.thread_key),
+    )
     if not new:
         return
     workspace_id = new[0].channel.workspace_id
@@ -529,6 +545,61 @@ async def _create_conversations(
         if row["id"] in won:
             sender.new_conversation, sender.last_inbound_at = True, row["last_inbound_at"]
             await _conversation_created(db, sender, now, events)
+
+
+_MESSAGES = table_of(Message)
+_THREADS_OF_MESSAGES = _per_dialect(
+    lambda dialect: (
+        scoped_columns(Message, "provider_message_id")
+        .add_columns(_CONVERSATIONS.c.thread_key)
+        .join(_CONVERSATIONS, _CONVERSATIONS.c.id == _MESSAGES.c.conversation_id)
+        .where(
+            _MESSAGES.c.channel_id == bindparam("channel_id"),
+            _one_of(_MESSAGES.c.provider_message_id, "provider_ids")[dialect],
+        )
+    )
+)
+
+
+def _reacted_to(channel: ChannelInfo, item: object) -> str | None:
+    """The message a reaction with no thread of its own is about, on a threaded channel."""
+    if not isinstance(item, InboundMessage) or item.thread is not None:
+        return None
+    reaction = item.content.reaction
+    return reaction.message_id if reaction is not None and threaded(channel.provider) else None
+
+
+async def _follow_reactions(
+    db: AsyncSession, items: list[tuple[ChannelInfo, object]]
+) -> list[tuple[ChannelInfo, object]]:
+    """A reaction on a channel with threads names the message it is about, not its thread:
+    it goes to that message's conversation (a thread is a conversation). One query per such
+    channel in the batch; the other channels' items are not looked at."""
+    wanted: dict[ChannelInfo, set[str]] = defaultdict(set)
+    for channel, item in items:
+        target = _reacted_to(channel, item)
+        if target is not None:
+            wanted[channel].add(target)
+    if not wanted:
+        return items
+    threads: dict[tuple[uuid.UUID, str], str] = {}
+    for channel, provider_ids in wanted.items():
+        parameters = {
+            "workspace_id": channel.workspace_id,
+            "channel_id": channel.id,
+            "provider_ids": sorted(provider_ids),
+        }
+        for provider_id, thread_key in await core.run(
+            db, _dialect(db, _THREADS_OF_MESSAGES), parameters
+        ):
+            threads[(channel.id, provider_id)] = thread_key
+    placed: list[tuple[ChannelInfo, object]] = []
+    for channel, item in items:
+        thread = threads.get((channel.id, _reacted_to(channel, item) or ""))
+        if thread and isinstance(item, InboundMessage):
+            item = replace(item, thread=thread)
+        placed.append((channel, item))
+    return placed
 
 
 # -- messages --------------------------------------------------------------------------------
@@ -592,7 +663,7 @@ def _unique_arrivals(sender: Sender) -> list[InboundMessage]:
 def _message_rows(senders: list[Sender], now: datetime) -> list[tuple[Sender, dict[str, Any]]]:
     rows: list[tuple[Sender, dict[str, Any]]] = []
     seen: set[tuple[uuid.UUID, str]] = set()
-    for sender in sorted(senders, key=lambda s: s.external_id):
+    for sender in sorted(senders, key=lambda s: (s.external_id, s.thread_key)):
         for item in sender.arrivals:
             if (sender.channel.id, item.provider_message_id) in seen:
                 continue  # the same message twice in one batch
@@ -783,10 +854,8 @@ def _reply_row(
         "send_attempted_at": now if lease_until else None,
         "attempts": 1 if lease_until else 0,
         "idempotency_key": f"auto:{message.id}",
-        # Slack: into the thread the customer wrote in (None elsewhere).
-        "reply_to_provider_id": thread_of(
-            sender.channel.provider, message.provider_message_id or "", message.reply_to_provider_id
-        ),
+        # Into the thread the customer wrote in (Slack; None elsewhere).
+        "reply_to_provider_id": sender.thread_key or None,
         "sender_user_id": None,
         "edited": False,
         "deleted": False,

@@ -42,6 +42,9 @@ class Capability(StrEnum):
     LISTS = "lists"
     MEDIA = "media"
     TEMPLATES = "templates"
+    # What the channel can do besides showing messages (`channels.actions`):
+    TYPING = "typing"  # show the customer a typing indicator (`sender_action`)
+    EDITS = "edits"  # change the text of a message already sent (`edit_of`)
 
 
 class DeliveryStatus(StrEnum):
@@ -115,6 +118,10 @@ class InboundMessage:
     timestamp: datetime
     content: Content
     reply_to: str | None = None  # provider id of the message this one answers
+    # Which of the person's conversations on the channel this belongs to, on a channel with
+    # threads (Slack: the provider id of its thread's root, where answers go); None: their
+    # one conversation, as on every other channel.
+    thread: str | None = None
     forwarded: bool = False
     frequently_forwarded: bool = False
     referral: dict[str, Any] | None = None

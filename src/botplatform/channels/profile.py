@@ -1,10 +1,13 @@
 """A contact's name and picture from the provider, off the message path: Messenger and
 Instagram send only an id with a message, so a job reads the profile from the Graph API when
 the identity is first seen, and again when they write with a profile over a day old (never
-more than once a day)."""
+more than once a day). Where the provider's picture URL must not be shown (Telegram's carries
+the bot token), the adapter downloads the picture instead (`avatar`), once per identity, and
+it is stored in our media storage: the API then signs a link to our copy."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -19,6 +22,7 @@ from botplatform.events.service import emit
 from botplatform.kit.clock import utcnow
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace, scoped
+from botplatform.media.storage import ALLOWED_MIME_TYPES, MediaRejected, check_media, media_key
 from botplatform.models import Contact, ContactIdentity
 from botplatform.worker.jobs import JobContext, enqueue, job
 
@@ -31,6 +35,12 @@ log = get_logger("botplatform.channels")
 
 class ProfileReader(Protocol):
     async def profile(self, external_id: str) -> dict[str, str | None]: ...
+
+
+class AvatarReader(Protocol):
+    async def avatar(self, external_id: str) -> tuple[bytes, str] | None:
+        """The picture's bytes and type, or None when the person shows none."""
+        ...
 
 
 def has_profiles(provider: str) -> bool:
@@ -88,17 +98,48 @@ async def fetch_contact_profile(
             raise
         log.info("profile_unavailable", channel_id=channel_id, code=exc.code)
         profile = {"name": None, "picture": None}
-    await _store(ctx.db, ws, identity.id, profile)
+    avatar = None
+    if identity.profile_picture_key is None and hasattr(reader, "avatar"):
+        avatar = await _fetch_avatar(ctx, ws, reader, external_id)  # type: ignore[arg-type]
+    await _store(ctx.db, ws, identity.id, profile, avatar)
     await ctx.db.commit()
 
 
+async def _fetch_avatar(
+    ctx: JobContext, ws: uuid.UUID, reader: AvatarReader, external_id: str
+) -> str:
+    """The picture, downloaded once and put in media storage: its key, or "" when there is
+    none or it could not be had. Never retried: an avatar is not worth a retry storm, and
+    the contact reads well without one."""
+    try:
+        found = await reader.avatar(external_id)
+        if found is None:
+            return ""
+        data, mime = found
+        mime = check_media(data, mime)
+        if not mime.startswith("image/"):
+            return ""
+        key = media_key(ws, hashlib.sha256(data).hexdigest(), ALLOWED_MIME_TYPES[mime])
+        await ctx.runtime.media.put(key, data, mime)
+    except (ProviderSendError, MediaRejected, OSError) as exc:
+        log.info("avatar_unavailable", workspace_id=str(ws), error=str(exc)[:200])
+        return ""
+    return key
+
+
 async def _store(
-    db: AsyncSession, ws: uuid.UUID, identity_id: uuid.UUID, profile: dict[str, str | None]
+    db: AsyncSession,
+    ws: uuid.UUID,
+    identity_id: uuid.UUID,
+    profile: dict[str, str | None],
+    avatar: str | None = None,
 ) -> None:
     await enter_workspace(db, ws)
     identity = await db.get(ContactIdentity, identity_id, populate_existing=True)
     if identity is None:
         return
+    if avatar is not None:
+        identity.profile_picture_key = avatar
     name, picture = profile.get("name"), profile.get("picture")
     identity.profile_fetched_at = utcnow()
     identity.profile_picture_url = (picture or identity.profile_picture_url or None) and str(

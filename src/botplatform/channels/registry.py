@@ -45,19 +45,12 @@ def adapter_for(
     return adapter(channel, settings, http)
 
 
+def threaded(provider: str) -> bool:
+    """A channel whose people have several conversations, one a thread (Slack)."""
+    return bool(getattr(ADAPTERS.get(provider), "threaded", False))
+
+
 def capabilities_of(provider: str) -> frozenset[Capability]:
     """What a provider's channel can show besides text (nothing, for one without an adapter)."""
     adapter = ADAPTERS.get(provider)
     return adapter.capabilities if adapter is not None else frozenset()
-
-
-def thread_of(provider: str, provider_message_id: str, reply_to: str | None) -> str | None:
-    """Where an answer to this inbound message goes, for a channel whose conversations live
-    in threads (the adapter's `thread_of`: Slack answers a channel message in its thread):
-    the provider id to reply to, or None (an ordinary message; every other channel)."""
-    locate = getattr(ADAPTERS.get(provider), "thread_of", None)
-    return locate(provider_message_id, reply_to) if locate is not None else None
-
-
-def threads_replies(provider: str) -> bool:
-    return hasattr(ADAPTERS.get(provider), "thread_of")

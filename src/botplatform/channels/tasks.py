@@ -45,6 +45,7 @@ from botplatform.channels.messages import (
 from botplatform.channels.registry import adapter_for
 from botplatform.conversation import service as conversations
 from botplatform.conversation.consent import consent_keyword
+from botplatform.conversation.repository import recipient_of
 from botplatform.events.catalog import MESSAGE_SENT
 from botplatform.events.service import emit_message
 from botplatform.kit import core
@@ -448,7 +449,7 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         if message.media_status == "pending":
             enqueue(db, FETCH_MEDIA_JOB, str(channel.workspace_id), str(message.id))
         choices.queue(db, channel, message)
-        if not await bot_runner.handle_inbound(ctx.runtime, db, channel, message):
+        if not await bot_runner.handle_inbound(ctx.runtime, db, channel, message, item.sender_id):
             await _auto_reply(db, channel, message)
         return 1
     if isinstance(item, StatusUpdate):
@@ -602,15 +603,7 @@ async def _finish(
 
 
 async def _recipient(db: AsyncSession, channel: ChannelInfo, contact_id: uuid.UUID) -> str:
-    identity = (
-        await db.execute(
-            scoped(ContactIdentity, channel.workspace_id).where(
-                ContactIdentity.contact_id == contact_id,
-                ContactIdentity.provider == channel.provider,
-            )
-        )
-    ).scalar_one()
-    return identity.external_id
+    return await recipient_of(db, channel.workspace_id, contact_id, channel.provider)
 
 
 @job("send_message", max_retries=8, min_backoff_ms=2_000, max_backoff_ms=600_000)

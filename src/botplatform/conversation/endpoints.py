@@ -17,6 +17,8 @@ from botplatform.authz.dependencies import (
 )
 from botplatform.bot import runner as bot_runner
 from botplatform.channel import repository as channels
+from botplatform.channels import actions
+from botplatform.channels.messages import Capability
 from botplatform.channels.policy import WHATSAPP_WINDOW
 from botplatform.channels.tasks import MARK_READ_JOB
 from botplatform.conversation import merge, repository, service
@@ -40,7 +42,13 @@ from botplatform.kit.phone import PHONE_HINT
 from botplatform.media.storage import SignedMediaUrls
 from botplatform.member import repository as members
 from botplatform.message import service as messages
-from botplatform.message.schemas import MessageBody, MessageOut, ReplyIn, SendMessageIn
+from botplatform.message.schemas import (
+    MessageBody,
+    MessageEditIn,
+    MessageOut,
+    ReplyIn,
+    SendMessageIn,
+)
 from botplatform.models import Channel, Contact, Conversation, Message
 from botplatform.runtime import RuntimeDep
 from botplatform.worker.jobs import enqueue
@@ -81,6 +89,7 @@ async def _conversation_out(
         created_at=conversation.created_at,
         team_id=conversation.team_id,
         labels=list(conversation.labels or []),
+        thread=conversation.thread_key or None,
     )
 
 
@@ -306,6 +315,48 @@ async def resend_message(
     return ok(message_out(message), "Message queued again")
 
 
+@router.patch("/messages/{message_id}")
+async def edit_message(
+    access: ConversationsReply,
+    message_id: uuid.UUID,
+    body: MessageEditIn,
+    db: DbSession,
+    audit: Audit,
+) -> Envelope[MessageOut]:
+    """Changes the text of a text message already sent, on channels that can edit one
+    (Telegram, Slack): the row at once (`edited`: true), the customer's copy by a job, whose
+    outcome is `content.edit.status` (pending, sent, failed). 422 `edit_not_available` on
+    other channels; 409 `message_not_editable` for anything but an outbound text (notes,
+    media, inbound), 409 `message_not_sent` before it reached the channel."""
+    message = await repository.get_message(db, access, message_id)
+    channel = await channels.get(db, access.workspace_id, message.channel_id)
+    before = message.text
+    message = await messages.edit_sent(db, message, channel.provider, body.text)
+    await audit.log(
+        "message.edit",
+        workspace_id=access.workspace_id,
+        target_type="message",
+        target_id=message.id,
+        changes={"text": {"from": before, "to": body.text}},
+    )
+    return ok(message_out(message), "Message edited")
+
+
+@router.post("/conversations/{conversation_id}/typing", status_code=status.HTTP_202_ACCEPTED)
+async def show_typing(
+    access: ConversationsReply, conversation_id: uuid.UUID, db: DbSession
+) -> Envelope[dict[str, bool]]:
+    """Shows the customer a typing indicator (an agent is writing), on channels that show
+    one (Telegram, Messenger, Instagram, the chat widget); `typing` false and nothing sent
+    elsewhere. Meant to be called while writing, at most every few seconds."""
+    conversation = await repository.get_conversation(db, access, conversation_id)
+    channel = await channels.get(db, access.workspace_id, conversation.channel_id)
+    shown = actions.can(channel.provider, Capability.TYPING)
+    if shown:
+        enqueue(db, actions.TYPING_JOB, str(access.workspace_id), str(conversation.id))
+    return ok({"typing": shown})
+
+
 @router.get("/contacts")
 @reads_replica
 async def list_contacts(
@@ -325,13 +376,13 @@ async def list_contacts(
 
 @router.get("/contacts/{contact_id}")
 async def get_contact(
-    access: ContactsRead, contact_id: uuid.UUID, db: DbSession
+    access: ContactsRead, contact_id: uuid.UUID, db: DbSession, runtime: RuntimeDep
 ) -> Envelope[ContactOut]:
     """The contact with its channel identities and its consent ledger."""
     contact = await repository.get_contact(db, access.workspace_id, contact_id)
     out = ContactOut.model_validate(contact, from_attributes=True)
     found = await repository.identities(db, access.workspace_id, contact.id)
-    out.identities = [IdentityOut.model_validate(i, from_attributes=True) for i in found]
+    out.identities = [IdentityOut.of(i, runtime.media_urls) for i in found]
     first = min(found, key=lambda i: (i.created_at, i.id), default=None)
     out.handle = repository.handle(first.provider, first.external_id) if first else None
     out.consent = [
@@ -343,7 +394,12 @@ async def get_contact(
 
 @router.post("/contacts/{contact_id}/merge")
 async def merge_contacts(
-    access: ContactsManage, contact_id: uuid.UUID, body: MergeIn, db: DbSession, audit: Audit
+    access: ContactsManage,
+    contact_id: uuid.UUID,
+    body: MergeIn,
+    db: DbSession,
+    audit: Audit,
+    runtime: RuntimeDep,
 ) -> Envelope[ContactOut]:
     """Merges another contact into this one (the same person on two channels): this contact
     takes its channel identities, conversations, consent ledger, tags and attributes, and the
@@ -360,5 +416,5 @@ async def merge_contacts(
     )
     out = ContactOut.model_validate(keep, from_attributes=True)
     found = await repository.identities(db, access.workspace_id, keep.id)
-    out.identities = [IdentityOut.model_validate(i, from_attributes=True) for i in found]
+    out.identities = [IdentityOut.of(i, runtime.media_urls) for i in found]
     return ok(out, "Contacts merged")

@@ -132,3 +132,17 @@ async def consent(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) -> lis
         .order_by(ConsentEvent.created_at)
     )
     return list((await db.execute(statement)).scalars())
+
+
+async def recipient_of(
+    db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID, provider: str
+) -> str:
+    """The contact's id on a provider: whom a send or an action on its channel goes to."""
+    identity = (
+        await db.execute(
+            scoped(ContactIdentity, ws).where(
+                ContactIdentity.contact_id == contact_id, ContactIdentity.provider == provider
+            )
+        )
+    ).scalar_one()
+    return identity.external_id

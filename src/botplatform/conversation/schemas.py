@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from botplatform.kit.schemas import InputModel
+from botplatform.media.storage import SignedMediaUrls
+from botplatform.models import ContactIdentity
 
 
 class IdentityOut(BaseModel):
@@ -14,6 +16,15 @@ class IdentityOut(BaseModel):
     external_id: str
     profile_name: str | None
     profile_picture_url: str | None = None
+
+    @classmethod
+    def of(cls, identity: ContactIdentity, urls: SignedMediaUrls) -> IdentityOut:
+        """An identity as the API shows it: an avatar we stored (Telegram's) as a
+        short-lived link to our copy, for this reader."""
+        out = cls.model_validate(identity, from_attributes=True)
+        if identity.profile_picture_key:
+            out.profile_picture_url = urls.url_for(identity.profile_picture_key)
+        return out
 
 
 class ConsentOut(BaseModel):
@@ -55,6 +66,11 @@ class ConversationOut(BaseModel):
     created_at: datetime
     team_id: uuid.UUID | None = None
     labels: list[str] = []
+    thread: str | None = Field(
+        None,
+        description="Slack: the thread this conversation is (its root message's id, "
+        "`channel:ts`), where replies go; null for a contact's one conversation on a channel",
+    )
 
 
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]

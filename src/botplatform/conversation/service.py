@@ -130,12 +130,16 @@ async def _create_contact(
 
 
 async def conversation_for(
-    db: AsyncSession, channel: ChannelInfo, contact: Contact
+    db: AsyncSession, channel: ChannelInfo, contact: Contact, thread_key: str = ""
 ) -> Conversation:
+    """The contact's conversation on the channel (of one thread of theirs, on a channel
+    with threads), created if missing."""
     found = (
         await db.execute(
             scoped(Conversation, channel.workspace_id).where(
-                Conversation.channel_id == channel.id, Conversation.contact_id == contact.id
+                Conversation.channel_id == channel.id,
+                Conversation.contact_id == contact.id,
+                Conversation.thread_key == thread_key,
             )
         )
     ).scalar_one_or_none()
@@ -145,6 +149,7 @@ async def conversation_for(
             workspace_id=channel.workspace_id,
             channel_id=channel.id,
             contact_id=contact.id,
+            thread_key=thread_key,
             status="open",
             unread_count=0,
         )
@@ -295,7 +300,7 @@ async def record_inbound(
 ) -> Message | None:
     """Stores an inbound message once (providers redeliver); None for a duplicate."""
     contact = await contact_for(db, channel, event.sender_id, event.sender_name, inbound=True)
-    conversation = await conversation_for(db, channel, contact)
+    conversation = await conversation_for(db, channel, contact, event.thread or "")
     message = await _insert_once(db, inbound_row(channel, conversation.id, event, utcnow()))
     if message is None:
         return None

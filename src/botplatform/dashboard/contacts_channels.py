@@ -57,7 +57,7 @@ async def contacts(page: ContactsPage, q: Text = "", cursor: Cursor = None) -> R
 
 @router.get("/contacts/{contact_id}")
 async def contact(page: ContactsPage, contact_id: uuid.UUID) -> Response:
-    answer = await conversation_api.get_contact(page.granted, contact_id, page.db)
+    answer = await conversation_api.get_contact(page.granted, contact_id, page.db, page.runtime)
     conversations: list[Conversation] = []
     if page.can(Permission.CONVERSATIONS_READ):
         statement = conversation_repository.conversations(page.granted, None, None, None).where(

@@ -17,6 +17,8 @@ from fastapi import APIRouter, Query, Request, Response
 from botplatform.audit.dependencies import Auditor
 from botplatform.authz.permissions import Permission
 from botplatform.channel import repository as channel_repository
+from botplatform.channels import actions
+from botplatform.channels.messages import Capability
 from botplatform.conversation import endpoints as conversation_api
 from botplatform.conversation import repository as conversation_repository
 from botplatform.conversation.schemas import ConversationOut, ConversationUpdate
@@ -175,6 +177,7 @@ async def _thread_context(page: Page, conversation_id: uuid.UUID) -> dict[str, A
     return {
         "conversation": summary,
         "channel": channel,
+        "shows_typing": channel is not None and actions.can(channel.provider, Capability.TYPING),
         "bubbles": bubbles(messages, _media_links(page)),
         "thread_version": thread_version(conversation, messages),
         "live_trigger": LIVE_TRIGGER,
@@ -232,6 +235,15 @@ async def reply(request: Request, page: ReplyPage, conversation_id: uuid.UUID) -
         idempotency_key=key[:200] if key else None,
     )
     return await _after_action(page, conversation_id, new_key=True)
+
+
+@router.post("/inbox/{conversation_id}/typing")
+async def typing(page: ReplyPage, conversation_id: uuid.UUID) -> Response:
+    """The agent is writing a reply: the customer sees them typing, where the channel shows
+    it (the API's own path). Sent by the reply box as they type, at most every few seconds."""
+    await page.form()  # its CSRF check
+    await conversation_api.show_typing(page.granted, conversation_id, page.db)
+    return Response(status_code=204)
 
 
 @router.post("/inbox/{conversation_id}/messages/{message_id}/resend")

@@ -180,6 +180,12 @@ class ReplyIn(MessageBody):
     note: bool = Field(False, description="An internal note: stored, never sent")
 
 
+class MessageEditIn(InputModel):
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4096)] = Field(
+        description="The message's new text"
+    )
+
+
 class MessageOut(BaseModel):
     id: uuid.UUID
     conversation_id: uuid.UUID

@@ -14,6 +14,7 @@ from botplatform.channels.base import ChannelInfo
 from botplatform.channels.degrade import degrade
 from botplatform.channels.messages import (
     Button,
+    Capability,
     Content,
     ListRow,
     ListSection,
@@ -23,9 +24,9 @@ from botplatform.channels.messages import (
     Reaction,
     Template,
 )
-from botplatform.channels.registry import capabilities_of, thread_of, threads_replies
+from botplatform.channels.registry import capabilities_of
 from botplatform.kit.clock import utcnow
-from botplatform.kit.errors import Conflict, NotFound
+from botplatform.kit.errors import Conflict, NotFound, Unprocessable
 from botplatform.kit.scoping import scoped
 from botplatform.message.schemas import MessageBody
 from botplatform.models import Contact, Conversation, Message
@@ -34,6 +35,8 @@ from botplatform.usage import service as usage
 from botplatform.worker.jobs import enqueue
 
 SEND_JOB = "send_message"
+#: Declared in `channels.actions`.
+EDIT_JOB = "edit_message"
 
 
 def to_content(body: MessageBody) -> Content:
@@ -111,28 +114,6 @@ async def _reply_target(
     return target.provider_message_id
 
 
-async def _thread_target(
-    db: AsyncSession, channel: ChannelInfo, conversation: Conversation
-) -> str | None:
-    """On a channel whose conversations are threads (Slack), where the customer last wrote:
-    an answer follows them into that thread."""
-    latest = (
-        await db.execute(
-            scoped(Message, channel.workspace_id)
-            .where(
-                Message.conversation_id == conversation.id,
-                Message.direction == "inbound",
-                Message.provider_message_id.is_not(None),
-            )
-            .order_by(Message.created_at.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if latest is None or latest.provider_message_id is None:
-        return None
-    return thread_of(channel.provider, latest.provider_message_id, latest.reply_to_provider_id)
-
-
 async def existing(db: AsyncSession, workspace_id: uuid.UUID, key: str) -> Message | None:
     statement = scoped(Message, workspace_id).where(Message.idempotency_key == key)
     return (await db.execute(statement)).scalar_one_or_none()
@@ -173,8 +154,9 @@ async def queue_outbound(
             db, channel, template.name, template.language, template.components
         )
     reply_to = await _reply_target(db, channel.workspace_id, body.reply_to, conversation)
-    if reply_to is None and threads_replies(channel.provider):
-        reply_to = await _thread_target(db, channel, conversation)
+    # A conversation that is a thread (Slack) is answered in that thread: its root is the
+    # message replied to (Slack threads hang from their root only). Empty elsewhere.
+    reply_to = conversation.thread_key or reply_to
     # Only the message itself: the send job rebuilds it from this (not channel, to, note).
     request: dict[str, Any] = body.model_dump(
         mode="json", exclude_none=True, include=set(MessageBody.model_fields)
@@ -266,3 +248,34 @@ async def add_note(
     db.add(note)
     await db.flush()
     return note
+
+
+async def edit_sent(db: AsyncSession, message: Message, provider: str, text: str) -> Message:
+    """A text we sent, changed: the row first (its text, marked edited), then a job gives the
+    customer the new text where the channel can edit (`Capability.EDITS`). 422
+    `edit_not_available` elsewhere; 409 for what is not a sent text of ours."""
+    if Capability.EDITS not in capabilities_of(provider):
+        raise Unprocessable(
+            "Editing a sent message is not available on this channel.",
+            code="edit_not_available",
+            details={"provider": provider},
+        )
+    if message.direction != "outbound" or message.is_note or message.type != "text":
+        raise Conflict(
+            "Only a text message sent to the customer can be edited.",
+            code="message_not_editable",
+        )
+    if message.deleted or not message.provider_message_id:
+        raise Conflict(
+            "This message is not on the channel (not sent yet, or deleted): nothing to edit.",
+            code="message_not_sent",
+            details={"status": message.status},
+        )
+    content = dict(message.content or {})
+    content["request"] = {**(content.get("request") or {}), "text": text}
+    content["edit"] = {"status": "pending"}
+    message.content, message.text, message.edited = content, text, True
+    message.updated_at = utcnow()
+    await db.flush()
+    enqueue(db, EDIT_JOB, str(message.workspace_id), str(message.id))
+    return message

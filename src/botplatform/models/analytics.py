@@ -1,9 +1,10 @@
 """Analytics: the conversation cycles the figures are counted from, and the derived rollups.
 
-A conversation is one thread per contact and channel for ever; a *cycle* is one stretch of
-it from a customer's message (opened, or reopened after a resolve) to its resolve. The
-conversation row only knows its current status; the cycles keep the history the figures
-need (when opened, reopened, resolved; which bot had it and how it ended)."""
+A conversation is one thread per contact and channel (a Slack thread is one of its own) for
+ever; a *cycle* is one stretch of it from a customer's message (opened, or reopened after a
+resolve) to its resolve. The conversation row only knows its current status; the cycles
+keep the history the figures need (when opened, reopened, resolved; which bot had it and
+how it ended)."""
 
 from __future__ import annotations
 

@@ -41,6 +41,10 @@ class ContactIdentity(IdMixin, TimestampMixin, WorkspaceScoped, Base):
     #: Messenger/Instagram: the profile picture read from the Graph API, and when it was read.
     profile_picture_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     profile_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Telegram: the avatar, downloaded once by us into media storage (its provider URL
+    #: carries the bot token, so it is never kept). None: not tried yet; "": tried, nothing
+    #: to show (no photo, or the download failed); else the media key the API signs a link to.
+    profile_picture_key: Mapped[str | None] = mapped_column(String(1024), nullable=True)
 
 
 class ConsentEvent(IdMixin, TimestampMixin, WorkspaceScoped, Base):

@@ -50,14 +50,17 @@ async def messages(
 
 
 async def media_in_use(db: AsyncSession, ws: uuid.UUID, keys: list[str]) -> set[str]:
-    """Which of `keys` a message of the workspace still carries (media is content-addressed:
-    the same bytes sent to two contacts are one file)."""
+    """Which of `keys` a message or a contact's avatar of the workspace still carries (media
+    is content-addressed: the same bytes sent to two contacts are one file)."""
     if not keys:
         return set()
     statement = select(Message.media_key).where(
         Message.workspace_id == ws, Message.media_key.in_(keys)
     )
-    return {key for key in (await db.execute(statement)).scalars() if key}
+    avatars = select(ContactIdentity.profile_picture_key).where(
+        ContactIdentity.workspace_id == ws, ContactIdentity.profile_picture_key.in_(keys)
+    )
+    return {key for key in (await db.execute(statement.union(avatars))).scalars() if key}
 
 
 def _mentions(column: Any, needle: str) -> Any:

@@ -25,8 +25,7 @@ async def export(
     contact = await conversations.get_contact(db, ws, contact_id)
     out = ContactOut.model_validate(contact, from_attributes=True)
     out.identities = [
-        IdentityOut.model_validate(i, from_attributes=True)
-        for i in await conversations.identities(db, ws, contact.id)
+        IdentityOut.of(i, urls) for i in await conversations.identities(db, ws, contact.id)
     ]
     out.consent = [
         ConsentOut.model_validate(c, from_attributes=True)
@@ -85,7 +84,8 @@ async def erase(db: AsyncSession, ws: uuid.UUID, contact_id: uuid.UUID) -> Erasu
     threads = await repository.conversations(db, ws, contact.id)
     conversation_ids = [c.id for c in threads]
     rows = await repository.messages(db, ws, conversation_ids)
-    keys = sorted({m.media_key for m in rows if m.media_key})
+    avatars = {i.profile_picture_key for i in identities if i.profile_picture_key}
+    keys = sorted({m.media_key for m in rows if m.media_key} | avatars)
     counts = await repository.erase(
         db, ws, contact, conversation_ids, [i.external_id for i in identities]
     )

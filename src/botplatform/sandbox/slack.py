@@ -144,11 +144,15 @@ class FakeSlack:
         if action is None:
             raise Invalid("no_such_button")
         channel, _, ts = message_key.partition(":")
+        container = {"type": "message", "message_ts": ts, "channel_id": channel}
+        if message.get("thread_ts"):  # as Slack names a message in a thread
+            container["thread_ts"] = message["thread_ts"]
         payload = {
             "type": "block_actions",
             "user": {"id": user, "name": self.users.get(user, user), "team_id": self.team_id},
             "team": {"id": self.team_id, "domain": "sandbox"},
-            "container": {"type": "message", "message_ts": ts, "channel_id": channel},
+            "container": container,
+            "message": message,
             "channel": {"id": channel},
             "trigger_id": secrets.token_hex(8),
             "actions": [{**action, "block_id": "b", "action_ts": f"{time.time():.6f}"}],

@@ -5,7 +5,8 @@ as the real one takes them) with the Bot API's shapes and errors: an unknown tok
 a malformed call 400 with Telegram's description, a blocked chat 403, and failures or a 429
 with `retry_after` can be injected. It plays the users too: `/_sandbox/telegram/inbound`
 pushes an update (a text, a button tap, a block) to the bot's webhook with the secret token
-header, as Telegram does.
+header, as Telegram does. A user it plays has a profile photo (`getUserProfilePhotos`, then
+`getFile` and the file download), as a user with an avatar does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import html.parser
 import itertools
 import json
 import secrets
+import struct
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +50,23 @@ CHAT_ACTIONS = frozenset({"typing", "upload_photo", "record_video", "upload_vide
 UPDATE_KINDS = frozenset({"message", "edited_message", "callback_query", "my_chat_member",
                           "message_reaction", "inline_query", "chosen_inline_result",
                           "channel_post", "chat_member", "poll"})  # fmt: skip
+
+
+def square_png(rgb: bytes, side: int = 8) -> bytes:
+    """A plain square PNG: the avatar the sandbox gives the users it plays."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)  # 8-bit RGB
+    rows = b"".join(b"\x00" + rgb[:3] * side for _ in range(side))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 class BadRequest(ValueError):
@@ -94,6 +114,9 @@ class FakeBotApi:
         self.sent: list[dict[str, Any]] = []  # every call a bot made, in order
         self.answered: list[str] = []  # callback query ids answered
         self.files: dict[str, tuple[bytes, str]] = {}  # file_id → bytes, mime type
+        self.avatars: dict[int, str] = {}  # user id → file_id of their profile photo
+        self.photo_lookups: list[int] = []  # user ids getUserProfilePhotos was asked about
+        self.downloads: list[str] = []  # file paths downloaded
         self.failures: deque[Failure] = deque()
         self.deliveries: list[tuple[str, int]] = []  # (webhook URL, status) of pushed updates
         self._ids = itertools.count(1000)
@@ -122,6 +145,11 @@ class FakeBotApi:
         file_id = "BQAC" + secrets.token_urlsafe(24)
         self.files[file_id] = (data, mime_type)
         return file_id
+
+    def set_avatar(self, user_id: int, data: bytes, mime_type: str = "image/png") -> str:
+        """Gives a user a profile photo; its file_id."""
+        self.avatars[user_id] = self.add_file(data, mime_type)
+        return self.avatars[user_id]
 
     # -- pushing updates -------------------------------------------------------------------
 
@@ -499,6 +527,22 @@ def _get_file(fake: FakeBotApi, bot: Bot, params: dict[str, Any]) -> Any:
             "file_path": f"documents/{file_id}"}  # fmt: skip
 
 
+def _profile_photos(fake: FakeBotApi, bot: Bot, params: dict[str, Any]) -> Any:
+    """A user's profile photos, newest first, each in several sizes (here the same file)."""
+    try:
+        user_id = int(params["user_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadRequest("user_id is required and must be a number") from exc
+    fake.photo_lookups.append(user_id)
+    file_id = fake.avatars.get(user_id)
+    if file_id is None:
+        return {"total_count": 0, "photos": []}
+    size = len(fake.files[file_id][0])
+    sizes = [{"file_id": file_id, "file_unique_id": file_id[-8:], "width": side,
+              "height": side, "file_size": size} for side in (160, 320, 640)]  # fmt: skip
+    return {"total_count": 1, "photos": [sizes]}
+
+
 def _get_chat(fake: FakeBotApi, bot: Bot, params: dict[str, Any]) -> Any:
     chat_id = _chat_id(params)
     name = bot.users.get(chat_id)
@@ -522,10 +566,13 @@ JSON_METHODS = {
     "answerCallbackQuery": _answer_callback,
     "getFile": _get_file,
     "getChat": _get_chat,
+    "getUserProfilePhotos": _profile_photos,
 }
 #: Calls that are not sends: never failed by an injected failure.
 NOT_SENDS = frozenset({"getMe", "setWebhook", "deleteWebhook", "getWebhookInfo", "getFile",
-                       "getChat", "answerCallbackQuery"})  # fmt: skip
+                       "getChat", "getUserProfilePhotos", "answerCallbackQuery"})  # fmt: skip
+#: Reads, not kept in `sent`.
+READS = frozenset({"getMe", "getWebhookInfo", "getFile", "getChat", "getUserProfilePhotos"})
 
 
 async def bot_method(request: Request) -> Response:
@@ -549,7 +596,7 @@ async def bot_method(request: Request) -> Response:
         return _error(400, f"Bad Request: {exc}")
     except PermissionError as exc:
         return _error(403, str(exc))
-    if method not in ("getMe", "getWebhookInfo", "getFile", "getChat"):
+    if method not in READS:
         fake.record(bot, method, params, result)
     return _ok(result)
 
@@ -561,6 +608,7 @@ async def download(request: Request) -> Response:
     file_id = request.path_params["path"].rsplit("/", 1)[-1]
     if file_id not in fake.files:
         return _error(404, "Not Found")
+    fake.downloads.append(request.path_params["path"])
     data, mime = fake.files[file_id]
     return Response(data, media_type=mime)
 
@@ -603,6 +651,8 @@ async def control_inbound(request: Request) -> Response:
         return JSONResponse({"error": 'name the bot with "token"'}, status_code=400)
     user_id = int(body.get("from") or 100_000_001)
     name = str(body.get("name") or "Sandbox user")
+    if user_id not in fake.avatars:  # a colour of their own, from their id
+        fake.set_avatar(user_id, square_png(user_id.to_bytes(8, "big")[-3:]))
     if body.get("block"):
         update = fake.block(bot, user_id)
     elif body.get("callback_data"):

@@ -70,6 +70,7 @@ TASK_MODULES = [
     "botplatform.worker.sweeper",
     "botplatform.channels.tasks",
     "botplatform.channels.profile",
+    "botplatform.channels.actions",
     "botplatform.channels.choices",
     "botplatform.ai.tasks",
     "botplatform.webhook.tasks",

@@ -119,6 +119,15 @@ def test_dm_mention_and_thread_reply_are_messages_bots_and_our_own_are_not() -> 
     [threaded] = parse(_callback(reply), APP)
     assert isinstance(threaded, InboundMessage)
     assert threaded.reply_to == "C1:1700000000.000200"  # the thread's root
+    # A thread is a conversation, keyed by its root: a channel mention starts one (we answer
+    # in its thread), a reply is in its root's; a DM's top level is the DM's own (None), a
+    # thread in the DM is a conversation of its own again.
+    assert mentioned.thread == threaded.thread == "C1:1700000000.000200"
+    [direct] = parse(_callback(dm), APP)
+    assert isinstance(direct, InboundMessage) and direct.thread is None
+    [dm_thread] = parse(_callback({**dm, "ts": "1700000000.000900", "thread_ts": dm["ts"]}), APP)
+    assert isinstance(dm_thread, InboundMessage)
+    assert dm_thread.thread == "D1:1700000000.000100"
     ignored_ones = [{**dm, "bot_id": "B9"}, {**dm, "user": "UBOT"},
                     {**dm, "subtype": "bot_message"},
                     {**dm, "subtype": "channel_join"}]  # fmt: skip
@@ -182,6 +191,12 @@ def test_block_actions_become_button_and_list_replies() -> None:
     assert (button.content.reply.kind, button.content.reply.id) == ("button_reply", "yes")
     assert (row.content.reply.kind, row.content.reply.id) == ("list_reply", "row-2")
     assert button.reply_to == "D1:1700000000.000500"
+    assert button.thread is None  # an offer at the DM's top level: the DM's conversation
+    payload["container"] = {**payload["container"], "channel_id": "C1",
+                            "thread_ts": "1700000000.000100"}  # fmt: skip
+    threaded, _ = parse(urlencode({"payload": json.dumps(payload)}).encode(), APP)
+    assert isinstance(threaded, InboundMessage)
+    assert threaded.thread == "C1:1700000000.000100"  # the offer's thread
     with pytest.raises(MalformedPayload):
         parse(b"payload=not-json", APP)
 

@@ -37,7 +37,7 @@ PROFILE_FIELDS = "first_name,last_name,profile_pic"
 class MessengerAdapter:
     provider: ClassVar[str] = "messenger"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA}
+        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA, Capability.TYPING}
     )
     instagram: ClassVar[bool] = False
     profile_fields: ClassVar[str] = PROFILE_FIELDS

@@ -154,8 +154,10 @@ CONVERSATION_RATE = RateLimitItemPerSecond(1)
 class SlackAdapter:
     provider: ClassVar[str] = "slack"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA}
+        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA, Capability.EDITS}
     )
+    #: A thread is a conversation (`InboundMessage.thread`, `Conversation.thread_key`).
+    threaded: ClassVar[bool] = True
 
     def __init__(self, channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient) -> None:
         self.channel = channel
@@ -170,15 +172,6 @@ class SlackAdapter:
             bot_id=config.get("bot_id"),
             team_id=config.get("team_id"),
         )
-
-    @staticmethod
-    def thread_of(provider_message_id: str, reply_to: str | None) -> str | None:
-        """A thread is a conversation: an answer to a message in a Slack channel goes to its
-        thread (the root it replied to, or itself as a new root); in a DM, to the DM."""
-        for candidate in (reply_to, provider_message_id):
-            if candidate and not candidate.startswith(("reaction:", "action:", "file:")):
-                return None if candidate.startswith("D") else candidate
-        return None
 
     # -- inbound --------------------------------------------------------------------------
 
@@ -232,6 +225,8 @@ class SlackAdapter:
                 provider_message_id=message.mark_read or f"action:{message.idempotency_key}"
             )
         try:
+            if message.edit_of:
+                return await self._edit(message, message.edit_of)
             if message.content.type == MessageType.REACTION:
                 return await self._react(message)
             media = message.content.media
@@ -259,6 +254,13 @@ class SlackAdapter:
         blocks = [outbound.section(text or " "), outbound.context(choice)]
         data = {"channel": channel, "ts": ts, "text": f"{text}\n{choice}", "blocks": blocks}
         await self._call("chat.update", data)
+
+    async def _edit(self, message: OutboundMessage, provider_id: str) -> SendResult:
+        """One of our messages with new text (chat.update), escaped as a new one would be."""
+        channel, ts = split_message_id(provider_id)
+        text = outbound.escape(message.content.text or "")
+        body = await self._call("chat.update", {"channel": channel, "ts": ts, "text": text})
+        return SendResult(provider_message_id=provider_id, raw=body)
 
     async def _react(self, message: OutboundMessage) -> SendResult:
         body = await self._call("reactions.add", outbound.reaction_body(message), sending=True)

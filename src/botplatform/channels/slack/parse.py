@@ -89,6 +89,16 @@ def split_message_id(provider_id: str) -> tuple[str, str]:
     return channel, ts
 
 
+def thread_key(channel: str, ts: str, thread_ts: str | None) -> str | None:
+    """The conversation a message belongs to (a thread is a conversation): its thread's root;
+    a top-level message in a Slack channel starts a thread of its own (we answer there, not
+    in front of the whole channel); a top-level message of a DM is the DM's conversation
+    (None)."""
+    if thread_ts:
+        return message_id(channel, thread_ts)
+    return None if channel.startswith("D") else message_id(channel, ts)
+
+
 def emoji_of(name: str) -> str:
     return EMOJI_NAMES.get(name, f":{name}:")
 
@@ -158,6 +168,7 @@ def _message(event: dict[str, Any], app: App, where: str) -> list[InboundEvent]:
             timestamp=when,
             content=_content(event),
             reply_to=message_id(channel, thread) if thread and thread != ts else None,
+            thread=thread_key(channel, ts, thread),
             raw=event,
         )
     ]
@@ -283,6 +294,8 @@ def _block_actions(payload: dict[str, Any], app: App) -> list[InboundEvent]:
         if reply is None or when is None:
             continue
         message_ts = _str(container, "message_ts")
+        # The offer's thread (Slack names it on the container, or on the message itself).
+        root = _str(container, "thread_ts") or _str(_dict(payload, "message"), "thread_ts")
         events.append(
             InboundMessage(
                 provider_message_id=f"action:{user}:{action.get('action_ts')}:{i}",
@@ -291,6 +304,7 @@ def _block_actions(payload: dict[str, Any], app: App) -> list[InboundEvent]:
                 timestamp=when,
                 content=Content(type=MessageType.INTERACTIVE, text=reply.title, reply=reply),
                 reply_to=message_id(channel, message_ts) if channel and message_ts else None,
+                thread=thread_key(channel, message_ts, root) if channel and message_ts else None,
                 raw=payload,
             )
         )

@@ -54,6 +54,8 @@ CALLBACK_PREFIX = "callback:"
 #: Telegram's limits on a bot's sends: 1 message a second in one chat, 20 a minute in a group.
 PRIVATE_CHAT_RATE = RateLimitItemPerSecond(1)
 GROUP_CHAT_RATE = RateLimitItemPerMinute(20)
+#: The avatar size asked for (px): Telegram keeps each photo in 160, 320 and 640.
+AVATAR_SIDE = 160
 
 log = get_logger("botplatform.channels")
 
@@ -102,8 +104,9 @@ def result_of(status: int, body: Any) -> Any:
 class TelegramAdapter:
     provider: ClassVar[str] = "telegram"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA}
-    )
+        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA, Capability.TYPING,
+         Capability.EDITS}
+    )  # fmt: skip
 
     def __init__(self, channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient) -> None:
         self.channel = channel
@@ -266,9 +269,31 @@ class TelegramAdapter:
     async def profile(self, external_id: str) -> dict[str, str | None]:
         """The chat's name (`getChat`): a person's first and last name, a group's title.
         Telegram serves avatars only through URLs carrying the bot token, which must never
-        reach a browser, so no picture URL is kept."""
+        reach a browser, so no picture URL is kept (see `avatar`)."""
         chat = await self._get("getChat", {"chat_id": external_id})
         return {"name": full_name(chat) if isinstance(chat, dict) else None, "picture": None}
+
+    async def avatar(self, external_id: str) -> tuple[bytes, str] | None:
+        """The person's current profile photo, downloaded here (`getUserProfilePhotos`, then
+        `getFile` and the file endpoint), for the platform to store and serve itself: its
+        URL carries the bot token. None when they show none; groups (negative ids) have
+        none to ask for."""
+        if not external_id.isdigit():
+            return None
+        found = await self._get("getUserProfilePhotos", {"user_id": int(external_id), "limit": 1})
+        photos = found.get("photos") if isinstance(found, dict) else None
+        if not isinstance(photos, list) or not photos or not isinstance(photos[0], list):
+            return None
+        sizes = sorted(
+            (s for s in photos[0] if isinstance(s, dict) and s.get("file_id")),
+            key=lambda s: int(s.get("width") or 0),
+        )
+        # The smallest that is still sharp as an avatar; the largest when all are smaller.
+        pick = next((s for s in sizes if int(s.get("width") or 0) >= AVATAR_SIDE), None)
+        pick = pick or (sizes[-1] if sizes else None)
+        if pick is None:
+            return None
+        return await self.fetch_media(Media(provider_media_id=str(pick["file_id"])))
 
     def _token(self) -> str:
         self._url("getMe")  # raises when there is none

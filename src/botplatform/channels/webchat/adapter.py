@@ -31,7 +31,7 @@ from botplatform.media.storage import MediaNotFound, MediaStorage, create_storag
 class WebchatAdapter:
     provider: ClassVar[str] = "webchat"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA}
+        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA, Capability.TYPING}
     )
 
     def __init__(self, channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient) -> None:

@@ -34,7 +34,9 @@ _MESSAGES_KEY = re.compile(rb'"messages"\s*:')
 
 class WhatsAppAdapter:
     provider: ClassVar[str] = "whatsapp"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(Capability)
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.BUTTONS, Capability.LISTS, Capability.MEDIA, Capability.TEMPLATES}
+    )
 
     def __init__(self, channel: ChannelInfo, settings: Settings, http: httpx.AsyncClient) -> None:
         self.channel = channel
