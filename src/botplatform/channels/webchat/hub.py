@@ -103,7 +103,9 @@ class VisitorHub:
     def __init__(self, redis_url: str = "") -> None:
         self.redis_url = redis_url
         self._feeds: dict[str, set[VisitorFeed]] = {}
-        self._listener: asyncio.Task[None] | None = None
+        self._listener = pubsub.PatternListener(
+            redis_url, f"{CHANNEL_PREFIX}*", self._receive, "webchat_listener_lost"
+        )
         self._publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
             weakref.WeakKeyDictionary()
         )
@@ -148,10 +150,7 @@ class VisitorHub:
             feed.put(payload)
 
     async def _ensure_listener(self) -> None:
-        self._listener = await pubsub.ensure_listener(
-            self._listener, self.redis_url, f"{CHANNEL_PREFIX}*", self._receive,
-            "webchat_listener_lost",
-        )  # fmt: skip
+        await self._listener.ensure()
 
     def _receive(self, message: dict[str, Any]) -> None:
         decoded = pubsub.decode(message, CHANNEL_PREFIX)
@@ -159,8 +158,7 @@ class VisitorHub:
             self._dispatch(*decoded)
 
     async def close(self) -> None:
-        await pubsub.stop(self._listener)
-        self._listener = None
+        await self._listener.stop()
         client = self._publishers.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
