@@ -133,6 +133,19 @@ def session_rss(session: int) -> tuple[float, int]:
     return round(total / 1024, 1), count
 
 
+def full_collections(base: str) -> int | None:
+    """How many full (generation 2) garbage collections `serve` has run, from its /metrics:
+    a full collection walks every live object, so its pause grows with the sockets held."""
+    try:
+        text = httpx.get(f"{base}/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith('python_gc_collections_total{generation="2"}'):
+            return int(float(line.split()[-1]))
+    return None
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
@@ -210,6 +223,7 @@ class Generator:
         texts = [f"wcbench {label} {i:07d}" for i in range(count)]
         sent: dict[str, float] = {}
         self.missing, self.all_in = set(texts), asyncio.Event()
+        collections_before = await asyncio.to_thread(full_collections, self.args.base)
         loop = asyncio.get_running_loop()
         started = loop.time()
         for i, text in enumerate(texts):
@@ -223,6 +237,7 @@ class Generator:
         if self.missing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.all_in.wait(), ARRIVAL_TIMEOUT_SECONDS)
+        collections_after = await asyncio.to_thread(full_collections, self.args.base)
         latencies = sorted(
             (self.arrived[t] - sent[t]) * 1000 for t in texts if t in self.arrived
         )  # fmt: skip
@@ -235,6 +250,7 @@ class Generator:
             "p95_ms": round(percentile(latencies, 0.95), 1),
             "p99_ms": round(percentile(latencies, 0.99), 1),
             "max_ms": round(latencies[-1], 1) if latencies else math.inf,
+            "serve_full_gcs": _difference(collections_after, collections_before),
         }
 
     async def run(self) -> dict[str, Any]:
@@ -243,9 +259,12 @@ class Generator:
         held = await self.open_visitors(min(WARM, args.idle))
         await asyncio.sleep(SETTLE_SECONDS)
         result["rss_warm_mib"] = self.rss()
+        collections_before = await asyncio.to_thread(full_collections, args.base)
         opening = time.perf_counter()
         held += await self.open_visitors(args.idle - len(held))
         result["open_seconds"] = round(time.perf_counter() - opening, 1)
+        collections_after = await asyncio.to_thread(full_collections, args.base)
+        result["opening_full_gcs"] = _difference(collections_after, collections_before)
         await asyncio.sleep(SETTLE_SECONDS)
         result["rss_idle_mib"] = self.rss()
         result["processes"] = {label: session_rss(pid)[1] for label, pid in self.pids.items()}
@@ -271,6 +290,10 @@ class Generator:
         for socket in [agent, *senders, *held]:
             socket.transport.abort()  # thousands of closing handshakes would only add noise
         return result
+
+
+def _difference(after: int | None, before: int | None) -> int | None:
+    return after - before if after is not None and before is not None else None
 
 
 async def _drain(socket: ClientConnection) -> None:
