@@ -82,13 +82,15 @@ def _latency(w: dict[str, Any]) -> list[str]:
 def section(results: dict[str, Any]) -> list[str]:
     w, m = results["webchat"], results["machine"]
     load = w.get("load_average", [math.nan] * 3)
+    busy = w.get("quiet_wait", {}).get("busy_cores_at_start", math.nan)
     return [
         SECTION_START,
         "## (f) Website chat widget (issue 17)",
         "",
         f"Run {results['started_at']} on {m['cpu']} ({m['cores']} cores, shared with other "
         f"work: load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} over 1 / 5 / 15 "
-        f"minutes as it ended), {m['ram_gib']} GiB, {m['os']}; `bench/run.py --only webchat "
+        f"minutes as it ended; other processes kept {busy:.1f} cores busy as it started), "
+        f"{m['ram_gib']} GiB, {m['os']}; `bench/run.py --only webchat "
         "--webchat-report`. Production mode: PostgreSQL (through the counting relay), a Redis "
         f"server of the run's own, one `serve` process and {w['worker_processes']} worker "
         "processes. The load generator (`bench/webchat.py`, a process of its own) opens "
