@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import report_webchat
 from figures import PLATFORM_LABELS, cpu_ms, messages_of, round_trips_per_message, targets
 from report_base import (
     conditions_section,
@@ -26,7 +27,7 @@ from report_details import (
     profile_section,
     write_idle_section,
 )
-from sections import SCALEOUT_HEADING, section_of
+from sections import SCALEOUT_HEADING, marked_block, section_of, without_markers
 
 __all__ = ["headline", "write_idle_section", "write_report"]
 
@@ -74,6 +75,13 @@ def write_report(results: dict[str, Any], output: Path) -> None:
         *profile_section(results),
         *notes_section(),
     ]
-    kept = section_of(output, SCALEOUT_HEADING)  # bench/scaleout.py's, measured apart
+    old = output.read_text() if output.exists() else ""
+    # Measured apart: bench/scaleout.py's section, the broadcasts (e), and the widget (f)
+    # unless this run measured it.
+    kept = [without_markers(section_of(output, SCALEOUT_HEADING)), marked_block(old, "broadcast")]
+    if "webchat" in results:
+        kept.append("\n".join(report_webchat.section(results)) + "\n")
+    else:
+        kept.append(marked_block(old, report_webchat.NAME))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text("\n".join(lines) + (f"\n\n{kept}" if kept else ""))
+    output.write_text("\n".join(lines) + "".join(f"\n\n{block}" for block in kept if block))

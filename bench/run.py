@@ -17,6 +17,10 @@ Phases, each with fresh processes on free loopback ports, stopped afterwards eve
 4. (e) broadcasts, only with `--only broadcast` (bench/broadcast.py): throughput of one
    broadcast (`--recipients`, 100,000 by default) at 1,000 msg/s with a worker SIGKILLed
    mid-run, tenant fairness, and the restart tests; `--broadcast-report` writes its section.
+5. (f) the website chat widget (bench/webchat.py), in production mode: 10,000 idle widget
+   sockets held by `serve` and their memory, then visitor message → agent live inbox latency
+   at `--webchat-rates` with the sockets still open. Part of a full run; `--only webchat
+   --webchat-report` runs it alone and rewrites only its section.
 CPU is counted per process from /proc: the platform's processes (serve, workers, PostgreSQL
 backends of the bench database, the run's Redis server) apart from the apparatus (load
 generator, fake Graph API, counting relay, profiler). The closed loop uses Debian's `wrk`.
@@ -44,7 +48,9 @@ import httpx
 import idle
 import pgcount
 import profile_worker
+import report_webchat
 import target_platform as platform_target
+import webchat
 import wrk
 from common import HOST, free_port, signed_request
 from machine import machine_info
@@ -296,6 +302,7 @@ class Platform:
     channel: platform_target.Channel
     base: str
     relay_stats_port: int | None = None
+    secret_key: str = ""
 
     @property
     def database(self) -> str | None:
@@ -432,7 +439,9 @@ def start_platform(
             )
     channel = platform_target.create_channel(base, env, scratch)
     smoke_test(backend, channel, scratch)
-    return Platform(backend, scratch, sessions, apparatus, channel, base, relay_stats)
+    return Platform(
+        backend, scratch, sessions, apparatus, channel, base, relay_stats, env["SECRET_KEY"]
+    )
 
 
 def end_to_end(run: Run, platform: Platform, graph_url: str, profile: Path | None) -> Any:
@@ -505,9 +514,39 @@ def bench_idle(run: Run, backend: platform_target.Backend) -> dict[str, Any]:
     return result
 
 
+def bench_webchat(run: Run, options: webchat.Options) -> dict[str, Any]:
+    """(f): the production platform holding idle widget sockets, and visitor → agent
+    latency under load (bench/webchat.py plays the visitors and the agent)."""
+    scratch = run.scratch / "webchat"
+    scratch.mkdir()
+    with Processes(run.logs) as procs:
+        _, graph_url = start_fake_graph(procs)
+        try:
+            platform = start_platform(procs, platform_target.POSTGRES, scratch, graph_url, run)
+            channel_id = webchat.create_channel(platform.base, platform.channel)
+            waited, busy_cores = cpu.wait_for_quiet()
+            log(f"webchat: {options.idle:,} idle sockets, then rates {options.rates}")
+            pids = {label: proc.process.pid for label, proc in platform.sessions.items()}
+            argv = bench_script(
+                "webchat.py",
+                *("--base", platform.base, "--workspace", platform.channel.workspace_id),
+                *("--channel", channel_id, "--token", platform.channel.token),
+                *("--secret", platform.secret_key, "--pids", webchat.pids_arg(pids)),
+                *options.argv(),
+            )
+            result = webchat.run_generator(argv)
+            result["quiet_wait"] = {"waited_s": waited, "busy_cores_at_start": busy_cores}
+            result["load_average"] = [round(v, 2) for v in os.getloadavg()]
+            result["worker_processes"] = run.settings.worker_processes
+            return result
+        finally:
+            procs.stop_all()
+            platform_target.drop_backing_services(platform_target.POSTGRES)
+
+
 # -- main -------------------------------------------------------------------------------------
 
-TARGETS = ("bare", "pywa", "sqlite", "postgres", "idle")
+TARGETS = ("bare", "pywa", "sqlite", "postgres", "idle", "webchat")
 
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
@@ -548,6 +587,12 @@ def main() -> None:
         help="with --only broadcast: write scenario (e) into the report, leaving the rest",
     )
     parser.add_argument(
+        "--webchat-report",
+        action="store_true",
+        help="with --only webchat: write scenario (f) into the report, leaving the rest",
+    )
+    webchat.add_options(parser)
+    parser.add_argument(
         "--from-results",
         type=Path,
         help="write the report from a run's saved results.json instead of measuring",
@@ -582,6 +627,8 @@ def main() -> None:
             results["broadcast"] = broadcast.run_all(
                 args.recipients, broadcast.DEFAULT_RATE, {"throughput", "fairness", "resilience"}
             )
+        if "webchat" in only:
+            results["webchat"] = bench_webchat(run, webchat.Options.of(args))
         if "idle" in only:
             results["idle"] = {
                 backend.name: bench_idle(run, backend)
@@ -596,6 +643,9 @@ def main() -> None:
         if only == ["broadcast"] and args.broadcast_report:
             broadcast.write_section(results["broadcast"], args.output, results["machine"])
             log(f"replaced the broadcast section of {args.output}")
+        if only == ["webchat"] and args.webchat_report:
+            report_webchat.write_section(results, args.output)
+            log(f"replaced the webchat section of {args.output}")
         if only == ["idle"] and args.idle_report:
             write_idle_section(results, args.output)
             log(f"replaced the idle section of {args.output}")

@@ -1,5 +1,7 @@
-"""One section of docs/benchmarks.md kept apart from the main run's: `bench/scaleout.py`
-writes its own section, and `bench/run.py` keeps it when it rewrites the file."""
+"""Sections of docs/benchmarks.md kept apart from the main run's: `bench/scaleout.py` writes
+its own section, and the broadcast (e) and webchat (f) scenarios theirs between
+`<!-- NAME:start -->` and `<!-- NAME:end -->` markers; `bench/run.py` keeps them when it
+rewrites the file."""
 
 from __future__ import annotations
 
@@ -25,3 +27,22 @@ def replace_section(path: Path, heading: str, section: str) -> None:
     body = section.rstrip("\n") + "\n"
     text = text.replace(old, body) if old else text.rstrip("\n") + "\n\n" + body
     path.write_text(text)
+
+
+def marked_block(text: str, name: str) -> str:
+    """The block between `<!-- name:start -->` and `<!-- name:end -->` in `text` (markers
+    included, with a final newline), or ''."""
+    start_marker, end_marker = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    start, end = text.find(start_marker), text.find(end_marker)
+    if start < 0 or end < start:
+        return ""
+    return text[start : end + len(end_marker)] + "\n"
+
+
+def without_markers(section: str) -> str:
+    """`section` cut before any `<!-- …:start -->` line (the next block's, caught by a `## `
+    section that runs up to the next heading)."""
+    for index, line in enumerate(section.splitlines(keepends=True)):
+        if line.startswith("<!-- ") and line.rstrip().endswith(":start -->"):
+            return "".join(section.splitlines(keepends=True)[:index]).rstrip("\n") + "\n"
+    return section

@@ -118,6 +118,23 @@ def test_db_ping_down_exits_non_zero(tmp_path: Path, extra: dict[str, str], down
     assert down in result.output
 
 
+def test_serve_holds_sockets_without_compression(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle socket's largest cost was its zlib state (docs/decisions.md): `serve` runs
+    uvicorn without per-message compression and with a small frame limit."""
+    monkeypatch.setenv("HOST", "127.0.0.1")  # `serve` sets both; restored after the test
+    monkeypatch.setenv("PORT", "3000")
+    ran: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: ran.append(kwargs))
+    env = _env(tmp_path, AUTO_MIGRATE="false")
+    result = runner.invoke(app, ["serve", "--port", "3999"], env=env)
+    assert result.exit_code == 0, result.output
+    [kwargs] = ran
+    assert kwargs["ws_per_message_deflate"] is False
+    assert kwargs["ws_max_size"] == 64 * 1024
+
+
 @pytest.mark.parametrize("command", ["worker", "scheduler"])
 def test_separate_processes_need_redis(tmp_path: Path, command: str) -> None:
     result = runner.invoke(app, [command], env=_env(tmp_path))

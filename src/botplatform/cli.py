@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from botplatform.config import Settings
     from botplatform.runtime import Runtime
 
+#: The largest WebSocket frame `serve` reads (uvicorn's default is 16 MiB).
+WS_MAX_FRAME_BYTES = 64 * 1024
+
 # Plain (click) help: paragraphs are re-wrapped to the terminal, and options show no type tags.
 app = typer.Typer(
     help="WhatsApp Bot Platform",
@@ -101,6 +104,12 @@ def serve(
         proxy_headers=False,
         log_config=None,
         access_log=False,
+        # Sockets (the widget's, the live inbox's) carry small JSON frames: compression saves
+        # little on them and costs ~39 KiB of zlib state per socket, the largest share of an
+        # idle widget socket (docs/decisions.md). A frame above this size closes the socket
+        # before it is buffered (the widget's own limit is 32 KiB).
+        ws_per_message_deflate=False,
+        ws_max_size=WS_MAX_FRAME_BYTES,
     )
 
 

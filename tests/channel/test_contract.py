@@ -4,7 +4,6 @@ a provider without a fixture below fails this test rather than slipping through.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -156,7 +155,8 @@ async def _pushed_to_the_visitor(adapter: ChannelAdapter, message: OutboundMessa
     channel_id = str(webchat.channel.id)
     async with hub.subscribe(channel_id, message.recipient_id) as feed:
         result = await adapter.send(message)
-        pushed = await asyncio.wait_for(feed.queue.get(), 5)
+        pushed = await feed.wait(5)
+    assert pushed is not None
     assert pushed["type"] == "message" and pushed["message"]["text"] == "hello"
     assert result.provider_message_id == pushed["message"]["pid"]
     template = Content(type=MessageType.TEMPLATE)

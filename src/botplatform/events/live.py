@@ -72,7 +72,9 @@ class LiveHub:
         self._subscribers: dict[uuid.UUID, set[Subscription]] = {}
         self._watched: dict[uuid.UUID, tuple[float, bool]] = {}  # producer side
         self._presence: dict[uuid.UUID, asyncio.Task[None]] = {}  # holder side
-        self._listener: asyncio.Task[None] | None = None
+        self._listener = pubsub.PatternListener(
+            redis_url, f"{CHANNEL_PREFIX}*", self._receive, "live_listener_lost"
+        )
         # redis.asyncio clients belong to the loop that made them (the app's loop, or a
         # worker's job loop): one publisher per loop.
         self._publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
@@ -187,10 +189,7 @@ class LiveHub:
 
     async def _ensure_listener(self) -> None:
         """One pattern subscription for the whole process; reconnects after Redis drops."""
-        self._listener = await pubsub.ensure_listener(
-            self._listener, self.redis_url, f"{CHANNEL_PREFIX}*", self._receive,
-            "live_listener_lost",
-        )  # fmt: skip
+        await self._listener.ensure()
 
     def _receive(self, message: dict[str, Any]) -> None:
         decoded = pubsub.decode(message, CHANNEL_PREFIX)
@@ -205,7 +204,7 @@ class LiveHub:
     async def close(self) -> None:
         for presence in self._presence.values():
             presence.cancel()
-        await pubsub.stop(self._listener)
+        await self._listener.stop()
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task

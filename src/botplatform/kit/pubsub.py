@@ -47,29 +47,42 @@ async def listen_pattern(
                 await client.aclose()
 
 
-async def stop(listener: asyncio.Task[None] | None) -> None:
-    """Cancels a listener task and waits for it to end."""
-    if listener is not None:
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await listener
+class PatternListener:
+    """The one listener of a hub: started by the first subscriber, shared by every other,
+    including those that arrive while it is still subscribing (a burst of sockets opening at
+    once must not start one Redis subscription each)."""
 
+    def __init__(
+        self,
+        redis_url: str,
+        pattern: str,
+        receive: Callable[[dict[str, Any]], None],
+        lost_event: str,
+    ) -> None:
+        self.redis_url, self.pattern = redis_url, pattern
+        self.receive, self.lost_event = receive, lost_event
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
 
-async def ensure_listener(
-    task: asyncio.Task[None] | None,
-    redis_url: str,
-    pattern: str,
-    receive: Callable[[dict[str, Any]], None],
-    lost_event: str,
-) -> asyncio.Task[None]:
-    """`task` if it still listens, else a new listener, returned once it is subscribed (so
-    nothing published after this returns is missed)."""
-    if task is not None and not task.done():
-        return task
-    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(listen_pattern(redis_url, pattern, receive, ready, lost_event))
-    await asyncio.wait_for(asyncio.shield(ready), timeout=10)
-    return task
+    async def ensure(self) -> None:
+        """Returns once the listener is subscribed (so nothing published after this returns
+        is missed); starts it if it is not running."""
+        if self._task is None or self._task.done() or self._ready is None:
+            self._ready = asyncio.get_running_loop().create_future()
+            self._task = asyncio.create_task(
+                listen_pattern(
+                    self.redis_url, self.pattern, self.receive, self._ready, self.lost_event
+                )
+            )
+        await asyncio.wait_for(asyncio.shield(self._ready), timeout=10)
+
+    async def stop(self) -> None:
+        """Cancels the listener and waits for it to end."""
+        task, self._task, self._ready = self._task, None, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 def decode(message: dict[str, Any], prefix: str) -> tuple[str, Any] | None:

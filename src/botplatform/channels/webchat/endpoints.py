@@ -193,8 +193,7 @@ async def read_messages(
         found = await _history(runtime, site.channel, visitor, since)
         if found or not wait:
             return ok(found)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(feed.queue.get(), runtime.settings.webchat_poll_seconds)
+        await feed.wait(runtime.settings.webchat_poll_seconds)
         return ok(await _history(runtime, site.channel, visitor, since))
 
 
@@ -298,20 +297,11 @@ async def socket(websocket: WebSocket, channel_id: uuid.UUID) -> None:
     hub = hub_for(call.runtime.settings.redis_url)
     async with hub.subscribe(str(channel_id), visitor.external_id) as feed:
         await websocket.send_json({"type": "ready", "visitor_id": visitor.external_id})
-        pushing = asyncio.create_task(_push(websocket, feed.queue))
-        try:
+        # News goes out from the hub's fan-out as it comes: an idle socket holds no task or
+        # queue of its own besides this one reading the visitor's frames.
+        feed.push_to(websocket.send_json)
+        with contextlib.suppress(WebSocketDisconnect):
             await _take(websocket, call, visitor)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            pushing.cancel()
-            with contextlib.suppress(BaseException):
-                await pushing
-
-
-async def _push(websocket: WebSocket, queue: asyncio.Queue[dict[str, Any]]) -> None:
-    while True:
-        await websocket.send_json(await queue.get())
 
 
 async def _take(websocket: WebSocket, call: SiteCall, visitor: Visitor) -> None:

@@ -8,10 +8,11 @@ missed a push reads it from the history."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,12 +28,21 @@ def _key(channel_id: str, visitor: str) -> str:
 
 
 class VisitorFeed:
-    """What one socket or long-poll of a visitor receives. A feed that falls behind drops
-    its oldest news: the client reads the history again on its next turn."""
+    """What one socket or long-poll of a visitor receives. An idle feed is a few hundred
+    bytes: no queue and no task of its own (10,000 idle sockets per process is the target,
+    docs/decisions.md). A socket's feed, once `push_to` is called, pushes in a task that
+    lives only while there is news to send; a long-poll's feed wakes its `wait`. A feed
+    that falls behind drops its oldest news: the client reads the history again on its next
+    turn."""
+
+    __slots__ = ("_pending", "_push", "_pushing", "_waiter", "loop")
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self.loop = asyncio.get_running_loop()
+        self._push: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        self._pending: collections.deque[dict[str, Any]] | None = None
+        self._pushing: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
 
     def put(self, payload: dict[str, Any]) -> None:
         if asyncio.get_running_loop() is not self.loop:  # pragma: no cover - other thread
@@ -41,17 +51,61 @@ class VisitorFeed:
             self._put(payload)
 
     def _put(self, payload: dict[str, Any]) -> None:
-        if self.queue.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-        self.queue.put_nowait(payload)
+        if self._pending is None:
+            self._pending = collections.deque(maxlen=QUEUE_SIZE)
+        self._pending.append(payload)  # a full deque drops its oldest
+        if self._push is not None:
+            self._start_pushing(self._push)
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def push_to(self, push: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        """From now on every news (and what came meanwhile) is sent through `push`."""
+        self._push = push
+        if self._pending:
+            self._start_pushing(push)
+
+    def _start_pushing(self, push: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        if self._pushing is None:
+            self._pushing = self.loop.create_task(self._drain(push))
+
+    async def _drain(self, push: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        try:
+            while self._pending:
+                await push(self._pending.popleft())
+        except Exception:  # noqa: S110 - the socket is going away; its reader sees that
+            pass
+        finally:
+            self._pending, self._pushing = None, None
+
+    async def wait(self, seconds: float) -> dict[str, Any] | None:
+        """The next news (oldest first), waiting up to `seconds`; None if none came."""
+        if not self._pending:
+            self._waiter = self.loop.create_future()
+            try:
+                await asyncio.wait_for(self._waiter, seconds)
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+        return self._pending.popleft() if self._pending else None
+
+    async def close(self) -> None:
+        """Stops a push in progress (the socket is closing)."""
+        pushing, self._pushing = self._pushing, None
+        if pushing is not None:
+            pushing.cancel()
+            with contextlib.suppress(BaseException):
+                await pushing
 
 
 class VisitorHub:
     def __init__(self, redis_url: str = "") -> None:
         self.redis_url = redis_url
         self._feeds: dict[str, set[VisitorFeed]] = {}
-        self._listener: asyncio.Task[None] | None = None
+        self._listener = pubsub.PatternListener(
+            redis_url, f"{CHANNEL_PREFIX}*", self._receive, "webchat_listener_lost"
+        )
         self._publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
             weakref.WeakKeyDictionary()
         )
@@ -74,6 +128,8 @@ class VisitorHub:
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel_id: str, visitor: str) -> AsyncIterator[VisitorFeed]:
+        """A feed of this visitor's news while the block runs (nothing published after the
+        block starts is missed)."""
         key = _key(channel_id, visitor)
         feed = VisitorFeed()
         self._feeds.setdefault(key, set()).add(feed)
@@ -87,16 +143,14 @@ class VisitorHub:
                 feeds.discard(feed)
                 if not feeds:
                     del self._feeds[key]
+            await feed.close()
 
     def _dispatch(self, key: str, payload: dict[str, Any]) -> None:
         for feed in list(self._feeds.get(key, ())):
             feed.put(payload)
 
     async def _ensure_listener(self) -> None:
-        self._listener = await pubsub.ensure_listener(
-            self._listener, self.redis_url, f"{CHANNEL_PREFIX}*", self._receive,
-            "webchat_listener_lost",
-        )  # fmt: skip
+        await self._listener.ensure()
 
     def _receive(self, message: dict[str, Any]) -> None:
         decoded = pubsub.decode(message, CHANNEL_PREFIX)
@@ -104,8 +158,7 @@ class VisitorHub:
             self._dispatch(*decoded)
 
     async def close(self) -> None:
-        await pubsub.stop(self._listener)
-        self._listener = None
+        await self._listener.stop()
         client = self._publishers.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
