@@ -27,7 +27,13 @@ from report_details import (
     profile_section,
     write_idle_section,
 )
-from sections import SCALEOUT_HEADING, marked_block, section_of, without_markers
+from sections import (
+    ANALYTICS_HEADING,
+    SCALEOUT_HEADING,
+    marked_block,
+    section_of,
+    without_markers,
+)
 
 __all__ = ["headline", "write_idle_section", "write_report"]
 
@@ -76,9 +82,13 @@ def write_report(results: dict[str, Any], output: Path) -> None:
         *notes_section(),
     ]
     old = output.read_text() if output.exists() else ""
-    # Measured apart: bench/scaleout.py's section, the broadcasts (e), and the widget (f)
-    # unless this run measured it.
-    kept = [without_markers(section_of(output, SCALEOUT_HEADING)), marked_block(old, "broadcast")]
+    # Measured apart: the analytics and bench/scaleout.py's sections, the broadcasts (e), and
+    # the widget (f) unless this run measured it.
+    kept = [
+        without_markers(section_of(output, ANALYTICS_HEADING)),
+        without_markers(section_of(output, SCALEOUT_HEADING)),
+        marked_block(old, "broadcast"),
+    ]
     if "webchat" in results:
         kept.append("\n".join(report_webchat.section(results)) + "\n")
     else:
