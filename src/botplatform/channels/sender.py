@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -88,12 +88,17 @@ def outbound_of(row: dict[str, Any], recipient_id: str) -> OutboundMessage:
 _MESSAGE_ATTRIBUTES = [attribute.key for attribute in inspect(Message).column_attrs]
 
 
+def row_of(message: Message) -> dict[str, Any]:
+    """A loaded row's columns, as a leased send carries them (for its events' payloads)."""
+    return {key: getattr(message, key) for key in _MESSAGE_ATTRIBUTES}
+
+
 def leased_reply(reply: delivery.LeasedReply) -> LeasedSend:
     """A reply leased in an inbound batch's unit of work (`delivery.Leases`), read from the
     flushed row before the batch commits, as the batch sends it."""
     message = reply.message
     assert message.lease_until is not None  # leased by `Leases.take`
-    row = {key: getattr(message, key) for key in _MESSAGE_ATTRIBUTES}
+    row = row_of(message)
     return LeasedSend(
         message_id=message.id,
         workspace_id=message.workspace_id,
@@ -141,6 +146,18 @@ async def send_leased(
     accepted = [result for result in results if result.status == "sent"] if may_ride else []
     await write_outcomes(runtime, workspace_id, [r for r in results if r not in accepted])
     return accepted
+
+
+async def send_for_job(runtime: Runtime, send: LeasedSend, *, last_attempt: bool) -> _Result:
+    """The per-message send job's send (a person's or an API key's message, a retry): the
+    same request and outcome as a batch's, for one row whose marker is committed. A refusal
+    worth another try (or no send slot) is written `queued` but not queued again: the job
+    retries with its own backoff — and on its last attempt such a refusal is final."""
+    [result] = await _send_channel(runtime, [send])
+    if result.status == "retry" and last_attempt:
+        result = replace(result, status="failed")
+    await write_outcomes(runtime, send.workspace_id, [result], requeue=False)
+    return result
 
 
 async def _send_channel(runtime: Runtime, sends: list[LeasedSend]) -> list[_Result]:
@@ -204,7 +221,9 @@ _GIVE_BACK = _outcome({"status": "queued", "lease_until": None, "send_attempted_
 _STATEMENTS = {"sent": _SENT, "failed": _FAILED, "retry": _RETRY, "later": _GIVE_BACK}
 
 
-async def write_outcomes(runtime: Runtime, workspace_id: uuid.UUID, results: list[_Result]) -> None:
+async def write_outcomes(
+    runtime: Runtime, workspace_id: uuid.UUID, results: list[_Result], *, requeue: bool = True
+) -> None:
     """Every outcome of the batch (one statement per kind), their events in one INSERT, in
     a transaction of their own. A send with no answer writes nothing: its marker stays, and
     its status webhook or the sweeper settles it."""
@@ -219,7 +238,7 @@ async def write_outcomes(runtime: Runtime, workspace_id: uuid.UUID, results: lis
             by_kind[result.status].append(_outcome_row(result, workspace_id, now))
         for kind, rows in by_kind.items():
             await core.run(db, _STATEMENTS[kind], rows)
-        await _after_outcomes(db, workspace_id, written, now)
+        await _after_outcomes(db, workspace_id, written, now, requeue=requeue)
 
 
 # -- accepted sends written with the workspace's next inbound batch ----------------------------
@@ -276,12 +295,19 @@ async def after_riding(db: AsyncSession, workspace_id: uuid.UUID, accepted: list
 
 
 async def _after_outcomes(
-    db: AsyncSession, workspace_id: uuid.UUID, written: list[_Result], now: datetime
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    written: list[_Result],
+    now: datetime,
+    *,
+    requeue: bool = True,
 ) -> None:
     events = []
     wanted = await anyone_receives(db, workspace_id)
     for result in written:
         if result.status in ("retry", "later"):
+            if not requeue:  # the caller is the send job: it retries itself
+                continue
             message_id = str(result.send.message_id)
             delay = RETRY_DELAY_MS
             if result.retry_after is not None:  # exactly what the provider asked for

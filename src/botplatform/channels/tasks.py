@@ -21,12 +21,10 @@ from botplatform.bot import runner as bot_runner
 from botplatform.channel import cache as channel_cache
 from botplatform.channels import batch, choices, delivery, policy, sender
 from botplatform.channels.base import (
-    RECIPIENT_BLOCKED,
     ChannelInfo,
     MalformedPayload,
     ProviderSendError,
     dedupe_key_of,
-    send_measured,
 )
 from botplatform.channels.messages import (
     CONSENT_EVENTS,
@@ -623,19 +621,12 @@ async def send_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
     await ctx.db.commit()
     if loaded is None:
         return
-    channel, outbound, refused = loaded
+    refused = loaded.refused
     if refused is not None:
         values = delivery.failed_values(refused.code, refused.message)
         await _finish(ctx, ws, row_id, event="message.failed", held=lease_until, **values)
         return
-    limiter = ctx.runtime.ratelimiter
-    if not (
-        await policy.take_send_slot(limiter, channel)
-        and await policy.take_recipient_slot(limiter, channel, outbound.recipient_id)
-    ):
-        await _finish(ctx, ws, row_id, status="queued", lease_until=None, held=lease_until)
-        raise Retry(delay=1000)
-    await _deliver(ctx, ws, row_id, channel, outbound, lease_until)
+    await _deliver(ctx, loaded, lease_until)
 
 
 async def _retry_after_lease(ctx: JobContext, row_id: uuid.UUID) -> None:
@@ -650,9 +641,18 @@ async def _retry_after_lease(ctx: JobContext, row_id: uuid.UUID) -> None:
         raise Retry(delay=max(wait_ms, 0) + 500)
 
 
-async def _load_for_send(
-    ctx: JobContext, row_id: uuid.UUID
-) -> tuple[ChannelInfo, OutboundMessage, policy.PolicyRefused | None] | None:
+@dataclass(frozen=True)
+class _Loaded:
+    """What sending a claimed row takes, read once after the claim."""
+
+    message: Message
+    channel: ChannelInfo
+    contact_id: uuid.UUID
+    outbound: OutboundMessage
+    refused: policy.PolicyRefused | None  # the policy says no (now): failed, never sent
+
+
+async def _load_for_send(ctx: JobContext, row_id: uuid.UUID) -> _Loaded | None:
     message = await ctx.db.get(Message, row_id, populate_existing=True)
     if message is None:
         return None
@@ -671,54 +671,44 @@ async def _load_for_send(
     recipient = await _recipient(ctx.db, channel, contact.id)
     key = message.idempotency_key or str(message.id)
     outbound = to_outbound(body, recipient, key, message.reply_to_provider_id, str(message.id))
-    return channel, outbound, refused
+    return _Loaded(message, channel, contact.id, outbound, refused)
 
 
-async def _deliver(
-    ctx: JobContext,
-    ws: uuid.UUID,
-    row_id: uuid.UUID,
-    channel: ChannelInfo,
-    outbound: OutboundMessage,
-    lease_until: datetime,
-) -> None:
-    adapter = adapter_for(channel, ctx.runtime.settings, ctx.runtime.http)
+async def _deliver(ctx: JobContext, loaded: _Loaded, lease_until: datetime) -> None:
+    """Through the batched sender (`channels.sender`), as a batch's replies go: the send
+    rate, the request, the outcome with its events, rules and opt-out. The retries are this
+    job's own (its backoff, or exactly the provider's Retry-After)."""
+    message = loaded.message
     # Committed before the request leaves: if this worker dies from here on, nobody sends the
     # row again. Not marked: another worker claimed it after our lease ran out.
-    if not await delivery.commit_attempt(ctx.runtime.db, ws, [row_id], lease_until):
+    if not await delivery.commit_attempt(
+        ctx.runtime.db, message.workspace_id, [message.id], lease_until
+    ):
         return
-    try:
-        result = await send_measured(adapter, channel, outbound)
-    except ProviderSendError as exc:
-        if exc.ambiguous:  # no answer: the marker stays, the status webhook or sweeper decides
-            log.warning("send_outcome_unknown", message_id=str(row_id), error=exc.title[:200])
-            return
-        final = not exc.retryable or ctx.is_last_attempt
-        values = (delivery.failed_values if final else delivery.retry_values)(exc.code, exc.title)
-        await _finish(ctx, ws, row_id, event="message.failed" if final else None, **values)
-        if exc.code == RECIPIENT_BLOCKED:
-            await _recipient_blocked(ctx, ws, row_id, channel, exc.title)
-        if final:
-            return
-        if exc.retry_after is not None:  # the provider named the wait (429 Retry-After)
-            raise Retry(delay=int(exc.retry_after * 1000)) from exc
-        raise
-    values = delivery.sent_values(result.provider_message_id)
-    await _finish(ctx, ws, row_id, event="message.sent", **values)
+    send = sender.LeasedSend(
+        message_id=message.id,
+        workspace_id=message.workspace_id,
+        channel=loaded.channel,
+        conversation_id=message.conversation_id,
+        contact_id=loaded.contact_id,
+        recipient_id=loaded.outbound.recipient_id,
+        outbound=loaded.outbound,
+        row=sender.row_of(message),
+        lease_until=lease_until,
+    )
+    result = await sender.send_for_job(ctx.runtime, send, last_attempt=ctx.is_last_attempt)
+    if result.status == "later":  # no send slot came: it never left, back to `queued`
+        raise Retry(delay=1000)
+    if result.status == "unknown":  # no answer: the marker stays, its status webhook decides
+        log.warning("send_outcome_unknown", message_id=str(message.id))
+    elif result.status == "retry":  # refused for now: `queued` again, this job tries again
+        if result.retry_after is not None:  # the provider named the wait (429 Retry-After)
+            raise Retry(delay=int(result.retry_after * 1000))
+        raise SendRefusedForNow(f"{result.error_code}: {result.error_title}")
 
 
-async def _recipient_blocked(
-    ctx: JobContext, ws: uuid.UUID, row_id: uuid.UUID, channel: ChannelInfo, reason: str
-) -> None:
-    """The person blocked the channel: they are opted out, so nothing else is queued to a
-    recipient who will never receive it."""
-    async with ctx.runtime.db.unit_of_work() as db:
-        await enter_workspace(db, ws)
-        message = await db.get(Message, row_id)
-        conversation = await db.get(Conversation, message.conversation_id) if message else None
-        if conversation is not None:
-            contact_ids = [conversation.contact_id]
-            await conversations.opt_out_blocked(db, ws, contact_ids, channel.id, reason)
+class SendRefusedForNow(Exception):
+    """The provider refused a send for now: the send job tries again with its backoff."""
 
 
 MARK_READ_JOB = "mark_read"
