@@ -97,6 +97,29 @@ def _per_second(arrivals: list[tuple[float, str]]) -> Counter[int]:
     return Counter(int(moment) for moment, _ in arrivals)
 
 
+async def start_broadcast(
+    stack: Stack, graph: FakeGraph, recipients: int, rate: int
+) -> tuple[str, float]:
+    """A workspace with `recipients` contacts in a segment and a channel capped at `rate`:
+    its broadcast started; returns once the audience is materialised: its id, and how long
+    that took from the start."""
+    s = await shop(stack.api, graph, send_rate_per_second=rate)
+    await add_contacts(stack.runtime, s.ws, phones(recipients), "bench")
+    created = await s.create([], audience=await tagged_segment(s, "bench"))
+    broadcast_id = str(created["id"])
+    graph.latency = 0.0
+    started = time.monotonic()
+    await s.start(broadcast_id)
+
+    async def materialised() -> bool:
+        async with stack.runtime.db.unit_of_work(write=False, system=True) as db:
+            row = await db.get(Broadcast, uuid.UUID(broadcast_id))
+            return bool(row and row.materialised)
+
+    await eventually(materialised, timeout=3_600, interval=0.1)
+    return broadcast_id, time.monotonic() - started
+
+
 async def throughput(recipients: int, rate: int) -> dict[str, Any]:
     """(a): returns the figures."""
     async with own_stack(graph=ArrivalGraph) as stack:
@@ -105,21 +128,7 @@ async def throughput(recipients: int, rate: int) -> dict[str, Any]:
         await lift_broadcast_quotas(stack.runtime)
         stack.start_worker()
         stack.start_worker()
-        s = await shop(stack.api, graph, send_rate_per_second=rate)
-        await add_contacts(stack.runtime, s.ws, phones(recipients), "bench")
-        created = await s.create([], audience=await tagged_segment(s, "bench"))
-        broadcast_id = str(created["id"])
-        graph.latency = 0.0
-        started = time.monotonic()
-        await s.start(broadcast_id)
-
-        async def materialised() -> bool:
-            async with stack.runtime.db.unit_of_work(write=False, system=True) as db:
-                row = await db.get(Broadcast, uuid.UUID(broadcast_id))
-                return bool(row and row.materialised)
-
-        await eventually(materialised, timeout=3_600, interval=0.1)
-        materialise_s = time.monotonic() - started
+        broadcast_id, materialise_s = await start_broadcast(stack, graph, recipients, rate)
         await eventually(lambda: len(graph.arrivals) >= recipients // 2, timeout=7_200)
         killed_at = len(graph.arrivals)
         stack.workers[0].send_signal(signal.SIGKILL)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.broadcast import repository
 from botplatform.broadcast.driver import Driver
-from botplatform.broadcast.personalise import MissingVariable, quiet_until, recipient_zone, render
+from botplatform.broadcast.personalise import MissingVariable, Renderer, quiet_until, recipient_zone
 from botplatform.channels import policy
 from botplatform.events import payloads
 from botplatform.events.service import emit_many
@@ -31,6 +31,7 @@ class Ready:
     conversation_id: uuid.UUID
     address: str
     body: MessageBody
+    request: dict[str, Any]  # the body as the message row keeps it (content.request)
 
 
 async def claim(db: AsyncSession, driver: Driver, limit: int) -> list[Ready] | None:
@@ -50,11 +51,12 @@ async def claim(db: AsyncSession, driver: Driver, limit: int) -> list[Ready] | N
     for recipient_id, contact_id, address in claimed:
         contact = contacts.get(contact_id)
         decision = _decide(driver, now, contact, conversations.get(contact_id), address)
-        if isinstance(decision, MessageBody):
+        if isinstance(decision, tuple):
             assert contact is not None
             assert address is not None
             conversation = conversations[contact_id]
-            ready.append(Ready(recipient_id, contact_id, conversation.id, address, decision))
+            body, request = decision
+            ready.append(Ready(recipient_id, contact_id, conversation.id, address, body, request))
         else:
             outcomes.append({"rid": recipient_id, **decision})
     await write_decisions(db, driver, outcomes)
@@ -67,7 +69,7 @@ def _decide(
     contact: Contact | None,
     conversation: Conversation | None,
     address: str | None,
-) -> MessageBody | dict[str, Any]:
+) -> tuple[MessageBody, dict[str, Any]] | dict[str, Any]:
     assert driver.channel is not None
     if contact is None or conversation is None or not address:
         return ended("skipped", "no_address", "The contact has no address on this channel.")
@@ -85,7 +87,8 @@ def _decide(
             return {"status": "queued", "lease_until": None, "not_before": until,
                     "error_code": None, "error_title": None}  # fmt: skip
     try:
-        return render(message, contact.name, contact.attributes or {})
+        renderer: Renderer = driver.broadcast.setdefault("renderer", Renderer(message))
+        return renderer(contact.name, contact.attributes or {})
     except MissingVariable as exc:
         return ended("skipped", "missing_variable", f"No value for the variable {exc}.")
 

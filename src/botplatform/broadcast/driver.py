@@ -3,6 +3,7 @@ it goes; its value is the fencing token of everything the driver writes."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,6 +53,8 @@ class Driver:
     pace: float = 0.0  # sends per second this broadcast allows itself (≤ the channel's)
     backoff: float = 0.0  # seconds to wait before the next chunk after throttling
     last_chunk: float = 0.0
+    #: The last chunk's outcomes being written meanwhile (broadcast/sending.py).
+    writing: asyncio.Future[None] | None = None
 
     async def renew(self, db: AsyncSession) -> str | None:
         """Extends the lease while it is still ours; the broadcast's status, or None when

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.broadcast import audience, events, mail, repository
 from botplatform.broadcast.claim import Ready, claim
 from botplatform.broadcast.driver import Driver, take_driver
-from botplatform.broadcast.sending import CHUNK, send_chunk
+from botplatform.broadcast.sending import CHUNK, send_chunk, settle_writes
 from botplatform.channel import cache as channel_cache
 from botplatform.channels.base import ChannelInfo
 from botplatform.kit.clock import utcnow
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from botplatform.runtime import Runtime
 
 MATERIALISE_BATCH = 1_000  # recipients inserted per transaction
-CLAIM_BATCH = 100  # recipients claimed per transaction
+CLAIM_BATCH = 1_000  # recipients claimed per transaction (at most two seconds of sending)
 SLICE_SECONDS = 20.0  # a driver hands over to a new job after this long
 #: Meta's messaging-limit tiers: unique users a number may start conversations with in a
 #: rolling 24 hours (`messaging_limit_tier` in the channel's settings; unset: unlimited).
@@ -155,17 +155,22 @@ async def _send(
     """The claimed batch, chunk by chunk; False (the rest given back) when the driver must
     stop."""
     size = chunk_size(driver.channel) if driver.channel else mail.CHUNK
-    for start in range(0, len(claimed), size):
-        chunk = claimed[start : start + size]
-        if driver.channel is None:
-            sent = await mail.send_chunk(
-                driver, [i for i in chunk if isinstance(i, mail.MailReady)], claim_lease
-            )
-        else:
-            sent = await send_chunk(driver, [i for i in chunk if isinstance(i, Ready)], claim_lease)
-        if not sent:
-            await _give_back(driver, [item.recipient_id for item in claimed[start:]], claim_lease)
-            return False
+    try:
+        for start in range(0, len(claimed), size):
+            chunk = claimed[start : start + size]
+            if driver.channel is None:
+                sent = await mail.send_chunk(
+                    driver, [i for i in chunk if isinstance(i, mail.MailReady)], claim_lease
+                )
+            else:
+                items = [i for i in chunk if isinstance(i, Ready)]
+                sent = await send_chunk(driver, items, claim_lease)
+            if not sent:
+                rest = [item.recipient_id for item in claimed[start:]]
+                await _give_back(driver, rest, claim_lease)
+                return False
+    finally:  # the batch's last outcomes written before anything counts or claims again
+        await settle_writes(driver)
     return True
 
 
