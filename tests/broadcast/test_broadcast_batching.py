@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
 
 from botplatform.broadcast.personalise import Renderer
@@ -37,9 +38,9 @@ async def _rows(
 
 
 async def test_a_chunk_is_marked_once_and_its_outcomes_written_together(
-    api: Api, wa: FakeGraph, runtime: Runtime
+    api: Api, wa: FakeGraph, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    wa.auto_status = False  # the rows as the driver left them
+    monkeypatch.setattr(wa, "auto_status", False)  # the rows as the driver left them
     s = await shop(api, wa, send_rate_per_second=1_000)  # a chunk: a quarter second, 250
     created = await s.create(phones(40))
     await s.start(created["id"])
@@ -58,9 +59,9 @@ async def test_a_chunk_is_marked_once_and_its_outcomes_written_together(
 
 
 async def test_a_chunk_of_accepted_and_refused_sends_ends_each_where_it_belongs(
-    api: Api, wa: FakeGraph, runtime: Runtime
+    api: Api, wa: FakeGraph, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    wa.auto_status = False
+    monkeypatch.setattr(wa, "auto_status", False)
     s = await shop(api, wa, send_rate_per_second=1_000)
     wa.fail_next(400, 131026, title="Message undeliverable", times=3)  # final refusals
     created = await s.create(phones(20))

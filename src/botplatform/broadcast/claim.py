@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.broadcast import repository
-from botplatform.broadcast.driver import Driver
+from botplatform.broadcast.driver import Driver, give_way
 from botplatform.broadcast.personalise import MissingVariable, Renderer, quiet_until, recipient_zone
 from botplatform.channels import policy
 from botplatform.events import payloads
@@ -22,6 +22,8 @@ from botplatform.kit.clock import utcnow
 from botplatform.message.schemas import MessageBody
 from botplatform.models import BroadcastRecipient, Contact, Conversation
 from botplatform.models.base import table_of
+
+GIVE_WAY_EVERY = 50  # recipients decided between two looks at the event loop
 
 
 @dataclass(frozen=True)
@@ -34,21 +36,24 @@ class Ready:
     request: dict[str, Any]  # the body as the message row keeps it (content.request)
 
 
-async def claim(db: AsyncSession, driver: Driver, limit: int) -> list[Ready] | None:
-    """Leases a batch and decides each recipient: ready to send, held by quiet hours,
-    skipped (opted out, a missing variable) or failed by the policy. None: nothing due."""
+async def claim(
+    db: AsyncSession, driver: Driver, limit: int, lease_until: datetime
+) -> list[Ready] | None:
+    """Leases a batch (until `lease_until`, the token its mark checks) and decides each
+    recipient: ready to send, held by quiet hours, skipped (opted out, a missing variable)
+    or failed by the policy. None: nothing due."""
     assert driver.channel is not None
     now = utcnow()
-    claimed = await repository.claim(
-        db, driver.ws, driver.broadcast_id, now, driver.lease_until, limit
-    )
+    claimed = await repository.claim(db, driver.ws, driver.broadcast_id, now, lease_until, limit)
     if not claimed:
         return None
     contacts = await _contacts(db, driver.ws, [contact_id for _, contact_id, _ in claimed])
     conversations = await _conversations(db, driver, list(contacts))
     ready: list[Ready] = []
     outcomes: list[dict[str, Any]] = []
-    for recipient_id, contact_id, address in claimed:
+    for index, (recipient_id, contact_id, address) in enumerate(claimed):
+        if index % GIVE_WAY_EVERY == GIVE_WAY_EVERY - 1:
+            await give_way()
         contact = contacts.get(contact_id)
         decision = _decide(driver, now, contact, conversations.get(contact_id), address)
         if isinstance(decision, tuple):

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.broadcast import events, repository
 from botplatform.broadcast.claim import Ready, ended, write_decisions
-from botplatform.broadcast.driver import Driver
+from botplatform.broadcast.driver import Driver, give_way
 from botplatform.channels import delivery, policy
 from botplatform.channels.base import RECIPIENT_BLOCKED, ChannelInfo, ProviderSendError
 from botplatform.channels.registry import adapter_for
@@ -228,6 +228,7 @@ async def _send_marked(driver: Driver, channel: ChannelInfo, marked: list[Marked
     tasks: list[asyncio.Future[Outcome]] = []
     for start in range(0, len(marked), SLOT_GROUP):
         group = marked[start : start + SLOT_GROUP]
+        await give_way()
         for _ in group:
             await room.acquire()
         taken = 0
