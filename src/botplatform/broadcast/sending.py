@@ -51,6 +51,7 @@ CONCURRENT_REQUESTS = 32
 SLOT_GROUP = 16
 SLOT_WAIT_SECONDS = 5.0
 MAX_ATTEMPTS = 8  # refusals worth retrying, per recipient, before it fails
+NOT_SENT = "Not sent: no send slot could be taken."
 THROTTLE_CODES = frozenset({"130429", "131056", "80007", "429"})
 
 _MESSAGES = table_of(Message)
@@ -208,10 +209,13 @@ async def _send_marked(driver: Driver, channel: ChannelInfo, marked: list[Marked
     async def one(entry: Marked) -> Outcome:
         item, row = entry.item, entry.row
         try:
-            while not await policy.take_recipient_slot(
-                runtime.ratelimiter, channel, item.address, SLOT_WAIT_SECONDS
-            ):
-                continue
+            try:
+                while not await policy.take_recipient_slot(
+                    runtime.ratelimiter, channel, item.address, SLOT_WAIT_SECONDS
+                ):
+                    continue
+            except Exception:  # Redis is gone: this one provably did not leave
+                return Outcome(item, row, "retry", None, "not_sent", NOT_SENT)
             key = row["idempotency_key"]
             outbound = to_outbound(item.body, item.address, key, None, str(row["id"]))
             try:
@@ -226,18 +230,38 @@ async def _send_marked(driver: Driver, channel: ChannelInfo, marked: list[Marked
             room.release()
 
     tasks: list[asyncio.Future[Outcome]] = []
-    for start in range(0, len(marked), SLOT_GROUP):
-        group = marked[start : start + SLOT_GROUP]
-        await give_way()
-        for _ in group:
-            await room.acquire()
-        taken = 0
-        while taken < len(group):
-            taken += await policy.take_send_slots_upto(
-                runtime.ratelimiter, channel, len(group) - taken, SLOT_WAIT_SECONDS
-            )
-        tasks += [asyncio.ensure_future(one(entry)) for entry in group]
-    return list(await asyncio.gather(*tasks))
+    failure: Exception | None = None
+    try:
+        for start in range(0, len(marked), SLOT_GROUP):
+            group = marked[start : start + SLOT_GROUP]
+            await give_way()
+            for _ in group:
+                await room.acquire()
+            taken = 0
+            while taken < len(group):
+                taken += await policy.take_send_slots_upto(
+                    runtime.ratelimiter, channel, len(group) - taken, SLOT_WAIT_SECONDS
+                )
+            tasks += [asyncio.ensure_future(one(entry)) for entry in group]
+    except Exception as exc:  # no slot could be taken (Redis is gone): see below
+        failure = exc
+    answers = await asyncio.gather(*tasks, return_exceptions=True)
+    outcomes = [
+        # Anything else than the provider's answer: it may have left, never sent again.
+        answer if isinstance(answer, Outcome) else Outcome(entry.item, entry.row, "unknown")
+        for answer, entry in zip(answers, marked, strict=False)
+    ]
+    if failure is None:
+        return outcomes
+    # The requests that left are recorded; those that never left provably did not: their
+    # rows go and their recipients are queued again (as after a throttling refusal).
+    title = "Not sent: no send slot could be taken."
+    outcomes += [
+        Outcome(e.item, e.row, "retry", None, "not_sent", title) for e in marked[len(tasks) :]
+    ]
+    await settle_writes(driver)
+    await _write_outcomes(driver, outcomes)
+    raise failure
 
 
 async def _pace(driver: Driver, count: int) -> None:
