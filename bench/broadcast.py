@@ -11,7 +11,9 @@
 (b) fairness: the slow test tests/broadcast/test_broadcast_fairness.py (workspace A's
     inbound → auto-reply p99 alone, then while workspace B's broadcast runs), its figures;
 (c) the resilience tests (tests/broadcast/test_broadcast_resilience.py: a worker SIGKILLed,
-    Redis restarted, PostgreSQL restarted), passed or not.
+    Redis restarted, PostgreSQL restarted), passed or not;
+(d) what one broadcast send costs in CPU (bench/broadcast_cpu.py: the workers' and the
+    PostgreSQL backends' CPU seconds over the sends, the provider's status webhooks off).
 
 Standalone: `uv run --frozen python bench/broadcast.py --recipients 5000`.
 """
@@ -204,8 +206,15 @@ def resilience() -> dict[str, Any]:
     return answer
 
 
+CPU_RECIPIENTS = 6_000  # (d): enough for a steady state of a few seconds at the cap
+
+
 def run_all(recipients: int, rate: int, parts: set[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    if "cpu" in parts:
+        from bench.broadcast_cpu import run as cpu_run
+
+        results["cpu"] = asyncio.run(cpu_run(min(recipients, CPU_RECIPIENTS), rate, 2, None))
     if "throughput" in parts:
         results["throughput"] = asyncio.run(throughput(recipients, rate))
     if "fairness" in parts:
@@ -264,6 +273,19 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
             ]
         else:
             lines += ["**(b) Fairness**: the test did not report its figures.", ""]
+    d = results.get("cpu")
+    if d:
+        lines += [
+            f"**(d) CPU per broadcast send** ({d['sends_measured']:,} sends of a "
+            f"{d['recipients']:,}-recipient broadcast, {d['worker_processes']} worker processes, "
+            "the provider's status webhooks off so that only the sending path counts): "
+            f"workers {d['worker_cpu_ms_per_send']} ms, PostgreSQL "
+            f"{d['postgres_cpu_ms_per_send']} ms, the harness (app and fake Graph API) "
+            f"{d['harness_cpu_ms_per_send']} ms; {d['sustained_msg_s']} msg/s sustained "
+            f"meanwhile (1-minute load average {d['load_average_1m'][0]} → "
+            f"{d['load_average_1m'][1]}).",
+            "",
+        ]
     c = results.get("resilience")
     if c:
         told = ", ".join(f"{name}: {outcome}" for name, outcome in sorted(c["tests"].items()))
@@ -287,7 +309,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=DEFAULT_RECIPIENTS)
     parser.add_argument("--rate", type=int, default=DEFAULT_RATE)
-    parser.add_argument("--parts", default="throughput,fairness,resilience")
+    parser.add_argument("--parts", default="throughput,fairness,resilience,cpu")
     args = parser.parse_args()
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
     print(json.dumps(run_all(args.recipients, args.rate, parts), indent=2))  # the figures

@@ -16,7 +16,8 @@ Phases, each with fresh processes on free loopback ports, stopped afterwards eve
    `--only idle --idle-report` runs this alone and rewrites only its section of the report.
 4. (e) broadcasts, only with `--only broadcast` (bench/broadcast.py): throughput of one
    broadcast (`--recipients`, 100,000 by default) at 1,000 msg/s with a worker SIGKILLed
-   mid-run, tenant fairness, and the restart tests; `--broadcast-report` writes its section.
+   mid-run, tenant fairness, the restart tests, and the CPU of one broadcast send;
+   `--broadcast-report` writes its section.
 CPU is counted per process from /proc: the platform's processes (serve, workers, PostgreSQL
 backends of the bench database, the run's Redis server) apart from the apparatus (load
 generator, fake Graph API, counting relay, profiler). The closed loop uses Debian's `wrk`.
@@ -580,7 +581,9 @@ def main() -> None:
                 bench_platform(run, backend, results[backend.name])
         if "broadcast" in only:
             results["broadcast"] = broadcast.run_all(
-                args.recipients, broadcast.DEFAULT_RATE, {"throughput", "fairness", "resilience"}
+                args.recipients,
+                broadcast.DEFAULT_RATE,
+                {"throughput", "fairness", "resilience", "cpu"},
             )
         if "idle" in only:
             results["idle"] = {

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from botplatform.broadcast import sending
 from botplatform.broadcast.personalise import Renderer
+from botplatform.channels import policy
 from botplatform.models import BroadcastRecipient, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
@@ -90,3 +93,35 @@ def test_the_renderer_renders_each_distinct_value_set_once() -> None:
     assert other is not first
     assert request["template"]["components"][0]["parameters"][0]["text"] == "Ada"
     assert TEMPLATE["template"]["components"][0]["parameters"][0]["text"] == "{{first}}"
+
+
+async def test_a_chunk_cut_short_by_a_lost_rate_limiter_records_what_left_and_requeues_the_rest(
+    api: Api, wa: FakeGraph, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis goes away after the chunk's first group left: those requests are waited for and
+    recorded (not left to `delivery_unknown`), the rest, provably never sent, are queued
+    again, and the broadcast's next driver sends them — each recipient exactly once."""
+    monkeypatch.setattr(wa, "auto_status", False)
+    calls = 0
+    take = policy.take_send_slots_upto
+
+    async def failing_once(*args: Any, **kwargs: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("Redis is gone")
+        return await take(*args, **kwargs)
+
+    monkeypatch.setattr(policy, "take_send_slots_upto", failing_once)
+    s = await shop(api, wa, send_rate_per_second=1_000)
+    created = await s.create(phones(40))
+    await s.start(created["id"])
+    done = await s.finished(created["id"], timeout=60)
+    assert calls > 2  # it did fail once, mid-chunk
+    assert done["counts"]["sent"] == 40
+    assert per_recipient(wa) == Counter({p.lstrip("+"): 1 for p in phones(40)})
+    messages, recipients = await _rows(runtime, created["id"])
+    assert {m.status for m in messages} == {"sent"}  # the dropped rows are gone
+    assert {r.status for r in recipients} == {"sent"}
+    requeued = [r for r in recipients if r.attempts == 2]
+    assert len(requeued) == 40 - sending.SLOT_GROUP
