@@ -44,7 +44,7 @@ async def test_a_chunk_is_marked_once_and_its_outcomes_written_together(
     api: Api, wa: FakeGraph, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(wa, "auto_status", False)  # the rows as the driver left them
-    s = await shop(api, wa, send_rate_per_second=1_000)  # a chunk: a quarter second, 250
+    s = await shop(api, wa, send_rate_per_second=1_000)  # chunks up to a quarter second, 250
     created = await s.create(phones(40))
     await s.start(created["id"])
     done = await s.finished(created["id"])
@@ -52,10 +52,13 @@ async def test_a_chunk_is_marked_once_and_its_outcomes_written_together(
     assert per_recipient(wa) == Counter({p.lstrip("+"): 1 for p in phones(40)})
     messages, recipients = await _rows(runtime, created["id"])
     assert len(messages) == 40
-    # One mark transaction for the 40 (one at a time, or 8 per commit, would make several) …
-    assert len({m.created_at for m in messages}) == 1
-    # … and one outcome write for them all.
-    assert len({r.sent_at for r in recipients}) == 1
+    # Marked a chunk per transaction (the first of 16, the next as large as the pace allows)
+    # — one at a time, or 8 per commit, would make many more …
+    marks = Counter(m.created_at for m in messages)
+    assert len(marks) <= 3 and max(marks.values()) >= 16, marks
+    # … and the outcomes written back a chunk at a time.
+    writes = Counter(r.sent_at for r in recipients)
+    assert len(writes) <= 3 and max(writes.values()) >= 16, writes
     assert all(m.status == "sent" and m.provider_message_id for m in messages)
     assert all(m.send_attempted_at is None and m.lease_until is None for m in messages)
     assert {r.status for r in recipients} == {"sent"}
@@ -123,5 +126,6 @@ async def test_a_chunk_cut_short_by_a_lost_rate_limiter_records_what_left_and_re
     messages, recipients = await _rows(runtime, created["id"])
     assert {m.status for m in messages} == {"sent"}  # the dropped rows are gone
     assert {r.status for r in recipients} == {"sent"}
+    # The first chunk (16, one group) left before the failure; of the next, none had left.
     requeued = [r for r in recipients if r.attempts == 2]
-    assert len(requeued) == 40 - sending.SLOT_GROUP
+    assert 1 <= len(requeued) <= 40 - sending.SLOT_GROUP

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: How long the event loop may have kept other work (a reply, a webhook) waiting before a
 #: broadcast steps back: past it, the broadcast pauses in proportion (`give_way`).
-LOOP_LAG_BUDGET = 0.005
+LOOP_LAG_BUDGET = 0.010
 #: The longest such pause: a busy loop slows a broadcast down, never stops it.
 MAX_GIVE_WAY = 0.25
 
@@ -74,6 +74,7 @@ class Driver:
     pace: float = 0.0  # sends per second this broadcast allows itself (≤ the channel's)
     backoff: float = 0.0  # seconds to wait before the next chunk after throttling
     last_chunk: float = 0.0
+    chunk: int = 0  # the next chunk's size (engine.next_chunk); 0: the first one's
     #: The last chunk's outcomes being written meanwhile (broadcast/sending.py).
     writing: asyncio.Future[None] | None = None
 

@@ -52,6 +52,11 @@ if TYPE_CHECKING:
 
 MATERIALISE_BATCH = 1_000  # recipients inserted per transaction
 CLAIM_BATCH = 250  # recipients claimed per transaction: the next while these are sent
+#: A chunk lasts about this long (marked, sent); the first one is small, the next ones sized
+#: by the pace the last one went (`next_chunk`).
+CHUNK_SECONDS = 0.25
+FIRST_CHUNK = 16
+MIN_CHUNK = 4
 SLICE_SECONDS = 20.0  # a driver hands over to a new job after this long
 #: Meta's messaging-limit tiers: unique users a number may start conversations with in a
 #: rolling 24 hours (`messaging_limit_tier` in the channel's settings; unset: unlimited).
@@ -186,24 +191,38 @@ async def _send(
 ) -> bool:
     """The claimed batch, chunk by chunk; False (the rest given back) when the driver must
     stop."""
-    size = chunk_size(driver.channel) if driver.channel else mail.CHUNK
     try:
-        for start in range(0, len(claimed), size):
-            chunk = claimed[start : start + size]
+        start = 0
+        while start < len(claimed):
             if driver.channel is None:
+                chunk = claimed[start : start + mail.CHUNK]
                 sent = await mail.send_chunk(
                     driver, [i for i in chunk if isinstance(i, mail.MailReady)], claim_lease
                 )
             else:
+                size = driver.chunk or min(FIRST_CHUNK, chunk_size(driver.channel))
+                chunk = claimed[start : start + size]
+                began = time.monotonic()
                 items = [i for i in chunk if isinstance(i, Ready)]
                 sent = await send_chunk(driver, items, claim_lease)
+                driver.chunk = next_chunk(driver.channel, len(chunk), time.monotonic() - began)
             if not sent:
                 rest = [item.recipient_id for item in claimed[start:]]
                 await _give_back(driver, rest, claim_lease)
                 return False
+            start += len(chunk)
     finally:  # the batch's last outcomes written before anything counts or claims again
         await settle_writes(driver)
     return True
+
+
+def next_chunk(channel: ChannelInfo, size: int, took: float) -> int:
+    """The next chunk's size: what lasts about CHUNK_SECONDS at the pace the last one went
+    (at most twice the last, at most `chunk_size`). A chunk's send markers wait for its
+    outcomes while it is sent: on a slow or loaded machine the chunks shrink, so a marker
+    is never old enough to be taken for an abandoned send."""
+    fits = int(size * CHUNK_SECONDS / max(took, 1e-3))
+    return max(MIN_CHUNK, min(fits, 2 * size, chunk_size(channel)))
 
 
 async def _give_back(driver: Driver, rest: list[uuid.UUID], claim_lease: datetime) -> None:
