@@ -593,6 +593,7 @@ def main() -> None:
     finally:
         # Kept even when a phase fails: what was measured up to there, for a look.
         results["duration_s"] = round(time.monotonic() - started)
+        scratch.mkdir(parents=True, exist_ok=True)  # a /tmp cleaner may have taken it meanwhile
         (scratch / "results.json").write_text(json.dumps(results, indent=2))
     if set(only) != set(TARGETS):
         print(json.dumps(summary(results), indent=2))

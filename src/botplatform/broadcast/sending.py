@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, Uuid, any_, bindparam, case, delete, func, update
+from sqlalchemy import String, Uuid, and_, any_, bindparam, case, delete, func, or_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -317,12 +317,21 @@ _MSG_DROP = delete(_MESSAGES).where(
 
 
 def _recipients_sent(*where: Any) -> Any:
+    # A status webhook may have moved it on already: never back. But a recipient the sweeper
+    # ended `delivery_unknown` meanwhile (its message's marker outlived the grace while the
+    # chunk waited, e.g. on a lost Redis) is sent: the provider's answer proves it left, as
+    # its message row moves on too (`delivery.sent_values`).
+    settles = or_(
+        _RCP.status == "sending",
+        and_(_RCP.status == "failed", _RCP.error_code == delivery.DELIVERY_UNKNOWN),
+    )
     return (
         update(_RECIPIENTS)
         .where(_RCP.workspace_id == bindparam("ws"), *where)
         .values(
-            # A status webhook may have moved it on already: never back.
-            status=case((_RCP.status == "sending", "sent"), else_=_RCP.status),
+            status=case((settles, "sent"), else_=_RCP.status),
+            error_code=case((settles, None), else_=_RCP.error_code),
+            error_title=case((settles, None), else_=_RCP.error_title),
             sent_at=bindparam("now", type_=UTCDateTime),
             lease_until=None,
             updated_at=bindparam("now", type_=UTCDateTime),
