@@ -221,8 +221,9 @@ def next_chunk(channel: ChannelInfo, size: int, took: float) -> int:
     (at most twice the last, at most `chunk_size`). A chunk's send markers wait for its
     outcomes while it is sent: on a slow or loaded machine the chunks shrink, so a marker
     is never old enough to be taken for an abandoned send."""
+    largest = chunk_size(channel)  # a slow channel's chunks stay small: a pause acts soon
     fits = int(size * CHUNK_SECONDS / max(took, 1e-3))
-    return max(MIN_CHUNK, min(fits, 2 * size, chunk_size(channel)))
+    return max(min(MIN_CHUNK, largest), min(fits, 2 * size, largest))
 
 
 async def _give_back(driver: Driver, rest: list[uuid.UUID], claim_lease: datetime) -> None:
