@@ -11,7 +11,9 @@
 (b) fairness: the slow test tests/broadcast/test_broadcast_fairness.py (workspace A's
     inbound → auto-reply p99 alone, then while workspace B's broadcast runs), its figures;
 (c) the resilience tests (tests/broadcast/test_broadcast_resilience.py: a worker SIGKILLed,
-    Redis restarted, PostgreSQL restarted), passed or not.
+    Redis restarted, PostgreSQL restarted), passed or not;
+(d) what one broadcast send costs in CPU (bench/broadcast_cpu.py: the workers' and the
+    PostgreSQL backends' CPU seconds over the sends, the provider's status webhooks off).
 
 Standalone: `uv run --frozen python bench/broadcast.py --recipients 5000`.
 """
@@ -97,6 +99,29 @@ def _per_second(arrivals: list[tuple[float, str]]) -> Counter[int]:
     return Counter(int(moment) for moment, _ in arrivals)
 
 
+async def start_broadcast(
+    stack: Stack, graph: FakeGraph, recipients: int, rate: int
+) -> tuple[str, float]:
+    """A workspace with `recipients` contacts in a segment and a channel capped at `rate`:
+    its broadcast started; returns once the audience is materialised: its id, and how long
+    that took from the start."""
+    s = await shop(stack.api, graph, send_rate_per_second=rate)
+    await add_contacts(stack.runtime, s.ws, phones(recipients), "bench")
+    created = await s.create([], audience=await tagged_segment(s, "bench"))
+    broadcast_id = str(created["id"])
+    graph.latency = 0.0
+    started = time.monotonic()
+    await s.start(broadcast_id)
+
+    async def materialised() -> bool:
+        async with stack.runtime.db.unit_of_work(write=False, system=True) as db:
+            row = await db.get(Broadcast, uuid.UUID(broadcast_id))
+            return bool(row and row.materialised)
+
+    await eventually(materialised, timeout=3_600, interval=0.1)
+    return broadcast_id, time.monotonic() - started
+
+
 async def throughput(recipients: int, rate: int) -> dict[str, Any]:
     """(a): returns the figures."""
     async with own_stack(graph=ArrivalGraph) as stack:
@@ -105,21 +130,7 @@ async def throughput(recipients: int, rate: int) -> dict[str, Any]:
         await lift_broadcast_quotas(stack.runtime)
         stack.start_worker()
         stack.start_worker()
-        s = await shop(stack.api, graph, send_rate_per_second=rate)
-        await add_contacts(stack.runtime, s.ws, phones(recipients), "bench")
-        created = await s.create([], audience=await tagged_segment(s, "bench"))
-        broadcast_id = str(created["id"])
-        graph.latency = 0.0
-        started = time.monotonic()
-        await s.start(broadcast_id)
-
-        async def materialised() -> bool:
-            async with stack.runtime.db.unit_of_work(write=False, system=True) as db:
-                row = await db.get(Broadcast, uuid.UUID(broadcast_id))
-                return bool(row and row.materialised)
-
-        await eventually(materialised, timeout=3_600, interval=0.1)
-        materialise_s = time.monotonic() - started
+        broadcast_id, materialise_s = await start_broadcast(stack, graph, recipients, rate)
         await eventually(lambda: len(graph.arrivals) >= recipients // 2, timeout=7_200)
         killed_at = len(graph.arrivals)
         stack.workers[0].send_signal(signal.SIGKILL)
@@ -195,8 +206,15 @@ def resilience() -> dict[str, Any]:
     return answer
 
 
+CPU_RECIPIENTS = 6_000  # (d): enough for a steady state of a few seconds at the cap
+
+
 def run_all(recipients: int, rate: int, parts: set[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
+    if "cpu" in parts:
+        from bench.broadcast_cpu import run as cpu_run
+
+        results["cpu"] = asyncio.run(cpu_run(min(recipients, CPU_RECIPIENTS), rate, 2, None))
     if "throughput" in parts:
         results["throughput"] = asyncio.run(throughput(recipients, rate))
     if "fairness" in parts:
@@ -255,6 +273,19 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
             ]
         else:
             lines += ["**(b) Fairness**: the test did not report its figures.", ""]
+    d = results.get("cpu")
+    if d:
+        lines += [
+            f"**(d) CPU per broadcast send** ({d['sends_measured']:,} sends of a "
+            f"{d['recipients']:,}-recipient broadcast, {d['worker_processes']} worker processes, "
+            "the provider's status webhooks off so that only the sending path counts): "
+            f"workers {d['worker_cpu_ms_per_send']} ms, PostgreSQL "
+            f"{d['postgres_cpu_ms_per_send']} ms, the harness (app and fake Graph API) "
+            f"{d['harness_cpu_ms_per_send']} ms; {d['sustained_msg_s']} msg/s sustained "
+            f"meanwhile (1-minute load average {d['load_average_1m'][0]} → "
+            f"{d['load_average_1m'][1]}).",
+            "",
+        ]
     c = results.get("resilience")
     if c:
         told = ", ".join(f"{name}: {outcome}" for name, outcome in sorted(c["tests"].items()))
@@ -278,7 +309,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=DEFAULT_RECIPIENTS)
     parser.add_argument("--rate", type=int, default=DEFAULT_RATE)
-    parser.add_argument("--parts", default="throughput,fairness,resilience")
+    parser.add_argument("--parts", default="throughput,fairness,resilience,cpu")
     args = parser.parse_args()
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
     print(json.dumps(run_all(args.recipients, args.rate, parts), indent=2))  # the figures

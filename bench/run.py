@@ -16,7 +16,8 @@ Phases, each with fresh processes on free loopback ports, stopped afterwards eve
    `--only idle --idle-report` runs this alone and rewrites only its section of the report.
 4. (e) broadcasts, only with `--only broadcast` (bench/broadcast.py): throughput of one
    broadcast (`--recipients`, 100,000 by default) at 1,000 msg/s with a worker SIGKILLed
-   mid-run, tenant fairness, and the restart tests; `--broadcast-report` writes its section.
+   mid-run, tenant fairness, the restart tests, and the CPU of one broadcast send;
+   `--broadcast-report` writes its section.
 5. (f) the website chat widget (bench/webchat.py), in production mode: 10,000 idle widget
    sockets held by `serve` and their memory, then visitor message → agent live inbox latency
    at `--webchat-rates` with the sockets still open. Part of a full run; `--only webchat
@@ -625,7 +626,9 @@ def main() -> None:
                 bench_platform(run, backend, results[backend.name])
         if "broadcast" in only:
             results["broadcast"] = broadcast.run_all(
-                args.recipients, broadcast.DEFAULT_RATE, {"throughput", "fairness", "resilience"}
+                args.recipients,
+                broadcast.DEFAULT_RATE,
+                {"throughput", "fairness", "resilience", "cpu"},
             )
         if "webchat" in only:
             results["webchat"] = bench_webchat(run, webchat.Options.of(args))
@@ -637,6 +640,7 @@ def main() -> None:
     finally:
         # Kept even when a phase fails: what was measured up to there, for a look.
         results["duration_s"] = round(time.monotonic() - started)
+        scratch.mkdir(parents=True, exist_ok=True)  # a /tmp cleaner may have taken it meanwhile
         (scratch / "results.json").write_text(json.dumps(results, indent=2))
     if set(only) != set(TARGETS):
         print(json.dumps(summary(results), indent=2))

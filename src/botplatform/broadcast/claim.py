@@ -12,8 +12,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.broadcast import repository
-from botplatform.broadcast.driver import Driver
-from botplatform.broadcast.personalise import MissingVariable, quiet_until, recipient_zone, render
+from botplatform.broadcast.driver import Driver, give_way
+from botplatform.broadcast.personalise import MissingVariable, Renderer, quiet_until, recipient_zone
 from botplatform.channels import policy
 from botplatform.events import payloads
 from botplatform.events.service import emit_many
@@ -23,6 +23,8 @@ from botplatform.message.schemas import MessageBody
 from botplatform.models import BroadcastRecipient, Contact, Conversation
 from botplatform.models.base import table_of
 
+GIVE_WAY_EVERY = 50  # recipients decided between two looks at the event loop
+
 
 @dataclass(frozen=True)
 class Ready:
@@ -31,30 +33,35 @@ class Ready:
     conversation_id: uuid.UUID
     address: str
     body: MessageBody
+    request: dict[str, Any]  # the body as the message row keeps it (content.request)
 
 
-async def claim(db: AsyncSession, driver: Driver, limit: int) -> list[Ready] | None:
-    """Leases a batch and decides each recipient: ready to send, held by quiet hours,
-    skipped (opted out, a missing variable) or failed by the policy. None: nothing due."""
+async def claim(
+    db: AsyncSession, driver: Driver, limit: int, lease_until: datetime
+) -> list[Ready] | None:
+    """Leases a batch (until `lease_until`, the token its mark checks) and decides each
+    recipient: ready to send, held by quiet hours, skipped (opted out, a missing variable)
+    or failed by the policy. None: nothing due."""
     assert driver.channel is not None
     now = utcnow()
-    claimed = await repository.claim(
-        db, driver.ws, driver.broadcast_id, now, driver.lease_until, limit
-    )
+    claimed = await repository.claim(db, driver.ws, driver.broadcast_id, now, lease_until, limit)
     if not claimed:
         return None
     contacts = await _contacts(db, driver.ws, [contact_id for _, contact_id, _ in claimed])
     conversations = await _conversations(db, driver, list(contacts))
     ready: list[Ready] = []
     outcomes: list[dict[str, Any]] = []
-    for recipient_id, contact_id, address in claimed:
+    for index, (recipient_id, contact_id, address) in enumerate(claimed):
+        if index % GIVE_WAY_EVERY == GIVE_WAY_EVERY - 1:
+            await give_way()
         contact = contacts.get(contact_id)
         decision = _decide(driver, now, contact, conversations.get(contact_id), address)
-        if isinstance(decision, MessageBody):
+        if isinstance(decision, tuple):
             assert contact is not None
             assert address is not None
             conversation = conversations[contact_id]
-            ready.append(Ready(recipient_id, contact_id, conversation.id, address, decision))
+            body, request = decision
+            ready.append(Ready(recipient_id, contact_id, conversation.id, address, body, request))
         else:
             outcomes.append({"rid": recipient_id, **decision})
     await write_decisions(db, driver, outcomes)
@@ -67,7 +74,7 @@ def _decide(
     contact: Contact | None,
     conversation: Conversation | None,
     address: str | None,
-) -> MessageBody | dict[str, Any]:
+) -> tuple[MessageBody, dict[str, Any]] | dict[str, Any]:
     assert driver.channel is not None
     if contact is None or conversation is None or not address:
         return ended("skipped", "no_address", "The contact has no address on this channel.")
@@ -85,7 +92,8 @@ def _decide(
             return {"status": "queued", "lease_until": None, "not_before": until,
                     "error_code": None, "error_title": None}  # fmt: skip
     try:
-        return render(message, contact.name, contact.attributes or {})
+        renderer: Renderer = driver.broadcast.setdefault("renderer", Renderer(message))
+        return renderer(contact.name, contact.attributes or {})
     except MissingVariable as exc:
         return ended("skipped", "missing_variable", f"No value for the variable {exc}.")
 

@@ -27,6 +27,7 @@ runs out and the rows are claimed again; after (2) the message's marker stops an
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.broadcast import audience, events, mail, repository
 from botplatform.broadcast.claim import Ready, claim
 from botplatform.broadcast.driver import Driver, take_driver
-from botplatform.broadcast.sending import CHUNK, send_chunk
+from botplatform.broadcast.sending import CHUNK, send_chunk, settle_writes
 from botplatform.channel import cache as channel_cache
 from botplatform.channels.base import ChannelInfo
 from botplatform.kit.clock import utcnow
@@ -50,7 +51,12 @@ if TYPE_CHECKING:
     from botplatform.runtime import Runtime
 
 MATERIALISE_BATCH = 1_000  # recipients inserted per transaction
-CLAIM_BATCH = 100  # recipients claimed per transaction
+CLAIM_BATCH = 250  # recipients claimed per transaction: the next while these are sent
+#: A chunk lasts about this long (marked, sent); the first one is small, the next ones sized
+#: by the pace the last one went (`next_chunk`).
+CHUNK_SECONDS = 0.25
+FIRST_CHUNK = 16
+MIN_CHUNK = 4
 SLICE_SECONDS = 20.0  # a driver hands over to a new job after this long
 #: Meta's messaging-limit tiers: unique users a number may start conversations with in a
 #: rolling 24 hours (`messaging_limit_tier` in the channel's settings; unset: unlimited).
@@ -126,27 +132,58 @@ async def _run(driver: Driver) -> tuple[bool, dict[str, Any]]:
     deadline = time.monotonic() + SLICE_SECONDS
     if not driver.broadcast["materialised"] and not await _materialise(driver, deadline):
         return time.monotonic() >= deadline, {}
-    while time.monotonic() < deadline:
-        async with driver.runtime.db.unit_of_work() as db:
-            await enter_workspace(db, driver.ws)
-            status = await driver.renew(db)
-            if status != "running":
+    ahead: asyncio.Future[tuple[list[Ready] | None, datetime]] | None = None
+    claimed: Sequence[Ready | mail.MailReady] | None
+    try:
+        while time.monotonic() < deadline:
+            if ahead is not None:  # claimed while the last batch was sent
+                claimed, claim_lease = await ahead
+                ahead = None
+            else:
+                async with driver.runtime.db.unit_of_work() as db:
+                    await enter_workspace(db, driver.ws)
+                    status = await driver.renew(db)
+                    if status != "running":
+                        return False, {}
+                    allowance = None if email else await _tier_allowance(db, driver)
+                    if allowance is not None and allowance <= 0:
+                        return False, await _wait_for_tier(db, driver)
+                    limit = _claim_limit(driver, allowance)
+                    claim_lease = driver.lease_until
+                    claimed = await (
+                        mail.claim(db, driver, limit)
+                        if email
+                        else claim(db, driver, limit, claim_lease)
+                    )
+            if claimed is None:
+                return False, await _finish_or_wait(driver)
+            if driver.channel is not None and tier_limit(driver.channel) is None:
+                # The next batch is claimed (and decided) while this one is sent. Not under
+                # a tier: its allowance counts the sends written back.
+                ahead = asyncio.ensure_future(_claim_ahead(driver, _claim_limit(driver, None)))
+            if not await _send(driver, claimed, claim_lease):
                 return False, {}
-            allowance = None if email else await _tier_allowance(db, driver)
-            if allowance is not None and allowance <= 0:
-                return False, await _wait_for_tier(db, driver)
-            # A batch lasts about two seconds of sending: its lease stays short.
-            limit = min(CLAIM_BATCH, max(CHUNK, int(driver.pace) * 2))
-            limit = min(limit, allowance) if allowance is not None else limit
-            claim_lease = driver.lease_until
-            claimed: Sequence[Ready | mail.MailReady] | None = (
-                await mail.claim(db, driver, limit) if email else await claim(db, driver, limit)
-            )
-        if claimed is None:
-            return False, await _finish_or_wait(driver)
-        if not await _send(driver, claimed, claim_lease):
-            return False, {}
-    return True, {"waiting_reason": None}
+        return True, {"waiting_reason": None}
+    finally:
+        if ahead is not None:  # stopped, or the slice ended: that batch is given back
+            unsent, lease = await ahead
+            if unsent:
+                await _give_back(driver, [item.recipient_id for item in unsent], lease)
+
+
+def _claim_limit(driver: Driver, allowance: int | None) -> int:
+    """A batch lasts about two seconds of sending: its lease stays short."""
+    limit = min(CLAIM_BATCH, max(CHUNK, int(driver.pace) * 2))
+    return min(limit, allowance) if allowance is not None else limit
+
+
+async def _claim_ahead(driver: Driver, limit: int) -> tuple[list[Ready] | None, datetime]:
+    """The next batch, claimed under the driver's lease as it is now (no renewal here: the
+    mark renews; two renewals at once would each take the other for a new driver)."""
+    async with driver.runtime.db.unit_of_work() as db:
+        await enter_workspace(db, driver.ws)
+        lease = driver.lease_until
+        return await claim(db, driver, limit, lease), lease
 
 
 async def _send(
@@ -154,19 +191,39 @@ async def _send(
 ) -> bool:
     """The claimed batch, chunk by chunk; False (the rest given back) when the driver must
     stop."""
-    size = chunk_size(driver.channel) if driver.channel else mail.CHUNK
-    for start in range(0, len(claimed), size):
-        chunk = claimed[start : start + size]
-        if driver.channel is None:
-            sent = await mail.send_chunk(
-                driver, [i for i in chunk if isinstance(i, mail.MailReady)], claim_lease
-            )
-        else:
-            sent = await send_chunk(driver, [i for i in chunk if isinstance(i, Ready)], claim_lease)
-        if not sent:
-            await _give_back(driver, [item.recipient_id for item in claimed[start:]], claim_lease)
-            return False
+    try:
+        start = 0
+        while start < len(claimed):
+            if driver.channel is None:
+                chunk = claimed[start : start + mail.CHUNK]
+                sent = await mail.send_chunk(
+                    driver, [i for i in chunk if isinstance(i, mail.MailReady)], claim_lease
+                )
+            else:
+                size = driver.chunk or min(FIRST_CHUNK, chunk_size(driver.channel))
+                chunk = claimed[start : start + size]
+                began = time.monotonic()
+                items = [i for i in chunk if isinstance(i, Ready)]
+                sent = await send_chunk(driver, items, claim_lease)
+                driver.chunk = next_chunk(driver.channel, len(chunk), time.monotonic() - began)
+            if not sent:
+                rest = [item.recipient_id for item in claimed[start:]]
+                await _give_back(driver, rest, claim_lease)
+                return False
+            start += len(chunk)
+    finally:  # the batch's last outcomes written before anything counts or claims again
+        await settle_writes(driver)
     return True
+
+
+def next_chunk(channel: ChannelInfo, size: int, took: float) -> int:
+    """The next chunk's size: what lasts about CHUNK_SECONDS at the pace the last one went
+    (at most twice the last, at most `chunk_size`). A chunk's send markers wait for its
+    outcomes while it is sent: on a slow or loaded machine the chunks shrink, so a marker
+    is never old enough to be taken for an abandoned send."""
+    largest = chunk_size(channel)  # a slow channel's chunks stay small: a pause acts soon
+    fits = int(size * CHUNK_SECONDS / max(took, 1e-3))
+    return max(min(MIN_CHUNK, largest), min(fits, 2 * size, largest))
 
 
 async def _give_back(driver: Driver, rest: list[uuid.UUID], claim_lease: datetime) -> None:

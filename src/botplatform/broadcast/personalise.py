@@ -3,7 +3,6 @@ broadcast's quiet hours in the recipient's timezone."""
 
 from __future__ import annotations
 
-import copy
 import html
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -119,12 +118,41 @@ def _fill(value: Any, values: dict[str, str]) -> Any:
 
 def render(message: dict[str, Any], name: str, attributes: dict[str, Any]) -> MessageBody:
     """The broadcast's message for one contact (`MissingVariable` when it cannot be)."""
-    values = _values(message, name, attributes)
+    return _render(message, _values(message, name, attributes))
+
+
+def _render(message: dict[str, Any], values: dict[str, str]) -> MessageBody:
     if message["type"] == "template":
-        template = copy.deepcopy(message["template"])
+        template = dict(message["template"])  # _fill copies what it fills
         template["components"] = _fill(template.get("components", []), values)
         return MessageBody(type="template", template=template)
     return MessageBody(type="text", text=_fill(message["text"], values))
+
+
+class Renderer:
+    """The broadcast's message for each recipient of a driver's batches: each distinct set
+    of values rendered (validated, and dumped as the message row's request) once, however
+    many recipients share it — a message without variables is rendered once in all."""
+
+    LIMIT = 10_000  # distinct renderings kept (per-recipient names make most distinct)
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.message = message
+        self._done: dict[tuple[tuple[str, str], ...], tuple[MessageBody, dict[str, Any]]] = {}
+
+    def __call__(self, name: str, attributes: dict[str, Any]) -> tuple[MessageBody, dict[str, Any]]:
+        """The body and its request (`MissingVariable` when it cannot be rendered)."""
+        values = _values(self.message, name, attributes)
+        key = tuple(sorted(values.items()))
+        found = self._done.get(key)
+        if found is None:
+            body = _render(self.message, values)
+            fields = set(MessageBody.model_fields)
+            found = (body, body.model_dump(mode="json", exclude_none=True, include=fields))
+            if len(self._done) >= self.LIMIT:
+                self._done.clear()
+            self._done[key] = found
+        return found
 
 
 def render_email(

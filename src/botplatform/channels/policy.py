@@ -115,6 +115,28 @@ async def take_send_slots(limiter: RateLimiter, channel: ChannelInfo, wanted: in
     return await _hit_send_window(limiter, channel, wanted)
 
 
+async def take_send_slots_upto(
+    limiter: RateLimiter, channel: ChannelInfo, wanted: int, max_wait: float = 30.0
+) -> int:
+    """Takes as many of `wanted` send slots as the channel's window has room for now (one
+    round trip when it has room for all), waiting up to `max_wait` seconds for at least one;
+    how many were taken (0: none came in time)."""
+    item, key = _send_window(channel)
+    strategy = MovingWindowRateLimiter(limiter.storage)
+    waited, step = 0.0, 1.0 / channel.send_rate_per_second
+    while True:
+        if await strategy.hit(item, "send", key, cost=wanted):
+            return wanted
+        _, remaining = await strategy.get_window_stats(item, "send", key)
+        if remaining > 0 and await strategy.hit(item, "send", key, cost=min(remaining, wanted)):
+            return min(remaining, wanted)
+        if waited >= max_wait:
+            return 0
+        pause = step * min(wanted, 8)  # a few slots' worth: the window frees as it moves
+        await asyncio.sleep(pause)
+        waited += pause
+
+
 def _send_window(channel: ChannelInfo) -> tuple[RateLimitItemPerSecond, str]:
     """The channel's send rate and the key its slots are counted under (the WhatsApp number,
     the Facebook Page or the Telegram bot, shared by every channel on it)."""

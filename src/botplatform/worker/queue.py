@@ -30,7 +30,7 @@ from botplatform.config import Settings
 from botplatform.kit import metrics
 from botplatform.kit.logging import get_logger
 from botplatform.worker.jobs import REGISTRY, JobContext, JobSpec, PendingJob, load_task_modules
-from botplatform.worker.queues import NAMESPACE, redis_depth
+from botplatform.worker.queues import NAMESPACE, PRIORITIES, redis_depth
 from botplatform.worker.transport import WaitingStubBroker, WakingRedisBroker
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class JobQueue:
             broker=self.broker,
             actor_name=spec.name,
             queue_name=spec.queue,
-            priority=0,
+            priority=PRIORITIES[spec.queue],
             options={
                 "max_retries": spec.max_retries,
                 "min_backoff": spec.min_backoff_ms,

@@ -10,6 +10,10 @@ from typing import Any
 
 NAMESPACE = "botplatform"  # dramatiq's key prefix for our broker
 QUEUES = ("default", "webhooks", "broadcasts", "statuses")
+#: The order in which a worker process runs the jobs it has taken in (dramatiq's work queue is
+#: ordered by the actor's priority, lowest first, then by arrival): the message path first,
+#: so a customer's reply never waits behind a flood of delivery statuses or broadcast slices.
+PRIORITIES = {"default": 0, "webhooks": 10, "statuses": 20, "broadcasts": 30}
 
 
 def delay_queue(queue: str) -> str:
