@@ -579,6 +579,11 @@ async def test_an_agent_edits_a_sent_text_and_only_that(
         return found if found["content"]["edit"]["status"] != "pending" else None
 
     assert (await eventually(settled))["content"]["edit"] == {"status": "sent"}
+    # The same text again: Telegram answers 400 "message is not modified", which means the
+    # customer already sees it: the edit is done, not failed.
+    again = await client.patch(url, json={"text": "10 am <sharp>"}, headers=owner.headers)
+    assert again.status_code == 200, again.text
+    assert (await eventually(settled))["content"]["edit"] == {"status": "sent"}
     inbound = (await _messages(api, owner, ws, conversation["id"]))[0]
     note = await _reply(api, owner, ws, conversation["id"], {"text": "internal", "note": True})
     for other in (inbound, note):

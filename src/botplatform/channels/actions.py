@@ -10,7 +10,7 @@ import asyncio
 import uuid
 
 from botplatform.channel import cache as channel_cache
-from botplatform.channels.base import ChannelInfo, ProviderSendError
+from botplatform.channels.base import UNCHANGED, ChannelInfo, ProviderSendError
 from botplatform.channels.messages import Capability, Content, MessageType, OutboundMessage
 from botplatform.channels.registry import adapter_for, capabilities_of
 from botplatform.conversation.repository import recipient_of
@@ -115,8 +115,9 @@ async def edit_message(ctx: JobContext, workspace_id: str, message_id: str) -> N
     except ProviderSendError as exc:
         if exc.retryable and not ctx.is_last_attempt:
             raise
-        outcome = {"status": "failed", "error_code": exc.code, "error_title": exc.title[:200]}
-        log.info("edit_not_delivered", message_id=message_id, code=exc.code)
+        if exc.code != UNCHANGED:  # (unchanged: the customer already sees this text)
+            outcome = {"status": "failed", "error_code": exc.code, "error_title": exc.title[:200]}
+            log.info("edit_not_delivered", message_id=message_id, code=exc.code)
     await enter_workspace(ctx.db, ws)
     row = await ctx.db.get(Message, row_id, populate_existing=True)
     if row is not None and (row.text or "") == text:  # not edited again meanwhile

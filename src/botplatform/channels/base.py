@@ -137,6 +137,9 @@ CHANNEL_NOT_CONFIGURED = "channel_not_configured"
 #: A send refused because the person blocked the channel (Telegram's 403 "bot was blocked by
 #: the user"): final, and the contact is opted out (channels/tasks.py).
 RECIPIENT_BLOCKED = "recipient_blocked"
+#: An edit refused because the message already says exactly that (Telegram's 400 "message is
+#: not modified"): the customer sees the text asked for, so the edit has done its job.
+UNCHANGED = "message_not_modified"
 
 
 def not_configured(setting: str, how: str) -> ProviderSendError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botplatform.channels.base import RECIPIENT_BLOCKED, ProviderSendError
+from botplatform.channels.base import RECIPIENT_BLOCKED, UNCHANGED, ProviderSendError
 
 #: 403 descriptions meaning the person (or group) will not take the bot's messages any more:
 #: final, and the contact is opted out.
@@ -29,6 +29,8 @@ def classify(http_status: int, body: Any) -> ProviderSendError:
         return ProviderSendError(
             retryable=False, code=RECIPIENT_BLOCKED, title=title, http_status=403
         )
+    if status == 400 and "message is not modified" in title.casefold():
+        return ProviderSendError(retryable=False, code=UNCHANGED, title=title, http_status=400)
     if "migrate_to_chat_id" in parameters:  # a group became a supergroup: a new chat id
         title = f"{title} (the group moved to chat {parameters['migrate_to_chat_id']})"
     return ProviderSendError(
