@@ -77,9 +77,6 @@ async def test_a_broadcast_does_not_slow_another_workspace_s_replies(
     await _reply_times(api, wa, channel_a, 0)  # warm: caches, connections
     idle = await _reply_times(api, wa, channel_a, 1_000)
 
-    import os
-
-    wa.auto_status = os.environ.get("NOSTATUS") != "1"
     b = await shop(api, wa, send_rate_per_second=1_000)
     await lift_broadcast_quotas(runtime)
     await add_contacts(runtime, b.ws, phones(RECIPIENTS), "all")

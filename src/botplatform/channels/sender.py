@@ -93,22 +93,37 @@ def row_of(message: Message) -> dict[str, Any]:
     return {key: getattr(message, key) for key in _MESSAGE_ATTRIBUTES}
 
 
-def leased_reply(reply: delivery.LeasedReply) -> LeasedSend:
-    """A reply leased in an inbound batch's unit of work (`delivery.Leases`), read from the
-    flushed row before the batch commits, as the batch sends it."""
-    message = reply.message
-    assert message.lease_until is not None  # leased by `Leases.take`
+def leased_send(
+    message: Message,
+    channel: ChannelInfo,
+    contact_id: uuid.UUID,
+    recipient_id: str,
+    lease_until: datetime,
+) -> LeasedSend:
+    """A loaded row already leased (and marked) for its sender: what sending it takes.
+    `lease_until` is the claim's own value (not the row's as read back, which SQLite may
+    return in another form), since it fences giving the row back."""
     row = row_of(message)
     return LeasedSend(
         message_id=message.id,
         workspace_id=message.workspace_id,
-        channel=reply.channel,
+        channel=channel,
         conversation_id=message.conversation_id,
-        contact_id=reply.contact_id,
-        recipient_id=reply.recipient_id,
-        outbound=outbound_of(row, reply.recipient_id),
+        contact_id=contact_id,
+        recipient_id=recipient_id,
+        outbound=outbound_of(row, recipient_id),
         row=row,
-        lease_until=message.lease_until,
+        lease_until=lease_until,
+    )
+
+
+def leased_reply(reply: delivery.LeasedReply) -> LeasedSend:
+    """A reply leased in an inbound batch's unit of work (`delivery.Leases`), read from the
+    flushed row before the batch commits, as the batch sends it."""
+    message = reply.message
+    assert message.lease_until is not None  # leased by `Leases.take`, in this process
+    return leased_send(
+        message, reply.channel, reply.contact_id, reply.recipient_id, message.lease_until
     )
 
 

@@ -54,7 +54,7 @@ from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace, scoped
 from botplatform.media.storage import ALLOWED_MIME_TYPES, MediaRejected, check_media, media_key
 from botplatform.message.schemas import MessageBody
-from botplatform.message.service import queue_outbound, to_outbound
+from botplatform.message.service import queue_outbound
 from botplatform.models import (
     Contact,
     ContactIdentity,
@@ -648,7 +648,7 @@ class _Loaded:
     message: Message
     channel: ChannelInfo
     contact_id: uuid.UUID
-    outbound: OutboundMessage
+    recipient_id: str
     refused: policy.PolicyRefused | None  # the policy says no (now): failed, never sent
 
 
@@ -667,11 +667,8 @@ async def _load_for_send(ctx: JobContext, row_id: uuid.UUID) -> _Loaded | None:
         policy.check(channel, contact, conversation, message.type, tag)
     except policy.PolicyRefused as exc:
         refused = exc
-    body = MessageBody.model_validate(message.content["request"])
     recipient = await _recipient(ctx.db, channel, contact.id)
-    key = message.idempotency_key or str(message.id)
-    outbound = to_outbound(body, recipient, key, message.reply_to_provider_id, str(message.id))
-    return _Loaded(message, channel, contact.id, outbound, refused)
+    return _Loaded(message, channel, contact.id, recipient, refused)
 
 
 async def _deliver(ctx: JobContext, loaded: _Loaded, lease_until: datetime) -> None:
@@ -685,16 +682,8 @@ async def _deliver(ctx: JobContext, loaded: _Loaded, lease_until: datetime) -> N
         ctx.runtime.db, message.workspace_id, [message.id], lease_until
     ):
         return
-    send = sender.LeasedSend(
-        message_id=message.id,
-        workspace_id=message.workspace_id,
-        channel=loaded.channel,
-        conversation_id=message.conversation_id,
-        contact_id=loaded.contact_id,
-        recipient_id=loaded.outbound.recipient_id,
-        outbound=loaded.outbound,
-        row=sender.row_of(message),
-        lease_until=lease_until,
+    send = sender.leased_send(
+        message, loaded.channel, loaded.contact_id, loaded.recipient_id, lease_until
     )
     result = await sender.send_for_job(ctx.runtime, send, last_attempt=ctx.is_last_attempt)
     if result.status == "later":  # no send slot came: it never left, back to `queued`
