@@ -52,7 +52,11 @@ def main() -> None:
     parser.add_argument(
         "--pg-setting", action="append", default=[], help="NAME=VALUE for the bench database"
     )
+    parser.add_argument(
+        "--env", action="append", default=[], help="NAME=VALUE for every platform process"
+    )
     args = parser.parse_args()
+    platform_target.PLATFORM_ENV_OVERRIDES.update(item.split("=", 1) for item in args.env)
     settings = bench.Settings(
         rates=args.rates,
         step_seconds=args.seconds,

@@ -44,6 +44,9 @@ AUTO_REPLY_TEXT = "Thanks, we got your message."
 # The highest send rate the API accepts per number; the default (80/s, Meta's standard
 # throughput) would cap end-to-end replies at 80/s whatever the platform could do.
 SEND_RATE_PER_SECOND = 1000
+#: Settings given to every platform process on top of the bench's own (`quick.py --env`), to
+#: compare a setting's cost.
+PLATFORM_ENV_OVERRIDES: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ def platform_env(
             "WORKER_IN_PROCESS": "false",
             "SCHEDULER_IN_PROCESS": "false",
         }
-    return base_env(env)
+    return base_env(env | PLATFORM_ENV_OVERRIDES)
 
 
 # -- backing services -------------------------------------------------------------------------

@@ -47,6 +47,8 @@ STATUS_BATCH_JOB = "process_status_events"
 CHANNEL_CACHE_SECONDS = 5.0
 #: The most webhooks one transaction takes; the rest wait for the next.
 MAX_GROUP = 500
+#: A group that starts with this many webhooks already is written at once, without lingering.
+LINGER_UNTIL_WEBHOOKS = 16
 #: Groups committing at once on PostgreSQL: while one waits for its COMMIT to reach the disk
 #: and its jobs to reach Redis, the next group is already being written. SQLite has one writer.
 CONCURRENT_GROUPS_POSTGRES = 4
@@ -94,6 +96,7 @@ class WebhookIntake:
         self._waiting: list[_Webhook] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._writing = 0  # writers running: at most `_max_writers`
+        self._lingering = False  # a writer is waiting for its group to fill (`_linger`)
         self._max_writers = CONCURRENT_GROUPS_POSTGRES if db.dialect == "postgresql" else 1
 
     # -- the channel ------------------------------------------------------------------------
@@ -183,7 +186,7 @@ class WebhookIntake:
             statuses_only=channel.adapter.statuses_only(body),
         )
         self._waiting.append(webhook)
-        if self._writing < self._max_writers:
+        if self._writing < self._max_writers and not self._lingering:
             self._writing += 1
             writer = asyncio.create_task(self._write_while_waiting())
             self._writers.add(writer)  # a reference, so the task is not collected midway
@@ -192,6 +195,9 @@ class WebhookIntake:
 
     async def _write_while_waiting(self) -> None:
         try:
+            if self._lingering:  # started in the same step as the lingering one, which takes all
+                return
+            await self._linger()
             while self._waiting:
                 group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
                 await self._write_group(group)
@@ -200,6 +206,20 @@ class WebhookIntake:
             # that step finds a free slot and starts a writer. (A done-callback would run a
             # step later, and a webhook queued in between would wait for a writer that is gone.)
             self._writing -= 1
+
+    async def _linger(self) -> None:
+        """A group that would start small waits `webhook_group_linger_ms` for more webhooks
+        (no other writer starts meanwhile): at a low steady rate, a round trip to the
+        database, a job and a worker batch per few webhooks instead of per webhook, for a
+        few milliseconds more before the 200 (docs/decisions.md, "Lingering groups")."""
+        linger_ms = self._settings.webhook_group_linger_ms
+        if not linger_ms or not self._waiting or len(self._waiting) >= LINGER_UNTIL_WEBHOOKS:
+            return
+        self._lingering = True
+        try:
+            await asyncio.sleep(linger_ms / 1000)
+        finally:
+            self._lingering = False
 
     async def _write_group(self, group: list[_Webhook]) -> None:
         try:

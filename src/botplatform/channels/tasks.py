@@ -137,6 +137,7 @@ class _Batches:
         self._unwritten: dict[str, list[sender.Accepted]] = defaultdict(list)
         #: Per workspace, the task that writes them itself if no batch comes for them.
         self._lingering: dict[str, asyncio.Task[None]] = {}
+        self._filling = False  # a runner waits for its batch to fill (`_linger`)
 
     def leave_outcomes(
         self, runtime: Runtime, workspace_id: str, accepted: list[sender.Accepted]
@@ -176,15 +177,30 @@ class _Batches:
     async def join(self, ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
         joined = _Joined(ctx, workspace_id, event_ids, asyncio.get_running_loop().create_future())
         self._waiting.append(joined)
-        if self._running < CONCURRENT_BATCHES:
+        if self._running < CONCURRENT_BATCHES and not self._filling:
             self._running += 1
-            runner = asyncio.create_task(self._run_while_waiting())
+            linger = ctx.runtime.settings.worker_batch_linger_ms / 1000
+            runner = asyncio.create_task(self._run_while_waiting(linger))
             self._runners.add(runner)
             runner.add_done_callback(self._runners.discard)
         await joined.done
 
-    async def _run_while_waiting(self) -> None:
+    async def _linger(self, seconds: float) -> None:
+        """A batch that would start small waits `seconds` for more jobs, no other runner
+        starting meanwhile: a unit of work per few messages at a low steady rate."""
+        if not seconds or not self._waiting or _events(self._waiting) >= LINGER_UNTIL_EVENTS:
+            return
+        self._filling = True
         try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._filling = False
+
+    async def _run_while_waiting(self, linger_seconds: float) -> None:
+        try:
+            if self._filling:  # started in the same step as the lingering one, which takes all
+                return
+            await self._linger(linger_seconds)
             while self._waiting:
                 taken, self._waiting = _take_batch(self._waiting)
                 by_workspace: dict[str, list[_Joined]] = defaultdict(list)
@@ -194,6 +210,10 @@ class _Batches:
                     await _run_together(workspace_id, jobs)
         finally:
             self._running -= 1  # in the step that saw nothing waiting (see intake.py)
+
+
+def _events(waiting: list[_Joined]) -> int:
+    return sum(len(joined.event_ids) for joined in waiting)
 
 
 def _take_batch(waiting: list[_Joined]) -> tuple[list[_Joined], list[_Joined]]:
@@ -230,7 +250,9 @@ async def _run_together(workspace_id: str, jobs: list[_Joined]) -> None:
 
 #: How long accepted sends' outcomes wait for the workspace's next batch to write them
 #: (`_Batches.leave_outcomes`): a few batches' time at the lowest tier's 80 messages/s.
-OUTCOME_LINGER_SECONDS = 0.05
+OUTCOME_LINGER_SECONDS = 0.2
+#: A batch that starts with this many events already runs at once, without lingering.
+LINGER_UNTIL_EVENTS = 8
 #: The most events one batch takes; the rest wait for the next.
 MAX_BATCH_EVENTS = 200
 #: Batches processed at once by one worker process (while one waits for the database or
