@@ -244,26 +244,3 @@ async def test_a_lingering_group_takes_the_webhooks_that_follow_it(
 
     assert await asyncio.gather(*(later(n) for n in range(3))) == [True, True, True]
     assert [(job.name, len(job.args[1])) for job in sent] == [("process_inbound_events", 3)]
-
-
-async def test_a_full_group_does_not_linger(
-    api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Under load (a group as large as LINGER_UNTIL_WEBHOOKS waiting) nothing waits."""
-    owner = await api.register()
-    ws = await api.create_workspace(owner)
-    channel = await runtime.intake.channel(
-        "whatsapp", uuid.UUID((await api.create_channel(owner, ws))["id"])
-    )
-    slept: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def watched_sleep(seconds: float, *args: Any) -> Any:
-        slept.append(seconds)
-        return await real_sleep(seconds, *args)
-
-    monkeypatch.setattr(runtime.settings, "webhook_group_linger_ms", 100)
-    monkeypatch.setattr(intake.asyncio, "sleep", watched_sleep)
-    bodies = [_body(100 + n) for n in range(intake.LINGER_UNTIL_WEBHOOKS)]
-    assert all(await asyncio.gather(*(runtime.intake.store(channel, b) for b in bodies)))
-    assert 0.1 not in slept

@@ -250,7 +250,7 @@ async def _run_together(workspace_id: str, jobs: list[_Joined]) -> None:
 
 #: How long accepted sends' outcomes wait for the workspace's next batch to write them
 #: (`_Batches.leave_outcomes`): a few batches' time at the lowest tier's 80 messages/s.
-OUTCOME_LINGER_SECONDS = 0.2
+OUTCOME_LINGER_SECONDS = 0.05
 #: A batch that starts with this many events already runs at once, without lingering.
 LINGER_UNTIL_EVENTS = 8
 #: The most events one batch takes; the rest wait for the next.
