@@ -187,6 +187,9 @@ async def test_inbound_reply_echo_and_watermarks(
         items = await _messages(api, owner, ws, conversation["id"])
         return next((m for m in items if m["text"] == "From the inbox"), None)
 
+    # Recorded as sent: a later read watermark would (rightly) mark it read too.
+    echo = await eventually(echoed)
+    assert (echo["direction"], echo["status"]) == ("outbound", "sent")
     # An API send names the contact by its Page-scoped id.
     by_id = await client.post(
         f"/api/v1/workspaces/{ws}/messages",
@@ -195,8 +198,6 @@ async def test_inbound_reply_echo_and_watermarks(
     )
     assert by_id.status_code == 201, by_id.text
     assert by_id.json()["data"]["conversation_id"] == conversation["id"]
-    echo = await eventually(echoed)
-    assert (echo["direction"], echo["status"]) == ("outbound", "sent")
     assert len(await _messages(api, owner, ws, conversation["id"])) == 4  # + "By id"
     assert inbound["provider_message_id"] == mid if "provider_message_id" in inbound else True
 
