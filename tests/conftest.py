@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from aiosmtpd.controller import Controller
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
-from sqlalchemy import delete, update
+from sqlalchemy import delete, event, update
 from sqlalchemy.exc import DBAPIError
 
 from botplatform import migrate
@@ -165,6 +166,23 @@ def smtp() -> Iterator[SmtpSink]:
     sink.port = controller.port
     yield sink
     controller.stop()
+
+
+@contextmanager
+def sql_statements(runtime: Runtime) -> Iterator[list[str]]:
+    """The SQL the app runs through SQLAlchemy meanwhile, lowercased on one line each (not the
+    statements `kit.core` runs on asyncpg itself)."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()).lower())
+
+    engine = runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 async def eventually(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:

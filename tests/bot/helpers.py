@@ -6,6 +6,13 @@ from typing import Any
 
 from tests.conftest import Account, Api
 
+#: A live bot's smallest flow: "menu" is answered "Here is the menu".
+MENU = {
+    "triggers": [{"type": "keyword", "keywords": ["menu"], "node": "m"}],
+    "nodes": [{"id": "m", "type": "end", "message": "Here is the menu"}],
+    "edges": [],
+}
+
 
 async def create_bot(
     api: Api, owner: Account, ws: str, flow: dict[str, Any], **extra: Any

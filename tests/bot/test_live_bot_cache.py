@@ -5,25 +5,16 @@ takes no conversation lock and reads no bot, rule, endpoint or plan."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
-from sqlalchemy import event
 
 from botplatform.bot import cache as bot_cache
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
-from tests.bot.helpers import create_bot, publish
-from tests.conftest import Api, eventually
+from tests.bot.helpers import MENU, create_bot, publish
+from tests.conftest import Api, eventually, sql_statements
 
 WA_ID = "15558880001"
-MENU = {
-    "triggers": [{"type": "keyword", "keywords": ["menu"], "node": "m"}],
-    "nodes": [{"id": "m", "type": "end", "message": "Here is the menu"}],
-    "edges": [],
-}
 
 
 async def _reply_to(api: Api, wa: FakeGraph, channel_id: str, text: str) -> str:
@@ -61,21 +52,6 @@ async def test_publish_disable_and_delete_apply_to_the_next_message(
     assert await _reply_to(api, wa, channel["id"], "menu") == "Auto"
 
 
-@contextmanager
-def _statements(runtime: Runtime) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(" ".join(statement.split()).lower())
-
-    engine = runtime.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 async def test_a_message_no_bot_can_act_on_takes_no_lock_and_no_lookup(
     client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
 ) -> None:
@@ -88,7 +64,7 @@ async def test_a_message_no_bot_can_act_on_takes_no_lock_and_no_lookup(
     await publish(api, owner, ws, bot["id"])
     assert await _reply_to(api, wa, channel["id"], "menu") == "Auto"  # warms the caches
 
-    with _statements(runtime) as seen:
+    with sql_statements(runtime) as seen:
         assert await _reply_to(api, wa, channel["id"], "menu") == "Auto"
     assert seen, "the statement listener saw nothing"
     # (The status webhooks of the reply lock their message row: that is not the bot's lock.)

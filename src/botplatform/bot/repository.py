@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.conversation.repository import locked_here
 from botplatform.kit.errors import NotFound
 from botplatform.kit.scoping import scoped
 from botplatform.models import Bot, BotSession, BotVersion, Conversation, Message
@@ -83,7 +84,13 @@ async def get_session(
 async def lock_conversation(
     db: AsyncSession, workspace_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> Conversation | None:
-    """The conversation, row-locked on PostgreSQL: one bot step at a time per conversation."""
+    """The conversation, row-locked on PostgreSQL: one bot step at a time per conversation.
+    No query when this transaction locked it already, at its first read (`record_inbound`
+    for a channel a live bot serves): the row in the session is the row in the database."""
+    if locked_here(db, conversation_id):
+        held = await db.get(Conversation, conversation_id)  # from the session, as a rule
+        if held is not None and held.workspace_id == workspace_id:
+            return held
     statement = (
         scoped(Conversation, workspace_id)
         .where(Conversation.id == conversation_id)

@@ -259,11 +259,18 @@ class Leases:
     def recipient_for(self, conversation_id: uuid.UUID) -> str | None:
         return self.recipients.get(conversation_id)
 
-    def take(self, message: Message, reply: LeasedReply, now: datetime) -> None:
-        """`message`, not yet flushed, becomes a row leased to the batch, marked as about to
+    def leased(self, now: datetime) -> dict[str, Any]:
+        """The columns of a reply to be inserted leased to the batch, marked as about to
         leave: the batch's commit is the claim and the marker at once."""
-        message.status, message.lease_until = "sending", self.until
-        message.send_attempted_at, message.attempts = now, 1
+        return {
+            "status": "sending",
+            "lease_until": self.until,
+            "send_attempted_at": now,
+            "attempts": 1,
+        }
+
+    def take(self, reply: LeasedReply) -> None:
+        """`reply`'s row, inserted with `leased`'s columns, is sent by the batch."""
         self.replies.append(reply)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.automation import events as automation_events
+from botplatform.bot import cache as bot_cache
 from botplatform.bot import runner as bot_runner
 from botplatform.channel import cache as channel_cache
 from botplatform.channels import batch, choices, delivery, policy, sender
@@ -462,7 +463,10 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
     """Applies one parsed event; 1 when it stored a new inbound message (to be counted)."""
     db = ctx.db
     if isinstance(item, InboundMessage):
-        message = await conversations.record_inbound(db, channel, item)
+        # A live bot will lock the conversation: its first read takes the lock (the cache
+        # answers, no query).
+        live = await bot_cache.live_for_channel(db, channel.workspace_id, channel.id)
+        message = await conversations.record_inbound(db, channel, item, lock=bool(live))
         if message is None:  # a provider's redelivery
             return 0
         delivery.learn_recipient(db, message.conversation_id, item.sender_id)

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import SessionTransaction
 
 from botplatform.kit.errors import NotFound
 from botplatform.kit.phone import phone_digits
@@ -146,3 +147,51 @@ async def recipient_of(
         )
     ).scalar_one()
     return identity.external_id
+
+
+# -- conversations whose row the transaction holds ---------------------------------------------
+
+_LOCKED = "botplatform.locked_conversations"
+
+
+def remember_locked(db: AsyncSession, conversation_id: uuid.UUID) -> None:
+    """The session's current transaction holds `conversation_id`'s row lock (read `FOR
+    UPDATE`, or inserted by it: nobody else sees that row before the commit), so a later
+    lock of it in this transaction costs no query (`locked_here`). PostgreSQL only: SQLite
+    has no row locks, and its reads keep what they did."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    transaction = _innermost(db)
+    if transaction is None:
+        return
+    root, held = db.info.get(_LOCKED, (None, {}))
+    if root is not _root(transaction):  # a new transaction: what the last one held is gone
+        root, held = _root(transaction), {}
+        db.info[_LOCKED] = (root, held)
+    held[conversation_id] = transaction
+
+
+def locked_here(db: AsyncSession, conversation_id: uuid.UUID) -> bool:
+    """True when the current transaction (or one it is nested in) locked the row and is still
+    open: a savepoint rolled back since gave its locks back, and a commit ends them all."""
+    _, held = db.info.get(_LOCKED, (None, {}))
+    locker = held.get(conversation_id)
+    transaction = _innermost(db)
+    if locker is None or transaction is None or not locker.is_active:
+        return False
+    while transaction is not None:
+        if transaction is locker:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+def _innermost(db: AsyncSession) -> SessionTransaction | None:
+    session = db.sync_session
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _root(transaction: SessionTransaction) -> SessionTransaction:
+    while transaction.parent is not None:
+        transaction = transaction.parent
+    return transaction

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 
 from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
@@ -30,6 +29,7 @@ from botplatform.channels.messages import (
     StatusUpdate,
     Watermark,
 )
+from botplatform.conversation import repository as conversation_repository
 from botplatform.conversation.consent import consent_keyword
 from botplatform.events import payloads
 from botplatform.events.service import emit, emit_message
@@ -43,7 +43,6 @@ from botplatform.models import (
     Conversation,
     Message,
 )
-from botplatform.models.base import table_of
 
 
 def content_json(content: Content) -> dict[str, Any]:
@@ -130,19 +129,25 @@ async def _create_contact(
 
 
 async def conversation_for(
-    db: AsyncSession, channel: ChannelInfo, contact: Contact, thread_key: str = ""
+    db: AsyncSession,
+    channel: ChannelInfo,
+    contact: Contact,
+    thread_key: str = "",
+    *,
+    lock: bool = False,
 ) -> Conversation:
     """The contact's conversation on the channel (of one thread of theirs, on a channel
-    with threads), created if missing."""
-    found = (
-        await db.execute(
-            scoped(Conversation, channel.workspace_id).where(
-                Conversation.channel_id == channel.id,
-                Conversation.contact_id == contact.id,
-                Conversation.thread_key == thread_key,
-            )
-        )
-    ).scalar_one_or_none()
+    with threads), created if missing. `lock`: its row is locked by this very read (`FOR
+    UPDATE` on PostgreSQL) and remembered so (`repository.locked_here`): a bot's step later
+    in the transaction, which needs the lock, takes no second query for it."""
+    statement = scoped(Conversation, channel.workspace_id).where(
+        Conversation.channel_id == channel.id,
+        Conversation.contact_id == contact.id,
+        Conversation.thread_key == thread_key,
+    )
+    if lock:  # after a wait for the lock, the row as the other transaction left it
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    found = (await db.execute(statement)).scalar_one_or_none()
     if found is None:
         found = Conversation(
             id=uuid.uuid4(),
@@ -166,6 +171,8 @@ async def conversation_for(
             contact_id=contact.id,
             channel_id=channel.id,
         )
+    if lock:
+        conversation_repository.remember_locked(db, found.id)
     return found
 
 
@@ -277,31 +284,15 @@ def inbound_row(
     }
 
 
-_MESSAGE_COLUMNS = [column.key for column in table_of(Message).columns]
-
-
-async def _insert_once(db: AsyncSession, row: dict[str, Any]) -> Message | None:
-    """The message stored, or None when the provider's id is stored already: the unique key
-    decides (one statement; nothing is read first). Given back as a loaded row of the
-    session, every column set, so reading it never goes to the database."""
-    await db.flush()  # a conversation made just now is written before its message
-    row = {key: row.get(key) for key in _MESSAGE_COLUMNS}
-    inserted = await core.insert_many(db, Message, [row], conflict=MESSAGE_KEY, returning="id")
-    if not inserted.scalars():
-        return None
-    message = Message(**row)
-    make_transient_to_detached(message)  # as if loaded: the row exists
-    db.add(message)
-    return message
-
-
 async def record_inbound(
-    db: AsyncSession, channel: ChannelInfo, event: InboundMessage
+    db: AsyncSession, channel: ChannelInfo, event: InboundMessage, *, lock: bool = False
 ) -> Message | None:
-    """Stores an inbound message once (providers redeliver); None for a duplicate."""
+    """Stores an inbound message once (providers redeliver); None for a duplicate. `lock`
+    (a live bot serves the channel): the conversation is locked at its first read."""
     contact = await contact_for(db, channel, event.sender_id, event.sender_name, inbound=True)
-    conversation = await conversation_for(db, channel, contact, event.thread or "")
-    message = await _insert_once(db, inbound_row(channel, conversation.id, event, utcnow()))
+    conversation = await conversation_for(db, channel, contact, event.thread or "", lock=lock)
+    row = inbound_row(channel, conversation.id, event, utcnow())
+    message = await core.insert_loaded(db, Message, row, conflict=MESSAGE_KEY)
     if message is None:
         return None
     conversation.last_inbound_at = max(

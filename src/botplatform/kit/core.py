@@ -2,6 +2,7 @@
 
     await core.run(db, _INSERT_MESSAGES, rows)
     await core.insert_many(db, Message, rows, conflict=["channel_id", "provider_message_id"])
+    message = await core.insert_loaded(db, Message, row, conflict=KEY)
 
 Same transaction as the session, without the ORM session layer in between. On PostgreSQL
 the statement is compiled once per process and run on the asyncpg connection itself: what
@@ -30,6 +31,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from botplatform.models.base import table_of
 
@@ -94,6 +96,27 @@ async def insert_many(
     if not rows:
         return Rows([], 0)
     return await run(db, *inserting(db, model, rows, conflict=conflict, returning=returning))
+
+
+async def insert_loaded(
+    db: AsyncSession, model: type[T], row: dict[str, Any], *, conflict: list[str]
+) -> T | None:
+    """Inserts one row unless its unique key `conflict` is taken (one statement, nothing
+    read first: the constraint decides, also between concurrent transactions). The row
+    stored, as a loaded object of the session (every column set, so reading it never goes to
+    the database), or None when the key was taken and nothing was written."""
+    await db.flush()  # what the row refers to (a conversation made just now) is written first
+    table = table_of(model)
+    (row,) = _with_defaults(table, [row])
+    row = {column.key: row.get(column.key) for column in table.columns}
+    inserted = await insert_many(db, model, [row], conflict=conflict, returning="id")
+    # `.first()`, never the result's truth: a SQLAlchemy result is truthy even when empty.
+    if inserted.first() is None:
+        return None
+    loaded = model(**row)
+    make_transient_to_detached(loaded)  # as if loaded: the row exists, nothing is pending
+    db.add(loaded)
+    return loaded
 
 
 def inserting(

@@ -25,8 +25,9 @@ from botplatform.channels.messages import (
     Template,
 )
 from botplatform.channels.registry import capabilities_of
+from botplatform.kit import core
 from botplatform.kit.clock import utcnow
-from botplatform.kit.errors import Conflict, NotFound, Unprocessable
+from botplatform.kit.errors import AppError, Conflict, NotFound, Unprocessable
 from botplatform.kit.scoping import scoped
 from botplatform.message.schemas import MessageBody
 from botplatform.models import Contact, Conversation, Message
@@ -119,6 +120,9 @@ async def existing(db: AsyncSession, workspace_id: uuid.UUID, key: str) -> Messa
     return (await db.execute(statement)).scalar_one_or_none()
 
 
+IDEMPOTENCY_KEY = ["workspace_id", "idempotency_key"]
+
+
 async def queue_outbound(
     db: AsyncSession,
     *,
@@ -133,13 +137,78 @@ async def queue_outbound(
     also: dict[str, Any] | None = None,
 ) -> Message:
     """Accepts a send: checks the policy now (a clear 422 instead of a failed message later),
-    stores the row and queues its job. The same idempotency key returns the first message.
-    `check_quota` (the API): a spent message quota answers 402 and stores nothing; sends from
-    workers skip it, and their send job fails the row with `quota_exceeded` instead. `also`:
-    more of the row's content (who decided the send), stored with it."""
-    found = await existing(db, channel.workspace_id, idempotency_key)
-    if found is not None:
+    stores the row and queues its job. The same idempotency key returns the first message:
+    the key's unique constraint decides (nothing is read first), so a repeat, concurrent ones
+    included, stores and sends nothing. `check_quota` (the API): a spent message quota
+    answers 402 and stores nothing; sends from workers skip it, and their send job fails the
+    row with `quota_exceeded` instead. `also`: more of the row's content (who decided the
+    send), stored with it."""
+    try:
+        body, reply_to = await _accepted(
+            db, channel, contact, conversation, body, check_quota=check_quota, human=human
+        )
+    except AppError:
+        # Refused now, but perhaps accepted before: a repeat gets its first message back.
+        found = await existing(db, channel.workspace_id, idempotency_key)
+        if found is None:
+            raise
         return found
+    # Only the message itself: the send job rebuilds it from this (not channel, to, note).
+    request: dict[str, Any] = body.model_dump(
+        mode="json", exclude_none=True, include=set(MessageBody.model_fields)
+    )
+    now = utcnow()
+    row: dict[str, Any] = {
+        "workspace_id": channel.workspace_id,
+        "conversation_id": conversation.id,
+        "channel_id": channel.id,
+        "direction": "outbound",
+        "type": body.type,
+        "text": body.text or (body.media.caption if body.media else None),
+        "content": {"request": request, **(also or {})},
+        "is_note": False,
+        "status": "queued",
+        "idempotency_key": idempotency_key,
+        "reply_to_provider_id": reply_to,
+        "sender_user_id": sender_user_id,
+        "attempts": 0,
+        "edited": False,
+        "deleted": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+    # Decided by a worker inside an inbound batch for the customer who just wrote: leased to
+    # that batch, which sends it after its commit (channels/delivery.py); else a send job.
+    leases = None if human or check_quota else delivery.leases_of(db)
+    recipient = leases.recipient_for(conversation.id) if leases is not None else None
+    if leases is not None and recipient is not None:
+        row.update(leases.leased(now))
+    message = await core.insert_loaded(db, Message, row, conflict=IDEMPOTENCY_KEY)
+    if message is None:  # the key is taken: by an earlier send, or a concurrent one
+        return await _keyed(db, channel.workspace_id, idempotency_key)
+    if leases is not None and recipient is not None:
+        leases.take(delivery.LeasedReply(message, channel, contact.id, recipient))
+    conversation.last_message_at = now
+    await db.flush()
+    automation_events.remember_chain(db, message)
+    if recipient is None:
+        enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
+    return message
+
+
+async def _accepted(
+    db: AsyncSession,
+    channel: ChannelInfo,
+    contact: Contact,
+    conversation: Conversation,
+    body: MessageBody,
+    *,
+    check_quota: bool,
+    human: bool,
+) -> tuple[MessageBody, str | None]:
+    """The send as it leaves (degraded for the channel, tagged where it must be) and the
+    provider id it answers; raises the app's error (quota, policy, template, reply target)
+    for a send refused."""
     if check_quota:
         await usage.ensure_can_send(db, channel.workspace_id)
     body = degrade(body, capabilities_of(channel.provider))  # e.g. buttons → numbered text
@@ -156,39 +225,18 @@ async def queue_outbound(
     reply_to = await _reply_target(db, channel.workspace_id, body.reply_to, conversation)
     # A conversation that is a thread (Slack) is answered in that thread: its root is the
     # message replied to (Slack threads hang from their root only). Empty elsewhere.
-    reply_to = conversation.thread_key or reply_to
-    # Only the message itself: the send job rebuilds it from this (not channel, to, note).
-    request: dict[str, Any] = body.model_dump(
-        mode="json", exclude_none=True, include=set(MessageBody.model_fields)
-    )
-    message = Message(
-        workspace_id=channel.workspace_id,
-        conversation_id=conversation.id,
-        channel_id=channel.id,
-        direction="outbound",
-        type=body.type,
-        text=body.text or (body.media.caption if body.media else None),
-        content={"request": request, **(also or {})},
-        status="queued",
-        idempotency_key=idempotency_key,
-        reply_to_provider_id=reply_to,
-        sender_user_id=sender_user_id,
-        attempts=0,
-    )
-    # Decided by a worker inside an inbound batch for the customer who just wrote: leased to
-    # that batch, which sends it after its commit (channels/delivery.py); else a send job.
-    leases = None if human or check_quota else delivery.leases_of(db)
-    recipient = leases.recipient_for(conversation.id) if leases is not None else None
-    if leases is not None and recipient is not None:
-        reply = delivery.LeasedReply(message, channel, contact.id, recipient)
-        leases.take(message, reply, utcnow())
-    db.add(message)
-    conversation.last_message_at = utcnow()
-    await db.flush()
-    automation_events.remember_chain(db, message)
-    if recipient is None:
-        enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
-    return message
+    return body, conversation.thread_key or reply_to
+
+
+async def _keyed(db: AsyncSession, workspace_id: uuid.UUID, key: str) -> Message:
+    """The message that holds `key`, which an insert just met. Read committed: a concurrent
+    insert of the key was waited for, so its row is visible now."""
+    found = await existing(db, workspace_id, key)
+    if found is None:  # pragma: no cover - the constraint said it exists
+        raise Conflict(
+            "A send with this idempotency key is in progress.", code="idempotency_conflict"
+        )
+    return found
 
 
 async def resend(
