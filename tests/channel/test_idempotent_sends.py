@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
-from botplatform.models import Message
+from botplatform.models import BotSession, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.bot.helpers import MENU, create_bot, publish
@@ -83,16 +83,30 @@ async def test_concurrent_repeats_store_one_row_and_all_get_it(
     client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
 ) -> None:
     owner, _, _, url = await _setup(api, wa)
-    # A first reply makes the conversation's bot session (whose creation by concurrent first
-    # replies is a race of its own, not the key's).
-    assert (await _send(client, owner, url, "k-0", "first")).status_code == 201
-    await eventually(lambda: wa.sent)
+    # The conversation's first replies: they also race to make its bot session.
     answers = await asyncio.gather(*(_send(client, owner, url, "k-2", "race") for _ in range(4)))
     assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
     assert len({a.json()["data"]["id"] for a in answers}) == 1
     assert await _rows(runtime, idempotency_key="k-2") == 1
-    await eventually(lambda: len(wa.sent) >= 2)
-    await _sends_stay(wa, 2)
+    await eventually(lambda: wa.sent)
+    await _sends_stay(wa, 1)
+
+
+async def test_concurrent_first_replies_of_two_agents_are_both_sent(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    """Each makes the conversation's bot session if it has none (the bot stays quiet while a
+    human answers); made by its unique key, the second waits for the first's row instead of
+    failing on the constraint (it was a 500)."""
+    owner, _, _, url = await _setup(api, wa)
+    texts = [f"agent {n}" for n in range(4)]
+    answers = await asyncio.gather(*(_send(client, owner, url, f"a-{t}", t) for t in texts))
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    await eventually(lambda: len(wa.sent) >= 4)
+    await _sends_stay(wa, 4)
+    async with runtime.db.unit_of_work(write=False, system=True) as db:
+        sessions = await db.execute(select(func.count()).select_from(BotSession))
+        assert sessions.scalar_one() == 1
 
 
 async def test_a_refusal_stores_nothing_and_a_repeat_after_it_gets_the_first_message(

@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.conversation.repository import locked_here
+from botplatform.kit import core
 from botplatform.kit.errors import NotFound
 from botplatform.kit.scoping import scoped
 from botplatform.models import Bot, BotSession, BotVersion, Conversation, Message
@@ -72,6 +73,27 @@ async def session_for(
         BotSession.conversation_id == conversation_id
     )
     return (await db.execute(statement)).scalar_one_or_none()
+
+
+async def session_made(
+    db: AsyncSession, workspace_id: uuid.UUID, conversation_id: uuid.UUID
+) -> BotSession:
+    """The conversation's bot session, made idle when it has none. Made by the unique key
+    (`ON CONFLICT DO NOTHING`): when two transactions make it at once (two agents' first
+    replies), the second waits for the first, writes nothing and reads the row it made,
+    instead of failing on the constraint."""
+    found = await session_for(db, workspace_id, conversation_id)
+    if found is not None:
+        return found
+    row = {"workspace_id": workspace_id, "conversation_id": conversation_id, "status": "idle"}
+    row |= {"variables": {}, "attempts": 0, "step": 0}
+    made = await core.insert_loaded(db, BotSession, row, conflict=["conversation_id"])
+    if made is not None:
+        return made
+    found = await session_for(db, workspace_id, conversation_id)  # committed by the other
+    if found is None:
+        raise RuntimeError(f"bot session of {conversation_id} neither made nor found")
+    return found
 
 
 async def get_session(

@@ -192,19 +192,7 @@ def give_back(session: BotSession, conversation: Conversation) -> None:
 
 
 async def _session(db: AsyncSession, conversation: Conversation) -> BotSession:
-    found = await repository.session_for(db, conversation.workspace_id, conversation.id)
-    if found is None:
-        found = BotSession(
-            workspace_id=conversation.workspace_id,
-            conversation_id=conversation.id,
-            status="idle",
-            variables={},
-            attempts=0,
-            step=0,
-        )
-        db.add(found)
-        await db.flush()
-    return found
+    return await repository.session_made(db, conversation.workspace_id, conversation.id)
 
 
 def _wants_new_conversation(candidates: list[Candidate]) -> bool:
