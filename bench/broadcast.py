@@ -293,15 +293,27 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
     return [*lines, SECTION_END]
 
 
+def kept_part(block: str) -> str:
+    """What a rewrite of the section keeps from its old `block` (markers excluded): from the
+    first `### ` heading or nested `<!-- …:start -->` block on — the hand-written notes and
+    bench/broadcast_procs.py's block — up to the end."""
+    found = [i for i in (block.find("\n### "), block.find("\n<!-- ")) if i >= 0]
+    return block[min(found) + 1 :] if found else ""
+
+
 def write_section(results: dict[str, Any], output: Path, machine: dict[str, Any]) -> None:
-    """Replaces the broadcast section of the report (or appends it); the rest stays."""
+    """Replaces the generated head of the broadcast section of the report (or appends the
+    section), keeping its notes and nested blocks (`kept_part`); the rest stays."""
     text = output.read_text()
-    new = "\n".join(section(results, machine)) + "\n"
+    lines = section(results, machine)
     if SECTION_START in text and SECTION_END in text:
         head, rest = text.split(SECTION_START, 1)
-        text = head + new + rest.split(SECTION_END, 1)[1].lstrip("\n")
+        old, tail = rest.split(SECTION_END, 1)
+        kept = kept_part(old)
+        body = "\n".join(lines[:-1]) + "\n" + (kept.rstrip("\n") + "\n\n" if kept else "")
+        text = head + body + SECTION_END + "\n" + tail.lstrip("\n")
     else:
-        text = text.rstrip("\n") + "\n\n" + new
+        text = text.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
     output.write_text(text)
 
 

@@ -81,12 +81,19 @@ def _health(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-def create_bench_app() -> Starlette:
-    app = create_app(TimedGraph())
+def with_bench_routes(graph: FakeGraph, routes: list[Route]) -> Starlette:
+    """The sandbox's app for `graph`, with the bench's `routes` and `/_bench/health`."""
+    app = create_app(graph)
     # First: the sandbox's catch-all "/{version}/{media_id}" would otherwise take these paths.
-    app.router.routes[0:0] = [
-        Route("/_bench/arrivals", _arrivals, methods=["GET"]),
-        Route("/_bench/count", _count, methods=["GET"]),
-        Route("/_bench/health", _health, methods=["GET"]),
-    ]
+    app.router.routes[0:0] = [*routes, Route("/_bench/health", _health, methods=["GET"])]
     return app
+
+
+def create_bench_app() -> Starlette:
+    return with_bench_routes(
+        TimedGraph(),
+        [
+            Route("/_bench/arrivals", _arrivals, methods=["GET"]),
+            Route("/_bench/count", _count, methods=["GET"]),
+        ],
+    )

@@ -17,7 +17,8 @@ Phases, each with fresh processes on free loopback ports, stopped afterwards eve
 4. (e) broadcasts, only with `--only broadcast` (bench/broadcast.py): throughput of one
    broadcast (`--recipients`, 100,000 by default) at 1,000 msg/s with a worker SIGKILLed
    mid-run, tenant fairness, the restart tests, and the CPU of one broadcast send;
-   `--broadcast-report` writes its section.
+   `--broadcast-report` writes its section; `--only broadcast-procs` (bench/broadcast_procs.py)
+   the same with serve, the workers, the scheduler and the fake provider as separate processes.
 5. (f) the website chat widget (bench/webchat.py), in production mode: 10,000 idle widget
    sockets held by `serve` and their memory, then visitor message → agent live inbox latency
    at `--webchat-rates` with the sockets still open. Part of a full run; `--only webchat
@@ -44,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import broadcast_procs
 import cpu
 import httpx
 import idle
@@ -580,12 +582,14 @@ def main() -> None:
         "--recipients",
         type=int,
         default=broadcast.DEFAULT_RECIPIENTS,
-        help="with --only broadcast: the broadcast's size (shrink it on a shared machine)",
+        help="with --only broadcast or broadcast-procs: the broadcast's size (shrink it on a "
+        "shared machine)",
     )
     parser.add_argument(
         "--broadcast-report",
         action="store_true",
-        help="with --only broadcast: write scenario (e) into the report, leaving the rest",
+        help="with --only broadcast (or broadcast-procs): write scenario (e) (or its "
+        "real-processes block) into the report, leaving the rest",
     )
     parser.add_argument(
         "--webchat-report",
@@ -630,6 +634,16 @@ def main() -> None:
                 broadcast.DEFAULT_RATE,
                 {"throughput", "fairness", "resilience", "cpu"},
             )
+        if "broadcast-procs" in only:
+            results["broadcast_procs"] = broadcast_procs.run(
+                args.recipients,
+                broadcast_procs.DEFAULT_RECIPIENTS,
+                broadcast_procs.DEFAULT_RATE,
+                broadcast_procs.SAMPLES,
+                {"fairness", "throughput"},
+                broadcast_procs.DEFAULT_REDIS_PORT,
+                {},
+            )
         if "webchat" in only:
             results["webchat"] = bench_webchat(run, webchat.Options.of(args))
         if "idle" in only:
@@ -647,6 +661,10 @@ def main() -> None:
         if only == ["broadcast"] and args.broadcast_report:
             broadcast.write_section(results["broadcast"], args.output, results["machine"])
             log(f"replaced the broadcast section of {args.output}")
+        if only == ["broadcast-procs"] and args.broadcast_report:
+            machine = results["machine"]
+            broadcast_procs.write_section(results["broadcast_procs"], args.output, machine)
+            log(f"replaced the real-processes block of the broadcast section of {args.output}")
         if only == ["webchat"] and args.webchat_report:
             report_webchat.write_section(results, args.output)
             log(f"replaced the webchat section of {args.output}")

@@ -115,12 +115,13 @@ def platform_env(
 # -- backing services -------------------------------------------------------------------------
 
 
-async def _recreate_database(drop_only: bool) -> None:
+async def recreate_database(drop_only: bool, database: str = PG_DATABASE) -> None:
+    """Drops `database` (connections and all) and, unless `drop_only`, creates it empty."""
     connection = await asyncpg.connect(PG_ADMIN_DSN)
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+        await connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         if not drop_only:
-            await connection.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+            await connection.execute(f'CREATE DATABASE "{database}"')
     finally:
         await connection.close()
 
@@ -129,7 +130,7 @@ def reset_backing_services(backend: Backend, env: dict[str, str], cwd: Path) -> 
     """A fresh database for each run, migrated before `serve` starts (Redis is new too)."""
     if not backend.is_postgres:
         return
-    asyncio.run(_recreate_database(drop_only=False))
+    asyncio.run(recreate_database(drop_only=False))
     subprocess.run(  # noqa: S603 - our own interpreter
         botplatform_command("db", "migrate"),
         env=env,
@@ -143,7 +144,7 @@ def reset_backing_services(backend: Backend, env: dict[str, str], cwd: Path) -> 
 def drop_backing_services(backend: Backend) -> None:
     if not backend.is_postgres:
         return
-    asyncio.run(_recreate_database(drop_only=True))
+    asyncio.run(recreate_database(drop_only=True))
 
 
 # -- setup through the public API --------------------------------------------------------------

@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     # A worker sharing a host with `serve` yields the CPU to it: webhooks must be acknowledged
     # at once (the provider retries slow ones), their processing can wait a moment.
     worker_nice: int = Field(10, ge=0, le=19, alias="WORKER_NICE")
+    # A `botplatform worker` runs the bulk lanes (queues `broadcasts` and `statuses`) in a
+    # child process of its own, niced WORKER_BULK_NICE more than itself, so the kernel gives
+    # the message path the CPU first (worker/bulk.py). False: one process consumes every
+    # queue. Embedded mode (the worker inside `serve`) always runs everything in one process.
+    worker_bulk_apart: bool = Field(True, alias="WORKER_BULK_APART")
+    worker_bulk_nice: int = Field(10, ge=0, le=19, alias="WORKER_BULK_NICE")
+    # A message-path job that starts this late (ms after it was queued or due) raises the
+    # short-lived "message path late" flag (Redis); broadcast chunks and status batches step
+    # back while it is up (worker/pressure.py). 0: never raised.
+    message_path_budget_ms: int = Field(50, ge=0, alias="MESSAGE_PATH_BUDGET_MS")
     queue_heartbeat_timeout_ms: int = Field(60_000, ge=1000, alias="QUEUE_HEARTBEAT_TIMEOUT_MS")
     # An idle consumer blocks (no polling) until an enqueue wakes it, at most this long between
     # check-ins (heartbeat, queue maintenance). Not a latency: a job wakes it at once, and a

@@ -892,3 +892,47 @@ async def test_inbound_without_a_webhook_url_says_so() -> None:
     await graph_without.post_inbound_text(CUSTOMER, "hello")
     assert graph_without.last_delivery == "no webhook URL: connect a channel first"
     await graph_without.aclose()
+
+
+async def test_status_webhooks_in_flight_are_capped() -> None:
+    """A burst of sends (a broadcast) does not open a connection per status at once: at most
+    `status_concurrency` status webhooks are in flight, the rest wait their turn."""
+    in_flight = peak = 0
+    release = asyncio.Event()
+
+    async def endpoint(request: Request) -> Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await release.wait()
+        in_flight -= 1
+        return Response(status_code=200)
+
+    app = Starlette(routes=[Route("/webhooks/whatsapp", endpoint, methods=["POST"])])
+    hooks = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    graph = FakeGraph(
+        access_tokens={TOKEN},
+        app_secret=SECRET,
+        webhook_url=HOOK_URL,
+        status_delay=0.0,
+        webhook_client=hooks,
+        status_concurrency=3,
+    )
+    try:
+        async with api_client(graph) as client:
+            for index in range(10):
+                body = message("text", {"body": "hi"}) | {"to": f"1555000{index:04d}"}
+                assert (await client.post(MESSAGES, json=body)).status_code == 200
+            await asyncio.sleep(0.2)
+            assert peak == 3
+            release.set()
+            for _ in range(100):
+                if len(graph.webhooks) == 30 and in_flight == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert len(graph.webhooks) == 30
+            assert peak == 3
+    finally:
+        release.set()
+        await graph.aclose()
+        await hooks.aclose()

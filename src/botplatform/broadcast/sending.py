@@ -53,6 +53,9 @@ SLOT_WAIT_SECONDS = 5.0
 MAX_ATTEMPTS = 8  # refusals worth retrying, per recipient, before it fails
 NOT_SENT = "Not sent: no send slot could be taken."
 THROTTLE_CODES = frozenset({"130429", "131056", "80007", "429"})
+#: The longest a chunk waits for a late message path (worker/pressure.py): well inside the
+#: driver's lease, which the chunk's mark renews.
+STEP_BACK_SECONDS = 1.0
 
 _MESSAGES = table_of(Message)
 _RECIPIENTS = table_of(BroadcastRecipient)
@@ -266,9 +269,12 @@ async def _send_marked(driver: Driver, channel: ChannelInfo, marked: list[Marked
 
 async def _pace(driver: Driver, count: int) -> None:
     """The broadcast's own pace, below the channel's rate after throttling: waits out the
-    back-off, and spaces chunks at `pace` sends per second."""
+    back-off, steps back while the message path runs late (worker/pressure.py; before the
+    chunk is marked, so no send marker ages meanwhile), and spaces chunks at `pace` sends
+    per second."""
     if driver.backoff:
         await asyncio.sleep(driver.backoff)
+    await driver.runtime.jobs.pressure.step_back(STEP_BACK_SECONDS)
     assert driver.channel is not None
     if driver.pace < driver.channel.send_rate_per_second:
         gap = count / driver.pace - (time.monotonic() - driver.last_chunk)

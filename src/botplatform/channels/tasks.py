@@ -87,6 +87,8 @@ STATUS_BATCH_JOB = "process_status_events"
 STATUS_LANE = "statuses"
 #: A status job that finds its lane full comes back after this long.
 STATUS_LANE_RETRY_MS = 200
+#: The longest a status batch steps back for a late message path before it runs anyway.
+STATUS_STEP_BACK_SECONDS = 0.5
 
 
 @job("process_inbound_event", max_retries=10, min_backoff_ms=1_000)
@@ -112,6 +114,8 @@ async def process_status_events(ctx: JobContext, workspace_id: str, event_ids: l
         enqueue(ctx.db, STATUS_BATCH_JOB, workspace_id, event_ids, delay_ms=STATUS_LANE_RETRY_MS)
         return
     try:
+        # Statuses can wait a moment while the message path runs late (worker/pressure.py).
+        await ctx.runtime.jobs.pressure.step_back(STATUS_STEP_BACK_SECONDS)
         await _STATUS_BATCHES.join(ctx, workspace_id, event_ids)
     finally:
         STATUS_GATE.leave()

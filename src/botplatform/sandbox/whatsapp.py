@@ -56,6 +56,10 @@ class Failure:
     title: str
 
 
+#: Status webhooks the fake posts at once by default (`FakeGraph.status_concurrency`).
+STATUS_CONCURRENCY = 32
+
+
 class FakeGraph:
     """The state behind the fake API: what it received and sent, media, injected failures."""
 
@@ -72,6 +76,7 @@ class FakeGraph:
         status_delay: float = 0.05,
         template_approval_delay: float = 5.0,
         webhook_client: httpx.AsyncClient | None = None,
+        status_concurrency: int = STATUS_CONCURRENCY,
     ) -> None:
         self.access_tokens = set(access_tokens)
         self.app_secret = app_secret
@@ -81,6 +86,11 @@ class FakeGraph:
         self.waba_id = waba_id
         self.auto_status = auto_status
         self.status_delay = status_delay
+        #: Status webhooks in flight at once, at most: a broadcast's thousands of sends a
+        #: second must not open thousands of connections to the platform at once (Meta too
+        #: spreads its webhooks out); the rest wait their turn.
+        self.status_concurrency = status_concurrency
+        self._status_room: asyncio.Semaphore | None = None
         #: Seconds a new template stays PENDING before its review (and status webhook).
         self.template_approval_delay = template_approval_delay
         self._injected_client = webhook_client
@@ -256,9 +266,12 @@ class FakeGraph:
             log.error("sandbox status chain failed", exc_info=task.exception())
 
     async def _status_chain(self, wamid: str, recipient: str, kind: str) -> None:
+        if self._status_room is None:  # made on the loop that posts
+            self._status_room = asyncio.Semaphore(self.status_concurrency)
         for status in AUTO_STATUSES:
             await asyncio.sleep(self.status_delay)
-            await self._post_status(wamid, status, recipient, None, kind)
+            async with self._status_room:
+                await self._post_status(wamid, status, recipient, None, kind)
 
     # -- templates -----------------------------------------------------------------------
 

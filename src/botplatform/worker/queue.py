@@ -30,6 +30,7 @@ from botplatform.config import Settings
 from botplatform.kit import metrics
 from botplatform.kit.logging import get_logger
 from botplatform.worker.jobs import REGISTRY, JobContext, JobSpec, PendingJob, load_task_modules
+from botplatform.worker.pressure import Pressure
 from botplatform.worker.queues import NAMESPACE, PRIORITIES, redis_depth
 from botplatform.worker.transport import WaitingStubBroker, WakingRedisBroker
 
@@ -102,6 +103,10 @@ class JobQueue:
                 idle_wait_ms=settings.queue_idle_wait_ms, middleware=middleware
             )
         self._actors = {spec.name: self._declare(spec) for spec in REGISTRY.values()}
+        #: How late the message path runs, seen from this process (worker/pressure.py).
+        self.pressure = Pressure(
+            settings.message_path_budget_ms, runtime.kv, shared=bool(settings.redis_url)
+        )
 
     @property
     def job_names(self) -> set[str]:
@@ -198,6 +203,9 @@ class JobQueue:
     async def _execute(self, spec: JobSpec, args: tuple[Any, ...], message: Any) -> None:
         retries = int(message.options.get("retries", 0)) if message is not None else 0
         started = time.perf_counter()
+        if message is not None:
+            due = max(int(message.message_timestamp), int(message.options.get("eta", 0)))
+            self.pressure.note_start(spec.queue, due)
         with self._in_flight_lock:
             self._in_flight += 1
         try:
@@ -227,14 +235,23 @@ class JobQueue:
         except Exception:
             log.exception("dead_job_not_recorded", job=message.actor_name)
 
-    def start_worker(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
-        """Consumes every queue in this process; job coroutines run on `loop`."""
+    def start_worker(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        threads: int,
+        queues: frozenset[str] | None = None,
+    ) -> None:
+        """Consumes `queues` (default: every queue) in this process; job coroutines run on
+        `loop`."""
         self._loop = loop
         # worker_timeout is how long an idle worker thread blocks on the in-process work
         # queue before it looks at its stop flag (a wake costs no round trip); the consumers
         # block on their queues for the idle bound (see transport.py), so nothing polls.
         self._worker = dramatiq.Worker(
-            self.broker, worker_threads=threads, worker_timeout=WORKER_THREAD_CHECK_MS
+            self.broker,
+            queues=set(queues) if queues else None,
+            worker_threads=threads,
+            worker_timeout=WORKER_THREAD_CHECK_MS,
         )
         if isinstance(self.broker, StubBroker):
             # The in-memory broker lists its delay queues among its ordinary queues, so the
@@ -243,7 +260,12 @@ class JobQueue:
             # behind them. One process consumes everything here, so prefetch costs nothing.
             self._worker.queue_prefetch = self._worker.delay_prefetch
         self._worker.start()
-        log.info("worker_started", threads=threads, broker=type(self.broker).__name__)
+        log.info(
+            "worker_started",
+            threads=threads,
+            broker=type(self.broker).__name__,
+            queues=sorted(queues) if queues else "all",
+        )
 
     @property
     def worker_running(self) -> bool:

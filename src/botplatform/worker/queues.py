@@ -14,6 +14,12 @@ QUEUES = ("default", "webhooks", "broadcasts", "statuses")
 #: ordered by the actor's priority, lowest first, then by arrival): the message path first,
 #: so a customer's reply never waits behind a flood of delivery statuses or broadcast slices.
 PRIORITIES = {"default": 0, "webhooks": 10, "statuses": 20, "broadcasts": 30}
+#: The bulk lanes: a broadcast's slices and the flood of delivery statuses it brings back. A
+#: `botplatform worker` runs them in a niced child process of its own (`WORKER_BULK_APART`),
+#: so the kernel gives the message path's process the CPU first (worker/bulk.py).
+BULK_QUEUES = frozenset({"broadcasts", "statuses"})
+#: The message path: customers' messages, replies, bots, outgoing webhooks.
+MESSAGE_QUEUES = frozenset(QUEUES) - BULK_QUEUES
 
 
 def delay_queue(queue: str) -> str:
