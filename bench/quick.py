@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=bench.WORKER_PROCESSES)
     parser.add_argument("--flow", action="store_true", help="(c) instead of (b)")
     parser.add_argument("--profile", action="store_true", help="py-spy on one worker")
+    parser.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second")
     parser.add_argument(
         "--pg-setting", action="append", default=[], help="NAME=VALUE for the bench database"
     )
@@ -62,6 +63,7 @@ def main() -> None:
         step_seconds=args.seconds,
         min_step_requests=1,
         worker_processes=args.workers,
+        profile_rate=args.profile_rate,
     )
     if args.pg_setting:
         _with_database_settings(dict(item.split("=", 1) for item in args.pg_setting))
@@ -74,14 +76,14 @@ def main() -> None:
         try:
             platform = bench.start_platform(procs, backend, scratch / backend.name, graph_url, run)
             platform.apparatus["fake Graph API"] = graph
+            profile = scratch / "worker-profile.raw" if args.profile else None
             if args.flow:
-                result = bench.bot_flow(run, platform, graph_url)
+                result = bench.bot_flow(run, platform, graph_url, profile)
                 messages = int(result["messages"])
             else:
                 platform_target.set_auto_reply(
                     platform.base, platform.channel, platform_target.AUTO_REPLY_TEXT
                 )
-                profile = scratch / "worker-profile.raw" if args.profile else None
                 result = bench.end_to_end(run, platform, graph_url, profile)
                 messages = sum(s["requests"] for s in [result["warmup"], *result["steps"]])
         finally:
@@ -103,6 +105,7 @@ def main() -> None:
         "profile": result.get("profile"),
     }
     print(json.dumps(summary, indent=1))
+    print(f"scratch (raw profile, logs): {scratch}")
 
 
 if __name__ == "__main__":

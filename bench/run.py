@@ -450,6 +450,11 @@ def start_platform(
 def end_to_end(run: Run, platform: Platform, graph_url: str, profile: Path | None) -> Any:
     """(b), with py-spy sampling the workers' processes throughout when `profile` is set."""
     action = with_sql(platform, lambda: run.open_loop(platform.channel.webhook_url, graph_url))
+    return profiled(run, platform, action, profile)
+
+
+def profiled(run: Run, platform: Platform, action: Callable[[], Any], profile: Path | None) -> Any:
+    """`action` measured, with py-spy sampling one worker process when `profile` is set."""
     sessions = platform.all_sessions()
     if profile is None or "platform worker" not in platform.sessions:
         return measured(sessions, action, platform.database)
@@ -460,12 +465,14 @@ def end_to_end(run: Run, platform: Platform, graph_url: str, profile: Path | Non
     return result
 
 
-def bot_flow(run: Run, platform: Platform, graph_url: str) -> dict[str, Any]:
+def bot_flow(
+    run: Run, platform: Platform, graph_url: str, profile: Path | None = None
+) -> dict[str, Any]:
     """(c): auto-reply off, the bench bot published, customers played by load.py's flow."""
     platform_target.set_auto_reply(platform.base, platform.channel, "")
     platform_target.publish_bench_bot(platform.base, platform.channel)
     action = with_sql(platform, lambda: run.flow(platform.channel.webhook_url, graph_url))
-    return measured(platform.all_sessions(), action, platform.database)
+    return dict(profiled(run, platform, action, profile))
 
 
 def bench_platform(run: Run, backend: platform_target.Backend, result: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """A bot's conversation is locked at its first read: where a live bot serves the channel,
-`record_inbound` reads the conversation `FOR UPDATE` (PostgreSQL) and remembers it for the
-transaction, so the bot's `lock_conversation` takes no second query. SQLite has no row locks
-and keeps its reads as they were."""
+`record_inbound` reads the conversation `FOR UPDATE` (PostgreSQL), with its bot session, and
+remembers both for the transaction, so the bot's `lock_conversation` and `session_for` take no
+second query. SQLite has no row locks and keeps its reads as they were."""
 
 from __future__ import annotations
 
@@ -47,6 +47,41 @@ async def test_a_live_bot_s_message_reads_its_conversation_once_locked(
         assert not [s for s in by_id if "for update" in s], by_id
     else:  # SQLite: no row locks, both reads as before
         assert len(reads) >= 2 and by_id, reads
+    # The bot session came with the locked read (PostgreSQL), the contact with its identity.
+    session_reads = [s for s in seen if s.startswith("select") and "from bot_sessions" in s]
+    assert (session_reads == []) == _postgres(runtime), session_reads
+    contact_reads = [s for s in seen if s.startswith("select") and "contacts" in s]
+    assert len(contact_reads) == 1 and "join contacts" in contact_reads[0], contact_reads
+
+
+async def test_the_session_read_with_the_lock_is_forgotten_with_the_transaction(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    owner = await api.register()
+    ws = uuid.UUID(await api.create_workspace(owner))
+    channel = await api.create_channel(owner, str(ws))
+    wa.webhook_url = f"http://testserver/webhooks/whatsapp/{channel['id']}"
+    await publish(api, owner, str(ws), (await create_bot(api, owner, str(ws), MENU))["id"])
+    await api.inbound_text(channel["id"], WA_ID, "menu", name="Dana")
+    await eventually(lambda: wa.sent)
+    conversation_id = uuid.UUID((await api.conversation_of(owner, str(ws), "Dana"))["id"])
+
+    async with runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        session = await bot_repository.session_for(db, ws, conversation_id)
+        assert session is not None
+        conversations.remember_locked(db, conversation_id, session)
+        with sql_statements(runtime) as seen:
+            assert await bot_repository.session_for(db, ws, conversation_id) is session
+        assert (seen == []) == _postgres(runtime), seen  # SQLite asks as before
+        assert await bot_repository.session_for(db, uuid.uuid4(), conversation_id) is None
+
+        await db.commit()  # the lock is gone, and what was read with it
+        assert conversations.bot_session_locked(db, conversation_id) is None
+        await enter_workspace(db, ws)
+        with sql_statements(runtime) as seen:
+            assert await bot_repository.session_for(db, ws, conversation_id) is not None
+        assert [s for s in seen if "from bot_sessions" in s], seen
 
 
 async def test_lock_conversation_asks_nothing_while_the_transaction_holds_the_lock(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from botplatform.conversation.repository import locked_here
+from botplatform.conversation.repository import bot_session_locked, locked_here
 from botplatform.kit import core
 from botplatform.kit.errors import NotFound
 from botplatform.kit.scoping import scoped
@@ -69,6 +69,9 @@ async def last_number(db: AsyncSession, workspace_id: uuid.UUID, bot_id: uuid.UU
 async def session_for(
     db: AsyncSession, workspace_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> BotSession | None:
+    known = bot_session_locked(db, conversation_id)
+    if known is not None and known.workspace_id == workspace_id:
+        return known  # read with the conversation's lock, in this transaction
     statement = scoped(BotSession, workspace_id).where(
         BotSession.conversation_id == conversation_id
     )

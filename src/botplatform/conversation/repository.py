@@ -11,7 +11,14 @@ from sqlalchemy.orm import SessionTransaction
 from botplatform.kit.errors import NotFound
 from botplatform.kit.phone import phone_digits
 from botplatform.kit.scoping import ChannelReader, scoped, visible
-from botplatform.models import ConsentEvent, Contact, ContactIdentity, Conversation, Message
+from botplatform.models import (
+    BotSession,
+    ConsentEvent,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Message,
+)
 
 
 async def get_conversation(
@@ -154,11 +161,14 @@ async def recipient_of(
 _LOCKED = "botplatform.locked_conversations"
 
 
-def remember_locked(db: AsyncSession, conversation_id: uuid.UUID) -> None:
+def remember_locked(
+    db: AsyncSession, conversation_id: uuid.UUID, bot_session: BotSession | None = None
+) -> None:
     """The session's current transaction holds `conversation_id`'s row lock (read `FOR
     UPDATE`, or inserted by it: nobody else sees that row before the commit), so a later
-    lock of it in this transaction costs no query (`locked_here`). PostgreSQL only: SQLite
-    has no row locks, and its reads keep what they did."""
+    lock of it in this transaction costs no query (`locked_here`). `bot_session`: the
+    conversation's bot session, read with the lock (`bot_session_locked`). PostgreSQL only:
+    SQLite has no row locks, and its reads keep what they did."""
     if db.get_bind().dialect.name != "postgresql":
         return
     transaction = _innermost(db)
@@ -168,14 +178,24 @@ def remember_locked(db: AsyncSession, conversation_id: uuid.UUID) -> None:
     if root is not _root(transaction):  # a new transaction: what the last one held is gone
         root, held = _root(transaction), {}
         db.info[_LOCKED] = (root, held)
-    held[conversation_id] = transaction
+    held[conversation_id] = (transaction, bot_session)
+
+
+def bot_session_locked(db: AsyncSession, conversation_id: uuid.UUID) -> BotSession | None:
+    """The conversation's bot session when it was read with the conversation's lock, which
+    this transaction still holds (bot steps take that lock first: a second read would see
+    the same row). None when it was not read so, or did not exist then: ask the database."""
+    if not locked_here(db, conversation_id):
+        return None
+    _, held = db.info[_LOCKED]
+    return held[conversation_id][1]  # type: ignore[no-any-return]
 
 
 def locked_here(db: AsyncSession, conversation_id: uuid.UUID) -> bool:
     """True when the current transaction (or one it is nested in) locked the row and is still
     open: a savepoint rolled back since gave its locks back, and a commit ends them all."""
     _, held = db.info.get(_LOCKED, (None, {}))
-    locker = held.get(conversation_id)
+    locker = held.get(conversation_id, (None, None))[0]
     transaction = _innermost(db)
     if locker is None or transaction is None or not locker.is_active:
         return False

@@ -37,6 +37,7 @@ from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import (
+    BotSession,
     ConsentEvent,
     Contact,
     ContactIdentity,
@@ -60,30 +61,16 @@ async def contact_for(
     """The contact behind a channel identity, created on first contact; the profile name is
     kept up to date (customers change it)."""
     ws = channel.workspace_id
-    identity = (
-        await db.execute(
-            scoped(ContactIdentity, ws).where(
-                ContactIdentity.provider == channel.provider,
-                ContactIdentity.external_id == external_id,
-            )
-        )
-    ).scalar_one_or_none()
-    if identity is None:
+    found = await _identified(db, channel, external_id)
+    if found is None:
         created = await _create_contact(db, channel, external_id, name)
         if created is not None:
             return created
         # Another transaction created this identity between our read and our insert.
-        identity = (
-            await db.execute(
-                scoped(ContactIdentity, ws).where(
-                    ContactIdentity.provider == channel.provider,
-                    ContactIdentity.external_id == external_id,
-                )
-            )
-        ).scalar_one()
-    found = await db.get(Contact, identity.contact_id)
-    assert found is not None
-    contact = found
+        found = await _identified(db, channel, external_id)
+        if found is None:
+            raise RuntimeError(f"identity {external_id} neither made nor found")
+    identity, contact = found
     if name and identity.profile_name != name:
         if contact.name in ("", identity.profile_name, external_id):
             contact.name = name
@@ -93,6 +80,24 @@ async def contact_for(
     if inbound:  # Messenger/Instagram: the customer wrote again, a day-old profile is re-read
         profiles.refresh_if_stale(db, channel, external_id, identity.profile_fetched_at)
     return contact
+
+
+async def _identified(
+    db: AsyncSession, channel: ChannelInfo, external_id: str
+) -> tuple[ContactIdentity, Contact] | None:
+    """The channel identity and its contact, in one read (every inbound message asks)."""
+    ws = channel.workspace_id
+    statement = (
+        scoped(ContactIdentity, ws)
+        .add_columns(Contact)
+        .join(Contact, (Contact.id == ContactIdentity.contact_id) & (Contact.workspace_id == ws))
+        .where(
+            ContactIdentity.provider == channel.provider,
+            ContactIdentity.external_id == external_id,
+        )
+    )
+    row = (await db.execute(statement)).one_or_none()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def _create_contact(
@@ -145,9 +150,24 @@ async def conversation_for(
         Conversation.contact_id == contact.id,
         Conversation.thread_key == thread_key,
     )
-    if lock:  # after a wait for the lock, the row as the other transaction left it
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    found = (await db.execute(statement)).scalar_one_or_none()
+    bot_session = None
+    if lock:
+        # After a wait for the lock, the row as the other transaction left it; and the bot
+        # session read with it (the bot's step needs both: one query, not two).
+        statement = (
+            statement.add_columns(BotSession)
+            .outerjoin(
+                BotSession,
+                (BotSession.conversation_id == Conversation.id)
+                & (BotSession.workspace_id == channel.workspace_id),
+            )
+            .with_for_update(of=Conversation)
+            .execution_options(populate_existing=True)
+        )
+        row: Any = (await db.execute(statement)).one_or_none()
+        found, bot_session = (row[0], row[1]) if row is not None else (None, None)
+    else:
+        found = (await db.execute(statement)).scalar_one_or_none()
     if found is None:
         found = Conversation(
             id=uuid.uuid4(),
@@ -172,7 +192,7 @@ async def conversation_for(
             channel_id=channel.id,
         )
     if lock:
-        conversation_repository.remember_locked(db, found.id)
+        conversation_repository.remember_locked(db, found.id, bot_session)
     return found
 
 
