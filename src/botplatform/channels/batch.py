@@ -38,7 +38,7 @@ from botplatform.channels.messages import InboundMessage, OutboundMessage, Statu
 from botplatform.channels.registry import threaded
 from botplatform.channels.sender import LeasedSend
 from botplatform.conversation.consent import consent_keyword
-from botplatform.conversation.service import MESSAGE_KEY, inbound_row
+from botplatform.conversation.service import IDENTITY_KEY, MESSAGE_KEY, inbound_row
 from botplatform.events import payloads
 from botplatform.events.service import anyone_receives, emit_many
 from botplatform.kit import core, metrics
@@ -266,7 +266,6 @@ async def _channels_without_live_bots(
 # on PostgreSQL run on asyncpg itself (`kit.core`). Inserts that meet a unique key leave
 # those rows out (`ON CONFLICT DO NOTHING`) and say which rows they wrote.
 
-_IDENTITY_KEY = ["workspace_id", "provider", "external_id"]
 _CONVERSATION_KEY = ["channel_id", "contact_id", "thread_key"]
 
 
@@ -365,7 +364,7 @@ async def _create_customers(
                 db,
                 ContactIdentity,
                 [_identity_row(sender, workspace_id, now) for sender in new],
-                conflict=_IDENTITY_KEY,
+                conflict=IDENTITY_KEY,
                 returning="external_id",
             ),
             core.inserting(db, Conversation, conversations),

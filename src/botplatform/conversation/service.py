@@ -7,8 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.analytics import cycles
@@ -44,6 +43,9 @@ from botplatform.models import (
     Conversation,
     Message,
 )
+
+#: A channel identity's unique key: one contact per number (or user id) per provider.
+IDENTITY_KEY = ["workspace_id", "provider", "external_id"]
 
 
 def content_json(content: Content) -> dict[str, Any]:
@@ -103,28 +105,43 @@ async def _identified(
 async def _create_contact(
     db: AsyncSession, channel: ChannelInfo, external_id: str, name: str | None
 ) -> Contact | None:
-    """Inserts a contact with its identity, or answers None when a concurrent transaction
-    (an inbound message and an API send to the same new number) inserted that identity
-    first: the savepoint keeps our transaction usable, so the caller reads theirs instead
-    of failing with a unique-key clash. Only a first contact pays for the savepoint."""
+    """Inserts a contact with its identity (one round trip on PostgreSQL, `core.together`),
+    or answers None when a concurrent transaction (an inbound message and an API send to the
+    same new number) inserted that identity first: the identity's unique key decides, our
+    contact is removed again, and the caller reads theirs instead of failing on the clash."""
     ws = channel.workspace_id
-    contact = Contact(id=uuid.uuid4(), workspace_id=ws, name=name or external_id)
-    await db.flush()  # what was pending before is not ours to swallow a clash of
-    try:
-        async with db.begin_nested():
-            db.add(contact)
-            db.add(
-                ContactIdentity(
-                    workspace_id=ws,
-                    contact_id=contact.id,
-                    provider=channel.provider,
-                    external_id=external_id,
-                    profile_name=name,
-                )
-            )
-            await db.flush()  # the event carries the row as stored (timestamps included)
-    except IntegrityError:
+    await db.flush()  # what was pending before is written first
+    now = utcnow()
+    contact_row = core.complete_row(
+        Contact, {"id": uuid.uuid4(), "workspace_id": ws, "name": name or external_id}
+    )
+    identity_row = core.complete_row(
+        ContactIdentity,
+        {
+            "workspace_id": ws,
+            "contact_id": contact_row["id"],
+            "provider": channel.provider,
+            "external_id": external_id,
+            "profile_name": name,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    _, won = await core.together(
+        db,
+        [
+            core.inserting(db, Contact, [contact_row]),
+            core.inserting(
+                db, ContactIdentity, [identity_row], conflict=IDENTITY_KEY, returning="id"
+            ),
+        ],
+    )
+    if not won:
+        lost = delete(Contact).where(Contact.workspace_id == ws, Contact.id == contact_row["id"])
+        await core.run(db, lost)
         return None
+    contact = core.as_loaded(db, Contact, contact_row)
+    core.as_loaded(db, ContactIdentity, identity_row)
     await emit(db, ws, "contact.created", payloads.contact_event(contact))
     profiles.queue_fetch(db, channel, external_id)  # Messenger/Instagram: name and picture
     await automation_events.record(

@@ -106,17 +106,36 @@ async def insert_loaded(
     stored, as a loaded object of the session (every column set, so reading it never goes to
     the database), or None when the key was taken and nothing was written."""
     await db.flush()  # what the row refers to (a conversation made just now) is written first
-    table = table_of(model)
-    (row,) = _with_defaults(table, [row])
-    row = {column.key: row.get(column.key) for column in table.columns}
+    row = complete_row(model, row)
     inserted = await insert_many(db, model, [row], conflict=conflict, returning="id")
     # `.first()`, never the result's truth: a SQLAlchemy result is truthy even when empty.
     if inserted.first() is None:
         return None
+    return as_loaded(db, model, row)
+
+
+def complete_row(model: type[Any], row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with every column of `model`'s table: the Python-side defaults filled in, the
+    rest None. Inserted as such, it is the row stored (see `as_loaded`)."""
+    table = table_of(model)
+    (row,) = _with_defaults(table, [row])
+    return {column.key: row.get(column.key) for column in table.columns}
+
+
+def as_loaded(db: AsyncSession, model: type[T], row: dict[str, Any]) -> T:
+    """A `complete_row` this transaction inserted, as a loaded object of the session (every
+    column set, so reading it never goes to the database)."""
     loaded = model(**row)
     make_transient_to_detached(loaded)  # as if loaded: the row exists, nothing is pending
     db.add(loaded)
+    # The identity map holds clean objects weakly: one the caller lets go of would be read
+    # again by the next `db.get` of it (a contact made here, then asked for by the bot).
+    # Held for the session's life (a unit of work), as the ORM holds the rows it inserts.
+    db.info.setdefault(_HELD, []).append(loaded)
     return loaded
+
+
+_HELD = "botplatform.inserted_rows"
 
 
 def inserting(
