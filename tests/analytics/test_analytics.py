@@ -37,7 +37,9 @@ from botplatform.models import (
     Workspace,
 )
 from botplatform.runtime import Runtime
-from tests.conftest import Account, Api, eventually
+from botplatform.sandbox import FakeGraph
+from tests.bot.helpers import create_bot, publish
+from tests.conftest import Account, Api, eventually, sql_statements
 
 
 def utc(text: str) -> datetime:
@@ -328,6 +330,44 @@ async def test_webhook_and_resolve_write_the_cycles(api: Api, runtime: Runtime) 
         "workspace_messages_total", {"workspace": ws, "direction": "inbound"}
     )
     assert counted == 2
+
+
+ASK_FLOW = {
+    "triggers": [{"type": "keyword", "keywords": ["hi"], "node": "ask"}],
+    "nodes": [
+        {"id": "ask", "type": "ask", "question": "Your email?", "attribute": "email"},
+        {"id": "thanks", "type": "end", "message": "Thanks!"},
+    ],
+    "edges": [{"from": "ask", "to": "thanks", "port": "next"}],
+}
+
+
+@pytest.mark.asyncio
+async def test_a_bot_s_steps_are_noted_on_the_open_cycle(
+    api: Api, runtime: Runtime, wa: FakeGraph
+) -> None:
+    """Which bot had the cycle, where its run stands, and how it ended; inside a channel
+    batch the note rides with the batch's last writes (no UPDATE of its own through the
+    ORM on PostgreSQL)."""
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws)
+    wa.webhook_url = f"http://testserver/webhooks/whatsapp/{channel['id']}"
+    bot = await create_bot(api, owner, ws, ASK_FLOW)
+    version = await publish(api, owner, ws, bot["id"])
+    with sql_statements(runtime) as seen:
+        await api.inbound_text(channel["id"], "15550002222", "hi", name="Bo")
+        await eventually(lambda: len(wa.sent) >= 1)
+    (cycle,) = await _cycles(runtime, ws)
+    assert (str(cycle.bot_id), str(cycle.bot_version_id)) == (bot["id"], version["id"])
+    assert (cycle.bot_node_id, cycle.bot_outcome) == ("ask", None)
+    if runtime.db.engine.dialect.name == "postgresql":
+        assert not [s for s in seen if s.startswith("update conversation_cycles")], seen
+
+    await api.inbound_text(channel["id"], "15550002222", "bo@example.com", name="Bo")
+    await eventually(lambda: len(wa.sent) >= 2)
+    (cycle,) = await _cycles(runtime, ws)
+    assert (cycle.bot_node_id, cycle.bot_outcome) == (None, "completed")  # the run ended
 
 
 @pytest.mark.asyncio
