@@ -52,6 +52,10 @@ async def test_a_live_bot_s_message_reads_its_conversation_once_locked(
     assert (session_reads == []) == _postgres(runtime), session_reads
     contact_reads = [s for s in seen if s.startswith("select") and "contacts" in s]
     assert len(contact_reads) == 1 and "join contacts" in contact_reads[0], contact_reads
+    # The message and the bot's reply both move the conversation: one UPDATE takes both
+    # (SQLite reads the session, and that read flushes the message's move on its own).
+    moves = [s for s in seen if s.startswith("update conversations")]
+    assert len(moves) == (1 if _postgres(runtime) else 2) and "unread_count" in moves[0], moves
 
 
 async def test_the_session_read_with_the_lock_is_forgotten_with_the_transaction(

@@ -173,6 +173,7 @@ async def apply_items(
     if wanted:
         outcome.replies, rows = _replies(db, wanted, settings_lease, refused is None)
         writes.append(core.inserting(db, Message, rows))
+    await db.flush()  # the per-item path's changes first, in the order they always had
     await core.together(db, writes + closing)
     return outcome
 

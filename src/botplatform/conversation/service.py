@@ -342,7 +342,9 @@ async def record_inbound(
     keyword = consent_keyword(event.content.text)
     if keyword and (keyword == "opt_out") != contact.opted_out:
         await record_consent(db, contact, keyword, "keyword", channel.id, event.content.text)
-    await db.flush()
+    # The conversation's new values are not flushed here: a reply decided in this transaction
+    # moves it again, and one UPDATE takes both (at the next flush; the channel batch flushes
+    # before its last writes). Every ORM read flushes first, so nothing reads them stale.
     opening = cycles.Opening(conversation.id, channel.id, message.created_at)
     await cycles.open_cycles(db, channel.workspace_id, [opening])
     metrics.count_messages(channel.workspace_id, "inbound")

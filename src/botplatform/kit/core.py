@@ -105,7 +105,10 @@ async def insert_loaded(
     read first: the constraint decides, also between concurrent transactions). The row
     stored, as a loaded object of the session (every column set, so reading it never goes to
     the database), or None when the key was taken and nothing was written."""
-    await db.flush()  # what the row refers to (a conversation made just now) is written first
+    # What the row may refer to (a conversation made just now) or clash with (a row of its
+    # table changed or deleted) is written first; other changes wait for the next flush.
+    if db.new or db.deleted or any(isinstance(changed, model) for changed in db.dirty):
+        await db.flush()
     row = complete_row(model, row)
     inserted = await insert_many(db, model, [row], conflict=conflict, returning="id")
     # `.first()`, never the result's truth: a SQLAlchemy result is truthy even when empty.

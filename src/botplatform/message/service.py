@@ -188,8 +188,7 @@ async def queue_outbound(
         return await _keyed(db, channel.workspace_id, idempotency_key)
     if leases is not None and recipient is not None:
         leases.take(delivery.LeasedReply(message, channel, contact.id, recipient))
-    conversation.last_message_at = now
-    await db.flush()
+    conversation.last_message_at = now  # flushed with the transaction's other changes
     automation_events.remember_chain(db, message)
     if recipient is None:
         enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
