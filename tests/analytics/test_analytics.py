@@ -369,6 +369,21 @@ async def test_a_bot_s_steps_are_noted_on_the_open_cycle(
     (cycle,) = await _cycles(runtime, ws)
     assert (cycle.bot_node_id, cycle.bot_outcome) == (None, "completed")  # the run ended
 
+    # Resolved, then a new "hi": the cycle opened by it carries the new run from the start.
+    conversation = await api.conversation_of(owner, ws, "Bo")
+    response = await api.http.patch(
+        f"/api/v1/workspaces/{ws}/conversations/{conversation['id']}",
+        json={"status": "resolved"},
+        headers=owner.headers,
+    )
+    assert response.status_code == 200, response.text
+    await api.inbound_text(channel["id"], "15550002222", "hi", name="Bo")
+    await eventually(lambda: len(wa.sent) >= 3)
+    first, second = await _cycles(runtime, ws)
+    assert first.resolved_at is not None and first.bot_outcome == "completed"
+    assert second.reopened and second.resolved_at is None
+    assert (second.bot_node_id, second.bot_outcome, str(second.bot_id)) == ("ask", None, bot["id"])
+
 
 @pytest.mark.asyncio
 async def test_api_json_and_csv_agree_and_bad_params_are_4xx(api: Api, runtime: Runtime) -> None:

@@ -5,7 +5,7 @@ Called by the conversation, channel batch and bot code in the transaction of the
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,29 +32,40 @@ class Opening:
 async def open_cycles(db: AsyncSession, workspace_id: uuid.UUID, openings: list[Opening]) -> None:
     """Opens a cycle for each conversation that has none open; one that had cycles before is
     reopened. Idempotent, and safe against a concurrent opening (the partial unique key)."""
+    deferred = db.info.get(_DEFERRED)
+    if deferred is not None:  # inside a channel batch: with its last writes
+        deferred.openings += [(workspace_id, opening) for opening in openings]
+        return
     write = opening_cycles(db, workspace_id, openings)
     if write is not None:
         await core.run(db, *write)
 
 
 def opening_cycles(
-    db: AsyncSession, workspace_id: uuid.UUID, openings: list[Opening]
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    openings: list[Opening],
+    notes: dict[uuid.UUID, dict[str, Any]] | None = None,
 ) -> core.Write | None:
     """`open_cycles` as one statement to run later (the channel batch sends it with its last
     writes, `core.together`): a conversation with an open cycle is left out by the partial
     unique key, and whether it had one before is asked in the statement itself, so nothing
-    is read first."""
+    is read first. `notes`: bot notes (`note_bot`) of the same moment, by conversation: a
+    cycle opened now carries its bot's note from the start."""
     if not openings:
         return None
     now = utcnow()
-    rows = [_row(workspace_id, o, now=now) for o in openings]
+    rows = [_row(workspace_id, o, (notes or {}).get(o.conversation_id), now=now) for o in openings]
     dialect = db.get_bind().dialect.name
     if dialect == "postgresql":
         return _OPENING[dialect], {name: [row[name] for row in rows] for name in _COLUMNS}
     return _OPENING[dialect], rows
 
 
-def _row(workspace_id: uuid.UUID, o: Opening, *, now: datetime) -> dict[str, Any]:
+def _row(
+    workspace_id: uuid.UUID, o: Opening, note: dict[str, Any] | None, *, now: datetime
+) -> dict[str, Any]:
+    note = note or {}
     return {
         "id": uuid.uuid4(),
         "workspace_id": workspace_id,
@@ -63,11 +74,15 @@ def _row(workspace_id: uuid.UUID, o: Opening, *, now: datetime) -> dict[str, Any
         "opened_at": o.at,
         "created_at": now,
         "updated_at": now,
+        "bot_id": note.get("bot_id"),
+        "bot_version_id": note.get("version_id"),
+        "bot_node_id": note.get("node_id"),
+        "bot_outcome": note.get("outcome"),
     }
 
 
 _COLUMNS: tuple[str, ...] = ("id", "workspace_id", "conversation_id", "channel_id", "opened_at")
-_COLUMNS += ("created_at", "updated_at")
+_COLUMNS += ("created_at", "updated_at", "bot_id", "bot_version_id", "bot_node_id", "bot_outcome")
 
 
 def _opening_statement(dialect: str) -> Any:
@@ -117,7 +132,7 @@ async def close_cycle(
 async def note_bot(db: AsyncSession, session: BotSession) -> None:
     """A bot moved the conversation's run: the open cycle remembers which bot and version
     had it, where it stands, and whether it completed or handed off. Inside a channel batch
-    (`defer_bot_notes`), written with the batch's last statement instead of on its own."""
+    (`defer_writes`), written with the batch's last statement instead of on its own."""
     if session.bot_id is None:
         return
     parameters = {
@@ -129,27 +144,46 @@ async def note_bot(db: AsyncSession, session: BotSession) -> None:
         "outcome": BOT_OUTCOMES.get(session.status),  # None: the cycle keeps the one it has
         "now": utcnow(),
     }
-    deferred = db.info.get(_DEFERRED_NOTES)
+    deferred = db.info.get(_DEFERRED)
     if deferred is None:
         await core.run(db, _NOTE, parameters)
     else:  # a conversation's last note of the batch is its run's state: it wins
-        deferred[session.conversation_id] = parameters
+        deferred.notes[session.conversation_id] = parameters
 
 
-def defer_bot_notes(db: AsyncSession) -> None:
-    """The bot notes of this transaction wait for `deferred_bot_notes` from now on (the
-    channel batch sends them with its last writes: one round trip fewer per bot step). The
-    cycle they update exists already: a message opens it before its bot runs."""
-    db.info[_DEFERRED_NOTES] = {}
+@dataclass
+class _Deferred:
+    openings: list[tuple[uuid.UUID, Opening]] = field(default_factory=list)
+    notes: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
 
 
-def deferred_bot_notes(db: AsyncSession) -> list[core.Write]:
-    """The notes deferred since `defer_bot_notes`, to run now; notes run at once again."""
-    notes: dict[uuid.UUID, dict[str, Any]] = db.info.pop(_DEFERRED_NOTES, None) or {}
-    return [(_NOTE, parameters) for parameters in notes.values()]
+def defer_writes(db: AsyncSession) -> None:
+    """From now on, this transaction's cycle openings and bot notes wait for
+    `deferred_writes` (the channel batch sends them with its last writes: two round trips
+    fewer per message a bot answers). Nothing in between reads the cycles."""
+    db.info[_DEFERRED] = _Deferred()
 
 
-_DEFERRED_NOTES = "botplatform.deferred_bot_notes"
+def deferred_writes(db: AsyncSession) -> list[core.Write]:
+    """The writes deferred since `defer_writes`, to run now (after it they run at once
+    again). They run as one statement's parts, on one snapshot: a cycle opened by them takes
+    its conversation's note in its row, and the note's UPDATE, which cannot see that row,
+    updates a cycle that was open before."""
+    deferred: _Deferred | None = db.info.pop(_DEFERRED, None)
+    if deferred is None:
+        return []
+    by_workspace: dict[uuid.UUID, list[Opening]] = {}
+    for workspace_id, opening in deferred.openings:
+        by_workspace.setdefault(workspace_id, []).append(opening)
+    writes = [
+        write
+        for workspace_id, openings in by_workspace.items()
+        if (write := opening_cycles(db, workspace_id, openings, deferred.notes)) is not None
+    ]
+    return writes + [(_NOTE, parameters) for parameters in deferred.notes.values()]
+
+
+_DEFERRED = "botplatform.deferred_cycle_writes"
 
 
 def _note_statement() -> Any:

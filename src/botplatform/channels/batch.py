@@ -147,12 +147,12 @@ async def apply_items(
         closing = [*await _record(db, senders), *closing]
         outcome.received += sum(len(sender.stored) for sender in senders)
     await _lock_status_targets(db, rest)
-    cycles.defer_bot_notes(db)  # the bots' steps below: their notes go with the last writes
+    cycles.defer_writes(db)  # the cycles the items below open and note: with the last writes
     try:
         for channel, item in rest:
             outcome.received += await apply_one(channel, item)
     finally:
-        closing = [*closing, *cycles.deferred_bot_notes(db)]
+        closing = [*closing, *cycles.deferred_writes(db)]
     wanted = _wanted_replies(senders)
     leases = delivery.leases_of(db)  # replies the per-item path leased (bots, automations)
     leased = len(leases.replies) if leases is not None else 0
