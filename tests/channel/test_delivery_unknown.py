@@ -14,8 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
+from sqlalchemy.exc import DBAPIError
 
+from botplatform.broadcast import sending
+from botplatform.broadcast.claim import Ready
+from botplatform.broadcast.driver import Driver
 from botplatform.channels import delivery
 from botplatform.channels.base import ProviderSendError
 from botplatform.channels.messages import Content, MessageType, OutboundMessage
@@ -23,6 +27,7 @@ from botplatform.channels.whatsapp.adapter import WhatsAppAdapter
 from botplatform.kit import provider_http
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import enter_workspace
+from botplatform.message.schemas import MessageBody
 from botplatform.models import AuditLog, Channel, Event, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
@@ -372,3 +377,92 @@ async def test_a_batch_marks_its_rows_in_one_update_and_writes_outcomes_per_row(
     assert [(r.status, r.provider_message_id, r.send_attempted_at) for r in rows] == [
         ("sent", f"wamid.{n}", None) for n in range(3)
     ]
+
+
+# -- a status that beats the outcome ----------------------------------------------------------
+#
+# A broadcast chunk's status webhooks often arrive before its outcomes are written: the status
+# batch finds its messages by our id (biz_opaque_callback_data) while the chunk's outcome write
+# updates the same rows. Both lock them in id order (PostgreSQL), or each holds a row the other
+# waits for and PostgreSQL cancels one as a deadlock: a cancelled outcome write used to leave a
+# whole chunk of sends to their statuses, and `delivery_unknown` when those came late. Each test
+# holds the lower row, lets the writer wait for it, and checks it took nothing out of order.
+
+
+async def _two_awaiting_outcome(
+    api: Api, wa: FakeGraph, runtime: Runtime
+) -> tuple[str, list[tuple[uuid.UUID, str]]]:
+    """Two sends whose requests left and whose answers were not written yet, in id order."""
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("row locks and their order: PostgreSQL (SQLite has one writer)")
+    owner, ws, conversation = await _setup(api, wa)
+    sent = [await _sent_once(api, wa, runtime, owner, ws, conversation["id"], t) for t in "ab"]
+    for message_id, _ in sent:
+        await _as_interrupted(runtime, message_id, attempted_ago=0.5)
+    return ws, sorted((uuid.UUID(message_id), wamid) for message_id, wamid in sent)
+
+
+async def _waiting_for_a_lock(runtime: Runtime) -> bool:
+    async with runtime.db.unit_of_work(write=False, system=True) as db:
+        waiting = await db.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+    return bool(waiting)
+
+
+async def _free(runtime: Runtime, row_id: uuid.UUID) -> bool:
+    """Whether nobody holds the row's lock (taken and given back at once)."""
+    try:
+        async with runtime.db.unit_of_work(system=True) as db:
+            locking = select(Message.id).where(Message.id == row_id).with_for_update(nowait=True)
+            await db.execute(locking)
+    except DBAPIError:
+        return False
+    return True
+
+
+def _read_status(wamid: str, row_id: uuid.UUID) -> dict[str, Any]:
+    return {
+        "id": wamid,
+        "status": "read",
+        "timestamp": str(int(utcnow().timestamp())),
+        "recipient_id": CUSTOMER,
+        "biz_opaque_callback_data": str(row_id),
+    }
+
+
+async def test_a_status_batch_locks_the_messages_it_names_by_our_id_in_id_order(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    _, [(low, low_wamid), (high, high_wamid)] = await _two_awaiting_outcome(api, wa, runtime)
+    async with runtime.db.unit_of_work(system=True) as holder:
+        await holder.execute(select(Message.id).where(Message.id == low).with_for_update())
+        # One webhook, one batch: the higher row's status first.
+        statuses = [_read_status(high_wamid, high), _read_status(low_wamid, low)]
+        await wa.deliver({"statuses": statuses})
+        await eventually(lambda: _waiting_for_a_lock(runtime))
+        assert await _free(runtime, high), "the batch took the higher row before the lower"
+    for row_id, wamid in ((low, low_wamid), (high, high_wamid)):
+        row = await eventually(lambda row_id=row_id: _status(runtime, str(row_id), "read"))
+        assert row.provider_message_id == wamid and row.send_attempted_at is None
+
+
+async def test_a_broadcast_chunk_locks_its_messages_in_id_order_to_write_its_outcomes(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    ws, [(low, low_wamid), (high, high_wamid)] = await _two_awaiting_outcome(api, wa, runtime)
+    driver = Driver(runtime, uuid.UUID(ws), uuid.uuid4(), utcnow() + timedelta(seconds=30))
+    outcomes = []
+    for row_id, wamid in ((high, high_wamid), (low, low_wamid)):  # the higher one first
+        row = await _row(runtime, str(row_id))
+        columns = {column.key: getattr(row, column.key) for column in Message.__table__.columns}
+        body = MessageBody(type="text", text=row.text)
+        ready = Ready(uuid.uuid4(), uuid.uuid4(), row.conversation_id, CUSTOMER, body, {})
+        outcomes.append(sending.Outcome(ready, columns, "sent", wamid))
+    async with runtime.db.unit_of_work(system=True) as holder:
+        await holder.execute(select(Message.id).where(Message.id == low).with_for_update())
+        writing = asyncio.ensure_future(sending._write_outcomes(driver, outcomes))
+        await eventually(lambda: _waiting_for_a_lock(runtime))
+        assert await _free(runtime, high), "the chunk took the higher row before the lower"
+    await writing
+    for row_id, wamid in ((low, low_wamid), (high, high_wamid)):
+        row = await _row(runtime, str(row_id))
+        assert (row.status, row.provider_message_id, row.send_attempted_at) == ("sent", wamid, None)

@@ -8,6 +8,7 @@ from collections import Counter
 
 import httpx
 import pytest
+import redis.asyncio
 from sqlalchemy import select
 
 from botplatform.models import DeadJob
@@ -127,6 +128,30 @@ async def test_jobs_still_leave_after_redis_forgot_the_dispatch_script(runtime: 
         enqueue(db, "test_flaky", first, 0)
     assert await eventually(lambda: _done(runtime, first)) == "1"
     await runtime.jobs.async_redis.script_flush()
+    async with runtime.db.unit_of_work() as db:
+        enqueue(db, "test_flaky", second, 0)
+    assert await eventually(lambda: _done(runtime, second)) == "1"
+    assert RUNS[first] == RUNS[second] == 1
+
+
+@pytest.mark.usefixtures("client")
+async def test_jobs_still_leave_over_a_connection_redis_dropped(runtime: Runtime) -> None:
+    """A Redis restart leaves every pooled connection dead: the next dispatch on one meets a
+    closed socket, and its jobs must still leave (one retry on a fresh connection) rather than
+    wait for the sweeper."""
+    client = runtime.jobs.async_redis
+    if client is None:
+        pytest.skip("the in-memory queue has no connections")
+    first, second = _key(), _key()
+    async with runtime.db.unit_of_work() as db:
+        enqueue(db, "test_flaky", first, 0)
+    assert await eventually(lambda: _done(runtime, first)) == "1"
+    dropped = await client.client_id()  # the pool's latest connection, the next one taken
+    other = redis.asyncio.Redis.from_url(runtime.settings.redis_url)
+    try:
+        assert await other.client_kill_filter(_id=dropped) == 1
+    finally:
+        await other.aclose()
     async with runtime.db.unit_of_work() as db:
         enqueue(db, "test_flaky", second, 0)
     assert await eventually(lambda: _done(runtime, second)) == "1"

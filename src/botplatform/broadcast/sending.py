@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, Uuid, and_, any_, bindparam, case, delete, func, or_, update
+from sqlalchemy import String, Uuid, and_, any_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -378,6 +378,19 @@ _MSG_SENT_MANY = (
     .values(**delivery.sent_values(_ACCEPTED.c.pids, bindparam("now", type_=UTCDateTime)))
 )
 _RCP_SENT_MANY = _recipients_sent(_RCP.id == any_(bindparam("rids", type_=postgresql.ARRAY(Uuid))))
+# The chunk's messages locked first, in id order, as a status batch locks the ones it names
+# (channels/batch.py): the status webhooks of a chunk often come before its outcomes are
+# written, and two writers taking the same rows in different orders deadlock — PostgreSQL
+# would then cancel one, and a cancelled outcome write left the whole chunk to its statuses.
+_LOCK_MESSAGES = (
+    select(_MESSAGES.c.id)
+    .where(
+        _MESSAGES.c.workspace_id == bindparam("ws"),
+        _MESSAGES.c.id == any_(bindparam("mids", type_=postgresql.ARRAY(Uuid))),
+    )
+    .order_by(_MESSAGES.c.id)
+    .with_for_update()
+)
 
 
 def _sent_writes(db: AsyncSession, rows: list[dict[str, Any]]) -> list[core.Write]:
@@ -423,6 +436,9 @@ async def _write_outcomes(driver: Driver, outcomes: list[Outcome]) -> None:
     throttled = sum(1 for o in outcomes if o.status == "retry" and o.code in THROTTLE_CODES)
     async with driver.runtime.db.unit_of_work() as db:
         await enter_workspace(db, driver.ws)
+        if db.get_bind().dialect.name == "postgresql":
+            mids = [row["mid"] for kind in rows.values() for row in kind]
+            await db.execute(_LOCK_MESSAGES, {"ws": driver.ws, "mids": mids})
         writes: list[core.Write] = _sent_writes(db, rows["sent"]) if rows["sent"] else []
         for statements, kind in (
             ((_MSG_FAILED, _RCP_FAILED), "failed"),

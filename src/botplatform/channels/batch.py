@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
 
-from sqlalchemy import any_, bindparam, case, delete, func, select, update
+from sqlalchemy import any_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,7 +38,7 @@ from botplatform.channels.messages import InboundMessage, OutboundMessage, Statu
 from botplatform.channels.registry import threaded
 from botplatform.channels.sender import LeasedSend
 from botplatform.conversation.consent import consent_keyword
-from botplatform.conversation.service import IDENTITY_KEY, MESSAGE_KEY, inbound_row
+from botplatform.conversation.service import IDENTITY_KEY, MESSAGE_KEY, callback_id, inbound_row
 from botplatform.events import payloads
 from botplatform.events.service import anyone_receives, emit_many
 from botplatform.kit import core, metrics
@@ -191,24 +191,30 @@ def _give_back(db: AsyncSession, workspace_id: uuid.UUID, leases: delivery.Lease
 
 async def _lock_status_targets(db: AsyncSession, items: list[tuple[ChannelInfo, object]]) -> None:
     """Locks the messages the batch's status updates are about, all at once in id order,
-    before they are applied one by one. Two batches carrying statuses of the same messages
-    in different orders (a broadcast's sent / delivered / read webhooks) would otherwise
-    each hold a row the other waits for, and PostgreSQL would end one as a deadlock."""
+    before they are applied one by one: those named by the provider's id and those named by
+    our own (`biz_opaque_callback_data`: a send whose answer was not written yet). Two
+    batches carrying statuses of the same messages in different orders (a broadcast's sent /
+    delivered / read webhooks), or a batch and a broadcast chunk writing its outcomes (which
+    locks in id order too, broadcast/sending.py), would otherwise each hold a row the other
+    waits for, and PostgreSQL would end one as a deadlock."""
     if db.get_bind().dialect.name != "postgresql":
         return  # SQLite has one writer: nothing to order
-    wanted: dict[ChannelInfo, set[str]] = defaultdict(set)
+    wanted: dict[ChannelInfo, set[tuple[str, uuid.UUID | None]]] = defaultdict(set)
     for channel, item in items:
         if isinstance(item, StatusUpdate):
-            wanted[channel].add(item.provider_message_id)
-    for channel, provider_ids in sorted(wanted.items(), key=lambda pair: pair[0].id):
-        if len(provider_ids) < 2:
-            continue  # one row: its own lock below is already in order
+            wanted[channel].add((item.provider_message_id, callback_id(item)))
+    for channel, targets in sorted(wanted.items(), key=lambda pair: pair[0].id):
+        if len(targets) < 2:
+            continue  # one message: its own lock below is already in order
+        provider_ids = sorted({provider_id for provider_id, _ in targets})
+        ours = sorted({row_id for _, row_id in targets if row_id is not None})
+        named = Message.provider_message_id.in_(provider_ids)
         statement = (
             scoped(Message, channel.workspace_id)
             .with_only_columns(Message.id)
             .where(
                 Message.channel_id == channel.id,
-                Message.provider_message_id.in_(sorted(provider_ids)),
+                or_(named, Message.id.in_(ours)) if ours else named,
             )
             .order_by(Message.id)
             .with_for_update()

@@ -353,15 +353,22 @@ async def record_inbound(
     return message
 
 
+def callback_id(update_: StatusUpdate) -> uuid.UUID | None:
+    """Our own id for the message, as the status names it (biz_opaque_callback_data)."""
+    try:
+        return uuid.UUID(str(update_.raw.get("biz_opaque_callback_data", "")))
+    except ValueError:
+        return None
+
+
 async def _by_callback(
     db: AsyncSession, channel: ChannelInfo, update_: StatusUpdate
 ) -> Message | None:
     """The message a status names by our own id (biz_opaque_callback_data): a send whose
     answer never reached us — the worker died, or the webhook beat the response. Its
     provider id is learnt here, so the send is not repeated."""
-    try:
-        row_id = uuid.UUID(str(update_.raw.get("biz_opaque_callback_data", "")))
-    except ValueError:
+    row_id = callback_id(update_)
+    if row_id is None:
         return None
     statement = (
         scoped(Message, channel.workspace_id)

@@ -25,6 +25,8 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
 from dramatiq.middleware import CurrentMessage, Middleware, default_middleware
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from botplatform.config import Settings
 from botplatform.kit import metrics
@@ -89,7 +91,12 @@ class JobQueue:
         self.async_redis: redis.asyncio.Redis | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
         if settings.redis_url:
-            self.async_redis = redis.asyncio.Redis.from_url(settings.redis_url)
+            # One immediate retry on a broken connection: after a Redis restart every pooled
+            # connection is dead, and without it each one's first dispatch was lost (its rows
+            # then waited SWEEP_AFTER_SECONDS for the sweeper, though Redis was back).
+            self.async_redis = redis.asyncio.Redis.from_url(
+                settings.redis_url, retry=Retry(NoBackoff(), 1)
+            )
             self.broker = WakingRedisBroker(
                 idle_wait_ms=settings.queue_idle_wait_ms,
                 url=settings.redis_url,
