@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from botplatform.authz import cache as authz_cache
 from botplatform.config import Settings
 from botplatform.dashboard.assets import static_version
+from botplatform.kit import envelope
 from botplatform.runtime import Runtime
 from tests.conftest import APP_SECRET, Api, meta_signature, whatsapp_text_payload
 from tests.serving import app_processes
@@ -102,6 +104,29 @@ async def test_a_list_answers_304_while_it_has_not_changed(
     stranger = await api.register()
     refused = await client.get(url, headers={**stranger.headers, "If-None-Match": etag})
     assert refused.status_code == 404
+
+
+async def test_an_unchanged_list_keeps_its_etag_when_the_second_turns(
+    client: httpx.AsyncClient, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The envelope says when it was made, to the second: an answer made a second later says
+    nothing new, so it still matches the tag the client holds."""
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    url = f"/api/v1/workspaces/{ws}/channels"
+    seconds = iter(range(10, 60))
+
+    class _Ticking(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> _Ticking:
+            return cls(2026, 12, 5, 16, 14, next(seconds), tzinfo=tz)
+
+    monkeypatch.setattr(envelope, "datetime", _Ticking)
+    first = await client.get(url, headers=owner.headers)
+    again = await client.get(url, headers={**owner.headers, "If-None-Match": first.headers["etag"]})
+    assert first.json()["timestamp"] == "2026-12-05T16:14:10Z"
+    assert again.status_code == 304, again.text
+    assert again.headers["etag"] == first.headers["etag"]
 
 
 async def test_what_must_not_be_kept_gets_no_etag(client: httpx.AsyncClient) -> None:

@@ -7,11 +7,17 @@ client, checked with us before each use; never kept by a shared proxy).
 The answer is still computed (it is the only way to know it has not changed); what is saved
 is sending it: a dashboard polling a list, or a client re-reading a conversation, gets a few
 hundred bytes instead of the page. Answers sent in several pieces, and those that already
-have an ETag (the static files), pass through as they are."""
+have an ETag (the static files), pass through as they are.
+
+The ETag is weak and leaves out the envelope's `timestamp` (SPEC §7: when the answer was
+made, to the second): two answers that differ only in it say the same thing, and a strong
+tag over the raw bytes would change at every second's turn — a client polling an unchanged
+list would sometimes be sent the whole of it again for nothing."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,14 +25,21 @@ _PRIVATE = b"private, no-cache"
 _KEPT_ON_304 = {b"cache-control", b"etag", b"vary", b"expires", b"content-location", b"date"}
 
 
+#: The envelope's last field, as the JSON encoder writes it (kit/envelope.py).
+_ENVELOPE_TIMESTAMP = re.compile(rb',"timestamp":"[0-9T:Z-]{1,32}"}\Z')
+
+
 def etag_of(body: bytes) -> bytes:
-    return b'"' + hashlib.sha256(body).hexdigest()[:32].encode() + b'"'
+    """A weak tag over what the answer says: the body less the envelope's timestamp."""
+    said = _ENVELOPE_TIMESTAMP.sub(b"}", body)
+    return b'W/"' + hashlib.sha256(said).hexdigest()[:32].encode() + b'"'
 
 
 def matches(if_none_match: bytes, etag: bytes) -> bool:
     """`If-None-Match` names `etag` (weak comparison, as RFC 9110 asks for it), or is `*`."""
     candidates = [part.strip() for part in if_none_match.split(b",")]
-    return b"*" in candidates or any(c.removeprefix(b"W/") == etag for c in candidates)
+    tag = etag.removeprefix(b"W/")
+    return b"*" in candidates or any(c.removeprefix(b"W/") == tag for c in candidates)
 
 
 class ConditionalGetMiddleware:
