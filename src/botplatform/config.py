@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     )
     # Of each worker process's threads, the share that may run broadcast jobs at once (at
     # least one): the rest stay free for the message path (docs/decisions.md, "Broadcasts").
+    # A worker's bulk child runs no message path: there both bulk lanes use every thread.
     broadcast_worker_share: float = Field(0.25, gt=0, le=1, alias="BROADCAST_WORKER_SHARE")
     # The same for webhooks with delivery statuses only (a broadcast brings three per send):
     # on their own queue, `statuses`, so a customer's message never waits behind them.

@@ -32,7 +32,8 @@ async def run_broadcast(
 ) -> None:
     """One slice of a broadcast's driver (broadcast/engine.py); it queues the next."""
     settings = ctx.runtime.settings
-    if not LANE_GATE.enter(settings.worker_threads, settings.broadcast_worker_share):
+    share = ctx.runtime.jobs.lane_share(settings.broadcast_worker_share)
+    if not LANE_GATE.enter(settings.worker_threads, share):
         # The lane is full: come back in a moment, holding no thread meanwhile.
         enqueue(ctx.db, service.RUN_JOB, workspace_id, broadcast_id, kicks, delay_ms=1_000)
         return

@@ -110,7 +110,8 @@ async def process_status_events(ctx: JobContext, workspace_id: str, event_ids: l
     but apart from them, on at most STATUS_WORKER_SHARE of the threads: a broadcast's
     thousands of statuses never hold up a customer's message."""
     settings = ctx.runtime.settings
-    if not STATUS_GATE.enter(settings.worker_threads, settings.status_worker_share):
+    share = ctx.runtime.jobs.lane_share(settings.status_worker_share)
+    if not STATUS_GATE.enter(settings.worker_threads, share):
         enqueue(ctx.db, STATUS_BATCH_JOB, workspace_id, event_ids, delay_ms=STATUS_LANE_RETRY_MS)
         return
     try:

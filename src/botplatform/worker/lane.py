@@ -1,7 +1,8 @@
 """A lane: how many jobs of one kind a worker process runs at once, out of its threads, so
 that a flood of them (a broadcast, its delivery statuses) leaves the other threads to the
 message path. A job that finds its lane full queues itself again a moment later and
-returns, holding no thread."""
+returns, holding no thread. A process that runs no message path (a worker's bulk child) gives
+its lanes every thread (`JobQueue.lane_share`): there a bounce only costs Redis round trips."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from botplatform.kit import metrics
 from botplatform.kit.logging import get_logger
 from botplatform.worker.jobs import REGISTRY, JobContext, JobSpec, PendingJob, load_task_modules
 from botplatform.worker.pressure import Pressure
-from botplatform.worker.queues import NAMESPACE, PRIORITIES, redis_depth
+from botplatform.worker.queues import MESSAGE_QUEUES, NAMESPACE, PRIORITIES, redis_depth
 from botplatform.worker.transport import WaitingStubBroker, WakingRedisBroker
 
 if TYPE_CHECKING:
@@ -82,6 +82,8 @@ class JobQueue:
         self._runtime = runtime
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: dramatiq.Worker | None = None
+        #: Whether this process's worker consumes the message path's queues (`lane_share`).
+        self._runs_message_path = True
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._trailing: set[asyncio.Task[Any]] = set()
@@ -251,6 +253,7 @@ class JobQueue:
         """Consumes `queues` (default: every queue) in this process; job coroutines run on
         `loop`."""
         self._loop = loop
+        self._runs_message_path = queues is None or bool(queues & MESSAGE_QUEUES)
         # worker_timeout is how long an idle worker thread blocks on the in-process work
         # queue before it looks at its stop flag (a wake costs no round trip); the consumers
         # block on their queues for the idle bound (see transport.py), so nothing polls.
@@ -273,6 +276,15 @@ class JobQueue:
             broker=type(self.broker).__name__,
             queues=sorted(queues) if queues else "all",
         )
+
+    def lane_share(self, share: float) -> float:
+        """The share of this process's threads a bulk lane (worker/lane.py) may take: `share`
+        where the process also runs the message path, whose threads the lane keeps free; all
+        of them in a process that runs nothing else (a worker's bulk child). There a full
+        lane protected nobody and only bounced its jobs through Redis's delay queue: during a
+        100,000-recipient broadcast the status jobs requeued themselves about 2,400 times a
+        second, and the bounces took most of the child's CPU (docs/decisions.md)."""
+        return share if self._runs_message_path else 1.0
 
     @property
     def worker_running(self) -> bool:
