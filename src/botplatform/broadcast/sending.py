@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, Uuid, and_, any_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import String, Uuid, and_, any_, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,23 +62,12 @@ _RECIPIENTS = table_of(BroadcastRecipient)
 _RCP = _RECIPIENTS.c
 
 
-def _pairs(name: str, *columns: tuple[str, Any]) -> Any:
-    """`unnest(:a, :b, …) AS name(a, b, …)`: a chunk's rows as one row of arrays, so a
-    statement keeps one prepared shape whatever the chunk's size (PostgreSQL)."""
-    arrays = [bindparam(column, type_=postgresql.ARRAY(kind)) for column, kind in columns]
-    return (
-        func.unnest(*arrays)
-        .table_valued(*(column for column, _ in columns))
-        .render_derived(name=name)
-    )
-
-
 # -- mark -----------------------------------------------------------------------------------
 
 _SET_MESSAGE = (
     update(_RECIPIENTS).where(_RCP.id == bindparam("rid")).values(message_id=bindparam("mid"))
 )
-_MARKED = _pairs("marked", ("rids", Uuid), ("mids", Uuid))
+_MARKED = core.unnested("marked", ("rids", Uuid), ("mids", Uuid))
 _SET_MESSAGES = (
     update(_RECIPIENTS)
     .where(_RCP.workspace_id == bindparam("ws"), _RCP.id == _MARKED.c.rids)
@@ -371,7 +360,7 @@ _RCP_RETRY = (
     )
 )
 # The accepted sends of a chunk, the common case, in two statements of arrays (PostgreSQL).
-_ACCEPTED = _pairs("accepted", ("mids", Uuid), ("pids", String))
+_ACCEPTED = core.unnested("accepted", ("mids", Uuid), ("pids", String))
 _MSG_SENT_MANY = (
     update(_MESSAGES)
     .where(_MESSAGES.c.workspace_id == bindparam("ws"), _MESSAGES.c.id == _ACCEPTED.c.mids)

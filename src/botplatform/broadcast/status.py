@@ -5,10 +5,15 @@ message (conversation.service.apply_status), and the recipient with it; the swee
 
 from __future__ import annotations
 
-from sqlalchemy import and_, select, update
+from typing import Any
+
+from sqlalchemy import DateTime, String, Text, Uuid, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from botplatform.kit import core
+from botplatform.kit.clock import utcnow
 from botplatform.models import BroadcastRecipient, Message
+from botplatform.models.base import table_of
 from botplatform.worker.jobs import JobContext
 
 #: A message's status → its recipient's.
@@ -20,6 +25,42 @@ MIRRORED = {
     "failed": "failed",
 }
 RECONCILE_BATCH = 500
+_DEFERRED = "botplatform.broadcast_mirrors"
+
+_RCP = table_of(BroadcastRecipient).c
+_FOLLOWED = core.unnested(
+    "followed",
+    ("mids", Uuid),
+    ("statuses", String),
+    ("codes", String),
+    ("titles", Text),
+    ("sents", DateTime(timezone=True)),
+)
+_FOLLOW: dict[str, Any] = {"lease_until": None, "updated_at": bindparam("now")}
+#: Each recipient of many messages (PostgreSQL: one statement of arrays, one prepared shape).
+_FOLLOW_MANY = (
+    update(table_of(BroadcastRecipient))
+    .where(_RCP.workspace_id == bindparam("ws"), _RCP.message_id == _FOLLOWED.c.mids)
+    .values(
+        status=_FOLLOWED.c.statuses,
+        error_code=_FOLLOWED.c.codes,
+        error_title=_FOLLOWED.c.titles,
+        sent_at=_FOLLOWED.c.sents,
+        **_FOLLOW,
+    )
+)
+#: The recipient of one message (SQLite, once per message).
+_FOLLOW_ONE = (
+    update(table_of(BroadcastRecipient))
+    .where(_RCP.workspace_id == bindparam("ws"), _RCP.message_id == bindparam("mid"))
+    .values(
+        status=bindparam("status"),
+        error_code=bindparam("code"),
+        error_title=bindparam("title"),
+        sent_at=bindparam("sent"),
+        **_FOLLOW,
+    )
+)
 
 
 def is_broadcast(message: Message) -> bool:
@@ -27,25 +68,54 @@ def is_broadcast(message: Message) -> bool:
 
 
 async def mirror(db: AsyncSession, message: Message) -> None:
-    """Called where a status webhook moved a broadcast's message (one UPDATE)."""
-    status = MIRRORED.get(message.status)
-    if status is None:
+    """Called where a status webhook moved a broadcast's message: its recipient follows (one
+    UPDATE). Inside a channel batch (`defer_writes`) it waits for the batch's last writes,
+    and follows the message's state at that moment, whatever statuses moved it meanwhile."""
+    deferred: dict[Any, Message] | None = db.info.get(_DEFERRED)
+    if deferred is not None:
+        deferred[message.id] = message
         return
-    await db.execute(
-        update(BroadcastRecipient)
-        .where(
-            BroadcastRecipient.workspace_id == message.workspace_id,
-            BroadcastRecipient.message_id == message.id,
-        )
-        .values(
-            status=status,
-            error_code=message.error_code if status == "failed" else None,
-            error_title=message.error_title if status == "failed" else None,
-            sent_at=message.sent_at,
-            lease_until=None,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    write = _following(db, [message])
+    if write is not None:
+        await core.run(db, *write)
+
+
+def defer_writes(db: AsyncSession) -> None:
+    """From now on, this transaction's recipients follow their messages in `deferred_writes`
+    (a broadcast brings three status webhooks per send: one statement per batch instead of
+    one per status)."""
+    db.info[_DEFERRED] = {}
+
+
+def deferred_writes(db: AsyncSession) -> list[core.Write]:
+    """The recipients' writes deferred since `defer_writes`, to run now (after it they run
+    at once again)."""
+    deferred: dict[Any, Message] | None = db.info.pop(_DEFERRED, None)
+    write = _following(db, list(deferred.values())) if deferred else None
+    return [] if write is None else [write]
+
+
+def _following(db: AsyncSession, messages: list[Message]) -> core.Write | None:
+    """The write that moves each message's recipient to the message's status."""
+    rows = [
+        {
+            "mid": message.id,
+            "status": status,
+            "code": message.error_code if status == "failed" else None,
+            "title": message.error_title if status == "failed" else None,
+            "sent": message.sent_at,
+        }
+        for message in messages
+        if (status := MIRRORED.get(message.status)) is not None
+    ]
+    if not rows:
+        return None
+    ws, now = messages[0].workspace_id, utcnow()  # one batch, one workspace
+    if db.get_bind().dialect.name != "postgresql":
+        return _FOLLOW_ONE, [{"ws": ws, "now": now, **row} for row in rows]
+    columns = {"mids": "mid", "statuses": "status", "codes": "code", "titles": "title"}
+    arrays = {name: [row[key] for row in rows] for name, key in columns.items()}
+    return _FOLLOW_MANY, {"ws": ws, "now": now, "sents": [row["sent"] for row in rows], **arrays}
 
 
 async def reconcile(ctx: JobContext) -> int:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
+from botplatform.broadcast import status as broadcast_status
 from botplatform.channels import choices, delivery, policy
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
@@ -38,7 +39,14 @@ from botplatform.channels.messages import InboundMessage, OutboundMessage, Statu
 from botplatform.channels.registry import threaded
 from botplatform.channels.sender import LeasedSend
 from botplatform.conversation.consent import consent_keyword
-from botplatform.conversation.service import IDENTITY_KEY, MESSAGE_KEY, callback_id, inbound_row
+from botplatform.conversation.service import (
+    IDENTITY_KEY,
+    MESSAGE_KEY,
+    callback_id,
+    forget_locked,
+    hold_locked,
+    inbound_row,
+)
 from botplatform.events import payloads
 from botplatform.events.service import anyone_receives, emit_many
 from botplatform.kit import core, metrics
@@ -147,12 +155,16 @@ async def apply_items(
         closing = [*await _record(db, senders), *closing]
         outcome.received += sum(len(sender.stored) for sender in senders)
     await _lock_status_targets(db, rest)
-    cycles.defer_writes(db)  # the cycles the items below open and note: with the last writes
+    # With the last writes: the cycles the items below open and note, and the broadcast
+    # recipients following the messages their statuses move.
+    cycles.defer_writes(db)
+    broadcast_status.defer_writes(db)
     try:
         for channel, item in rest:
             outcome.received += await apply_one(channel, item)
     finally:
-        closing = [*closing, *cycles.deferred_writes(db)]
+        closing = [*closing, *cycles.deferred_writes(db), *broadcast_status.deferred_writes(db)]
+        forget_locked(db)
     wanted = _wanted_replies(senders)
     leases = delivery.leases_of(db)  # replies the per-item path leased (bots, automations)
     leased = len(leases.replies) if leases is not None else 0
@@ -196,30 +208,40 @@ async def _lock_status_targets(db: AsyncSession, items: list[tuple[ChannelInfo, 
     batches carrying statuses of the same messages in different orders (a broadcast's sent /
     delivered / read webhooks), or a batch and a broadcast chunk writing its outcomes (which
     locks in id order too, broadcast/sending.py), would otherwise each hold a row the other
-    waits for, and PostgreSQL would end one as a deadlock."""
-    if db.get_bind().dialect.name != "postgresql":
-        return  # SQLite has one writer: nothing to order
+    waits for, and PostgreSQL would end one as a deadlock. (SQLite has one writer: nothing to
+    order, and `FOR UPDATE` is not written; the messages are loaded all the same.)"""
     wanted: dict[ChannelInfo, set[tuple[str, uuid.UUID | None]]] = defaultdict(set)
     for channel, item in items:
         if isinstance(item, StatusUpdate):
             wanted[channel].add((item.provider_message_id, callback_id(item)))
     for channel, targets in sorted(wanted.items(), key=lambda pair: pair[0].id):
-        if len(targets) < 2:
-            continue  # one message: its own lock below is already in order
         provider_ids = sorted({provider_id for provider_id, _ in targets})
         ours = sorted({row_id for _, row_id in targets if row_id is not None})
         named = Message.provider_message_id.in_(provider_ids)
         statement = (
             scoped(Message, channel.workspace_id)
-            .with_only_columns(Message.id)
             .where(
                 Message.channel_id == channel.id,
                 or_(named, Message.id.in_(ours)) if ours else named,
             )
             .order_by(Message.id)
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
-        await db.execute(statement)
+        messages = list((await db.execute(statement)).scalars())
+        # Loaded as they are locked: each status finds its message without a query of its
+        # own, and its event its conversation (one read for the batch, not one per message).
+        hold_locked(db, channel.id, messages)
+        await _load_conversations(db, channel.workspace_id, messages)
+
+
+async def _load_conversations(
+    db: AsyncSession, workspace_id: uuid.UUID, messages: list[Message]
+) -> None:
+    """Into the session's identity map, where `emit_message` looks them up."""
+    ids = sorted({message.conversation_id for message in messages})
+    if ids:
+        await db.execute(scoped(Conversation, workspace_id).where(Conversation.id.in_(ids)))
 
 
 # -- which items take the bulk path ----------------------------------------------------------

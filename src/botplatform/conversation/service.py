@@ -228,6 +228,24 @@ async def set_status(db: AsyncSession, conversation: Conversation, status: str) 
         )
 
 
+_LOCKED = "botplatform.locked_status_targets"
+
+
+def hold_locked(db: AsyncSession, channel_id: uuid.UUID, messages: list[Message]) -> None:
+    """The messages a channel batch locked, loaded, for its status updates
+    (channels/batch.py): each status then finds its message here instead of by a query of
+    its own, until `forget_locked`."""
+    held: dict[Any, Message] = db.info.setdefault(_LOCKED, {})
+    for message in messages:
+        held[message.id] = message
+        if message.provider_message_id:
+            held[(channel_id, message.provider_message_id)] = message
+
+
+def forget_locked(db: AsyncSession) -> None:
+    db.info.pop(_LOCKED, None)
+
+
 async def find_message(
     db: AsyncSession, channel: ChannelInfo, provider_id: str, *, lock: bool = False
 ) -> Message | None:
@@ -370,6 +388,10 @@ async def _by_callback(
     row_id = callback_id(update_)
     if row_id is None:
         return None
+    held: Message | None = db.info.get(_LOCKED, {}).get(row_id)
+    if held is not None:  # locked and loaded by the batch: the query's conditions, in memory
+        mine = held.channel_id == channel.id and held.provider_message_id is None
+        return _learn_provider_id(held, update_) if mine else None
     statement = (
         scoped(Message, channel.workspace_id)
         .where(
@@ -381,11 +403,14 @@ async def _by_callback(
         .execution_options(populate_existing=True)
     )
     message = (await db.execute(statement)).scalar_one_or_none()
-    if message is not None:
-        message.provider_message_id = update_.provider_message_id
-        if message.status == "sending":
-            message.status, message.lease_until = "queued", None  # rank 0: the status moves it
-            message.send_attempted_at = None  # the outcome is known now
+    return None if message is None else _learn_provider_id(message, update_)
+
+
+def _learn_provider_id(message: Message, update_: StatusUpdate) -> Message:
+    message.provider_message_id = update_.provider_message_id
+    if message.status == "sending":
+        message.status, message.lease_until = "queued", None  # rank 0: the status moves it
+        message.send_attempted_at = None  # the outcome is known now
     return message
 
 
@@ -399,7 +424,8 @@ _TIME_FIELD = {
 async def apply_status(db: AsyncSession, channel: ChannelInfo, update_: StatusUpdate) -> bool:
     """Moves an outbound message forward; statuses arrive out of order, and a message never
     goes back (read stays read when a late `delivered` comes)."""
-    message = await find_message(db, channel, update_.provider_message_id, lock=True)
+    held: Message | None = db.info.get(_LOCKED, {}).get((channel.id, update_.provider_message_id))
+    message = held or await find_message(db, channel, update_.provider_message_id, lock=True)
     if message is None:
         message = await _by_callback(db, channel, update_)
     if message is None or message.direction != "outbound":
@@ -412,7 +438,6 @@ async def apply_status(db: AsyncSession, channel: ChannelInfo, update_: StatusUp
         if update_.errors:
             message.error_code = str(update_.errors[0].code)
             message.error_title = update_.errors[0].title[:500]
-        await db.flush()
         await emit_message(db, "message.failed", message)
         if broadcast_status.is_broadcast(message):  # its recipient follows it
             await broadcast_status.mirror(db, message)
@@ -428,7 +453,6 @@ async def apply_status(db: AsyncSession, channel: ChannelInfo, update_: StatusUp
     for status, field in _TIME_FIELD.items():
         if STATUS_RANK[new] >= STATUS_RANK[status] and getattr(message, field) is None:
             setattr(message, field, update_.timestamp)
-    await db.flush()
     await emit_message(db, "message.status_updated", message)
     if broadcast_status.is_broadcast(message):  # its recipient follows it
         await broadcast_status.mirror(db, message)

@@ -138,6 +138,18 @@ def as_loaded(db: AsyncSession, model: type[T], row: dict[str, Any]) -> T:
     return loaded
 
 
+def unnested(name: str, *columns: tuple[str, Any]) -> Any:
+    """`unnest(:a, :b, …) AS name(a, b, …)`: many rows as one row of arrays (one bind
+    parameter per column, a list of values each), so a statement keeps one prepared shape
+    whatever the number of rows (PostgreSQL)."""
+    arrays = [bindparam(column, type_=postgresql.ARRAY(kind)) for column, kind in columns]
+    return (
+        func.unnest(*arrays)
+        .table_valued(*(column for column, _ in columns))
+        .render_derived(name=name)
+    )
+
+
 _HELD = "botplatform.inserted_rows"
 
 
