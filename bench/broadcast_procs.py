@@ -508,17 +508,18 @@ async def _materialised(broadcast_id: str) -> bool:
 
 async def _statuses_drained(broadcast_id: str, deadline: float) -> dict[str, Any]:
     """Waits until every recipient is `read` or `failed` (the fake provider posts sent,
-    delivered and read for each message), or nothing moved for STALLED_SECONDS, or the
-    deadline; how long that took and how many were left."""
+    delivered and read for each message, the reads last), or no recipient moved for
+    STALLED_SECONDS, or the deadline; how long that took and how many were left."""
     started = time.monotonic()
     left, last_change, previous = -1, started, None
     while time.monotonic() < deadline:
         _, _, rows = await _recipients(broadcast_id)
-        left = sum(1 for r in rows if r["status"] not in ("read", "failed"))
+        counts = Counter(r["status"] for r in rows)
+        left = len(rows) - counts["read"] - counts["failed"]
         if left == 0:
             break
-        if left != previous:
-            previous, last_change = left, time.monotonic()
+        if counts != previous:
+            previous, last_change = counts, time.monotonic()
         elif time.monotonic() - last_change > STALLED_SECONDS:
             break
         await asyncio.sleep(1)
@@ -730,6 +731,12 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
     if a:
         per = a["cpu_ms_per_send"]
         shown = ", ".join(f"{label} {value} ms" for label, value in sorted(per.items()))
+        drain_note = (
+            "its three status webhooks included (measured until they were processed)"
+            if not a["statuses_left"]
+            else f"with part of its status webhooks only ({a['statuses_left']:,} recipients "
+            "were not `read` yet when the measurement ended)"
+        )
         lines += [
             f"**(a) Throughput, {a['recipients']:,} recipients** at a {a['cap_msg_s']:,} msg/s "
             "cap, "
@@ -753,8 +760,7 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
             f"({a['statuses_left']} recipients not `read`) |",
             f"| CPU per send, the platform | {a['platform_cpu_ms_per_send']} ms |",
             "",
-            f"CPU per broadcast send by process, its three status webhooks included (measured "
-            f"until they were processed): {shown}.",
+            f"CPU per broadcast send by process, {drain_note}: {shown}.",
             "",
         ]
     return [*lines, f"<!-- {SECTION}:end -->"]
