@@ -731,11 +731,21 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
     if a:
         per = a["cpu_ms_per_send"]
         shown = ", ".join(f"{label} {value} ms" for label, value in sorted(per.items()))
+        left = a.get("statuses_left")  # None: a run from before the bench waited for them
         drain_note = (
             "its three status webhooks included (measured until they were processed)"
-            if not a["statuses_left"]
-            else f"with part of its status webhooks only ({a['statuses_left']:,} recipients "
-            "were not `read` yet when the measurement ended)"
+            if left == 0
+            else "with part of its status webhooks only"
+            + (f" ({left:,} recipients were not `read` yet when it ended)" if left else "")
+        )
+        drained = (
+            [
+                f"| status webhooks all processed (every recipient `read`) | "
+                f"{a['statuses_drained_after_s']} s after the broadcast completed "
+                f"({left} recipients not `read`) |"
+            ]
+            if left is not None
+            else []
         )
         lines += [
             f"**(a) Throughput, {a['recipients']:,} recipients** at a {a['cap_msg_s']:,} msg/s "
@@ -755,9 +765,7 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
             f"| lost | {a['lost']} |",
             f"| `delivery_unknown` (of which had arrived) | {a['delivery_unknown']} "
             f"({a['delivery_unknown_that_arrived']}) |",
-            f"| status webhooks all processed (every recipient `read`) | "
-            f"{a['statuses_drained_after_s']} s after the broadcast completed "
-            f"({a['statuses_left']} recipients not `read`) |",
+            *drained,
             f"| CPU per send, the platform | {a['platform_cpu_ms_per_send']} ms |",
             "",
             f"CPU per broadcast send by process, {drain_note}: {shown}.",

@@ -184,14 +184,17 @@ async def test_pause_resume_and_cancel(api: Api, wa: FakeGraph) -> None:
 async def test_scheduled_start(api: Api, wa: FakeGraph, runtime: Runtime) -> None:
     s = await shop(api, wa)
     created = await s.create(phones(2))
-    at = datetime.now(UTC) + timedelta(seconds=1.5)
+    # Far enough ahead that a loaded machine's slow start (the API calls, the tick) cannot
+    # reach the time before the "still scheduled" checks; they run against `at`, not a sleep.
+    at = datetime.now(UTC) + timedelta(seconds=3)
     found = await s.start(created["id"], {"scheduled_at": at.isoformat()})
     assert found["status"] == "scheduled"
     runtime.jobs.send("broadcast_tick")
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)
     assert not wa.sent
     assert (await s.get(created["id"]))["status"] == "scheduled"
-    await asyncio.sleep(0.8)
+    assert datetime.now(UTC) < at  # the checks above ran before its time
+    await asyncio.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 0.3)
     runtime.jobs.send("broadcast_tick")
     done = await s.finished(created["id"])
     assert done["status"] == "completed"
