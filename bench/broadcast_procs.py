@@ -52,7 +52,7 @@ from servers import (
     start_redis,
     wait_ready,
 )
-from target_platform import PG_SOCKET_DIR, recreate_database
+from target_platform import PG_SOCKET_DIR, analyzing, recreate_database
 
 from botplatform.sandbox import payloads
 
@@ -70,7 +70,6 @@ PG_HARNESS = f"postgresql://postgres@/{PG_DATABASE}?host={PG_SOCKET_DIR}"
 NUMBER_A, NUMBER_B = "2233445566778", "3344556677889"
 LEASE_SECONDS = 10  # send and driver leases (production: 60): a dead worker's work returns soon
 STALLED_SECONDS = 20  # statuses not moving for this long: the rest are not coming
-ANALYZE_EVERY_SECONDS = 15.0  # autoanalyze's stand-in (`analyzing`)
 SECTION = "broadcast-procs"
 #: The run's own Redis server (started and stopped by it); BENCH_REDIS_PORT chooses another.
 DEFAULT_REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "6388"))
@@ -628,34 +627,6 @@ async def throughput(stack: Stack, b: Workspace, recipients: int, rate: int) -> 
 # -- the run ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def analyzing(every_seconds: float) -> Iterator[None]:
-    """`ANALYZE` of the run's database every `every_seconds`, as autovacuum's autoanalyze
-    would do on a production server. This machine's PostgreSQL runs with `autovacuum = off`
-    (its CI configuration): a broadcast's tables, never analyzed, grow from nothing to 100,000
-    rows, and the planner, believing them tiny, scanned a workspace's whole message table for
-    every status batch (7.7 ms a query at 26,000 messages, more as they grew). Through the
-    Unix socket: not counted with the platform's backends, as autovacuum's workers would not be."""
-    stop = threading.Event()
-
-    async def loop() -> None:
-        connection = await asyncpg.connect(PG_HARNESS)
-        try:
-            while not stop.is_set():
-                await connection.execute("ANALYZE")
-                await asyncio.to_thread(stop.wait, every_seconds)
-        finally:
-            await connection.close()
-
-    thread = threading.Thread(target=lambda: asyncio.run(loop()), name="analyze", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-
-
 def run(
     recipients: int,
     fair_recipients: int,
@@ -671,7 +642,7 @@ def run(
     }
     run_dir = Path(tempfile.mkdtemp(prefix="bp-procs-"))
     log(f"run directory {run_dir}")
-    with platform(run_dir, redis_port, extra) as stack, analyzing(ANALYZE_EVERY_SECONDS):
+    with platform(run_dir, redis_port, extra) as stack, analyzing(PG_HARNESS):
         b: Workspace | None = None
         if "fairness" in parts:
             size = f"{fair_recipients:,}"

@@ -32,6 +32,7 @@ The bench workspace is on a plan with every quota lifted (target_platform.lift_q
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -483,21 +484,34 @@ def bench_platform(run: Run, backend: platform_target.Backend, result: dict[str,
         graph, graph_url = start_fake_graph(procs)
         try:
             platform = start_platform(procs, backend, scratch, graph_url, run)
-            log(f"platform {backend.name}: durable inbound, closed loop")
-            result["inbound"] = durable_inbound(run, platform)
-            platform_target.set_auto_reply(
-                platform.base, platform.channel, platform_target.AUTO_REPLY_TEXT
-            )
-            platform.apparatus["fake Graph API"] = graph
-            log(f"platform {backend.name}: auto-reply end to end, open loop")
-            profile = run.scratch / "worker-profile.raw" if backend.is_postgres else None
-            result["end_to_end"] = end_to_end(run, platform, graph_url, profile)
-            if backend.is_postgres:
-                log(f"platform {backend.name}: bot flow (c)")
-                result["flow"] = bot_flow(run, platform, graph_url)
+            with autoanalyzed(backend):
+                scenarios(run, platform, graph, graph_url, result)
         finally:
             procs.stop_all()
             platform_target.drop_backing_services(backend)
+
+
+def scenarios(
+    run: Run, platform: Platform, graph: Proc, graph_url: str, result: dict[str, Any]
+) -> None:
+    """(a), (b), and in production (c), one after the other on one platform."""
+    backend = platform.backend
+    log(f"platform {backend.name}: durable inbound, closed loop")
+    result["inbound"] = durable_inbound(run, platform)
+    platform_target.set_auto_reply(platform.base, platform.channel, platform_target.AUTO_REPLY_TEXT)
+    platform.apparatus["fake Graph API"] = graph
+    log(f"platform {backend.name}: auto-reply end to end, open loop")
+    profile = run.scratch / "worker-profile.raw" if backend.is_postgres else None
+    result["end_to_end"] = end_to_end(run, platform, graph_url, profile)
+    if backend.is_postgres:
+        log(f"platform {backend.name}: bot flow (c)")
+        result["flow"] = bot_flow(run, platform, graph_url)
+
+
+def autoanalyzed(backend: platform_target.Backend) -> contextlib.AbstractContextManager[None]:
+    """On PostgreSQL, the run's tables analyzed as they grow (see `target_platform.analyzing`:
+    this machine's server runs without autovacuum)."""
+    return platform_target.analyzing() if backend.is_postgres else contextlib.nullcontext()
 
 
 def bench_idle(run: Run, backend: platform_target.Backend) -> dict[str, Any]:

@@ -11,7 +11,9 @@ import re
 import secrets
 import sqlite3
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,8 @@ PG_HARNESS_DSN = f"postgresql://postgres@/{PG_DATABASE}?host={PG_SOCKET_DIR}&por
 # The bench starts a Redis server of its own for each platform run (servers.start_redis):
 # its whole CPU belongs to the platform, and nobody else's keys or clients are touched.
 REDIS_DB = 5
+# How often `analyzing` runs ANALYZE during a PostgreSQL run: autoanalyze's stand-in.
+ANALYZE_EVERY_SECONDS = 15.0
 # The plan the bench workspace is moved to, with every quota lifted: the starter plan's
 # 10,000 messages a month would otherwise stop auto-replies (quota_exceeded) after a few
 # runs on one database, silently, since inbound is never refused for a quota.
@@ -328,3 +332,34 @@ def wait_processed(
         if counts.pending == 0 or waited >= timeout_seconds:
             return counts, waited
         time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def analyzing(
+    dsn: str = PG_HARNESS_DSN, every_seconds: float = ANALYZE_EVERY_SECONDS
+) -> Iterator[None]:
+    """`ANALYZE` of the run's database every `every_seconds`, as autovacuum's autoanalyze
+    would do on a production server. This machine's PostgreSQL runs with `autovacuum = off`
+    (its CI configuration): tables that grow from nothing during a run are never analyzed,
+    and the planner, believing them tiny, chose plans that scanned a workspace's whole table
+    (a broadcast's status batches: 7.7 ms a query at 26,000 messages, more as they grew).
+    Through the Unix socket: not counted with the platform's backends, as autovacuum's
+    workers would not be."""
+    stop = threading.Event()
+
+    async def loop() -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            while not stop.is_set():
+                await connection.execute("ANALYZE")
+                await asyncio.to_thread(stop.wait, every_seconds)
+        finally:
+            await connection.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(loop()), name="analyze", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
