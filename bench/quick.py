@@ -77,15 +77,16 @@ def main() -> None:
             platform = bench.start_platform(procs, backend, scratch / backend.name, graph_url, run)
             platform.apparatus["fake Graph API"] = graph
             profile = scratch / "worker-profile.raw" if args.profile else None
-            if args.flow:
-                result = bench.bot_flow(run, platform, graph_url, profile)
-                messages = int(result["messages"])
-            else:
-                platform_target.set_auto_reply(
-                    platform.base, platform.channel, platform_target.AUTO_REPLY_TEXT
-                )
-                result = bench.end_to_end(run, platform, graph_url, profile)
-                messages = sum(s["requests"] for s in [result["warmup"], *result["steps"]])
+            with bench.autoanalyzed(backend):
+                if args.flow:
+                    result = bench.bot_flow(run, platform, graph_url, profile)
+                    messages = int(result["messages"])
+                else:
+                    platform_target.set_auto_reply(
+                        platform.base, platform.channel, platform_target.AUTO_REPLY_TEXT
+                    )
+                    result = bench.end_to_end(run, platform, graph_url, profile)
+                    messages = sum(s["requests"] for s in [result["warmup"], *result["steps"]])
         finally:
             procs.stop_all()
             platform_target.drop_backing_services(backend)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import (
     ConsentEvent,
@@ -70,24 +71,34 @@ def _status(provider_id: str, wa_id: str, status: str) -> bytes:
 MALFORMED = b'{"object":"whatsapp_business_account","entry":{"id":"1"}}'
 
 
-async def _store(runtime: Runtime, ws: str, channel_id: str, bodies: list[bytes]) -> list[str]:
-    """Stores webhooks as the intake does, without queueing their jobs (the test runs them)."""
-    ids = []
+async def _store(
+    runtime: Runtime,
+    ws: str,
+    channel_id: str,
+    bodies: list[bytes],
+    ids: list[uuid.UUID] | None = None,
+) -> list[str]:
+    """Stores webhooks as the intake does (one group: one timestamp), without queueing their
+    jobs (the test runs them); their ids in that order."""
+    stored = []
+    now = utcnow()
     async with runtime.db.unit_of_work() as db:
         await enter_workspace(db, uuid.UUID(ws))
-        for body in bodies:
+        for n, body in enumerate(bodies):
             event = InboundEvent(
-                id=uuid.uuid4(),
+                id=ids[n] if ids else uuid.uuid4(),
                 workspace_id=uuid.UUID(ws),
                 channel_id=uuid.UUID(channel_id),
                 provider="whatsapp",
                 dedupe_key=hashlib.sha256(body).hexdigest(),
                 body=body.decode(),
                 status="pending",
+                created_at=now,
+                updated_at=now,
             )
             db.add(event)
-            ids.append(str(event.id))
-    return ids
+            stored.append(str(event.id))
+    return stored
 
 
 async def _run(runtime: Runtime, job: str, *args: Any) -> None:
@@ -238,6 +249,31 @@ async def _compare(api: Api, runtime: Runtime, wa: FakeGraph, owner: Any, hook: 
     assert single["events"]["message.received"] == 5
     sent_to = Counter(sent["to"] for sent in wa.sent if sent["type"] == "text")
     assert sent_to == Counter({"15550001": 4, "15550004": 2})
+
+
+async def test_messages_stored_at_the_same_moment_are_applied_in_the_order_they_arrived(
+    api: Api, runtime: Runtime, wa: FakeGraph
+) -> None:
+    """The intake stores a group of webhooks with one timestamp and random ids: a STOP and
+    the message after it, stored together, are applied in the order the job lists them (the
+    order they arrived), never by their ids; the opted-out customer gets no answer."""
+    owner = await api.register()
+    ws, channel_id = await _world(api, owner, "Acme", "1122334455667")
+    now = int(time.time())
+    stop = _text("15550002", "STOP", "Bob", "wamid.S1", now)
+    after = _text("15550002", "are you there?", "Bob", "wamid.S2", now + 1)
+    # Ids that sort the other way round, and one timestamp, as one intake group has them.
+    ids = await _store(runtime, ws, channel_id, [stop, after], ids=[_LAST_ID, _FIRST_ID])
+    await _run(runtime, "process_inbound_events", ws, ids)
+    await eventually(lambda: _settled(runtime, ws))
+    snapshot = await _snapshot(runtime, ws)
+    assert snapshot["contacts"] == [("Bob", True)]
+    assert [m for m in snapshot["messages"] if m[1] == "outbound"] == []
+    assert [sent for sent in wa.sent if sent["to"] == "15550002"] == []
+
+
+_FIRST_ID = uuid.UUID("00000000-0000-4000-8000-000000000000")
+_LAST_ID = uuid.UUID("ffffffff-ffff-4fff-bfff-ffffffffffff")
 
 
 async def test_jobs_arriving_together_share_a_batch_per_workspace(

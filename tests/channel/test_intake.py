@@ -244,3 +244,16 @@ async def test_a_lingering_group_takes_the_webhooks_that_follow_it(
 
     assert await asyncio.gather(*(later(n) for n in range(3))) == [True, True, True]
     assert [(job.name, len(job.args[1])) for job in sent] == [("process_inbound_events", 3)]
+
+
+async def test_a_groups_job_lists_its_events_in_the_order_they_arrived() -> None:
+    """The rows of a group share one timestamp, and RETURNING promises no order: the job's
+    list is what keeps a customer's messages in order (channels/batch.pending_events)."""
+    workspace_id, channel_id = uuid.uuid4(), uuid.uuid4()
+    webhooks = [
+        intake._Webhook(workspace_id, channel_id, "whatsapp", b"{}", f"key-{n}") for n in range(5)
+    ]
+    first = intake._first_of_each(webhooks)
+    returned = [(f"event-{n}", str(channel_id), f"key-{n}") for n in (3, 0, 4, 1, 2)]
+    _, jobs = intake._created(workspace_id, first, returned)
+    assert [job.args[1] for job in jobs] == [[f"event-{n}" for n in range(5)]]

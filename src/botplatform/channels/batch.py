@@ -118,22 +118,27 @@ def _per_dialect(build: Callable[[str], Any]) -> dict[str, Any]:
 
 _EVENTS = table_of(InboundEvent)
 _PENDING_EVENTS = _per_dialect(
-    lambda dialect: (
-        scoped_columns(InboundEvent, "id", "channel_id", "body", "dedupe_key")
-        .where(_one_of(_EVENTS.c.id, "ids")[dialect], _EVENTS.c.status == "pending")
-        .order_by(_EVENTS.c.created_at, _EVENTS.c.id)
-    )
+    lambda dialect: scoped_columns(
+        InboundEvent, "id", "channel_id", "body", "dedupe_key", "created_at"
+    ).where(_one_of(_EVENTS.c.id, "ids")[dialect], _EVENTS.c.status == "pending")
 )
 
 
 async def pending_events(
     db: AsyncSession, workspace_id: uuid.UUID, event_ids: list[uuid.UUID]
 ) -> list[Any]:
-    """The batch's events still to process, oldest first. Not locked: a copy of the job
-    running at the same moment stores nothing twice (the messages' unique key decides), and a
-    lock here would meet a channel's deletion in the other order."""
+    """The batch's events still to process, in the order they arrived: by the time they
+    were stored, then by their place in `event_ids`. The intake stores a whole group with one
+    timestamp and random ids, and lists each group's ids in arrival order (channels/intake.py),
+    so within a group only the list knows the order: a customer's STOP and the message
+    after it, stored together, must not be applied the other way round (the second would be
+    answered). Not locked: a copy of the job running at the same moment stores nothing twice
+    (the messages' unique key decides), and a lock here would meet a channel's deletion in
+    the other order."""
     parameters = {"workspace_id": workspace_id, "ids": event_ids}
-    return list(await core.run(db, _dialect(db, _PENDING_EVENTS), parameters))
+    rows = await core.run(db, _dialect(db, _PENDING_EVENTS), parameters)
+    place = {event_id: index for index, event_id in enumerate(event_ids)}
+    return sorted(rows, key=lambda row: (row.created_at, place[row.id]))
 
 
 async def apply_items(

@@ -262,7 +262,11 @@ def _created(
     for the messages, one for the webhooks with statuses only."""
     created = {id(first[(channel_id, dedupe_key)]) for _, channel_id, dedupe_key in inserted}
     lanes: dict[str, list[str]] = {PROCESS_BATCH_JOB: [], STATUS_BATCH_JOB: []}
-    for event_id, channel_id, dedupe_key in inserted:
+    # The jobs list the rows in the order their webhooks arrived (`first` keeps it; RETURNING
+    # promises no order): the rows share one timestamp, so the processing job has only this
+    # order to apply a customer's messages in (channels/batch.pending_events).
+    arrival = {key: index for index, key in enumerate(first)}
+    for event_id, channel_id, dedupe_key in sorted(inserted, key=lambda row: arrival[row[1:]]):
         statuses = first[(channel_id, dedupe_key)].statuses_only
         lanes[STATUS_BATCH_JOB if statuses else PROCESS_BATCH_JOB].append(event_id)
     jobs = [PendingJob(job, (str(workspace_id), ids)) for job, ids in lanes.items() if ids]

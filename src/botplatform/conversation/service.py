@@ -246,6 +246,12 @@ def forget_locked(db: AsyncSession) -> None:
     db.info.pop(_LOCKED, None)
 
 
+def _held(db: AsyncSession, key: uuid.UUID | tuple[uuid.UUID, str]) -> Message | None:
+    """A message `hold_locked` holds: by our id, or by (channel id, provider id)."""
+    held: dict[Any, Message] = db.info.get(_LOCKED, {})
+    return held.get(key)
+
+
 async def find_message(
     db: AsyncSession, channel: ChannelInfo, provider_id: str, *, lock: bool = False
 ) -> Message | None:
@@ -388,7 +394,7 @@ async def _by_callback(
     row_id = callback_id(update_)
     if row_id is None:
         return None
-    held: Message | None = db.info.get(_LOCKED, {}).get(row_id)
+    held = _held(db, row_id)
     if held is not None:  # locked and loaded by the batch: the query's conditions, in memory
         mine = held.channel_id == channel.id and held.provider_message_id is None
         return _learn_provider_id(held, update_) if mine else None
@@ -424,7 +430,7 @@ _TIME_FIELD = {
 async def apply_status(db: AsyncSession, channel: ChannelInfo, update_: StatusUpdate) -> bool:
     """Moves an outbound message forward; statuses arrive out of order, and a message never
     goes back (read stays read when a late `delivered` comes)."""
-    held: Message | None = db.info.get(_LOCKED, {}).get((channel.id, update_.provider_message_id))
+    held = _held(db, (channel.id, update_.provider_message_id))
     message = held or await find_message(db, channel, update_.provider_message_id, lock=True)
     if message is None:
         message = await _by_callback(db, channel, update_)
