@@ -16,6 +16,7 @@ from sqlalchemy import select
 from botplatform.broadcast import sending
 from botplatform.broadcast.personalise import Renderer
 from botplatform.channels import policy
+from botplatform.kit import core
 from botplatform.models import BroadcastRecipient, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
@@ -165,3 +166,41 @@ async def test_a_webhook_of_many_statuses_moves_them_in_a_few_statements(
     # One of each (an executemany is one), whatever the number of statuses; on PostgreSQL the
     # recipients' statement runs on the driver itself (kit/core.py), unseen here.
     assert len(reads) <= 1 and len(updates) <= 1 and len(followed) <= 1, (reads, updates, followed)
+
+
+async def test_a_webhook_of_many_statuses_writes_their_events_in_one_insert(
+    api: Api, wa: FakeGraph, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an endpoint subscribed, every status is a `message.status_updated` event with a
+    delivery: a batch writes its events in one INSERT (and their deliveries in another), not
+    two per status."""
+    monkeypatch.setattr(wa, "auto_status", False)
+    s = await shop(api, wa, send_rate_per_second=1_000)
+    created = await s.create(phones(30))
+    await s.start(created["id"])
+    await s.finished(created["id"])
+    await api.subscribe(s.owner, s.ws)
+    messages, _ = await _rows(runtime, created["id"])
+    now = str(int(time.time()))
+    statuses = [
+        {"id": m.provider_message_id, "status": "delivered", "timestamp": now, "recipient_id": "1"}
+        for m in messages
+    ]
+    written: list[tuple[str, int]] = []
+    insert_many = core.insert_many
+
+    async def counted(db: Any, model: Any, rows: list[dict[str, Any]], **kw: Any) -> Any:
+        written.append((model.__tablename__, len(rows)))
+        return await insert_many(db, model, rows, **kw)
+
+    monkeypatch.setattr(core, "insert_many", counted)
+
+    async def all_delivered() -> bool:
+        _, recipients = await _rows(runtime, created["id"])
+        return {r.status for r in recipients} == {"delivered"}
+
+    await wa.deliver({"statuses": statuses})  # one webhook: one batch
+    await eventually(all_delivered)
+    events = [rows for table, rows in written if table == "events"]
+    deliveries = [rows for table, rows in written if table == "webhook_deliveries"]
+    assert events == [30] and deliveries == [30], written

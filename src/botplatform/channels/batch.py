@@ -48,7 +48,13 @@ from botplatform.conversation.service import (
     inbound_row,
 )
 from botplatform.events import payloads
-from botplatform.events.service import anyone_receives, emit_many
+from botplatform.events.service import (
+    anyone_receives,
+    defer_events,
+    emit_deferred,
+    emit_many,
+    forget_deferred,
+)
 from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped, scoped_columns
@@ -164,12 +170,15 @@ async def apply_items(
     # recipients following the messages their statuses move.
     cycles.defer_writes(db)
     broadcast_status.defer_writes(db)
+    defer_events(db)  # and their events: one INSERT for the rows, one for the deliveries
     try:
         for channel, item in rest:
             outcome.received += await apply_one(channel, item)
+        await emit_deferred(db)
     finally:
         closing = [*closing, *cycles.deferred_writes(db), *broadcast_status.deferred_writes(db)]
         forget_locked(db)
+        forget_deferred(db)
     wanted = _wanted_replies(senders)
     leases = delivery.leases_of(db)  # replies the per-item path leased (bots, automations)
     leased = len(leases.replies) if leases is not None else 0

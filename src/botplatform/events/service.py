@@ -25,6 +25,7 @@ from botplatform.worker.jobs import enqueue
 
 DELIVER_JOB = "deliver_webhook"
 _LIVE_PENDING = "live_pending"
+_DEFERRED = "botplatform.deferred_events"
 
 
 async def anyone_receives(db: AsyncSession, workspace_id: uuid.UUID) -> bool:
@@ -53,6 +54,12 @@ async def emit_many(
     rows are written once and never loaded back by this transaction."""
     if not events:
         return
+    deferred: list[tuple[uuid.UUID, list[tuple[str, dict[str, Any]]]]] | None = db.info.get(
+        _DEFERRED
+    )
+    if deferred is not None:
+        deferred.append((workspace_id, events))
+        return
     now = clock.utcnow()
     rows: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
@@ -73,6 +80,30 @@ async def emit_many(
         await core.insert_many(db, WebhookDelivery, deliveries)
         for delivery in deliveries:
             enqueue(db, DELIVER_JOB, str(workspace_id), str(delivery["id"]))
+
+
+def defer_events(db: AsyncSession) -> None:
+    """From now on, this transaction's events wait for `emit_deferred`. A channel batch
+    applies its items one by one, and each emits its own events (a status update, a bot's
+    message). Emitted at once, a batch's events take one INSERT for their rows and one for
+    their deliveries, not two per item."""
+    db.info[_DEFERRED] = []
+
+
+async def emit_deferred(db: AsyncSession) -> None:
+    """Emits the events deferred since `defer_events`, in the order they came (after it,
+    events are emitted at once again)."""
+    deferred = db.info.pop(_DEFERRED, None) or []
+    by_workspace: dict[uuid.UUID, list[tuple[str, dict[str, Any]]]] = {}
+    for workspace_id, events in deferred:
+        by_workspace.setdefault(workspace_id, []).extend(events)
+    for workspace_id, events in by_workspace.items():
+        await emit_many(db, workspace_id, events)
+
+
+def forget_deferred(db: AsyncSession) -> None:
+    """Drops the deferred events (the batch that emitted them failed)."""
+    db.info.pop(_DEFERRED, None)
 
 
 def _event_row(
