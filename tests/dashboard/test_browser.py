@@ -247,9 +247,11 @@ async def test_webhook_and_automation_pages_in_the_browser(
         await wa.post_inbound_text(unique_phone(), "Is my parcel lost?", "Lena Fischer")
         await eventually(lambda: receiver.received)
         delivery = page.locator("table a").first
-        for _ in range(20):  # the log fills once the worker has delivered it
+        # The log shows the delivery once the worker has written its outcome, a moment after
+        # the receiver has it (the row is `pending` while the attempt is being written).
+        for _ in range(40):
             await page.reload()
-            if await delivery.count():
+            if await page.locator("table", has_text="succeeded").count():
                 break
             await page.wait_for_timeout(250)
         await expect(page.locator("table")).to_contain_text("succeeded")
