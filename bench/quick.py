@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=bench.WORKER_PROCESSES)
     parser.add_argument("--flow", action="store_true", help="(c) instead of (b)")
+    parser.add_argument("--flow-rate", type=float, default=bench.Settings.flow_rate)
+    parser.add_argument("--flow-conversations", type=int, default=bench.Settings.flow_conversations)
     parser.add_argument("--profile", action="store_true", help="py-spy on one worker")
     parser.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second")
     parser.add_argument(
@@ -64,6 +66,8 @@ def main() -> None:
         min_step_requests=1,
         worker_processes=args.workers,
         profile_rate=args.profile_rate,
+        flow_rate=args.flow_rate,
+        flow_conversations=args.flow_conversations,
     )
     if args.pg_setting:
         _with_database_settings(dict(item.split("=", 1) for item in args.pg_setting))

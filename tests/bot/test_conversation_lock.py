@@ -1,16 +1,20 @@
-"""A bot's conversation is locked at its first read: where a live bot serves the channel,
-`record_inbound` reads the conversation `FOR UPDATE` (PostgreSQL), with its bot session, and
-remembers both for the transaction, so the bot's `lock_conversation` and `session_for` take no
+"""A bot's conversations are locked once per channel batch: where a live bot serves the
+channel, the batch stores the messages in bulk, then reads their conversations `FOR UPDATE`
+(PostgreSQL) in one statement, and their bot sessions and contacts in one more, after the lock
+(a row joined to a locked read would be given as it was before a wait for the lock), and
+remembers them for the transaction, so the bot's `lock_conversation` and `session_for` take no
 second query. SQLite has no row locks and keeps its reads as they were."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 
 from botplatform.bot import repository as bot_repository
 from botplatform.conversation import repository as conversations
+from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import enter_workspace, scoped
 from botplatform.models import Conversation
 from botplatform.runtime import Runtime
@@ -43,24 +47,54 @@ async def test_a_live_bot_s_message_reads_its_conversation_once_locked(
     by_id = [s for s in reads if "and conversations.id =" in s]  # lock_conversation's
     if _postgres(runtime):
         locked = [s for s in reads if "for update" in s]
-        assert len(locked) == 1 and "thread_key" in locked[0], locked
-        assert not [s for s in by_id if "for update" in s], by_id
-    else:  # SQLite: no row locks, both reads as before
-        assert len(reads) >= 2 and by_id, reads
-    # The bot session came with the locked read (PostgreSQL), the contact with its identity.
+        assert len(locked) == 1 and "conversations.id in" in locked[0], locked
+        assert not by_id, by_id
+    else:  # SQLite: no row locks, the bot's read as before
+        assert by_id, reads
+    # The bot session came with the contact, read after the lock (PostgreSQL).
     session_reads = [s for s in seen if s.startswith("select") and "from bot_sessions" in s]
     assert (session_reads == []) == _postgres(runtime), session_reads
-    contact_reads = [s for s in seen if s.startswith("select") and "contacts" in s]
-    assert len(contact_reads) == 1 and "join contacts" in contact_reads[0], contact_reads
+    after_lock = [s for s in seen if s.startswith("select") and "from contacts join" in s]
+    assert len(after_lock) == 1 and "bot_sessions" in after_lock[0], after_lock
     # The message and the bot's reply both move the conversation: one UPDATE takes both
-    # (SQLite reads the session, and that read flushes the message's move on its own).
+    # (SQLite reads the conversation again, and that read flushes the message's move).
     moves = [s for s in seen if s.startswith("update conversations")]
-    assert len(moves) == (1 if _postgres(runtime) else 2) and "unread_count" in moves[0], moves
+    assert len(moves) == (1 if _postgres(runtime) else 2), moves
+    assert "unread_count" in moves[0], moves
 
 
-async def test_the_session_read_with_the_lock_is_forgotten_with_the_transaction(
+async def test_a_handoff_committed_while_a_message_waits_for_the_lock_is_honoured(
     client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
 ) -> None:
+    """An agent takes the conversation over (the bot session handed off) in a transaction
+    that holds the conversation's lock while the customer's next message is processed: the
+    bot's turn waits for the lock, then must see the handoff and stay quiet. Read with the
+    lock in one joined statement, the session came as it was before the wait: the bot
+    answered a conversation a person had taken."""
+    if not _postgres(runtime):
+        return  # SQLite has one writer: the batch cannot run beside the open transaction
+    ws, channel_id, conversation_id = await _talking_to_a_bot(api, wa)
+    answered = len(wa.sent)
+    statement = scoped(Conversation, ws).where(Conversation.id == conversation_id)
+
+    async with runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        await db.execute(statement.with_for_update())
+        await api.inbound_text(channel_id, WA_ID, "menu", name="Dana")
+        await asyncio.sleep(1.0)  # the batch has read the session's old row by now, or waits
+        session = await bot_repository.session_for(db, ws, conversation_id)
+        assert session is not None and session.status != "handoff"
+        session.status, session.handoff_at = "handoff", utcnow()
+        await db.commit()
+
+    await eventually(lambda: _stored_inbound(runtime, ws, conversation_id, 2))
+    await asyncio.sleep(1.0)  # a reply, if one was decided, has left by now
+    assert len(wa.sent) == answered, wa.sent[answered:]
+
+
+async def _talking_to_a_bot(api: Api, wa: FakeGraph) -> tuple[uuid.UUID, str, uuid.UUID]:
+    """A workspace whose channel a live bot serves, and a customer it has answered: the
+    workspace, the channel and their conversation."""
     owner = await api.register()
     ws = uuid.UUID(await api.create_workspace(owner))
     channel = await api.create_channel(owner, str(ws))
@@ -69,6 +103,21 @@ async def test_the_session_read_with_the_lock_is_forgotten_with_the_transaction(
     await api.inbound_text(channel["id"], WA_ID, "menu", name="Dana")
     await eventually(lambda: wa.sent)
     conversation_id = uuid.UUID((await api.conversation_of(owner, str(ws), "Dana"))["id"])
+    return ws, channel["id"], conversation_id
+
+
+async def _stored_inbound(
+    runtime: Runtime, ws: uuid.UUID, conversation_id: uuid.UUID, n: int
+) -> bool:
+    async with runtime.db.unit_of_work() as db:
+        await enter_workspace(db, ws)
+        return await bot_repository.inbound_count(db, ws, conversation_id, limit=n) >= n
+
+
+async def test_the_session_read_with_the_lock_is_forgotten_with_the_transaction(
+    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+) -> None:
+    ws, _, conversation_id = await _talking_to_a_bot(api, wa)
 
     async with runtime.db.unit_of_work() as db:
         await enter_workspace(db, ws)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from botplatform.kit import core
 from botplatform.kit.scoping import enter_workspace
 from botplatform.message import service as message_service
 from botplatform.message.service import SEND_JOB
@@ -64,3 +65,46 @@ async def test_a_bots_reply_is_sent_by_the_batch_that_decided_it(
     assert reply.attempts == 1  # claimed once, by the batch's commit
     # Which bot answered is written with the row, also on the run's first message.
     assert reply.content["bot"] == {"bot_id": bot["id"]}
+
+
+async def test_a_batch_of_customers_on_a_bots_channel_is_written_in_bulk(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five customers' messages in one batch on a channel a live bot serves: their messages,
+    their bot sessions and the bot's five replies are each one INSERT for the batch (before,
+    every message went the per-item path: its own INSERT, its session's, its reply's), and
+    every customer is answered once."""
+    owner = await api.register()
+    ws = await api.create_workspace(owner, "Bulk bot")
+    channel = await api.create_channel(owner, ws)
+    flow = one_node({"id": "hello", "type": "send_text", "text": "Hello there"})
+    await publish(api, owner, ws, (await create_bot(api, owner, ws, flow))["id"])
+    written: list[tuple[str, int]] = []
+    insert_many = core.insert_many
+    inserting = core.inserting
+
+    async def counted(db: Any, model: Any, rows: list[dict[str, Any]], **kw: Any) -> Any:
+        written.append((model.__tablename__, len(rows)))
+        return await insert_many(db, model, rows, **kw)
+
+    def counted_write(db: Any, model: Any, rows: list[dict[str, Any]], **kw: Any) -> Any:
+        written.append((model.__tablename__, len(rows)))
+        return inserting(db, model, rows, **kw)
+
+    monkeypatch.setattr(core, "insert_many", counted)
+    monkeypatch.setattr(core, "inserting", counted_write)
+    before = len(wa.sent)
+    customers = [f"1555004{n}" for n in range(5)]
+    bodies = [_text(wa_id, "hi", f"C{wa_id}", f"wamid.BULK{wa_id}") for wa_id in customers]
+    events = await _store(runtime, ws, channel["id"], bodies)
+    await _run(runtime, "process_inbound_events", ws, events)
+
+    answered = sorted(sent["to"] for sent in wa.sent[before:])
+    assert answered == customers
+    assert [sent["body"]["text"]["body"] for sent in wa.sent[before:]] == ["Hello there"] * 5
+    replies = await _outbound(runtime, ws)
+    assert len(replies) == 5 and {reply.attempts for reply in replies} == {1}
+    assert ("bot_sessions", 5) in written, written
+    assert not [rows for table, rows in written if table == "bot_sessions" and rows != 5]
+    messages = [rows for table, rows in written if table == "messages"]
+    assert messages == [5, 5], written  # the customers' messages, then the bot's replies

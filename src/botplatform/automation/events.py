@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -100,12 +101,12 @@ async def message_received(
     return await _message_event(db, MESSAGE_RECEIVED, message, contact_id)
 
 
-def remember_chain(db: AsyncSession, message: Message) -> None:
+def with_chain(db: AsyncSession, content: dict[str, Any]) -> dict[str, Any]:
     """An outbound message queued by a rule's action keeps the chain of rules behind it, for
-    its `message.sent` (recorded later by the send job, in another transaction)."""
+    its `message.sent` (recorded later by the send job, in another transaction): `content`
+    with it, for the row about to be inserted."""
     chain = db.info.get(_CHAIN)
-    if chain:
-        message.content = {**(message.content or {}), _CHAIN: list(chain)}
+    return {**content, _CHAIN: list(chain)} if chain else content
 
 
 async def message_sent(

@@ -209,11 +209,15 @@ async def handle_inbound(
     channel: ChannelInfo,
     message: Message,
     sender_id: str | None = None,
+    *,
+    opens_conversation: bool | None = None,
 ) -> bool:
     """Gives an inbound message to the conversation's bot. True when a bot has the
     conversation (it answered, or it is paused for a human): no plain auto-reply then.
     `sender_id` (the customer's id on the channel): they see the bot typing meanwhile,
-    where the channel shows it."""
+    where the channel shows it. `opens_conversation`: whether the message is the
+    conversation's first from the customer, when the caller knows (a channel batch stores
+    several before their turns); else counted, if a live flow starts on new conversations."""
     ws = channel.workspace_id
     if message.type == "reaction" or consent_keyword(message.text):
         return False  # a thumbs-up is not something to answer; STOP/START are handled apart
@@ -243,7 +247,9 @@ async def handle_inbound(
     ]
     # Asked only when a live flow starts on a new conversation (one query per message).
     new = _wants_new_conversation(candidates) and (
-        await repository.inbound_count(db, ws, conversation.id) == 1
+        opens_conversation
+        if opens_conversation is not None
+        else await repository.inbound_count(db, ws, conversation.id) == 1
     )
     live_flows = {candidate.version_id: candidate.flow for candidate in candidates}
 

@@ -1,13 +1,14 @@
 """The inbound path, many events per unit of work.
 
 A batch is the stored webhooks of one workspace that reached one worker at the same moment.
-Their common case — a text (or any plain message) from a customer on a channel without a
-live bot — is written with a handful of multi-row Core statements for the whole batch:
-contacts, conversations, messages, events, usage, and the channel's auto-replies, inserted
-already leased to this job, which sends them itself once the batch has committed
-(`channels.sender`). Everything else (status updates, edits, a STOP, a renamed contact, a
-channel with a live bot) goes through the per-item path of `channels.tasks`, unchanged, in
-the same transaction, after the common case.
+Their common case — a text (or any plain message) from a customer — is written with a
+handful of multi-row Core statements for the whole batch: contacts, conversations, messages,
+events, usage, and the channel's auto-replies, inserted already leased to this job, which
+sends them itself once the batch has committed (`channels.sender`). On a channel a live bot
+serves, the messages are stored so too and each is then answered by the bot's turn, one at a
+time (`_bot_turns`). Everything else (status updates, edits, a STOP, a renamed contact) goes
+through the per-item path of `channels.tasks`, unchanged, in the same transaction, after the
+common case.
 
 Why it leaves the ORM here: an ORM flush and load costs ~0.5-0.7 ms per statement and per
 row; the same work as one multi-row statement costs a few hundredths of a millisecond per
@@ -38,6 +39,7 @@ from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import InboundMessage, OutboundMessage, StatusUpdate
 from botplatform.channels.registry import threaded
 from botplatform.channels.sender import LeasedSend
+from botplatform.conversation import repository as conversation_repository
 from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import (
     IDENTITY_KEY,
@@ -59,8 +61,9 @@ from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped, scoped_columns
 from botplatform.message.schemas import MessageBody
-from botplatform.message.service import SEND_JOB, to_outbound
+from botplatform.message.service import IDEMPOTENCY_KEY, SEND_JOB, to_outbound
 from botplatform.models import (
+    BotSession,
     Contact,
     ContactIdentity,
     Conversation,
@@ -76,6 +79,10 @@ FETCH_MEDIA_JOB = "fetch_media"
 
 #: Applies one parsed item the per-item way; 1 when it stored a new inbound message.
 ApplyOne = Callable[[ChannelInfo, object], Awaitable[int]]
+#: Answers one stored inbound message on a channel a live bot serves, as the per-item path
+#: does once it has stored it: the bot's turn, else the channel's auto-reply. Its last
+#: argument: whether the message opens its conversation (None: the answerer asks).
+Answer = Callable[[ChannelInfo, Message, str, bool | None], Awaitable[None]]
 
 
 @dataclass
@@ -95,6 +102,8 @@ class Sender:
     profile_changed: bool = False
     new_contact: bool = False  # created by this batch: no conversation to look for
     new_conversation: bool = False  # created by this batch, already in its final state
+    earlier_inbound: bool = True  # its conversation had a customer message before the batch
+    bot: bool = False  # a live bot serves the channel: it answers (`_bot_turns`)
     stored: list[Message] = field(default_factory=list)  # this batch's new messages
 
 
@@ -153,6 +162,7 @@ async def apply_items(
     settings_lease: timedelta,
     items: list[tuple[ChannelInfo, object]],
     apply_one: ApplyOne,
+    answer: Answer,
     closing: list[core.Write],
 ) -> Outcome:
     """Applies the parsed items of a batch: the common case in bulk, the rest one by one
@@ -171,7 +181,11 @@ async def apply_items(
     cycles.defer_writes(db)
     broadcast_status.defer_writes(db)
     defer_events(db)  # and their events: one INSERT for the rows, one for the deliveries
+    leases = delivery.leases_of(db)  # replies the per-item path leases (bots, automations)
+    if leases is not None:
+        leases.defer_inserts()  # their rows: one INSERT with the last writes
     try:
+        await _bot_turns(db, senders, answer)
         for channel, item in rest:
             outcome.received += await apply_one(channel, item)
         await emit_deferred(db)
@@ -180,7 +194,6 @@ async def apply_items(
         forget_locked(db)
         forget_deferred(db)
     wanted = _wanted_replies(senders)
-    leases = delivery.leases_of(db)  # replies the per-item path leased (bots, automations)
     leased = len(leases.replies) if leases is not None else 0
     # Inbound messages count first (as when the replies' own jobs ran after this one), then
     # the replies take their share of the month's quota: one statement for both.
@@ -199,8 +212,16 @@ async def apply_items(
     if wanted:
         outcome.replies, rows = _replies(db, wanted, settings_lease, refused is None)
         writes.append(core.inserting(db, Message, rows))
+    deferred = list(leases.deferred.values()) if leases and leases.deferred else []
+    if deferred:
+        writes.append(
+            core.inserting(db, Message, deferred, conflict=IDEMPOTENCY_KEY, returning="id")
+        )
     await db.flush()  # the per-item path's changes first, in the order they always had
-    await core.together(db, writes + closing)
+    done = await core.together(db, writes + closing)
+    if deferred and len(done[len(writes) - 1]) != len(deferred):
+        # Never sent without its row: the batch fails, and is retried.
+        raise RuntimeError("a leased reply's idempotency key was taken")
     return outcome
 
 
@@ -208,10 +229,8 @@ def _give_back(db: AsyncSession, workspace_id: uuid.UUID, leases: delivery.Lease
     """The month's quota has no room for all of the batch's replies: the leased ones go the
     per-message way instead, whose claim counts each (or fails it with `quota_exceeded`)."""
     for reply in leases.replies:
-        message = reply.message
-        message.status, message.lease_until = "queued", None
-        message.send_attempted_at, message.attempts = None, 0
-        enqueue(db, SEND_JOB, str(workspace_id), str(message.id))
+        leases.unlease(reply)
+        enqueue(db, SEND_JOB, str(workspace_id), str(reply.message.id))
     leases.replies.clear()
 
 
@@ -278,8 +297,9 @@ async def _split(
             (*person, thread), Sender(channel, item.sender_id, item.sender_name, thread)
         )
         sender.arrivals.append(item)
-        if channel.id not in bot_free or consent_keyword(item.content.text):
-            per_item.add(person)  # a bot's turn, or a STOP / START: the per-item path
+        sender.bot = channel.id not in bot_free
+        if consent_keyword(item.content.text):
+            per_item.add(person)  # a STOP / START: the per-item path
         elif item.sender_name and sender.name != item.sender_name:
             per_item.add(person)  # renamed within the batch: the per-item path keeps up
     await _find_contacts(db, [s for k, s in by_sender.items() if k[:2] not in per_item])
@@ -562,6 +582,7 @@ async def _find_conversations(db: AsyncSession, senders: list[Sender]) -> None:
             mine = known.get((contact_id, thread_key))
             if mine is not None:
                 mine.conversation_id, mine.last_inbound_at = conversation_id, last_inbound_at
+                mine.earlier_inbound = last_inbound_at is not None
 
 
 async def _create_conversations(
@@ -671,9 +692,12 @@ async def _record(db: AsyncSession, senders: list[Sender]) -> list[core.Write]:
         )
         _keep_stored(rows, set(inserted.scalars()))
     touched = [sender for sender in senders if sender.stored]
-    moved = [sender for sender in touched if not sender.new_conversation]
+    # A bot's conversations are moved on in the session instead, once locked (`_bot_turns`).
+    moved = [sender for sender in touched if not sender.new_conversation and not sender.bot]
     later = [_moving_conversations(db, workspace_id, moved, now)]
-    later.append(cycles.opening_cycles(db, workspace_id, [_opening(s) for s in touched]))
+    # (A bot's conversations open theirs with the bot's note on them: `_bot_turns`.)
+    plain = [_opening(sender) for sender in touched if not sender.bot]
+    later.append(cycles.opening_cycles(db, workspace_id, plain))
     metrics.count_messages(workspace_id, "inbound", sum(len(s.stored) for s in touched))
     for sender in touched:
         for message in sender.stored:
@@ -811,6 +835,138 @@ def _moving_conversations(
     return _MOVE_CONVERSATIONS["sqlite"], [{"ws": workspace_id, "now": now, **r} for r in rows]
 
 
+# -- a live bot's turn ------------------------------------------------------------------------
+
+
+async def _bot_turns(db: AsyncSession, senders: list[Sender], answer: Answer) -> None:
+    """Customers on a channel a live bot serves: their messages were stored in bulk above;
+    each is answered now as the per-item path answers it (`answer`: a bot's step needs the
+    ORM, since a flow may hand off, wait or call out), but what every step reads — the
+    conversation under its lock, its bot session, the contact — is read for all of them in
+    one statement first, and each conversation is moved on in the session, so that a step
+    reads nothing and writes its conversation once."""
+    talking = [sender for sender in senders if sender.bot and sender.stored]
+    if not talking:
+        return
+    now = utcnow()
+    # Deferred (`cycles.defer_writes`): each cycle opened takes the bot's note in its row.
+    workspace_id = talking[0].channel.workspace_id
+    await cycles.open_cycles(db, workspace_id, [_opening(sender) for sender in talking])
+    loaded = await _lock_talking(db, talking)  # held: the session keeps clean objects weakly
+    conversations = {conversation.id: conversation for conversation in loaded[0]}
+    for sender in talking:
+        assert sender.conversation_id is not None  # a stored message has its conversation
+        conversation = conversations[sender.conversation_id]
+        if not sender.new_conversation:  # (a new one was inserted in its final state)
+            _move_loaded(conversation, sender, now)
+        delivery.learn_recipient(db, conversation.id, sender.external_id)
+        for index, message in enumerate(sender.stored):
+            # Known without a query: the conversation is new, or had no customer message.
+            opens = index == 0 and (sender.new_conversation or not sender.earlier_inbound)
+            await answer(sender.channel, message, sender.external_id, opens)
+
+
+async def _lock_talking(db: AsyncSession, talking: list[Sender]) -> list[Any]:
+    """The senders' conversations, locked in id order (as the move statement locks others),
+    then their bot sessions and contacts, all loaded into the session; each conversation
+    remembered as locked here with its session (`conversation.repository.remember_locked`),
+    so the bot's step takes neither the lock nor the session again. Two statements, not one
+    joined read: after waiting for a lock, PostgreSQL gives the locked row as the other
+    transaction left it but the rows joined to it as they were before (read committed), and
+    that transaction has just moved the same bot session on."""
+    workspace_id = talking[0].channel.workspace_id
+    ids = sorted({sender.conversation_id for sender in talking if sender.conversation_id})
+    locking = (
+        scoped(Conversation, workspace_id)
+        .where(Conversation.id.in_(ids))
+        .order_by(Conversation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    conversations = list((await db.execute(locking)).scalars())
+    reading = (
+        scoped(Contact, workspace_id)
+        .add_columns(Conversation.id, BotSession)
+        .join(
+            Conversation,
+            (Conversation.contact_id == Contact.id) & (Conversation.workspace_id == workspace_id),
+        )
+        .outerjoin(
+            BotSession,
+            (BotSession.conversation_id == Conversation.id)
+            & (BotSession.workspace_id == workspace_id),
+        )
+        .where(Conversation.id.in_(ids))
+        .execution_options(populate_existing=True)
+    )
+    rows = list((await db.execute(reading)).all())
+    sessions = {conversation_id: session for _, conversation_id, session in rows}
+    made = await _make_sessions(db, workspace_id, talking, sessions)
+    for conversation_id, session in sessions.items():
+        conversation_repository.remember_locked(db, conversation_id, session)
+    return [conversations, rows, made]
+
+
+async def _make_sessions(
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    talking: list[Sender],
+    sessions: dict[uuid.UUID, BotSession | None],
+) -> list[BotSession]:
+    """The idle bot sessions the turns would make one by one (`bot.repository.session_made`:
+    a conversation whose customer may be answered, without a session yet), made in one
+    statement and put in `sessions`. A session made meanwhile by another transaction (its
+    unique key) is left out, to be read by the turn."""
+    wanted = [
+        sender.conversation_id
+        for sender in talking
+        if sender.conversation_id is not None
+        and sessions.get(sender.conversation_id, False) is None
+        and not sender.opted_out
+        and any(message.type != "reaction" for message in sender.stored)
+    ]
+    if not wanted:
+        return []
+    now = utcnow()
+    rows = [
+        core.complete_row(
+            BotSession,
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": workspace_id,
+                "conversation_id": conversation_id,
+                "status": "idle",
+                "variables": {},
+                "attempts": 0,
+                "step": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        for conversation_id in dict.fromkeys(wanted)
+    ]
+    inserted = await core.insert_many(
+        db, BotSession, rows, conflict=["conversation_id"], returning="id"
+    )
+    won = set(inserted.scalars())
+    made = [core.as_loaded(db, BotSession, row) for row in rows if row["id"] in won]
+    for session in made:
+        sessions[session.conversation_id] = session
+    return made
+
+
+def _move_loaded(conversation: Conversation, sender: Sender, now: datetime) -> None:
+    """What the move statement (`_moved_values`) does to a conversation, done to it loaded:
+    written with the bot's own changes to it, in one UPDATE."""
+    latest = max(message.created_at for message in sender.stored)
+    if conversation.last_inbound_at is None or conversation.last_inbound_at < latest:
+        conversation.last_inbound_at = latest
+    conversation.last_message_at = now
+    conversation.unread_count += len(sender.stored)
+    if conversation.status == "resolved":
+        conversation.status = "open"
+
+
 # -- the channel's auto-reply ----------------------------------------------------------------
 
 
@@ -819,8 +975,8 @@ def _wanted_replies(senders: list[Sender]) -> list[tuple[Sender, Message]]:
     per message): not to an opted-out contact, not outside the 24-hour window."""
     wanted: list[tuple[Sender, Message]] = []
     for sender in senders:
-        if not sender.channel.config.get("auto_reply") or sender.opted_out:
-            continue
+        if sender.bot or not sender.channel.config.get("auto_reply") or sender.opted_out:
+            continue  # (where a bot serves the channel, `_bot_turns` answers)
         for message in sender.stored:
             if message.type == "text" and _window_open(sender):
                 wanted.append((sender, message))

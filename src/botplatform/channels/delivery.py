@@ -244,7 +244,9 @@ async def expire_unknown(db: AsyncSession, grace_seconds: int) -> int:
 
 @dataclass(frozen=True)
 class LeasedReply:
-    message: Message  # flushed in the batch's session; read when the batch is about to commit
+    # In the batch's session, or (its insert deferred, `Leases.deferred`) its row as an
+    # object of no session; read when the batch is about to commit.
+    message: Message
     channel: ChannelInfo
     contact_id: uuid.UUID
     recipient_id: str
@@ -255,6 +257,9 @@ class Leases:
     until: datetime  # the batch's lease on its replies
     recipients: dict[uuid.UUID, str] = field(default_factory=dict)  # conversation → recipient
     replies: list[LeasedReply] = field(default_factory=list)
+    #: While the batch answers its customers (`defer_inserts`): the leased replies' rows by
+    #: id, inserted with the batch's last writes in one statement, not one INSERT each.
+    deferred: dict[uuid.UUID, dict[str, Any]] | None = None
 
     def recipient_for(self, conversation_id: uuid.UUID) -> str | None:
         return self.recipients.get(conversation_id)
@@ -272,6 +277,23 @@ class Leases:
     def take(self, reply: LeasedReply) -> None:
         """`reply`'s row, inserted with `leased`'s columns, is sent by the batch."""
         self.replies.append(reply)
+
+    def defer_inserts(self) -> None:
+        """From now on, a leased reply's row waits for the batch's last writes. Only for
+        replies to messages the batch stores: their idempotency keys come from those new
+        messages' ids (`bot:<id>:<n>`, `auto:<id>`), which no other transaction knows, so the
+        insert cannot meet a taken key (and the batch checks that it did not)."""
+        self.deferred = {}
+
+    def unlease(self, reply: LeasedReply) -> None:
+        """The reply goes the per-message way instead (a send job claims it)."""
+        unleased: dict[str, Any] = {"status": "queued", "lease_until": None}
+        unleased |= {"send_attempted_at": None, "attempts": 0}
+        row = self.deferred.get(reply.message.id) if self.deferred is not None else None
+        if row is not None:
+            row.update(unleased)
+        for name, value in unleased.items():
+            setattr(reply.message, name, value)
 
 
 _LEASES = "botplatform.leases"

@@ -326,6 +326,9 @@ async def _apply_batch(
             lease,
             items,
             lambda channel, item: _apply(ctx, channel, item),
+            lambda channel, message, sender_id, opens: _answer(
+                ctx, channel, message, sender_id, opens
+            ),
             closing=closing,  # with the batch's last writes
         )
         await sender.after_riding(ctx.db, ws, riding)
@@ -478,8 +481,7 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         if message.media_status == "pending":
             enqueue(db, FETCH_MEDIA_JOB, str(channel.workspace_id), str(message.id))
         choices.queue(db, channel, message)
-        if not await bot_runner.handle_inbound(ctx.runtime, db, channel, message, item.sender_id):
-            await _auto_reply(db, channel, message)
+        await _answer(ctx, channel, message, item.sender_id)
         return 1
     if isinstance(item, StatusUpdate):
         await conversations.apply_status(db, channel, item)
@@ -498,6 +500,21 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
     else:  # other system events (account changes...) are logged for now
         log.info("channel_event", channel_id=str(channel.id), kind=type(item).__name__)
     return 0
+
+
+async def _answer(
+    ctx: JobContext,
+    channel: ChannelInfo,
+    message: Message,
+    sender_id: str,
+    opens_conversation: bool | None = None,
+) -> None:
+    """A new inbound message, stored: the bot's turn, or else the channel's auto-reply."""
+    runtime, db = ctx.runtime, ctx.db
+    if not await bot_runner.handle_inbound(
+        runtime, db, channel, message, sender_id, opens_conversation=opens_conversation
+    ):
+        await _auto_reply(db, channel, message)
 
 
 async def _provider_consent(db: AsyncSession, channel: ChannelInfo, event: SystemEvent) -> None:

@@ -36,7 +36,6 @@ from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
 from botplatform.kit.scoping import scoped
 from botplatform.models import (
-    BotSession,
     ConsentEvent,
     Contact,
     ContactIdentity,
@@ -167,24 +166,13 @@ async def conversation_for(
         Conversation.contact_id == contact.id,
         Conversation.thread_key == thread_key,
     )
-    bot_session = None
     if lock:
-        # After a wait for the lock, the row as the other transaction left it; and the bot
-        # session read with it (the bot's step needs both: one query, not two).
-        statement = (
-            statement.add_columns(BotSession)
-            .outerjoin(
-                BotSession,
-                (BotSession.conversation_id == Conversation.id)
-                & (BotSession.workspace_id == channel.workspace_id),
-            )
-            .with_for_update(of=Conversation)
-            .execution_options(populate_existing=True)
-        )
-        row: Any = (await db.execute(statement)).one_or_none()
-        found, bot_session = (row[0], row[1]) if row is not None else (None, None)
-    else:
-        found = (await db.execute(statement)).scalar_one_or_none()
+        # After a wait for the lock, the row as the other transaction left it. Its bot
+        # session is not joined to this read: a joined row would be given as it was before
+        # the wait (read committed), not as that transaction moved it on; the bot's step
+        # reads it afterwards.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    found = (await db.execute(statement)).scalar_one_or_none()
     if found is None:
         found = Conversation(
             id=uuid.uuid4(),
@@ -209,7 +197,7 @@ async def conversation_for(
             channel_id=channel.id,
         )
     if lock:
-        conversation_repository.remember_locked(db, found.id, bot_session)
+        conversation_repository.remember_locked(db, found.id)
     return found
 
 

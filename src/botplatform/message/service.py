@@ -183,13 +183,21 @@ async def queue_outbound(
     recipient = leases.recipient_for(conversation.id) if leases is not None else None
     if leases is not None and recipient is not None:
         row.update(leases.leased(now))
-    message = await core.insert_loaded(db, Message, row, conflict=IDEMPOTENCY_KEY)
-    if message is None:  # the key is taken: by an earlier send, or a concurrent one
-        return await _keyed(db, channel.workspace_id, idempotency_key)
+    row["content"] = automation_events.with_chain(db, row["content"])
+    if leases is not None and recipient is not None and leases.deferred is not None:
+        # Inserted with the batch's last writes (`Leases.defer_inserts`): the row as an
+        # object of no session, which nothing in the batch changes or reads from the table.
+        row = core.complete_row(Message, row)
+        leases.deferred[row["id"]] = row
+        message = Message(**row)
+    else:
+        inserted = await core.insert_loaded(db, Message, row, conflict=IDEMPOTENCY_KEY)
+        if inserted is None:  # the key is taken: by an earlier send, or a concurrent one
+            return await _keyed(db, channel.workspace_id, idempotency_key)
+        message = inserted
     if leases is not None and recipient is not None:
         leases.take(delivery.LeasedReply(message, channel, contact.id, recipient))
     conversation.last_message_at = now  # flushed with the transaction's other changes
-    automation_events.remember_chain(db, message)
     if recipient is None:
         enqueue(db, SEND_JOB, str(channel.workspace_id), str(message.id))
     return message
