@@ -71,9 +71,10 @@ async def test_a_batch_of_customers_on_a_bots_channel_is_written_in_bulk(
     api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Five customers' messages in one batch on a channel a live bot serves: their messages,
-    their bot sessions and the bot's five replies are each one INSERT for the batch (before,
-    every message went the per-item path: its own INSERT, its session's, its reply's), and
-    every customer is answered once."""
+    their bot sessions and the bot's five replies are each one INSERT for the batch, the turns'
+    changes to the sessions and conversations one UPDATE each (before, every message went the
+    per-item path: its own INSERT, its session's, its reply's, and an ORM UPDATE per row),
+    and every customer is answered once."""
     owner = await api.register()
     ws = await api.create_workspace(owner, "Bulk bot")
     channel = await api.create_channel(owner, ws)
@@ -91,8 +92,16 @@ async def test_a_batch_of_customers_on_a_bots_channel_is_written_in_bulk(
         written.append((model.__tablename__, len(rows)))
         return inserting(db, model, rows, **kw)
 
+    updated: list[tuple[str, int]] = []
+    updating = core.updating
+
+    def counted_update(db: Any, model: Any, rows: list[dict[str, Any]]) -> Any:
+        updated.append((model.__tablename__, len(rows)))
+        return updating(db, model, rows)
+
     monkeypatch.setattr(core, "insert_many", counted)
     monkeypatch.setattr(core, "inserting", counted_write)
+    monkeypatch.setattr(core, "updating", counted_update)
     before = len(wa.sent)
     customers = [f"1555004{n}" for n in range(5)]
     bodies = [_text(wa_id, "hi", f"C{wa_id}", f"wamid.BULK{wa_id}") for wa_id in customers]
@@ -108,3 +117,7 @@ async def test_a_batch_of_customers_on_a_bots_channel_is_written_in_bulk(
     assert not [rows for table, rows in written if table == "bot_sessions" and rows != 5]
     messages = [rows for table, rows in written if table == "messages"]
     assert messages == [5, 5], written  # the customers' messages, then the bot's replies
+    # What the turns changed, one UPDATE per table for the batch, not one per row (SQLite:
+    # each turn reads its conversation again, which flushes the turns before it).
+    if runtime.db.engine.dialect.name == "postgresql":
+        assert sorted(updated) == [("bot_sessions", 5), ("conversations", 5)], updated

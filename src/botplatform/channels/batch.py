@@ -25,9 +25,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
 
-from sqlalchemy import any_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import any_, bindparam, case, delete, func, inspect, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm.attributes import set_committed_value
 
 from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
@@ -864,6 +866,50 @@ async def _bot_turns(db: AsyncSession, senders: list[Sender], answer: Answer) ->
             # Known without a query: the conversation is new, or had no customer message.
             opens = index == 0 and (sender.new_conversation or not sender.earlier_inbound)
             await answer(sender.channel, message, sender.external_id, opens)
+    await _write_turns(db)
+
+
+#: What a bot's turn changes: written for the whole batch by `_write_turns`.
+_TURN_MODELS = (BotSession, Conversation, Contact)
+
+
+async def _write_turns(db: AsyncSession) -> None:
+    """What the turns changed on the sessions, conversations and contacts they hold,
+    written in one round trip: one `UPDATE` per table and set of changed columns
+    (`core.updating`), instead of one ORM `UPDATE` per row at the next flush. The objects are
+    clean after it, with their values as written. A turn that left a new object pending (a
+    row the changed ones may refer to) is flushed by the ORM, as before."""
+    if db.new:
+        await db.flush()
+        return
+    groups: dict[tuple[type[Any], tuple[str, ...]], list[Any]] = defaultdict(list)
+    for changed in list(db.dirty):
+        if isinstance(changed, _TURN_MODELS):
+            state: InstanceState[Any] = inspect(changed)
+            names = tuple(
+                prop.key
+                for prop in state.mapper.column_attrs
+                if prop.key != "updated_at" and state.attrs[prop.key].history.has_changes()
+            )
+            if names:
+                groups[(type(changed), names)].append(changed)
+    if not groups:
+        return
+    now = utcnow()
+    writes = []
+    for (model, names), objects in groups.items():
+        rows = []
+        for changed in objects:
+            row = {name: getattr(changed, name) for name in names}
+            rows.append({"id": changed.id, "workspace_id": changed.workspace_id, **row})
+            rows[-1]["updated_at"] = now
+        writes.append(core.updating(db, model, rows))
+    await core.together(db, writes)
+    for (_, names), objects in groups.items():
+        for changed in objects:
+            for name in (*names, "updated_at"):
+                value = now if name == "updated_at" else getattr(changed, name)
+                set_committed_value(changed, name, value)
 
 
 async def _lock_talking(db: AsyncSession, talking: list[Sender]) -> list[Any]:

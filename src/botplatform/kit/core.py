@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Executable, bindparam, func, insert, select
+from sqlalchemy import Column, Executable, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -172,6 +172,48 @@ def inserting(
     if dialect != "postgresql":
         return statement, rows
     return statement, {name: [row[name] for row in rows] for name in columns}
+
+
+def updating(db: AsyncSession, model: type[Any], rows: list[dict[str, Any]]) -> Write:
+    """An `UPDATE` of many rows of one workspace by primary key, for `together`: each row
+    gives `id`, `workspace_id` and the same other columns, set to its values. On PostgreSQL
+    one statement from arrays (one prepared shape whatever the number of rows), on SQLite one
+    row per execution."""
+    dialect = db.get_bind().dialect.name
+    columns = tuple(name for name in rows[0] if name not in ("id", "workspace_id"))
+    key = ("update", model, columns, dialect)
+    statement = _INSERTS.get(key)
+    if statement is None:
+        statement = _INSERTS[key] = _build_update(model, columns, dialect)
+    workspace_id = rows[0]["workspace_id"]
+    if dialect != "postgresql":
+        return statement, [
+            {"in_ws": workspace_id, **{f"in_{name}": row[name] for name in ("id", *columns)}}
+            for row in rows
+        ]
+    parameters = {f"in_{name}": [row[name] for row in rows] for name in ("id", *columns)}
+    return statement, {"in_ws": workspace_id, **parameters}
+
+
+def _build_update(model: type[Any], columns: tuple[str, ...], dialect: str) -> Executable:
+    # Parameters are named `in_<column>`: SQLAlchemy keeps a column's own name for itself.
+    table = table_of(model)
+    in_workspace = table.c.workspace_id == bindparam("in_ws", type_=table.c.workspace_id.type)
+    if dialect != "postgresql":
+        values = {name: bindparam(f"in_{name}", type_=table.c[name].type) for name in columns}
+        by_id = table.c.id == bindparam("in_id", type_=table.c.id.type)
+        return update(table).where(in_workspace, by_id).values(values)
+    names = ("id", *columns)
+    arrays = [
+        bindparam(f"in_{name}", type_=postgresql.ARRAY(_column(table, name).type, dimensions=1))
+        for name in names
+    ]
+    given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+    return (
+        update(table)
+        .where(in_workspace, table.c.id == given.c.id)
+        .values({name: given.c[name] for name in columns})
+    )
 
 
 def _with_defaults(table: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
