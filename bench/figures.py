@@ -161,12 +161,15 @@ def targets(results: dict[str, Any]) -> list[Target]:
             verdict,
         )
     )
-    if "flow" in pg:
-        c_ms = platform_ms(pg["flow"], warmup)
+    for phase in ("flow", "flow_sustained"):
+        if phase not in pg:
+            continue
+        c_ms = platform_ms(pg[phase], warmup)
         ratio, verdict = _judge(c_ms, refs.echo_ms, CPU_C_MAX, at_most=True)
+        offered = f", {3 * float(pg[phase]['rate']):g} msg/s" if "rate" in pg[phase] else ""
         out.append(
             Target(
-                "(c) CPU per bot-flow message",
+                f"(c) CPU per bot-flow message{offered}",
                 f"≤ {CPU_C_MAX:.0f}x pywa echo ({_ms(refs.echo_ms)})",
                 _ms(c_ms),
                 ratio,

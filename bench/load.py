@@ -285,6 +285,7 @@ async def flow_loop(args: argparse.Namespace) -> dict[str, Any]:
     messages = sum(len(sent) for sent in sent_at.values())
     return {
         "conversations": len(customers),
+        "rate": args.rate,  # conversations started a second
         "completed": len(done),
         "messages": messages,
         "acked": sum(1 for status in acks if status == 200),

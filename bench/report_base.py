@@ -91,7 +91,15 @@ def phases(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     for name in BACKENDS:
         if name in results and "flow" in results[name]:
             out.append(("(c)", f"platform {name}", results[name]["flow"]))
+        if name in results and "flow_sustained" in results[name]:
+            sustained = results[name]["flow_sustained"]
+            out.append(("(c)", f"platform {name}, {flow_rate_label(sustained)}", sustained))
     return out
+
+
+def flow_rate_label(result: dict[str, Any]) -> str:
+    """How fast a bot-flow phase's messages were offered (three per conversation)."""
+    return f"{3 * float(result['rate']):g} msg/s offered"
 
 
 def conditions_section(results: dict[str, Any]) -> list[str]:
@@ -218,6 +226,10 @@ def sql_section(results: dict[str, Any]) -> list[str]:
     ]
     if "flow" in pg:
         rows.append(("(c) bot flow", pg["flow"]))
+    if "flow_sustained" in pg:
+        rows.append(
+            (f"(c) bot flow, {flow_rate_label(pg['flow_sustained'])}", pg["flow_sustained"])
+        )
     lines = [
         "## SQL round trips per message (PostgreSQL)",
         "",

@@ -100,6 +100,10 @@ class Settings:
     process_timeout_seconds: float = 180.0
     flow_conversations: int = 60
     flow_rate: float = 2.0  # conversations started a second (three messages each)
+    # (c) again at a sustained rate: 30 conversations a second are 90 messages a second, just
+    # above the lowest WhatsApp tier (80/s), where batches form as they do under (b)'s load.
+    flow_sustained_conversations: int = 900
+    flow_sustained_rate: float = 30.0
     worker_processes: int = WORKER_PROCESSES
     # py-spy samples a second, of one worker process (the two run the same code): sampling
     # the parent and both children at 100 Hz took a third of a core on this machine.
@@ -170,15 +174,15 @@ class Run:
         result["settled"]["owed"] = sent - (result["settled"]["accepted"] - before)
         return result
 
-    def flow(self, url: str, graph_url: str) -> dict[str, Any]:
+    def flow(self, url: str, graph_url: str, *, conversations: int, rate: float) -> dict[str, Any]:
         """(c), then (bounded) until every reply owed for the messages sent has arrived."""
         s = self.settings
         before = accepted_replies(graph_url)
         result = self.load(
             "flow",
             url,
-            *("--graph-url", graph_url, "--conversations", str(s.flow_conversations)),
-            *("--rate", str(s.flow_rate), "--slo-ms", str(s.slo_ms)),
+            *("--graph-url", graph_url, "--conversations", str(conversations)),
+            *("--rate", str(rate), "--slo-ms", str(s.slo_ms)),
             *("--time-limit", str(s.process_timeout_seconds)),
         )
         expected = before + int(result["messages"])
@@ -467,12 +471,29 @@ def profiled(run: Run, platform: Platform, action: Callable[[], Any], profile: P
 
 
 def bot_flow(
-    run: Run, platform: Platform, graph_url: str, profile: Path | None = None
+    run: Run,
+    platform: Platform,
+    graph_url: str,
+    profile: Path | None = None,
+    *,
+    sustained: bool = False,
 ) -> dict[str, Any]:
-    """(c): auto-reply off, the bench bot published, customers played by load.py's flow."""
-    platform_target.set_auto_reply(platform.base, platform.channel, "")
-    platform_target.publish_bench_bot(platform.base, platform.channel)
-    action = with_sql(platform, lambda: run.flow(platform.channel.webhook_url, graph_url))
+    """(c): auto-reply off, the bench bot published, customers played by load.py's flow;
+    at the settings' low rate, or at their `sustained` one (the bot the low-rate run
+    published answers these customers too)."""
+    s = run.settings
+    if not sustained:
+        platform_target.set_auto_reply(platform.base, platform.channel, "")
+        platform_target.publish_bench_bot(platform.base, platform.channel)
+    conversations, rate = (
+        (s.flow_sustained_conversations, s.flow_sustained_rate)
+        if sustained
+        else (s.flow_conversations, s.flow_rate)
+    )
+    url = platform.channel.webhook_url
+    action = with_sql(
+        platform, lambda: run.flow(url, graph_url, conversations=conversations, rate=rate)
+    )
     return dict(profiled(run, platform, action, profile))
 
 
@@ -506,6 +527,8 @@ def scenarios(
     if backend.is_postgres:
         log(f"platform {backend.name}: bot flow (c)")
         result["flow"] = bot_flow(run, platform, graph_url)
+        log(f"platform {backend.name}: bot flow (c) at a sustained rate")
+        result["flow_sustained"] = bot_flow(run, platform, graph_url, sustained=True)
 
 
 def autoanalyzed(backend: platform_target.Backend) -> contextlib.AbstractContextManager[None]:
