@@ -35,6 +35,7 @@ from sqlalchemy.exc import DBAPIError
 from botplatform import migrate
 from botplatform.audit.chain import GENESIS_HASH
 from botplatform.config import Settings
+from botplatform.kit import core as kit_core
 from botplatform.kit import shared_cache
 from botplatform.kit.kv import MemoryStore, RedisStore, SqliteStore
 from botplatform.main import create_app
@@ -183,6 +184,22 @@ def sql_statements(runtime: Runtime) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def driver_statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The SQL `kit.core` sends on asyncpg itself meanwhile (PostgreSQL's fast path, which
+    `sql_statements` does not see), one entry per execution, as sent."""
+    seen: list[str] = []
+    run_on_driver = kit_core._run_on_driver
+
+    async def recording(adapted: Any, compiled: Any, rows: Any) -> Any:
+        seen.append(compiled.sql)
+        return await run_on_driver(adapted, compiled, rows)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(kit_core, "_run_on_driver", recording)
+        yield seen
 
 
 async def eventually(predicate: Any, timeout: float = 15.0, interval: float = 0.05) -> Any:

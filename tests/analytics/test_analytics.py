@@ -39,7 +39,9 @@ from botplatform.models import (
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.bot.helpers import create_bot, publish
-from tests.conftest import Account, Api, eventually, sql_statements
+from tests.channel.test_batch_equivalence import _run as _run_job
+from tests.channel.test_batch_equivalence import _store, _text
+from tests.conftest import Account, Api, driver_statements, eventually, sql_statements
 
 
 def utc(text: str) -> datetime:
@@ -383,6 +385,33 @@ async def test_a_bot_s_steps_are_noted_on_the_open_cycle(
     assert first.resolved_at is not None and first.bot_outcome == "completed"
     assert second.reopened and second.resolved_at is None
     assert (second.bot_node_id, second.bot_outcome, str(second.bot_id)) == ("ask", None, bot["id"])
+
+
+@pytest.mark.asyncio
+async def test_a_batch_notes_its_bots_conversations_in_one_part_of_its_last_statement(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three customers start the bot in one batch: each cycle is noted, and on PostgreSQL
+    the notes are one UPDATE from arrays inside the batch's last statement (one part per
+    note made a statement of a new shape, prepared anew, for every number of them)."""
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    channel = await api.create_channel(owner, ws)
+    bot = await create_bot(api, owner, ws, ASK_FLOW)
+    await publish(api, owner, ws, bot["id"])
+    bodies = [_text(f"1555000330{n}", "hi", f"C{n}", f"wamid.N{n}") for n in range(3)]
+    ids = await _store(runtime, ws, channel["id"], bodies)
+    with driver_statements(monkeypatch) as sent:
+        await _run_job(runtime, "process_inbound_events", ws, ids)
+    found = await _cycles(runtime, ws)
+    assert len(found) == 3
+    assert {(c.bot_node_id, str(c.bot_id), c.bot_outcome) for c in found} == {
+        ("ask", bot["id"], None)
+    }
+    if runtime.db.dialect == "postgresql":
+        noting = [sql for sql in sent if "UPDATE conversation_cycles SET" in sql]
+        assert len(noting) == 1 and noting[0].count("UPDATE conversation_cycles SET") == 1, sent
+        assert noting[0].startswith("WITH w0 AS"), noting
 
 
 @pytest.mark.asyncio

@@ -19,7 +19,7 @@ from botplatform.runtime import Runtime
 from botplatform.sandbox.whatsapp import FakeGraph
 from botplatform.worker.jobs import JobContext
 from tests.channel.test_batch_equivalence import _run, _store, _text, _world
-from tests.conftest import Api, eventually
+from tests.conftest import Api, driver_statements, eventually
 from tests.fakes.webhook_receiver import running_receiver
 
 
@@ -99,6 +99,29 @@ async def test_accepted_outcomes_ride_with_the_next_batch(
             assert all(provider_id for _, provider_id in replies)
             assert await _sent_events(runtime, ws) == 2
             assert tasks._BATCHES.take_outcomes(ws) == []
+    finally:
+        wa.auto_status = auto_status
+
+
+async def test_riding_outcomes_are_a_part_of_the_batch_s_last_statement(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the outcomes that ride are one part of the next batch's last statement
+    (beside the events' marking and the batch's reply), not round trips of their own: every
+    part of it must take `kit.core`'s fast path (a value SQLAlchemy computes, such as an
+    `onupdate`, sends the whole group one statement at a time)."""
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("one statement on PostgreSQL; SQLite runs the writes in turn")
+    auto_status, wa.auto_status = wa.auto_status, False
+    try:
+        second_text = _text("15550032", "hello", "Di", "wamid.P2")
+        ws, _, second = await _first_batch_with_a_waiting_one(api, runtime, wa, None, second_text)
+        with driver_statements(monkeypatch) as sent:
+            await _run(runtime, "process_inbound_event", ws, second)
+        riding = [sql for sql in sent if "provider_message_id=accepted.pid" in sql]
+        assert len(riding) == 1, sent
+        assert riding[0].startswith("WITH w0 AS") and "UPDATE inbound_events" in riding[0]
+        assert [status for status, _ in await _replies(runtime, ws)] == ["sent", "sending"]
     finally:
         wa.auto_status = auto_status
 

@@ -180,7 +180,30 @@ def deferred_writes(db: AsyncSession) -> list[core.Write]:
         for workspace_id, openings in by_workspace.items()
         if (write := opening_cycles(db, workspace_id, openings, deferred.notes)) is not None
     ]
-    return writes + [(_NOTE, parameters) for parameters in deferred.notes.values()]
+    return writes + _noting(db, list(deferred.notes.values()))
+
+
+def _noting(db: AsyncSession, notes: list[dict[str, Any]]) -> list[core.Write]:
+    """The bot notes (`note_bot`'s parameters) as writes: on PostgreSQL one statement per
+    workspace from arrays, so a batch's last statement keeps one prepared shape whatever
+    the number of conversations its bots moved (one part per note gave a new statement to
+    prepare for every count); on SQLite one per note."""
+    if db.get_bind().dialect.name != "postgresql":
+        return [(_NOTE, parameters) for parameters in notes]
+    by_workspace: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for note in notes:
+        by_workspace.setdefault(note["ws"], []).append(note)
+    return [
+        (
+            _NOTES,
+            {
+                "ws": workspace_id,
+                "now": max(note["now"] for note in group),
+                **{f"in_{name}": [note[name] for note in group] for name in _NOTED},
+            },
+        )
+        for workspace_id, group in by_workspace.items()
+    ]
 
 
 _DEFERRED = "botplatform.deferred_cycle_writes"
@@ -210,6 +233,42 @@ def _note_statement() -> Any:
 
 
 _NOTE = _note_statement()
+
+#: What a note gives, by `note_bot`'s parameter names, for `_NOTES`.
+_NOTED = ("conversation", "bot_id", "version_id", "node_id", "outcome")
+
+
+def _notes_statement() -> Any:
+    """`_NOTE` for many conversations of a workspace at once (PostgreSQL): from arrays."""
+    table = table_of(ConversationCycle)
+    columns = table.c
+    kinds = (
+        *(columns.conversation_id, columns.bot_id, columns.bot_version_id),
+        *(columns.bot_node_id, columns.bot_outcome),
+    )
+    arrays = [
+        bindparam(f"in_{name}", type_=postgresql.ARRAY(column.type, dimensions=1))
+        for name, column in zip(_NOTED, kinds, strict=True)
+    ]
+    given = func.unnest(*arrays).table_valued(*_NOTED).render_derived(name="given")
+    return (
+        update(table)
+        .where(
+            columns.workspace_id == bindparam("ws", type_=columns.workspace_id.type),
+            columns.conversation_id == given.c.conversation,
+            columns.resolved_at.is_(None),
+        )
+        .values(
+            bot_id=given.c.bot_id,
+            bot_version_id=given.c.version_id,
+            bot_node_id=given.c.node_id,
+            bot_outcome=func.coalesce(given.c.outcome, columns.bot_outcome),
+            updated_at=bindparam("now", type_=columns.updated_at.type),
+        )
+    )
+
+
+_NOTES = _notes_statement()
 
 
 async def note_handoff(db: AsyncSession, session: BotSession) -> None:
