@@ -21,7 +21,7 @@ from botplatform.models import BroadcastRecipient, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.broadcast.helpers import TEMPLATE, per_recipient, phones, shop
-from tests.conftest import Api, eventually, sql_statements
+from tests.conftest import Api, driver_statements, eventually, sql_statements
 
 
 async def _rows(
@@ -48,9 +48,17 @@ async def test_a_chunk_is_marked_once_and_its_outcomes_written_together(
     monkeypatch.setattr(wa, "auto_status", False)  # the rows as the driver left them
     s = await shop(api, wa, send_rate_per_second=1_000)  # chunks up to a quarter second, 250
     created = await s.create(phones(40))
-    await s.start(created["id"])
-    done = await s.finished(created["id"])
+    with driver_statements(monkeypatch) as sent:
+        await s.start(created["id"])
+        done = await s.finished(created["id"])
     assert done["counts"]["sent"] == 40
+    if runtime.db.dialect == "postgresql":
+        # A chunk's rows and the recipients pointing at them, and then its accepted
+        # outcomes, each one statement of two parts (`core.together`): a part that misses
+        # `kit.core`'s fast path would send them one round trip each, through SQLAlchemy.
+        for part in ("SET message_id=marked.mids", "provider_message_id=accepted.pids"):
+            found = [sql for sql in sent if part in sql]
+            assert found and all(sql.startswith("WITH w0 AS") for sql in found), sent
     assert per_recipient(wa) == Counter({p.lstrip("+"): 1 for p in phones(40)})
     messages, recipients = await _rows(runtime, created["id"])
     assert len(messages) == 40
