@@ -33,10 +33,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
+from botplatform.kit.logging import get_logger
 from botplatform.models.base import table_of
 
 Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 T = TypeVar("T")
+log = get_logger(__name__)
 
 
 class Rows:
@@ -265,11 +267,26 @@ async def together(db: AsyncSession, writes: list[Write]) -> list[Any]:
                 connection, _run_on_driver(raw.dbapi_connection, combined, [parameters])
             )
             return [[] if value is None else value for value in found.first()]
+        _say_off_fast_path(writes, parts)
     outcomes: list[Any] = []
     for statement, values in writes:
         result = await run(db, statement, values)
         outcomes.append(list(result.scalars()) if result.returns_rows else result.rowcount)
     return outcomes
+
+
+def _say_off_fast_path(writes: list[Write], parts: list[Any]) -> None:
+    """Logs, once per statement, a write of one set of parameters that keeps its group off
+    the one round trip (a value SQLAlchemy computes, such as a column's `onupdate`, or an
+    expanding `IN`): the group still runs, one statement at a time, so nothing else would
+    tell (it cost a batch six round trips before it was seen)."""
+    for (statement, parameters), part in zip(writes, parts, strict=True):
+        if part is None and isinstance(parameters, Mapping) and id(statement) not in _SAID:
+            _SAID.add(id(statement))
+            log.warning("together_off_fast_path", statement=str(statement)[:120])
+
+
+_SAID: set[int] = set()
 
 
 async def begin_with_setting(db: AsyncSession, name: str, value: str) -> bool:
