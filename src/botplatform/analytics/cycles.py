@@ -239,30 +239,29 @@ _NOTED = ("conversation", "bot_id", "version_id", "node_id", "outcome")
 
 
 def _notes_statement() -> Any:
-    """`_NOTE` for many conversations of a workspace at once (PostgreSQL): from arrays."""
+    """`_NOTE` for many conversations of a workspace at once (PostgreSQL): from arrays,
+    named `in_<note>` (a parameter may not take the name of a column the UPDATE sets)."""
     table = table_of(ConversationCycle)
     columns = table.c
     kinds = (
         *(columns.conversation_id, columns.bot_id, columns.bot_version_id),
         *(columns.bot_node_id, columns.bot_outcome),
     )
-    arrays = [
-        bindparam(f"in_{name}", type_=postgresql.ARRAY(column.type, dimensions=1))
-        for name, column in zip(_NOTED, kinds, strict=True)
-    ]
-    given = func.unnest(*arrays).table_valued(*_NOTED).render_derived(name="given")
+    given = core.unnested(
+        "given", *((f"in_{name}", c.type) for name, c in zip(_NOTED, kinds, strict=True))
+    ).c
     return (
         update(table)
         .where(
             columns.workspace_id == bindparam("ws", type_=columns.workspace_id.type),
-            columns.conversation_id == given.c.conversation,
+            columns.conversation_id == given.in_conversation,
             columns.resolved_at.is_(None),
         )
         .values(
-            bot_id=given.c.bot_id,
-            bot_version_id=given.c.version_id,
-            bot_node_id=given.c.node_id,
-            bot_outcome=func.coalesce(given.c.outcome, columns.bot_outcome),
+            bot_id=given.in_bot_id,
+            bot_version_id=given.in_version_id,
+            bot_node_id=given.in_node_id,
+            bot_outcome=func.coalesce(given.in_outcome, columns.bot_outcome),
             updated_at=bindparam("now", type_=columns.updated_at.type),
         )
     )

@@ -116,16 +116,18 @@ async def _mark(driver: Driver, chunk: list[Ready], claim_lease: datetime) -> li
         marked = [Marked(item, _message_row(driver, channel, item, now)) for item in mine]
         # One round trip on PostgreSQL: the rows and the recipients pointing at them.
         inserting = core.inserting(db, Message, [m.row for m in marked])
-        await core.together(db, [inserting, _setting_messages(db, driver.ws, marked)])
+        await core.together(db, [inserting, _setting_messages(db, driver.ws, marked, now)])
     return marked
 
 
-def _setting_messages(db: AsyncSession, ws: uuid.UUID, marked: list[Marked]) -> core.Write:
+def _setting_messages(
+    db: AsyncSession, ws: uuid.UUID, marked: list[Marked], now: datetime
+) -> core.Write:
     """Each recipient's `message_id`: one statement of arrays on PostgreSQL."""
     if db.get_bind().dialect.name == "postgresql":
         rids = [m.item.recipient_id for m in marked]
         mids = [m.row["id"] for m in marked]
-        return (_SET_MESSAGES, {"ws": ws, "rids": rids, "mids": mids, "now": utcnow()})
+        return (_SET_MESSAGES, {"ws": ws, "rids": rids, "mids": mids, "now": now})
     return (_SET_MESSAGE, [{"rid": m.item.recipient_id, "mid": m.row["id"]} for m in marked])
 
 

@@ -213,6 +213,12 @@ async def _take_slots(runtime: Runtime, channel: ChannelInfo, wanted: int) -> in
     return taken
 
 
+#: `updated_at` given, not left to the column's Python-side `onupdate`: a statement whose
+#: values SQLAlchemy must compute cannot take `core`'s fast path, and `core.together` then
+#: runs a batch's last writes one round trip each instead of as one statement.
+_NOW = bindparam("written_at", type_=UTCDateTime)
+
+
 def _outcome(values: dict[str, Any]) -> Any:
     messages = table_of(Message)
     return (
@@ -220,12 +226,6 @@ def _outcome(values: dict[str, Any]) -> Any:
         .where(messages.c.workspace_id == bindparam("ws"), messages.c.id == bindparam("row_id"))
         .values(**values, updated_at=_NOW)
     )
-
-
-#: `updated_at` given, not left to the column's Python-side `onupdate`: a statement whose
-#: values SQLAlchemy must compute cannot take `core`'s fast path, and `core.together` then
-#: runs a batch's last writes one round trip each instead of as one statement.
-_NOW = bindparam("written_at", type_=UTCDateTime)
 
 
 # One statement per kind of outcome, each run once for the batch (executemany), built once
@@ -261,7 +261,7 @@ async def write_outcomes(
         # The accepted ones (the common case) as the batch writes them: on PostgreSQL one
         # execution from arrays, not one per row.
         sent = [result for result in written if result.status == "sent"]
-        writes = riding_writes(db, workspace_id, sent)
+        writes = riding_writes(db, workspace_id, sent, now)
         writes += [(_STATEMENTS[kind], rows) for kind, rows in by_kind.items()]
         await core.together(db, writes)
         await _after_outcomes(db, workspace_id, written, now, requeue=requeue)
@@ -296,12 +296,16 @@ _SENT_MANY = (
 
 
 def riding_writes(
-    db: AsyncSession, workspace_id: uuid.UUID, accepted: list[Accepted]
+    db: AsyncSession,
+    workspace_id: uuid.UUID,
+    accepted: list[Accepted],
+    now: datetime | None = None,
 ) -> list[core.Write]:
-    """The statement writing `accepted` outcomes, for a batch's last writes."""
+    """The statement writing `accepted` outcomes, for a batch's last writes (or with the
+    other outcomes of `write_outcomes`, at its `now`)."""
     if not accepted:
         return []
-    now = utcnow()
+    now = now or utcnow()
     rows = [_outcome_row(result, workspace_id, now) for result in accepted]
     if db.get_bind().dialect.name != "postgresql":
         return [(_SENT, rows)]
