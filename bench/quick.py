@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--flow-rate", type=float, default=bench.Settings.flow_rate)
     parser.add_argument("--flow-conversations", type=int, default=bench.Settings.flow_conversations)
     parser.add_argument("--profile", action="store_true", help="py-spy on one worker")
+    parser.add_argument("--profile-serve", action="store_true", help="py-spy on serve instead")
     parser.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second")
     parser.add_argument(
         "--pg-setting", action="append", default=[], help="NAME=VALUE for the bench database"
@@ -66,6 +67,7 @@ def main() -> None:
         min_step_requests=1,
         worker_processes=args.workers,
         profile_rate=args.profile_rate,
+        profile_serve=args.profile_serve,
         flow_rate=args.flow_rate,
         flow_conversations=args.flow_conversations,
     )

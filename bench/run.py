@@ -108,6 +108,7 @@ class Settings:
     # py-spy samples a second, of one worker process (the two run the same code): sampling
     # the parent and both children at 100 Hz took a third of a core on this machine.
     profile_rate: int = 50
+    profile_serve: bool = False  # py-spy on the serve process instead of a worker
 
 
 def _children_cpu() -> float:
@@ -464,6 +465,8 @@ def profiled(run: Run, platform: Platform, action: Callable[[], Any], profile: P
     if profile is None or "platform worker" not in platform.sessions:
         return measured(sessions, action, platform.database)
     worker = profile_worker.first_worker(platform.sessions["platform worker"].process.pid)
+    if run.settings.profile_serve:
+        worker = platform.sessions["platform serve"].process.pid
     with profile_worker.Sampler(worker, profile, run.settings.profile_rate) as sampler:
         result = measured(sessions | {"profiler (py-spy)": sampler.proc}, action, platform.database)
     result["profile"] = profile_worker.summarise(profile)

@@ -297,7 +297,9 @@ async def _cycles(runtime: Runtime, ws: str) -> list[ConversationCycle]:
         statement = (
             select(ConversationCycle)
             .where(ConversationCycle.workspace_id == uuid.UUID(ws))
-            .order_by(ConversationCycle.opened_at)
+            # A cycle opens at its message's time, in whole seconds (WhatsApp's timestamps):
+            # a reopened cycle may share its second with the first, and sorts after it.
+            .order_by(ConversationCycle.opened_at, ConversationCycle.reopened)
         )
         return list((await db.execute(statement)).scalars())
 

@@ -65,3 +65,46 @@ async def test_a_batch_large_enough_runs_without_lingering(
     events = [f"e{n}" for n in range(tasks.LINGER_UNTIL_EVENTS)]
     await asyncio.wait_for(batches.join(_ctx(runtime), "ws", events), timeout=2)
     assert ran == [events]
+
+
+async def test_a_running_batch_leaves_the_lingering_batch_its_jobs(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner that finishes its batch while another lingers does not take the jobs that
+    lingering batch waits for: they run together, once its linger is over (a runner taking
+    them would leave the lingering batch with one job, and the timer would buy nothing)."""
+    ran: list[list[str]] = []
+
+    async def slow(workspace_id: str, jobs: list[Any]) -> None:
+        ran.append([event for job in jobs for event in job.event_ids])
+        await asyncio.sleep(0.1)
+        for job in jobs:
+            job.done.set_result(None)
+
+    monkeypatch.setattr(tasks, "_run_together", slow)
+    monkeypatch.setattr(runtime.settings, "worker_batch_linger_ms", 200)
+    batches = tasks._Batches()
+    first = [f"e{n}" for n in range(tasks.LINGER_UNTIL_EVENTS)]  # large enough: runs at once
+
+    async def later(delay: float, events: list[str]) -> None:
+        await asyncio.sleep(delay)
+        await batches.join(_ctx(runtime), "ws", events)
+
+    await asyncio.gather(later(0, first), later(0.03, ["late1"]), later(0.15, ["late2"]))
+    assert ran == [first, ["late1", "late2"]]
+
+
+async def test_a_lingering_batch_runs_as_soon_as_it_is_large_enough(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches, ran = _batches(monkeypatch)
+    monkeypatch.setattr(runtime.settings, "worker_batch_linger_ms", 5_000)
+    rest = [f"e{n}" for n in range(1, tasks.LINGER_UNTIL_EVENTS)]
+
+    async def after_the_linger_began() -> None:
+        await asyncio.sleep(0.05)
+        await batches.join(_ctx(runtime), "ws", rest)
+
+    lone = batches.join(_ctx(runtime), "ws", ["e0"])
+    await asyncio.wait_for(asyncio.gather(lone, after_the_linger_began()), timeout=2)
+    assert ran == [[f"e{n}" for n in range(tasks.LINGER_UNTIL_EVENTS)]]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from typing import Any
 
@@ -219,12 +220,10 @@ async def test_a_failed_postgres_write_answers_503_and_leaves_the_pool_usable(
     assert len(await _events(runtime)) == len(bodies)
 
 
-async def test_a_lingering_group_takes_the_webhooks_that_follow_it(
+async def _lingering_channel(
     api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With `webhook_group_linger_ms`, a lone webhook waits for those arriving shortly after
-    it: webhooks 30 ms apart are written as one group, one job (without the linger, the first
-    is written at once, alone)."""
+) -> tuple[intake.WebhookChannel, list[Any]]:
+    """A channel whose groups linger 100 ms, and the list of the jobs its groups send."""
     owner = await api.register()
     ws = await api.create_workspace(owner)
     channel = await runtime.intake.channel(
@@ -237,6 +236,16 @@ async def test_a_lingering_group_takes_the_webhooks_that_follow_it(
 
     monkeypatch.setattr(runtime.db, "after_commit", keep)
     monkeypatch.setattr(runtime.settings, "webhook_group_linger_ms", 100)
+    return channel, sent
+
+
+async def test_a_lingering_group_takes_the_webhooks_that_follow_it(
+    api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `webhook_group_linger_ms`, a lone webhook waits for those arriving shortly after
+    it: webhooks 30 ms apart are written as one group, one job (without the linger, the first
+    is written at once, alone)."""
+    channel, sent = await _lingering_channel(api, runtime, monkeypatch)
 
     async def later(n: int) -> bool:
         await asyncio.sleep(0.03 * n)
@@ -257,3 +266,30 @@ async def test_a_groups_job_lists_its_events_in_the_order_they_arrived() -> None
     returned = [(f"event-{n}", str(channel_id), f"key-{n}") for n in (3, 0, 4, 1, 2)]
     _, jobs = intake._created(workspace_id, first, returned)
     assert [job.args[1] for job in jobs] == [[f"event-{n}" for n in range(5)]]
+
+
+async def test_a_group_being_written_leaves_the_lingering_group_its_webhooks(
+    api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that finishes its group while another lingers does not take the webhooks
+    that lingering group waits for; and a lingering group is written as soon as it is large
+    enough, not when its timer ends. (SQLite has one writer, which takes what waits.)"""
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer")
+    channel, sent = await _lingering_channel(api, runtime, monkeypatch)
+    many = intake.LINGER_UNTIL_WEBHOOKS
+
+    async def later(delay: float, numbers: range) -> list[bool]:
+        await asyncio.sleep(delay)
+        return list(
+            await asyncio.gather(*(runtime.intake.store(channel, _body(n)) for n in numbers))
+        )
+
+    started = time.monotonic()
+    await asyncio.gather(
+        later(0, range(100, 100 + many)),  # large enough: written at once
+        later(0.002, range(200, 202)),  # while it is written: a new group, lingering
+        later(0.04, range(300, 300 + many)),  # fills the lingering group: written at once
+    )
+    assert time.monotonic() - started < 0.1
+    assert [len(job.args[1]) for job in sent] == [many, 2 + many]

@@ -4,8 +4,9 @@ durable write of its raw body, grouped with the webhooks arriving at the same mo
 Group commit: every webhook still waits for its own row to be committed and its job queued
 before it is acknowledged, but the webhooks that arrive while one transaction is committing
 share the next one: one multi-row INSERT, one COMMIT (one fsync on PostgreSQL) and one trip to
-the queue for the lot. A lone webhook is written at once; under load the groups grow by
-themselves, with no timer and no added wait.
+the queue for the lot. A group that would start small waits a moment for the webhooks that
+follow (`webhook_group_linger_ms`, ended early once it is large enough: `kit/linger.py`);
+under load the groups are large already and nothing waits.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from botplatform.config import Settings
 from botplatform.db import Database
 from botplatform.kit.clock import utcnow
 from botplatform.kit.errors import Forbidden
+from botplatform.kit.linger import GroupLinger
 from botplatform.models import Channel, InboundEvent
 from botplatform.worker.jobs import PendingJob, enqueue
 
@@ -96,7 +98,7 @@ class WebhookIntake:
         self._waiting: list[_Webhook] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._writing = 0  # writers running: at most `_max_writers`
-        self._lingering = False  # a writer is waiting for its group to fill (`_linger`)
+        self._filling = GroupLinger()  # a writer waiting for its group to fill (`_linger`)
         self._max_writers = CONCURRENT_GROUPS_POSTGRES if db.dialect == "postgresql" else 1
 
     # -- the channel ------------------------------------------------------------------------
@@ -186,7 +188,9 @@ class WebhookIntake:
             statuses_only=channel.adapter.statuses_only(body),
         )
         self._waiting.append(webhook)
-        if self._writing < self._max_writers and not self._lingering:
+        if len(self._waiting) >= LINGER_UNTIL_WEBHOOKS:
+            self._filling.end()
+        if self._writing < self._max_writers and not self._filling.active:
             self._writing += 1
             writer = asyncio.create_task(self._write_while_waiting())
             self._writers.add(writer)  # a reference, so the task is not collected midway
@@ -195,10 +199,11 @@ class WebhookIntake:
 
     async def _write_while_waiting(self) -> None:
         try:
-            if self._lingering:  # started in the same step as the lingering one, which takes all
+            if self._filling.active:  # started in the step the lingering one did: it takes all
                 return
             await self._linger()
-            while self._waiting:
+            # Stops while another writer lingers: what waits is that writer's group, filling.
+            while self._waiting and not self._filling.active:
                 group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
                 await self._write_group(group)
         finally:
@@ -209,17 +214,14 @@ class WebhookIntake:
 
     async def _linger(self) -> None:
         """A group that would start small waits `webhook_group_linger_ms` for more webhooks
-        (no other writer starts meanwhile): at a low steady rate, a round trip to the
-        database, a job and a worker batch per few webhooks instead of per webhook, for a
-        few milliseconds more before the 200 (docs/decisions.md, "Lingering groups")."""
+        (no other writer starts or takes them meanwhile), or until LINGER_UNTIL_WEBHOOKS
+        wait: at a low steady rate, a round trip to the database, a job and a worker batch
+        per few webhooks instead of per webhook, for a few milliseconds more before the 200
+        (docs/decisions.md, "Lingering groups")."""
         linger_ms = self._settings.webhook_group_linger_ms
         if not linger_ms or not self._waiting or len(self._waiting) >= LINGER_UNTIL_WEBHOOKS:
             return
-        self._lingering = True
-        try:
-            await asyncio.sleep(linger_ms / 1000)
-        finally:
-            self._lingering = False
+        await self._filling.wait(linger_ms / 1000)
 
     async def _write_group(self, group: list[_Webhook]) -> None:
         try:

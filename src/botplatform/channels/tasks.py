@@ -51,6 +51,7 @@ from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.core import Write
 from botplatform.kit.errors import AppError
+from botplatform.kit.linger import GroupLinger
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace, scoped
 from botplatform.media.storage import ALLOWED_MIME_TYPES, MediaRejected, check_media, media_key
@@ -132,8 +133,9 @@ class _Joined:
 
 class _Batches:
     """Group commit on the worker side. Jobs that arrive while a batch is being processed
-    wait and make the next batch, per workspace, with no timer: a lone job runs at once (as
-    itself), and under load the batches grow by themselves up to MAX_BATCH_EVENTS."""
+    wait and make the next batch, per workspace, up to MAX_BATCH_EVENTS; a batch that would
+    start small waits a moment for the jobs that follow (`_linger`), and under load the
+    batches are large already and nothing waits."""
 
     def __init__(self) -> None:
         self._waiting: list[_Joined] = []
@@ -143,7 +145,7 @@ class _Batches:
         self._unwritten: dict[str, list[sender.Accepted]] = defaultdict(list)
         #: Per workspace, the task that writes them itself if no batch comes for them.
         self._lingering: dict[str, asyncio.Task[None]] = {}
-        self._filling = False  # a runner waits for its batch to fill (`_linger`)
+        self._filling = GroupLinger()  # a runner waiting for its batch to fill (`_linger`)
 
     def leave_outcomes(
         self, runtime: Runtime, workspace_id: str, accepted: list[sender.Accepted]
@@ -183,7 +185,9 @@ class _Batches:
     async def join(self, ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
         joined = _Joined(ctx, workspace_id, event_ids, asyncio.get_running_loop().create_future())
         self._waiting.append(joined)
-        if self._running < CONCURRENT_BATCHES and not self._filling:
+        if _events(self._waiting) >= LINGER_UNTIL_EVENTS:
+            self._filling.end()
+        if self._running < CONCURRENT_BATCHES and not self._filling.active:
             self._running += 1
             linger = ctx.runtime.settings.worker_batch_linger_ms / 1000
             runner = asyncio.create_task(self._run_while_waiting(linger))
@@ -192,22 +196,20 @@ class _Batches:
         await joined.done
 
     async def _linger(self, seconds: float) -> None:
-        """A batch that would start small waits `seconds` for more jobs, no other runner
-        starting meanwhile: a unit of work per few messages at a low steady rate."""
+        """A batch that would start small waits `seconds` for more jobs (no other runner
+        starts or takes them meanwhile), or until LINGER_UNTIL_EVENTS wait: a unit of work
+        per few messages at a low steady rate."""
         if not seconds or not self._waiting or _events(self._waiting) >= LINGER_UNTIL_EVENTS:
             return
-        self._filling = True
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self._filling = False
+        await self._filling.wait(seconds)
 
     async def _run_while_waiting(self, linger_seconds: float) -> None:
         try:
-            if self._filling:  # started in the same step as the lingering one, which takes all
+            if self._filling.active:  # started in the step the lingering one did: it takes all
                 return
             await self._linger(linger_seconds)
-            while self._waiting:
+            # Stops while another runner lingers: what waits is that runner's batch, filling.
+            while self._waiting and not self._filling.active:
                 taken, self._waiting = _take_batch(self._waiting)
                 by_workspace: dict[str, list[_Joined]] = defaultdict(list)
                 for joined in taken:
