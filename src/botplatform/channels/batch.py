@@ -931,43 +931,49 @@ def _column_keys(mapper: Any) -> frozenset[str]:
 
 async def _lock_talking(db: AsyncSession, talking: list[Sender]) -> list[Any]:
     """The senders' conversations, locked in id order (as the move statement locks others),
-    then their bot sessions and contacts, all loaded into the session; each conversation
+    then their contacts and bot sessions, all loaded into the session; each conversation
     remembered as locked here with its session (`conversation.repository.remember_locked`),
-    so the bot's step takes neither the lock nor the session again. Two statements, not one
-    joined read: after waiting for a lock, PostgreSQL gives the locked row as the other
-    transaction left it but the rows joined to it as they were before (read committed), and
-    that transaction has just moved the same bot session on."""
+    so the bot's step takes neither the lock nor the session again.
+
+    Read after the lock: after waiting for a lock, PostgreSQL gives the locked row as the
+    other transaction left it but the rows joined to it as they were before (read
+    committed), and that transaction has just moved the same bot session on. And read by
+    key, one table each, not joined: a join's plan depends on the tables' statistics, and
+    on tables that grew since they were last analyzed (a new database's first minute) the
+    planner chose nested loops of sequential scans, 5-25 ms a batch where these take well
+    under one. Each list is one array parameter (`_one_of`): one prepared shape."""
     workspace_id = talking[0].channel.workspace_id
     ids = sorted({sender.conversation_id for sender in talking if sender.conversation_id})
+    dialect = db.get_bind().dialect.name
     locking = (
         scoped(Conversation, workspace_id)
-        .where(Conversation.id.in_(ids))
+        .where(_one_of(Conversation.id, "ids")[dialect])
         .order_by(Conversation.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    conversations = list((await db.execute(locking)).scalars())
-    reading = (
-        scoped(Contact, workspace_id)
-        .add_columns(Conversation.id, BotSession)
-        .join(
-            Conversation,
-            (Conversation.contact_id == Contact.id) & (Conversation.workspace_id == workspace_id),
-        )
-        .outerjoin(
-            BotSession,
-            (BotSession.conversation_id == Conversation.id)
-            & (BotSession.workspace_id == workspace_id),
-        )
-        .where(Conversation.id.in_(ids))
-        .execution_options(populate_existing=True)
-    )
-    rows = list((await db.execute(reading)).all())
-    sessions = {conversation_id: session for _, conversation_id, session in rows}
+    conversations = list((await db.execute(locking, {"ids": ids})).scalars())
+    contact_ids = sorted({conversation.contact_id for conversation in conversations})
+    contacts = await _read_by(db, workspace_id, Contact.id, contact_ids)
+    found = await _read_by(db, workspace_id, BotSession.conversation_id, ids)
+    sessions: dict[uuid.UUID, BotSession | None] = dict.fromkeys(c.id for c in conversations)
+    sessions.update((session.conversation_id, session) for session in found)
     made = await _make_sessions(db, workspace_id, talking, sessions)
     for conversation_id, session in sessions.items():
         conversation_repository.remember_locked(db, conversation_id, session)
-    return [conversations, rows, made]
+    return [conversations, contacts, found, made]
+
+
+async def _read_by(
+    db: AsyncSession, workspace_id: uuid.UUID, key: Any, values: list[uuid.UUID]
+) -> list[Any]:
+    """The workspace's rows of `key`'s model whose `key` is one of `values`, loaded afresh."""
+    reading = (
+        scoped(key.class_, workspace_id)
+        .where(_one_of(key, "values")[db.get_bind().dialect.name])
+        .execution_options(populate_existing=True)
+    )
+    return list((await db.execute(reading, {"values": values})).scalars())
 
 
 async def _make_sessions(
