@@ -257,8 +257,9 @@ async def _run_together(workspace_id: str, jobs: list[_Joined]) -> None:
 
 
 #: How long accepted sends' outcomes wait for the workspace's next batch to write them
-#: (`_Batches.leave_outcomes`): a few batches' time at the lowest tier's 80 messages/s.
-OUTCOME_LINGER_SECONDS = 0.05
+#: (`_Batches.leave_outcomes`): longer than a lingering batch (WORKER_BATCH_LINGER_MS) and
+#: the gap between two batches of one process when the workers take the jobs in turn.
+OUTCOME_LINGER_SECONDS = 0.15
 #: A batch that starts with this many events already runs at once, without lingering.
 LINGER_UNTIL_EVENTS = 8
 #: The most events one batch takes; the rest wait for the next.
