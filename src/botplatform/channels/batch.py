@@ -892,7 +892,9 @@ async def _write_turns(db: AsyncSession) -> None:
         return
     now = utcnow()
     writes = []
-    for (model, names), objects in groups.items():
+    # In a fixed order (`db.dirty` is a set): the same kinds of change make the same
+    # statement, which each connection prepares once, not once per order it came in.
+    for (model, names), objects in sorted(groups.items(), key=_by_table_and_columns):
         rows = []
         for changed in objects:
             row = {name: getattr(changed, name) for name in names}
@@ -905,6 +907,11 @@ async def _write_turns(db: AsyncSession) -> None:
             for name in (*names, "updated_at"):
                 value = now if name == "updated_at" else getattr(changed, name)
                 set_committed_value(changed, name, value)
+
+
+def _by_table_and_columns(group: tuple[tuple[type[Any], tuple[str, ...]], Any]) -> Any:
+    (model, names), _ = group
+    return model.__tablename__, names
 
 
 def _changed_columns(state: InstanceState[Any]) -> tuple[str, ...]:
