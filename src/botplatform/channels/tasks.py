@@ -185,7 +185,7 @@ class _Batches:
     async def join(self, ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
         joined = _Joined(ctx, workspace_id, event_ids, asyncio.get_running_loop().create_future())
         self._waiting.append(joined)
-        if _events(self._waiting) >= LINGER_UNTIL_EVENTS:
+        if self._filling.active and _events(self._waiting) >= LINGER_UNTIL_EVENTS:
             self._filling.end()
         if self._running < CONCURRENT_BATCHES and not self._filling.active:
             self._running += 1
