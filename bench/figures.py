@@ -99,6 +99,7 @@ class References:
     echo_ms: float | None
     echo_rate: float | None
     echo_rate_is_bound: bool
+    flow_echo_ms: float | None = None  # pywa echo at (c)'s low rate, when measured
 
     @classmethod
     def of(cls, results: dict[str, Any]) -> References:
@@ -109,11 +110,14 @@ class References:
         inbound, echo = pywa["inbound"], pywa["end_to_end"]
         noop_ms = cpu_ms(inbound, ("pywa",), warmup) if inbound["ok"] else None
         answered = replied(echo)
+        flow = pywa.get("flow")
+        flow_answered = flow is not None and flow.get("completed", 0) > 0
         return cls(
             noop_ms=noop_ms,
             echo_ms=cpu_ms(echo, ("pywa",), warmup) if answered else None,
             echo_rate=sustained_rate(echo) if answered and best_step(echo) else None,
             echo_rate_is_bound=not ceiling_found(echo),
+            flow_echo_ms=cpu_ms(flow, ("pywa",), warmup) if flow_answered else None,
         )
 
 
@@ -176,6 +180,19 @@ def targets(results: dict[str, Any]) -> list[Target]:
                 verdict,
             )
         )
+        if phase == "flow" and refs.flow_echo_ms is not None:
+            # The same customers at the same rate sent to pywa echo: what one message costs
+            # when it comes alone, for both.
+            ratio, verdict = _judge(c_ms, refs.flow_echo_ms, CPU_C_MAX, at_most=True)
+            out.append(
+                Target(
+                    f"(c) CPU per bot-flow message{offered}, against pywa at that rate",
+                    f"≤ {CPU_C_MAX:.0f}x pywa echo at that rate ({_ms(refs.flow_echo_ms)})",
+                    _ms(c_ms),
+                    ratio,
+                    verdict,
+                )
+            )
     a_ms = platform_ms(a, warmup)
     ratio, verdict = _judge(a_ms, refs.noop_ms, CPU_A_MAX, at_most=True)
     out.append(

@@ -4,7 +4,8 @@
   generator on this machine.
 - `pywa`: the webhook server a Python user would otherwise pick. pywa's FastAPI integration
   (`WhatsApp(server=FastAPI())`), signature validation on (`app_secret` set), with either a
-  no-op text handler or an echo handler that sends the text back through pywa's own client.
+  no-op text handler or an echo handler that sends the text (or a tapped button's title) back
+  through pywa's own client.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class RedirectTransport(httpx.AsyncBaseTransport):
 
 
 def pywa_app(mode: str, graph_url: str | None) -> Any:
-    """pywa's FastAPI webhook server; `mode` is "noop" (for (a)) or "echo" (for (b))."""
+    """pywa's FastAPI webhook server; `mode` is "noop" (for (a)) or "echo" (for (b), and
+    for (c) at its low rate)."""
     from fastapi import FastAPI
     from pywa_async import WhatsApp, filters, types
     from pywa_async.utils import UserIdentifier
@@ -104,6 +106,11 @@ def pywa_app(mode: str, graph_url: str | None) -> Any:
         @wa.on_message(filters.text)
         async def echo(_: WhatsApp, message: types.Message) -> None:
             await message.reply_text(message.text)
+
+        # (c)'s customers also tap a reply button: echoed as its title, one reply each.
+        @wa.on_callback_button()
+        async def echo_button(_: WhatsApp, button: types.CallbackButton) -> None:
+            await button.reply_text(button.title)
 
     else:
 

@@ -88,6 +88,9 @@ def phases(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     for name in BACKENDS:
         if name in results:
             out.append(("(b)", f"platform {name}", results[name]["end_to_end"]))
+    if "pywa" in results and "flow" in results["pywa"]:
+        flow = results["pywa"]["flow"]
+        out.append(("(c)", f"pywa echo, {flow_rate_label(flow)}", flow))
     for name in BACKENDS:
         if name in results and "flow" in results[name]:
             out.append(("(c)", f"platform {name}", results[name]["flow"]))

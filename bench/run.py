@@ -281,6 +281,16 @@ def bench_pywa(run: Run) -> dict[str, Any]:
             {"pywa": echo, "fake Graph API": graph},
             lambda: run.open_loop(f"{url}/webhook", graph_url, reference=True),
         )
+        # (c)'s customers at (c)'s low rate: pywa's CPU per message when each comes alone,
+        # the reference for the platform at the same rate (the (b) figure is at full load).
+        log("pywa echo: (c)'s customers at the low rate")
+        s = run.settings
+        result["flow"] = measured(
+            {"pywa": echo, "fake Graph API": graph},
+            lambda: run.flow(
+                f"{url}/webhook", graph_url, conversations=s.flow_conversations, rate=s.flow_rate
+            ),
+        )
     return result
 
 
