@@ -68,14 +68,10 @@ _SET_MESSAGE = (
     update(_RECIPIENTS).where(_RCP.id == bindparam("rid")).values(message_id=bindparam("mid"))
 )
 _MARKED = core.unnested("marked", ("rids", Uuid), ("mids", Uuid))
-#: `updated_at` given where a statement runs in `core.together`: left to the column's
-#: Python-side `onupdate`, it keeps the statement off `kit.core`'s fast path, and the whole
-#: group then goes one statement per round trip.
-_NOW = bindparam("now", type_=UTCDateTime)
 _SET_MESSAGES = (
     update(_RECIPIENTS)
     .where(_RCP.workspace_id == bindparam("ws"), _RCP.id == _MARKED.c.rids)
-    .values(message_id=_MARKED.c.mids, updated_at=_NOW)
+    .values(message_id=_MARKED.c.mids)
 )
 
 
@@ -116,18 +112,15 @@ async def _mark(driver: Driver, chunk: list[Ready], claim_lease: datetime) -> li
         marked = [Marked(item, _message_row(driver, channel, item, now)) for item in mine]
         # One round trip on PostgreSQL: the rows and the recipients pointing at them.
         inserting = core.inserting(db, Message, [m.row for m in marked])
-        await core.together(db, [inserting, _setting_messages(db, driver.ws, marked, now)])
+        await core.together(db, [inserting, _setting_messages(db, driver.ws, marked)])
     return marked
 
 
-def _setting_messages(
-    db: AsyncSession, ws: uuid.UUID, marked: list[Marked], now: datetime
-) -> core.Write:
+def _setting_messages(db: AsyncSession, ws: uuid.UUID, marked: list[Marked]) -> core.Write:
     """Each recipient's `message_id`: one statement of arrays on PostgreSQL."""
     if db.get_bind().dialect.name == "postgresql":
         rids = [m.item.recipient_id for m in marked]
-        mids = [m.row["id"] for m in marked]
-        return (_SET_MESSAGES, {"ws": ws, "rids": rids, "mids": mids, "now": now})
+        return (_SET_MESSAGES, {"ws": ws, "rids": rids, "mids": [m.row["id"] for m in marked]})
     return (_SET_MESSAGE, [{"rid": m.item.recipient_id, "mid": m.row["id"]} for m in marked])
 
 
@@ -371,7 +364,7 @@ _ACCEPTED = core.unnested("accepted", ("mids", Uuid), ("pids", String))
 _MSG_SENT_MANY = (
     update(_MESSAGES)
     .where(_MESSAGES.c.workspace_id == bindparam("ws"), _MESSAGES.c.id == _ACCEPTED.c.mids)
-    .values(**delivery.sent_values(_ACCEPTED.c.pids, _NOW), updated_at=_NOW)
+    .values(**delivery.sent_values(_ACCEPTED.c.pids, bindparam("now", type_=UTCDateTime)))
 )
 _RCP_SENT_MANY = _recipients_sent(_RCP.id == any_(bindparam("rids", type_=postgresql.ARRAY(Uuid))))
 # The chunk's messages locked first, in id order, as a status batch locks the ones it names

@@ -213,24 +213,18 @@ async def _take_slots(runtime: Runtime, channel: ChannelInfo, wanted: int) -> in
     return taken
 
 
-#: `updated_at` given, not left to the column's Python-side `onupdate`: a statement whose
-#: values SQLAlchemy must compute cannot take `core`'s fast path, and `core.together` then
-#: runs a batch's last writes one round trip each instead of as one statement.
-_NOW = bindparam("written_at", type_=UTCDateTime)
-
-
 def _outcome(values: dict[str, Any]) -> Any:
     messages = table_of(Message)
     return (
         update(messages)
         .where(messages.c.workspace_id == bindparam("ws"), messages.c.id == bindparam("row_id"))
-        .values(**values, updated_at=_NOW)
+        .values(**values)
     )
 
 
 # One statement per kind of outcome, each run once for the batch (executemany), built once
 # from the protocol's own values (`channels.delivery`), which also clear the send marker.
-_SENT = _outcome(delivery.sent_values(bindparam("pid"), _NOW))
+_SENT = _outcome(delivery.sent_values(bindparam("pid"), bindparam("sent_at")))
 _FAILED = _outcome(delivery.failed_values(bindparam("code"), bindparam("title")))
 _RETRY = _outcome(delivery.retry_values(bindparam("code"), bindparam("title")))
 # No send slot came: the request never left, so the row goes back to `queued` (only if this
@@ -255,12 +249,14 @@ async def write_outcomes(
     async with runtime.db.unit_of_work() as db:
         await enter_workspace(db, workspace_id)
         by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        sent: list[_Result] = []
         for result in written:
-            if result.status != "sent":
+            if result.status == "sent":
+                sent.append(result)
+            else:
                 by_kind[result.status].append(_outcome_row(result, workspace_id, now))
         # The accepted ones (the common case) as the batch writes them: on PostgreSQL one
         # execution from arrays, not one per row.
-        sent = [result for result in written if result.status == "sent"]
         writes = riding_writes(db, workspace_id, sent, now)
         writes += [(_STATEMENTS[kind], rows) for kind, rows in by_kind.items()]
         await core.together(db, writes)
@@ -291,7 +287,7 @@ _SENT_MANY = (
     update(table_of(Message))
     .where(table_of(Message).c.workspace_id == bindparam("ws"))
     .where(table_of(Message).c.id == _ACCEPTED.c.id)
-    .values(**delivery.sent_values(_ACCEPTED.c.pid, _NOW), updated_at=_NOW)
+    .values(**delivery.sent_values(_ACCEPTED.c.pid, bindparam("sent_at", type_=UTCDateTime)))
 )
 
 
@@ -313,7 +309,7 @@ def riding_writes(
         "ws": workspace_id,
         "row_ids": [row["row_id"] for row in rows],
         "pids": [row["pid"] for row in rows],
-        "written_at": now,
+        "sent_at": now,
     }
     return [(_SENT_MANY, arrays)]
 
@@ -384,7 +380,7 @@ def _outcome_row(result: _Result, workspace_id: uuid.UUID, now: datetime) -> dic
         "ws": workspace_id,
         "row_id": result.send.message_id,
         "pid": result.provider_message_id,
-        "written_at": now,
+        "sent_at": now,
         "code": result.error_code,
         "title": result.error_title,
         "lease": result.send.lease_until,
