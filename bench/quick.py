@@ -110,6 +110,8 @@ def main() -> None:
             for step in result.get("steps", [])
         ],
         "profile": result.get("profile"),
+        # (c): its figures (latencies, completed conversations), without the long lists.
+        "flow": {k: v for k, v in result.items() if isinstance(v, int | float | str)},
     }
     print(json.dumps(summary, indent=1))
     print(f"scratch (raw profile, logs): {scratch}")

@@ -109,9 +109,10 @@ class Settings(BaseSettings):
     # written (`channels/intake.py`): at a low steady rate, a round trip, a job and a worker
     # batch per few webhooks instead of per webhook, for that much more time before the 200
     # (docs/decisions.md, "Lingering groups and batches"). 0: never waits.
-    webhook_group_linger_ms: int = Field(50, ge=0, le=100, alias="WEBHOOK_GROUP_LINGER_MS")
+    webhook_group_linger_ms: int = Field(100, ge=0, le=200, alias="WEBHOOK_GROUP_LINGER_MS")
     # The same for an inbound batch in a worker that starts with few events: one unit of work
-    # per few messages. 0: never waits.
+    # per few messages; only while its jobs come often enough for another to come meanwhile
+    # (`kit/linger.GroupLinger.pays`). 0: never waits.
     worker_batch_linger_ms: int = Field(50, ge=0, le=200, alias="WORKER_BATCH_LINGER_MS")
     send_lease_seconds: int = Field(60, ge=1, alias="SEND_LEASE_SECONDS")
     sweep_after_seconds: int = Field(300, ge=0, alias="SWEEP_AFTER_SECONDS")

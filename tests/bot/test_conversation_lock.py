@@ -11,6 +11,7 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 
 from botplatform.bot import repository as bot_repository
 from botplatform.conversation import repository as conversations
@@ -20,7 +21,7 @@ from botplatform.models import Conversation
 from botplatform.runtime import Runtime
 from botplatform.sandbox import FakeGraph
 from tests.bot.helpers import MENU, create_bot, publish
-from tests.conftest import Api, eventually, sql_statements
+from tests.conftest import Api, driver_statements, eventually, sql_statements
 
 WA_ID = "15558880002"
 
@@ -30,7 +31,11 @@ def _postgres(runtime: Runtime) -> bool:
 
 
 async def test_a_live_bot_s_message_reads_its_conversation_once_locked(
-    client: httpx.AsyncClient, api: Api, wa: FakeGraph, runtime: Runtime
+    client: httpx.AsyncClient,
+    api: Api,
+    wa: FakeGraph,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     owner = await api.register()
     ws = await api.create_workspace(owner)
@@ -40,7 +45,7 @@ async def test_a_live_bot_s_message_reads_its_conversation_once_locked(
     await api.inbound_text(channel["id"], WA_ID, "menu", name="Dana")  # warms the caches
     await eventually(lambda: wa.sent)
 
-    with sql_statements(runtime) as seen:
+    with sql_statements(runtime) as seen, driver_statements(monkeypatch) as sent:
         await api.inbound_text(channel["id"], WA_ID, "menu", name="Dana")
         await eventually(lambda: len(wa.sent) >= 2)
     reads = [s for s in seen if s.startswith("select") and "from conversations" in s]
@@ -60,13 +65,17 @@ async def test_a_live_bot_s_message_reads_its_conversation_once_locked(
     assert len(contact_reads) == 1 and " join " not in contact_reads[0], contact_reads
     assert len(session_reads) == (1 if _postgres(runtime) else 2), session_reads
     # The message and the bot's reply both move the conversation, and the bot its session:
-    # on PostgreSQL written with the batch's statements on asyncpg (`batch._write_turns`),
+    # on PostgreSQL written with the batch's statements on asyncpg (`batch._turn_writes`),
     # not by the ORM (SQLite reads the conversation again, and that read flushes the
     # message's move on its own).
     moves = [s for s in seen if s.startswith("update conversations")]
     steps = [s for s in seen if s.startswith("update bot_sessions")]
     if _postgres(runtime):
         assert moves == [] and steps == [], moves + steps
+        # ... and in the batch's last round trip, with the events marked processed.
+        turns = [s for s in sent if "UPDATE bot_sessions" in s]
+        assert len(turns) == 1 and "UPDATE inbound_events" in turns[0], turns
+        assert "UPDATE conversations" in turns[0], turns
     else:
         assert len(moves) == 2 and "unread_count" in moves[0] and len(steps) == 1, moves
 

@@ -1,15 +1,18 @@
 """`WORKER_BATCH_LINGER_MS`: an inbound batch that would start small waits a moment for the
 jobs that follow it, so that at a low steady rate one unit of work serves several messages;
-a batch that starts large enough runs at once."""
+a batch that starts large enough runs at once, and so does a lone job where jobs come too
+seldom for another to come meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from botplatform.channels import tasks
+from botplatform.kit.linger import EVIDENCE
 from botplatform.runtime import Runtime
 from botplatform.worker.jobs import JobContext
 
@@ -108,3 +111,20 @@ async def test_a_lingering_batch_runs_as_soon_as_it_is_large_enough(
     lone = batches.join(_ctx(runtime), "ws", ["e0"])
     await asyncio.wait_for(asyncio.gather(lone, after_the_linger_began()), timeout=2)
     assert ran == [[f"e{n}" for n in range(tasks.LINGER_UNTIL_EVENTS)]]
+
+
+async def test_a_lone_job_runs_at_once_where_jobs_come_too_seldom_to_wait_for(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs about 130 ms apart, a 50 ms linger: once the rate is known (EVIDENCE jobs), a lone
+    job no longer waits for a follower that, as a rule, would not come in time (its jobs are
+    the intake's groups, which have lingered already)."""
+    batches, ran = _batches(monkeypatch)
+    monkeypatch.setattr(runtime.settings, "worker_batch_linger_ms", 50)
+    for n in range(EVIDENCE):
+        await batches.join(_ctx(runtime), "ws", [f"e{n}"])  # lingers: no evidence yet
+        await asyncio.sleep(0.08)
+    started = time.monotonic()
+    await batches.join(_ctx(runtime), "ws", ["last"])
+    assert time.monotonic() - started < 0.03
+    assert ran == [[f"e{n}"] for n in range(EVIDENCE)] + [["last"]]

@@ -14,11 +14,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
 
 from botplatform.channels import intake
-from botplatform.models import InboundEvent
+from botplatform.kit.errors import NotFound
+from botplatform.models import Channel, InboundEvent
 from botplatform.runtime import Runtime
 from tests.conftest import Api, eventually, meta_signature, whatsapp_text_payload
 
@@ -293,3 +294,28 @@ async def test_a_group_being_written_leaves_the_lingering_group_its_webhooks(
     )
     assert time.monotonic() - started < 0.1
     assert [len(job.args[1]) for job in sent] == [many, 2 + many]
+
+
+async def test_a_webhook_whose_channel_was_deleted_fails_alone(
+    api: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group holds many tenants' webhooks: one whose channel was deleted while it waited
+    (its row's foreign key refuses it) answers 404 `channel_not_found`, and the others of its
+    group are stored (before, the whole group failed with it: a 500 or 503 each)."""
+    channel, sent = await _lingering_channel(api, runtime, monkeypatch)
+    other = await api.register()
+    gone = await runtime.intake.channel(
+        "whatsapp",
+        uuid.UUID((await api.create_channel(other, await api.create_workspace(other)))["id"]),
+    )
+    async with runtime.db.unit_of_work(system=True) as db:
+        await db.execute(delete(Channel).where(Channel.id == gone.id))
+    stored, refused = await asyncio.gather(
+        runtime.intake.store(channel, _body(91)),
+        runtime.intake.store(gone, _body(92)),
+        return_exceptions=True,
+    )
+    assert stored is True
+    assert isinstance(refused, NotFound) and refused.code == "channel_not_found", refused
+    assert [event.channel_id for event in await _events(runtime)] == [channel.id]
+    assert [len(job.args[1]) for job in sent] == [1]

@@ -59,13 +59,26 @@ def to_state(row: BotSession) -> State:
 
 
 def store_state(row: BotSession, state: State) -> None:
-    row.status, row.node_id, row.waiting = state.status, state.node_id, state.waiting
-    row.bot_id = uuid.UUID(state.bot_id) if state.bot_id else None
-    row.version_id = uuid.UUID(state.version_id) if state.version_id else None
-    row.variables = dict(state.variables)  # a new object: the JSON column sees the change
-    row.attempts, row.step, row.resume_at = state.attempts, state.step, state.resume_at
-    row.last_input = state.last_input[:4096] if state.last_input else None
-    row.last_error = state.last_error[:2000] if state.last_error else None
+    """The run's state on its session row, attribute by attribute, only where it differs:
+    each attribute set is a change the ORM records and the batch's write then examines
+    (`batch._turn_writes`), and a turn changes two or three of the eleven."""
+    values: dict[str, Any] = {
+        "status": state.status,
+        "node_id": state.node_id,
+        "waiting": state.waiting,
+        "bot_id": uuid.UUID(state.bot_id) if state.bot_id else None,
+        "version_id": uuid.UUID(state.version_id) if state.version_id else None,
+        "variables": state.variables,
+        "attempts": state.attempts,
+        "step": state.step,
+        "resume_at": state.resume_at,
+        "last_input": state.last_input[:4096] if state.last_input else None,
+        "last_error": state.last_error[:2000] if state.last_error else None,
+    }
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            # `variables` as a new object: the JSON column sees the change.
+            setattr(row, name, dict(value) if name == "variables" else value)
 
 
 def inbound_of(message: Message, new_conversation: bool) -> Inbound:

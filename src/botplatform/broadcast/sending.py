@@ -460,7 +460,7 @@ def _message_events(outcomes: list[Outcome], now: datetime) -> list[tuple[str, d
     for o in outcomes:
         if o.status not in ("sent", "failed"):
             continue
-        message = Message(**o.row)
+        message = core.instance(Message, o.row)
         message.status = o.status
         message.provider_message_id = o.provider_message_id
         message.sent_at = now if o.status == "sent" else None

@@ -61,7 +61,7 @@ from botplatform.events.service import (
 )
 from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
-from botplatform.kit.scoping import scoped, scoped_columns
+from botplatform.kit.scoping import scoped, scoped_columns, scoped_rows
 from botplatform.message.schemas import MessageBody
 from botplatform.message.service import IDEMPOTENCY_KEY, SEND_JOB, to_outbound
 from botplatform.models import (
@@ -186,13 +186,21 @@ async def apply_items(
     leases = delivery.leases_of(db)  # replies the per-item path leases (bots, automations)
     if leases is not None:
         leases.defer_inserts()  # their rows: one INSERT with the last writes
+    turns: list[core.Write] = []
     try:
-        await _bot_turns(db, senders, answer)
+        # With nothing left for the per-item path (which may read or change the same rows),
+        # what the turns changed goes with the last writes: one round trip less.
+        turns = await _bot_turns(db, senders, answer, defer_writes=not rest)
         for channel, item in rest:
             outcome.received += await apply_one(channel, item)
         await emit_deferred(db)
     finally:
-        closing = [*closing, *cycles.deferred_writes(db), *broadcast_status.deferred_writes(db)]
+        closing = [
+            *closing,
+            *turns,
+            *cycles.deferred_writes(db),
+            *broadcast_status.deferred_writes(db),
+        ]
         forget_locked(db)
         forget_deferred(db)
     wanted = _wanted_replies(senders)
@@ -724,7 +732,7 @@ def _opening(sender: Sender) -> cycles.Opening:
 def _keep_stored(rows: list[tuple[Sender, dict[str, Any]]], stored: set[Any]) -> None:
     for sender, row in rows:
         if row["id"] in stored:
-            sender.stored.append(Message(**row))
+            sender.stored.append(core.instance(Message, row))
 
 
 def _unique_arrivals(sender: Sender) -> list[InboundMessage]:
@@ -840,16 +848,19 @@ def _moving_conversations(
 # -- a live bot's turn ------------------------------------------------------------------------
 
 
-async def _bot_turns(db: AsyncSession, senders: list[Sender], answer: Answer) -> None:
+async def _bot_turns(
+    db: AsyncSession, senders: list[Sender], answer: Answer, *, defer_writes: bool
+) -> list[core.Write]:
     """Customers on a channel a live bot serves: their messages were stored in bulk above;
     each is answered now as the per-item path answers it (`answer`: a bot's step needs the
     ORM, since a flow may hand off, wait or call out), but what every step reads — the
     conversation under its lock, its bot session, the contact — is read for all of them in
     one statement first, and each conversation is moved on in the session, so that a step
-    reads nothing and writes its conversation once."""
+    reads nothing and writes its conversation once. With `defer_writes`, what the turns
+    changed is given back to go with the batch's last writes (see `_turn_writes`)."""
     talking = [sender for sender in senders if sender.bot and sender.stored]
     if not talking:
-        return
+        return []
     now = utcnow()
     # Deferred (`cycles.defer_writes`): each cycle opened takes the bot's note in its row.
     workspace_id = talking[0].channel.workspace_id
@@ -866,22 +877,28 @@ async def _bot_turns(db: AsyncSession, senders: list[Sender], answer: Answer) ->
             # Known without a query: the conversation is new, or had no customer message.
             opens = index == 0 and (sender.new_conversation or not sender.earlier_inbound)
             await answer(sender.channel, message, sender.external_id, opens)
-    await _write_turns(db)
+    if db.new:  # a turn left a new row (one the changed ones may refer to): the ORM's flush
+        await db.flush()
+        return []
+    writes = _turn_writes(db)
+    if defer_writes:
+        return writes
+    await core.together(db, writes)
+    return []
 
 
-#: What a bot's turn changes: written for the whole batch by `_write_turns`.
+#: What a bot's turn changes: written for the whole batch (`_turn_writes`).
 _TURN_MODELS = (BotSession, Conversation, Contact)
 
 
-async def _write_turns(db: AsyncSession) -> None:
-    """What the turns changed on the sessions, conversations and contacts they hold,
-    written in one round trip: one `UPDATE` per table and set of changed columns
+def _turn_writes(db: AsyncSession) -> list[core.Write]:
+    """What the turns changed on the sessions, conversations and contacts they hold, as
+    writes for one round trip: one `UPDATE` per table and set of changed columns
     (`core.updating`), instead of one ORM `UPDATE` per row at the next flush. The objects are
-    clean after it, with their values as written. A turn that left a new object pending (a
-    row the changed ones may refer to) is flushed by the ORM, as before."""
-    if db.new:
-        await db.flush()
-        return
+    clean from here on, with their values as the writes will leave them (the ORM's flush
+    leaves them alone). Nothing else in the batch writes these rows: a bot's conversations
+    are moved on in the session, not by the move statement (`_record`), and its sessions
+    and contacts are changed by its turns only."""
     groups: dict[tuple[type[Any], tuple[str, ...]], list[Any]] = defaultdict(list)
     for changed in list(db.dirty):
         if isinstance(changed, _TURN_MODELS):
@@ -889,7 +906,7 @@ async def _write_turns(db: AsyncSession) -> None:
             if names:
                 groups[(type(changed), names)].append(changed)
     if not groups:
-        return
+        return []
     now = utcnow()
     writes = []
     # In a fixed order (`db.dirty` is a set): the same kinds of change make the same
@@ -901,12 +918,12 @@ async def _write_turns(db: AsyncSession) -> None:
             rows.append({"id": changed.id, "workspace_id": changed.workspace_id, **row})
             rows[-1]["updated_at"] = now
         writes.append(core.updating(db, model, rows))
-    await core.together(db, writes)
     for (_, names), objects in groups.items():
         for changed in objects:
             for name in (*names, "updated_at"):
                 value = now if name == "updated_at" else getattr(changed, name)
                 set_committed_value(changed, name, value)
+    return writes
 
 
 def _by_table_and_columns(group: tuple[tuple[type[Any], tuple[str, ...]], Any]) -> Any:
@@ -951,15 +968,10 @@ async def _lock_talking(db: AsyncSession, talking: list[Sender]) -> list[Any]:
     under one. Each list is one array parameter (`_one_of`): one prepared shape."""
     workspace_id = talking[0].channel.workspace_id
     ids = sorted({sender.conversation_id for sender in talking if sender.conversation_id})
-    dialect = db.get_bind().dialect.name
-    locking = (
-        scoped(Conversation, workspace_id)
-        .where(_one_of(Conversation.id, "ids")[dialect])
-        .order_by(Conversation.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    locking = _locking(db.get_bind().dialect.name)
+    conversations = list(
+        (await db.execute(locking, {"workspace_id": workspace_id, "values": ids})).scalars()
     )
-    conversations = list((await db.execute(locking, {"ids": ids})).scalars())
     contact_ids = sorted({conversation.contact_id for conversation in conversations})
     contacts = await _read_by(db, workspace_id, Contact.id, contact_ids)
     found = await _read_by(db, workspace_id, BotSession.conversation_id, ids)
@@ -975,12 +987,34 @@ async def _read_by(
     db: AsyncSession, workspace_id: uuid.UUID, key: Any, values: list[uuid.UUID]
 ) -> list[Any]:
     """The workspace's rows of `key`'s model whose `key` is one of `values`, loaded afresh."""
-    reading = (
-        scoped(key.class_, workspace_id)
-        .where(_one_of(key, "values")[db.get_bind().dialect.name])
+    reading = _reading(key.class_.__tablename__, key.key, db.get_bind().dialect.name)
+    parameters = {"workspace_id": workspace_id, "values": values}
+    return list((await db.execute(reading, parameters)).scalars())
+
+
+# Built once per process (`scoped_rows`), as the batch runs them for every bot batch.
+_READ_BY_KEY = {model.__tablename__: model for model in (Contact, BotSession)}
+
+
+@cache
+def _locking(dialect: str) -> Any:
+    """Conversations whose id is one of `:values`, locked in id order, loaded afresh."""
+    return (
+        scoped_rows(Conversation)
+        .where(_one_of(Conversation.id, "values")[dialect])
+        .order_by(Conversation.id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
-    return list((await db.execute(reading, {"values": values})).scalars())
+
+
+@cache
+def _reading(table: str, key: str, dialect: str) -> Any:
+    """The rows of the model of `table` whose `key` is one of `:values`, loaded afresh."""
+    model = _READ_BY_KEY[table]
+    column = getattr(model, key)
+    reading = scoped_rows(model).where(_one_of(column, "values")[dialect])
+    return reading.execution_options(populate_existing=True)
 
 
 async def _make_sessions(

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
@@ -227,6 +227,15 @@ class WebhookIntake:
         try:
             created = await self._write(group)
         except Exception as exc:  # each waiting request answers with the failure
+            if _a_row_refused(exc):
+                if len(group) > 1:
+                    # One webhook's row, not the database: each is written alone, so that
+                    # only that one fails (a group holds many tenants' webhooks).
+                    for webhook in group:
+                        await self._write_group([webhook])
+                    return
+                # Its channel was deleted while it waited (the row's foreign key).
+                exc = repository.channel_not_found()
             for webhook in group:
                 if not webhook.stored.done():
                     webhook.stored.set_exception(exc)
@@ -247,6 +256,15 @@ class WebhookIntake:
 
 
 Inserted = list[tuple[str, str, str]]  # (event id, channel id, dedupe key), as text
+
+
+def _a_row_refused(exc: BaseException) -> bool:
+    """Whether a group's INSERT was refused for one of its rows (a constraint: a channel
+    deleted while its webhook waited in the group), rather than for want of a database."""
+    cause = getattr(exc, "orig", None) or exc.__cause__
+    return isinstance(exc, IntegrityError) or isinstance(
+        cause, asyncpg.IntegrityConstraintViolationError
+    )
 
 
 def _first_of_each(webhooks: list[_Webhook]) -> dict[tuple[str, str], _Webhook]:

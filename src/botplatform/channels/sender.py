@@ -400,4 +400,4 @@ def _as_written(result: _Result, now: datetime) -> Message:
         send_attempted_at=None,
         updated_at=now,
     )
-    return Message(**row)
+    return core.instance(Message, row)

@@ -185,6 +185,7 @@ class _Batches:
     async def join(self, ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
         joined = _Joined(ctx, workspace_id, event_ids, asyncio.get_running_loop().create_future())
         self._waiting.append(joined)
+        self._filling.arrived()
         if self._filling.active and _events(self._waiting) >= LINGER_UNTIL_EVENTS:
             self._filling.end()
         if self._running < CONCURRENT_BATCHES and not self._filling.active:
@@ -198,10 +199,12 @@ class _Batches:
     async def _linger(self, seconds: float) -> None:
         """A batch that would start small waits `seconds` for more jobs (no other runner
         starts or takes them meanwhile), or until LINGER_UNTIL_EVENTS wait: a unit of work
-        per few messages at a low steady rate."""
+        per few messages at a low steady rate; not where the rate is too low for another job
+        to come meanwhile (`GroupLinger.pays`)."""
         if not seconds or not self._waiting or _events(self._waiting) >= LINGER_UNTIL_EVENTS:
             return
-        await self._filling.wait(seconds)
+        if self._filling.pays(seconds):
+            await self._filling.wait(seconds)
 
     async def _run_while_waiting(self, linger_seconds: float) -> None:
         try:

@@ -6,16 +6,44 @@ While one waits (`active`), the others neither start a group of their own nor ta
 waiting: that is the waiting group, filling. A writer that took it anyway would leave the
 lingering one a group of one or two, and the timer would buy nothing (see docs/decisions.md,
 "Lingering groups").
+
+A waiter may first ask whether waiting pays (`pays`): at the rate the last arrivals came
+in, at least one more is expected within the wait. Below that rate a lone arrival would wait
+for nothing, as a rule, and its answer would be late by the whole wait. The worker's batches
+ask (their jobs are the intake's groups, which have lingered already: see docs/decisions.md,
+"Lingering groups"); the intake does not, so a customer's reply waits the same at any low
+rate, whatever the neighbours send.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
+
+#: How many of the last arrivals the rate is judged by.
+EVIDENCE = 8
+_now = time.monotonic
 
 
 class GroupLinger:
     def __init__(self) -> None:
         self._wake: asyncio.Future[None] | None = None
+        self._arrivals: deque[float] = deque(maxlen=EVIDENCE)
+
+    def arrived(self) -> None:
+        """Notes one arrival (a webhook, a job): what `pays` judges by."""
+        self._arrivals.append(_now())
+
+    def pays(self, seconds: float) -> bool:
+        """Whether waiting `seconds` is likely to bring another arrival: at the rate of the
+        last EVIDENCE arrivals (counted up to now, so a pause lowers it), at least one is
+        expected meanwhile. Before that many were seen (a process just started), it is
+        assumed to."""
+        if len(self._arrivals) < EVIDENCE:
+            return True
+        span = _now() - self._arrivals[0]
+        return EVIDENCE * seconds >= span
 
     @property
     def active(self) -> bool:

@@ -16,6 +16,7 @@ that rule is applied to queries.
 from __future__ import annotations
 
 import uuid
+from functools import cache
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Select, bindparam, select, text
@@ -36,6 +37,15 @@ M = TypeVar("M", bound=WorkspaceScoped)
 def scoped(model: type[M], workspace_id: uuid.UUID) -> Select[M]:
     """`SELECT model … WHERE workspace_id = :workspace_id`, ready for more filters."""
     return select(model).where(model.workspace_id == workspace_id)
+
+
+@cache
+def scoped_rows(model: type[M]) -> Select[M]:
+    """`scoped`, built once for the hot path: `model`'s objects, the workspace a bound
+    parameter (`:workspace_id`, required: a statement run without it fails), so that a
+    statement built on it is constructed and keyed once per process, not on every call (as
+    `scoped` does: about 0.3 ms a read of a bot batch)."""
+    return select(model).where(model.workspace_id == bindparam("workspace_id"))
 
 
 def scoped_columns(model: type[WorkspaceScoped], *columns: str) -> Select[Any]:

@@ -189,7 +189,7 @@ async def queue_outbound(
         # object of no session, which nothing in the batch changes or reads from the table.
         row = core.complete_row(Message, row)
         leases.deferred[row["id"]] = row
-        message = Message(**row)
+        message = core.instance(Message, row)
     else:
         inserted = await core.insert_loaded(db, Message, row, conflict=IDEMPOTENCY_KEY)
         if inserted is None:  # the key is taken: by an earlier send, or a concurrent one
