@@ -54,13 +54,6 @@ def test_an_instance_holds_its_row_like_the_constructor_and_tracks_later_changes
     assert history.added == ["sent"] and history.deleted == ["queued"]
 
 
-def test_an_instance_refuses_nothing_it_is_given_but_its_columns_are_read_as_is() -> None:
-    row = _message_row()
-    row["text"] = None
-    made = core.instance(Message, row)
-    assert made.text is None and made.status == "queued"
-
-
 async def test_as_loaded_is_a_clean_object_of_the_session(api: Api, runtime: Runtime) -> None:
     owner = await api.register()
     ws = uuid.UUID(await api.create_workspace(owner, "Plain objects"))

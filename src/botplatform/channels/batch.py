@@ -987,34 +987,25 @@ async def _read_by(
     db: AsyncSession, workspace_id: uuid.UUID, key: Any, values: list[uuid.UUID]
 ) -> list[Any]:
     """The workspace's rows of `key`'s model whose `key` is one of `values`, loaded afresh."""
-    reading = _reading(key.class_.__tablename__, key.key, db.get_bind().dialect.name)
+    reading = _reading(key.class_, key.key, db.get_bind().dialect.name)
     parameters = {"workspace_id": workspace_id, "values": values}
     return list((await db.execute(reading, parameters)).scalars())
 
 
 # Built once per process (`scoped_rows`), as the batch runs them for every bot batch.
-_READ_BY_KEY = {model.__tablename__: model for model in (Contact, BotSession)}
+
+
+@cache
+def _reading(model: Any, key: str, dialect: str) -> Any:
+    """`model`'s rows whose `key` is one of `:values`, loaded afresh."""
+    reading = scoped_rows(model).where(_one_of(getattr(model, key), "values")[dialect])
+    return reading.execution_options(populate_existing=True)
 
 
 @cache
 def _locking(dialect: str) -> Any:
-    """Conversations whose id is one of `:values`, locked in id order, loaded afresh."""
-    return (
-        scoped_rows(Conversation)
-        .where(_one_of(Conversation.id, "values")[dialect])
-        .order_by(Conversation.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-
-
-@cache
-def _reading(table: str, key: str, dialect: str) -> Any:
-    """The rows of the model of `table` whose `key` is one of `:values`, loaded afresh."""
-    model = _READ_BY_KEY[table]
-    column = getattr(model, key)
-    reading = scoped_rows(model).where(_one_of(column, "values")[dialect])
-    return reading.execution_options(populate_existing=True)
+    """`_reading` of conversations by id, locked in id order."""
+    return _reading(Conversation, "id", dialect).order_by(Conversation.id).with_for_update()
 
 
 async def _make_sessions(
