@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from botplatform.channels import sender, tasks
+from botplatform.kit import linger
 from botplatform.kit.scoping import enter_workspace
 from botplatform.models import Event, Message
 from botplatform.runtime import Runtime
@@ -197,5 +198,75 @@ async def test_a_stopping_worker_writes_the_lingering_outcomes(
         await runtime.jobs.finish_trailing()  # what a stopping worker waits for
         [(status, provider_id)] = await _replies(runtime, ws)
         assert status == "sent" and provider_id
+    finally:
+        wa.auto_status = auto_status
+
+
+def _jobs_every(monkeypatch: pytest.MonkeyPatch, batches: Any, ws: str, gap: float) -> None:
+    """EVIDENCE jobs of `ws`, `gap` seconds apart, the last one just now."""
+    clock = [0.0]
+    monkeypatch.setattr(linger, "_now", lambda: clock[0])
+    for _ in range(linger.EVIDENCE):
+        batches._job_came(ws)
+        clock[0] += gap
+
+
+@pytest.mark.parametrize(
+    ("gap", "wait"),
+    [
+        (None, tasks.OUTCOME_LINGER_SECONDS),  # no evidence yet: the short wait
+        (0.01, tasks.OUTCOME_LINGER_SECONDS),  # batches come anyway: never less than it
+        (0.3, 0.6),  # a few a second, each its own batch: twice the gap
+        (0.8, tasks.OUTCOME_RIDE_SECONDS),  # never more than the ride's bound
+        (3.0, tasks.OUTCOME_LINGER_SECONDS),  # too seldom to wait for
+    ],
+    ids=["unseen", "busy", "steady-low-rate", "bounded", "rare"],
+)
+def test_outcomes_wait_for_the_next_batch_as_long_as_the_workspace_rate_says(
+    monkeypatch: pytest.MonkeyPatch, gap: float | None, wait: float
+) -> None:
+    batches = tasks._Batches()
+    ws = str(uuid.uuid4())
+    if gap is not None:
+        _jobs_every(monkeypatch, batches, ws, gap)
+    assert batches._outcome_wait(ws) == pytest.approx(wait)
+    assert batches._outcome_wait(str(uuid.uuid4())) == tasks.OUTCOME_LINGER_SECONDS
+
+
+def test_a_process_keeps_the_rates_of_its_most_recent_workspaces_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tasks, "WORKSPACES_TIMED", 3)
+    batches = tasks._Batches()
+    for ws in ["a", "b", "c", "a", "d"]:
+        batches._job_came(ws)
+    assert list(batches._arrivals) == ["c", "a", "d"]
+
+
+async def test_outcomes_taken_by_the_next_batch_stop_their_timer(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long wait (a steady low rate) ends when the next batch takes the outcomes: a
+    stopping worker does not wait it out."""
+    monkeypatch.setattr(tasks, "OUTCOME_LINGER_SECONDS", 30.0)
+    auto_status, wa.auto_status = wa.auto_status, False
+    try:
+        owner = await api.register()
+        ws, channel_id = await _world(api, owner, "Timer", "1122334455667", None)
+        first, second = await _store(
+            runtime,
+            ws,
+            channel_id,
+            [_text("15550031", "hi", "Di", "wamid.T1"), _text("15550032", "hi", "Ed", "wamid.T2")],
+        )
+        await _run(runtime, "process_inbound_event", ws, first)
+        timer = tasks._BATCHES._lingering[ws]
+        await _run(runtime, "process_inbound_event", ws, second)  # takes the first outcome
+        await asyncio.sleep(0)
+        assert timer.cancelled()
+        assert [status for status, _ in await _replies(runtime, ws)] == ["sent", "sending"]
+        # The second one's, as its timer would (it is 30 s away here).
+        await sender.write_outcomes(runtime, uuid.UUID(ws), tasks._BATCHES.take_outcomes(ws))
+        assert await _all_sent(runtime, ws)
     finally:
         wa.auto_status = auto_status

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from botplatform.kit import linger
-from botplatform.kit.linger import EVIDENCE, GroupLinger
+from botplatform.kit.linger import EVIDENCE, Arrivals, GroupLinger
 
 
 def _arrivals(monkeypatch: pytest.MonkeyPatch, gap: float, then: float) -> GroupLinger:
@@ -42,3 +42,18 @@ def test_a_wait_pays_when_another_arrival_is_expected_within_it(
     monkeypatch: pytest.MonkeyPatch, gap: float, then: float, pays: bool
 ) -> None:
     assert _arrivals(monkeypatch, gap, then).pays(0.05) is pays
+
+
+def test_the_mean_gap_needs_evidence_and_counts_up_to_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(linger, "_now", lambda: clock[0])
+    arrivals = Arrivals()
+    for _ in range(EVIDENCE - 1):
+        arrivals.arrived()
+        clock[0] += 0.25
+    assert arrivals.mean_gap() is None  # one short of the evidence
+    arrivals.arrived()
+    clock[0] += 0.25
+    assert arrivals.mean_gap() == pytest.approx(0.25)
+    clock[0] += 2.0  # a pause lengthens it
+    assert arrivals.mean_gap() == pytest.approx(0.5)

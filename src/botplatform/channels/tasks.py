@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -51,7 +51,7 @@ from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.kit.core import Write
 from botplatform.kit.errors import AppError
-from botplatform.kit.linger import GroupLinger
+from botplatform.kit.linger import Arrivals, GroupLinger
 from botplatform.kit.logging import get_logger
 from botplatform.kit.scoping import enter_workspace, scoped
 from botplatform.media.storage import ALLOWED_MIME_TYPES, MediaRejected, check_media, media_key
@@ -145,6 +145,9 @@ class _Batches:
         self._unwritten: dict[str, list[sender.Accepted]] = defaultdict(list)
         #: Per workspace, the task that writes them itself if no batch comes for them.
         self._lingering: dict[str, asyncio.Task[None]] = {}
+        #: Per workspace, when its last jobs came to this process: how long its outcomes
+        #: wait for its next batch (`_outcome_wait`). The least recently seen are dropped.
+        self._arrivals: OrderedDict[str, Arrivals] = OrderedDict()
         self._filling = GroupLinger()  # a runner waiting for its batch to fill (`_linger`)
 
     def leave_outcomes(
@@ -152,9 +155,9 @@ class _Batches:
     ) -> None:
         """Hands `accepted` to the workspace's next batch in this process, which writes them
         with its last statement. One waiting already takes them when it starts; otherwise
-        they wait up to OUTCOME_LINGER_SECONDS for one, and are then written on their own
-        (a stopping worker waits for that: `JobQueue.hold_stop_for`).
-        At a steady low rate the next batch comes within that time, so an outcome costs no
+        they wait for one (`_outcome_wait`), and are then written on their own (a stopping
+        worker waits for that: `JobQueue.hold_stop_for`).
+        At a steady rate the next batch comes within that time, so an outcome costs no
         transaction of its own (three round trips: BEGIN, UPDATE, COMMIT). Until written,
         each row keeps its committed send marker: a worker killed meanwhile leaves them to
         the status webhook or `delivery_unknown`, never to a second send."""
@@ -163,12 +166,31 @@ class _Batches:
             return
         # Also when a batch is waiting already: if it fails before taking them, they are
         # still written.
-        task = asyncio.create_task(self._write_unless_taken(runtime, workspace_id))
+        wait = self._outcome_wait(workspace_id)
+        task = asyncio.create_task(self._write_unless_taken(runtime, workspace_id, wait))
         self._lingering[workspace_id] = task
         runtime.jobs.hold_stop_for(task)  # a stopping worker writes them first
 
-    async def _write_unless_taken(self, runtime: Runtime, workspace_id: str) -> None:
-        await asyncio.sleep(OUTCOME_LINGER_SECONDS)
+    def _outcome_wait(self, workspace_id: str) -> float:
+        """OUTCOME_LINGER_SECONDS; where the workspace's jobs have been coming to this process
+        at most OUTCOME_RIDE_SECONDS apart, twice their mean gap (within those two bounds):
+        at a steady low rate (a few messages a second, each its own batch) the next batch
+        then mostly comes in time to write them."""
+        arrivals = self._arrivals.get(workspace_id)
+        gap = arrivals.mean_gap() if arrivals is not None else None
+        if gap is None or gap > OUTCOME_RIDE_SECONDS:
+            return OUTCOME_LINGER_SECONDS
+        return min(OUTCOME_RIDE_SECONDS, max(OUTCOME_LINGER_SECONDS, 2 * gap))
+
+    def _job_came(self, workspace_id: str) -> None:
+        arrivals = self._arrivals.pop(workspace_id, None) or Arrivals()
+        arrivals.arrived()
+        self._arrivals[workspace_id] = arrivals  # the most recently seen last
+        if len(self._arrivals) > WORKSPACES_TIMED:
+            self._arrivals.popitem(last=False)
+
+    async def _write_unless_taken(self, runtime: Runtime, workspace_id: str, wait: float) -> None:
+        await asyncio.sleep(wait)
         # Before taking: outcomes left from here on start a timer of their own.
         del self._lingering[workspace_id]
         left = self.take_outcomes(workspace_id)
@@ -180,12 +202,18 @@ class _Batches:
             log.exception("outcomes_not_written", workspace_id=workspace_id, sends=len(left))
 
     def take_outcomes(self, workspace_id: str) -> list[sender.Accepted]:
+        """The outcomes waiting for the workspace's next batch, to be written with it; their
+        timer, if any, is stopped (a stopping worker need not wait for it)."""
+        lingering = self._lingering.pop(workspace_id, None)
+        if lingering is not None:
+            lingering.cancel()
         return self._unwritten.pop(workspace_id, [])
 
     async def join(self, ctx: JobContext, workspace_id: str, event_ids: list[str]) -> None:
         joined = _Joined(ctx, workspace_id, event_ids, asyncio.get_running_loop().create_future())
         self._waiting.append(joined)
         self._filling.arrived()
+        self._job_came(workspace_id)
         if self._filling.active and _events(self._waiting) >= LINGER_UNTIL_EVENTS:
             self._filling.end()
         if self._running < CONCURRENT_BATCHES and not self._filling.active:
@@ -263,6 +291,11 @@ async def _run_together(workspace_id: str, jobs: list[_Joined]) -> None:
 #: (`_Batches.leave_outcomes`): longer than a lingering batch (WORKER_BATCH_LINGER_MS) and
 #: the gap between two batches of one process when the workers take the jobs in turn.
 OUTCOME_LINGER_SECONDS = 0.15
+#: The longest they wait, where the workspace's jobs come at most this far apart
+#: (`_Batches._outcome_wait`): a row says `sending` at most this much longer.
+OUTCOME_RIDE_SECONDS = 1.0
+#: Workspaces whose job arrivals one process keeps (the least recently seen are dropped).
+WORKSPACES_TIMED = 1000
 #: A batch that starts with this many events already runs at once, without lingering.
 LINGER_UNTIL_EVENTS = 8
 #: The most events one batch takes; the rest wait for the next.

@@ -26,24 +26,40 @@ EVIDENCE = 8
 _now = time.monotonic
 
 
+class Arrivals:
+    """The times of the last EVIDENCE arrivals of something (jobs, webhooks), and what they
+    say about the next one."""
+
+    def __init__(self) -> None:
+        self._times: deque[float] = deque(maxlen=EVIDENCE)
+
+    def arrived(self) -> None:
+        self._times.append(_now())
+
+    def mean_gap(self) -> float | None:
+        """The mean time between the last EVIDENCE arrivals, counted up to now (so a pause
+        lengthens it); None until that many were seen."""
+        if len(self._times) < EVIDENCE:
+            return None
+        return (_now() - self._times[0]) / EVIDENCE
+
+
 class GroupLinger:
     def __init__(self) -> None:
         self._wake: asyncio.Future[None] | None = None
-        self._arrivals: deque[float] = deque(maxlen=EVIDENCE)
+        self._arrivals = Arrivals()
 
     def arrived(self) -> None:
         """Notes one arrival (a webhook, a job): what `pays` judges by."""
-        self._arrivals.append(_now())
+        self._arrivals.arrived()
 
     def pays(self, seconds: float) -> bool:
         """Whether waiting `seconds` is likely to bring another arrival: at the rate of the
         last EVIDENCE arrivals (counted up to now, so a pause lowers it), at least one is
         expected meanwhile. Before that many were seen (a process just started), it is
         assumed to."""
-        if len(self._arrivals) < EVIDENCE:
-            return True
-        span = _now() - self._arrivals[0]
-        return EVIDENCE * seconds >= span
+        gap = self._arrivals.mean_gap()
+        return gap is None or gap <= seconds
 
     @property
     def active(self) -> bool:
