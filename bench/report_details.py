@@ -302,8 +302,9 @@ def idle_section(results: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "Consumers block on Redis (`BLPOP` on a per-queue wake-up list that every enqueue "
-        "pushes to in the same round trip) or on the in-memory queue, and wake at most once "
-        "a second (`QUEUE_IDLE_WAIT_MS`) to refresh the worker's heartbeat; before, an idle "
+        "pushes to in the same round trip) or on the in-memory queue, and with no job wake "
+        "every `QUEUE_IDLE_WAIT_MS` (3 s by default; the in-memory queue at least once a "
+        "second) to refresh the worker's heartbeat; before, an idle "
         "worker polled Redis every ≤10 ms (about 0.15 of a core, as issue 14 measured). The "
         "scheduler ticks once a second.",
         "",
