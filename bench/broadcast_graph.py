@@ -6,7 +6,8 @@ was accepted and for whom.
 `GET /_bench/accepted?since=N` answers `{"next": M, "items": [[unix time, wa_id, type], ...]}`,
 the messages accepted from the N-th on; `GET /_bench/health` answers once it serves.
 
-`uv run --frozen python bench/broadcast_graph.py --port P`
+`uv run --frozen python bench/broadcast_graph.py --port P [--no-statuses]`: with
+`--no-statuses` it posts no status webhooks (the sending path alone, see broadcast_procs.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class AcceptedGraph(FakeGraph):
     """Every accepted message noted with its time; nothing else kept that would grow with a
     broadcast of 100,000 (the sandbox keeps sent bodies and posted webhooks for its UI)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, statuses: bool = True) -> None:
         super().__init__(
             access_tokens={ACCESS_TOKEN},
             app_secret=APP_SECRET,
@@ -39,6 +40,7 @@ class AcceptedGraph(FakeGraph):
             display_phone_number=DISPLAY_PHONE_NUMBER,
             waba_id=WABA_ID,
             status_delay=0.01,
+            auto_status=statuses,
         )
         self.accepted: list[tuple[float, str, str]] = []
 
@@ -60,17 +62,19 @@ async def _accepted(request: Request) -> JSONResponse:
     return JSONResponse({"next": since + len(items), "items": items})
 
 
-def create_bench_app() -> Starlette:
+def create_bench_app(*, statuses: bool = True) -> Starlette:
     return with_bench_routes(
-        AcceptedGraph(), [Route("/_bench/accepted", _accepted, methods=["GET"])]
+        AcceptedGraph(statuses=statuses), [Route("/_bench/accepted", _accepted, methods=["GET"])]
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--no-statuses", action="store_true", help="post no status webhooks")
     args = parser.parse_args()
-    uvicorn.run(create_bench_app(), host=HOST, port=args.port, log_level="warning")
+    app = create_bench_app(statuses=not args.no_statuses)
+    uvicorn.run(app, host=HOST, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,8 @@ class Stack:
     base: str
     graph: str
     run_dir: Path
+    #: Whether the fake provider posts status webhooks (`--no-statuses`: the sending path alone).
+    statuses: bool = True
     labelled: dict[str, Proc] = field(default_factory=dict)
     workers: list[Proc] = field(default_factory=list)
 
@@ -150,7 +152,9 @@ async def _lift_quotas() -> None:
 
 
 @contextlib.contextmanager
-def platform(run_dir: Path, redis_port: int, extra: dict[str, str]) -> Iterator[Stack]:
+def platform(
+    run_dir: Path, redis_port: int, extra: dict[str, str], statuses: bool = True
+) -> Iterator[Stack]:
     """Redis, the fake provider, a fresh migrated database, serve, two workers, the
     scheduler: all stopped (and the database dropped) when the block ends."""
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -160,7 +164,12 @@ def platform(run_dir: Path, redis_port: int, extra: dict[str, str]) -> Iterator[
         graph_url = f"http://{HOST}:{graph_port}"
         graph = procs.start(
             "fake-graph",
-            bench_script("broadcast_graph.py", "--port", str(graph_port)),
+            bench_script(
+                "broadcast_graph.py",
+                "--port",
+                str(graph_port),
+                *([] if statuses else ["--no-statuses"]),
+            ),
             base_env(),
             BENCH,
         )
@@ -185,7 +194,7 @@ def platform(run_dir: Path, redis_port: int, extra: dict[str, str]) -> Iterator[
                 "serve", botplatform_command("serve", "--port", str(port)), env, run_dir
             )
             wait_ready(serve, f"{base}/health/ready", timeout_seconds=180)
-            stack = Stack(procs, env, base, graph_url, run_dir)
+            stack = Stack(procs, env, base, graph_url, run_dir, statuses)
             stack.labelled = {"serve": serve, "fake provider": graph, "Redis": redis_proc}
             stack.start_worker()
             stack.start_worker()
@@ -571,8 +580,11 @@ async def throughput(stack: Stack, b: Workspace, recipients: int, rate: int) -> 
                 break
         # The CPU of a send includes its three status webhooks: the window closes once they
         # are all processed (every recipient `read`, or `failed`), not when the last send left.
-        drained = await _statuses_drained(broadcast_id, deadline)
-        log(f"statuses drained {drained['after_s']} s after the last send ({drained['left']} left)")
+        drained: dict[str, Any] = {"after_s": None, "left": None}  # none posted: none waited for
+        if stack.statuses:
+            drained = await _statuses_drained(broadcast_id, deadline)
+            after, left = drained["after_s"], drained["left"]
+            log(f"statuses drained {after} s after the last send ({left} left)")
         await asyncio.sleep(LEASE_SECONDS + 2)  # past every lease: a repeat would show now
         await accepted.refresh(client)
     cpu_seconds = meter.stop()
@@ -635,14 +647,16 @@ def run(
     parts: set[str],
     redis_port: int,
     extra: dict[str, str],
+    statuses: bool = True,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "settings": extra,
+        "statuses": statuses,
     }
     run_dir = Path(tempfile.mkdtemp(prefix="bp-procs-"))
     log(f"run directory {run_dir}")
-    with platform(run_dir, redis_port, extra) as stack, analyzing(PG_HARNESS):
+    with platform(run_dir, redis_port, extra, statuses) as stack, analyzing(PG_HARNESS):
         b: Workspace | None = None
         if "fairness" in parts:
             size = f"{fair_recipients:,}"
@@ -681,7 +695,8 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         f"Run {results['started_at']} on {machine.get('cpu', '?')} ({machine.get('cores', '?')} "
         "cores; the load averages below say how busy it was): `serve`, two `botplatform worker` "
         "processes (each with its niced bulk child), the scheduler and the fake Graph API "
-        "(status webhooks on) as separate processes on PostgreSQL and Redis. "
+        f"(status webhooks {'on' if results.get('statuses', True) else 'off'}) as separate "
+        "processes on PostgreSQL and Redis. "
         "`uv run --frozen python bench/broadcast_procs.py --recipients N --report`.",
         "",
     ]
@@ -704,7 +719,9 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
         shown = ", ".join(f"{label} {value} ms" for label, value in sorted(per.items()))
         left = a.get("statuses_left")  # None: a run from before the bench waited for them
         drain_note = (
-            "its three status webhooks included (measured until they were processed)"
+            "the sending path alone (no status webhooks posted)"
+            if not results.get("statuses", True)
+            else "its three status webhooks included (measured until they were processed)"
             if left == 0
             else "with part of its status webhooks only"
             + (f" ({left:,} recipients were not `read` yet when it ended)" if left else "")
@@ -772,6 +789,11 @@ def main() -> None:
     parser.add_argument("--parts", default="fairness,throughput")
     parser.add_argument("--redis-port", type=int, default=DEFAULT_REDIS_PORT)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the platform")
+    parser.add_argument(
+        "--no-statuses",
+        action="store_true",
+        help="the fake provider posts no status webhooks: the sending path alone",
+    )
     parser.add_argument("--report", action="store_true", help="write its block of the report")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args()
@@ -786,6 +808,7 @@ def main() -> None:
         parts,
         args.redis_port,
         extra,
+        statuses=not args.no_statuses,
     )
     print(json.dumps(results, indent=2))
     if args.report:
