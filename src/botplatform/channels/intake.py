@@ -98,6 +98,8 @@ class WebhookIntake:
         self._waiting: list[_Webhook] = []
         self._writers: set[asyncio.Task[None]] = set()
         self._writing = 0  # writers running: at most `_max_writers`
+        #: Writers started for what waits but not yet run: what waits is theirs to linger for.
+        self._starting = 0
         self._filling = GroupLinger()  # a writer waiting for its group to fill (`_linger`)
         self._max_writers = CONCURRENT_GROUPS_POSTGRES if db.dialect == "postgresql" else 1
 
@@ -192,18 +194,21 @@ class WebhookIntake:
             self._filling.end()
         if self._writing < self._max_writers and not self._filling.active:
             self._writing += 1
+            self._starting += 1
             writer = asyncio.create_task(self._write_while_waiting())
             self._writers.add(writer)  # a reference, so the task is not collected midway
             writer.add_done_callback(self._writers.discard)
         return await webhook.stored
 
     async def _write_while_waiting(self) -> None:
+        self._starting -= 1
         try:
             if self._filling.active:  # started in the step the lingering one did: it takes all
                 return
             await self._linger()
-            # Stops while another writer lingers: what waits is that writer's group, filling.
-            while self._waiting and not self._filling.active:
+            # Stops while another writer lingers, or is about to (started, not yet run): what
+            # waits is that writer's group, filling.
+            while self._waiting and not self._filling.active and not self._starting:
                 group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
                 await self._write_group(group)
         finally:
