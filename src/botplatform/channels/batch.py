@@ -61,7 +61,7 @@ from botplatform.events.service import (
 )
 from botplatform.kit import core, metrics
 from botplatform.kit.clock import utcnow
-from botplatform.kit.scoping import scoped, scoped_columns, scoped_rows
+from botplatform.kit.scoping import scoped_columns, scoped_rows
 from botplatform.message.schemas import MessageBody
 from botplatform.message.service import IDEMPOTENCY_KEY, SEND_JOB, to_outbound
 from botplatform.models import (
@@ -182,7 +182,9 @@ async def apply_items(
     # recipients following the messages their statuses move.
     cycles.defer_writes(db)
     broadcast_status.defer_writes(db)
-    defer_events(db)  # and their events: one INSERT for the rows, one for the deliveries
+    # And their events: one INSERT for the rows, one for the deliveries; none where nobody
+    # can receive them.
+    defer_events(db, None if await anyone_receives(db, workspace_id) else workspace_id)
     leases = delivery.leases_of(db)  # replies the per-item path leases (bots, automations)
     if leases is not None:
         leases.defer_inserts()  # their rows: one INSERT with the last writes
@@ -257,34 +259,49 @@ async def _lock_status_targets(db: AsyncSession, items: list[tuple[ChannelInfo, 
     for channel, item in items:
         if isinstance(item, StatusUpdate):
             wanted[channel].add((item.provider_message_id, callback_id(item)))
+    dialect = db.get_bind().dialect.name
     for channel, targets in sorted(wanted.items(), key=lambda pair: pair[0].id):
-        provider_ids = sorted({provider_id for provider_id, _ in targets})
-        ours = sorted({row_id for _, row_id in targets if row_id is not None})
-        named = Message.provider_message_id.in_(provider_ids)
-        statement = (
-            scoped(Message, channel.workspace_id)
-            .where(
-                Message.channel_id == channel.id,
-                or_(named, Message.id.in_(ours)) if ours else named,
-            )
-            .order_by(Message.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        messages = list((await db.execute(statement)).scalars())
+        parameters = {
+            "workspace_id": channel.workspace_id,
+            "channel_id": channel.id,
+            "provider_ids": sorted({provider_id for provider_id, _ in targets}),
+            "ours": sorted({row_id for _, row_id in targets if row_id is not None}),
+        }
+        messages = list((await db.execute(_LOCK_STATUS_TARGETS[dialect], parameters)).scalars())
         # Loaded as they are locked: each status finds its message without a query of its
         # own, and its event its conversation (one read for the batch, not one per message).
         hold_locked(db, channel.id, messages)
-        await _load_conversations(db, channel.workspace_id, messages)
+        conversation_ids = sorted({message.conversation_id for message in messages})
+        if conversation_ids:  # into the identity map, where `emit_message` looks them up
+            parameters = {"workspace_id": channel.workspace_id, "values": conversation_ids}
+            await db.execute(_STATUS_CONVERSATIONS[dialect], parameters)
 
 
-async def _load_conversations(
-    db: AsyncSession, workspace_id: uuid.UUID, messages: list[Message]
-) -> None:
-    """Into the session's identity map, where `emit_message` looks them up."""
-    ids = sorted({message.conversation_id for message in messages})
-    if ids:
-        await db.execute(scoped(Conversation, workspace_id).where(Conversation.id.in_(ids)))
+#: `_lock_status_targets`' read, built once (a broadcast brings three status webhooks per
+#: send, so it runs for nearly every batch then): the lists are array parameters, one
+#: prepared shape whatever their lengths (`_one_of`), where a statement built per batch
+#: with `IN (…)` lists was compiled by SQLAlchemy, and prepared and planned by PostgreSQL,
+#: once for every pair of lengths it met.
+_LOCK_STATUS_TARGETS = _per_dialect(
+    lambda dialect: (
+        scoped_rows(Message)
+        .where(
+            Message.channel_id == bindparam("channel_id"),
+            or_(
+                _one_of(Message.provider_message_id, "provider_ids")[dialect],
+                _one_of(Message.id, "ours")[dialect],
+            ),
+        )
+        .order_by(Message.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+)
+#: Their conversations, for the events' payloads: loaded, not refreshed (one the batch
+#: holds already keeps its own state).
+_STATUS_CONVERSATIONS = _per_dialect(
+    lambda dialect: scoped_rows(Conversation).where(_one_of(Conversation.id, "values")[dialect])
+)
 
 
 # -- which items take the bulk path ----------------------------------------------------------

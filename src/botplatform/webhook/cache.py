@@ -41,10 +41,13 @@ async def endpoints_for(
 ) -> tuple[uuid.UUID, ...]:
     """Ids of the workspace's enabled endpoints that take this event type (a workspace has
     few endpoints: the type filter runs here, the same on both databases)."""
+    return subscribed(await subscriptions(db, workspace_id), event_type)
+
+
+def subscribed(endpoints: Subscriptions, event_type: str) -> tuple[uuid.UUID, ...]:
+    """Ids of `endpoints` that take this event type."""
     return tuple(
-        endpoint_id
-        for endpoint_id, types in await subscriptions(db, workspace_id)
-        if event_type in types or ALL in types
+        endpoint_id for endpoint_id, types in endpoints if event_type in types or ALL in types
     )
 
 
