@@ -590,8 +590,10 @@ def bench_webchat(run: Run, options: webchat.Options) -> dict[str, Any]:
             argv = bench_script(
                 "webchat.py",
                 *("--base", platform.base, "--workspace", platform.channel.workspace_id),
-                *("--channel", channel_id, "--token", platform.channel.token),
-                *("--secret", platform.secret_key, "--pids", webchat.pids_arg(pids)),
+                # `=`: a random secret or token may start with "-", which argparse would
+                # take for an option of its own (a run failed so).
+                *("--channel", channel_id, f"--token={platform.channel.token}"),
+                *(f"--secret={platform.secret_key}", "--pids", webchat.pids_arg(pids)),
                 *options.argv(),
             )
             result = webchat.run_generator(argv)
