@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -693,6 +695,49 @@ async def test_webhook_failures_are_logged_not_raised(
     receiver.status = 500
     await graph.post_inbound_text(CUSTOMER, "hello")
     assert any("answered 500" in message for message in warnings_seen.messages)
+
+
+async def test_own_client_posts_signed_statuses_over_real_http(receiver: Receiver) -> None:
+    # No injected client: the graph's own session posts to a real loopback server, the
+    # body's bytes exactly as signed (the platform verifies them), Meta's user agent, and a
+    # status chain's three webhooks in order.
+    server = TestServer(_as_aiohttp(receiver))
+    await server.start_server()
+    graph = FakeGraph(
+        access_tokens={TOKEN},
+        app_secret=SECRET,
+        webhook_url=str(server.make_url("/webhooks/whatsapp")),
+        status_delay=0.0,
+    )
+    try:
+        async with api_client(graph) as client:
+            body = message("text", {"body": "hi"})
+            assert (await client.post(MESSAGES, json=body)).status_code == 200
+            payloads = await receiver.wait_for(3)
+        statuses = [value_of(payload)["statuses"][0]["status"] for payload in payloads]
+        assert statuses == ["sent", "delivered", "read"]
+        for headers, raw in receiver.calls:
+            verify_signature(headers, raw)
+            assert headers["user-agent"] == "facebookexternalua"
+        assert graph.last_delivery.endswith("answered 200")
+    finally:
+        await graph.aclose()
+        await server.close()
+
+
+def _as_aiohttp(receiver: Receiver) -> web.Application:
+    """The receiver behind a real HTTP server (aiohttp's), keeping the raw body."""
+
+    async def endpoint(request: web.Request) -> web.Response:
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        receiver.calls.append((headers, await request.read()))
+        async with receiver.arrived:
+            receiver.arrived.notify_all()
+        return web.Response(status=receiver.status)
+
+    app = web.Application()
+    app.router.add_post("/webhooks/whatsapp", endpoint)
+    return app
 
 
 async def test_unreachable_webhook_url_is_logged(warnings_seen: Collect) -> None:
