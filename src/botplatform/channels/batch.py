@@ -172,10 +172,12 @@ async def apply_items(
     usage counters, the replies and the caller's `closing` ones — go together (one round
     trip on PostgreSQL)."""
     outcome = Outcome()
+    # Asked once for the batch: the stored messages' events and every event below.
+    heard = await anyone_receives(db, workspace_id)
     items = await _follow_reactions(db, items)
     senders, rest = await _split(db, items)
     if senders:
-        closing = [*await _record(db, senders), *closing]
+        closing = [*await _record(db, senders, heard), *closing]
         outcome.received += sum(len(sender.stored) for sender in senders)
     await _lock_status_targets(db, rest)
     # With the last writes: the cycles the items below open and note, and the broadcast
@@ -184,7 +186,7 @@ async def apply_items(
     broadcast_status.defer_writes(db)
     # And their events: one INSERT for the rows, one for the deliveries; none where nobody
     # can receive them.
-    defer_events(db, None if await anyone_receives(db, workspace_id) else workspace_id)
+    defer_events(db, None if heard else workspace_id)
     leases = delivery.leases_of(db)  # replies the per-item path leases (bots, automations)
     if leases is not None:
         leases.defer_inserts()  # their rows: one INSERT with the last writes
@@ -699,13 +701,13 @@ async def _follow_reactions(
 # -- messages --------------------------------------------------------------------------------
 
 
-async def _record(db: AsyncSession, senders: list[Sender]) -> list[core.Write]:
+async def _record(db: AsyncSession, senders: list[Sender], heard: bool) -> list[core.Write]:
     """Stores the senders' messages once each (a provider's redelivery is left out by the
     unique key), and moves their conversations on: what `record_inbound` does per message.
     Gives the writes that can wait for the batch's last round trip (the cycles opened)."""
     now = utcnow()
     workspace_id = senders[0].channel.workspace_id
-    events = Events(await anyone_receives(db, workspace_id))
+    events = Events(heard)  # `heard`: `anyone_receives`, asked by the caller
     new = sorted((s for s in senders if s.contact_id is None), key=lambda s: s.external_id)
     known = [sender for sender in senders if sender.contact_id is not None]
     if new:

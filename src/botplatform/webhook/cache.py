@@ -2,7 +2,8 @@
 every domain event asks, and the answer changes only when an endpoint is added, deleted,
 enabled, disabled or given other event types.
 
-    for endpoint_id in await webhook_cache.endpoints_for(db, workspace_id, "message.received"):
+    subscribed = await webhook_cache.subscriptions(db, workspace_id)  # once per batch of events
+    for endpoint_id in webhook_cache.subscribed(subscribed, "message.received"):
 """
 
 from __future__ import annotations
@@ -36,16 +37,9 @@ async def subscriptions(db: AsyncSession, workspace_id: uuid.UUID) -> Subscripti
     return await shared_cache.cached(db, KIND, workspace_id, None, load)
 
 
-async def endpoints_for(
-    db: AsyncSession, workspace_id: uuid.UUID, event_type: str
-) -> tuple[uuid.UUID, ...]:
-    """Ids of the workspace's enabled endpoints that take this event type (a workspace has
-    few endpoints: the type filter runs here, the same on both databases)."""
-    return subscribed(await subscriptions(db, workspace_id), event_type)
-
-
 def subscribed(endpoints: Subscriptions, event_type: str) -> tuple[uuid.UUID, ...]:
-    """Ids of `endpoints` that take this event type."""
+    """Ids of `endpoints` that take this event type (a workspace has few endpoints: the type
+    filter runs here, the same on both databases)."""
     return tuple(
         endpoint_id for endpoint_id, types in endpoints if event_type in types or ALL in types
     )
