@@ -4,7 +4,6 @@ flag, seen by other processes through Redis, and bulk work steps back while it i
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from types import SimpleNamespace
@@ -17,9 +16,7 @@ from botplatform.kit.kv import MemoryStore, RedisStore
 from botplatform.runtime import Runtime
 from botplatform.worker import pressure as pressure_module
 from botplatform.worker.pressure import Pressure
-from tests.conftest import eventually
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
+from tests.conftest import REDIS_URL, eventually
 
 
 def _ago(ms: float) -> int:
@@ -47,7 +44,6 @@ async def test_a_zero_budget_never_raises_it() -> None:
     assert await pressure.step_back(1.0) == 0.0
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set")
 async def test_the_flag_reaches_other_processes_through_redis() -> None:
     late_side, bulk_side = RedisStore(REDIS_URL), RedisStore(REDIS_URL)
     try:
