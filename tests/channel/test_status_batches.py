@@ -20,7 +20,7 @@ from botplatform.models import Conversation, Event, Message
 from botplatform.runtime import Runtime
 from botplatform.sandbox.whatsapp import FakeGraph
 from botplatform.webhook import cache as webhook_cache
-from tests.channel.test_batch_equivalence import _run, _status, _store, _world
+from tests.channel.test_batch_equivalence import _run, _settled, _status, _store, _world
 from tests.conftest import Api, driver_statements, eventually, sql_statements
 from tests.fakes.webhook_receiver import running_receiver
 
@@ -75,6 +75,15 @@ async def _statuses(runtime: Runtime, ws: str, provider_ids: list[str]) -> dict[
 async def _apply(runtime: Runtime, ws: str, channel_id: str, bodies: list[bytes]) -> None:
     """The webhooks stored as one group, then applied by one batch job."""
     await _run(runtime, "process_inbound_events", ws, await _store(runtime, ws, channel_id, bodies))
+
+
+async def _applied(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, ws: str, channel_id: str, bodies: list[bytes]
+) -> list[str]:
+    """`_apply`, and the SQL it ran (through SQLAlchemy or on asyncpg), on one line each."""
+    with sql_statements(runtime) as seen, driver_statements(monkeypatch) as sent:
+        await _apply(runtime, ws, channel_id, bodies)
+    return [" ".join(s.split()).lower() for s in [*seen, *sent]]
 
 
 def _counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[int]:
@@ -147,10 +156,9 @@ async def test_the_messages_statuses_name_are_read_in_one_shape_whatever_their_n
     provider_ids = await _sent_messages(runtime, ws, channel_id, 9)
 
     reads: list[str] = []
-    for chunk, status in ((provider_ids[:2], "delivered"), (provider_ids[2:], "delivered")):
-        with sql_statements(runtime) as seen, driver_statements(monkeypatch) as sent:
-            await _apply(runtime, ws, channel_id, [_status(p, WA_ID, status) for p in chunk])
-        statements = [" ".join(s.split()).lower() for s in [*seen, *sent]]
+    for chunk in (provider_ids[:2], provider_ids[2:]):
+        bodies = [_status(p, WA_ID, "delivered") for p in chunk]
+        statements = await _applied(runtime, monkeypatch, ws, channel_id, bodies)
         reads += [s for s in statements if s.startswith("select") and "from messages" in s]
 
     assert await _statuses(runtime, ws, provider_ids) == {"delivered": 9}
@@ -162,3 +170,27 @@ async def test_the_messages_statuses_name_are_read_in_one_shape_whatever_their_n
         assert "= any" in locking[0], locking[0]
     else:  # SQLite: no row locks; the lists are expanded, as any IN list there
         assert not locking
+
+
+async def test_a_batch_writes_the_messages_its_statuses_move_in_one_statement(
+    api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = await api.register()
+    ws, channel_id = await _world(api, owner, "Acme", "1122334455667")
+    await api.inbound_text(channel_id, WA_ID, "hello", name="Dana")
+    provider_ids = await _sent_messages(runtime, ws, channel_id, 24)
+    await eventually(lambda: _settled(runtime, ws))  # the auto-reply's outcome written
+    moves = ("delivered", "read", "failed")  # each changes other columns
+
+    writes: list[list[str]] = []
+    for chunk in (provider_ids[:3], provider_ids[3:]):
+        bodies = [_status(p, WA_ID, moves[n % 3]) for n, p in enumerate(chunk)]
+        statements = await _applied(runtime, monkeypatch, ws, channel_id, bodies)
+        writes.append([s for s in statements if s.startswith("update messages")])
+
+    assert await _statuses(runtime, ws, provider_ids) == {"delivered": 8, "read": 8, "failed": 8}
+    # One UPDATE for the batch, of 3 messages or of 21, whatever each status changed (through
+    # the ORM: one per message, or per set of changed columns).
+    assert [len(batch) for batch in writes] == [1, 1], writes
+    if runtime.db.dialect == "postgresql":  # and one prepared shape
+        assert writes[0] == writes[1]

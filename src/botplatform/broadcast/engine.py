@@ -19,7 +19,7 @@ the `broadcasts` queue. The protocol of channels/delivery.py, per recipient:
    row — the provider refused it, nothing left — and queues the recipient again after a
    back-off, and the driver slows down. No answer: nothing is written; the message keeps
    its marker, its status webhook or the sweeper's `delivery_unknown` settles it, and
-   the recipient follows its message (`status.mirror`).
+   the recipient follows its message (`conversation.statuses`).
 
 A worker killed anywhere loses nothing and repeats nothing: before (2) the claim's lease
 runs out and the rows are claimed again; after (2) the message's marker stops any resend.

@@ -402,7 +402,7 @@ async def _write_outcomes(driver: Driver, outcomes: list[Outcome]) -> None:
     """The chunk's outcomes in one transaction: one statement per kind of outcome (the
     accepted ones in one round trip on PostgreSQL). A send without an answer writes nothing:
     its marker stays, and its status webhook or the sweeper's `delivery_unknown` settles it
-    (and the recipient follows its message, `status.mirror`)."""
+    (and the recipient follows its message, `conversation.statuses`)."""
     now = utcnow()
     later = now + timedelta(seconds=max(driver.backoff, 1.0))
     rows: dict[str, list[dict[str, Any]]] = {"sent": [], "failed": [], "retry": []}

@@ -1,10 +1,11 @@
 """A broadcast recipient follows its message: the provider's status webhooks move the
-message (conversation.service.apply_status), and the recipient with it; the sweeper's
+message (conversation.statuses), and the recipient with it; the sweeper's
 `broadcast_recipients` step settles the ones whose message ended without a webhook
 (`delivery_unknown`, or a status that came while the driver was still writing)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import DateTime, String, Text, Uuid, and_, bindparam, select, update
@@ -25,7 +26,6 @@ MIRRORED = {
     "failed": "failed",
 }
 RECONCILE_BATCH = 500
-_DEFERRED = "botplatform.broadcast_mirrors"
 
 _RCP = table_of(BroadcastRecipient).c
 _FOLLOWED = core.unnested(
@@ -63,40 +63,13 @@ _FOLLOW_ONE = (
 )
 
 
-def is_broadcast(message: Message) -> bool:
+def is_broadcast(message: Any) -> bool:
     return bool((message.content or {}).get("broadcast_id"))
 
 
-async def mirror(db: AsyncSession, message: Message) -> None:
-    """Called where a status webhook moved a broadcast's message: its recipient follows (one
-    UPDATE). Inside a channel batch (`defer_writes`) it waits for the batch's last writes,
-    and follows the message's state at that moment, whatever statuses moved it meanwhile."""
-    deferred: dict[Any, Message] | None = db.info.get(_DEFERRED)
-    if deferred is not None:
-        deferred[message.id] = message
-        return
-    write = _following(db, [message])
-    if write is not None:
-        await core.run(db, *write)
-
-
-def defer_writes(db: AsyncSession) -> None:
-    """From now on, this transaction's recipients follow their messages in `deferred_writes`
-    (a broadcast brings three status webhooks per send: one statement per batch instead of
-    one per status)."""
-    db.info[_DEFERRED] = {}
-
-
-def deferred_writes(db: AsyncSession) -> list[core.Write]:
-    """The recipients' writes deferred since `defer_writes`, to run now (after it they run
-    at once again)."""
-    deferred: dict[Any, Message] | None = db.info.pop(_DEFERRED, None)
-    write = _following(db, list(deferred.values())) if deferred else None
-    return [] if write is None else [write]
-
-
-def _following(db: AsyncSession, messages: list[Message]) -> core.Write | None:
-    """The write that moves each message's recipient to the message's status."""
+def following(db: AsyncSession, messages: Sequence[Any]) -> core.Write | None:
+    """The write that moves each message's recipient to the message's status (`messages`:
+    `Message`s or rows with their id, workspace, status, error and `sent_at`)."""
     rows = [
         {
             "mid": message.id,

@@ -6,9 +6,9 @@ handful of multi-row Core statements for the whole batch: contacts, conversation
 events, usage, and the channel's auto-replies, inserted already leased to this job, which
 sends them itself once the batch has committed (`channels.sender`). On a channel a live bot
 serves, the messages are stored so too and each is then answered by the bot's turn, one at a
-time (`_bot_turns`). Everything else (status updates, edits, a STOP, a renamed contact) goes
-through the per-item path of `channels.tasks`, unchanged, in the same transaction, after the
-common case.
+time (`_bot_turns`). Delivery statuses are applied all at once too (`conversation.statuses`).
+Everything else (edits, a STOP, a renamed contact) goes through the per-item path of
+`channels.tasks`, unchanged, in the same transaction, after the common case.
 
 Why it leaves the ORM here: an ORM flush and load costs ~0.5-0.7 ms per statement and per
 row; the same work as one multi-row statement costs a few hundredths of a millisecond per
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from functools import cache, lru_cache, partial
 from typing import Any
 
-from sqlalchemy import any_, bindparam, case, delete, func, inspect, or_, select, update
+from sqlalchemy import any_, bindparam, case, delete, func, inspect, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstanceState, PassiveFlag
@@ -34,7 +34,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
 from botplatform.bot import cache as bot_cache
-from botplatform.broadcast import status as broadcast_status
 from botplatform.channels import choices, delivery, policy
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
@@ -42,13 +41,11 @@ from botplatform.channels.messages import InboundMessage, OutboundMessage, Statu
 from botplatform.channels.registry import threaded
 from botplatform.channels.sender import LeasedSend
 from botplatform.conversation import repository as conversation_repository
+from botplatform.conversation import statuses
 from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import (
     IDENTITY_KEY,
     MESSAGE_KEY,
-    callback_id,
-    forget_locked,
-    hold_locked,
     inbound_row,
 )
 from botplatform.events import payloads
@@ -179,14 +176,16 @@ async def apply_items(
     if senders:
         closing = [*await _record(db, senders, heard), *closing]
         outcome.received += sum(len(sender.stored) for sender in senders)
-    await _lock_status_targets(db, rest)
-    # With the last writes: the cycles the items below open and note, and the broadcast
-    # recipients following the messages their statuses move.
+    # With the last writes: the cycles the items below open and note.
     cycles.defer_writes(db)
-    broadcast_status.defer_writes(db)
     # And their events: one INSERT for the rows, one for the deliveries; none where nobody
     # can receive them.
     defer_events(db, None if heard else workspace_id)
+    # The status updates, all at once, before anything else locks a row (conversation
+    # .statuses locks their messages in id order).
+    updates = [(channel, item) for channel, item in rest if isinstance(item, StatusUpdate)]
+    rest = [(channel, item) for channel, item in rest if not isinstance(item, StatusUpdate)]
+    await statuses.apply_batch(db, workspace_id, updates, heard)
     leases = delivery.leases_of(db)  # replies the per-item path leases (bots, automations)
     if leases is not None:
         leases.defer_inserts()  # their rows: one INSERT with the last writes
@@ -203,9 +202,7 @@ async def apply_items(
             *closing,
             *turns,
             *cycles.deferred_writes(db),
-            *broadcast_status.deferred_writes(db),
         ]
-        forget_locked(db)
         forget_deferred(db)
     wanted = _wanted_replies(senders)
     leased = len(leases.replies) if leases is not None else 0
@@ -246,64 +243,6 @@ def _give_back(db: AsyncSession, workspace_id: uuid.UUID, leases: delivery.Lease
         leases.unlease(reply)
         enqueue(db, SEND_JOB, str(workspace_id), str(reply.message.id))
     leases.replies.clear()
-
-
-async def _lock_status_targets(db: AsyncSession, items: list[tuple[ChannelInfo, object]]) -> None:
-    """Locks the messages the batch's status updates are about, all at once in id order,
-    before they are applied one by one: those named by the provider's id and those named by
-    our own (`biz_opaque_callback_data`: a send whose answer was not written yet). Two
-    batches carrying statuses of the same messages in different orders (a broadcast's sent /
-    delivered / read webhooks), or a batch and a broadcast chunk writing its outcomes (which
-    locks in id order too, broadcast/sending.py), would otherwise each hold a row the other
-    waits for, and PostgreSQL would end one as a deadlock. (SQLite has one writer: nothing to
-    order, and `FOR UPDATE` is not written; the messages are loaded all the same.)"""
-    wanted: dict[ChannelInfo, set[tuple[str, uuid.UUID | None]]] = defaultdict(set)
-    for channel, item in items:
-        if isinstance(item, StatusUpdate):
-            wanted[channel].add((item.provider_message_id, callback_id(item)))
-    dialect = db.get_bind().dialect.name
-    for channel, targets in sorted(wanted.items(), key=lambda pair: pair[0].id):
-        parameters = {
-            "workspace_id": channel.workspace_id,
-            "channel_id": channel.id,
-            "provider_ids": sorted({provider_id for provider_id, _ in targets}),
-            "ours": sorted({row_id for _, row_id in targets if row_id is not None}),
-        }
-        messages = list((await db.execute(_LOCK_STATUS_TARGETS[dialect], parameters)).scalars())
-        # Loaded as they are locked: each status finds its message without a query of its
-        # own, and its event its conversation (one read for the batch, not one per message).
-        hold_locked(db, channel.id, messages)
-        conversation_ids = sorted({message.conversation_id for message in messages})
-        if conversation_ids:  # into the identity map, where `emit_message` looks them up
-            parameters = {"workspace_id": channel.workspace_id, "values": conversation_ids}
-            await db.execute(_STATUS_CONVERSATIONS[dialect], parameters)
-
-
-#: `_lock_status_targets`' read, built once (a broadcast brings three status webhooks per
-#: send, so it runs for nearly every batch then): the lists are array parameters, one
-#: prepared shape whatever their lengths (`_one_of`), where a statement built per batch
-#: with `IN (…)` lists was compiled by SQLAlchemy, and prepared and planned by PostgreSQL,
-#: once for every pair of lengths it met.
-_LOCK_STATUS_TARGETS = _per_dialect(
-    lambda dialect: (
-        scoped_rows(Message)
-        .where(
-            Message.channel_id == bindparam("channel_id"),
-            or_(
-                _one_of(Message.provider_message_id, "provider_ids")[dialect],
-                _one_of(Message.id, "ours")[dialect],
-            ),
-        )
-        .order_by(Message.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-)
-#: Their conversations, for the events' payloads: loaded, not refreshed (one the batch
-#: holds already keeps its own state).
-_STATUS_CONVERSATIONS = _per_dialect(
-    lambda dialect: scoped_rows(Conversation).where(_one_of(Conversation.id, "values")[dialect])
-)
 
 
 # -- which items take the bulk path ----------------------------------------------------------

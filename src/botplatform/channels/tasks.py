@@ -37,7 +37,6 @@ from botplatform.channels.messages import (
     MessageEdited,
     MessageType,
     OutboundMessage,
-    StatusUpdate,
     SystemEvent,
     Watermark,
 )
@@ -522,9 +521,8 @@ async def _apply(ctx: JobContext, channel: ChannelInfo, item: object) -> int:
         choices.queue(db, channel, message)
         await _answer(ctx, channel, message, item.sender_id)
         return 1
-    if isinstance(item, StatusUpdate):
-        await conversations.apply_status(db, channel, item)
-    elif isinstance(item, MessageEdited):
+    # (Status updates never come here: a batch applies them all at once, conversation.statuses.)
+    if isinstance(item, MessageEdited):
         await conversations.apply_edit(db, channel, item)
     elif isinstance(item, MessageDeleted):
         await conversations.apply_delete(db, channel, item)

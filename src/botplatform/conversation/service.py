@@ -12,8 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.analytics import cycles
 from botplatform.automation import events as automation_events
-from botplatform.broadcast import status as broadcast_status
-from botplatform.channels import delivery
 from botplatform.channels import profile as profiles
 from botplatform.channels.base import ChannelInfo
 from botplatform.channels.messages import (
@@ -25,11 +23,11 @@ from botplatform.channels.messages import (
     MessageDeleted,
     MessageEcho,
     MessageEdited,
-    StatusUpdate,
     Watermark,
 )
 from botplatform.conversation import repository as conversation_repository
 from botplatform.conversation.consent import consent_keyword
+from botplatform.conversation.statuses import TIME_FIELDS
 from botplatform.events import payloads
 from botplatform.events.service import emit, emit_message
 from botplatform.kit import core, metrics
@@ -230,38 +228,10 @@ async def set_status(db: AsyncSession, conversation: Conversation, status: str) 
         )
 
 
-_LOCKED = "botplatform.locked_status_targets"
-
-
-def hold_locked(db: AsyncSession, channel_id: uuid.UUID, messages: list[Message]) -> None:
-    """The messages a channel batch locked, loaded, for its status updates
-    (channels/batch.py): each status then finds its message here instead of by a query of
-    its own, until `forget_locked`."""
-    held: dict[Any, Message] = db.info.setdefault(_LOCKED, {})
-    for message in messages:
-        held[message.id] = message
-        if message.provider_message_id:
-            held[(channel_id, message.provider_message_id)] = message
-
-
-def forget_locked(db: AsyncSession) -> None:
-    db.info.pop(_LOCKED, None)
-
-
-def _held(db: AsyncSession, key: uuid.UUID | tuple[uuid.UUID, str]) -> Message | None:
-    """A message `hold_locked` holds: by our id, or by (channel id, provider id)."""
-    held: dict[Any, Message] = db.info.get(_LOCKED, {})
-    return held.get(key)
-
-
-async def find_message(
-    db: AsyncSession, channel: ChannelInfo, provider_id: str, *, lock: bool = False
-) -> Message | None:
+async def find_message(db: AsyncSession, channel: ChannelInfo, provider_id: str) -> Message | None:
     statement = scoped(Message, channel.workspace_id).where(
         Message.channel_id == channel.id, Message.provider_message_id == provider_id
     )
-    if lock:  # statuses race each other: the second waits and sees the first's result
-        statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await db.execute(statement)).scalar_one_or_none()
 
 
@@ -379,94 +349,6 @@ async def record_inbound(
     return message
 
 
-def callback_id(update_: StatusUpdate) -> uuid.UUID | None:
-    """Our own id for the message, as the status names it (biz_opaque_callback_data)."""
-    try:
-        return uuid.UUID(str(update_.raw.get("biz_opaque_callback_data", "")))
-    except ValueError:
-        return None
-
-
-async def _by_callback(
-    db: AsyncSession, channel: ChannelInfo, update_: StatusUpdate
-) -> Message | None:
-    """The message a status names by our own id (biz_opaque_callback_data): a send whose
-    answer never reached us — the worker died, or the webhook beat the response. Its
-    provider id is learnt here, so the send is not repeated."""
-    row_id = callback_id(update_)
-    if row_id is None:
-        return None
-    held = _held(db, row_id)
-    if held is not None:  # locked and loaded by the batch: the query's conditions, in memory
-        mine = held.channel_id == channel.id and held.provider_message_id is None
-        return _learn_provider_id(held, update_) if mine else None
-    statement = (
-        scoped(Message, channel.workspace_id)
-        .where(
-            Message.id == row_id,
-            Message.channel_id == channel.id,
-            Message.provider_message_id.is_(None),
-        )
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    message = (await db.execute(statement)).scalar_one_or_none()
-    return None if message is None else _learn_provider_id(message, update_)
-
-
-def _learn_provider_id(message: Message, update_: StatusUpdate) -> Message:
-    message.provider_message_id = update_.provider_message_id
-    if message.status == "sending":
-        message.status, message.lease_until = "queued", None  # rank 0: the status moves it
-        message.send_attempted_at = None  # the outcome is known now
-    return message
-
-
-_TIME_FIELD = {
-    DeliveryStatus.SENT: "sent_at",
-    DeliveryStatus.DELIVERED: "delivered_at",
-    DeliveryStatus.READ: "read_at",
-}
-
-
-async def apply_status(db: AsyncSession, channel: ChannelInfo, update_: StatusUpdate) -> bool:
-    """Moves an outbound message forward; statuses arrive out of order, and a message never
-    goes back (read stays read when a late `delivered` comes)."""
-    held = _held(db, (channel.id, update_.provider_message_id))
-    message = held or await find_message(db, channel, update_.provider_message_id, lock=True)
-    if message is None:
-        message = await _by_callback(db, channel, update_)
-    if message is None or message.direction != "outbound":
-        return False
-    new = update_.status
-    if new == DeliveryStatus.FAILED:
-        if message.status in (DeliveryStatus.READ, DeliveryStatus.PLAYED):
-            return False
-        message.status, message.send_attempted_at = new.value, None
-        if update_.errors:
-            message.error_code = str(update_.errors[0].code)
-            message.error_title = update_.errors[0].title[:500]
-        await emit_message(db, "message.failed", message)
-        if broadcast_status.is_broadcast(message):  # its recipient follows it
-            await broadcast_status.mirror(db, message)
-        return True
-    current = DeliveryStatus(message.status) if message.status in STATUS_RANK else None
-    if current is not None and STATUS_RANK[current] >= STATUS_RANK[new]:
-        return False
-    if message.status == DeliveryStatus.FAILED and not delivery.is_delivery_unknown(message):
-        return False
-    if message.status == DeliveryStatus.FAILED:  # we gave up knowing; the provider says it left
-        message.error_code = message.error_title = message.send_attempted_at = None
-    message.status = new.value
-    for status, field in _TIME_FIELD.items():
-        if STATUS_RANK[new] >= STATUS_RANK[status] and getattr(message, field) is None:
-            setattr(message, field, update_.timestamp)
-    await emit_message(db, "message.status_updated", message)
-    if broadcast_status.is_broadcast(message):  # its recipient follows it
-        await broadcast_status.mirror(db, message)
-    return True
-
-
 async def apply_edit(db: AsyncSession, channel: ChannelInfo, event: MessageEdited) -> bool:
     message = await find_message(db, channel, event.provider_message_id)
     if message is None:
@@ -569,7 +451,7 @@ async def apply_watermark(db: AsyncSession, channel: ChannelInfo, mark: Watermar
     moved = list((await db.execute(statement.with_for_update())).scalars())
     for message in moved:
         message.status = mark.status.value
-        for status, field in _TIME_FIELD.items():
+        for status, field in TIME_FIELDS.items():
             if STATUS_RANK[mark.status] >= STATUS_RANK[status] and getattr(message, field) is None:
                 setattr(message, field, mark.watermark)
     await db.flush()
