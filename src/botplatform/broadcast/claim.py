@@ -15,8 +15,9 @@ from botplatform.broadcast import repository
 from botplatform.broadcast.driver import Driver, give_way
 from botplatform.broadcast.personalise import MissingVariable, Renderer, quiet_until, recipient_zone
 from botplatform.channels import policy
+from botplatform.conversation.service import CONVERSATION_KEY
 from botplatform.events import payloads
-from botplatform.events.service import emit_many
+from botplatform.events.service import anyone_receives, emit_many
 from botplatform.kit import core
 from botplatform.kit.clock import utcnow
 from botplatform.message.schemas import MessageBody
@@ -142,7 +143,10 @@ async def _conversations(
     db: AsyncSession, driver: Driver, contact_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, Conversation]:
     """Each contact's conversation on the channel, created (with its event) if missing: their
-    one conversation there, not a thread of theirs (a broadcast starts no thread)."""
+    one conversation there, not a thread of theirs (a broadcast starts no thread). Created
+    with one multi-row INSERT rather than the ORM's flush (an imported audience has none yet:
+    a conversation per send, 9% of a bulk worker's time through the ORM); one the customer
+    opened meanwhile meets the unique key and is read instead."""
     assert driver.channel is not None
     channel_id = driver.channel.id
     statement = select(Conversation).where(
@@ -153,24 +157,39 @@ async def _conversations(
     )
     found = {c.contact_id: c for c in (await db.execute(statement)).scalars()}
     missing = [contact_id for contact_id in contact_ids if contact_id not in found]
-    if missing:
-        created = [
-            Conversation(
-                id=uuid.uuid4(),
-                workspace_id=driver.ws,
-                channel_id=channel_id,
-                contact_id=contact_id,
-                status="open",
-                unread_count=0,
-            )
-            for contact_id in missing
-        ]
-        db.add_all(created)
-        await db.flush()
-        await emit_many(
-            db,
-            driver.ws,
-            [("conversation.created", payloads.conversation_event(c)) for c in created],
-        )
-        found.update({c.contact_id: c for c in created})
+    if not missing:
+        return found
+    now = utcnow()
+    rows = [_conversation_row(driver.ws, channel_id, contact_id, now) for contact_id in missing]
+    inserted = await core.insert_many(
+        db, Conversation, rows, conflict=CONVERSATION_KEY, returning="id"
+    )
+    won = set(inserted.scalars())
+    # Not added to the session: only their ids are used from here on.
+    created = [core.instance(Conversation, row) for row in rows if row["id"] in won]
+    if len(created) < len(rows):
+        found.update({c.contact_id: c for c in (await db.execute(statement)).scalars()})
+    if await anyone_receives(db, driver.ws):
+        events = [("conversation.created", payloads.conversation_event(c)) for c in created]
+        await emit_many(db, driver.ws, events)
+    found.update({c.contact_id: c for c in created})
     return found
+
+
+def _conversation_row(
+    ws: uuid.UUID, channel_id: uuid.UUID, contact_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
+    """A new conversation, every column set (`core.complete_row`)."""
+    row = {
+        "id": uuid.uuid4(),
+        "workspace_id": ws,
+        "channel_id": channel_id,
+        "contact_id": contact_id,
+        "thread_key": "",
+        "status": "open",
+        "unread_count": 0,
+        "labels": [],
+        "created_at": now,
+        "updated_at": now,
+    }
+    return core.complete_row(Conversation, row)

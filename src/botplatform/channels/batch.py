@@ -44,6 +44,7 @@ from botplatform.conversation import repository as conversation_repository
 from botplatform.conversation import statuses
 from botplatform.conversation.consent import consent_keyword
 from botplatform.conversation.service import (
+    CONVERSATION_KEY,
     IDENTITY_KEY,
     MESSAGE_KEY,
     inbound_row,
@@ -300,8 +301,6 @@ async def _channels_without_live_bots(
 # computing its cache key cost more than executing it: 0.6 ms against 0.25 ms, measured), and
 # on PostgreSQL run on asyncpg itself (`kit.core`). Inserts that meet a unique key leave
 # those rows out (`ON CONFLICT DO NOTHING`) and say which rows they wrote.
-
-_CONVERSATION_KEY = ["channel_id", "contact_id", "thread_key"]
 
 
 def _dialect(db: AsyncSession, statements: dict[str, Any]) -> Any:
@@ -568,7 +567,7 @@ async def _create_conversations(
         sender.conversation_id = uuid.uuid4()
     rows = [_conversation_row(sender, workspace_id, now) for sender in new]
     inserted = await core.insert_many(
-        db, Conversation, rows, conflict=_CONVERSATION_KEY, returning="id"
+        db, Conversation, rows, conflict=CONVERSATION_KEY, returning="id"
     )
     won = set(inserted.scalars())
     lost = [sender for sender, row in zip(new, rows, strict=True) if row["id"] not in won]

@@ -43,6 +43,8 @@ from botplatform.models import (
 
 #: A channel identity's unique key: one contact per number (or user id) per provider.
 IDENTITY_KEY = ["workspace_id", "provider", "external_id"]
+#: A conversation's unique key: one per contact, channel and thread ("" outside threads).
+CONVERSATION_KEY = ["channel_id", "contact_id", "thread_key"]
 
 
 def content_json(content: Content) -> dict[str, Any]:
