@@ -39,6 +39,8 @@ START = {
     "unknown": ("failed", "wamid.unknown", "delivery_unknown"),  # the provider says it left
     "refused": ("failed", "wamid.refused", "131026"),  # a real failure stays one
     "unanswered": ("sending", None, None),  # named by our id first, then by the provider's
+    # Refused without a provider id, then named by our id: stays failed, keeps the id learnt.
+    "refused_unnamed": ("failed", None, "131026"),
     "queued": ("queued", "wamid.queued", None),  # read straight away: every time is set
 }
 
@@ -127,6 +129,7 @@ def _webhooks(ids: dict[str, uuid.UUID]) -> list[bytes]:
         _status_body("wamid.refused", "delivered"),
         # The send's answer never reached us: its first status names it by our id.
         _status_body("wamid.answered-late", "sent", ours=ids["unanswered"]),
+        _status_body("wamid.refused-late", "delivered", ours=ids["refused_unnamed"]),
         _status_body("wamid.inbound", "read"),  # not ours to move
         _status_body("wamid.nobody", "delivered"),  # names no message: nothing happens
         _status_body("wamid.ladder", "read"),
@@ -175,6 +178,7 @@ EXPECTED = {
     "unknown": ("delivered", "wamid.unknown", None, "sd", False, False),
     "refused": ("failed", "wamid.refused", "131026", "", False, False),
     "unanswered": ("delivered", "wamid.answered-late", None, "sd", False, False),
+    "refused_unnamed": ("failed", "wamid.refused-late", "131026", "", False, False),
     "queued": ("read", "wamid.queued", None, "sdr", False, False),
     "inbound": ("received", "wamid.inbound", None, "", False, False),
 }

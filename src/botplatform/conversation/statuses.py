@@ -201,10 +201,12 @@ async def apply_batch(
     if not updates:
         return
     events: list[tuple[str, dict[str, Any]]] = []
-    moved: dict[uuid.UUID, Target] = {}
+    moved: dict[uuid.UUID, Target] = {}  # changed: to be written
     held = await _lock_targets(db, workspace_id, updates)
     for channel, update_ in updates:
-        target = _target_of(held, channel, update_)
+        target, learnt = _target_of(held, channel, update_)
+        if target is not None and learnt:  # its provider id is kept, even if nothing moves
+            moved[target.id] = target
         if target is None or target.direction != "outbound":
             continue
         event_type = move(target, update_)
@@ -247,19 +249,20 @@ async def _lock_targets(
 
 def _target_of(
     held: dict[Any, Target], channel: ChannelInfo, update_: StatusUpdate
-) -> Target | None:
+) -> tuple[Target | None, bool]:
     """The message a status names: by the provider's id, or else by our own (a send whose
-    provider id we have not written: learnt now, and found by it from then on)."""
+    provider id we have not written: learnt now, and found by it from then on); and whether
+    its provider id was learnt just now."""
     target = held.get((channel.id, update_.provider_message_id))
     if target is not None:
-        return target
+        return target, False
     row_id = callback_id(update_)
     target = held.get(row_id) if row_id is not None else None
     if target is None or target.channel_id != channel.id or target.provider_message_id:
-        return None
+        return None, False
     learn_provider_id(target, update_)
     held[(channel.id, update_.provider_message_id)] = target
-    return target
+    return target, True
 
 
 def _writes(db: AsyncSession, workspace_id: uuid.UUID, moved: list[Target]) -> list[core.Write]:
