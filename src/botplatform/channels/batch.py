@@ -116,17 +116,6 @@ class Outcome:
     received: int = 0
 
 
-def _one_of(column: Any, name: str) -> dict[str, Any]:
-    """`column IN (…a list given at run time…)`, per database: an array parameter on
-    PostgreSQL (one prepared shape whatever the list's length, which `core.run` needs), an
-    expanding list on SQLite."""
-    array = bindparam(name, type_=postgresql.ARRAY(column.type))
-    return {
-        "postgresql": column == any_(array),
-        "sqlite": column.in_(bindparam(name, expanding=True)),
-    }
-
-
 def _per_dialect(build: Callable[[str], Any]) -> dict[str, Any]:
     return {dialect: build(dialect) for dialect in ("postgresql", "sqlite")}
 
@@ -135,7 +124,7 @@ _EVENTS = table_of(InboundEvent)
 _PENDING_EVENTS = _per_dialect(
     lambda dialect: scoped_columns(
         InboundEvent, "id", "channel_id", "body", "dedupe_key", "created_at"
-    ).where(_one_of(_EVENTS.c.id, "ids")[dialect], _EVENTS.c.status == "pending")
+    ).where(core.one_of(_EVENTS.c.id, "ids")[dialect], _EVENTS.c.status == "pending")
 )
 
 
@@ -317,7 +306,7 @@ _KNOWN_IDENTITIES = _per_dialect(
         .join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
         .where(
             _IDENTITIES.c.provider == bindparam("provider"),
-            _one_of(_IDENTITIES.c.external_id, "external_ids")[dialect],
+            core.one_of(_IDENTITIES.c.external_id, "external_ids")[dialect],
         )
     )
 )
@@ -523,8 +512,8 @@ _KNOWN_CONVERSATIONS = _per_dialect(
         Conversation, "contact_id", "thread_key", "id", "last_inbound_at"
     ).where(
         _CONVERSATIONS.c.channel_id == bindparam("channel_id"),
-        _one_of(_CONVERSATIONS.c.contact_id, "contact_ids")[dialect],
-        _one_of(_CONVERSATIONS.c.thread_key, "thread_keys")[dialect],
+        core.one_of(_CONVERSATIONS.c.contact_id, "contact_ids")[dialect],
+        core.one_of(_CONVERSATIONS.c.thread_key, "thread_keys")[dialect],
     )
 )
 
@@ -589,7 +578,7 @@ _THREADS_OF_MESSAGES = _per_dialect(
         .join(_CONVERSATIONS, _CONVERSATIONS.c.id == _MESSAGES.c.conversation_id)
         .where(
             _MESSAGES.c.channel_id == bindparam("channel_id"),
-            _one_of(_MESSAGES.c.provider_message_id, "provider_ids")[dialect],
+            core.one_of(_MESSAGES.c.provider_message_id, "provider_ids")[dialect],
         )
     )
 )
@@ -955,7 +944,7 @@ async def _read_by(
 @cache
 def _reading(model: Any, key: str, dialect: str) -> Any:
     """`model`'s rows whose `key` is one of `:values`, loaded afresh."""
-    reading = scoped_rows(model).where(_one_of(getattr(model, key), "values")[dialect])
+    reading = scoped_rows(model).where(core.one_of(getattr(model, key), "values")[dialect])
     return reading.execution_options(populate_existing=True)
 
 

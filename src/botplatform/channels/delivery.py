@@ -85,8 +85,9 @@ def awaits_outcome(message: Message) -> bool:
     return message.status == "sending" and message.send_attempted_at is not None
 
 
-def is_delivery_unknown(message: Message) -> bool:
-    return message.status == "failed" and message.error_code == DELIVERY_UNKNOWN
+def is_delivery_unknown(message: Any) -> bool:
+    """`message`: a `Message`, or any row with its `status` and `error_code`."""
+    return bool(message.status == "failed" and message.error_code == DELIVERY_UNKNOWN)
 
 
 async def mark_attempted(

@@ -1,7 +1,7 @@
 """Delivery statuses: the provider says how far an outbound message got (sent, delivered,
 read, failed), and the message moves forward.
 
-    writes = await statuses.apply_batch(db, workspace_id, [(channel, update), ...], heard)
+    await statuses.apply_batch(db, workspace_id, [(channel, update), ...], heard)
 
 The rule is `move`: statuses arrive out of order, and a message never goes back (read stays
 read when a late `delivered` comes). A channel batch applies all of its statuses at once
@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import any_, bindparam, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from botplatform.broadcast import status as broadcast_status
@@ -54,10 +53,9 @@ TIME_FIELDS = {
 }
 
 
-def move(message: Any, update_: StatusUpdate) -> str | None:
+def move(message: Target, update_: StatusUpdate) -> str | None:
     """Moves an outbound message as `update_` says: the type of the event to emit, or None
-    where the status does not move it. `message` is a `Message` or a `Target` (the same
-    attributes)."""
+    where the status does not move it."""
     new = update_.status
     if new == DeliveryStatus.FAILED:
         if message.status in (DeliveryStatus.READ, DeliveryStatus.PLAYED):
@@ -81,7 +79,7 @@ def move(message: Any, update_: StatusUpdate) -> str | None:
     return "message.status_updated"
 
 
-def learn_provider_id(message: Any, update_: StatusUpdate) -> None:
+def learn_provider_id(message: Target, update_: StatusUpdate) -> None:
     """A status named the message by our own id (biz_opaque_callback_data): a send whose
     answer never reached us (the worker died, or the webhook beat the response). Its provider
     id is learnt here, so the send is not repeated."""
@@ -151,16 +149,8 @@ def _targets_statement(dialect: str) -> Any:
     prepared shape whatever their lengths), expanding lists on SQLite (which has one writer:
     nothing to order, and `FOR UPDATE` is not written)."""
     messages, conversations = table_of(Message), table_of(Conversation)
-    if dialect == "postgresql":
-        by_provider = messages.c.provider_message_id == any_(
-            bindparam("provider_ids", type_=postgresql.ARRAY(messages.c.provider_message_id.type))
-        )
-        by_ours = messages.c.id == any_(
-            bindparam("ours", type_=postgresql.ARRAY(messages.c.id.type))
-        )
-    else:
-        by_provider = messages.c.provider_message_id.in_(bindparam("provider_ids", expanding=True))
-        by_ours = messages.c.id.in_(bindparam("ours", expanding=True))
+    by_provider = core.one_of(messages.c.provider_message_id, "provider_ids")[dialect]
+    by_ours = core.one_of(messages.c.id, "ours")[dialect]
     # The contact by a lookup per message (the conversation's primary key), not a join: a
     # join's plan would depend on the conversations' statistics, and a stale estimate of a
     # workspace's conversations (10,000 appear with a broadcast) made it scan them all.

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Executable, bindparam, func, insert, select, update
+from sqlalchemy import Column, Executable, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -154,6 +154,17 @@ def as_loaded(db: AsyncSession, model: type[T], row: dict[str, Any]) -> T:
     # Held for the session's life (a unit of work), as the ORM holds the rows it inserts.
     db.info.setdefault(_HELD, []).append(loaded)
     return loaded
+
+
+def one_of(column: Any, name: str) -> dict[str, Any]:
+    """`column IN (…a list given at run time…)`, per database: an array parameter on
+    PostgreSQL (one prepared shape whatever the list's length, which `run` needs), an
+    expanding list on SQLite."""
+    array = bindparam(name, type_=postgresql.ARRAY(column.type))
+    return {
+        "postgresql": column == any_(array),
+        "sqlite": column.in_(bindparam(name, expanding=True)),
+    }
 
 
 def unnested(name: str, *columns: tuple[str, Any]) -> Any:
