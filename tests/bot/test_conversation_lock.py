@@ -7,6 +7,8 @@ second query. SQLite has no row locks and keeps its reads as they were."""
 
 from __future__ import annotations
 
+import re
+
 import asyncio
 import uuid
 
@@ -57,13 +59,18 @@ async def test_a_live_bot_s_message_reads_its_conversation_once_locked(
         assert not by_id, by_id
     else:  # SQLite: no row locks, the bot's read as before
         assert by_id, reads
-    # The contact and the bot session are read once each, after the lock, by key (no join
-    # whose plan depends on the tables' statistics); on PostgreSQL the bot's step reads its
-    # session from there, on SQLite it reads it again.
+    # The contact and the bot session are read once each, after the lock, by key (no plain
+    # join, whose plan depends on the tables' statistics); on PostgreSQL both in one
+    # statement, and the bot's step reads its session from there; on SQLite one table each,
+    # and the step reads the session again.
     session_reads = [s for s in seen if s.startswith("select") and "from bot_sessions" in s]
     contact_reads = [s for s in seen if s.startswith("select") and "from contacts" in s]
-    assert len(contact_reads) == 1 and " join " not in contact_reads[0], contact_reads
+    assert len(contact_reads) == 1, contact_reads
+    # Joined only laterally, a lookup by key per conversation (`batch._talking`).
+    assert set(re.findall(r" join (\w+)", contact_reads[0])) <= {"lateral"}, contact_reads
     assert len(session_reads) == (1 if _postgres(runtime) else 2), session_reads
+    if _postgres(runtime):  # one round trip for both
+        assert session_reads == contact_reads, session_reads
     # The message and the bot's reply both move the conversation, and the bot its session:
     # on PostgreSQL written with the batch's statements on asyncpg (`batch._turn_writes`),
     # not by the ORM (SQLite reads the conversation again, and that read flushes the
@@ -76,6 +83,10 @@ async def test_a_live_bot_s_message_reads_its_conversation_once_locked(
         turns = [s for s in sent if "UPDATE bot_sessions" in s]
         assert len(turns) == 1 and "UPDATE inbound_events" in turns[0], turns
         assert "UPDATE conversations" in turns[0], turns
+        # A known customer's contact and conversation: one statement (`batch._known_senders`).
+        finding = [s for s in sent if "FROM contact_identities" in s]
+        assert len(finding) == 1 and "FROM conversations" in finding[0], finding
+        assert not [s for s in sent if s.startswith("SELECT conversations.")], sent
     else:
         assert len(moves) == 2 and "unread_count" in moves[0] and len(steps) == 1, moves
 

@@ -75,6 +75,62 @@ async def test_a_new_number_writing_to_two_channels_in_one_batch_is_one_contact(
     }
 
 
+async def test_a_known_customer_s_messages_find_the_conversation_of_their_channel(
+    api: Api, runtime: Runtime, wa: FakeGraph
+) -> None:
+    """A returning customer writes, in one batch, on the channel where their conversation is
+    and on one where they have none yet, beside a new number: on PostgreSQL the contact and
+    the conversation are looked up together (`batch._known_senders`); each message must
+    land in its own channel's conversation, the missing one made once."""
+    owner = await api.register()
+    ws = await api.create_workspace(owner)
+    first = await api.create_channel(owner, ws, auto_reply=AUTO_REPLY)
+    second = await api.create_channel(
+        owner, ws, phone_number_id="1122334455669", auto_reply=AUTO_REPLY
+    )
+    wa.connect("1122334455669", "http://127.0.0.1:9/unused")
+    now = int(time.time())
+    ids = await _store(runtime, ws, first["id"], [_text("15550010", "hi", "Ann", "wamid.K1", now)])
+    await _run(runtime, "process_inbound_events", ws, ids)
+    await eventually(lambda: _settled(runtime, ws))
+
+    ids = await _store(
+        runtime, ws, first["id"], [_text("15550010", "again", "Ann", "wamid.K2", now + 1)]
+    )
+    ids += await _store(
+        runtime,
+        ws,
+        second["id"],
+        [
+            _text("15550010", "here too", "Ann", "wamid.K3", now + 1),
+            _text("15550011", "new here", "Bo", "wamid.K4", now + 1),
+        ],
+    )
+    await _run(runtime, "process_inbound_events", ws, ids)
+    await eventually(lambda: _settled(runtime, ws))
+
+    counts = await _counts(runtime, ws)
+    assert counts == {
+        "contacts": 2,
+        "identities": 2,
+        "unread": [1, 1, 2],  # Ann: 2 on the first channel, 1 on the second; Bo: 1
+        "inbound": 4,
+        "outbound": 4,
+    }
+    workspace = uuid.UUID(ws)
+    async with runtime.db.unit_of_work(write=False) as db:
+        await enter_workspace(db, workspace)
+        placed = (
+            await db.execute(
+                select(Message.provider_message_id, Message.channel_id, Conversation.channel_id)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Message.workspace_id == workspace, Message.direction == "inbound")
+            )
+        ).all()
+    assert len(placed) == 4
+    assert all(message == conversation for _, message, conversation in placed), placed
+
+
 async def test_a_customer_created_meanwhile_by_another_worker_is_joined_not_doubled(
     api: Api, runtime: Runtime, wa: FakeGraph, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,10 +25,22 @@ from datetime import datetime, timedelta
 from functools import cache, lru_cache, partial
 from typing import Any
 
-from sqlalchemy import any_, bindparam, case, delete, func, inspect, select, update
+from sqlalchemy import (
+    String,
+    Uuid,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    inspect,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstanceState, PassiveFlag
+from sqlalchemy.orm import InstanceState, PassiveFlag, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from botplatform.analytics import cycles
@@ -103,6 +115,7 @@ class Sender:
     new_contact: bool = False  # created by this batch: no conversation to look for
     new_conversation: bool = False  # created by this batch, already in its final state
     earlier_inbound: bool = True  # its conversation had a customer message before the batch
+    conversation_asked: bool = False  # looked for with its contact (`_find_contacts`)
     bot: bool = False  # a live bot serves the channel: it answers (`_bot_turns`)
     stored: list[Message] = field(default_factory=list)  # this batch's new messages
 
@@ -297,6 +310,7 @@ def _dialect(db: AsyncSession, statements: dict[str, Any]) -> Any:
 
 
 _IDENTITIES, _CONTACTS = table_of(ContactIdentity), table_of(Contact)
+_CONVERSATIONS = table_of(Conversation)
 _KNOWN_IDENTITIES = _per_dialect(
     lambda dialect: (
         scoped_columns(
@@ -312,20 +326,76 @@ _KNOWN_IDENTITIES = _per_dialect(
 )
 
 
+def _known_senders() -> Any:
+    """PostgreSQL: each sender's contact and their conversation on the channel, in one round
+    trip instead of two (`_find_contacts`, then `_find_conversations`). One row of arrays in,
+    a row out per sender whose contact exists. Both lookups are lateral subqueries with
+    `LIMIT 1` (each key is unique): the planner cannot merge them into joins, so each runs
+    as an index lookup per sender whatever the tables' statistics say (a join's plan followed
+    them, and on a new database's growing tables chose sequential scans; see `_lock_talking`)."""
+    asked = core.unnested(
+        "asked", ("external_id", String), ("channel_id", Uuid), ("thread_key", String)
+    )
+    contact = (
+        scoped_columns(ContactIdentity, "contact_id", "profile_name", "profile_fetched_at")
+        .add_columns(_CONTACTS.c.opted_out)
+        .join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
+        .where(
+            _IDENTITIES.c.provider == bindparam("provider"),
+            _IDENTITIES.c.external_id == asked.c.external_id,
+        )
+        .limit(1)
+        .lateral("contact")
+    )
+    conversation = (
+        scoped_columns(Conversation, "id", "last_inbound_at")
+        .where(
+            _CONVERSATIONS.c.channel_id == asked.c.channel_id,
+            _CONVERSATIONS.c.contact_id == contact.c.contact_id,
+            _CONVERSATIONS.c.thread_key == asked.c.thread_key,
+        )
+        .limit(1)
+        .lateral("conversation")
+    )
+    return (
+        select(
+            asked.c.external_id,
+            asked.c.channel_id,
+            asked.c.thread_key,
+            contact.c.contact_id,
+            contact.c.profile_name,
+            contact.c.profile_fetched_at,
+            contact.c.opted_out,
+            conversation.c.id,
+            conversation.c.last_inbound_at,
+        )
+        .select_from(asked)
+        .join(contact, true())
+        .outerjoin(conversation, true())
+    )
+
+
+_KNOWN_SENDERS = _known_senders()
+
+
 async def _find_contacts(db: AsyncSession, senders: list[Sender]) -> None:
     """Fills in the contact of each sender known already (one query per provider; the same
-    number on two channels is one contact)."""
+    number on two channels is one contact), and on PostgreSQL their conversation too."""
     by_provider: dict[str, dict[str, list[Sender]]] = defaultdict(lambda: defaultdict(list))
     for sender in senders:
         by_provider[sender.channel.provider][sender.external_id].append(sender)
+    together = db.get_bind().dialect.name == "postgresql"
     for provider, known in by_provider.items():
         workspace_id = next(iter(known.values()))[0].channel.workspace_id
-        parameters = {
-            "workspace_id": workspace_id,
-            "provider": provider,
-            "external_ids": list(known),
-        }
-        found = await core.run(db, _dialect(db, _KNOWN_IDENTITIES), parameters)
+        if together:
+            found = await _contacts_and_conversations(db, workspace_id, provider, known)
+        else:
+            parameters = {
+                "workspace_id": workspace_id,
+                "provider": provider,
+                "external_ids": list(known),
+            }
+            found = await core.run(db, _dialect(db, _KNOWN_IDENTITIES), parameters)
         refresh = profiles.has_profiles(provider)
         for external_id, contact_id, profile_name, fetched_at, opted_out in found:
             for sender in known[external_id]:
@@ -335,6 +405,34 @@ async def _find_contacts(db: AsyncSession, senders: list[Sender]) -> None:
                 profiles.refresh_if_stale(
                     db, known[external_id][0].channel, external_id, fetched_at
                 )
+
+
+async def _contacts_and_conversations(
+    db: AsyncSession, workspace_id: uuid.UUID, provider: str, known: dict[str, list[Sender]]
+) -> list[tuple[Any, ...]]:
+    """`_KNOWN_SENDERS` for one provider's senders: their conversations filled in (each
+    sender marked as asked), and the contacts found, one row per person, as
+    `_KNOWN_IDENTITIES` gives them."""
+    asked = [sender for senders in known.values() for sender in senders]
+    parameters = {
+        "workspace_id": workspace_id,
+        "provider": provider,
+        "external_id": [sender.external_id for sender in asked],
+        "channel_id": [sender.channel.id for sender in asked],
+        "thread_key": [sender.thread_key for sender in asked],
+    }
+    by_key = {(s.external_id, s.channel.id, s.thread_key): s for s in asked}
+    people: dict[str, tuple[Any, ...]] = {}
+    for row in await core.run(db, _KNOWN_SENDERS, parameters):
+        external_id, channel_id, thread_key, contact_id, *contact, conversation_id, last = row
+        people[external_id] = (external_id, contact_id, *contact)
+        if conversation_id is not None:
+            sender = by_key[(external_id, channel_id, thread_key)]
+            sender.conversation_id, sender.last_inbound_at = conversation_id, last
+            sender.earlier_inbound = last is not None
+    for sender in asked:
+        sender.conversation_asked = True
+    return list(people.values())
 
 
 class Events:
@@ -506,7 +604,6 @@ async def _conversation_created(
     )
 
 
-_CONVERSATIONS = table_of(Conversation)
 _KNOWN_CONVERSATIONS = _per_dialect(
     lambda dialect: scoped_columns(
         Conversation, "contact_id", "thread_key", "id", "last_inbound_at"
@@ -640,7 +737,7 @@ async def _record(db: AsyncSession, senders: list[Sender], heard: bool) -> list[
     if new:
         known += await _create_customers(db, new, now, events)
     if known:
-        await _find_conversations(db, known)
+        await _find_conversations(db, [s for s in known if not s.conversation_asked])
         await _create_conversations(db, known, now, events)
         rows = _message_rows(known, now)
         inserted = await core.insert_many(
@@ -918,15 +1015,65 @@ async def _lock_talking(db: AsyncSession, talking: list[Sender]) -> list[Any]:
     conversations = list(
         (await db.execute(locking, {"workspace_id": workspace_id, "values": ids})).scalars()
     )
-    contact_ids = sorted({conversation.contact_id for conversation in conversations})
-    contacts = await _read_by(db, workspace_id, Contact.id, contact_ids)
-    found = await _read_by(db, workspace_id, BotSession.conversation_id, ids)
+    contacts, found = await _contacts_and_sessions(db, workspace_id, conversations)
     sessions: dict[uuid.UUID, BotSession | None] = dict.fromkeys(c.id for c in conversations)
     sessions.update((session.conversation_id, session) for session in found)
     made = await _make_sessions(db, workspace_id, talking, sessions)
     for conversation_id, session in sessions.items():
         conversation_repository.remember_locked(db, conversation_id, session)
     return [conversations, contacts, found, made]
+
+
+async def _contacts_and_sessions(
+    db: AsyncSession, workspace_id: uuid.UUID, conversations: list[Conversation]
+) -> tuple[list[Contact], list[BotSession]]:
+    """The conversations' contacts and bot sessions, loaded afresh: on PostgreSQL in one
+    statement (`_TALKING`), on SQLite one table each."""
+    if db.get_bind().dialect.name != "postgresql":
+        contact_ids = sorted({conversation.contact_id for conversation in conversations})
+        ids = [conversation.id for conversation in conversations]
+        return (
+            await _read_by(db, workspace_id, Contact.id, contact_ids),
+            await _read_by(db, workspace_id, BotSession.conversation_id, ids),
+        )
+    parameters = {
+        "workspace_id": workspace_id,
+        "conversation_id": [conversation.id for conversation in conversations],
+        "contact_id": [conversation.contact_id for conversation in conversations],
+    }
+    contacts: dict[uuid.UUID, Contact] = {}
+    sessions = []
+    for contact, session in await db.execute(_TALKING, parameters):
+        contacts[contact.id] = contact
+        if session is not None:
+            sessions.append(session)
+    return list(contacts.values()), sessions
+
+
+def _talking() -> Any:
+    """PostgreSQL: each locked conversation's contact and bot session as ORM objects, in one
+    round trip. Lateral lookups with `LIMIT 1`, as `_known_senders` (an index lookup each,
+    whatever the statistics), made after the lock was taken (`_lock_talking` says why)."""
+    talking = core.unnested("talking", ("conversation_id", Uuid), ("contact_id", Uuid))
+    contact = (
+        scoped_rows(Contact).where(Contact.id == talking.c.contact_id).limit(1).lateral("contact")
+    )
+    session = (
+        scoped_rows(BotSession)
+        .where(BotSession.conversation_id == talking.c.conversation_id)
+        .limit(1)
+        .lateral("session")
+    )
+    return (
+        select(aliased(Contact, contact), aliased(BotSession, session))
+        .select_from(talking)
+        .join(contact, true())
+        .outerjoin(session, true())
+        .execution_options(populate_existing=True)
+    )
+
+
+_TALKING = _talking()
 
 
 async def _read_by(

@@ -76,9 +76,9 @@ if TYPE_CHECKING:
 log = get_logger("botplatform.channels")
 
 
-async def _enter(ctx: JobContext, workspace_id: str) -> uuid.UUID:
+async def _enter(ctx: JobContext, workspace_id: str, *, generic_plans: bool = False) -> uuid.UUID:
     ws = uuid.UUID(workspace_id)
-    await enter_workspace(ctx.db, ws)
+    await enter_workspace(ctx.db, ws, generic_plans=generic_plans)
     return ws
 
 
@@ -330,7 +330,8 @@ async def _apply_batch(
 ) -> list[sender.LeasedSend]:
     """Applies the batch's events and the riding outcomes, and commits; the replies it
     leased, to send now."""
-    ws = await _enter(ctx, workspace_id)
+    # Key lookups and array writes only: generic plans (`enter_workspace` says why).
+    ws = await _enter(ctx, workspace_id, generic_plans=True)
     events = await batch.pending_events(ctx.db, ws, [uuid.UUID(i) for i in event_ids])
     items: list[tuple[ChannelInfo, object]] = []
     outcomes: dict[uuid.UUID, str | None] = {}  # event id → None (processed) or its error

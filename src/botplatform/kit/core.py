@@ -316,7 +316,9 @@ def _say_off_fast_path(writes: list[Write], parts: list[Any]) -> None:
 _SAID: set[int] = set()
 
 
-async def begin_with_setting(db: AsyncSession, name: str, value: str) -> bool:
+async def begin_with_setting(
+    db: AsyncSession, name: str, value: str, *, generic_plans: bool = False
+) -> bool:
     """PostgreSQL: opens the session's transaction and makes `name` = `value` for it
     (`set_config(…, true)`, i.e. SET LOCAL) in ONE round trip instead of two, when nothing
     has run in it yet and the value is an id (a UUID: safe to write into the text, the only
@@ -326,7 +328,10 @@ async def begin_with_setting(db: AsyncSession, name: str, value: str) -> bool:
     SQLAlchemy's asyncpg adapter begins its transaction lazily, at the first statement,
     through asyncpg's `Connection.transaction()`; here the BEGIN is sent together with the
     setting, and the adapter is handed an object that ends the transaction the same way
-    (the `commit`/`rollback` protocol it declares for asyncpg's)."""
+    (the `commit`/`rollback` protocol it declares for asyncpg's).
+
+    With `generic_plans`, the transaction's prepared statements also run on their generic
+    plans (`plan_cache_mode`, SET LOCAL too): see `scoping.enter_workspace`."""
     connection = await db.connection()
     if connection.dialect.name != "postgresql" or not _is_uuid(value) or not _NAME.match(name):
         return False
@@ -335,6 +340,8 @@ async def begin_with_setting(db: AsyncSession, name: str, value: str) -> bool:
     if adapted._transaction is not None or begin is None or adapted.readonly or adapted.deferrable:
         return False
     setting = f"SELECT set_config('{name}', '{value}', true)"
+    if generic_plans:
+        setting += ", set_config('plan_cache_mode', 'force_generic_plan', true)"
     await _invalidating(connection, _begin(adapted, f"{begin}; {setting}"))
     return True
 
