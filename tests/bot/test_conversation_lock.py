@@ -7,9 +7,8 @@ second query. SQLite has no row locks and keeps its reads as they were."""
 
 from __future__ import annotations
 
-import re
-
 import asyncio
+import re
 import uuid
 
 import httpx
