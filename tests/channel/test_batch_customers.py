@@ -46,21 +46,25 @@ async def _messages(db: Any, ws: uuid.UUID, direction: str) -> int:
     return int((await db.execute(query)).scalar_one())
 
 
-async def test_a_new_number_writing_to_two_channels_in_one_batch_is_one_contact(
-    api: Api, runtime: Runtime, wa: FakeGraph
-) -> None:
+async def _two_channels(api: Api, wa: FakeGraph, second_number: str) -> tuple[str, str, str]:
+    """A workspace with two WhatsApp channels that auto-reply: its id and theirs."""
     owner = await api.register()
     ws = await api.create_workspace(owner)
     first = await api.create_channel(owner, ws, auto_reply=AUTO_REPLY)
     second = await api.create_channel(
-        owner, ws, phone_number_id="1122334455668", auto_reply=AUTO_REPLY
+        owner, ws, phone_number_id=second_number, auto_reply=AUTO_REPLY
     )
-    wa.connect("1122334455668", "http://127.0.0.1:9/unused")
+    wa.connect(second_number, "http://127.0.0.1:9/unused")
+    return ws, first["id"], second["id"]
+
+
+async def test_a_new_number_writing_to_two_channels_in_one_batch_is_one_contact(
+    api: Api, runtime: Runtime, wa: FakeGraph
+) -> None:
+    ws, first, second = await _two_channels(api, wa, "1122334455668")
     now = int(time.time())
-    ids = await _store(runtime, ws, first["id"], [_text("15550009", "hi", "Zoe", "wamid.Z1", now)])
-    ids += await _store(
-        runtime, ws, second["id"], [_text("15550009", "yo", "Zoe", "wamid.Z2", now)]
-    )
+    ids = await _store(runtime, ws, first, [_text("15550009", "hi", "Zoe", "wamid.Z1", now)])
+    ids += await _store(runtime, ws, second, [_text("15550009", "yo", "Zoe", "wamid.Z2", now)])
 
     await _run(runtime, "process_inbound_events", ws, ids)
     await eventually(lambda: _settled(runtime, ws))
@@ -82,25 +86,17 @@ async def test_a_known_customer_s_messages_find_the_conversation_of_their_channe
     and on one where they have none yet, beside a new number: on PostgreSQL the contact and
     the conversation are looked up together (`batch._known_senders`); each message must
     land in its own channel's conversation, the missing one made once."""
-    owner = await api.register()
-    ws = await api.create_workspace(owner)
-    first = await api.create_channel(owner, ws, auto_reply=AUTO_REPLY)
-    second = await api.create_channel(
-        owner, ws, phone_number_id="1122334455669", auto_reply=AUTO_REPLY
-    )
-    wa.connect("1122334455669", "http://127.0.0.1:9/unused")
+    ws, first, second = await _two_channels(api, wa, "1122334455669")
     now = int(time.time())
-    ids = await _store(runtime, ws, first["id"], [_text("15550010", "hi", "Ann", "wamid.K1", now)])
+    ids = await _store(runtime, ws, first, [_text("15550010", "hi", "Ann", "wamid.K1", now)])
     await _run(runtime, "process_inbound_events", ws, ids)
     await eventually(lambda: _settled(runtime, ws))
 
-    ids = await _store(
-        runtime, ws, first["id"], [_text("15550010", "again", "Ann", "wamid.K2", now + 1)]
-    )
+    ids = await _store(runtime, ws, first, [_text("15550010", "again", "Ann", "wamid.K2", now + 1)])
     ids += await _store(
         runtime,
         ws,
-        second["id"],
+        second,
         [
             _text("15550010", "here too", "Ann", "wamid.K3", now + 1),
             _text("15550011", "new here", "Bo", "wamid.K4", now + 1),

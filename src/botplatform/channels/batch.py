@@ -311,17 +311,17 @@ def _dialect(db: AsyncSession, statements: dict[str, Any]) -> Any:
 
 _IDENTITIES, _CONTACTS = table_of(ContactIdentity), table_of(Contact)
 _CONVERSATIONS = table_of(Conversation)
-_KNOWN_IDENTITIES = _per_dialect(
-    lambda dialect: (
-        scoped_columns(
-            ContactIdentity, "external_id", "contact_id", "profile_name", "profile_fetched_at"
-        )
-        .add_columns(_CONTACTS.c.opted_out)
-        .join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
-        .where(
-            _IDENTITIES.c.provider == bindparam("provider"),
-            core.one_of(_IDENTITIES.c.external_id, "external_ids")[dialect],
-        )
+#: SQLite's read of the known contacts; PostgreSQL reads them with their conversations
+#: (`_KNOWN_SENDERS`).
+_KNOWN_IDENTITIES = (
+    scoped_columns(
+        ContactIdentity, "external_id", "contact_id", "profile_name", "profile_fetched_at"
+    )
+    .add_columns(_CONTACTS.c.opted_out)
+    .join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id)
+    .where(
+        _IDENTITIES.c.provider == bindparam("provider"),
+        core.one_of(_IDENTITIES.c.external_id, "external_ids")["sqlite"],
     )
 )
 
@@ -384,10 +384,10 @@ async def _find_contacts(db: AsyncSession, senders: list[Sender]) -> None:
     by_provider: dict[str, dict[str, list[Sender]]] = defaultdict(lambda: defaultdict(list))
     for sender in senders:
         by_provider[sender.channel.provider][sender.external_id].append(sender)
-    together = db.get_bind().dialect.name == "postgresql"
+    with_conversations = db.get_bind().dialect.name == "postgresql"
     for provider, known in by_provider.items():
         workspace_id = next(iter(known.values()))[0].channel.workspace_id
-        if together:
+        if with_conversations:
             found = await _contacts_and_conversations(db, workspace_id, provider, known)
         else:
             parameters = {
@@ -395,7 +395,7 @@ async def _find_contacts(db: AsyncSession, senders: list[Sender]) -> None:
                 "provider": provider,
                 "external_ids": list(known),
             }
-            found = await core.run(db, _dialect(db, _KNOWN_IDENTITIES), parameters)
+            found = await core.run(db, _KNOWN_IDENTITIES, parameters)
         refresh = profiles.has_profiles(provider)
         for external_id, contact_id, profile_name, fetched_at, opted_out in found:
             for sender in known[external_id]:
