@@ -279,8 +279,9 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
             f"**(d) CPU per broadcast send** ({d['sends_measured']:,} sends of a "
             f"{d['recipients']:,}-recipient broadcast, {d['worker_processes']} worker processes, "
             "the provider's status webhooks off so that only the sending path counts): "
-            f"workers {d['worker_cpu_ms_per_send']} ms, PostgreSQL "
-            f"{d['postgres_cpu_ms_per_send']} ms, the harness (app and fake Graph API) "
+            f"workers (each with its bulk child, which sends) {d['worker_cpu_ms_per_send']} "
+            f"ms, PostgreSQL (the run's own cluster) {d['postgres_cpu_ms_per_send']} ms, "
+            "the harness (app and fake Graph API) "
             f"{d['harness_cpu_ms_per_send']} ms; {d['sustained_msg_s']} msg/s sustained "
             f"meanwhile (1-minute load average {d['load_average_1m'][0]} → "
             f"{d['load_average_1m'][1]}).",

@@ -34,30 +34,47 @@ from tests.broadcast.stack import own_stack  # noqa: E402
 from tests.conftest import eventually  # noqa: E402
 
 
+def _parents() -> dict[int, int]:
+    """Every live process's parent, by pid."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(entry.name)
+            if fields:
+                parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
 def _tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its live children (a worker's threads are its own)."""
+    """CPU seconds of a process and its descendants: the live ones (a worker's bulk child,
+    which does the sending: worker/bulk.py) and the reaped ones (cutime, cstime)."""
+    parents = _parents()
+    tree, grown = {pid}, True
+    while grown:
+        children = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grown = bool(children)
+    total = 0.0
+    for member in tree:
+        fields = _stat_fields(str(member))
+        if fields:
+            total += _cpu(fields)
     fields = _stat_fields(str(pid))
-    total = _cpu(fields) if fields else 0.0
-    # children's time once reaped (cutime, cstime), e.g. a worker's subprocesses
     if fields:
         total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
     return total
 
 
-def _postgres_cpu(port: int) -> float:
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if command.startswith("postgres:") and "127.0.0.1" in command:
-            fields = _stat_fields(entry.name)
-            if fields:
-                total += _cpu(fields)
-    return total
+def _postgres_cpu(data_directory: Path) -> float:
+    """CPU seconds of the throwaway cluster's processes (its postmaster, whose pid opens
+    postmaster.pid, and every process it started), not of another cluster on the host."""
+    postmaster = int((data_directory / "postmaster.pid").read_text().split()[0])
+    return sum(
+        _cpu(fields)
+        for pid, parent in _parents().items()
+        if pid == postmaster or parent == postmaster
+        if (fields := _stat_fields(str(pid)))
+    )
 
 
 def _spies(pids: list[int], directory: Path) -> list[subprocess.Popen[bytes]]:
@@ -89,7 +106,7 @@ async def run(recipients: int, rate: int, workers: int, spy: Path | None) -> dic
         harness = os.getpid()  # the app (its worker off) and the fake Graph API
         spies = _spies([*pids, harness], spy) if spy is not None else []
         before_workers = sum(_tree_cpu(pid) for pid in pids)
-        before_pg = _postgres_cpu(stack.postgres.port)
+        before_pg = _postgres_cpu(stack.postgres.directory / "data")
         before_harness = time.process_time()
         before_sends, started = len(graph.arrivals), time.monotonic()
         load_start = os.getloadavg()[0]
@@ -98,7 +115,7 @@ async def run(recipients: int, rate: int, workers: int, spy: Path | None) -> dic
         elapsed = time.monotonic() - started
         sends = len(graph.arrivals) - before_sends
         workers_cpu = sum(_tree_cpu(pid) for pid in pids) - before_workers
-        pg_cpu = _postgres_cpu(stack.postgres.port) - before_pg
+        pg_cpu = _postgres_cpu(stack.postgres.directory / "data") - before_pg
         harness_cpu = time.process_time() - before_harness
         for process in spies:
             process.send_signal(2)

@@ -8,6 +8,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -28,7 +29,12 @@ def cpu_seconds(pid: int) -> float | None:
 def session_cpu_seconds(session: int) -> float:
     """CPU seconds of every live process in a session (a process under test and its
     children: the bench starts each in its own session)."""
-    total = 0.0
+    return sum(session_processes(session).values())
+
+
+def session_processes(session: int) -> dict[int, float]:
+    """CPU seconds of each live process in a session, by pid."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -37,8 +43,36 @@ def session_cpu_seconds(session: int) -> float:
         except OSError:
             continue
         if int(fields[3]) == session:
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
+            found[int(entry)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return found
+
+
+def _numbered(roles: list[str]) -> list[str]:
+    """ "worker process 1", "worker process 2" where a role comes more than once."""
+    seen: dict[str, int] = {}
+    numbered = []
+    for role in roles:
+        seen[role] = seen.get(role, 0) + 1
+        numbered.append(f"{role} {seen[role]}" if roles.count(role) > 1 else role)
+    return numbered
+
+
+def process_role(pid: int, session: int) -> str:
+    """What one process of a session is: the command itself, or, under `botplatform worker`,
+    a worker process, a worker's bulk child (worker/bulk.py) or multiprocessing's resource
+    tracker."""
+    if pid == session:
+        return "the command"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError):
+        return "gone"
+    if "resource_tracker" in command:
+        return "resource tracker"
+    if "spawn_main" in command:
+        return "worker process" if parent == session else "bulk child"
+    return "child process"
 
 
 async def _backend_pids(dsn: str, database: str) -> set[int]:
@@ -62,17 +96,18 @@ def measure(
     sessions: dict[str, int],
     pg: tuple[str, str] | None = None,
     window_seconds: float = WINDOW_SECONDS,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """CPU seconds and share of one core per label over `window_seconds` of no traffic.
     `sessions`: label → session id of a process under test (the run's own Redis server is
     one of them); `pg`: (admin DSN, database)."""
-    before = {label: session_cpu_seconds(sid) for label, sid in sessions.items()}
+    before = {label: session_processes(sid) for label, sid in sessions.items()}
     backends = postgres_backend_pids(*pg) if pg else set()
     pg_before = {pid: cpu_seconds(pid) for pid in backends}
     started = time.monotonic()
     time.sleep(window_seconds)
     wall = time.monotonic() - started
-    used = {label: session_cpu_seconds(sid) - before[label] for label, sid in sessions.items()}
+    after = {label: session_processes(sid) for label, sid in sessions.items()}
+    used = {label: sum(after[label].values()) - sum(before[label].values()) for label in sessions}
     if pg:
         total = 0.0
         for pid, first in pg_before.items():
@@ -80,7 +115,23 @@ def measure(
             if first is not None and last is not None:
                 total += last - first
         used[f"PostgreSQL backends ({len(pg_before)})"] = total
+    # A command of several processes (`botplatform worker`: its worker processes, each with
+    # its bulk child) also gets each process's own figure, the one the target is about.
+    each: dict[str, list[dict[str, Any]]] = {}
+    for label, sid in sessions.items():
+        kept = sorted(set(before[label]) & set(after[label]))
+        if len(kept) > 1:
+            roles = _numbered([process_role(pid, sid) for pid in kept])
+            each[label] = [
+                {
+                    "role": role,
+                    "cpu_s": round(after[label][pid] - before[label][pid], 3),
+                    "core_pct": round(100 * (after[label][pid] - before[label][pid]) / wall, 2),
+                }
+                for pid, role in zip(kept, roles, strict=True)
+            ]
     return {
         label: {"cpu_s": round(seconds, 3), "core_pct": round(100 * seconds / wall, 2)}
+        | ({"processes": each[label]} if label in each else {})
         for label, seconds in used.items()
     } | {"window": {"cpu_s": round(wall, 1), "core_pct": 100.0}}

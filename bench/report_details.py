@@ -293,12 +293,7 @@ def idle_section(results: dict[str, Any]) -> list[str]:
         for label, figures in measured.items():
             if label == "window":
                 continue
-            pct = figures["core_pct"]
-            judged = verdict(pct < IDLE_CORE_PCT_MAX) if label.startswith("platform") else "—"
-            lines.append(
-                f"| {name} | {label} | {figures['cpu_s']:.2f} over {window:.0f} s "
-                f"| {pct:.2f}% | {judged} |"
-            )
+            lines += _idle_rows(name, label, figures, window)
     lines += [
         "",
         "Consumers block on Redis (`BLPOP` on a per-queue wake-up list that every enqueue "
@@ -306,7 +301,10 @@ def idle_section(results: dict[str, Any]) -> list[str]:
         "every `QUEUE_IDLE_WAIT_MS` (3 s by default; the in-memory queue at least once a "
         "second) to refresh the worker's heartbeat; before, an idle "
         "worker polled Redis every ≤10 ms (about 0.15 of a core, as issue 14 measured). The "
-        "scheduler ticks once a second.",
+        "scheduler ticks once a second. `botplatform worker` is one command of several "
+        "processes (with `WORKER_PROCESSES=2`: two worker processes, each with its bulk "
+        "child, and multiprocessing's resource tracker): the target is judged per process, "
+        "and the command's total is shown beside it.",
         "",
         f"The bench workspace is on the `{UNCAPPED_PLAN}` plan with every quota lifted "
         "(`PATCH /admin/plans`, by the bench user made superadmin with `botplatform "
@@ -317,6 +315,32 @@ def idle_section(results: dict[str, Any]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _idle_rows(name: str, label: str, figures: dict[str, Any], window: float) -> list[str]:
+    """One process's row; a command of several processes (`botplatform worker`) gets one
+    row for all of them, without a verdict, and a row with a verdict for each process."""
+    platform = label.startswith("platform")
+    processes = figures.get("processes") or []
+    pct = figures["core_pct"]
+    if not processes:
+        judged = verdict(pct < IDLE_CORE_PCT_MAX) if platform else "—"
+        return [
+            f"| {name} | {label} | {figures['cpu_s']:.2f} over {window:.0f} s "
+            f"| {pct:.2f}% | {judged} |"
+        ]
+    rows = [
+        f"| {name} | {label}, all {len(processes)} processes | {figures['cpu_s']:.2f} over "
+        f"{window:.0f} s | {pct:.2f}% | — |"
+    ]
+    for process in sorted(processes, key=lambda p: -p["core_pct"]):
+        each = process["core_pct"]
+        judged = verdict(each < IDLE_CORE_PCT_MAX) if platform else "—"
+        rows.append(
+            f"| {name} | {label}: {process['role']} | {process['cpu_s']:.2f} over "
+            f"{window:.0f} s | {each:.2f}% | {judged} |"
+        )
+    return rows
 
 
 def _idle_quiet_note(idle: dict[str, Any]) -> list[str]:
