@@ -259,6 +259,10 @@ def section(results: dict[str, Any], machine: dict[str, Any]) -> list[str]:
             f"| `delivery_unknown` (in flight at the kill; not resent) | "
             f"{a['delivery_unknown']} (of which arrived: {a['delivery_unknown_that_arrived']}) |",
             "",
+            "Here the app that takes the provider's status webhooks (three per send) and the "
+            "fake Graph API run inside the bench's own process, beside the workers on the same "
+            "cores; the block *With real processes* below runs each as a process of its own.",
+            "",
         ]
     b = results.get("fairness")
     if b:
