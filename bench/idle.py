@@ -17,13 +17,18 @@ WINDOW_SECONDS = 30.0
 SETTLE_SECONDS = 5.0  # after the smoke test: its jobs finish, consumers find empty queues
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of one process (all its threads); None once it has gone."""
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name; None once it has gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of one process (all its threads); None once it has gone."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def session_cpu_seconds(session: int) -> float:
@@ -36,13 +41,8 @@ def session_processes(session: int) -> dict[int, float]:
     """CPU seconds of each live process in a session, by pid."""
     found = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session:
+        fields = _stat(entry) if entry.isdigit() else None
+        if fields is not None and int(fields[3]) == session:
             found[int(entry)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return found
 
@@ -63,11 +63,14 @@ def process_role(pid: int, session: int) -> str:
     tracker."""
     if pid == session:
         return "the command"
+    fields = _stat(pid)
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError):
+    except OSError:
+        fields = None
+    if fields is None:
         return "gone"
+    parent = int(fields[1])
     if "resource_tracker" in command:
         return "resource tracker"
     if "spawn_main" in command:
